@@ -1,0 +1,168 @@
+/*
+ * testlib.h — tiny header-only unit test harness for vigil.
+ *
+ *   #include "testlib.h"
+ *
+ *   TEST(encodes_ping) {
+ *       CHECK(x != NULL);
+ *       CHECK_EQ_INT(len, 12);
+ *       CHECK_EQ_STR(name, "node-a");
+ *       CHECK_MEM(buf, expected, sizeof expected);
+ *       REQUIRE(p != NULL);          // on failure: stop this test
+ *   }
+ *
+ *   TEST_MAIN(encodes_ping, decodes_ping)
+ *
+ * Output (stdout, line buffered) per test: diagnostics as "# file:line: ..."
+ * lines, then "ok - <name>" or "not ok - <name>"; finally a summary
+ * "# <N> passed, <N> failed".  main() returns 1 if any test failed.
+ * `./test_x substr` runs only tests whose name contains substr.
+ *
+ * One translation unit per test binary: the failure counter is file-static.
+ */
+#ifndef VIGIL_TESTLIB_H
+#define VIGIL_TESTLIB_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TEST(name) static void name(void)
+
+static int testlib_fails_ __attribute__((unused));
+
+__attribute__((format(printf, 3, 4), unused))
+static void testlib_fail_(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    testlib_fails_++;
+    printf("# %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+}
+
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (!(cond))                                                         \
+            testlib_fail_(__FILE__, __LINE__, "CHECK(%s) failed", #cond);    \
+    } while (0)
+
+/* Like CHECK, but returns from the (void) test function on failure. */
+#define REQUIRE(cond)                                                        \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            testlib_fail_(__FILE__, __LINE__, "REQUIRE(%s) failed", #cond);  \
+            return;                                                          \
+        }                                                                    \
+    } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                   \
+    do {                                                                     \
+        long long testlib_a_ = (long long)(a);                               \
+        long long testlib_b_ = (long long)(b);                               \
+        if (testlib_a_ != testlib_b_)                                        \
+            testlib_fail_(__FILE__, __LINE__,                                \
+                          "CHECK_EQ_INT(%s, %s): %lld != %lld", #a, #b,      \
+                          testlib_a_, testlib_b_);                           \
+    } while (0)
+
+#define CHECK_EQ_STR(a, b)                                                   \
+    do {                                                                     \
+        const char *testlib_a_ = (a);                                        \
+        const char *testlib_b_ = (b);                                        \
+        if (testlib_a_ == NULL || testlib_b_ == NULL                         \
+                ? testlib_a_ != testlib_b_                                   \
+                : strcmp(testlib_a_, testlib_b_) != 0)                       \
+            testlib_fail_(__FILE__, __LINE__,                                \
+                          "CHECK_EQ_STR(%s, %s): \"%s\" != \"%s\"", #a, #b,  \
+                          testlib_a_ ? testlib_a_ : "(null)",                \
+                          testlib_b_ ? testlib_b_ : "(null)");               \
+    } while (0)
+
+__attribute__((unused))
+static void testlib_check_mem_(const char *file, int line, const char *ea,
+                               const char *eb, const void *a, const void *b,
+                               size_t n)
+{
+    const unsigned char *pa = a, *pb = b;
+    size_t i, off, end;
+    if (n == 0 || (pa && pb && memcmp(pa, pb, n) == 0))
+        return;
+    if (!pa || !pb) {
+        testlib_fail_(file, line, "CHECK_MEM(%s, %s, %zu): NULL pointer",
+                      ea, eb, n);
+        return;
+    }
+    for (off = 0; pa[off] == pb[off]; off++)
+        ;
+    testlib_fail_(file, line,
+                  "CHECK_MEM(%s, %s, %zu): first difference at offset %zu",
+                  ea, eb, n, off);
+    i = off > 8 ? off - 8 : 0;
+    end = off + 24 < n ? off + 24 : n;
+    printf("#   @%zu  got:", i);
+    for (size_t j = i; j < end; j++)
+        printf(" %02x", pa[j]);
+    printf("\n#   @%zu want:", i);
+    for (size_t j = i; j < end; j++)
+        printf(" %02x", pb[j]);
+    putchar('\n');
+    fflush(stdout);
+}
+
+#define CHECK_MEM(a, b, n)                                                   \
+    testlib_check_mem_(__FILE__, __LINE__, #a, #b, (a), (b), (size_t)(n))
+
+/* Splits "a, b ,c" (the stringified TEST_MAIN arguments) into names. */
+__attribute__((unused))
+static int testlib_run_(const char *names, void (*const *fns)(void),
+                        size_t nfns, int argc, char **argv)
+{
+    const char *filter = argc > 1 ? argv[1] : NULL;
+    const char *p = names;
+    int passed = 0, failed = 0;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (size_t i = 0; i < nfns; i++) {
+        char name[128];
+        size_t len = 0;
+        while (*p == ',' || *p == ' ' || *p == '\t' || *p == '\n')
+            p++;
+        while (*p && *p != ',' && *p != ' ' && *p != '\t' && *p != '\n') {
+            if (len + 1 < sizeof name)
+                name[len++] = *p;
+            p++;
+        }
+        name[len] = '\0';
+        if (filter && !strstr(name, filter))
+            continue;
+        testlib_fails_ = 0;
+        fns[i]();
+        if (testlib_fails_) {
+            printf("not ok - %s\n", name);
+            failed++;
+        } else {
+            printf("ok - %s\n", name);
+            passed++;
+        }
+        fflush(stdout);
+    }
+    printf("# %d passed, %d failed\n", passed, failed);
+    fflush(stdout);
+    return failed ? 1 : 0;
+}
+
+#define TEST_MAIN(...)                                                       \
+    int main(int argc, char **argv)                                          \
+    {                                                                        \
+        static void (*const testlib_fns_[])(void) = { __VA_ARGS__ };         \
+        return testlib_run_(#__VA_ARGS__, testlib_fns_,                      \
+                            sizeof testlib_fns_ / sizeof testlib_fns_[0],    \
+                            argc, argv);                                     \
+    }
+
+#endif /* VIGIL_TESTLIB_H */
