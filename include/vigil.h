@@ -1,0 +1,200 @@
+/*
+ * vigil.h — libvigil, an embeddable cluster membership and failure
+ * detection library, wire-compatible with HashiCorp Serf / memberlist.
+ *
+ * The library never owns the event loop (like curl's multi API): ask it
+ * which fds to wait on (vigil_pollfds) and for how long (vigil_timeout_ms),
+ * wait however you like, then call vigil_step().  It never blocks, never
+ * spawns threads, and reports what happened through one callback.
+ *
+ *     struct vigil_config cfg;
+ *     vigil_config_default(&cfg);
+ *     snprintf(cfg.name, sizeof cfg.name, "node-a");
+ *     vigil_t *v;  char err[256];
+ *     if (vigil_create(&cfg, &v, err, sizeof err) != 0) die(err);
+ *     vigil_join(v, (const char *[]){"10.0.0.2:7946"}, 1);
+ *     for (;;) {
+ *         struct pollfd fds[8];
+ *         int n = vigil_pollfds(v, fds, 8);
+ *         poll(fds, n, vigil_timeout_ms(v));
+ *         vigil_step(v);
+ *     }
+ */
+#ifndef VIGIL_H
+#define VIGIL_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VIGIL_NAME_MAX 128
+#define VIGIL_WILL_MAX 1024
+#define VIGIL_MAX_TAGS 64
+
+typedef struct vigil vigil_t;
+
+/* Serf's member status names, as `serf members` prints them. */
+enum vigil_status {
+	VIGIL_STATUS_NONE = 0,
+	VIGIL_STATUS_ALIVE,
+	VIGIL_STATUS_LEAVING,
+	VIGIL_STATUS_LEFT,
+	VIGIL_STATUS_FAILED,
+};
+const char *vigil_status_name(enum vigil_status s); /* "alive", "failed", ... */
+
+struct vigil_tag {
+	char *key;
+	char *value;
+};
+
+struct vigil_member {
+	char name[VIGIL_NAME_MAX + 1];
+	char addr[64];            /* textual IP */
+	uint16_t port;
+	enum vigil_status status;
+	uint32_t incarnation;
+	struct vigil_tag *tags;   /* owned by the member array */
+	size_t n_tags;
+	uint8_t vsn[6];           /* protocol min/max/cur, delegate min/max/cur */
+};
+
+enum vigil_event_type {
+	VIGIL_EV_MEMBER_JOIN,
+	VIGIL_EV_MEMBER_LEAVE,
+	VIGIL_EV_MEMBER_FAILED,
+	VIGIL_EV_MEMBER_UPDATE,
+	VIGIL_EV_MEMBER_REAP,
+	VIGIL_EV_USER,            /* user event: name, payload, ltime, coalesce */
+	VIGIL_EV_QUERY,           /* query to answer with vigil_respond(id) */
+	VIGIL_EV_QUERY_ACK,       /* our query was acked by `member` */
+	VIGIL_EV_QUERY_RESPONSE,  /* our query got a response from `member` */
+	VIGIL_EV_QUERY_DONE,      /* our query's timeout passed */
+	VIGIL_EV_MEMBER_WILL,     /* a will delivered to us: owner=member, payload */
+	VIGIL_EV_WILL_REVOKED,    /* owner of a will we got came back */
+	VIGIL_EV_WILL_UNDELIVERABLE,
+	VIGIL_EV_MEMBER_RETURNED, /* a member believed dead came back (duration_ms) */
+	VIGIL_EV_LOCAL_STALL,     /* this process was paused for duration_ms */
+};
+const char *vigil_event_name(enum vigil_event_type t); /* "member-join", ... */
+
+struct vigil_event {
+	enum vigil_event_type type;
+	const struct vigil_member *member; /* member events; owner for will events */
+	const char *name;                  /* user event / query name */
+	const uint8_t *payload;
+	size_t payload_len;
+	uint64_t ltime;                    /* Lamport time (events, queries) */
+	uint32_t id;                       /* query id */
+	bool coalesce;
+	int64_t duration_ms;               /* stall length; time believed dead */
+	uint32_t incarnation;              /* will events: owner incarnation */
+	uint64_t will_seq;                 /* will events: will sequence */
+};
+
+typedef void (*vigil_event_fn)(void *ctx, const struct vigil_event *ev);
+typedef void (*vigil_log_fn)(void *ctx, int level, const char *msg); /* 0 debug..3 error */
+
+struct vigil_config {
+	char name[VIGIL_NAME_MAX + 1];
+	char bind_addr[64];        /* "0.0.0.0" default; IPv6 literals fine */
+	uint16_t bind_port;        /* 7946 */
+	char advertise_addr[64];   /* "" = derive from bind address */
+	uint16_t advertise_port;   /* 0 = bind port */
+
+	/* memberlist DefaultLANConfig timings; see src/swim.h */
+	int probe_interval_ms, probe_timeout_ms, gossip_interval_ms, gossip_nodes;
+	int indirect_checks, retransmit_mult, suspicion_mult, suspicion_max_timeout_mult;
+	int push_pull_interval_ms, awareness_max_multiplier;
+	int64_t reap_interval_ms;  /* tombstones; serf's reconnect/tombstone 24 h */
+
+	/* Encryption: base64 keys, first is primary; NULL/0 = plaintext. */
+	const char *const *keys;
+	size_t n_keys;
+	const char *keyring_file;  /* serf's JSON keyring file; updated on rotation */
+	bool gossip_verify_incoming, gossip_verify_outgoing; /* true, true */
+
+	/* Serf layer */
+	const struct vigil_tag *tags;
+	size_t n_tags;
+	int protocol_version;      /* serf protocol, default 4 */
+	const char *snapshot_path; /* NULL = none */
+
+	vigil_event_fn on_event;
+	vigil_log_fn on_log;
+	void *ctx;
+};
+
+void vigil_config_default(struct vigil_config *cfg);
+int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_t errlen);
+void vigil_destroy(vigil_t *v);
+
+/* Event loop integration. */
+int vigil_pollfds(vigil_t *v, struct pollfd *fds, int max);
+int vigil_timeout_ms(vigil_t *v);      /* -1 = nothing scheduled */
+void vigil_step(vigil_t *v);           /* never blocks */
+
+/* Membership. "host:port" (port defaults to 7946); returns seeds contacted. */
+int vigil_join(vigil_t *v, const char *const *addrs, size_t n);
+/* Start a graceful leave; keep stepping until vigil_leave_done(). */
+int vigil_leave(vigil_t *v);
+bool vigil_leave_done(vigil_t *v);
+int vigil_force_leave(vigil_t *v, const char *node, bool prune);
+/* Snapshot of the member list; free with vigil_members_free. */
+int vigil_members(vigil_t *v, struct vigil_member **out, size_t *n);
+void vigil_members_free(struct vigil_member *m, size_t n);
+const char *vigil_name(vigil_t *v);
+
+/* Tags: set/replace (n) and delete (keys), then gossip the new meta. */
+int vigil_set_tags(vigil_t *v, const struct vigil_tag *set, size_t n_set,
+		   const char *const *del, size_t n_del);
+
+/* User events and queries (serf semantics). */
+int vigil_user_event(vigil_t *v, const char *name, const uint8_t *payload,
+		     size_t len, bool coalesce);
+struct vigil_query_params {
+	const char *const *filter_nodes; size_t n_filter_nodes;
+	const char *const *filter_tags;  size_t n_filter_tags; /* "key", "regex" pairs */
+	bool request_ack;
+	int timeout_ms;                  /* 0 = serf's default */
+	int relay_factor;
+};
+int vigil_query(vigil_t *v, const char *name, const uint8_t *payload, size_t len,
+		const struct vigil_query_params *p, uint32_t *id_out);
+int vigil_respond(vigil_t *v, uint32_t query_id, const uint8_t *payload, size_t len);
+
+/* Last will (see docs/DESIGN.md). recipient_member xor event_name. */
+int vigil_will_set(vigil_t *v, const char *recipient_member, const char *event_name,
+		   int64_t delay_ms, const uint8_t *payload, size_t len);
+int vigil_will_clear(vigil_t *v);
+struct vigil_will_info {
+	char owner[VIGIL_NAME_MAX + 1];
+	char recipient[VIGIL_NAME_MAX + 1];  /* "" for event wills */
+	char event[VIGIL_NAME_MAX + 1];      /* "" for member wills */
+	int64_t delay_ms;
+	uint64_t seq;
+	uint8_t payload[VIGIL_WILL_MAX];
+	size_t payload_len;
+};
+/* Wills known here; owner NULL = all. */
+int vigil_will_list(vigil_t *v, const char *owner, struct vigil_will_info **out, size_t *n);
+
+/* Keyring (serf keys). */
+int vigil_keys_install(vigil_t *v, const char *b64key, char *err, size_t errlen);
+int vigil_keys_use(vigil_t *v, const char *b64key, char *err, size_t errlen);
+int vigil_keys_remove(vigil_t *v, const char *b64key, char *err, size_t errlen);
+int vigil_keys_list(vigil_t *v, char ***keys_out, size_t *n); /* free each + array */
+
+/* Stats for metrics / `serf info`: name/value pairs, NULL-terminated. */
+struct vigil_stat { const char *name; double value; };
+int vigil_stats(vigil_t *v, struct vigil_stat *out, int max);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

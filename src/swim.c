@@ -1,0 +1,1678 @@
+/*
+ * swim.c — SWIM membership with the Lifeguard extensions, I/O-free.
+ *
+ * One struct swim is one member's view of the cluster.  Everything that
+ * happens to it comes in through swim_handle_* and swim_tick with the
+ * current time; everything it wants done goes out through swim_hooks.
+ * The same code runs on real sockets (vigil.c) and in the simulator (sim.c).
+ *
+ * The protocol follows HashiCorp memberlist so that Serf nodes understand
+ * us: probe one member per interval (round robin over a shuffled list),
+ * indirect probes through k members with nacks, suspicion with Lifeguard's
+ * confirmation-shortened timeout, incarnation refutation, piggybacked
+ * gossip limited to retransmit_mult * log10(n+1) sends per rumour, and
+ * push-pull anti-entropy.
+ *
+ * Differences from memberlist, on purpose:
+ *  - dead and left members stay as tombstones for reap_interval (24 h) so a
+ *    stale alive cannot resurrect them, but a higher incarnation always
+ *    brings a member back, at any address;
+ *  - like Serf's reconnect loop, we periodically push-pull with a random
+ *    dead member so that partitions heal at the membership layer;
+ *  - no TCP ping fallback (UDP probes + indirect probes only);
+ *  - outgoing packets are never compressed (we decompress what we get).
+ */
+#include "swim.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NEVER INT64_MAX
+#define MAX_RELAYS 1024          /* indirect pings we forward at once */
+#define MAX_PENDING_STREAMS 64
+#define RECONNECT_INTERVAL_MS 30000 /* serf's ReconnectInterval */
+#define COMPOUND_MAX 255
+
+/* One rumour waiting to be piggybacked. */
+struct bcast {
+	struct bcast *prev, *next;   /* within its transmit-count bucket */
+	char key[WIRE_NAME_MAX + 1]; /* member it is about; "" = user message */
+	int transmits;
+	uint64_t id;                 /* for leave tracking */
+	size_t len;
+	uint8_t data[];
+};
+
+struct member {
+	struct swim_member pub;
+	/* suspicion (Lifeguard): valid while pub.state == SWIM_SUSPECT */
+	int64_t suspect_start;
+	int64_t suspect_deadline;
+	int64_t suspect_min_ms, suspect_max_ms;
+	int confirm_needed, confirmations;
+	char confirmers[8][WIRE_NAME_MAX + 1]; /* distinct accusers seen */
+	int n_confirmers;
+	int64_t dead_since;          /* when last declared dead (member-returned) */
+	struct bcast *bcast;         /* our queued rumour about this member */
+};
+
+struct relay {
+	uint32_t local_seq, orig_seq;
+	struct wire_addr requester;
+	bool want_nack, nack_sent;
+	int64_t nack_at, expire_at;
+};
+
+enum probe_phase { PROBE_IDLE, PROBE_DIRECT, PROBE_INDIRECT };
+
+struct pending_stream {
+	uint64_t cookie;
+	bool join;
+	struct wire_addr to;
+};
+
+struct swim {
+	struct swim_config cfg;
+	struct swim_hooks hooks;
+	struct swim_stats stats;
+	uint64_t rng;
+
+	struct member **members;     /* all members incl. self and tombstones */
+	size_t n_members, cap_members;
+	struct member **index;       /* open-addressed name hash -> member */
+	size_t index_cap;            /* power of two */
+	struct member *self;
+	size_t n_alive;              /* not dead/left, incl. self */
+
+	struct member **probe_order; /* shuffled copy, rebuilt per round */
+	size_t probe_n, probe_pos, probe_cap;
+
+	/* current probe */
+	enum probe_phase probe_phase;
+	char probe_target[WIRE_NAME_MAX + 1];
+	uint32_t probe_seq;
+	int64_t probe_start, probe_ack_deadline, probe_end;
+	int probe_expected_nacks, probe_nacks;
+	int64_t next_probe;
+
+	int64_t next_gossip, next_push_pull, next_reconnect, next_reap;
+	uint32_t seq;
+
+	struct relay relays[MAX_RELAYS];
+	size_t n_relays;
+
+	struct pending_stream streams[MAX_PENDING_STREAMS];
+	size_t n_streams;
+	uint64_t next_cookie;
+
+	/* broadcast queue: buckets by transmit count, newest first */
+	struct bcast **buckets;
+	int n_buckets;
+	size_t n_bcasts;
+	uint64_t next_bcast_id;
+	uint64_t leave_bcast_id;
+	bool leaving, left_done;
+
+	int awareness;               /* Lifeguard local health score */
+	struct wbuf scratch, pkt, body;
+	const struct wire_addr *cur_from; /* sender of the packet being handled */
+};
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                       */
+
+static uint64_t rng_next(struct swim *sw)
+{
+	/* xorshift64*: fast, deterministic from the seed, good enough here */
+	uint64_t x = sw->rng;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	sw->rng = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+static size_t rng_below(struct swim *sw, size_t n)
+{
+	return n ? (size_t)(rng_next(sw) % n) : 0;
+}
+
+static void logf_(struct swim *sw, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void logf_(struct swim *sw, int level, const char *fmt, ...)
+{
+	if (!sw->hooks.log)
+		return;
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	sw->hooks.log(sw->hooks.ctx, level, buf);
+}
+
+static bool bytes_eq_str(struct wire_bytes b, const char *s)
+{
+	size_t n = strlen(s);
+	return b.len == n && memcmp(b.p, s, n) == 0;
+}
+
+static void bytes_to_name(struct wire_bytes b, char out[WIRE_NAME_MAX + 1])
+{
+	size_t n = b.len > WIRE_NAME_MAX ? WIRE_NAME_MAX : b.len;
+	memcpy(out, b.p, n);
+	out[n] = 0;
+}
+
+static bool addr_eq(const struct wire_addr *a, const struct wire_addr *b)
+{
+	return a->ip_len == b->ip_len && a->port == b->port &&
+	       memcmp(a->ip, b->ip, a->ip_len) == 0;
+}
+
+static bool is_gone(const struct member *m)
+{
+	return m->pub.state == SWIM_DEAD || m->pub.state == SWIM_LEFT;
+}
+
+/* memberlist's retransmitLimit: mult * ceil(log10(n + 1)). */
+static int retransmit_limit(const struct swim *sw)
+{
+	double n = (double)sw->n_alive;
+	int lim = sw->cfg.retransmit_mult * (int)ceil(log10(n + 1));
+	return lim < 1 ? 1 : lim;
+}
+
+/* Lifeguard awareness: scale a timeout by (score + 1). */
+static int64_t scaled(const struct swim *sw, int ms)
+{
+	return (int64_t)ms * (sw->awareness + 1);
+}
+
+static void awareness_apply(struct swim *sw, int delta)
+{
+	if (!sw->cfg.lifeguard)
+		return;
+	int v = sw->awareness + delta;
+	int max = sw->cfg.awareness_max_multiplier - 1;
+	if (v < 0)
+		v = 0;
+	if (v > max)
+		v = max;
+	if (v != sw->awareness)
+		logf_(sw, 0, "local health score now %d", v);
+	sw->awareness = v;
+}
+
+/* ------------------------------------------------------------------ */
+/* member index                                                        */
+
+static uint64_t hash_name(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
+	return h;
+}
+
+static struct member *find(const struct swim *sw, const char *name)
+{
+	size_t mask = sw->index_cap - 1;
+	for (size_t i = hash_name(name) & mask;; i = (i + 1) & mask) {
+		struct member *m = sw->index[i];
+		if (!m)
+			return NULL;
+		if (strcmp(m->pub.name, name) == 0)
+			return m;
+	}
+}
+
+static void index_put(struct member **idx, size_t cap, struct member *m)
+{
+	size_t mask = cap - 1;
+	size_t i = hash_name(m->pub.name) & mask;
+	while (idx[i])
+		i = (i + 1) & mask;
+	idx[i] = m;
+}
+
+static bool index_grow(struct swim *sw)
+{
+	size_t cap = sw->index_cap * 2;
+	struct member **idx = calloc(cap, sizeof *idx);
+	if (!idx)
+		return false;
+	for (size_t i = 0; i < sw->n_members; i++)
+		index_put(idx, cap, sw->members[i]);
+	free(sw->index);
+	sw->index = idx;
+	sw->index_cap = cap;
+	return true;
+}
+
+/* Linear-probing delete with backward shift, so lookups never need tombstones. */
+static void index_del(struct swim *sw, struct member *m)
+{
+	size_t mask = sw->index_cap - 1;
+	size_t i = hash_name(m->pub.name) & mask;
+	while (sw->index[i] != m)
+		i = (i + 1) & mask;
+	sw->index[i] = NULL;
+	for (size_t j = (i + 1) & mask; sw->index[j]; j = (j + 1) & mask) {
+		struct member *k = sw->index[j];
+		size_t home = hash_name(k->pub.name) & mask;
+		/* move k back if its home slot is not in (i, j] cyclically */
+		bool in_range = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
+		if (!in_range) {
+			sw->index[i] = k;
+			sw->index[j] = NULL;
+			i = j;
+		}
+	}
+}
+
+static struct member *member_add(struct swim *sw, const char *name)
+{
+	if ((sw->n_members + 1) * 2 > sw->index_cap && !index_grow(sw))
+		return NULL;
+	if (sw->n_members == sw->cap_members) {
+		size_t cap = sw->cap_members ? sw->cap_members * 2 : 16;
+		struct member **a = realloc(sw->members, cap * sizeof *a);
+		if (!a)
+			return NULL;
+		sw->members = a;
+		sw->cap_members = cap;
+	}
+	if (sw->probe_n == sw->probe_cap) {
+		size_t cap = sw->probe_cap ? sw->probe_cap * 2 : 16;
+		struct member **a = realloc(sw->probe_order, cap * sizeof *a);
+		if (!a)
+			return NULL;
+		sw->probe_order = a;
+		sw->probe_cap = cap;
+	}
+	struct member *m = calloc(1, sizeof *m);
+	if (!m)
+		return NULL;
+	snprintf(m->pub.name, sizeof m->pub.name, "%s", name);
+	m->pub.state = SWIM_DEAD; /* becomes alive through the caller */
+	sw->members[sw->n_members++] = m;
+	index_put(sw->index, sw->index_cap, m);
+	/* insert at a random place in the probe order, as memberlist does,
+	 * so a new member is probed within one round without a reshuffle */
+	size_t at = rng_below(sw, sw->probe_n + 1);
+	sw->probe_order[sw->probe_n++] = m;
+	struct member *t = sw->probe_order[at];
+	sw->probe_order[at] = m;
+	sw->probe_order[sw->probe_n - 1] = t;
+	return m;
+}
+
+/* ------------------------------------------------------------------ */
+/* broadcast queue                                                     */
+
+static void bcast_unlink(struct swim *sw, struct bcast *b)
+{
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		sw->buckets[b->transmits] = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	b->prev = b->next = NULL;
+}
+
+static void bcast_push(struct swim *sw, struct bcast *b)
+{
+	b->prev = NULL;
+	b->next = sw->buckets[b->transmits];
+	if (b->next)
+		b->next->prev = b;
+	sw->buckets[b->transmits] = b;
+}
+
+static void bcast_drop(struct swim *sw, struct bcast *b)
+{
+	bcast_unlink(sw, b);
+	if (b->key[0]) {
+		struct member *m = find(sw, b->key);
+		if (m && m->bcast == b)
+			m->bcast = NULL;
+	}
+	if (b->id == sw->leave_bcast_id)
+		sw->left_done = true;
+	sw->n_bcasts--;
+	free(b);
+}
+
+/* Queue an encoded message; a newer rumour about the same member replaces the old one. */
+static void bcast_queue(struct swim *sw, const char *key, const uint8_t *data, size_t len)
+{
+	struct member *m = key ? find(sw, key) : NULL;
+	if (m && m->bcast)
+		bcast_drop(sw, m->bcast);
+	struct bcast *b = malloc(sizeof *b + len);
+	if (!b)
+		return;
+	memset(b, 0, sizeof *b);
+	snprintf(b->key, sizeof b->key, "%s", key ? key : "");
+	b->len = len;
+	b->id = ++sw->next_bcast_id;
+	memcpy(b->data, data, len);
+	bcast_push(sw, b);
+	sw->n_bcasts++;
+	if (m)
+		m->bcast = b;
+}
+
+/*
+ * Append queued rumours to `msgs` (views into the queue) while they fit in
+ * `budget` bytes, fewest-transmitted and newest first, counting a send for
+ * each and retiring those past the retransmit limit.  Returns the count.
+ */
+static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs,
+			 size_t max, struct bcast **taken)
+{
+	size_t n = 0;
+	int limit = retransmit_limit(sw);
+	if (limit >= sw->n_buckets)
+		limit = sw->n_buckets - 1;
+	for (int t = 0; t < sw->n_buckets && n < max; t++) {
+		for (struct bcast *b = sw->buckets[t]; b && n < max; b = b->next) {
+			size_t need = b->len + 2; /* memberlist compoundOverhead */
+			if (need > budget)
+				continue;
+			budget -= need;
+			msgs[n].p = b->data;
+			msgs[n].len = (uint32_t)b->len;
+			taken[n++] = b;
+		}
+	}
+	/* bump counts after the walk so a moved item is not seen twice */
+	for (size_t i = 0; i < n; i++) {
+		struct bcast *b = taken[i];
+		bcast_unlink(sw, b);
+		b->transmits++;
+		if (b->transmits >= limit || b->transmits >= sw->n_buckets) {
+			/* keep the payload alive until the packet is built: park it */
+			b->transmits = -1;
+		} else {
+			bcast_push(sw, b);
+		}
+	}
+	return n;
+}
+
+static void bcast_release_parked(struct swim *sw, struct bcast **taken, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct bcast *b = taken[i];
+		if (b->transmits != -1)
+			continue;
+		if (b->key[0]) {
+			struct member *m = find(sw, b->key);
+			if (m && m->bcast == b)
+				m->bcast = NULL;
+		}
+		if (b->id == sw->leave_bcast_id)
+			sw->left_done = true;
+		sw->n_bcasts--;
+		free(b);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* sending                                                             */
+
+static const struct member *member_by_addr(struct swim *sw, const struct wire_addr *to)
+{
+	/* only used to decide on CRC; a linear scan would be O(n) per packet,
+	 * so check the probe target and fall back to "assume modern" */
+	struct member *m = sw->probe_target[0] ? find(sw, sw->probe_target) : NULL;
+	if (m && addr_eq(&m->pub.addr, to))
+		return m;
+	return NULL;
+}
+
+static void send_raw(struct swim *sw, const struct wire_addr *to, const uint8_t *p, size_t len)
+{
+	if (!sw->hooks.send_packet)
+		return;
+	sw->stats.packets_out++;
+	sw->stats.bytes_out += len;
+	sw->hooks.send_packet(sw->hooks.ctx, to, p, len);
+}
+
+/*
+ * Send one message to `to`, filling the rest of the datagram with gossip.
+ * memberlist adds a CRC envelope for peers that speak protocol 5; every
+ * peer we know of does (Serf 0.9, vigil), and older ones are rare enough
+ * that we only omit it when we know the peer is older.
+ */
+static void send_msg(struct swim *sw, const struct wire_addr *to,
+		     const uint8_t *msg, size_t len, bool piggyback)
+{
+	struct wire_bytes msgs[COMPOUND_MAX];
+	struct bcast *taken[COMPOUND_MAX];
+	size_t n = 0, nb = 0;
+	msgs[n].p = msg;
+	msgs[n++].len = (uint32_t)len;
+	size_t budget = (size_t)sw->cfg.udp_buffer_size;
+	budget = budget > len + 2 + 5 ? budget - len - 2 - 5 : 0; /* header + crc */
+	if (piggyback && budget > 0) {
+		nb = bcast_take(sw, budget, msgs + 1, COMPOUND_MAX - 1, taken);
+		n += nb;
+	}
+	wbuf_reset(&sw->pkt);
+	const uint8_t *out = msg;
+	size_t out_len = len;
+	if (n > 1) {
+		wire_make_compound(&sw->pkt, msgs, n);
+		out = sw->pkt.p;
+		out_len = sw->pkt.len;
+	}
+	sw->stats.msgs_out += n;
+	const struct member *peer = member_by_addr(sw, to);
+	bool crc = !peer || peer->pub.vsn[1] >= 5;
+	if (crc) {
+		wbuf_reset(&sw->scratch);
+		wire_add_crc(&sw->scratch, out, out_len);
+		if (!sw->scratch.oom)
+			send_raw(sw, to, sw->scratch.p, sw->scratch.len);
+	} else if (!sw->pkt.oom) {
+		send_raw(sw, to, out, out_len);
+	}
+	bcast_release_parked(sw, taken, nb);
+}
+
+static void encode_send(struct swim *sw, const struct wire_addr *to,
+			const struct wire_msg *m, bool piggyback)
+{
+	wbuf_reset(&sw->body);
+	if (wire_encode(&sw->body, m) != WIRE_OK || sw->body.oom)
+		return;
+	/* body may be reused by send_msg's callees: copy pointer now */
+	send_msg(sw, to, sw->body.p, sw->body.len, piggyback);
+}
+
+static void encode_broadcast(struct swim *sw, const char *key, const struct wire_msg *m)
+{
+	wbuf_reset(&sw->body);
+	if (wire_encode(&sw->body, m) != WIRE_OK || sw->body.oom)
+		return;
+	bcast_queue(sw, key, sw->body.p, sw->body.len);
+}
+
+static struct wire_bytes str_bytes(const char *s)
+{
+	struct wire_bytes b = { (const uint8_t *)s, (uint32_t)strlen(s) };
+	return b;
+}
+
+static void fill_alive(const struct member *m, struct wire_msg *msg)
+{
+	memset(msg, 0, sizeof *msg);
+	msg->type = WIRE_ALIVE;
+	msg->u.alive.incarnation = m->pub.incarnation;
+	msg->u.alive.node = str_bytes(m->pub.name);
+	msg->u.alive.addr = m->pub.addr;
+	msg->u.alive.meta.p = m->pub.meta;
+	msg->u.alive.meta.len = m->pub.meta_len;
+	memcpy(msg->u.alive.vsn, m->pub.vsn, 6);
+	msg->u.alive.vsn_len = 6;
+}
+
+static void broadcast_alive(struct swim *sw, const struct member *m)
+{
+	struct wire_msg msg;
+	fill_alive(m, &msg);
+	encode_broadcast(sw, m->pub.name, &msg);
+}
+
+static void broadcast_accuse(struct swim *sw, enum wire_type type, const char *node,
+			     uint32_t inc, const char *from)
+{
+	struct wire_msg msg;
+	memset(&msg, 0, sizeof msg);
+	msg.type = type;
+	struct wire_accuse *a = type == WIRE_SUSPECT ? &msg.u.suspect : &msg.u.dead;
+	a->incarnation = inc;
+	a->node = str_bytes(node);
+	a->from = str_bytes(from);
+	encode_broadcast(sw, node, &msg);
+}
+
+static void notify(struct swim *sw, enum swim_member_event ev, const struct member *m)
+{
+	if (sw->hooks.on_member)
+		sw->hooks.on_member(sw->hooks.ctx, ev, &m->pub);
+}
+
+static void set_state(struct swim *sw, struct member *m, enum swim_state st, int64_t now)
+{
+	bool was_gone = is_gone(m), now_gone = st == SWIM_DEAD || st == SWIM_LEFT;
+	if (was_gone && !now_gone)
+		sw->n_alive++;
+	else if (!was_gone && now_gone)
+		sw->n_alive--;
+	if (st != m->pub.state)
+		m->pub.state_since = now;
+	m->pub.state = st;
+	if (st == SWIM_DEAD)
+		m->dead_since = now;
+}
+
+/* ------------------------------------------------------------------ */
+/* refutation, alive, suspect, dead                                    */
+
+/* Someone says we are suspect/dead (or alive with other data): outbid them. */
+static void refute(struct swim *sw, uint32_t accused_inc, int64_t now)
+{
+	struct member *me = sw->self;
+	uint32_t inc = me->pub.incarnation + 1;
+	if (accused_inc >= inc)
+		inc = accused_inc + 1;
+	me->pub.incarnation = inc;
+	me->pub.state_since = now;
+	sw->stats.refutations++;
+	awareness_apply(sw, 1);
+	broadcast_alive(sw, me);
+	logf_(sw, 1, "refuting a rumour about ourselves with incarnation %u", inc);
+}
+
+static void handle_alive(struct swim *sw, const struct wire_alive *a, int64_t now)
+{
+	char name[WIRE_NAME_MAX + 1];
+	if (a->node.len == 0 || a->node.len > WIRE_NAME_MAX || a->addr.ip_len == 0)
+		return;
+	bytes_to_name(a->node, name);
+	if (a->vsn_len >= 3 && (a->vsn[0] == 0 || a->vsn[1] == 0 || a->vsn[0] > a->vsn[1]))
+		return;
+	struct member *m = find(sw, name);
+	bool is_self = m == sw->self;
+	if (is_self) {
+		if (sw->leaving)
+			return;
+		if (a->incarnation < m->pub.incarnation)
+			return;
+		if (a->incarnation == m->pub.incarnation && a->meta.len == m->pub.meta_len &&
+		    memcmp(a->meta.p, m->pub.meta, a->meta.len) == 0)
+			return;
+		refute(sw, a->incarnation, now);
+		return;
+	}
+	bool fresh = false;
+	if (!m) {
+		m = member_add(sw, name);
+		if (!m)
+			return;
+		fresh = true; /* created dead; set_state below counts it alive */
+	} else {
+		bool moved = !addr_eq(&m->pub.addr, &a->addr);
+		if (a->incarnation <= m->pub.incarnation)
+			return;
+		if (moved && !is_gone(m)) {
+			logf_(sw, 2, "conflicting address for %s; ignoring alive", name);
+			return;
+		}
+	}
+	enum swim_state old = m->pub.state;
+	bool meta_changed = a->meta.len != m->pub.meta_len ||
+			    memcmp(a->meta.p, m->pub.meta, a->meta.len) != 0 ||
+			    !addr_eq(&m->pub.addr, &a->addr);
+	m->pub.incarnation = a->incarnation;
+	m->pub.addr = a->addr;
+	m->pub.meta_len = (uint16_t)a->meta.len;
+	memcpy(m->pub.meta, a->meta.p, a->meta.len);
+	if (a->vsn_len == 6)
+		memcpy(m->pub.vsn, a->vsn, 6);
+	broadcast_alive(sw, m);
+	set_state(sw, m, SWIM_ALIVE, now);
+	if (fresh || old == SWIM_DEAD || old == SWIM_LEFT) {
+		sw->stats.joins++;
+		notify(sw, SWIM_EV_JOIN, m);
+	} else if (meta_changed) {
+		notify(sw, SWIM_EV_UPDATE, m);
+	}
+}
+
+/* Suspicion timeout, as memberlist: mult * max(1, log10(n)) * interval. */
+static int64_t suspicion_min_ms(const struct swim *sw)
+{
+	double n = (double)sw->n_alive;
+	double scale = n >= 1 ? log10(n) : 0;
+	if (scale < 1)
+		scale = 1;
+	return (int64_t)(sw->cfg.suspicion_mult * scale * sw->cfg.probe_interval_ms);
+}
+
+/*
+ * Lifeguard: the timeout shrinks from max towards min as independent
+ * confirmations arrive: max - (max - min) * log(c + 1) / log(k + 1).
+ */
+static void suspicion_rearm(struct member *m)
+{
+	int64_t t = m->suspect_max_ms;
+	if (m->confirm_needed > 0) {
+		double frac = log(m->confirmations + 1.0) / log(m->confirm_needed + 1.0);
+		t = m->suspect_max_ms - (int64_t)((double)(m->suspect_max_ms - m->suspect_min_ms) * frac);
+		if (t < m->suspect_min_ms)
+			t = m->suspect_min_ms;
+	}
+	m->suspect_deadline = m->suspect_start + t;
+}
+
+static void handle_suspect(struct swim *sw, const struct wire_accuse *s, int64_t now)
+{
+	char name[WIRE_NAME_MAX + 1], from[WIRE_NAME_MAX + 1];
+	if (s->node.len == 0 || s->node.len > WIRE_NAME_MAX)
+		return;
+	bytes_to_name(s->node, name);
+	bytes_to_name(s->from, from);
+	struct member *m = find(sw, name);
+	if (!m || s->incarnation < m->pub.incarnation)
+		return;
+	if (m == sw->self) {
+		if (!sw->leaving)
+			refute(sw, s->incarnation, now);
+		return;
+	}
+	if (m->pub.state == SWIM_SUSPECT) {
+		/* a distinct accuser is a Lifeguard confirmation */
+		for (int i = 0; i < m->n_confirmers; i++)
+			if (strcmp(m->confirmers[i], from) == 0)
+				return;
+		if (m->n_confirmers < 8)
+			snprintf(m->confirmers[m->n_confirmers++], WIRE_NAME_MAX + 1, "%s", from);
+		if (m->confirmations < m->confirm_needed) {
+			m->confirmations++;
+			suspicion_rearm(m);
+			broadcast_accuse(sw, WIRE_SUSPECT, name, s->incarnation, from);
+		}
+		return;
+	}
+	if (is_gone(m))
+		return;
+	broadcast_accuse(sw, WIRE_SUSPECT, name, s->incarnation, from);
+	m->pub.incarnation = s->incarnation;
+	set_state(sw, m, SWIM_SUSPECT, now);
+	sw->stats.suspicions++;
+	int k = sw->cfg.suspicion_mult - 2;
+	if (!sw->cfg.lifeguard || (int)sw->n_alive - 2 < k)
+		k = 0;
+	m->confirm_needed = k > 0 ? k : 0;
+	m->confirmations = 0;
+	m->n_confirmers = 1;
+	snprintf(m->confirmers[0], WIRE_NAME_MAX + 1, "%s", from);
+	m->suspect_start = now;
+	m->suspect_min_ms = suspicion_min_ms(sw);
+	m->suspect_max_ms = sw->cfg.lifeguard
+		? m->suspect_min_ms * sw->cfg.suspicion_max_timeout_mult
+		: m->suspect_min_ms;
+	suspicion_rearm(m);
+	logf_(sw, 1, "suspect %s (from %s)", name, from);
+}
+
+static void handle_dead(struct swim *sw, const struct wire_accuse *d, int64_t now)
+{
+	char name[WIRE_NAME_MAX + 1];
+	if (d->node.len == 0 || d->node.len > WIRE_NAME_MAX)
+		return;
+	bytes_to_name(d->node, name);
+	struct member *m = find(sw, name);
+	if (!m || d->incarnation < m->pub.incarnation || is_gone(m))
+		return;
+	bool is_leave = bytes_eq_str(d->from, name);
+	if (m == sw->self && !sw->leaving) {
+		refute(sw, d->incarnation, now);
+		return;
+	}
+	char from[WIRE_NAME_MAX + 1];
+	bytes_to_name(d->from, from);
+	broadcast_accuse(sw, WIRE_DEAD, name, d->incarnation, from);
+	m->pub.incarnation = d->incarnation;
+	set_state(sw, m, is_leave ? SWIM_LEFT : SWIM_DEAD, now);
+	if (!is_leave)
+		sw->stats.deaths++;
+	logf_(sw, 1, "%s %s", name, is_leave ? "left" : "is dead");
+	notify(sw, SWIM_EV_LEAVE, m);
+}
+
+/* ------------------------------------------------------------------ */
+/* probing                                                             */
+
+static uint32_t next_seq(struct swim *sw)
+{
+	return ++sw->seq;
+}
+
+static struct member *random_live(struct swim *sw, const char *exclude)
+{
+	if (sw->n_alive <= 1)
+		return NULL;
+	/* rejection sampling keeps this O(1) in large, mostly-alive clusters */
+	for (int tries = 0; tries < 64; tries++) {
+		struct member *m = sw->members[rng_below(sw, sw->n_members)];
+		if (m != sw->self && m->pub.state == SWIM_ALIVE &&
+		    (!exclude || strcmp(m->pub.name, exclude) != 0))
+			return m;
+	}
+	for (size_t i = 0; i < sw->n_members; i++) {
+		struct member *m = sw->members[(i + rng_below(sw, sw->n_members)) % sw->n_members];
+		if (m != sw->self && m->pub.state == SWIM_ALIVE &&
+		    (!exclude || strcmp(m->pub.name, exclude) != 0))
+			return m;
+	}
+	return NULL;
+}
+
+static void reshuffle(struct swim *sw)
+{
+	/* Fisher-Yates over every member; gone ones are skipped at probe time */
+	sw->probe_n = 0;
+	for (size_t i = 0; i < sw->n_members; i++)
+		sw->probe_order[sw->probe_n++] = sw->members[i];
+	for (size_t i = sw->probe_n; i > 1; i--) {
+		size_t j = rng_below(sw, i);
+		struct member *t = sw->probe_order[i - 1];
+		sw->probe_order[i - 1] = sw->probe_order[j];
+		sw->probe_order[j] = t;
+	}
+	sw->probe_pos = 0;
+}
+
+static void send_ping(struct swim *sw, const struct member *target, uint32_t seq)
+{
+	struct wire_msg msg;
+	memset(&msg, 0, sizeof msg);
+	msg.type = WIRE_PING;
+	msg.u.ping.seq = seq;
+	msg.u.ping.node = str_bytes(target->pub.name);
+	msg.u.ping.source = sw->self->pub.addr;
+	msg.u.ping.source_node = str_bytes(sw->self->pub.name);
+	encode_send(sw, &target->pub.addr, &msg, true);
+}
+
+static void probe_start(struct swim *sw, int64_t now)
+{
+	struct member *target = NULL;
+	for (size_t scanned = 0; scanned <= sw->probe_n; scanned++) {
+		if (sw->probe_pos >= sw->probe_n)
+			reshuffle(sw);
+		if (sw->probe_n == 0)
+			break;
+		struct member *m = sw->probe_order[sw->probe_pos++];
+		if (m != sw->self && !is_gone(m)) {
+			target = m;
+			break;
+		}
+	}
+	sw->next_probe = now + scaled(sw, sw->cfg.probe_interval_ms);
+	if (!target)
+		return;
+	sw->stats.probes++;
+	snprintf(sw->probe_target, sizeof sw->probe_target, "%s", target->pub.name);
+	sw->probe_seq = next_seq(sw);
+	sw->probe_start = now;
+	sw->probe_ack_deadline = now + scaled(sw, sw->cfg.probe_timeout_ms);
+	sw->probe_end = sw->next_probe;
+	sw->probe_expected_nacks = 0;
+	sw->probe_nacks = 0;
+	sw->probe_phase = PROBE_DIRECT;
+	if (target->pub.state == SWIM_SUSPECT && sw->cfg.lifeguard) {
+		/* Lifeguard buddy system: tell a suspect it is suspected, so it
+		 * can refute at once instead of waiting for the rumour. */
+		struct wire_msg msg;
+		memset(&msg, 0, sizeof msg);
+		msg.type = WIRE_SUSPECT;
+		msg.u.suspect.incarnation = target->pub.incarnation;
+		msg.u.suspect.node = str_bytes(target->pub.name);
+		msg.u.suspect.from = str_bytes(sw->self->pub.name);
+		struct wbuf two;
+		wbuf_init(&two);
+		struct wire_msg ping;
+		memset(&ping, 0, sizeof ping);
+		ping.type = WIRE_PING;
+		ping.u.ping.seq = sw->probe_seq;
+		ping.u.ping.node = str_bytes(target->pub.name);
+		ping.u.ping.source = sw->self->pub.addr;
+		ping.u.ping.source_node = str_bytes(sw->self->pub.name);
+		wire_encode(&two, &ping);
+		size_t ping_len = two.len;
+		wire_encode(&two, &msg);
+		if (!two.oom) {
+			struct wire_bytes parts[2] = { { two.p, (uint32_t)ping_len },
+						       { two.p + ping_len, (uint32_t)(two.len - ping_len) } };
+			struct wbuf c;
+			wbuf_init(&c);
+			wire_make_compound(&c, parts, 2);
+			if (!c.oom)
+				send_msg(sw, &target->pub.addr, c.p, c.len, false);
+			wbuf_free(&c);
+		}
+		wbuf_free(&two);
+		return;
+	}
+	send_ping(sw, target, sw->probe_seq);
+}
+
+static void probe_succeeded(struct swim *sw)
+{
+	sw->stats.acks++;
+	awareness_apply(sw, -1);
+	sw->probe_phase = PROBE_IDLE;
+}
+
+static void probe_go_indirect(struct swim *sw, int64_t now)
+{
+	struct member *target = find(sw, sw->probe_target);
+	sw->probe_phase = PROBE_INDIRECT;
+	if (!target || is_gone(target))
+		return;
+	/* pick up to k distinct live members other than us and the target */
+	struct member *picked[16];
+	int k = sw->cfg.indirect_checks > 16 ? 16 : sw->cfg.indirect_checks, n = 0;
+	for (int tries = 0; n < k && tries < k * 8; tries++) {
+		struct member *m = random_live(sw, target->pub.name);
+		if (!m)
+			break;
+		bool dup = false;
+		for (int i = 0; i < n; i++)
+			dup |= picked[i] == m;
+		if (!dup)
+			picked[n++] = m;
+	}
+	for (int i = 0; i < n; i++) {
+		struct wire_msg msg;
+		memset(&msg, 0, sizeof msg);
+		msg.type = WIRE_INDIRECT_PING;
+		msg.u.indirect.seq = sw->probe_seq;
+		msg.u.indirect.target = target->pub.addr;
+		msg.u.indirect.node = str_bytes(target->pub.name);
+		/* nacks exist from protocol 4 on */
+		msg.u.indirect.nack = picked[i]->pub.vsn[1] >= 4;
+		msg.u.indirect.source = sw->self->pub.addr;
+		msg.u.indirect.source_node = str_bytes(sw->self->pub.name);
+		if (msg.u.indirect.nack)
+			sw->probe_expected_nacks++;
+		encode_send(sw, &picked[i]->pub.addr, &msg, true);
+	}
+	(void)now;
+}
+
+static void probe_failed(struct swim *sw, int64_t now)
+{
+	sw->probe_phase = PROBE_IDLE;
+	sw->stats.probe_failures++;
+	/*
+	 * Lifeguard: if the helpers we asked did not even nack, the problem
+	 * is more likely on our side; raise our own health score.
+	 */
+	int delta = 1;
+	if (sw->probe_expected_nacks > 0)
+		delta = sw->probe_expected_nacks - sw->probe_nacks;
+	if (delta < 0)
+		delta = 0;
+	awareness_apply(sw, delta);
+	struct member *target = find(sw, sw->probe_target);
+	if (!target || is_gone(target))
+		return;
+	logf_(sw, 1, "probe of %s failed", target->pub.name);
+	struct wire_accuse s = { target->pub.incarnation, str_bytes(target->pub.name),
+				 str_bytes(sw->self->pub.name) };
+	handle_suspect(sw, &s, now);
+}
+
+/* ------------------------------------------------------------------ */
+/* message handlers                                                    */
+
+static void reply_addr(const struct wire_addr *src, const struct wire_addr *from,
+		       struct wire_addr *out)
+{
+	*out = src->ip_len && src->port ? *src : *from;
+}
+
+static void handle_ping(struct swim *sw, const struct wire_ping *p, const struct wire_addr *from)
+{
+	if (p->node.len && !bytes_eq_str(p->node, sw->self->pub.name))
+		return; /* meant for someone who used to live at this address */
+	struct wire_msg ack;
+	memset(&ack, 0, sizeof ack);
+	ack.type = WIRE_ACK;
+	ack.u.ack.seq = p->seq;
+	struct wire_addr to;
+	reply_addr(&p->source, from, &to);
+	encode_send(sw, &to, &ack, false);
+}
+
+static void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip,
+			    const struct wire_addr *from, int64_t now)
+{
+	if (ip->target.ip_len == 0)
+		return;
+	if (sw->n_relays == MAX_RELAYS) {
+		/* drop the oldest: a flood of requests must not grow memory */
+		memmove(sw->relays, sw->relays + 1, (MAX_RELAYS - 1) * sizeof sw->relays[0]);
+		sw->n_relays--;
+	}
+	struct relay *r = &sw->relays[sw->n_relays++];
+	memset(r, 0, sizeof *r);
+	r->local_seq = next_seq(sw);
+	r->orig_seq = ip->seq;
+	reply_addr(&ip->source, from, &r->requester);
+	r->want_nack = ip->nack;
+	r->nack_at = now + sw->cfg.probe_timeout_ms;
+	r->expire_at = now + sw->cfg.probe_interval_ms * 2;
+	struct wire_msg msg;
+	memset(&msg, 0, sizeof msg);
+	msg.type = WIRE_PING;
+	msg.u.ping.seq = r->local_seq;
+	msg.u.ping.node = ip->node;
+	msg.u.ping.source = sw->self->pub.addr;
+	msg.u.ping.source_node = str_bytes(sw->self->pub.name);
+	encode_send(sw, &ip->target, &msg, false);
+}
+
+static void handle_ack(struct swim *sw, uint32_t seq)
+{
+	if (sw->probe_phase != PROBE_IDLE && seq == sw->probe_seq) {
+		probe_succeeded(sw);
+		return;
+	}
+	for (size_t i = 0; i < sw->n_relays; i++) {
+		struct relay *r = &sw->relays[i];
+		if (r->local_seq != seq)
+			continue;
+		struct wire_msg ack;
+		memset(&ack, 0, sizeof ack);
+		ack.type = WIRE_ACK;
+		ack.u.ack.seq = r->orig_seq;
+		struct wire_addr to = r->requester;
+		sw->relays[i] = sw->relays[--sw->n_relays];
+		encode_send(sw, &to, &ack, false);
+		return;
+	}
+}
+
+static void handle_nack(struct swim *sw, uint32_t seq)
+{
+	if (sw->probe_phase == PROBE_INDIRECT && seq == sw->probe_seq) {
+		sw->probe_nacks++;
+		sw->stats.nacks++;
+	}
+}
+
+struct packet_ctx {
+	struct swim *sw;
+	const struct wire_addr *from;
+	int64_t now;
+};
+
+static void handle_one(void *vctx, const uint8_t *buf, size_t len)
+{
+	struct packet_ctx *pc = vctx;
+	struct swim *sw = pc->sw;
+	struct wire_msg m;
+	sw->stats.msgs_in++;
+	if (len > 0 && buf[0] == WIRE_USER) {
+		if (sw->hooks.on_user_msg)
+			sw->hooks.on_user_msg(sw->hooks.ctx, buf + 1, len - 1);
+		return;
+	}
+	int rc = wire_decode(buf, len, &m);
+	if (rc != WIRE_OK) {
+		sw->stats.decode_errors++;
+		return;
+	}
+	switch (m.type) {
+	case WIRE_PING:
+		handle_ping(sw, &m.u.ping, pc->from);
+		break;
+	case WIRE_INDIRECT_PING:
+		handle_indirect(sw, &m.u.indirect, pc->from, pc->now);
+		break;
+	case WIRE_ACK:
+		handle_ack(sw, m.u.ack.seq);
+		break;
+	case WIRE_NACK:
+		handle_nack(sw, m.u.nack.seq);
+		break;
+	case WIRE_SUSPECT:
+		handle_suspect(sw, &m.u.suspect, pc->now);
+		break;
+	case WIRE_ALIVE:
+		handle_alive(sw, &m.u.alive, pc->now);
+		break;
+	case WIRE_DEAD:
+		handle_dead(sw, &m.u.dead, pc->now);
+		break;
+	case WIRE_ERR:
+		logf_(sw, 2, "peer reported an error: %.*s", (int)m.u.err.error.len,
+		      (const char *)m.u.err.error.p);
+		break;
+	default:
+		sw->stats.decode_errors++;
+		break;
+	}
+}
+
+void swim_handle_packet(struct swim *sw, const struct wire_addr *from,
+			const uint8_t *pkt, size_t len, int64_t now)
+{
+	struct packet_ctx pc = { sw, from, now };
+	sw->stats.packets_in++;
+	sw->stats.bytes_in += len;
+	int rc = wire_unwrap_packet(pkt, len, handle_one, &pc);
+	if (rc != WIRE_OK) {
+		sw->stats.decode_errors++;
+		logf_(sw, 0, "dropped a malformed packet: %s", wire_strerror(rc));
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* push-pull                                                           */
+
+static void encode_local_state(struct swim *sw, bool join, struct wbuf *out)
+{
+	struct wire_node_state_entry *nodes = calloc(sw->n_members ? sw->n_members : 1, sizeof *nodes);
+	if (!nodes) {
+		out->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < sw->n_members; i++) {
+		const struct swim_member *p = &sw->members[i]->pub;
+		nodes[i].name = str_bytes(p->name);
+		nodes[i].addr = p->addr;
+		nodes[i].meta.p = p->meta;
+		nodes[i].meta.len = p->meta_len;
+		nodes[i].incarnation = p->incarnation;
+		nodes[i].state = (uint8_t)p->state;
+		memcpy(nodes[i].vsn, p->vsn, 6);
+		nodes[i].vsn_len = 6;
+	}
+	struct wbuf user;
+	wbuf_init(&user);
+	if (sw->hooks.local_state)
+		sw->hooks.local_state(sw->hooks.ctx, join, &user);
+	wire_encode_push_pull(out, join, nodes, (uint32_t)sw->n_members, user.p,
+			      (uint32_t)user.len);
+	wbuf_free(&user);
+	free(nodes);
+}
+
+static void merge_remote_state(struct swim *sw, const struct wire_push_pull *pp, int64_t now)
+{
+	for (uint32_t i = 0; i < pp->n_nodes; i++) {
+		const struct wire_node_state_entry *n = &pp->nodes[i];
+		switch (n->state) {
+		case WIRE_STATE_ALIVE: {
+			struct wire_alive a = { n->incarnation, n->name, n->addr, n->meta, {0}, n->vsn_len };
+			memcpy(a.vsn, n->vsn, sizeof a.vsn);
+			handle_alive(sw, &a, now);
+			break;
+		}
+		case WIRE_STATE_LEFT: {
+			struct wire_accuse d = { n->incarnation, n->name, n->name };
+			handle_dead(sw, &d, now);
+			break;
+		}
+		case WIRE_STATE_DEAD:
+		case WIRE_STATE_SUSPECT: {
+			/* as memberlist: a remote "dead" only makes us suspect, so
+			 * the member gets its chance to refute */
+			struct wire_accuse s = { n->incarnation, n->name,
+						 str_bytes(sw->self->pub.name) };
+			handle_suspect(sw, &s, now);
+			break;
+		}
+		default:
+			break;
+		}
+	}
+	if (pp->user_state.len && sw->hooks.merge_remote_state)
+		sw->hooks.merge_remote_state(sw->hooks.ctx, pp->user_state.p, pp->user_state.len,
+					     pp->join);
+}
+
+static void start_push_pull(struct swim *sw, const struct wire_addr *to, bool join)
+{
+	if (!sw->hooks.send_stream || sw->n_streams == MAX_PENDING_STREAMS)
+		return;
+	struct wbuf out;
+	wbuf_init(&out);
+	encode_local_state(sw, join, &out);
+	if (!out.oom) {
+		struct pending_stream *ps = &sw->streams[sw->n_streams++];
+		ps->cookie = ++sw->next_cookie;
+		ps->join = join;
+		ps->to = *to;
+		sw->stats.push_pulls++;
+		sw->hooks.send_stream(sw->hooks.ctx, to, out.p, out.len, ps->cookie);
+	}
+	wbuf_free(&out);
+}
+
+int swim_handle_stream(struct swim *sw, const struct wire_addr *from,
+		       const uint8_t *msg, size_t len, struct wbuf *reply, int64_t now)
+{
+	(void)from;
+	if (len == 0)
+		return WIRE_ETRUNC;
+	sw->stats.bytes_in += len;
+	switch (msg[0]) {
+	case WIRE_PUSH_PULL: {
+		struct wire_push_pull pp;
+		int rc = wire_decode_push_pull(msg, len, &pp);
+		if (rc != WIRE_OK) {
+			sw->stats.decode_errors++;
+			return rc;
+		}
+		/* answer with our state as it was before merging theirs, like memberlist */
+		encode_local_state(sw, pp.join, reply);
+		merge_remote_state(sw, &pp, now);
+		wire_push_pull_free(&pp);
+		return WIRE_OK;
+	}
+	case WIRE_USER: {
+		struct wire_bytes payload;
+		int rc = wire_decode_stream_user(msg, len, &payload);
+		if (rc != WIRE_OK) {
+			sw->stats.decode_errors++;
+			return rc;
+		}
+		if (sw->hooks.on_user_msg)
+			sw->hooks.on_user_msg(sw->hooks.ctx, payload.p, payload.len);
+		return WIRE_OK;
+	}
+	case WIRE_PING: {
+		struct wire_msg m;
+		int rc = wire_decode(msg, len, &m);
+		if (rc != WIRE_OK) {
+			sw->stats.decode_errors++;
+			return rc;
+		}
+		struct wire_msg ack;
+		memset(&ack, 0, sizeof ack);
+		ack.type = WIRE_ACK;
+		ack.u.ack.seq = m.u.ping.seq;
+		return wire_encode(reply, &ack);
+	}
+	case WIRE_COMPRESS: {
+		struct wbuf plain;
+		wbuf_init(&plain);
+		int rc = wire_decompress(msg, len, &plain);
+		if (rc == WIRE_OK && plain.len && plain.p[0] != WIRE_COMPRESS)
+			rc = swim_handle_stream(sw, from, plain.p, plain.len, reply, now);
+		else if (rc == WIRE_OK)
+			rc = WIRE_ENEST;
+		if (rc != WIRE_OK)
+			sw->stats.decode_errors++;
+		wbuf_free(&plain);
+		return rc;
+	}
+	default:
+		sw->stats.decode_errors++;
+		return WIRE_ETYPE;
+	}
+}
+
+void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
+			      const uint8_t *msg, size_t len, int64_t now)
+{
+	size_t i;
+	for (i = 0; i < sw->n_streams; i++)
+		if (sw->streams[i].cookie == cookie)
+			break;
+	if (i == sw->n_streams)
+		return;
+	struct pending_stream ps = sw->streams[i];
+	sw->streams[i] = sw->streams[--sw->n_streams];
+	bool ok = false;
+	struct wbuf plain;
+	wbuf_init(&plain);
+	if (msg && len > 0 && msg[0] == WIRE_COMPRESS &&
+	    wire_decompress(msg, len, &plain) == WIRE_OK) {
+		msg = plain.p;
+		len = plain.len;
+	}
+	if (msg && len > 0 && msg[0] == WIRE_PUSH_PULL) {
+		struct wire_push_pull pp;
+		if (wire_decode_push_pull(msg, len, &pp) == WIRE_OK) {
+			sw->stats.bytes_in += len;
+			merge_remote_state(sw, &pp, now);
+			wire_push_pull_free(&pp);
+			ok = true;
+		} else {
+			sw->stats.decode_errors++;
+		}
+	}
+	wbuf_free(&plain);
+	if (ps.join && sw->hooks.join_result)
+		sw->hooks.join_result(sw->hooks.ctx, &ps.to, ok);
+}
+
+void swim_join(struct swim *sw, const struct wire_addr *seeds, size_t n, int64_t now)
+{
+	(void)now;
+	for (size_t i = 0; i < n; i++)
+		start_push_pull(sw, &seeds[i], true);
+}
+
+/* memberlist's pushPullScale: back off above 32 members. */
+static int64_t push_pull_interval(const struct swim *sw)
+{
+	int64_t iv = sw->cfg.push_pull_interval_ms;
+	if (sw->n_alive > 32) {
+		double mult = ceil(log2((double)sw->n_alive) - log2(32.0)) + 1.0;
+		iv = (int64_t)(iv * mult);
+	}
+	return iv;
+}
+
+/* ------------------------------------------------------------------ */
+/* gossip                                                              */
+
+static void gossip(struct swim *sw, int64_t now)
+{
+	if (sw->n_bcasts == 0 || sw->n_members < 2)
+		return;
+	struct member *picked[16];
+	int k = sw->cfg.gossip_nodes > 16 ? 16 : sw->cfg.gossip_nodes, n = 0;
+	for (int tries = 0; n < k && tries < k * 8; tries++) {
+		struct member *m = sw->members[rng_below(sw, sw->n_members)];
+		if (m == sw->self)
+			continue;
+		if (is_gone(m) && now - m->pub.state_since > sw->cfg.gossip_to_dead_ms)
+			continue;
+		if (m->pub.state == SWIM_LEFT)
+			continue;
+		bool dup = false;
+		for (int i = 0; i < n; i++)
+			dup |= picked[i] == m;
+		if (!dup)
+			picked[n++] = m;
+	}
+	for (int i = 0; i < n && sw->n_bcasts; i++) {
+		struct wire_bytes msgs[COMPOUND_MAX];
+		struct bcast *taken[COMPOUND_MAX];
+		size_t budget = (size_t)sw->cfg.udp_buffer_size - 2 - 5;
+		size_t cnt = bcast_take(sw, budget, msgs, COMPOUND_MAX, taken);
+		if (cnt == 0)
+			break;
+		wbuf_reset(&sw->pkt);
+		if (cnt == 1)
+			wbuf_append(&sw->pkt, msgs[0].p, msgs[0].len);
+		else
+			wire_make_compound(&sw->pkt, msgs, cnt);
+		wbuf_reset(&sw->scratch);
+		bool crc = picked[i]->pub.vsn[1] >= 5 || picked[i]->pub.vsn[1] == 0;
+		if (crc)
+			wire_add_crc(&sw->scratch, sw->pkt.p, sw->pkt.len);
+		const struct wbuf *w = crc ? &sw->scratch : &sw->pkt;
+		sw->stats.msgs_out += cnt;
+		if (!w->oom)
+			send_raw(sw, &picked[i]->pub.addr, w->p, w->len);
+		bcast_release_parked(sw, taken, cnt);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* timers                                                              */
+
+static void run_relays(struct swim *sw, int64_t now)
+{
+	for (size_t i = 0; i < sw->n_relays;) {
+		struct relay *r = &sw->relays[i];
+		if (r->want_nack && !r->nack_sent && now >= r->nack_at) {
+			struct wire_msg nack;
+			memset(&nack, 0, sizeof nack);
+			nack.type = WIRE_NACK;
+			nack.u.nack.seq = r->orig_seq;
+			r->nack_sent = true;
+			encode_send(sw, &r->requester, &nack, false);
+		}
+		if (now >= r->expire_at) {
+			sw->relays[i] = sw->relays[--sw->n_relays];
+			continue;
+		}
+		i++;
+	}
+}
+
+static void run_suspicions(struct swim *sw, int64_t now)
+{
+	for (size_t i = 0; i < sw->n_members; i++) {
+		struct member *m = sw->members[i];
+		if (m->pub.state != SWIM_SUSPECT || now < m->suspect_deadline)
+			continue;
+		struct wire_accuse d = { m->pub.incarnation, str_bytes(m->pub.name),
+					 str_bytes(sw->self->pub.name) };
+		logf_(sw, 1, "marking %s dead: suspicion timed out", m->pub.name);
+		handle_dead(sw, &d, now);
+	}
+}
+
+static void member_free(struct swim *sw, struct member *m)
+{
+	if (m->bcast)
+		bcast_drop(sw, m->bcast);
+	free(m);
+}
+
+static void reap(struct swim *sw, int64_t now)
+{
+	bool any = false;
+	for (size_t i = 0; i < sw->n_members;) {
+		struct member *m = sw->members[i];
+		if (m != sw->self && is_gone(m) && now - m->pub.state_since >= sw->cfg.reap_interval_ms) {
+			notify(sw, SWIM_EV_REAP, m);
+			index_del(sw, m);
+			sw->members[i] = sw->members[--sw->n_members];
+			member_free(sw, m);
+			any = true;
+			continue;
+		}
+		i++;
+	}
+	if (any)
+		reshuffle(sw);
+}
+
+/* Serf's reconnect: occasionally try a dead member so partitions heal. */
+static void reconnect(struct swim *sw)
+{
+	size_t dead = 0;
+	for (size_t i = 0; i < sw->n_members; i++)
+		dead += sw->members[i]->pub.state == SWIM_DEAD;
+	if (dead == 0)
+		return;
+	double prob = (double)dead / (double)(sw->n_alive ? sw->n_alive : 1);
+	if ((double)(rng_next(sw) % 1000000) / 1e6 > prob)
+		return;
+	size_t pick = rng_below(sw, dead);
+	for (size_t i = 0; i < sw->n_members; i++) {
+		struct member *m = sw->members[i];
+		if (m->pub.state != SWIM_DEAD)
+			continue;
+		if (pick-- == 0) {
+			start_push_pull(sw, &m->pub.addr, false);
+			return;
+		}
+	}
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+int64_t swim_next_deadline(const struct swim *sw)
+{
+	int64_t t = min64(sw->next_probe, sw->next_gossip);
+	t = min64(t, sw->next_push_pull);
+	t = min64(t, sw->next_reconnect);
+	t = min64(t, sw->next_reap);
+	if (sw->probe_phase == PROBE_DIRECT)
+		t = min64(t, sw->probe_ack_deadline);
+	if (sw->probe_phase != PROBE_IDLE)
+		t = min64(t, sw->probe_end);
+	for (size_t i = 0; i < sw->n_relays; i++) {
+		const struct relay *r = &sw->relays[i];
+		t = min64(t, r->expire_at);
+		if (r->want_nack && !r->nack_sent)
+			t = min64(t, r->nack_at);
+	}
+	/* suspicion deadlines: scanning all members is O(n); fine for the
+	 * agent, and the simulator caches our answer per step */
+	for (size_t i = 0; i < sw->n_members; i++)
+		if (sw->members[i]->pub.state == SWIM_SUSPECT)
+			t = min64(t, sw->members[i]->suspect_deadline);
+	return t;
+}
+
+void swim_tick(struct swim *sw, int64_t now)
+{
+	if (sw->probe_phase == PROBE_DIRECT && now >= sw->probe_ack_deadline)
+		probe_go_indirect(sw, now);
+	if (sw->probe_phase == PROBE_INDIRECT && now >= sw->probe_end)
+		probe_failed(sw, now);
+	run_relays(sw, now);
+	run_suspicions(sw, now);
+	if (now >= sw->next_probe && !sw->leaving) {
+		if (sw->probe_phase != PROBE_IDLE)
+			probe_failed(sw, now);
+		probe_start(sw, now);
+	}
+	if (now >= sw->next_gossip) {
+		gossip(sw, now);
+		sw->next_gossip = now + sw->cfg.gossip_interval_ms;
+	}
+	if (now >= sw->next_push_pull) {
+		struct member *peer = sw->leaving ? NULL : random_live(sw, NULL);
+		if (peer)
+			start_push_pull(sw, &peer->pub.addr, false);
+		sw->next_push_pull = sw->cfg.push_pull_interval_ms > 0
+			? now + push_pull_interval(sw) : NEVER;
+	}
+	if (now >= sw->next_reconnect) {
+		if (!sw->leaving)
+			reconnect(sw);
+		sw->next_reconnect = now + RECONNECT_INTERVAL_MS;
+	}
+	if (now >= sw->next_reap) {
+		reap(sw, now);
+		int64_t iv = sw->cfg.reap_interval_ms / 8;
+		sw->next_reap = now + (iv < 1000 ? 1000 : iv);
+	}
+}
+
+void swim_notice_stall(struct swim *sw, int64_t gap_ms, int64_t now)
+{
+	sw->stats.stalls++;
+	logf_(sw, 2, "process stalled for %lld ms; not trusting timers that expired meanwhile",
+	      (long long)gap_ms);
+	/* (1) timers that expired while we were frozen say nothing about the
+	 * peers: abandon the probe, give every suspicion its full time again */
+	sw->probe_phase = PROBE_IDLE;
+	sw->n_relays = 0;
+	for (size_t i = 0; i < sw->n_members; i++) {
+		struct member *m = sw->members[i];
+		if (m->pub.state == SWIM_SUSPECT) {
+			m->suspect_start = now;
+			suspicion_rearm(m);
+		}
+	}
+	/* (2) we are the unhealthy one: probe slowly until acks prove otherwise */
+	if (sw->cfg.lifeguard)
+		sw->awareness = sw->cfg.awareness_max_multiplier - 1;
+	sw->next_probe = now + scaled(sw, sw->cfg.probe_interval_ms);
+	sw->next_gossip = now;
+	/* (3) outbid any death rumour and fetch the current view at once */
+	if (!sw->leaving) {
+		refute(sw, sw->self->pub.incarnation, now);
+		struct member *peer = random_live(sw, NULL);
+		if (!peer) {
+			/* everyone may have been declared dead while we slept */
+			for (size_t i = 0; i < sw->n_members && !peer; i++)
+				if (sw->members[i] != sw->self && sw->members[i]->pub.state == SWIM_DEAD)
+					peer = sw->members[i];
+		}
+		if (peer)
+			start_push_pull(sw, &peer->pub.addr, false);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* lifecycle and queries                                               */
+
+void swim_config_default(struct swim_config *c)
+{
+	memset(c, 0, sizeof *c);
+	static const uint8_t vsn[6] = { 1, 5, 2, 2, 5, 4 };
+	memcpy(c->vsn, vsn, 6);
+	c->probe_interval_ms = 1000;
+	c->probe_timeout_ms = 500;
+	c->gossip_interval_ms = 200;
+	c->gossip_nodes = 3;
+	c->gossip_to_dead_ms = 30000;
+	c->indirect_checks = 3;
+	c->retransmit_mult = 4;
+	c->suspicion_mult = 4;
+	c->suspicion_max_timeout_mult = 6;
+	c->push_pull_interval_ms = 30000;
+	c->awareness_max_multiplier = 8;
+	c->reap_interval_ms = 24LL * 3600 * 1000;
+	c->udp_buffer_size = 1400;
+	c->lifeguard = true;
+	c->seed = 0x9E3779B97F4A7C15ULL;
+}
+
+struct swim *swim_new(const struct swim_config *cfg, const struct swim_hooks *hooks, int64_t now)
+{
+	struct swim *sw = calloc(1, sizeof *sw);
+	if (!sw)
+		return NULL;
+	sw->cfg = *cfg;
+	if (sw->cfg.awareness_max_multiplier < 1)
+		sw->cfg.awareness_max_multiplier = 1;
+	if (sw->cfg.udp_buffer_size < 512)
+		sw->cfg.udp_buffer_size = 512;
+	if (hooks)
+		sw->hooks = *hooks;
+	sw->rng = cfg->seed ? cfg->seed : 1;
+	for (const char *p = cfg->name; *p; p++)
+		sw->rng = (sw->rng ^ (uint8_t)*p) * 0x100000001B3ULL;
+	if (!sw->rng)
+		sw->rng = 1;
+	sw->index_cap = 64;
+	sw->index = calloc(sw->index_cap, sizeof *sw->index);
+	sw->n_buckets = 64; /* more than any retransmit limit we will compute */
+	sw->buckets = calloc((size_t)sw->n_buckets, sizeof *sw->buckets);
+	wbuf_init(&sw->scratch);
+	wbuf_init(&sw->pkt);
+	wbuf_init(&sw->body);
+	if (!sw->index || !sw->buckets || !cfg->name[0])
+		goto fail;
+	sw->self = member_add(sw, cfg->name);
+	if (!sw->self)
+		goto fail;
+	struct member *me = sw->self;
+	me->pub.addr = cfg->addr;
+	me->pub.meta_len = cfg->meta_len > WIRE_META_MAX ? WIRE_META_MAX : cfg->meta_len;
+	memcpy(me->pub.meta, cfg->meta, me->pub.meta_len);
+	memcpy(me->pub.vsn, cfg->vsn, 6);
+	me->pub.incarnation = 1;
+	set_state(sw, me, SWIM_ALIVE, now);
+	me->pub.state_since = now;
+	/* spread the first probe over one interval so restarted clusters don't pulse */
+	sw->next_probe = now + (int64_t)rng_below(sw, (size_t)cfg->probe_interval_ms + 1);
+	sw->next_gossip = now + cfg->gossip_interval_ms;
+	sw->next_push_pull = cfg->push_pull_interval_ms > 0 ? now + cfg->push_pull_interval_ms : NEVER;
+	sw->next_reconnect = now + RECONNECT_INTERVAL_MS;
+	sw->next_reap = now + 1000;
+	notify(sw, SWIM_EV_JOIN, me);
+	return sw;
+fail:
+	swim_free(sw);
+	return NULL;
+}
+
+void swim_free(struct swim *sw)
+{
+	if (!sw)
+		return;
+	for (int t = 0; sw->buckets && t < sw->n_buckets; t++) {
+		struct bcast *b = sw->buckets[t];
+		while (b) {
+			struct bcast *n = b->next;
+			free(b);
+			b = n;
+		}
+	}
+	for (size_t i = 0; i < sw->n_members; i++)
+		free(sw->members[i]);
+	free(sw->members);
+	free(sw->probe_order);
+	free(sw->index);
+	free(sw->buckets);
+	wbuf_free(&sw->scratch);
+	wbuf_free(&sw->pkt);
+	wbuf_free(&sw->body);
+	free(sw);
+}
+
+void swim_leave(struct swim *sw, int64_t now)
+{
+	if (sw->leaving)
+		return;
+	sw->leaving = true;
+	struct member *me = sw->self;
+	broadcast_accuse(sw, WIRE_DEAD, me->pub.name, me->pub.incarnation, me->pub.name);
+	sw->leave_bcast_id = sw->next_bcast_id;
+	set_state(sw, me, SWIM_LEFT, now);
+	if (sw->n_alive == 0)
+		sw->left_done = true; /* nobody to tell */
+	sw->probe_phase = PROBE_IDLE;
+	sw->next_gossip = now; /* spread it right away */
+}
+
+bool swim_leave_done(const struct swim *sw)
+{
+	return sw->leaving && (sw->left_done || sw->n_alive == 0);
+}
+
+int swim_set_meta(struct swim *sw, const uint8_t *meta, size_t len, int64_t now)
+{
+	if (len > WIRE_META_MAX)
+		return WIRE_ETOOBIG;
+	struct member *me = sw->self;
+	memcpy(me->pub.meta, meta, len);
+	me->pub.meta_len = (uint16_t)len;
+	me->pub.incarnation++;
+	me->pub.state_since = now;
+	broadcast_alive(sw, me);
+	notify(sw, SWIM_EV_UPDATE, me);
+	return WIRE_OK;
+}
+
+void swim_broadcast_user(struct swim *sw, const uint8_t *msg, size_t len)
+{
+	if (len + 1 > (size_t)sw->cfg.udp_buffer_size)
+		return;
+	uint8_t *buf = malloc(len + 1);
+	if (!buf)
+		return;
+	buf[0] = WIRE_USER;
+	memcpy(buf + 1, msg, len);
+	bcast_queue(sw, NULL, buf, len + 1);
+	free(buf);
+}
+
+void swim_send_user(struct swim *sw, const struct wire_addr *to, const uint8_t *msg, size_t len)
+{
+	uint8_t *buf = malloc(len + 1);
+	if (!buf)
+		return;
+	buf[0] = WIRE_USER;
+	memcpy(buf + 1, msg, len);
+	send_msg(sw, to, buf, len + 1, false);
+	free(buf);
+}
+
+size_t swim_member_count(const struct swim *sw) { return sw->n_members; }
+const struct swim_member *swim_member_at(const struct swim *sw, size_t i)
+{
+	return i < sw->n_members ? &sw->members[i]->pub : NULL;
+}
+const struct swim_member *swim_member_find(const struct swim *sw, const char *name)
+{
+	const struct member *m = find(sw, name);
+	return m ? &m->pub : NULL;
+}
+const struct swim_member *swim_self(const struct swim *sw) { return &sw->self->pub; }
+size_t swim_alive_count(const struct swim *sw) { return sw->n_alive; }
+int swim_health(const struct swim *sw) { return sw->awareness; }
+const struct swim_stats *swim_stats(const struct swim *sw) { return &sw->stats; }

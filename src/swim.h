@@ -1,0 +1,172 @@
+/*
+ * swim.h — the membership protocol state machine: SWIM with the Lifeguard
+ * extensions, speaking memberlist messages (wire.h).
+ *
+ * It does no I/O and reads no clock.  The embedder (src/vigil.c on real
+ * sockets, src/sim.c on a simulated network) hands it packets, stream
+ * messages and the current time, and it answers through the swim_hooks
+ * callbacks.  Time is an int64_t count of milliseconds on any monotonic
+ * clock; the state machine only ever compares and subtracts times.
+ *
+ * Ownership: every pointer passed to a hook is valid only during the call.
+ */
+#ifndef VIGIL_SWIM_H
+#define VIGIL_SWIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+enum swim_state {
+	SWIM_ALIVE = WIRE_STATE_ALIVE,
+	SWIM_SUSPECT = WIRE_STATE_SUSPECT,
+	SWIM_DEAD = WIRE_STATE_DEAD,
+	SWIM_LEFT = WIRE_STATE_LEFT,
+};
+
+/* What happened to a member, as reported through hooks.on_member. */
+enum swim_member_event {
+	SWIM_EV_JOIN,    /* first seen alive, or alive again after dead/left */
+	SWIM_EV_LEAVE,   /* became dead or left (check member->state) */
+	SWIM_EV_UPDATE,  /* alive member changed meta or address */
+	SWIM_EV_REAP,    /* tombstone removed after the reap interval */
+};
+
+struct swim_member {
+	char name[WIRE_NAME_MAX + 1];
+	struct wire_addr addr;
+	uint8_t meta[WIRE_META_MAX];
+	uint16_t meta_len;
+	uint32_t incarnation;
+	enum swim_state state;
+	int64_t state_since;   /* when the current state began (ms) */
+	uint8_t vsn[6];        /* pmin pmax pcur dmin dmax dcur */
+};
+
+/*
+ * Timings and knobs.  swim_config_default() fills memberlist's
+ * DefaultLANConfig values; the comments give them.
+ */
+struct swim_config {
+	char name[WIRE_NAME_MAX + 1];
+	struct wire_addr addr;          /* address advertised to peers */
+	uint8_t meta[WIRE_META_MAX];
+	uint16_t meta_len;
+	uint8_t vsn[6];                 /* default {1,5,2, 2,5,4}: memberlist + serf */
+
+	int probe_interval_ms;          /* 1000 */
+	int probe_timeout_ms;           /* 500 */
+	int gossip_interval_ms;         /* 200 */
+	int gossip_nodes;               /* 3 */
+	int gossip_to_dead_ms;          /* 30000 */
+	int indirect_checks;            /* 3 */
+	int retransmit_mult;            /* 4 */
+	int suspicion_mult;             /* 4 */
+	int suspicion_max_timeout_mult; /* 6 */
+	int push_pull_interval_ms;      /* 30000; 0 disables periodic push-pull */
+	int awareness_max_multiplier;   /* 8 */
+	int64_t reap_interval_ms;       /* 24 h: how long dead/left tombstones stay */
+	int udp_buffer_size;            /* 1400: largest packet we build */
+	bool lifeguard;                 /* true; false = plain SWIM (for benchmarks) */
+	uint64_t seed;                  /* PRNG seed (the simulator sets it) */
+};
+
+struct swim_hooks {
+	void *ctx;
+	/* Send a datagram (plain memberlist packet; the transport encrypts). */
+	void (*send_packet)(void *ctx, const struct wire_addr *to,
+			    const uint8_t *pkt, size_t len);
+	/*
+	 * Open a stream to `to`, write msg, and read back one stream message;
+	 * hand it (or a failure: msg == NULL) to swim_handle_stream_reply()
+	 * with the same cookie.  Used for push-pull.
+	 */
+	void (*send_stream)(void *ctx, const struct wire_addr *to,
+			    const uint8_t *msg, size_t len, uint64_t cookie);
+	/* Membership change. */
+	void (*on_member)(void *ctx, enum swim_member_event ev,
+			  const struct swim_member *m);
+	/* A user message (memberlist userMsg payload, without the type byte). */
+	void (*on_user_msg)(void *ctx, const uint8_t *p, size_t len);
+	/* Fill `out` with our user state for a push-pull (may leave it empty). */
+	void (*local_state)(void *ctx, bool join, struct wbuf *out);
+	/* A peer's user state from a push-pull. */
+	void (*merge_remote_state)(void *ctx, const uint8_t *p, size_t len, bool join);
+	/* A join attempt (swim_join) finished: ok = push-pull with that seed worked. */
+	void (*join_result)(void *ctx, const struct wire_addr *seed, bool ok);
+	/* Optional log line (level: 0 debug, 1 info, 2 warn, 3 error). */
+	void (*log)(void *ctx, int level, const char *msg);
+};
+
+/* Counters for metrics; only ever increase. */
+struct swim_stats {
+	uint64_t probes, acks, nacks, probe_failures;
+	uint64_t suspicions, refutations, deaths, joins;
+	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+	uint64_t packets_in, packets_out, decode_errors;
+	uint64_t push_pulls, stalls;
+};
+
+struct swim;
+
+void swim_config_default(struct swim_config *cfg);
+struct swim *swim_new(const struct swim_config *cfg, const struct swim_hooks *hooks,
+		      int64_t now);
+void swim_free(struct swim *sw);
+
+/* Push-pull (join=true) with each seed; results via hooks.join_result. */
+void swim_join(struct swim *sw, const struct wire_addr *seeds, size_t n, int64_t now);
+/* Announce a graceful leave (dead-about-self, i.e. "left") to the cluster. */
+void swim_leave(struct swim *sw, int64_t now);
+/* True once a leave has been broadcast enough times to be safe to exit. */
+bool swim_leave_done(const struct swim *sw);
+/* Change our meta (tags): bump incarnation and gossip alive. */
+int swim_set_meta(struct swim *sw, const uint8_t *meta, size_t len, int64_t now);
+
+/* Input: one datagram, already decrypted. */
+void swim_handle_packet(struct swim *sw, const struct wire_addr *from,
+			const uint8_t *pkt, size_t len, int64_t now);
+/*
+ * Input: one complete stream message (see wire_stream_frame_len), already
+ * decrypted.  A push-pull request gets its answer in `reply`.  Returns 0 or
+ * a WIRE_E* code for malformed input (state untouched).
+ */
+int swim_handle_stream(struct swim *sw, const struct wire_addr *from,
+		       const uint8_t *msg, size_t len, struct wbuf *reply, int64_t now);
+/* The answer to a send_stream(cookie); msg == NULL means the exchange failed. */
+void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
+			      const uint8_t *msg, size_t len, int64_t now);
+
+/* Run every timer due at `now`. */
+void swim_tick(struct swim *sw, int64_t now);
+/* Earliest time at which swim_tick has work (INT64_MAX if none). */
+int64_t swim_next_deadline(const struct swim *sw);
+
+/*
+ * Stall awareness: the embedder saw its clock jump by gap_ms between two
+ * wake-ups.  Timers that expired during the gap are re-armed instead of
+ * acted on, local health goes to its maximum, we refute with a higher
+ * incarnation and push-pull with a random live peer.
+ */
+void swim_notice_stall(struct swim *sw, int64_t gap_ms, int64_t now);
+
+/* Queue a user message (serf layer) for piggybacked gossip. */
+void swim_broadcast_user(struct swim *sw, const uint8_t *msg, size_t len);
+/* Send a user message straight to one member's address (best effort, UDP). */
+void swim_send_user(struct swim *sw, const struct wire_addr *to,
+		    const uint8_t *msg, size_t len);
+
+/* Members (including ourselves and tombstones). */
+size_t swim_member_count(const struct swim *sw);
+const struct swim_member *swim_member_at(const struct swim *sw, size_t i);
+const struct swim_member *swim_member_find(const struct swim *sw, const char *name);
+const struct swim_member *swim_self(const struct swim *sw);
+/* Number of members not dead/left (including ourselves). */
+size_t swim_alive_count(const struct swim *sw);
+/* Lifeguard local health score (0 = healthy .. awareness_max_multiplier-1). */
+int swim_health(const struct swim *sw);
+const struct swim_stats *swim_stats(const struct swim *sw);
+
+#endif
