@@ -1,0 +1,534 @@
+/*
+ * test_sim.c — cluster scenarios on the deterministic simulator (src/sim.c).
+ *
+ * Each test builds a cluster of real swim state machines on the fake
+ * network, drives it through a scenario in virtual time and asserts the
+ * final views, plus the absence of false positives from the event log.
+ * Sizes are fixed by the scenario; VIGIL_SIM_SCALE (default 1) multiplies
+ * the cluster sizes of the heavier tests (e.g. 0.5 for a quick run, 5 for a
+ * soak).  Every run is reproducible: the seed is printed on failure paths.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "sim.h"
+#include "testlib.h"
+
+/* ---- helpers ---- */
+
+static double scale(void)
+{
+	const char *e = getenv("VIGIL_SIM_SCALE");
+	double v = e ? atof(e) : 1.0;
+	return v > 0 ? v : 1.0;
+}
+
+/* A cluster size scaled by VIGIL_SIM_SCALE but never below `min`. */
+static int scaled_n(int base, int min)
+{
+	int n = (int)lround(base * scale());
+	return n < min ? min : n;
+}
+
+static bool pred_all_alive(struct sim *s, void *ctx)
+{
+	(void)ctx;
+	return sim_all_alive(s);
+}
+
+struct see {
+	int subject;
+	enum swim_state state;
+};
+
+static bool pred_all_see(struct sim *s, void *ctx)
+{
+	const struct see *w = ctx;
+	return sim_all_see(s, w->subject, w->state);
+}
+
+/* n nodes named node-000.., all joining through node 0 at once. */
+static struct sim *make_cluster(uint64_t seed, int n, const struct swim_config *cfg)
+{
+	struct sim *s = sim_new(seed);
+	if (!s)
+		return NULL;
+	if (cfg)
+		sim_set_default_config(s, cfg);
+	for (int i = 0; i < n; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "node-%03d", i);
+		if (sim_add_node(s, name, NULL) != i) {
+			sim_free(s);
+			return NULL;
+		}
+	}
+	for (int i = 1; i < n; i++)
+		sim_join(s, i, 0);
+	return s;
+}
+
+/* Build and wait for full convergence; NULL (after a diagnostic) if it never comes. */
+static struct sim *converged_cluster(uint64_t seed, int n, const struct swim_config *cfg)
+{
+	struct sim *s = make_cluster(seed, n, cfg);
+	if (!s)
+		return NULL;
+	if (sim_run_until_pred(s, pred_all_alive, NULL, 100, 60000) < 0) {
+		printf("# seed %" PRIu64 ": %d nodes did not converge in 60 s\n", seed, n);
+		sim_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static uint64_t total_suspicions(struct sim *s)
+{
+	uint64_t c = 0;
+	for (int i = 0; i < sim_node_count(s); i++) {
+		struct swim *sw = sim_swim(s, i);
+		if (sw)
+			c += swim_stats(sw)->suspicions;
+	}
+	return c;
+}
+
+/* Deaths ("failed", not "left") of anyone, as logged by anyone since t. */
+static size_t deaths_since(struct sim *s, int subject, int64_t t)
+{
+	return sim_count_events(s, -1, subject, SWIM_EV_LEAVE, SWIM_DEAD, t);
+}
+
+/* ---- simulator mechanics ---- */
+
+/* The network knobs work as documented, independently of swim's behaviour. */
+TEST(sim_basics)
+{
+	struct sim *s = sim_new(1);
+	REQUIRE(s != NULL);
+	int a = sim_add_node(s, "a", NULL);
+	int b = sim_add_node(s, "b", NULL);
+	CHECK_EQ_INT(a, 0);
+	CHECK_EQ_INT(b, 1);
+	CHECK_EQ_INT(sim_add_node(s, "a", NULL), -1); /* duplicate name */
+	CHECK_EQ_INT(sim_find(s, "b"), 1);
+	CHECK_EQ_INT(sim_find(s, "zz"), -1);
+	const struct wire_addr *ad = sim_addr(s, 1);
+	CHECK_EQ_INT(ad->ip_len, 4);
+	CHECK_EQ_INT(ad->ip[0], 10);
+	CHECK_EQ_INT(ad->ip[3], 2);
+	CHECK_EQ_INT(ad->port, 7946);
+	/* each node knows itself, alive, from the start */
+	CHECK_EQ_INT(sim_view(s, a, "a"), SWIM_ALIVE);
+	CHECK_EQ_INT(sim_view(s, a, "b"), -1);
+
+	CHECK(sim_reachable(s, a, b));
+	sim_set_link(s, a, b, false);
+	CHECK(!sim_reachable(s, a, b));
+	CHECK(sim_reachable(s, b, a));
+	sim_heal(s);
+	CHECK(sim_reachable(s, a, b));
+	int grp[] = { b };
+	sim_partition(s, grp, 1);
+	CHECK(!sim_reachable(s, a, b) && !sim_reachable(s, b, a));
+	CHECK_EQ_INT(sim_group(s, b), 1);
+	sim_heal(s);
+
+	sim_join(s, b, a);
+	sim_run_for(s, 5000);
+	CHECK_EQ_INT(sim_now(s), 5000);
+	CHECK_EQ_INT(sim_join_result(s, b), 1);
+	CHECK(sim_all_alive(s));
+	CHECK(sim_stats(s)->packets_delivered > 0);
+	CHECK_EQ_INT(sim_stats(s)->streams_ok, 1);
+	/* both saw the other join */
+	CHECK_EQ_INT(sim_count_events(s, a, b, SWIM_EV_JOIN, -1, 0), 1);
+	CHECK_EQ_INT(sim_count_events(s, b, a, SWIM_EV_JOIN, -1, 0), 1);
+
+	/* a crashed seed refuses the join stream quickly */
+	sim_crash(s, a);
+	CHECK_EQ_INT(sim_status(s, a), SIM_NODE_DOWN);
+	CHECK_EQ_INT(sim_view(s, a, "a"), -1);
+	sim_join(s, b, a);
+	sim_run_for(s, 100);
+	CHECK_EQ_INT(sim_join_result(s, b), 0);
+
+	/* a partitioned seed makes the join time out after the stream timeout */
+	sim_restart(s, a);
+	sim_set_stream_timeout(s, 2000);
+	sim_partition(s, grp, 1);
+	sim_join(s, b, a);
+	sim_run_for(s, 1900);
+	CHECK_EQ_INT(sim_join_result(s, b), -1);
+	sim_run_for(s, 200);
+	CHECK_EQ_INT(sim_join_result(s, b), 0);
+	sim_heal(s);
+
+	/* a paused seed answers once resumed, if within the timeout */
+	sim_pause(s, a);
+	CHECK_EQ_INT(sim_status(s, a), SIM_NODE_PAUSED);
+	sim_join(s, b, a);
+	sim_run_for(s, 1000);
+	CHECK_EQ_INT(sim_join_result(s, b), -1);
+	sim_resume(s, a);
+	sim_run_for(s, 50);
+	CHECK_EQ_INT(sim_join_result(s, b), 1);
+	CHECK(swim_stats(sim_swim(s, a))->stalls == 1);
+	sim_free(s);
+}
+
+/* Random loss is applied at about the configured rate. */
+TEST(sim_loss_rate)
+{
+	struct sim *s = sim_new(7);
+	REQUIRE(s != NULL);
+	sim_add_node(s, "a", NULL);
+	sim_add_node(s, "b", NULL);
+	sim_join(s, 1, 0);
+	sim_run_for(s, 1000);
+	sim_set_loss(s, 0.25);
+	uint64_t sent0 = sim_stats(s)->packets_sent, lost0 = sim_stats(s)->packets_lost;
+	sim_run_for(s, 600000);
+	double sent = (double)(sim_stats(s)->packets_sent - sent0);
+	double lost = (double)(sim_stats(s)->packets_lost - lost0);
+	REQUIRE(sent > 1000);
+	CHECK(fabs(lost / sent - 0.25) < 0.03);
+	sim_free(s);
+}
+
+/* ---- protocol scenarios ---- */
+
+/* (1) 100 members joining through one seed converge within bounded time. */
+TEST(join_100_converges)
+{
+	const int n = 100;
+	struct sim *s = make_cluster(101, n, NULL);
+	REQUIRE(s != NULL);
+	int64_t t = sim_run_until_pred(s, pred_all_alive, NULL, 100, 30000);
+	printf("# %d members converged at t=%" PRId64 " ms; %" PRIu64 " packets, %" PRIu64
+	       " bytes\n", n, t, sim_stats(s)->packets_delivered, sim_stats(s)->bytes_delivered);
+	CHECK(t >= 0);
+	for (int i = 0; i < n; i++) {
+		CHECK_EQ_INT(sim_join_result(s, i), i == 0 ? -1 : 1);
+		CHECK_EQ_INT(swim_alive_count(sim_swim(s, i)), n);
+	}
+	/* and it stays that way, with nobody suspected on a clean network */
+	sim_run_for(s, 60000);
+	CHECK(sim_all_alive(s));
+	CHECK_EQ_INT(total_suspicions(s), 0);
+	CHECK_EQ_INT(sim_count_events(s, -1, -1, SWIM_EV_LEAVE, -1, 0), 0);
+	sim_free(s);
+}
+
+/* (2) A crashed member is declared dead by all others, and only it. */
+TEST(crash_detected)
+{
+	int n = scaled_n(30, 10);
+	struct sim *s = converged_cluster(202, n, NULL);
+	REQUIRE(s != NULL);
+	const int victim = 7;
+	int64_t t0 = sim_now(s);
+	sim_crash(s, victim);
+	struct see w = { victim, SWIM_DEAD };
+	int64_t t = sim_run_until_pred(s, pred_all_see, &w, 100, t0 + 60000);
+	printf("# crash of 1/%d detected by all after %" PRId64 " ms\n", n, t - t0);
+	CHECK(t >= 0);
+	for (int i = 0; i < n; i++)
+		if (i != victim)
+			CHECK_EQ_INT(sim_view(s, i, sim_name(s, victim)), SWIM_DEAD);
+	/* every survivor logged exactly one death, all about the victim */
+	CHECK_EQ_INT(deaths_since(s, victim, t0), n - 1);
+	CHECK_EQ_INT(deaths_since(s, -1, 0), n - 1);
+	/* survivors still agree on each other */
+	for (int i = 0; i < n; i++)
+		if (i != victim)
+			CHECK(sim_all_see(s, i, SWIM_ALIVE));
+	sim_free(s);
+}
+
+/*
+ * (3a) A member frozen for less than the suspicion timeout is suspected
+ * (its probes fail), then refutes with a higher incarnation when it wakes
+ * (stall awareness + buddy system); nobody declares it dead.
+ */
+TEST(pause_suspected_then_refuted)
+{
+	const int n = 20;
+	struct sim *s = converged_cluster(303, n, NULL);
+	REQUIRE(s != NULL);
+	const int x = 5;
+	const char *name = sim_name(s, x);
+	int64_t inc0 = sim_view_incarnation(s, 0, name);
+	uint64_t susp0 = total_suspicions(s);
+	int64_t t0 = sim_now(s);
+
+	/* suspicion timeout here: 4 * log10(20) * 1 s = 5.2 s at the least */
+	sim_pause(s, x);
+	bool suspected = false;
+	for (int step = 0; step < 30; step++) { /* 3 s frozen */
+		sim_run_for(s, 100);
+		for (int i = 0; i < n && !suspected; i++)
+			suspected = i != x && sim_view(s, i, name) == SWIM_SUSPECT;
+	}
+	CHECK(suspected);
+	sim_resume(s, x);
+	struct see w = { x, SWIM_ALIVE };
+	int64_t t = sim_run_until_pred(s, pred_all_see, &w, 50, sim_now(s) + 20000);
+	CHECK(t >= 0);
+	printf("# paused 3 s: suspected, refuted; all see it alive %" PRId64
+	       " ms after resume\n", t - t0 - 3000);
+	sim_run_for(s, 30000);
+	CHECK(sim_all_alive(s));
+	CHECK(total_suspicions(s) > susp0);
+	for (int i = 0; i < n; i++)
+		if (i != x)
+			CHECK(sim_view_incarnation(s, i, name) > inc0);
+	CHECK_EQ_INT(deaths_since(s, -1, 0), 0);
+	sim_free(s);
+}
+
+/*
+ * (3b) Same with the network instead of the process: the member is cut off
+ * from everyone for 3 s.  It never notices a stall; refutation comes from
+ * the suspect rumour (or a buddy-system ping) once the link is back.
+ */
+TEST(isolation_suspected_then_refuted)
+{
+	const int n = 20;
+	struct sim *s = converged_cluster(304, n, NULL);
+	REQUIRE(s != NULL);
+	const int x = 9;
+	const char *name = sim_name(s, x);
+	int64_t inc0 = sim_view_incarnation(s, 0, name);
+	int grp[] = { x };
+	sim_partition(s, grp, 1);
+	bool suspected = false;
+	for (int step = 0; step < 30; step++) {
+		sim_run_for(s, 100);
+		for (int i = 0; i < n && !suspected; i++)
+			suspected = i != x && sim_view(s, i, name) == SWIM_SUSPECT;
+	}
+	CHECK(suspected);
+	sim_heal(s);
+	int64_t t = sim_run_until_pred(s, pred_all_alive, NULL, 50, sim_now(s) + 30000);
+	CHECK(t >= 0);
+	sim_run_for(s, 30000);
+	CHECK(sim_all_alive(s));
+	for (int i = 0; i < n; i++)
+		if (i != x)
+			CHECK(sim_view_incarnation(s, i, name) > inc0);
+	CHECK_EQ_INT(deaths_since(s, x, 0), 0);
+	/*
+	 * Members that x itself suspected while cut off can be declared dead
+	 * ~30 s later (see known_issue_isolated_accuser); only x's fate is
+	 * asserted here.
+	 */
+	size_t others = deaths_since(s, -1, 0);
+	if (others)
+		printf("# note: %zu death events about members other than x\n", others);
+	sim_free(s);
+}
+
+/* (4) A graceful leave is seen as "left" by all, never as a failure. */
+TEST(graceful_leave)
+{
+	int n = scaled_n(30, 10);
+	struct sim *s = converged_cluster(404, n, NULL);
+	REQUIRE(s != NULL);
+	const int x = 3;
+	int64_t t0 = sim_now(s);
+	sim_leave(s, x);
+	struct see w = { x, SWIM_LEFT };
+	int64_t t = sim_run_until_pred(s, pred_all_see, &w, 50, t0 + 30000);
+	printf("# leave seen by all after %" PRId64 " ms\n", t - t0);
+	CHECK(t >= 0);
+	/* the leaver "exited" once its leave had been gossiped enough */
+	CHECK_EQ_INT(sim_status(s, x), SIM_NODE_DOWN);
+	sim_run_for(s, 60000);
+	CHECK(sim_all_see(s, x, SWIM_LEFT));
+	CHECK_EQ_INT(sim_count_events(s, -1, x, SWIM_EV_LEAVE, SWIM_LEFT, t0), n - 1);
+	CHECK_EQ_INT(deaths_since(s, -1, 0), 0);
+	sim_free(s);
+}
+
+/*
+ * (5) Partition into halves long enough for each side to declare the other
+ * dead, then heal: the dead come back (reconnect push-pull, refutation with
+ * higher incarnations) and everybody sees everybody alive again.
+ */
+TEST(partition_heal)
+{
+	int n = scaled_n(20, 8);
+	struct sim *s = converged_cluster(505, n, NULL);
+	REQUIRE(s != NULL);
+	int *half = malloc(sizeof(int) * (size_t)n);
+	REQUIRE(half != NULL);
+	int na = 0;
+	for (int i = 0; i < n; i += 2)
+		half[na++] = i;
+	int64_t t0 = sim_now(s);
+	sim_partition(s, half, (size_t)na);
+	sim_run_for(s, 90000);
+	/* each side has given up on the other */
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n; j++)
+			if ((i & 1) != (j & 1))
+				CHECK_EQ_INT(sim_view(s, i, sim_name(s, j)), SWIM_DEAD);
+	CHECK(deaths_since(s, -1, t0) > 0);
+	/* ...but not on its own side */
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n; j++)
+			if ((i & 1) == (j & 1))
+				CHECK_EQ_INT(sim_view(s, i, sim_name(s, j)), SWIM_ALIVE);
+	int64_t th = sim_now(s);
+	sim_heal(s);
+	int64_t t = sim_run_until_pred(s, pred_all_alive, NULL, 100, th + 180000);
+	printf("# partition healed: all alive %" PRId64 " ms after heal\n", t - th);
+	CHECK(t >= 0);
+	sim_run_for(s, 60000);
+	CHECK(sim_all_alive(s));
+	free(half);
+	sim_free(s);
+}
+
+/*
+ * (6) A member dead for longer than the reap interval has been forgotten;
+ * restarted (fresh state, incarnation from scratch) and joined again, it
+ * is accepted alive by all.  The default 24 h reap interval is shortened
+ * to 1 h so the 2 virtual days of absence stay cheap to simulate.
+ */
+TEST(return_after_reap)
+{
+	const int n = 8;
+	struct swim_config cfg;
+	swim_config_default(&cfg);
+	cfg.reap_interval_ms = 3600 * 1000;
+	struct sim *s = converged_cluster(606, n, &cfg);
+	REQUIRE(s != NULL);
+	const int x = 4;
+	sim_crash(s, x);
+	struct see w = { x, SWIM_DEAD };
+	CHECK(sim_run_until_pred(s, pred_all_see, &w, 100, sim_now(s) + 60000) >= 0);
+	/* two virtual days later the tombstone is long gone */
+	sim_run_for(s, 2LL * 24 * 3600 * 1000);
+	for (int i = 0; i < n; i++)
+		if (i != x)
+			CHECK_EQ_INT(sim_view(s, i, sim_name(s, x)), -1);
+	CHECK_EQ_INT(sim_count_events(s, -1, x, SWIM_EV_REAP, -1, 0), n - 1);
+	int64_t tr = sim_now(s);
+	sim_restart(s, x);
+	sim_join(s, x, 0);
+	int64_t t = sim_run_until_pred(s, pred_all_alive, NULL, 100, tr + 30000);
+	CHECK(t >= 0);
+	CHECK_EQ_INT(sim_join_result(s, x), 1);
+	/* nobody else was lost on the way */
+	CHECK_EQ_INT(deaths_since(s, -1, 0), n - 1);
+	sim_free(s);
+}
+
+/*
+ * (6b) Back within the reap interval: the tombstone (dead, incarnation N)
+ * is still there, so the fresh node's alive at incarnation 1 is stale; it
+ * must learn of its old incarnation (push-pull answer) and outbid it.
+ */
+TEST(return_before_reap)
+{
+	const int n = 10;
+	struct sim *s = converged_cluster(607, n, NULL);
+	REQUIRE(s != NULL);
+	const int x = 6;
+	const char *name = sim_name(s, x);
+	sim_crash(s, x);
+	struct see w = { x, SWIM_DEAD };
+	CHECK(sim_run_until_pred(s, pred_all_see, &w, 100, sim_now(s) + 60000) >= 0);
+	int64_t dead_inc = sim_view_incarnation(s, 0, name);
+	sim_run_for(s, 10 * 60 * 1000);
+	CHECK_EQ_INT(sim_view(s, 0, name), SWIM_DEAD);
+	int64_t tr = sim_now(s);
+	sim_restart(s, x);
+	sim_join(s, x, 0);
+	int64_t t = sim_run_until_pred(s, pred_all_alive, NULL, 100, tr + 60000);
+	CHECK(t >= 0);
+	for (int i = 0; i < n; i++)
+		CHECK(sim_view_incarnation(s, i, name) > dead_inc);
+	/* every survivor saw it come back exactly once */
+	for (int i = 0; i < n; i++)
+		if (i != x)
+			CHECK_EQ_INT(sim_count_events(s, i, x, SWIM_EV_JOIN, -1, tr), 1);
+	sim_free(s);
+}
+
+/* Run a busy scenario and return its trace hash. */
+static uint64_t scenario_hash(uint64_t seed, struct sim_stats *st)
+{
+	struct sim *s = make_cluster(seed, 16, NULL);
+	if (!s)
+		return 0;
+	sim_set_latency(s, 1, 10);
+	sim_set_loss(s, 0.05);
+	sim_run_for(s, 20000);
+	sim_crash(s, 3);
+	sim_pause(s, 4);
+	sim_run_for(s, 2000);
+	sim_resume(s, 4);
+	int grp[] = { 0, 1, 2 };
+	sim_partition(s, grp, 3);
+	sim_run_for(s, 20000);
+	sim_heal(s);
+	sim_restart(s, 3);
+	sim_join(s, 3, 10);
+	sim_leave(s, 12);
+	sim_run_for(s, 40000);
+	uint64_t h = sim_trace_hash(s);
+	*st = *sim_stats(s);
+	sim_free(s);
+	return h;
+}
+
+/* (7) Same seed, same run, bit for bit; another seed, another run. */
+TEST(determinism)
+{
+	struct sim_stats a, b, c;
+	uint64_t h1 = scenario_hash(777, &a);
+	uint64_t h2 = scenario_hash(777, &b);
+	uint64_t h3 = scenario_hash(778, &c);
+	printf("# trace %016" PRIx64 " %016" PRIx64 " (other seed %016" PRIx64 ")\n", h1, h2, h3);
+	CHECK(h1 == h2);
+	CHECK(h1 != h3);
+	CHECK_EQ_INT(a.packets_delivered, b.packets_delivered);
+	CHECK_EQ_INT(a.bytes_delivered, b.bytes_delivered);
+	CHECK_EQ_INT(a.packets_lost, b.packets_lost);
+	CHECK_EQ_INT(a.timer_fires, b.timer_fires);
+	CHECK(a.packets_delivered > 2000);
+}
+
+/*
+ * (8) 10% packet loss, Lifeguard on, 20 members, 5 virtual minutes: probes
+ * do fail and members get suspected, but every suspicion is refuted in
+ * time and nobody is ever declared dead.
+ */
+TEST(lossy_no_false_deaths)
+{
+	const int n = 20;
+	struct sim *s = converged_cluster(808, n, NULL);
+	REQUIRE(s != NULL);
+	sim_set_loss(s, 0.10);
+	uint64_t susp0 = total_suspicions(s);
+	sim_run_for(s, 5 * 60 * 1000);
+	uint64_t susp = total_suspicions(s) - susp0;
+	printf("# 10%% loss, 5 min: %" PRIu64 " packets lost, %" PRIu64 " suspicions, %zu deaths\n",
+	       sim_stats(s)->packets_lost, susp, deaths_since(s, -1, 0));
+	CHECK(susp > 0); /* the loss did bite */
+	CHECK_EQ_INT(deaths_since(s, -1, 0), 0);
+	sim_set_loss(s, 0);
+	sim_run_for(s, 30000);
+	CHECK(sim_all_alive(s));
+	sim_free(s);
+}
+
+TEST_MAIN(sim_basics, sim_loss_rate, join_100_converges, crash_detected,
+	  pause_suspected_then_refuted, isolation_suspected_then_refuted, graceful_leave,
+	  partition_heal, return_after_reap, return_before_reap, determinism,
+	  lossy_no_false_deaths)
