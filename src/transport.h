@@ -40,8 +40,12 @@
 #define TRANSPORT_MAX_CONNS 128          /* concurrent TCP connections */
 #define TRANSPORT_TCP_TIMEOUT_MS 10000   /* memberlist DefaultLANConfig TCPTimeout */
 #define TRANSPORT_UDP_RECV_MAX 65536     /* memberlist udpPacketBufSize */
-/* Largest stream message we buffer: maxPushStateBytes plus frame headers. */
-#define TRANSPORT_STREAM_MAX (WIRE_PUSH_MAX + 64)
+/*
+ * Largest stream message we buffer: memberlist's maxPushStateBytes plus
+ * room for the headers and envelopes the codec allows around it (a
+ * compress envelope may be WIRE_PUSH_MAX + 64 KiB).
+ */
+#define TRANSPORT_STREAM_MAX (WIRE_PUSH_MAX + 128u * 1024)
 /* Most fds transport_pollfds can report: UDP + listener + connections. */
 #define TRANSPORT_POLLFDS_MAX (2 + TRANSPORT_MAX_CONNS)
 

@@ -1,0 +1,1100 @@
+/*
+ * vigil.c — the public API (include/vigil.h): glue between the transport
+ * (sockets), the keyring (crypto.h), the SWIM state machine (swim.h) and the
+ * serf layer (serf.h).
+ *
+ * Data path, as memberlist does it (net.go):
+ *   UDP out:  swim packet -> encrypt(whole packet, primary key, no AAD)
+ *             when a keyring exists and gossip_verify_outgoing.
+ *   UDP in:   decrypt with any key; on failure drop it if
+ *             gossip_verify_incoming, else treat it as plaintext.
+ *   TCP out:  [10][u32 len][encrypt(msg, AAD = those 5 bytes)] likewise.
+ *   TCP in:   an encrypt frame is decrypted (and refused without a
+ *             keyring); a plaintext frame is refused when
+ *             gossip_verify_incoming.
+ * Anything malformed is dropped and counted, never trusted.
+ *
+ * Time is CLOCK_MONOTONIC in milliseconds, read once per API entry point
+ * and handed to every layer, so all layers agree on "now" within a step.
+ */
+#include "vigil.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "serf.h"
+#include "swim.h"
+#include "transport.h"
+#include "wire.h"
+
+/* serf's BroadcastTimeout: longest we wait for our leave intent to gossip. */
+#define LEAVE_BROADCAST_MAX_MS 5000
+/* Step cadence when vigil_pollfds could not report every fd. */
+#define TRUNCATED_POLL_MS 10
+
+enum leave_phase {
+	LEAVE_NONE,
+	LEAVE_INTENT,  /* serf leave intent broadcast; waiting to call swim_leave */
+	LEAVE_SWIM,    /* swim_leave called; done when swim_leave_done */
+};
+
+struct vigil {
+	struct vigil_config cfg;     /* copy; pointer members cleared (not owned) */
+	char *keyring_file;
+
+	struct transport *tr;
+	struct swim *sw;
+	struct serf_layer *sl;
+	struct vigil_keyring *kr;    /* NULL: plaintext cluster */
+	int enc_version;             /* memberlist encryptionVersion() */
+
+	int64_t now;                 /* clock at the current API entry */
+	int64_t last_step;           /* clock at the previous vigil_step */
+	bool pollfds_truncated;
+
+	bool join_broadcast_pending; /* serf Join: broadcast intent after a join works */
+	enum leave_phase leave;
+	int64_t leave_swim_at;
+
+	uint8_t *crypt_buf;          /* UDP encrypt/decrypt scratch */
+	size_t crypt_cap;
+
+	/* Drops, by reason; reported by vigil_stats. */
+	uint64_t udp_decrypt_failed;   /* verify_incoming on and not decryptable */
+	uint64_t udp_plain_accepted;   /* verify_incoming off: taken as plaintext */
+	uint64_t udp_empty;
+	uint64_t tcp_decrypt_failed;
+	uint64_t tcp_plain_dropped;    /* plaintext stream while verify_incoming */
+	uint64_t tcp_encrypted_no_key; /* encrypted stream but no keyring */
+	uint64_t stream_malformed;     /* swim rejected the stream message */
+	uint64_t encrypt_failed;
+};
+
+/* ------------------------------------------------------------------ util */
+
+static int64_t clock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+__attribute__((format(printf, 3, 4)))
+static void vlog(struct vigil *v, int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	if (!v->cfg.on_log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	v->cfg.on_log(v->cfg.ctx, level, msg);
+}
+
+static void layer_log(void *ctx, int level, const char *msg)
+{
+	struct vigil *v = ctx;
+	if (v->cfg.on_log)
+		v->cfg.on_log(v->cfg.ctx, level, msg);
+}
+
+__attribute__((format(printf, 3, 4)))
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static uint64_t random_seed(void)
+{
+	uint64_t s = 0;
+	if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s || s == 0)
+		s = (uint64_t)clock_ms() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
+	return s ? s : 1;
+}
+
+static bool encrypt_out(const struct vigil *v)
+{
+	return v->kr && v->cfg.gossip_verify_outgoing;
+}
+
+const char *vigil_status_name(enum vigil_status s)
+{
+	switch (s) {
+	case VIGIL_STATUS_NONE: return "none";
+	case VIGIL_STATUS_ALIVE: return "alive";
+	case VIGIL_STATUS_LEAVING: return "leaving";
+	case VIGIL_STATUS_LEFT: return "left";
+	case VIGIL_STATUS_FAILED: return "failed";
+	}
+	return "unknown";
+}
+
+const char *vigil_event_name(enum vigil_event_type t)
+{
+	switch (t) {
+	case VIGIL_EV_MEMBER_JOIN: return "member-join";
+	case VIGIL_EV_MEMBER_LEAVE: return "member-leave";
+	case VIGIL_EV_MEMBER_FAILED: return "member-failed";
+	case VIGIL_EV_MEMBER_UPDATE: return "member-update";
+	case VIGIL_EV_MEMBER_REAP: return "member-reap";
+	case VIGIL_EV_USER: return "user";
+	case VIGIL_EV_QUERY: return "query";
+	case VIGIL_EV_QUERY_ACK: return "query-ack";
+	case VIGIL_EV_QUERY_RESPONSE: return "query-response";
+	case VIGIL_EV_QUERY_DONE: return "query-done";
+	case VIGIL_EV_MEMBER_WILL: return "member-will";
+	case VIGIL_EV_WILL_REVOKED: return "will-revoked";
+	case VIGIL_EV_WILL_UNDELIVERABLE: return "will-undeliverable";
+	case VIGIL_EV_MEMBER_RETURNED: return "member-returned";
+	case VIGIL_EV_LOCAL_STALL: return "local-stall";
+	}
+	return "unknown";
+}
+
+/* ------------------------------------------------------------- swim hooks */
+
+static void h_send_packet(void *ctx, const struct wire_addr *to, const uint8_t *pkt, size_t len)
+{
+	struct vigil *v = ctx;
+	if (!encrypt_out(v)) {
+		transport_send_packet(v->tr, to, pkt, len);
+		return;
+	}
+	size_t need = vigil_encrypted_len(v->enc_version, len);
+	size_t out_len = 0;
+	if (need == 0 || need > v->crypt_cap ||
+	    vigil_encrypt(v->kr, v->enc_version, NULL, 0, pkt, len, v->crypt_buf,
+			  v->crypt_cap, &out_len) != VIGIL_CRYPTO_OK) {
+		v->encrypt_failed++;
+		vlog(v, 3, "vigil: failed to encrypt a %zu byte packet", len);
+		return;
+	}
+	transport_send_packet(v->tr, to, v->crypt_buf, out_len);
+}
+
+static void h_send_stream(void *ctx, const struct wire_addr *to, const uint8_t *msg,
+			  size_t len, uint64_t cookie)
+{
+	struct vigil *v = ctx;
+	if (!encrypt_out(v)) {
+		transport_send_stream(v->tr, to, msg, len, cookie, v->now);
+		return;
+	}
+	size_t cap = VIGIL_CRYPTO_STREAM_HDR + vigil_encrypted_len(v->enc_version, len);
+	uint8_t *buf = malloc(cap);
+	size_t out_len = 0;
+	int rc = buf ? vigil_encrypt_stream(v->kr, v->enc_version, msg, len, buf, cap, &out_len)
+		     : VIGIL_CRYPTO_ENOMEM;
+	if (rc != VIGIL_CRYPTO_OK) {
+		v->encrypt_failed++;
+		vlog(v, 3, "vigil: failed to encrypt stream: %s", vigil_crypto_strerror(rc));
+		/* An empty message fails in the transport and is reported to
+		 * swim asynchronously, as swim expects. */
+		transport_send_stream(v->tr, to, NULL, 0, cookie, v->now);
+	} else {
+		transport_send_stream(v->tr, to, buf, out_len, cookie, v->now);
+	}
+	free(buf);
+}
+
+static void h_on_member(void *ctx, enum swim_member_event ev, const struct swim_member *m)
+{
+	struct vigil *v = ctx;
+	/* swim_new reports ourselves before the serf layer exists; vigil_create
+	 * replays swim's member list into the layer once it does. */
+	if (v->sl)
+		serf_layer_on_member(v->sl, ev, m, v->now);
+}
+
+static void h_on_user_msg(void *ctx, const uint8_t *p, size_t len)
+{
+	struct vigil *v = ctx;
+	if (v->sl)
+		serf_layer_on_user_msg(v->sl, p, len, v->now);
+}
+
+static void h_local_state(void *ctx, bool join, struct wbuf *out)
+{
+	struct vigil *v = ctx;
+	if (v->sl)
+		serf_layer_local_state(v->sl, join, out);
+}
+
+static void h_merge_remote_state(void *ctx, const uint8_t *p, size_t len, bool join)
+{
+	struct vigil *v = ctx;
+	if (v->sl)
+		serf_layer_merge_remote_state(v->sl, p, len, join, v->now);
+}
+
+static void h_join_result(void *ctx, const struct wire_addr *seed, bool ok)
+{
+	struct vigil *v = ctx;
+	char a[80];
+	vlog(v, ok ? 1 : 2, "vigil: join via %s %s",
+	     transport_format_addr(seed, a, sizeof a), ok ? "succeeded" : "failed");
+	/* serf.Join broadcasts one join intent once memberlist joined anyone */
+	if (ok && v->join_broadcast_pending && v->sl) {
+		v->join_broadcast_pending = false;
+		serf_layer_broadcast_join(v->sl, v->now);
+	}
+}
+
+/* ------------------------------------------------------------ serf outbox */
+
+static void o_broadcast(void *ctx, const uint8_t *msg, size_t len)
+{
+	struct vigil *v = ctx;
+	if (v->sw)
+		swim_broadcast_user(v->sw, msg, len);
+}
+
+static void o_send_to(void *ctx, const struct wire_addr *to, const uint8_t *msg, size_t len)
+{
+	struct vigil *v = ctx;
+	if (v->sw)
+		swim_send_user(v->sw, to, msg, len);
+}
+
+static void o_set_meta(void *ctx, const uint8_t *meta, size_t len)
+{
+	struct vigil *v = ctx;
+	if (v->sw && swim_set_meta(v->sw, meta, len, v->now) != 0)
+		vlog(v, 3, "vigil: node meta of %zu bytes rejected", len);
+}
+
+static void o_reconnect(void *ctx, const char *name, const struct wire_addr *addr)
+{
+	struct vigil *v = ctx;
+	char a[80];
+	vlog(v, 1, "vigil: attempting reconnect to %s %s", name,
+	     transport_format_addr(addr, a, sizeof a));
+	if (v->sw)
+		swim_join(v->sw, addr, 1, v->now);
+}
+
+/* ------------------------------------------------------- transport hooks */
+
+static void t_on_packet(void *ctx, const struct wire_addr *from, const uint8_t *pkt, size_t len)
+{
+	struct vigil *v = ctx;
+	if (v->kr) {
+		size_t plen = 0;
+		int rc = vigil_decrypt(v->kr, NULL, 0, pkt, len, v->crypt_buf, v->crypt_cap, &plen);
+		if (rc == VIGIL_CRYPTO_OK) {
+			pkt = v->crypt_buf;
+			len = plen;
+		} else if (v->cfg.gossip_verify_incoming) {
+			char a[80];
+			v->udp_decrypt_failed++;
+			vlog(v, 3, "vigil: decrypt packet failed: %s from=%s",
+			     vigil_crypto_strerror(rc), transport_format_addr(from, a, sizeof a));
+			return;
+		} else {
+			/* memberlist: not verifying, so treat it as plaintext */
+			v->udp_plain_accepted++;
+		}
+	}
+	if (len == 0) {
+		v->udp_empty++;
+		return;
+	}
+	swim_handle_packet(v->sw, from, pkt, len, v->now);
+}
+
+/*
+ * Turn a received stream message into plaintext according to the keyring
+ * and verify_incoming.  Returns the plaintext (msg itself or *owned, which
+ * the caller frees) or NULL when the message must be dropped.
+ */
+static const uint8_t *stream_plain(struct vigil *v, const struct wire_addr *from,
+				   const uint8_t *msg, size_t len, size_t *plen,
+				   uint8_t **owned)
+{
+	char a[80];
+	*owned = NULL;
+	if (len && msg[0] == VIGIL_CRYPTO_ENCRYPT_MSG) {
+		if (!v->kr) {
+			v->tcp_encrypted_no_key++;
+			vlog(v, 3, "vigil: remote state from %s is encrypted and encryption "
+			     "is not configured", transport_format_addr(from, a, sizeof a));
+			return NULL;
+		}
+		uint8_t *out = malloc(len);
+		if (!out)
+			return NULL;
+		int rc = vigil_decrypt_stream(v->kr, msg, len, out, len, plen, NULL);
+		if (rc != VIGIL_CRYPTO_OK || *plen == 0) {
+			free(out);
+			v->tcp_decrypt_failed++;
+			vlog(v, 3, "vigil: decrypt stream from %s failed: %s",
+			     transport_format_addr(from, a, sizeof a),
+			     rc ? vigil_crypto_strerror(rc) : "empty plaintext");
+			return NULL;
+		}
+		*owned = out;
+		return out;
+	}
+	if (v->kr && v->cfg.gossip_verify_incoming) {
+		v->tcp_plain_dropped++;
+		vlog(v, 3, "vigil: encryption is configured but remote state from %s "
+		     "is not encrypted", transport_format_addr(from, a, sizeof a));
+		return NULL;
+	}
+	*plen = len;
+	return msg;
+}
+
+static void t_on_stream(void *ctx, const struct wire_addr *from, const uint8_t *msg,
+			size_t len, struct wbuf *reply)
+{
+	struct vigil *v = ctx;
+	uint8_t *owned;
+	size_t plen;
+	const uint8_t *plain = stream_plain(v, from, msg, len, &plen, &owned);
+	if (!plain)
+		return;
+
+	struct wbuf out;
+	wbuf_init(&out);
+	int rc = swim_handle_stream(v->sw, from, plain, plen, &out, v->now);
+	free(owned);
+	if (rc != WIRE_OK) {
+		char a[80];
+		v->stream_malformed++;
+		vlog(v, 2, "vigil: bad stream message from %s: %s",
+		     transport_format_addr(from, a, sizeof a), wire_strerror(rc));
+	}
+	if (out.len && !out.oom) {
+		if (encrypt_out(v)) {
+			size_t cap = VIGIL_CRYPTO_STREAM_HDR +
+				     vigil_encrypted_len(v->enc_version, out.len);
+			uint8_t *buf = malloc(cap);
+			size_t elen = 0;
+			if (buf && vigil_encrypt_stream(v->kr, v->enc_version, out.p, out.len,
+							buf, cap, &elen) == VIGIL_CRYPTO_OK) {
+				wbuf_append(reply, buf, elen);
+			} else {
+				v->encrypt_failed++;
+				vlog(v, 3, "vigil: failed to encrypt stream reply");
+			}
+			free(buf);
+		} else {
+			wbuf_append(reply, out.p, out.len);
+		}
+	}
+	wbuf_free(&out);
+}
+
+static void t_on_stream_reply(void *ctx, uint64_t cookie, const uint8_t *msg, size_t len)
+{
+	struct vigil *v = ctx;
+	if (!msg) {
+		swim_handle_stream_reply(v->sw, cookie, NULL, 0, v->now);
+		return;
+	}
+	/* The reply comes from the address we dialled; only used for logs. */
+	struct wire_addr unknown;
+	memset(&unknown, 0, sizeof unknown);
+	uint8_t *owned;
+	size_t plen;
+	const uint8_t *plain = stream_plain(v, &unknown, msg, len, &plen, &owned);
+	swim_handle_stream_reply(v->sw, cookie, plain, plain ? plen : 0, v->now);
+	free(owned);
+}
+
+/* ------------------------------------------------------- create/destroy */
+
+void vigil_config_default(struct vigil_config *cfg)
+{
+	struct swim_config sc;
+	memset(cfg, 0, sizeof *cfg);
+	swim_config_default(&sc);
+	/* serf's default node name is the host name */
+	if (gethostname(cfg->name, sizeof cfg->name - 1) != 0 || !cfg->name[0])
+		snprintf(cfg->name, sizeof cfg->name, "vigil");
+	cfg->name[sizeof cfg->name - 1] = '\0';
+	snprintf(cfg->bind_addr, sizeof cfg->bind_addr, "0.0.0.0");
+	cfg->bind_port = TRANSPORT_DEFAULT_PORT;
+	cfg->probe_interval_ms = sc.probe_interval_ms;
+	cfg->probe_timeout_ms = sc.probe_timeout_ms;
+	cfg->gossip_interval_ms = sc.gossip_interval_ms;
+	cfg->gossip_nodes = sc.gossip_nodes;
+	cfg->indirect_checks = sc.indirect_checks;
+	cfg->retransmit_mult = sc.retransmit_mult;
+	cfg->suspicion_mult = sc.suspicion_mult;
+	cfg->suspicion_max_timeout_mult = sc.suspicion_max_timeout_mult;
+	cfg->push_pull_interval_ms = sc.push_pull_interval_ms;
+	cfg->awareness_max_multiplier = sc.awareness_max_multiplier;
+	cfg->reap_interval_ms = 24LL * 3600 * 1000;
+	cfg->gossip_verify_incoming = true;
+	cfg->gossip_verify_outgoing = true;
+	cfg->protocol_version = 4;
+}
+
+static bool is_wildcard(const struct wire_addr *a)
+{
+	for (int i = 0; i < a->ip_len; i++)
+		if (a->ip[i])
+			return false;
+	return true;
+}
+
+/* Keyring from cfg.keys and/or cfg.keyring_file (serf agent semantics:
+ * an existing keyring file wins; given keys are installed into it). */
+static int setup_keyring(struct vigil *v, const struct vigil_config *cfg,
+			 char *err, size_t errlen)
+{
+	struct stat st;
+	bool have_file = cfg->keyring_file && cfg->keyring_file[0] &&
+			 stat(cfg->keyring_file, &st) == 0;
+	int rc;
+	if (have_file) {
+		rc = vigil_keyring_load_file(cfg->keyring_file, &v->kr);
+		if (rc != VIGIL_CRYPTO_OK) {
+			set_err(err, errlen, "keyring file %s: %s", cfg->keyring_file,
+				vigil_crypto_strerror(rc));
+			return -1;
+		}
+	}
+	if (cfg->n_keys) {
+		if (!v->kr && !(v->kr = vigil_keyring_new())) {
+			set_err(err, errlen, "out of memory");
+			return -1;
+		}
+		for (size_t i = 0; i < cfg->n_keys; i++) {
+			if (!cfg->keys[i])
+				continue;
+			rc = vigil_keyring_add_b64(v->kr, cfg->keys[i]);
+			if (rc != VIGIL_CRYPTO_OK) {
+				set_err(err, errlen, "key %zu: %s", i, vigil_crypto_strerror(rc));
+				return -1;
+			}
+		}
+		if (vigil_keyring_count(v->kr) == 0) {
+			vigil_keyring_free(v->kr);
+			v->kr = NULL;
+		} else if (v->keyring_file && !have_file) {
+			rc = vigil_keyring_save_file(v->kr, v->keyring_file);
+			if (rc != VIGIL_CRYPTO_OK)
+				vlog(v, 2, "vigil: cannot write keyring file %s: %s",
+				     v->keyring_file, vigil_crypto_strerror(rc));
+		}
+	}
+	return 0;
+}
+
+int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_t errlen)
+{
+	if (!cfg || !out) {
+		set_err(err, errlen, "vigil_create: NULL argument");
+		return -1;
+	}
+	*out = NULL;
+	if (!cfg->name[0] || strnlen(cfg->name, sizeof cfg->name) > WIRE_NAME_MAX) {
+		set_err(err, errlen, "node name must be 1..%d bytes", WIRE_NAME_MAX);
+		return -1;
+	}
+	int pv = cfg->protocol_version ? cfg->protocol_version : 4;
+	if (pv < 2 || pv > 5) {
+		set_err(err, errlen, "serf protocol version %d not in 2..5", pv);
+		return -1;
+	}
+
+	struct vigil *v = calloc(1, sizeof *v);
+	if (!v) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	v->cfg = *cfg;
+	v->cfg.protocol_version = pv;
+	/* Not retained: the caller's arrays may go away after create. */
+	v->cfg.keys = NULL;
+	v->cfg.n_keys = 0;
+	v->cfg.tags = NULL;
+	v->cfg.n_tags = 0;
+	v->cfg.keyring_file = NULL;
+	v->cfg.snapshot_path = NULL;
+	v->now = v->last_step = clock_ms();
+	if (cfg->keyring_file && cfg->keyring_file[0] &&
+	    !(v->keyring_file = strdup(cfg->keyring_file))) {
+		set_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (cfg->snapshot_path)
+		vlog(v, 2, "vigil: snapshot_path is not supported yet; ignoring %s",
+		     cfg->snapshot_path);
+
+	v->crypt_cap = TRANSPORT_UDP_RECV_MAX + VIGIL_CRYPTO_OVERHEAD_V0;
+	v->crypt_buf = malloc(v->crypt_cap);
+	if (!v->crypt_buf) {
+		set_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (setup_keyring(v, cfg, err, errlen) != 0)
+		goto fail;
+
+	/* --- sockets --- */
+	struct transport_config tc;
+	transport_config_default(&tc);
+	snprintf(tc.bind_addr, sizeof tc.bind_addr, "%s", cfg->bind_addr[0] ? cfg->bind_addr : "0.0.0.0");
+	tc.bind_port = cfg->bind_port;
+	struct transport_hooks th = {
+		.ctx = v,
+		.on_packet = t_on_packet,
+		.on_stream = t_on_stream,
+		.on_stream_reply = t_on_stream_reply,
+		.log = layer_log,
+	};
+	if (transport_open(&tc, &th, &v->tr, err, errlen) != 0)
+		goto fail;
+
+	/* --- advertise address (memberlist FinalAdvertiseAddr) --- */
+	struct wire_addr bound, adv;
+	transport_local_addr(v->tr, &bound);
+	if (cfg->advertise_addr[0]) {
+		if (transport_parse_addr(cfg->advertise_addr, bound.port, true, &adv) != 0) {
+			set_err(err, errlen, "bad advertise address %s", cfg->advertise_addr);
+			goto fail;
+		}
+	} else if (is_wildcard(&bound)) {
+		transport_default_advertise(&adv);
+	} else {
+		adv = bound;
+	}
+	adv.port = cfg->advertise_port ? cfg->advertise_port : bound.port;
+	if (adv.ip_len == 16 && transport_family(v->tr) == AF_INET)
+		vlog(v, 2, "vigil: advertising IPv6 while bound to IPv4 only");
+
+	/* --- swim --- */
+	struct swim_config sc;
+	swim_config_default(&sc);
+	snprintf(sc.name, sizeof sc.name, "%s", cfg->name);
+	sc.addr = adv;
+	int ml = serf_encode_tags(cfg->tags, cfg->n_tags, pv, sc.meta, sizeof sc.meta);
+	if (ml < 0) {
+		set_err(err, errlen, "tags do not fit in %d bytes of node meta", WIRE_META_MAX);
+		goto fail;
+	}
+	sc.meta_len = (uint16_t)ml;
+	sc.vsn[5] = (uint8_t)pv; /* DelegateProtocolVersion = serf protocol */
+#define TAKE(field) if (cfg->field > 0) sc.field = cfg->field
+	TAKE(probe_interval_ms);
+	TAKE(probe_timeout_ms);
+	TAKE(gossip_interval_ms);
+	TAKE(gossip_nodes);
+	TAKE(indirect_checks);
+	TAKE(retransmit_mult);
+	TAKE(suspicion_mult);
+	TAKE(suspicion_max_timeout_mult);
+	TAKE(awareness_max_multiplier);
+	TAKE(reap_interval_ms);
+#undef TAKE
+	/* 0 is meaningful here: it disables periodic push-pull */
+	if (cfg->push_pull_interval_ms >= 0)
+		sc.push_pull_interval_ms = cfg->push_pull_interval_ms;
+	if (v->kr && cfg->gossip_verify_outgoing) {
+		/* memberlist shrinks its packets by the encryption overhead */
+		sc.udp_buffer_size -= (int)(vigil_encrypted_len(
+			vigil_encryption_version(sc.vsn[2]), 0));
+	}
+	sc.seed = random_seed();
+	v->enc_version = vigil_encryption_version(sc.vsn[2]);
+
+	struct swim_hooks sh = {
+		.ctx = v,
+		.send_packet = h_send_packet,
+		.send_stream = h_send_stream,
+		.on_member = h_on_member,
+		.on_user_msg = h_on_user_msg,
+		.local_state = h_local_state,
+		.merge_remote_state = h_merge_remote_state,
+		.join_result = h_join_result,
+		.log = layer_log,
+	};
+	v->sw = swim_new(&sc, &sh, v->now);
+	if (!v->sw) {
+		set_err(err, errlen, "cannot create the membership state machine");
+		goto fail;
+	}
+
+	/* --- serf layer --- */
+	struct serf_layer_config lc;
+	serf_layer_config_default(&lc);
+	snprintf(lc.name, sizeof lc.name, "%s", cfg->name);
+	lc.tags = cfg->tags;
+	lc.n_tags = cfg->n_tags;
+	lc.protocol_version = pv;
+	lc.on_event = cfg->on_event;
+	lc.event_ctx = cfg->ctx;
+	lc.out = (struct serf_outbox){
+		.ctx = v,
+		.broadcast = o_broadcast,
+		.send_to = o_send_to,
+		.set_meta = o_set_meta,
+		.reconnect = o_reconnect,
+		.log = layer_log,
+	};
+	lc.gossip_interval_ms = sc.gossip_interval_ms;
+	if (cfg->reap_interval_ms > 0) {
+		lc.reconnect_timeout_ms = cfg->reap_interval_ms;
+		lc.tombstone_timeout_ms = cfg->reap_interval_ms;
+	}
+	lc.seed = random_seed();
+	v->sl = serf_layer_new(&lc);
+	if (!v->sl) {
+		set_err(err, errlen, "cannot create the serf layer");
+		goto fail;
+	}
+	/* swim_new already announced ourselves; let the layer know. */
+	for (size_t i = 0; i < swim_member_count(v->sw); i++)
+		serf_layer_on_member(v->sl, SWIM_EV_JOIN, swim_member_at(v->sw, i), v->now);
+
+	char a[80];
+	vlog(v, 1, "vigil: %s listening on %s, advertising %s%s", cfg->name,
+	     transport_format_addr(&bound, (char[80]){0}, 80),
+	     transport_format_addr(&adv, a, sizeof a),
+	     v->kr ? " (encrypted)" : "");
+	*out = v;
+	return 0;
+fail:
+	vigil_destroy(v);
+	return -1;
+}
+
+void vigil_destroy(vigil_t *v)
+{
+	if (!v)
+		return;
+	serf_layer_free(v->sl);
+	swim_free(v->sw);
+	transport_close(v->tr);
+	vigil_keyring_free(v->kr);
+	free(v->crypt_buf);
+	free(v->keyring_file);
+	free(v);
+}
+
+/* ------------------------------------------------------------ event loop */
+
+int vigil_pollfds(vigil_t *v, struct pollfd *fds, int max)
+{
+	if (!v || !fds || max <= 0)
+		return 0;
+	int n = transport_pollfds(v->tr, fds, max);
+	/* Too few slots: the rest are still serviced, because vigil_step
+	 * polls everything itself, but only if we wake up often. */
+	v->pollfds_truncated = n < transport_nfds(v->tr);
+	return n;
+}
+
+static int64_t next_deadline(const struct vigil *v)
+{
+	int64_t d = swim_next_deadline(v->sw);
+	int64_t s = serf_layer_next_deadline(v->sl);
+	int64_t t = transport_next_deadline(v->tr);
+	if (s < d)
+		d = s;
+	if (t < d)
+		d = t;
+	if (v->leave == LEAVE_INTENT && v->leave_swim_at < d)
+		d = v->leave_swim_at;
+	return d;
+}
+
+int vigil_timeout_ms(vigil_t *v)
+{
+	if (!v)
+		return -1;
+	int64_t now = clock_ms();
+	int64_t d = next_deadline(v);
+	int64_t ms;
+	if (d == INT64_MAX)
+		ms = -1;
+	else if (d <= now)
+		ms = 0;
+	else
+		ms = d - now;
+	if (v->pollfds_truncated && (ms < 0 || ms > TRUNCATED_POLL_MS))
+		ms = TRUNCATED_POLL_MS;
+	if (ms > INT_MAX)
+		ms = INT_MAX;
+	return (int)ms;
+}
+
+static void leave_progress(struct vigil *v)
+{
+	if (v->leave == LEAVE_INTENT && v->now >= v->leave_swim_at) {
+		swim_leave(v->sw, v->now);
+		v->leave = LEAVE_SWIM;
+	}
+}
+
+void vigil_step(vigil_t *v)
+{
+	if (!v)
+		return;
+	int64_t now = clock_ms();
+
+	/*
+	 * STALL DETECTION goes here.  `now - v->last_step` is the gap since
+	 * the previous wake-up; compared with what vigil_timeout_ms promised
+	 * (the deadline we last reported), a gap much larger than expected
+	 * means this process was paused.  The plan: call
+	 * swim_notice_stall(v->sw, gap, now) before anything below runs, so
+	 * timers that expired during the pause are re-armed instead of firing
+	 * on stale information, and raise VIGIL_EV_LOCAL_STALL.
+	 */
+
+	v->now = now;
+	transport_step(v->tr, now);
+	if (swim_next_deadline(v->sw) <= now)
+		swim_tick(v->sw, now);
+	if (serf_layer_next_deadline(v->sl) <= now)
+		serf_layer_tick(v->sl, now);
+	leave_progress(v);
+	v->last_step = now;
+}
+
+/* ------------------------------------------------------------ membership */
+
+int vigil_join(vigil_t *v, const char *const *addrs, size_t n)
+{
+	if (!v || (!addrs && n))
+		return -1;
+	v->now = clock_ms();
+	struct wire_addr *seeds = calloc(n ? n : 1, sizeof *seeds);
+	if (!seeds)
+		return -1;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!addrs[i] || transport_parse_addr(addrs[i], TRANSPORT_DEFAULT_PORT, true,
+						      &seeds[k]) != 0) {
+			vlog(v, 2, "vigil: cannot parse join address %s",
+			     addrs[i] ? addrs[i] : "(null)");
+			continue;
+		}
+		k++;
+	}
+	if (k) {
+		v->join_broadcast_pending = true;
+		swim_join(v->sw, seeds, k, v->now);
+	}
+	free(seeds);
+	return (int)k;
+}
+
+int vigil_leave(vigil_t *v)
+{
+	if (!v)
+		return -1;
+	if (v->leave != LEAVE_NONE)
+		return 0;
+	v->now = clock_ms();
+	int rc = serf_layer_leave(v->sl, v->now);
+	if (rc != SERF_OK)
+		vlog(v, 2, "vigil: serf leave: error %d", rc);
+	/*
+	 * serf waits for the leave intent to be gossiped (up to
+	 * BroadcastTimeout) before leaving memberlist.  Give it the
+	 * retransmit limit's worth of gossip rounds; alone, leave at once.
+	 */
+	size_t alive = swim_alive_count(v->sw);
+	int64_t delay = 0;
+	if (alive > 1) {
+		int scale = 1;
+		for (size_t x = alive + 1; x > 10; x /= 10)
+			scale++;
+		delay = (int64_t)v->cfg.gossip_interval_ms *
+			((v->cfg.retransmit_mult > 0 ? v->cfg.retransmit_mult : 4) * scale + 1);
+		if (delay > LEAVE_BROADCAST_MAX_MS)
+			delay = LEAVE_BROADCAST_MAX_MS;
+	}
+	v->leave = LEAVE_INTENT;
+	v->leave_swim_at = v->now + delay;
+	leave_progress(v);
+	return 0;
+}
+
+bool vigil_leave_done(vigil_t *v)
+{
+	return v && v->leave == LEAVE_SWIM && swim_leave_done(v->sw);
+}
+
+int vigil_force_leave(vigil_t *v, const char *node, bool prune)
+{
+	if (!v || !node)
+		return -1;
+	v->now = clock_ms();
+	return serf_layer_force_leave(v->sl, node, prune, v->now) == SERF_OK ? 0 : -1;
+}
+
+int vigil_members(vigil_t *v, struct vigil_member **out, size_t *n)
+{
+	if (!v || !out || !n)
+		return -1;
+	return serf_layer_members(v->sl, out, n) == SERF_OK ? 0 : -1;
+}
+
+void vigil_members_free(struct vigil_member *m, size_t n)
+{
+	serf_layer_members_free(m, n);
+}
+
+const char *vigil_name(vigil_t *v)
+{
+	return v ? v->cfg.name : NULL;
+}
+
+/* ------------------------------------------------------------------ tags */
+
+int vigil_set_tags(vigil_t *v, const struct vigil_tag *set, size_t n_set,
+		   const char *const *del, size_t n_del)
+{
+	if (!v || (n_set && !set) || (n_del && !del))
+		return -1;
+	v->now = clock_ms();
+	size_t n_cur = 0;
+	const struct vigil_tag *cur = serf_layer_tags(v->sl, &n_cur);
+	/* New tag list = current minus deleted/replaced keys, plus `set`.
+	 * Entries borrow strings from cur/set, both alive until set_tags. */
+	struct vigil_tag *next = calloc(n_cur + n_set + 1, sizeof *next);
+	if (!next)
+		return -1;
+	size_t k = 0;
+	for (size_t i = 0; i < n_cur; i++) {
+		bool drop = false;
+		for (size_t j = 0; j < n_del && !drop; j++)
+			drop = del[j] && strcmp(del[j], cur[i].key) == 0;
+		for (size_t j = 0; j < n_set && !drop; j++)
+			drop = set[j].key && strcmp(set[j].key, cur[i].key) == 0;
+		if (!drop)
+			next[k++] = cur[i];
+	}
+	for (size_t j = 0; j < n_set; j++) {
+		if (!set[j].key || !set[j].value) {
+			free(next);
+			return -1;
+		}
+		/* a key repeated in `set`: the last one wins */
+		bool later = false;
+		for (size_t l = j + 1; l < n_set && !later; l++)
+			later = set[l].key && strcmp(set[l].key, set[j].key) == 0;
+		if (!later)
+			next[k++] = set[j];
+	}
+	int rc = serf_layer_set_tags(v->sl, next, k);
+	free(next);
+	if (rc != SERF_OK)
+		vlog(v, 2, "vigil: set tags failed (%d)", rc);
+	return rc == SERF_OK ? 0 : -1;
+}
+
+/* ------------------------------------------------------ events & queries */
+
+int vigil_user_event(vigil_t *v, const char *name, const uint8_t *payload,
+		     size_t len, bool coalesce)
+{
+	if (!v || !name)
+		return -1;
+	v->now = clock_ms();
+	return serf_layer_user_event(v->sl, name, payload, len, coalesce, v->now) == SERF_OK
+		       ? 0 : -1;
+}
+
+int vigil_query(vigil_t *v, const char *name, const uint8_t *payload, size_t len,
+		const struct vigil_query_params *p, uint32_t *id_out)
+{
+	if (!v || !name)
+		return -1;
+	v->now = clock_ms();
+	return serf_layer_query(v->sl, name, payload, len, p, NULL, NULL, id_out, v->now) ==
+			       SERF_OK ? 0 : -1;
+}
+
+int vigil_respond(vigil_t *v, uint32_t query_id, const uint8_t *payload, size_t len)
+{
+	if (!v)
+		return -1;
+	v->now = clock_ms();
+	return serf_layer_respond(v->sl, query_id, payload, len, v->now) == SERF_OK ? 0 : -1;
+}
+
+/* ----------------------------------------------------------------- wills */
+
+/* Not implemented yet: the will extension (src/will.c) has not landed. */
+int vigil_will_set(vigil_t *v, const char *recipient_member, const char *event_name,
+		   int64_t delay_ms, const uint8_t *payload, size_t len)
+{
+	(void)recipient_member, (void)event_name, (void)delay_ms, (void)payload, (void)len;
+	if (v)
+		vlog(v, 3, "vigil_will_set: not implemented yet");
+	return -1;
+}
+
+int vigil_will_clear(vigil_t *v)
+{
+	if (v)
+		vlog(v, 3, "vigil_will_clear: not implemented yet");
+	return -1;
+}
+
+int vigil_will_list(vigil_t *v, const char *owner, struct vigil_will_info **out, size_t *n)
+{
+	(void)owner;
+	if (out)
+		*out = NULL;
+	if (n)
+		*n = 0;
+	if (v)
+		vlog(v, 3, "vigil_will_list: not implemented yet");
+	return -1;
+}
+
+/* ------------------------------------------------------------------ keys */
+
+/*
+ * serf's keys -install/-use/-remove are cluster-wide operations carried by
+ * the _serf_install-key / _serf_use-key / _serf_remove-key internal queries
+ * (serf keymanager.go); that part of the serf layer is not written yet.
+ */
+int vigil_keys_install(vigil_t *v, const char *b64key, char *err, size_t errlen)
+{
+	(void)v, (void)b64key;
+	set_err(err, errlen, "vigil_keys_install: not implemented yet (needs serf key queries)");
+	return -1;
+}
+
+int vigil_keys_use(vigil_t *v, const char *b64key, char *err, size_t errlen)
+{
+	(void)v, (void)b64key;
+	set_err(err, errlen, "vigil_keys_use: not implemented yet (needs serf key queries)");
+	return -1;
+}
+
+int vigil_keys_remove(vigil_t *v, const char *b64key, char *err, size_t errlen)
+{
+	(void)v, (void)b64key;
+	set_err(err, errlen, "vigil_keys_remove: not implemented yet (needs serf key queries)");
+	return -1;
+}
+
+/* The local keyring only (serf's cluster-wide list-keys is not written yet). */
+int vigil_keys_list(vigil_t *v, char ***keys_out, size_t *n)
+{
+	if (!v || !keys_out || !n)
+		return -1;
+	*keys_out = NULL;
+	*n = 0;
+	if (!v->kr)
+		return 0;
+	char (*b64)[VIGIL_KEY_B64_SIZE] = calloc(VIGIL_KEYRING_MAX, sizeof *b64);
+	size_t cnt = 0;
+	if (!b64 || vigil_keyring_list(v->kr, b64, VIGIL_KEYRING_MAX, &cnt) != VIGIL_CRYPTO_OK) {
+		free(b64);
+		return -1;
+	}
+	char **keys = calloc(cnt ? cnt : 1, sizeof *keys);
+	if (!keys) {
+		free(b64);
+		return -1;
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		keys[i] = strdup(b64[i]);
+		if (!keys[i]) {
+			for (size_t j = 0; j < i; j++)
+				free(keys[j]);
+			free(keys);
+			free(b64);
+			return -1;
+		}
+	}
+	free(b64);
+	*keys_out = keys;
+	*n = cnt;
+	return 0;
+}
+
+/* ----------------------------------------------------------------- stats */
+
+int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
+{
+	if (!v || !out || max <= 0)
+		return -1;
+	const struct swim_stats *ss = swim_stats(v->sw);
+	const struct transport_stats *ts = transport_stats(v->tr);
+	const struct serf_stats *fs = serf_layer_stats(v->sl);
+	uint64_t mt = 0, et = 0, qt = 0;
+	serf_layer_clocks(v->sl, &mt, &et, &qt);
+	const struct vigil_stat all[] = {
+		{"members", (double)serf_layer_member_count(v->sl)},
+		{"alive", (double)swim_alive_count(v->sw)},
+		{"health_score", (double)swim_health(v->sw)},
+		{"member_time", (double)mt},
+		{"event_time", (double)et},
+		{"query_time", (double)qt},
+		{"encrypted", v->kr ? 1.0 : 0.0},
+		{"probes", (double)ss->probes},
+		{"acks", (double)ss->acks},
+		{"nacks", (double)ss->nacks},
+		{"probe_failures", (double)ss->probe_failures},
+		{"suspicions", (double)ss->suspicions},
+		{"refutations", (double)ss->refutations},
+		{"deaths", (double)ss->deaths},
+		{"joins", (double)ss->joins},
+		{"push_pulls", (double)ss->push_pulls},
+		{"stalls", (double)ss->stalls},
+		{"msgs_in", (double)ss->msgs_in},
+		{"msgs_out", (double)ss->msgs_out},
+		{"decode_errors", (double)ss->decode_errors},
+		{"udp_in", (double)ts->udp_in},
+		{"udp_out", (double)ts->udp_out},
+		{"udp_in_bytes", (double)ts->udp_in_bytes},
+		{"udp_out_bytes", (double)ts->udp_out_bytes},
+		{"udp_send_errors", (double)ts->udp_send_errors},
+		{"udp_decrypt_failed", (double)v->udp_decrypt_failed},
+		{"udp_plain_accepted", (double)v->udp_plain_accepted},
+		{"tcp_accepted", (double)ts->tcp_accepted},
+		{"tcp_connects", (double)ts->tcp_connects},
+		{"tcp_rejected", (double)ts->tcp_rejected},
+		{"tcp_errors", (double)ts->tcp_errors},
+		{"tcp_timeouts", (double)ts->tcp_timeouts},
+		{"tcp_bad_frames", (double)ts->tcp_bad_frames},
+		{"tcp_in_bytes", (double)ts->tcp_in_bytes},
+		{"tcp_out_bytes", (double)ts->tcp_out_bytes},
+		{"tcp_active", (double)transport_active_conns(v->tr)},
+		{"tcp_decrypt_failed", (double)v->tcp_decrypt_failed},
+		{"tcp_plain_dropped", (double)v->tcp_plain_dropped},
+		{"tcp_encrypted_no_key", (double)v->tcp_encrypted_no_key},
+		{"stream_malformed", (double)v->stream_malformed},
+		{"encrypt_failed", (double)v->encrypt_failed},
+		{"serf_msgs_in", (double)fs->msgs_in},
+		{"serf_decode_errors", (double)fs->decode_errors},
+		{"serf_events_in", (double)fs->events_in},
+		{"serf_queries_in", (double)fs->queries_in},
+	};
+	int total = (int)(sizeof all / sizeof all[0]);
+	int n = 0;
+	/* leave room for the NULL terminator */
+	for (; n < total && n < max - 1; n++)
+		out[n] = all[n];
+	out[n].name = NULL;
+	out[n].value = 0;
+	return n;
+}
