@@ -258,6 +258,8 @@ size_t serf_layer_member_count(const struct serf_layer *sl);
 /* ---- extensions ---- */
 
 void serf_layer_set_extension(struct serf_layer *sl, const struct serf_extension *ext);
+/* Append one push-pull state record (type >= SERF_EXT_TYPE_MIN) for local_state. */
+int serf_ext_state_record(struct wbuf *out, uint8_t type, const uint8_t *p, uint32_t len);
 /* Gossip / send an extension message: msg[0] must be >= SERF_EXT_TYPE_MIN. */
 int serf_layer_ext_broadcast(struct serf_layer *sl, const uint8_t *msg, size_t len);
 int serf_layer_ext_send(struct serf_layer *sl, const struct wire_addr *to,
