@@ -1400,7 +1400,7 @@ static int decode_query(const msgpack_object *o, struct query_msg *q)
 {
 	const msgpack_object_kv *kv;
 	uint32_t n;
-	uint64_t v;
+	uint64_t v = 0;
 
 	memset(q, 0, sizeof *q);
 	if (o->type != MSGPACK_OBJECT_MAP || !mp_map(o, &kv, &n))
@@ -1423,7 +1423,7 @@ static int decode_query(const msgpack_object *o, struct query_msg *q)
 		} else if (mp_key_is(k, "Filters")) {
 			ok = mp_array(val, &q->filters, &q->n_filters);
 			for (uint32_t j = 0; ok && j < q->n_filters; j++) {
-				struct wire_bytes b;
+				struct wire_bytes b = {NULL, 0};
 				ok = mp_bytes(&q->filters[j], &b);
 			}
 		} else if (mp_key_is(k, "Flags")) {
@@ -1454,7 +1454,7 @@ static int decode_query_resp(const msgpack_object *o, struct query_resp_msg *r)
 {
 	const msgpack_object_kv *kv;
 	uint32_t n;
-	uint64_t v;
+	uint64_t v = 0;
 
 	memset(r, 0, sizeof *r);
 	if (o->type != MSGPACK_OBJECT_MAP || !mp_map(o, &kv, &n))
@@ -1550,7 +1550,7 @@ static bool regex_match(const char *expr, size_t elen, const char *value)
 static bool should_process(const struct serf_layer *sl, const struct query_msg *q)
 {
 	for (uint32_t i = 0; i < q->n_filters; i++) {
-		struct wire_bytes f;
+		struct wire_bytes f = {NULL, 0};
 		msgpack_unpacked u;
 		bool ok = false;
 
@@ -1565,7 +1565,7 @@ static bool should_process(const struct serf_layer *sl, const struct query_msg *
 			uint32_t n;
 			if (mp_array(&u.data, &it, &n)) {
 				for (uint32_t j = 0; j < n && !ok; j++) {
-					struct wire_bytes b;
+					struct wire_bytes b = {NULL, 0};
 					if (!mp_bytes(&it[j], &b))
 						break;
 					ok = bytes_eq_str(b.p, b.len, sl->cfg.name);
@@ -2556,7 +2556,7 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 		ok = st != NULL;
 	}
 	for (uint32_t i = 0; ok && i < n_status; i++) {
-		struct wire_bytes b;
+		struct wire_bytes b = {NULL, 0};
 		ok = mp_bytes(&skv[i].key, &b) && mp_u64(&skv[i].val, UINT64_MAX, &st[i].ltime);
 		st[i].p = b.p;
 		st[i].len = b.len;
@@ -2566,14 +2566,14 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 		ok = lf != NULL;
 	}
 	for (uint32_t i = 0; ok && i < n_left; i++) {
-		struct wire_bytes b;
+		struct wire_bytes b = {NULL, 0};
 		ok = mp_bytes(&left[i], &b);
 		lf[i].p = b.p;
 		lf[i].len = b.len;
 	}
 	for (uint32_t i = 0; ok && i < n_events; i++) {
-		const msgpack_object_kv *ekv;
-		uint32_t en;
+		const msgpack_object_kv *ekv = NULL;
+		uint32_t en = 0;
 		uint64_t lt;
 		const msgpack_object *evs;
 		uint32_t nev;
@@ -2586,9 +2586,9 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 			} else if (mp_key_is(&ekv[j].key, "Events")) {
 				ok = mp_array(&ekv[j].val, &evs, &nev);
 				for (uint32_t m = 0; ok && m < nev; m++) {
-					const msgpack_object_kv *ukv;
-					uint32_t un;
-					struct wire_bytes b;
+					const msgpack_object_kv *ukv = NULL;
+					uint32_t un = 0;
+					struct wire_bytes b = {NULL, 0};
 					ok = evs[m].type == MSGPACK_OBJECT_MAP &&
 					     mp_map(&evs[m], &ukv, &un);
 					for (uint32_t x = 0; ok && x < un; x++)
@@ -2642,8 +2642,8 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 	}
 
 	for (uint32_t i = 0; i < n_events; i++) {
-		const msgpack_object_kv *ekv;
-		uint32_t en;
+		const msgpack_object_kv *ekv = NULL;
+		uint32_t en = 0;
 		uint64_t lt = 0;
 		const msgpack_object *evs = NULL;
 		uint32_t nev = 0;
@@ -2657,8 +2657,8 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 				mp_array(&ekv[j].val, &evs, &nev);
 		}
 		for (uint32_t m = 0; m < nev; m++) {
-			const msgpack_object_kv *ukv;
-			uint32_t un;
+			const msgpack_object_kv *ukv = NULL;
+			uint32_t un = 0;
 			struct wire_bytes name = {NULL, 0}, payload = {NULL, 0};
 			mp_map(&evs[m], &ukv, &un);
 			for (uint32_t x = 0; x < un; x++) {
