@@ -1,0 +1,822 @@
+/*
+ * test_transport.c — the socket layer and the public API on real loopback
+ * sockets: address parsing, datagrams and stream exchanges between two
+ * transports, timeouts and refusals, then whole vigil_t instances joining
+ * each other (IPv4, IPv6, encrypted) and shrugging off garbage input.
+ *
+ * Everything runs in one process and one thread, driven by a poll loop
+ * written here the way an embedder would write it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testlib.h"
+#include "transport.h"
+#include "vigil.h"
+#include "wire.h"
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ addresses */
+
+TEST(parse_addresses)
+{
+	struct wire_addr a;
+	char buf[80];
+
+	CHECK_EQ_INT(transport_parse_addr("10.1.2.3", 7946, false, &a), 0);
+	CHECK_EQ_INT(a.ip_len, 4);
+	CHECK_EQ_INT(a.port, 7946);
+	CHECK_EQ_STR(transport_format_addr(&a, buf, sizeof buf), "10.1.2.3:7946");
+
+	CHECK_EQ_INT(transport_parse_addr("10.1.2.3:8000", 7946, false, &a), 0);
+	CHECK_EQ_INT(a.port, 8000);
+
+	CHECK_EQ_INT(transport_parse_addr("[::1]:7000", 7946, false, &a), 0);
+	CHECK_EQ_INT(a.ip_len, 16);
+	CHECK_EQ_INT(a.port, 7000);
+	CHECK_EQ_STR(transport_format_addr(&a, buf, sizeof buf), "[::1]:7000");
+
+	CHECK_EQ_INT(transport_parse_addr("[fd00::2]", 7946, false, &a), 0);
+	CHECK_EQ_INT(a.port, 7946);
+	CHECK_EQ_STR(transport_format_ip(&a, buf, sizeof buf), "fd00::2");
+
+	CHECK_EQ_INT(transport_parse_addr("fe80::1", 7946, false, &a), 0);
+	CHECK_EQ_INT(a.ip_len, 16);
+	CHECK_EQ_INT(a.port, 7946);
+
+	/* IPv4-mapped IPv6 is carried as plain IPv4, like Go's To4 */
+	CHECK_EQ_INT(transport_parse_addr("[::ffff:1.2.3.4]:5", 7946, false, &a), 0);
+	CHECK_EQ_INT(a.ip_len, 4);
+	CHECK_EQ_STR(transport_format_addr(&a, buf, sizeof buf), "1.2.3.4:5");
+
+	const char *bad[] = {"", "1.2.3.4:", "1.2.3.4:0", "1.2.3.4:65536", "1.2.3.4:x",
+			     "1.2.3.4:-1", "[::1", "[::1]x", "[1.2.3.4]:80", "[]:80",
+			     "no-such-host.invalid", ":80", "1.2.3.4:80:90x"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (transport_parse_addr(bad[i], 7946, false, &a) == 0)
+			printf("# unexpectedly parsed \"%s\"\n", bad[i]);
+		CHECK(transport_parse_addr(bad[i], 7946, false, &a) != 0);
+	}
+	CHECK(transport_parse_addr(NULL, 7946, false, &a) != 0);
+
+	/* resolving a name is allowed when asked for */
+	CHECK_EQ_INT(transport_parse_addr("localhost:1234", 7946, true, &a), 0);
+	CHECK_EQ_INT(a.port, 1234);
+	CHECK(a.ip_len == 4 || a.ip_len == 16);
+}
+
+TEST(default_advertise_is_not_wildcard)
+{
+	struct wire_addr a;
+	CHECK_EQ_INT(transport_default_advertise(&a), 0);
+	CHECK_EQ_INT(a.ip_len, 4);
+	CHECK(a.ip[0] != 0);
+}
+
+/* ---------------------------------------------------- transport harness */
+
+struct tctx {
+	struct transport *t;
+	int packets;
+	uint8_t last_pkt[2048];
+	size_t last_pkt_len;
+	struct wire_addr last_from;
+	int streams;            /* incoming stream messages */
+	size_t last_stream_len;
+	uint8_t last_stream_tail;
+	bool reply;             /* answer incoming streams with a user message */
+	int replies;            /* outgoing stream outcomes */
+	int failures;
+	uint64_t last_cookie;
+	size_t last_reply_len;
+	uint8_t last_reply_first;
+};
+
+static void tc_packet(void *ctx, const struct wire_addr *from, const uint8_t *p, size_t len)
+{
+	struct tctx *c = ctx;
+	c->packets++;
+	c->last_from = *from;
+	c->last_pkt_len = len < sizeof c->last_pkt ? len : sizeof c->last_pkt;
+	memcpy(c->last_pkt, p, c->last_pkt_len);
+}
+
+static void tc_stream(void *ctx, const struct wire_addr *from, const uint8_t *msg,
+		      size_t len, struct wbuf *reply)
+{
+	struct tctx *c = ctx;
+	(void)from;
+	c->streams++;
+	c->last_stream_len = len;
+	c->last_stream_tail = len ? msg[len - 1] : 0;
+	if (c->reply) {
+		const uint8_t pong[] = "pong";
+		wire_encode_stream_user(reply, pong, sizeof pong);
+	}
+}
+
+static void tc_stream_reply(void *ctx, uint64_t cookie, const uint8_t *msg, size_t len)
+{
+	struct tctx *c = ctx;
+	c->last_cookie = cookie;
+	if (!msg) {
+		c->failures++;
+		return;
+	}
+	c->replies++;
+	c->last_reply_len = len;
+	c->last_reply_first = msg[0];
+}
+
+static struct transport *open_t(struct tctx *c, const char *bind, int timeout_ms)
+{
+	struct transport_config cfg;
+	transport_config_default(&cfg);
+	snprintf(cfg.bind_addr, sizeof cfg.bind_addr, "%s", bind);
+	cfg.bind_port = 0;
+	if (timeout_ms)
+		cfg.tcp_timeout_ms = timeout_ms;
+	struct transport_hooks h = {
+		.ctx = c,
+		.on_packet = tc_packet,
+		.on_stream = tc_stream,
+		.on_stream_reply = tc_stream_reply,
+	};
+	char err[256] = "";
+	memset(c, 0, sizeof *c);
+	if (transport_open(&cfg, &h, &c->t, err, sizeof err) != 0) {
+		printf("# transport_open(%s): %s\n", bind, err);
+		return NULL;
+	}
+	return c->t;
+}
+
+/* Poll both transports until cond() holds or ms pass. */
+#define PUMP(a, b, ms, cond)                                                 \
+	do {                                                                 \
+		int64_t end_ = now_ms() + (ms);                              \
+		while (!(cond) && now_ms() < end_) {                         \
+			struct pollfd fds_[2 * TRANSPORT_POLLFDS_MAX];       \
+			int n_ = transport_pollfds((a), fds_, TRANSPORT_POLLFDS_MAX); \
+			if (b)                                               \
+				n_ += transport_pollfds((b), fds_ + n_,      \
+							TRANSPORT_POLLFDS_MAX); \
+			poll(fds_, (nfds_t)n_, 20);                          \
+			transport_step((a), now_ms());                       \
+			if (b)                                               \
+				transport_step((b), now_ms());               \
+		}                                                            \
+	} while (0)
+
+TEST(transport_packet_roundtrip)
+{
+	struct tctx ca, cb;
+	struct transport *a = open_t(&ca, "127.0.0.1", 0);
+	struct transport *b = open_t(&cb, "127.0.0.1", 0);
+	REQUIRE(a && b);
+	struct wire_addr la, lb;
+	transport_local_addr(a, &la);
+	transport_local_addr(b, &lb);
+	CHECK(la.port != 0);
+	CHECK(la.port != lb.port);
+	CHECK_EQ_INT(transport_family(a), AF_INET);
+
+	const uint8_t msg[] = {WIRE_PING, 1, 2, 3};
+	CHECK_EQ_INT(transport_send_packet(a, &lb, msg, sizeof msg), 0);
+	PUMP(a, b, 2000, cb.packets > 0);
+	CHECK_EQ_INT(cb.packets, 1);
+	CHECK_EQ_INT(cb.last_pkt_len, sizeof msg);
+	CHECK_MEM(cb.last_pkt, msg, sizeof msg);
+	/* the source is a's bound address: replies to it reach a's socket */
+	CHECK(transport_addr_equal(&cb.last_from, &la));
+	CHECK_EQ_INT(transport_stats(b)->udp_in, 1);
+	CHECK_EQ_INT(transport_stats(a)->udp_out, 1);
+
+	transport_close(a);
+	transport_close(b);
+}
+
+TEST(transport_stream_roundtrip)
+{
+	struct tctx ca, cb;
+	struct transport *a = open_t(&ca, "127.0.0.1", 0);
+	struct transport *b = open_t(&cb, "127.0.0.1", 0);
+	REQUIRE(a && b);
+	cb.reply = true;
+	struct wire_addr lb;
+	transport_local_addr(b, &lb);
+
+	struct wbuf m;
+	wbuf_init(&m);
+	const uint8_t payload[] = "hello over tcp";
+	wire_encode_stream_user(&m, payload, sizeof payload);
+	transport_send_stream(a, &lb, m.p, m.len, 42, now_ms());
+	/* never reported synchronously */
+	CHECK_EQ_INT(ca.replies + ca.failures, 0);
+	PUMP(a, b, 3000, ca.replies + ca.failures > 0);
+	CHECK_EQ_INT(cb.streams, 1);
+	CHECK_EQ_INT(cb.last_stream_len, m.len);
+	CHECK_EQ_INT(ca.replies, 1);
+	CHECK_EQ_INT(ca.failures, 0);
+	CHECK_EQ_INT(ca.last_cookie, 42);
+	CHECK_EQ_INT(ca.last_reply_first, WIRE_USER);
+	/* connections are closed and freed once done */
+	PUMP(a, b, 1000, transport_active_conns(b) == 0);
+	CHECK_EQ_INT(transport_active_conns(a), 0);
+	CHECK_EQ_INT(transport_active_conns(b), 0);
+	wbuf_free(&m);
+	transport_close(a);
+	transport_close(b);
+}
+
+/* Several megabytes force partial writes and many reads on both sides. */
+TEST(transport_big_stream)
+{
+	struct tctx ca, cb;
+	struct transport *a = open_t(&ca, "127.0.0.1", 0);
+	struct transport *b = open_t(&cb, "127.0.0.1", 0);
+	REQUIRE(a && b);
+	cb.reply = true;
+	struct wire_addr lb;
+	transport_local_addr(b, &lb);
+
+	size_t n = 6u * 1024 * 1024;
+	uint8_t *big = malloc(n);
+	REQUIRE(big);
+	for (size_t i = 0; i < n; i++)
+		big[i] = (uint8_t)(i * 7 + 3);
+	struct wbuf m;
+	wbuf_init(&m);
+	wire_encode_stream_user(&m, big, (uint32_t)n);
+	free(big);
+	REQUIRE(!m.oom);
+	transport_send_stream(a, &lb, m.p, m.len, 7, now_ms());
+	PUMP(a, b, 10000, ca.replies + ca.failures > 0);
+	CHECK_EQ_INT(cb.streams, 1);
+	CHECK_EQ_INT(cb.last_stream_len, m.len);
+	CHECK_EQ_INT(cb.last_stream_tail, m.p[m.len - 1]);
+	CHECK_EQ_INT(ca.replies, 1);
+	CHECK_EQ_INT(ca.last_cookie, 7);
+	wbuf_free(&m);
+	transport_close(a);
+	transport_close(b);
+}
+
+TEST(transport_stream_refused)
+{
+	struct tctx ca;
+	struct transport *a = open_t(&ca, "127.0.0.1", 0);
+	REQUIRE(a);
+	/* a port that was just free: bind, note it, close */
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	REQUIRE(bind(s, (struct sockaddr *)&sin, sizeof sin) == 0);
+	socklen_t sl = sizeof sin;
+	getsockname(s, (struct sockaddr *)&sin, &sl);
+	close(s);
+	struct wire_addr to = {.ip = {127, 0, 0, 1}, .ip_len = 4, .port = ntohs(sin.sin_port)};
+
+	const uint8_t msg[] = {WIRE_ENCRYPT, 0, 0, 0, 1, 0};
+	transport_send_stream(a, &to, msg, sizeof msg, 9, now_ms());
+	CHECK_EQ_INT(ca.failures, 0);
+	PUMP(a, (struct transport *)NULL, 3000, ca.failures > 0);
+	CHECK_EQ_INT(ca.failures, 1);
+	CHECK_EQ_INT(ca.replies, 0);
+	CHECK_EQ_INT(ca.last_cookie, 9);
+
+	/* an address the socket family cannot reach fails later, not now */
+	struct wire_addr bad = {.ip_len = 7, .port = 1};
+	transport_send_stream(a, &bad, msg, sizeof msg, 10, now_ms());
+	CHECK_EQ_INT(ca.failures, 1);
+	CHECK(transport_next_deadline(a) <= now_ms());
+	PUMP(a, (struct transport *)NULL, 1000, ca.failures > 1);
+	CHECK_EQ_INT(ca.failures, 2);
+	CHECK_EQ_INT(ca.last_cookie, 10);
+	transport_close(a);
+}
+
+/* A peer that accepts (in the kernel backlog) but never answers. */
+TEST(transport_stream_timeout)
+{
+	struct tctx ca;
+	struct transport *a = open_t(&ca, "127.0.0.1", 300);
+	REQUIRE(a);
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	REQUIRE(bind(s, (struct sockaddr *)&sin, sizeof sin) == 0);
+	REQUIRE(listen(s, 4) == 0);
+	socklen_t sl = sizeof sin;
+	getsockname(s, (struct sockaddr *)&sin, &sl);
+	struct wire_addr to = {.ip = {127, 0, 0, 1}, .ip_len = 4, .port = ntohs(sin.sin_port)};
+
+	const uint8_t msg[] = {WIRE_ENCRYPT, 0, 0, 0, 1, 0};
+	int64_t t0 = now_ms();
+	transport_send_stream(a, &to, msg, sizeof msg, 11, t0);
+	CHECK(transport_next_deadline(a) <= t0 + 300);
+	PUMP(a, (struct transport *)NULL, 3000, ca.failures > 0);
+	int64_t took = now_ms() - t0;
+	CHECK_EQ_INT(ca.failures, 1);
+	CHECK(took >= 290 && took < 2000);
+	CHECK_EQ_INT(transport_stats(a)->tcp_timeouts, 1);
+	close(s);
+	transport_close(a);
+}
+
+/* Garbage on a stream closes that connection and nothing else. */
+TEST(transport_garbage_stream)
+{
+	struct tctx cb;
+	struct transport *b = open_t(&cb, "127.0.0.1", 0);
+	REQUIRE(b);
+	struct wire_addr lb;
+	transport_local_addr(b, &lb);
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(lb.port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	REQUIRE(connect(s, (struct sockaddr *)&sin, sizeof sin) == 0);
+	const uint8_t junk[] = {0xee, 1, 2, 3, 4, 5};
+	CHECK_EQ_INT(write(s, junk, sizeof junk), (long)sizeof junk);
+	PUMP(b, (struct transport *)NULL, 2000, transport_stats(b)->tcp_bad_frames > 0);
+	CHECK_EQ_INT(transport_stats(b)->tcp_bad_frames, 1);
+	CHECK_EQ_INT(cb.streams, 0);
+	/* the peer sees the close */
+	char rb[8];
+	struct pollfd p = {.fd = s, .events = POLLIN};
+	CHECK(poll(&p, 1, 2000) == 1);
+	CHECK(read(s, rb, sizeof rb) <= 0);
+	close(s);
+
+	/* connect and close straight away: no stream, no error */
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	REQUIRE(connect(s, (struct sockaddr *)&sin, sizeof sin) == 0);
+	close(s);
+	PUMP(b, (struct transport *)NULL, 300, 0);
+	CHECK_EQ_INT(transport_active_conns(b), 0);
+	CHECK_EQ_INT(cb.streams, 0);
+	transport_close(b);
+}
+
+TEST(transport_conn_cap)
+{
+	struct tctx cb;
+	struct transport_config cfg;
+	transport_config_default(&cfg);
+	snprintf(cfg.bind_addr, sizeof cfg.bind_addr, "127.0.0.1");
+	cfg.bind_port = 0;
+	cfg.max_conns = 2;
+	struct transport_hooks h = {.ctx = &cb, .on_stream = tc_stream};
+	memset(&cb, 0, sizeof cb);
+	REQUIRE(transport_open(&cfg, &h, &cb.t, NULL, 0) == 0);
+	struct wire_addr lb;
+	transport_local_addr(cb.t, &lb);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(lb.port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int s[3];
+	for (int i = 0; i < 3; i++) {
+		s[i] = socket(AF_INET, SOCK_STREAM, 0);
+		REQUIRE(connect(s[i], (struct sockaddr *)&sin, sizeof sin) == 0);
+	}
+	PUMP(cb.t, (struct transport *)NULL, 500,
+	     transport_stats(cb.t)->tcp_accepted + transport_stats(cb.t)->tcp_rejected >= 3);
+	CHECK_EQ_INT(transport_stats(cb.t)->tcp_accepted, 2);
+	CHECK_EQ_INT(transport_stats(cb.t)->tcp_rejected, 1);
+	CHECK_EQ_INT(transport_active_conns(cb.t), 2);
+	for (int i = 0; i < 3; i++)
+		close(s[i]);
+	transport_close(cb.t);
+}
+
+TEST(transport_ipv6_dualstack)
+{
+	struct tctx ca, cb;
+	struct transport *a = open_t(&ca, "::", 0);
+	if (!a) {
+		printf("# no IPv6 here; skipped\n");
+		return;
+	}
+	struct transport *b = open_t(&cb, "127.0.0.1", 0);
+	REQUIRE(b);
+	CHECK_EQ_INT(transport_family(a), AF_INET6);
+	struct wire_addr la, lb;
+	transport_local_addr(a, &la);
+	transport_local_addr(b, &lb);
+	/* IPv4 peer reaches the dual-stack socket and is seen as IPv4 */
+	struct wire_addr to = {.ip = {127, 0, 0, 1}, .ip_len = 4, .port = la.port};
+	const uint8_t msg[] = {WIRE_PING, 9};
+	CHECK_EQ_INT(transport_send_packet(b, &to, msg, sizeof msg), 0);
+	PUMP(a, b, 2000, ca.packets > 0);
+	CHECK_EQ_INT(ca.packets, 1);
+	CHECK_EQ_INT(ca.last_from.ip_len, 4);
+	CHECK_EQ_INT(ca.last_from.port, lb.port);
+	/* and the dual-stack socket can answer an IPv4 address */
+	CHECK_EQ_INT(transport_send_packet(a, &ca.last_from, msg, sizeof msg), 0);
+	PUMP(a, b, 2000, cb.packets > 0);
+	CHECK_EQ_INT(cb.packets, 1);
+	transport_close(a);
+	transport_close(b);
+}
+
+/* ------------------------------------------------------ vigil instances */
+
+#define MAX_NODES 4
+
+struct node {
+	vigil_t *v;
+	int joins, leaves, fails, updates;
+	int logs_err;
+};
+
+static void on_event(void *ctx, const struct vigil_event *ev)
+{
+	struct node *n = ctx;
+	switch (ev->type) {
+	case VIGIL_EV_MEMBER_JOIN: n->joins++; break;
+	case VIGIL_EV_MEMBER_LEAVE: n->leaves++; break;
+	case VIGIL_EV_MEMBER_FAILED: n->fails++; break;
+	case VIGIL_EV_MEMBER_UPDATE: n->updates++; break;
+	default: break;
+	}
+}
+
+static void on_log(void *ctx, int level, const char *msg)
+{
+	struct node *n = ctx;
+	if (level >= 3)
+		n->logs_err++;
+	if (getenv("VIGIL_TEST_LOG"))
+		printf("# [%d] %s\n", level, msg);
+}
+
+static const char *test_key = "T9jncgl9mbLus+baTTa7q7nPSUrXwbDi2dhbtqir37s=";
+
+static int make_node(struct node *n, const char *name, const char *bind, bool encrypted)
+{
+	struct vigil_config cfg;
+	vigil_config_default(&cfg);
+	snprintf(cfg.name, sizeof cfg.name, "%s", name);
+	snprintf(cfg.bind_addr, sizeof cfg.bind_addr, "%s", bind);
+	cfg.bind_port = 0;
+	/* faster than LAN defaults so failures show up quickly in a test */
+	cfg.probe_interval_ms = 200;
+	cfg.probe_timeout_ms = 100;
+	cfg.gossip_interval_ms = 50;
+	struct vigil_tag tags[] = {{"role", "test"}};
+	cfg.tags = tags;
+	cfg.n_tags = 1;
+	const char *keys[] = {test_key};
+	if (encrypted) {
+		cfg.keys = keys;
+		cfg.n_keys = 1;
+	}
+	cfg.on_event = on_event;
+	cfg.on_log = on_log;
+	cfg.ctx = n;
+	memset(n, 0, sizeof *n);
+	char err[256] = "";
+	if (vigil_create(&cfg, &n->v, err, sizeof err) != 0) {
+		printf("# vigil_create(%s on %s): %s\n", name, bind, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The embedder's loop: one poll over every node's fds, then step them all. */
+static void run(struct node *ns, int n, int ms)
+{
+	int64_t end = now_ms() + ms;
+	while (now_ms() < end) {
+		struct pollfd fds[MAX_NODES * 16];
+		int nf = 0, timeout = 50;
+		for (int i = 0; i < n; i++) {
+			if (!ns[i].v)
+				continue;
+			nf += vigil_pollfds(ns[i].v, fds + nf, 16);
+			int t = vigil_timeout_ms(ns[i].v);
+			if (t >= 0 && t < timeout)
+				timeout = t;
+		}
+		int64_t left = end - now_ms();
+		if (left < timeout)
+			timeout = left < 0 ? 0 : (int)left;
+		poll(fds, (nfds_t)nf, timeout);
+		for (int i = 0; i < n; i++)
+			if (ns[i].v)
+				vigil_step(ns[i].v);
+	}
+}
+
+static enum vigil_status status_of(vigil_t *v, const char *name)
+{
+	struct vigil_member *m = NULL;
+	size_t n = 0;
+	enum vigil_status st = VIGIL_STATUS_NONE;
+	if (vigil_members(v, &m, &n) != 0)
+		return st;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(m[i].name, name) == 0)
+			st = m[i].status;
+	vigil_members_free(m, n);
+	return st;
+}
+
+static size_t count_members(vigil_t *v)
+{
+	struct vigil_member *m = NULL;
+	size_t n = 0;
+	if (vigil_members(v, &m, &n) != 0)
+		return 0;
+	vigil_members_free(m, n);
+	return n;
+}
+
+/* Run until both see each other alive (or the time runs out). */
+static bool run_until_mutual(struct node *ns, int ms)
+{
+	int64_t end = now_ms() + ms;
+	while (now_ms() < end) {
+		run(ns, 2, 50);
+		if (status_of(ns[0].v, "b") == VIGIL_STATUS_ALIVE &&
+		    status_of(ns[1].v, "a") == VIGIL_STATUS_ALIVE)
+			return true;
+	}
+	return false;
+}
+
+static double stat_of(vigil_t *v, const char *name)
+{
+	struct vigil_stat st[128];
+	int n = vigil_stats(v, st, 128);
+	for (int i = 0; i < n; i++)
+		if (strcmp(st[i].name, name) == 0)
+			return st[i].value;
+	return -1;
+}
+
+static void join_pair(const char *bind, const char *join_fmt, bool encrypted)
+{
+	struct node ns[2];
+	if (make_node(&ns[0], "a", bind, encrypted) != 0) {
+		CHECK(!"create a");
+		return;
+	}
+	if (make_node(&ns[1], "b", bind, encrypted) != 0) {
+		vigil_destroy(ns[0].v);
+		CHECK(!"create b");
+		return;
+	}
+	CHECK_EQ_STR(vigil_name(ns[0].v), "a");
+	CHECK_EQ_INT(status_of(ns[0].v, "a"), VIGIL_STATUS_ALIVE);
+
+	/* find b's port through its own member entry */
+	struct vigil_member *m = NULL;
+	size_t n = 0;
+	REQUIRE(vigil_members(ns[1].v, &m, &n) == 0);
+	REQUIRE(n == 1);
+	char seed[128];
+	snprintf(seed, sizeof seed, join_fmt, (unsigned)m[0].port);
+	CHECK_EQ_INT(m[0].n_tags, 1);
+	vigil_members_free(m, n);
+
+	const char *seeds[] = {seed};
+	CHECK_EQ_INT(vigil_join(ns[0].v, seeds, 1), 1);
+	CHECK(run_until_mutual(ns, 5000));
+	CHECK_EQ_INT(count_members(ns[0].v), 2);
+	CHECK_EQ_INT(count_members(ns[1].v), 2);
+	CHECK(ns[0].joins >= 2); /* ourselves and b */
+	CHECK(ns[1].joins >= 2);
+	if (encrypted) {
+		CHECK_EQ_INT(stat_of(ns[0].v, "encrypted"), 1);
+		CHECK(stat_of(ns[0].v, "tcp_plain_dropped") == 0);
+		CHECK(stat_of(ns[1].v, "udp_decrypt_failed") == 0);
+	}
+
+	/* keep running: probes flow both ways and nobody gets suspected */
+	run(ns, 2, 700);
+	CHECK_EQ_INT(status_of(ns[0].v, "b"), VIGIL_STATUS_ALIVE);
+	CHECK_EQ_INT(status_of(ns[1].v, "a"), VIGIL_STATUS_ALIVE);
+	CHECK(stat_of(ns[0].v, "acks") > 0);
+	CHECK_EQ_INT(ns[0].fails + ns[1].fails, 0);
+
+	/* graceful leave of b: a sees it as left */
+	CHECK_EQ_INT(vigil_leave(ns[1].v), 0);
+	int64_t end = now_ms() + 5000;
+	while (!vigil_leave_done(ns[1].v) && now_ms() < end)
+		run(ns, 2, 20);
+	CHECK(vigil_leave_done(ns[1].v));
+	end = now_ms() + 3000;
+	while (status_of(ns[0].v, "b") != VIGIL_STATUS_LEFT && now_ms() < end)
+		run(ns, 2, 20);
+	CHECK_EQ_INT(status_of(ns[0].v, "b"), VIGIL_STATUS_LEFT);
+
+	vigil_destroy(ns[0].v);
+	vigil_destroy(ns[1].v);
+}
+
+TEST(vigil_join_ipv4)
+{
+	join_pair("127.0.0.1", "127.0.0.1:%u", false);
+}
+
+TEST(vigil_join_ipv6)
+{
+	int s = socket(AF_INET6, SOCK_DGRAM, 0);
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	bool ok = s >= 0 && bind(s, (struct sockaddr *)&sin6, sizeof sin6) == 0;
+	if (s >= 0)
+		close(s);
+	if (!ok) {
+		printf("# no ::1 here; skipped\n");
+		return;
+	}
+	join_pair("::1", "[::1]:%u", false);
+}
+
+TEST(vigil_join_encrypted)
+{
+	join_pair("127.0.0.1", "127.0.0.1:%u", true);
+}
+
+/* An encrypted node refuses a plaintext one (verify_incoming on). */
+TEST(vigil_encryption_mismatch)
+{
+	struct node ns[2];
+	REQUIRE(make_node(&ns[0], "a", "127.0.0.1", false) == 0);
+	REQUIRE(make_node(&ns[1], "b", "127.0.0.1", true) == 0);
+	struct vigil_member *m = NULL;
+	size_t n = 0;
+	REQUIRE(vigil_members(ns[1].v, &m, &n) == 0);
+	char seed[64];
+	snprintf(seed, sizeof seed, "127.0.0.1:%u", (unsigned)m[0].port);
+	vigil_members_free(m, n);
+	const char *seeds[] = {seed};
+	CHECK_EQ_INT(vigil_join(ns[0].v, seeds, 1), 1);
+	run(ns, 2, 800);
+	CHECK_EQ_INT(count_members(ns[0].v), 1);
+	CHECK_EQ_INT(count_members(ns[1].v), 1);
+	CHECK(stat_of(ns[1].v, "tcp_plain_dropped") >= 1);
+	vigil_destroy(ns[0].v);
+	vigil_destroy(ns[1].v);
+}
+
+/* Garbage datagrams and streams change nothing and crash nothing. */
+static void garbage_at(bool encrypted)
+{
+	struct node ns[2];
+	REQUIRE(make_node(&ns[0], "a", "127.0.0.1", encrypted) == 0);
+	REQUIRE(make_node(&ns[1], "b", "127.0.0.1", encrypted) == 0);
+	struct vigil_member *m = NULL;
+	size_t n = 0;
+	REQUIRE(vigil_members(ns[1].v, &m, &n) == 0);
+	uint16_t port = m[0].port;
+	vigil_members_free(m, n);
+	char seed[64];
+	snprintf(seed, sizeof seed, "127.0.0.1:%u", (unsigned)port);
+	const char *seeds[] = {seed};
+	vigil_join(ns[0].v, seeds, 1);
+	REQUIRE(run_until_mutual(ns, 5000));
+
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int u = socket(AF_INET, SOCK_DGRAM, 0);
+	REQUIRE(u >= 0);
+	uint32_t rng = 12345;
+	uint8_t pkt[1500];
+	for (int i = 0; i < 300; i++) {
+		size_t len = 1 + (size_t)(i * 37 % 1400);
+		for (size_t j = 0; j < len; j++) {
+			rng = rng * 1103515245u + 12345u;
+			pkt[j] = (uint8_t)(rng >> 16);
+		}
+		/* plausible type bytes make the decoders work harder */
+		pkt[0] = (uint8_t)(i % 16);
+		sendto(u, pkt, len, 0, (struct sockaddr *)&sin, sizeof sin);
+		if (i % 50 == 0)
+			run(ns, 2, 5);
+	}
+	/* an "encrypted" datagram with a bad tag and a huge compound count */
+	const uint8_t enc[] = {1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9,
+			       9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9};
+	sendto(u, enc, sizeof enc, 0, (struct sockaddr *)&sin, sizeof sin);
+	const uint8_t comp[] = {WIRE_COMPOUND, 255, 0, 1};
+	sendto(u, comp, sizeof comp, 0, (struct sockaddr *)&sin, sizeof sin);
+	close(u);
+
+	/* garbage streams: bad type, truncated encrypt frame, huge lengths */
+#define RAW(lit) {(const uint8_t *)(lit), sizeof(lit) - 1}
+	static const struct { const uint8_t *p; size_t len; } streams[] = {
+		RAW("\xee\x01\x02\x03"),
+		RAW("\x0a\xff\xff\xff\xff\x00"),
+		RAW("\x0a\x00\x00\x00\x20\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b"
+		    "\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b"
+		    "\x1c\x1d\x1e\x1f\x20"),
+		RAW("\x06\x83\xa4Join\xc2\xa5Nodes\x05\xacUserStateLen\x00"),
+		RAW("\x06\xc1"),
+		RAW("\x08\x81\xaaUserMsgLen\xce\x7f\xff\xff\xff"),
+	};
+#undef RAW
+	for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		REQUIRE(connect(s, (struct sockaddr *)&sin, sizeof sin) == 0);
+		CHECK_EQ_INT(write(s, streams[i].p, streams[i].len), (long)streams[i].len);
+		shutdown(s, SHUT_WR);
+		run(ns, 2, 30);
+		close(s);
+	}
+	run(ns, 2, 600);
+
+	CHECK_EQ_INT(count_members(ns[0].v), 2);
+	CHECK_EQ_INT(count_members(ns[1].v), 2);
+	CHECK_EQ_INT(status_of(ns[0].v, "b"), VIGIL_STATUS_ALIVE);
+	CHECK_EQ_INT(status_of(ns[1].v, "a"), VIGIL_STATUS_ALIVE);
+	CHECK_EQ_INT(status_of(ns[1].v, "b"), VIGIL_STATUS_ALIVE);
+	CHECK_EQ_INT(ns[0].fails + ns[1].fails, 0);
+	if (encrypted)
+		CHECK(stat_of(ns[1].v, "udp_decrypt_failed") >= 300);
+	else
+		CHECK(stat_of(ns[1].v, "decode_errors") > 0);
+	CHECK(stat_of(ns[1].v, "tcp_active") == 0);
+	vigil_destroy(ns[0].v);
+	vigil_destroy(ns[1].v);
+}
+
+TEST(vigil_garbage_plain)
+{
+	garbage_at(false);
+}
+
+TEST(vigil_garbage_encrypted)
+{
+	garbage_at(true);
+}
+
+TEST(vigil_api_edges)
+{
+	struct node n0;
+	REQUIRE(make_node(&n0, "solo", "127.0.0.1", true) == 0);
+	/* pollfds with little room still returns something usable */
+	struct pollfd one[1];
+	CHECK_EQ_INT(vigil_pollfds(n0.v, one, 1), 1);
+	CHECK(vigil_timeout_ms(n0.v) <= 10);
+	struct pollfd fds[8];
+	CHECK(vigil_pollfds(n0.v, fds, 8) >= 2);
+	/* bad join addresses are skipped */
+	const char *bad[] = {"[::1", "1.2.3.4:0"};
+	CHECK_EQ_INT(vigil_join(n0.v, bad, 2), 0);
+	char **keys = NULL;
+	size_t nk = 0;
+	CHECK_EQ_INT(vigil_keys_list(n0.v, &keys, &nk), 0);
+	CHECK_EQ_INT(nk, 1);
+	if (nk)
+		CHECK_EQ_STR(keys[0], test_key);
+	for (size_t i = 0; i < nk; i++)
+		free(keys[i]);
+	free(keys);
+	struct vigil_stat st[4];
+	CHECK_EQ_INT(vigil_stats(n0.v, st, 4), 3);
+	CHECK(st[3].name == NULL);
+	/* alone: leave completes without anyone to tell */
+	CHECK_EQ_INT(vigil_leave(n0.v), 0);
+	int64_t end = now_ms() + 3000;
+	while (!vigil_leave_done(n0.v) && now_ms() < end)
+		run(&n0, 1, 20);
+	CHECK(vigil_leave_done(n0.v));
+	vigil_destroy(n0.v);
+
+	/* configuration errors are reported, not crashed on */
+	struct vigil_config cfg;
+	vigil_config_default(&cfg);
+	char err[256] = "";
+	vigil_t *v = NULL;
+	snprintf(cfg.bind_addr, sizeof cfg.bind_addr, "not-an-ip");
+	CHECK(vigil_create(&cfg, &v, err, sizeof err) != 0);
+	CHECK(err[0] != '\0');
+	CHECK(v == NULL);
+	vigil_config_default(&cfg);
+	cfg.bind_port = 0;
+	snprintf(cfg.bind_addr, sizeof cfg.bind_addr, "127.0.0.1");
+	const char *badkey[] = {"not base64"};
+	cfg.keys = badkey;
+	cfg.n_keys = 1;
+	CHECK(vigil_create(&cfg, &v, err, sizeof err) != 0);
+	CHECK(v == NULL);
+}
+
+TEST_MAIN(parse_addresses, default_advertise_is_not_wildcard, transport_packet_roundtrip,
+	  transport_stream_roundtrip, transport_big_stream, transport_stream_refused,
+	  transport_stream_timeout, transport_garbage_stream, transport_conn_cap,
+	  transport_ipv6_dualstack, vigil_join_ipv4, vigil_join_ipv6, vigil_join_encrypted,
+	  vigil_encryption_mismatch, vigil_garbage_plain, vigil_garbage_encrypted,
+	  vigil_api_edges)
