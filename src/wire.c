@@ -1,0 +1,1410 @@
+/*
+ * wire.c — memberlist message codec (see wire.h for the contract).
+ *
+ * Encoding follows go-msgpack 0.5.x as memberlist configures it (a zero
+ * MsgpackHandle):
+ *   - a struct is a map whose keys are the Go field names, written in
+ *     byte-wise sorted order (go-msgpack sorts struct fields by name when it
+ *     writes maps), with `omitempty` fields left out when zero;
+ *   - strings and []byte (including Vsn, a []uint8) use the old msgpack
+ *     "raw" family (fixraw / raw16 / raw32), never str8 or bin — old peers
+ *     cannot read those;
+ *   - a nil []byte is msgpack nil; integers use the smallest encoding.
+ * Following those rules makes our bytes identical to what a Go peer sends,
+ * which the golden tests check.
+ *
+ * Decoding is deliberately liberal in what msgpack shapes it takes (any
+ * integer width, str or bin or raw, nil for "zero", keys in any order,
+ * unknown keys ignored) and strict about values (lengths of addresses,
+ * names, meta, Vsn; integers in range).
+ *
+ * msgpack-c allocates an array for a container's elements as soon as it
+ * reads the container header, before checking that the input could possibly
+ * hold them: five hostile bytes can demand a 100 GB allocation.  So every
+ * object goes through mp_span() first, a small structural scan that only
+ * reads type bytes and lengths and proves that every declared element and
+ * byte fits in the input.  Only then is msgpack-c asked to decode it, and
+ * its allocations are bounded by a small multiple of the input size.
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+#include <zlib.h>
+
+#include "wire.h"
+
+/* Envelopes (hasCrc, compress, compound) peeled for one packet at most. */
+#define WIRE_NEST_MAX 4
+/* Total bytes all compress envelopes in one packet may expand to. */
+#define WIRE_PACKET_INFLATE_MAX ((size_t)WIRE_UDP_MAX * 4)
+/* Largest single msgpack object we wait for on a stream (ping, headers). */
+#define WIRE_STREAM_OBJ_MAX 65536u
+
+/* ------------------------------------------------------------------ wbuf */
+
+void wbuf_init(struct wbuf *b)
+{
+	b->p = NULL;
+	b->len = 0;
+	b->cap = 0;
+	b->oom = false;
+}
+
+void wbuf_free(struct wbuf *b)
+{
+	free(b->p);
+	wbuf_init(b);
+}
+
+void wbuf_reset(struct wbuf *b)
+{
+	b->len = 0;
+	b->oom = false;
+}
+
+int wbuf_append(struct wbuf *b, const void *data, size_t n)
+{
+	if (b->oom)
+		return WIRE_ENOMEM;
+	if (n == 0)
+		return WIRE_OK;
+	if (n > b->cap - b->len) {
+		if (n > SIZE_MAX / 2 - b->len) {
+			b->oom = true;
+			return WIRE_ENOMEM;
+		}
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap < b->len + n)
+			cap *= 2;
+		/* Appending part of the buffer to itself must survive the move. */
+		const uint8_t *src = data;
+		bool inside = b->p && (uintptr_t)src >= (uintptr_t)b->p &&
+			      (uintptr_t)src < (uintptr_t)(b->p + b->len);
+		size_t src_off = inside ? (size_t)(src - b->p) : 0;
+		uint8_t *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = true;
+			return WIRE_ENOMEM;
+		}
+		b->p = p;
+		b->cap = cap;
+		if (inside)
+			data = p + src_off;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	return WIRE_OK;
+}
+
+static int wbuf_byte(struct wbuf *b, uint8_t v)
+{
+	return wbuf_append(b, &v, 1);
+}
+
+static void put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+const char *wire_strerror(int err)
+{
+	switch (err) {
+	case WIRE_OK: return "ok";
+	case WIRE_ETRUNC: return "message truncated";
+	case WIRE_EFORMAT: return "malformed message";
+	case WIRE_ETYPE: return "unexpected message type";
+	case WIRE_ETOOBIG: return "message or field too large";
+	case WIRE_ECRC: return "checksum mismatch";
+	case WIRE_ENOMEM: return "out of memory";
+	case WIRE_ENEST: return "envelopes nested too deeply";
+	default: return "unknown wire error";
+	}
+}
+
+/* ------------------------------------------------ msgpack structural scan */
+
+static uint64_t rd_be(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * Find the length of the first msgpack object in p[0..len).  Nothing is
+ * decoded: the scan keeps a count of objects still owed and checks that the
+ * bytes they need (at least one each) and every declared payload fit.
+ *
+ * Returns WIRE_OK and *objlen, WIRE_EFORMAT for a reserved type byte,
+ * WIRE_ETOOBIG when the object provably needs more than `limit` bytes (used
+ * on streams to refuse absurd sizes before they arrive), else WIRE_ETRUNC
+ * when the input ends first.  Pass limit = SIZE_MAX for "no limit".
+ */
+static int mp_span(const uint8_t *p, size_t len, size_t limit, size_t *objlen)
+{
+	uint64_t off = 0, pending = 1;
+
+	while (pending > 0) {
+		pending--;
+		if (off >= len)
+			return off + 1 + pending > limit ? WIRE_ETOOBIG : WIRE_ETRUNC;
+		uint8_t t = p[off];
+		unsigned lenbytes = 0; /* size of a length field after t */
+		uint64_t fixed = 0;    /* payload bytes known from t alone */
+		uint64_t items = 0;    /* child objects */
+		int kind = 0;          /* 0 scalar, 1 bytes, 2 array, 3 map, 4 ext */
+
+		if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
+			/* fixint, nil, bool */
+		} else if (t <= 0x8f) {
+			items = 2u * (t & 0x0f);
+		} else if (t <= 0x9f) {
+			items = t & 0x0f;
+		} else if (t <= 0xbf) {
+			fixed = t & 0x1f;
+		} else {
+			switch (t) {
+			case 0xc4: case 0xd9: kind = 1; lenbytes = 1; break;
+			case 0xc5: case 0xda: kind = 1; lenbytes = 2; break;
+			case 0xc6: case 0xdb: kind = 1; lenbytes = 4; break;
+			case 0xc7: kind = 4; lenbytes = 1; break;
+			case 0xc8: kind = 4; lenbytes = 2; break;
+			case 0xc9: kind = 4; lenbytes = 4; break;
+			case 0xca: fixed = 4; break;
+			case 0xcb: fixed = 8; break;
+			case 0xcc: case 0xd0: fixed = 1; break;
+			case 0xcd: case 0xd1: fixed = 2; break;
+			case 0xce: case 0xd2: fixed = 4; break;
+			case 0xcf: case 0xd3: fixed = 8; break;
+			case 0xd4: fixed = 2; break; /* fixext: type byte + data */
+			case 0xd5: fixed = 3; break;
+			case 0xd6: fixed = 5; break;
+			case 0xd7: fixed = 9; break;
+			case 0xd8: fixed = 17; break;
+			case 0xdc: kind = 2; lenbytes = 2; break;
+			case 0xdd: kind = 2; lenbytes = 4; break;
+			case 0xde: kind = 3; lenbytes = 2; break;
+			case 0xdf: kind = 3; lenbytes = 4; break;
+			default: return WIRE_EFORMAT; /* 0xc1, never used */
+			}
+		}
+
+		uint64_t need = off + 1 + lenbytes;
+		if (need > len)
+			return need + pending > limit ? WIRE_ETOOBIG : WIRE_ETRUNC;
+		if (lenbytes) {
+			uint64_t n = rd_be(p + off + 1, lenbytes);
+			switch (kind) {
+			case 1: fixed = n; break;
+			case 2: items = n; break;
+			case 3: items = 2 * n; break;
+			case 4: fixed = n + 1; break; /* ext type byte + data */
+			}
+		}
+		off = need + fixed;
+		pending += items;
+		/* Every owed object takes at least one more byte. */
+		if (off + pending > len)
+			return off + pending > limit ? WIRE_ETOOBIG : WIRE_ETRUNC;
+	}
+	*objlen = (size_t)off;
+	return WIRE_OK;
+}
+
+/* ------------------------------------------------------- decode helpers */
+
+/*
+ * Decode the msgpack object at p into u (after proving it sane with
+ * mp_span).  *used gets its length.
+ */
+static int mp_unpack(const uint8_t *p, size_t len, size_t limit,
+		     msgpack_unpacked *u, size_t *used)
+{
+	size_t n, off = 0;
+	int rc = mp_span(p, len, limit, &n);
+	if (rc != WIRE_OK)
+		return rc;
+	switch (msgpack_unpack_next(u, (const char *)p, n, &off)) {
+	case MSGPACK_UNPACK_SUCCESS:
+		break;
+	case MSGPACK_UNPACK_NOMEM_ERROR:
+		return WIRE_ENOMEM;
+	case MSGPACK_UNPACK_CONTINUE:
+		return WIRE_ETRUNC;
+	default:
+		return WIRE_EFORMAT; /* e.g. nesting deeper than msgpack-c's stack */
+	}
+	*used = off;
+	return WIRE_OK;
+}
+
+/* The input range that decoded views must point into. */
+struct span {
+	const uint8_t *lo, *hi;
+};
+
+static bool key_is(const msgpack_object *k, const char *name)
+{
+	const char *p;
+	uint32_t n;
+	if (k->type == MSGPACK_OBJECT_STR) {
+		p = k->via.str.ptr;
+		n = k->via.str.size;
+	} else if (k->type == MSGPACK_OBJECT_BIN) {
+		p = k->via.bin.ptr;
+		n = k->via.bin.size;
+	} else {
+		return false;
+	}
+	size_t l = strlen(name);
+	return n == l && memcmp(p, name, l) == 0;
+}
+
+/* Unsigned field: any integer encoding, nil means zero, negatives refused. */
+static int get_uint(const msgpack_object *o, uint64_t max, uint64_t *v)
+{
+	if (o->type == MSGPACK_OBJECT_NIL) {
+		*v = 0;
+		return WIRE_OK;
+	}
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
+		return WIRE_EFORMAT;
+	*v = o->via.u64;
+	return WIRE_OK;
+}
+
+static int get_u32(const msgpack_object *o, uint32_t *v)
+{
+	uint64_t x;
+	int rc = get_uint(o, UINT32_MAX, &x);
+	if (rc == WIRE_OK)
+		*v = (uint32_t)x;
+	return rc;
+}
+
+static int get_u16(const msgpack_object *o, uint16_t *v)
+{
+	uint64_t x;
+	int rc = get_uint(o, UINT16_MAX, &x);
+	if (rc == WIRE_OK)
+		*v = (uint16_t)x;
+	return rc;
+}
+
+static int get_bool(const msgpack_object *o, bool *v)
+{
+	if (o->type == MSGPACK_OBJECT_NIL) {
+		*v = false;
+		return WIRE_OK;
+	}
+	if (o->type != MSGPACK_OBJECT_BOOLEAN)
+		return WIRE_EFORMAT;
+	*v = o->via.boolean;
+	return WIRE_OK;
+}
+
+/* String or []byte: str / bin / raw, nil = empty.  Limit 0 = unlimited. */
+static int get_bytes(const msgpack_object *o, const struct span *in,
+		     uint32_t limit, struct wire_bytes *b)
+{
+	const char *p;
+	uint32_t n;
+	if (o->type == MSGPACK_OBJECT_NIL) {
+		b->p = NULL;
+		b->len = 0;
+		return WIRE_OK;
+	}
+	if (o->type == MSGPACK_OBJECT_STR) {
+		p = o->via.str.ptr;
+		n = o->via.str.size;
+	} else if (o->type == MSGPACK_OBJECT_BIN) {
+		p = o->via.bin.ptr;
+		n = o->via.bin.size;
+	} else {
+		return WIRE_EFORMAT;
+	}
+	if (limit && n > limit)
+		return WIRE_ETOOBIG;
+	/*
+	 * msgpack-c points strings into the caller's buffer; our views rely on
+	 * it (the zone is freed before we return), so make sure.
+	 */
+	const uint8_t *u = (const uint8_t *)p;
+	if (n > 0 && (u < in->lo || u > in->hi || n > (size_t)(in->hi - u)))
+		return WIRE_EFORMAT;
+	b->p = n ? u : (const uint8_t *)in->lo;
+	b->len = n;
+	return WIRE_OK;
+}
+
+static int get_ip(const msgpack_object *o, const struct span *in, struct wire_addr *a)
+{
+	struct wire_bytes b;
+	int rc = get_bytes(o, in, 0, &b);
+	if (rc != WIRE_OK)
+		return rc;
+	if (b.len != 0 && b.len != 4 && b.len != 16)
+		return WIRE_EFORMAT;
+	if (b.len)
+		memcpy(a->ip, b.p, b.len);
+	a->ip_len = (uint8_t)b.len;
+	return WIRE_OK;
+}
+
+/*
+ * Vsn is a Go []uint8, which go-msgpack writes as raw bytes; other encoders
+ * write an array of small ints, so take either.  Six entries or none.
+ */
+static int get_vsn(const msgpack_object *o, const struct span *in,
+		   uint8_t vsn[6], uint8_t *vsn_len)
+{
+	if (o->type == MSGPACK_OBJECT_ARRAY) {
+		uint32_t n = o->via.array.size;
+		if (n != 0 && n != 6)
+			return WIRE_EFORMAT;
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t v;
+			if (get_uint(&o->via.array.ptr[i], UINT8_MAX, &v) != WIRE_OK)
+				return WIRE_EFORMAT;
+			vsn[i] = (uint8_t)v;
+		}
+		*vsn_len = (uint8_t)n;
+		return WIRE_OK;
+	}
+	struct wire_bytes b;
+	int rc = get_bytes(o, in, 0, &b);
+	if (rc != WIRE_OK)
+		return rc;
+	if (b.len != 0 && b.len != 6)
+		return WIRE_EFORMAT;
+	if (b.len)
+		memcpy(vsn, b.p, 6);
+	*vsn_len = (uint8_t)b.len;
+	return WIRE_OK;
+}
+
+/* ----------------------------------------------------- per-message maps */
+
+/*
+ * Each decoder walks the map once; a later duplicate key overrides an
+ * earlier one (as in Go), unknown keys are skipped, missing keys leave the
+ * zeroed default.
+ */
+#define FOR_EACH_KV(obj, kv)                                                 \
+	for (const msgpack_object_kv *kv = (obj)->via.map.ptr,               \
+				     *kv##_end = kv + (obj)->via.map.size;   \
+	     kv < kv##_end; kv++)
+
+#define TRY(expr)                                                            \
+	do {                                                                 \
+		int try_rc_ = (expr);                                        \
+		if (try_rc_ != WIRE_OK)                                      \
+			return try_rc_;                                      \
+	} while (0)
+
+static int dec_ping(const msgpack_object *o, const struct span *in, struct wire_ping *m)
+{
+	FOR_EACH_KV(o, kv) {
+		const msgpack_object *v = &kv->val;
+		if (key_is(&kv->key, "SeqNo"))
+			TRY(get_u32(v, &m->seq));
+		else if (key_is(&kv->key, "Node"))
+			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->node));
+		else if (key_is(&kv->key, "SourceAddr"))
+			TRY(get_ip(v, in, &m->source));
+		else if (key_is(&kv->key, "SourcePort"))
+			TRY(get_u16(v, &m->source.port));
+		else if (key_is(&kv->key, "SourceNode"))
+			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->source_node));
+	}
+	return WIRE_OK;
+}
+
+static int dec_indirect(const msgpack_object *o, const struct span *in,
+			struct wire_indirect_ping *m)
+{
+	FOR_EACH_KV(o, kv) {
+		const msgpack_object *v = &kv->val;
+		if (key_is(&kv->key, "SeqNo"))
+			TRY(get_u32(v, &m->seq));
+		else if (key_is(&kv->key, "Target"))
+			TRY(get_ip(v, in, &m->target));
+		else if (key_is(&kv->key, "Port"))
+			TRY(get_u16(v, &m->target.port));
+		else if (key_is(&kv->key, "Node"))
+			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->node));
+		else if (key_is(&kv->key, "Nack"))
+			TRY(get_bool(v, &m->nack));
+		else if (key_is(&kv->key, "SourceAddr"))
+			TRY(get_ip(v, in, &m->source));
+		else if (key_is(&kv->key, "SourcePort"))
+			TRY(get_u16(v, &m->source.port));
+		else if (key_is(&kv->key, "SourceNode"))
+			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->source_node));
+	}
+	return WIRE_OK;
+}
+
+static int dec_ack(const msgpack_object *o, const struct span *in, struct wire_ack *m)
+{
+	FOR_EACH_KV(o, kv) {
+		if (key_is(&kv->key, "SeqNo"))
+			TRY(get_u32(&kv->val, &m->seq));
+		else if (key_is(&kv->key, "Payload"))
+			TRY(get_bytes(&kv->val, in, 0, &m->payload));
+	}
+	return WIRE_OK;
+}
+
+static int dec_nack(const msgpack_object *o, struct wire_nack *m)
+{
+	FOR_EACH_KV(o, kv) {
+		if (key_is(&kv->key, "SeqNo"))
+			TRY(get_u32(&kv->val, &m->seq));
+	}
+	return WIRE_OK;
+}
+
+static int dec_err(const msgpack_object *o, const struct span *in, struct wire_err *m)
+{
+	FOR_EACH_KV(o, kv) {
+		if (key_is(&kv->key, "Error"))
+			TRY(get_bytes(&kv->val, in, 0, &m->error));
+	}
+	return WIRE_OK;
+}
+
+static int dec_accuse(const msgpack_object *o, const struct span *in, struct wire_accuse *m)
+{
+	FOR_EACH_KV(o, kv) {
+		const msgpack_object *v = &kv->val;
+		if (key_is(&kv->key, "Incarnation"))
+			TRY(get_u32(v, &m->incarnation));
+		else if (key_is(&kv->key, "Node"))
+			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->node));
+		else if (key_is(&kv->key, "From"))
+			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->from));
+	}
+	return WIRE_OK;
+}
+
+static int dec_alive(const msgpack_object *o, const struct span *in, struct wire_alive *m)
+{
+	FOR_EACH_KV(o, kv) {
+		const msgpack_object *v = &kv->val;
+		if (key_is(&kv->key, "Incarnation"))
+			TRY(get_u32(v, &m->incarnation));
+		else if (key_is(&kv->key, "Node"))
+			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->node));
+		else if (key_is(&kv->key, "Addr"))
+			TRY(get_ip(v, in, &m->addr));
+		else if (key_is(&kv->key, "Port"))
+			TRY(get_u16(v, &m->addr.port));
+		else if (key_is(&kv->key, "Meta"))
+			TRY(get_bytes(v, in, WIRE_META_MAX, &m->meta));
+		else if (key_is(&kv->key, "Vsn"))
+			TRY(get_vsn(v, in, m->vsn, &m->vsn_len));
+	}
+	return WIRE_OK;
+}
+
+static int dec_node_state(const msgpack_object *o, const struct span *in,
+			  struct wire_node_state_entry *m)
+{
+	FOR_EACH_KV(o, kv) {
+		const msgpack_object *v = &kv->val;
+		if (key_is(&kv->key, "Name")) {
+			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->name));
+		} else if (key_is(&kv->key, "Addr")) {
+			TRY(get_ip(v, in, &m->addr));
+		} else if (key_is(&kv->key, "Port")) {
+			TRY(get_u16(v, &m->addr.port));
+		} else if (key_is(&kv->key, "Meta")) {
+			TRY(get_bytes(v, in, WIRE_META_MAX, &m->meta));
+		} else if (key_is(&kv->key, "Incarnation")) {
+			TRY(get_u32(v, &m->incarnation));
+		} else if (key_is(&kv->key, "State")) {
+			uint64_t s;
+			/* Unknown states would be misread by every consumer. */
+			TRY(get_uint(v, WIRE_STATE_LEFT, &s));
+			m->state = (uint8_t)s;
+		} else if (key_is(&kv->key, "Vsn")) {
+			TRY(get_vsn(v, in, m->vsn, &m->vsn_len));
+		}
+	}
+	return WIRE_OK;
+}
+
+/* Decode the msgpack map at p (a message body) with fn-specific logic. */
+enum body_kind { B_PING, B_INDIRECT, B_ACK, B_NACK, B_ERR, B_ACCUSE, B_ALIVE };
+
+static int decode_body(const uint8_t *p, size_t len, enum body_kind k, void *out)
+{
+	msgpack_unpacked u;
+	size_t used;
+	struct span in = { p, p + len };
+	int rc;
+
+	msgpack_unpacked_init(&u);
+	rc = mp_unpack(p, len, SIZE_MAX, &u, &used);
+	if (rc == WIRE_OK && u.data.type != MSGPACK_OBJECT_MAP)
+		rc = WIRE_EFORMAT;
+	if (rc == WIRE_OK) {
+		const msgpack_object *o = &u.data;
+		switch (k) {
+		case B_PING: rc = dec_ping(o, &in, out); break;
+		case B_INDIRECT: rc = dec_indirect(o, &in, out); break;
+		case B_ACK: rc = dec_ack(o, &in, out); break;
+		case B_NACK: rc = dec_nack(o, out); break;
+		case B_ERR: rc = dec_err(o, &in, out); break;
+		case B_ACCUSE: rc = dec_accuse(o, &in, out); break;
+		case B_ALIVE: rc = dec_alive(o, &in, out); break;
+		}
+	}
+	msgpack_unpacked_destroy(&u);
+	return rc;
+}
+
+/*
+ * Bytes after the msgpack map are ignored, as memberlist's decoder (which
+ * reads one object from the buffer) ignores them.
+ */
+int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (len < 1)
+		return WIRE_ETRUNC;
+	out->type = (enum wire_type)buf[0];
+	const uint8_t *p = buf + 1;
+	size_t n = len - 1;
+
+	switch (buf[0]) {
+	case WIRE_PING: rc = decode_body(p, n, B_PING, &out->u.ping); break;
+	case WIRE_INDIRECT_PING: rc = decode_body(p, n, B_INDIRECT, &out->u.indirect); break;
+	case WIRE_ACK: rc = decode_body(p, n, B_ACK, &out->u.ack); break;
+	case WIRE_NACK: rc = decode_body(p, n, B_NACK, &out->u.nack); break;
+	case WIRE_ERR: rc = decode_body(p, n, B_ERR, &out->u.err); break;
+	case WIRE_SUSPECT: rc = decode_body(p, n, B_ACCUSE, &out->u.suspect); break;
+	case WIRE_DEAD: rc = decode_body(p, n, B_ACCUSE, &out->u.dead); break;
+	case WIRE_ALIVE: rc = decode_body(p, n, B_ALIVE, &out->u.alive); break;
+	case WIRE_USER:
+		/* Over UDP the user payload follows the type byte verbatim. */
+		out->u.user.payload.p = p;
+		out->u.user.payload.len = (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n);
+		if (n > UINT32_MAX)
+			rc = WIRE_ETOOBIG;
+		else
+			rc = WIRE_OK;
+		break;
+	default:
+		rc = WIRE_ETYPE;
+	}
+	if (rc != WIRE_OK) {
+		memset(out, 0, sizeof *out);
+		out->type = (enum wire_type)buf[0];
+	}
+	return rc;
+}
+
+/* ---------------------------------------------------------------- encode */
+
+static int pk_write(void *data, const char *buf, size_t len)
+{
+	return wbuf_append(data, buf, len) == WIRE_OK ? 0 : -1;
+}
+
+/* Old-format raw: what go-msgpack writes for both string and []byte. */
+static void pk_raw(msgpack_packer *pk, const void *p, size_t n)
+{
+	msgpack_pack_v4raw(pk, n);
+	if (n)
+		msgpack_pack_v4raw_body(pk, p, n);
+}
+
+static void pk_key(msgpack_packer *pk, const char *k)
+{
+	pk_raw(pk, k, strlen(k));
+}
+
+static void pk_str(msgpack_packer *pk, const struct wire_bytes *b)
+{
+	pk_raw(pk, b->p, b->len);
+}
+
+/* A Go []byte: nil stays nil, an empty but non-nil slice is a 0-length raw. */
+static void pk_slice(msgpack_packer *pk, const struct wire_bytes *b)
+{
+	if (b->p == NULL && b->len == 0)
+		msgpack_pack_nil(pk);
+	else
+		pk_raw(pk, b->p, b->len);
+}
+
+static void pk_ip(msgpack_packer *pk, const struct wire_addr *a)
+{
+	if (a->ip_len == 0)
+		msgpack_pack_nil(pk);
+	else
+		pk_raw(pk, a->ip, a->ip_len);
+}
+
+static void pk_vsn(msgpack_packer *pk, const uint8_t *vsn, uint8_t n)
+{
+	if (n == 0)
+		msgpack_pack_nil(pk);
+	else
+		pk_raw(pk, vsn, n);
+}
+
+/* Refuse to send what we would refuse to receive. */
+static int check_bytes(const struct wire_bytes *b, uint32_t limit)
+{
+	if (b->len && !b->p)
+		return WIRE_EFORMAT;
+	if (limit && b->len > limit)
+		return WIRE_ETOOBIG;
+	return WIRE_OK;
+}
+
+static int check_ip(const struct wire_addr *a)
+{
+	return a->ip_len == 0 || a->ip_len == 4 || a->ip_len == 16 ? WIRE_OK : WIRE_EFORMAT;
+}
+
+static int check_vsn(uint8_t n)
+{
+	return n == 0 || n == 6 ? WIRE_OK : WIRE_EFORMAT;
+}
+
+static int check_msg(const struct wire_msg *m)
+{
+	switch (m->type) {
+	case WIRE_PING:
+		TRY(check_bytes(&m->u.ping.node, WIRE_NAME_MAX));
+		TRY(check_bytes(&m->u.ping.source_node, WIRE_NAME_MAX));
+		return check_ip(&m->u.ping.source);
+	case WIRE_INDIRECT_PING:
+		TRY(check_bytes(&m->u.indirect.node, WIRE_NAME_MAX));
+		TRY(check_bytes(&m->u.indirect.source_node, WIRE_NAME_MAX));
+		TRY(check_ip(&m->u.indirect.source));
+		return check_ip(&m->u.indirect.target);
+	case WIRE_ACK:
+		return check_bytes(&m->u.ack.payload, 0);
+	case WIRE_NACK:
+		return WIRE_OK;
+	case WIRE_ERR:
+		return check_bytes(&m->u.err.error, 0);
+	case WIRE_SUSPECT:
+	case WIRE_DEAD:
+		TRY(check_bytes(&m->u.suspect.node, WIRE_NAME_MAX));
+		return check_bytes(&m->u.suspect.from, WIRE_NAME_MAX);
+	case WIRE_ALIVE:
+		TRY(check_bytes(&m->u.alive.node, WIRE_NAME_MAX));
+		TRY(check_bytes(&m->u.alive.meta, WIRE_META_MAX));
+		TRY(check_ip(&m->u.alive.addr));
+		return check_vsn(m->u.alive.vsn_len);
+	case WIRE_USER:
+		return check_bytes(&m->u.user.payload, 0);
+	default:
+		return WIRE_ETYPE;
+	}
+}
+
+/*
+ * Keys are written in the byte order go-msgpack sorts Go field names into,
+ * and omitempty fields (ping's Source*) only when non-zero.
+ */
+static void enc_source(msgpack_packer *pk, const struct wire_addr *src,
+		       const struct wire_bytes *src_node)
+{
+	if (src->ip_len) {
+		pk_key(pk, "SourceAddr");
+		pk_ip(pk, src);
+	}
+	if (src_node->len) {
+		pk_key(pk, "SourceNode");
+		pk_str(pk, src_node);
+	}
+	if (src->port) {
+		pk_key(pk, "SourcePort");
+		msgpack_pack_uint16(pk, src->port);
+	}
+}
+
+static size_t n_source(const struct wire_addr *src, const struct wire_bytes *src_node)
+{
+	return (src->ip_len != 0) + (src_node->len != 0) + (src->port != 0);
+}
+
+int wire_encode(struct wbuf *out, const struct wire_msg *m)
+{
+	msgpack_packer pk;
+	size_t start = out->len;
+	int rc = check_msg(m);
+	if (rc != WIRE_OK)
+		return rc;
+
+	msgpack_packer_init(&pk, out, pk_write);
+	wbuf_byte(out, (uint8_t)m->type);
+	switch (m->type) {
+	case WIRE_PING: {
+		const struct wire_ping *p = &m->u.ping;
+		msgpack_pack_map(&pk, 2 + n_source(&p->source, &p->source_node));
+		pk_key(&pk, "Node");
+		pk_str(&pk, &p->node);
+		pk_key(&pk, "SeqNo");
+		msgpack_pack_uint32(&pk, p->seq);
+		enc_source(&pk, &p->source, &p->source_node);
+		break;
+	}
+	case WIRE_INDIRECT_PING: {
+		const struct wire_indirect_ping *p = &m->u.indirect;
+		msgpack_pack_map(&pk, 5 + n_source(&p->source, &p->source_node));
+		pk_key(&pk, "Nack");
+		if (p->nack)
+			msgpack_pack_true(&pk);
+		else
+			msgpack_pack_false(&pk);
+		pk_key(&pk, "Node");
+		pk_str(&pk, &p->node);
+		pk_key(&pk, "Port");
+		msgpack_pack_uint16(&pk, p->target.port);
+		pk_key(&pk, "SeqNo");
+		msgpack_pack_uint32(&pk, p->seq);
+		enc_source(&pk, &p->source, &p->source_node);
+		pk_key(&pk, "Target");
+		pk_ip(&pk, &p->target);
+		break;
+	}
+	case WIRE_ACK:
+		msgpack_pack_map(&pk, 2);
+		pk_key(&pk, "Payload");
+		pk_slice(&pk, &m->u.ack.payload);
+		pk_key(&pk, "SeqNo");
+		msgpack_pack_uint32(&pk, m->u.ack.seq);
+		break;
+	case WIRE_NACK:
+		msgpack_pack_map(&pk, 1);
+		pk_key(&pk, "SeqNo");
+		msgpack_pack_uint32(&pk, m->u.nack.seq);
+		break;
+	case WIRE_ERR:
+		msgpack_pack_map(&pk, 1);
+		pk_key(&pk, "Error");
+		pk_str(&pk, &m->u.err.error);
+		break;
+	case WIRE_SUSPECT:
+	case WIRE_DEAD: {
+		/* suspect and dead share the union slot layout */
+		const struct wire_accuse *a =
+			m->type == WIRE_SUSPECT ? &m->u.suspect : &m->u.dead;
+		msgpack_pack_map(&pk, 3);
+		pk_key(&pk, "From");
+		pk_str(&pk, &a->from);
+		pk_key(&pk, "Incarnation");
+		msgpack_pack_uint32(&pk, a->incarnation);
+		pk_key(&pk, "Node");
+		pk_str(&pk, &a->node);
+		break;
+	}
+	case WIRE_ALIVE: {
+		const struct wire_alive *a = &m->u.alive;
+		msgpack_pack_map(&pk, 6);
+		pk_key(&pk, "Addr");
+		pk_ip(&pk, &a->addr);
+		pk_key(&pk, "Incarnation");
+		msgpack_pack_uint32(&pk, a->incarnation);
+		pk_key(&pk, "Meta");
+		pk_slice(&pk, &a->meta);
+		pk_key(&pk, "Node");
+		pk_str(&pk, &a->node);
+		pk_key(&pk, "Port");
+		msgpack_pack_uint16(&pk, a->addr.port);
+		pk_key(&pk, "Vsn");
+		pk_vsn(&pk, a->vsn, a->vsn_len);
+		break;
+	}
+	case WIRE_USER:
+		wbuf_append(out, m->u.user.payload.p, m->u.user.payload.len);
+		break;
+	default:
+		break; /* excluded by check_msg */
+	}
+	if (out->oom) {
+		out->len = start;
+		return WIRE_ENOMEM;
+	}
+	return WIRE_OK;
+}
+
+/* -------------------------------------------------------------- packets */
+
+int wire_make_compound(struct wbuf *out, const struct wire_bytes *msgs, size_t n)
+{
+	if (n > UINT8_MAX)
+		return WIRE_ETOOBIG;
+	for (size_t i = 0; i < n; i++) {
+		if (msgs[i].len > UINT16_MAX)
+			return WIRE_ETOOBIG;
+		if (msgs[i].len && !msgs[i].p)
+			return WIRE_EFORMAT;
+	}
+	size_t start = out->len;
+	wbuf_byte(out, WIRE_COMPOUND);
+	wbuf_byte(out, (uint8_t)n);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t be[2];
+		put_be16(be, (uint16_t)msgs[i].len);
+		wbuf_append(out, be, 2);
+	}
+	for (size_t i = 0; i < n; i++)
+		wbuf_append(out, msgs[i].p, msgs[i].len);
+	if (out->oom) {
+		out->len = start;
+		return WIRE_ENOMEM;
+	}
+	return WIRE_OK;
+}
+
+int wire_add_crc(struct wbuf *out, const uint8_t *pkt, size_t len)
+{
+	uint8_t hdr[5];
+	size_t start = out->len;
+	hdr[0] = WIRE_HAS_CRC;
+	put_be32(hdr + 1, (uint32_t)crc32_z(0, pkt, len));
+	wbuf_append(out, hdr, sizeof hdr);
+	wbuf_append(out, pkt, len);
+	if (out->oom) {
+		out->len = start;
+		return WIRE_ENOMEM;
+	}
+	return WIRE_OK;
+}
+
+int wire_compress(struct wbuf *out, const uint8_t *msg, size_t len)
+{
+	struct wbuf z;
+	msgpack_packer pk;
+	size_t start = out->len;
+	int rc;
+
+	wbuf_init(&z);
+	rc = lzw_compress(&z, msg, len);
+	if (rc == WIRE_OK && z.len > UINT32_MAX)
+		rc = WIRE_ETOOBIG;
+	if (rc == WIRE_OK) {
+		/* compress{Algo: lzwAlgo (0), Buf: []byte} */
+		msgpack_packer_init(&pk, out, pk_write);
+		wbuf_byte(out, WIRE_COMPRESS);
+		msgpack_pack_map(&pk, 2);
+		pk_key(&pk, "Algo");
+		msgpack_pack_uint8(&pk, 0);
+		pk_key(&pk, "Buf");
+		pk_raw(&pk, z.p, z.len);
+		if (out->oom) {
+			out->len = start;
+			rc = WIRE_ENOMEM;
+		}
+	}
+	wbuf_free(&z);
+	return rc;
+}
+
+/*
+ * Decode a compress envelope (buf[0] == WIRE_COMPRESS) and append at most
+ * max_out inflated bytes to out; on failure out is left as it was.
+ */
+static int decompress_bounded(const uint8_t *buf, size_t len, struct wbuf *out,
+			      size_t max_out)
+{
+	msgpack_unpacked u;
+	size_t used, start = out->len;
+	struct span in = { buf, buf + len };
+	uint64_t algo = 0;
+	struct wire_bytes data = { NULL, 0 };
+	bool have_buf = false;
+	int rc;
+
+	if (len < 1)
+		return WIRE_ETRUNC;
+	if (buf[0] != WIRE_COMPRESS)
+		return WIRE_ETYPE;
+	msgpack_unpacked_init(&u);
+	rc = mp_unpack(buf + 1, len - 1, SIZE_MAX, &u, &used);
+	if (rc == WIRE_OK && u.data.type != MSGPACK_OBJECT_MAP)
+		rc = WIRE_EFORMAT;
+	if (rc == WIRE_OK) {
+		FOR_EACH_KV(&u.data, kv) {
+			if (key_is(&kv->key, "Algo"))
+				rc = get_uint(&kv->val, UINT64_MAX, &algo);
+			else if (key_is(&kv->key, "Buf")) {
+				rc = get_bytes(&kv->val, &in, 0, &data);
+				have_buf = true;
+			}
+			if (rc != WIRE_OK)
+				break;
+		}
+	}
+	msgpack_unpacked_destroy(&u);
+	if (rc != WIRE_OK)
+		return rc;
+	if (algo != 0) /* only lzwAlgo exists */
+		return WIRE_EFORMAT;
+	if (!have_buf)
+		return WIRE_EFORMAT;
+	rc = lzw_decompress(out, data.p, data.len, max_out);
+	if (rc != WIRE_OK) {
+		out->len = start;
+		out->oom = false;
+	}
+	return rc;
+}
+
+int wire_decompress(const uint8_t *buf, size_t len, struct wbuf *out)
+{
+	return decompress_bounded(buf, len, out, WIRE_PUSH_MAX);
+}
+
+/*
+ * Unwrapping happens in two passes so that a bad envelope anywhere rejects
+ * the packet before any message is delivered: the first pass validates
+ * everything and collects message ranges (keeping inflated buffers alive),
+ * the second calls fn.
+ */
+struct unwrap {
+	struct wire_bytes *msgs;
+	size_t n, cap;
+	struct wbuf *bufs;
+	size_t nbufs, capbufs;
+	size_t inflate_left;
+};
+
+static int unwrap_push(struct unwrap *u, const uint8_t *p, size_t len)
+{
+	if (u->n == u->cap) {
+		size_t cap = u->cap ? u->cap * 2 : 16;
+		struct wire_bytes *m = realloc(u->msgs, cap * sizeof *m);
+		if (!m)
+			return WIRE_ENOMEM;
+		u->msgs = m;
+		u->cap = cap;
+	}
+	u->msgs[u->n].p = p;
+	u->msgs[u->n].len = (uint32_t)len;
+	u->n++;
+	return WIRE_OK;
+}
+
+static struct wbuf *unwrap_newbuf(struct unwrap *u)
+{
+	if (u->nbufs == u->capbufs) {
+		size_t cap = u->capbufs ? u->capbufs * 2 : 4;
+		struct wbuf *b = realloc(u->bufs, cap * sizeof *b);
+		if (!b)
+			return NULL;
+		u->bufs = b;
+		u->capbufs = cap;
+	}
+	struct wbuf *b = &u->bufs[u->nbufs++];
+	wbuf_init(b);
+	return b;
+}
+
+static int unwrap_rec(struct unwrap *u, const uint8_t *p, size_t len, int depth)
+{
+	if (len < 1)
+		return WIRE_ETRUNC;
+
+	switch (p[0]) {
+	case WIRE_HAS_CRC:
+		/*
+		 * memberlist only looks for a checksum on the outside of a packet;
+		 * deeper down type 12 is just an unsupported message, so it is
+		 * passed on like any other message (wire_decode says ETYPE).
+		 */
+		if (depth != 0)
+			break;
+		if (len < 5)
+			return WIRE_ETRUNC;
+		if ((uint32_t)crc32_z(0, p + 5, len - 5) != get_be32(p + 1))
+			return WIRE_ECRC;
+		if (depth + 1 > WIRE_NEST_MAX)
+			return WIRE_ENEST;
+		return unwrap_rec(u, p + 5, len - 5, depth + 1);
+
+	case WIRE_COMPRESS: {
+		if (depth + 1 > WIRE_NEST_MAX)
+			return WIRE_ENEST;
+		struct wbuf *b = unwrap_newbuf(u);
+		if (!b)
+			return WIRE_ENOMEM;
+		int rc = decompress_bounded(p, len, b, u->inflate_left);
+		if (rc != WIRE_OK)
+			return rc;
+		u->inflate_left -= b->len;
+		/*
+		 * The inflated bytes stay in b until delivery; b->p is stable
+		 * because nothing appends to b again (u->bufs may move, the
+		 * heap blocks they point to do not).
+		 */
+		return unwrap_rec(u, b->p, b->len, depth + 1);
+	}
+
+	case WIRE_COMPOUND: {
+		/*
+		 * memberlist delivers the complete parts of a truncated compound
+		 * and drops the rest.  We reject the whole compound instead: a
+		 * header that promises more than is there means the packet is
+		 * damaged or forged, and half-processing it helps nobody.  A
+		 * zero-length part (which would crash memberlist) is refused
+		 * too.  Bytes after the last part are ignored, as memberlist
+		 * does.
+		 */
+		if (depth + 1 > WIRE_NEST_MAX)
+			return WIRE_ENEST;
+		if (len < 2)
+			return WIRE_ETRUNC;
+		size_t n = p[1];
+		size_t hdr = 2 + 2 * n;
+		if (len < hdr)
+			return WIRE_ETRUNC;
+		size_t total = 0;
+		for (size_t i = 0; i < n; i++) {
+			size_t l = (size_t)p[2 + 2 * i] << 8 | p[3 + 2 * i];
+			if (l == 0)
+				return WIRE_EFORMAT;
+			total += l;
+		}
+		if (total > len - hdr)
+			return WIRE_ETRUNC;
+		const uint8_t *part = p + hdr;
+		for (size_t i = 0; i < n; i++) {
+			size_t l = (size_t)p[2 + 2 * i] << 8 | p[3 + 2 * i];
+			int rc = unwrap_rec(u, part, l, depth + 1);
+			if (rc != WIRE_OK)
+				return rc;
+			part += l;
+		}
+		return WIRE_OK;
+	}
+	default:
+		break;
+	}
+	/* Everything else (including encrypt, which the transport removes
+	 * before us) is a message for the caller to decode or refuse. */
+	return unwrap_push(u, p, len);
+}
+
+int wire_unwrap_packet(const uint8_t *pkt, size_t len, wire_msg_fn fn, void *ctx)
+{
+	struct unwrap u = { .inflate_left = WIRE_PACKET_INFLATE_MAX };
+	int rc;
+
+	if (len > WIRE_UDP_MAX)
+		return WIRE_ETOOBIG;
+	rc = unwrap_rec(&u, pkt, len, 0);
+	if (rc == WIRE_OK)
+		for (size_t i = 0; i < u.n; i++)
+			fn(ctx, u.msgs[i].p, u.msgs[i].len);
+	for (size_t i = 0; i < u.nbufs; i++)
+		wbuf_free(&u.bufs[i]);
+	free(u.bufs);
+	free(u.msgs);
+	return rc;
+}
+
+/* -------------------------------------------------------------- streams */
+
+/* pushPullHeader / userMsgHeader fields (Go ints: negatives refused). */
+struct stream_hdr {
+	uint64_t nodes, user_len;
+	bool join;
+};
+
+/*
+ * Decode the stream header map at p.  limit bounds how far we are willing
+ * to wait for it.  *used gets the header's length.
+ */
+static int dec_stream_hdr(const uint8_t *p, size_t len, size_t limit, bool push,
+			  struct stream_hdr *h, size_t *used)
+{
+	msgpack_unpacked u;
+	int rc;
+
+	memset(h, 0, sizeof *h);
+	msgpack_unpacked_init(&u);
+	rc = mp_unpack(p, len, limit, &u, used);
+	if (rc == WIRE_OK && u.data.type != MSGPACK_OBJECT_MAP)
+		rc = WIRE_EFORMAT;
+	if (rc == WIRE_OK) {
+		FOR_EACH_KV(&u.data, kv) {
+			if (!push) {
+				if (key_is(&kv->key, "UserMsgLen"))
+					rc = get_uint(&kv->val, UINT64_MAX, &h->user_len);
+			} else if (key_is(&kv->key, "Nodes")) {
+				rc = get_uint(&kv->val, UINT64_MAX, &h->nodes);
+			} else if (key_is(&kv->key, "UserStateLen")) {
+				rc = get_uint(&kv->val, UINT64_MAX, &h->user_len);
+			} else if (key_is(&kv->key, "Join")) {
+				rc = get_bool(&kv->val, &h->join);
+			}
+			if (rc != WIRE_OK)
+				break;
+		}
+	}
+	msgpack_unpacked_destroy(&u);
+	if (rc == WIRE_OK && (h->nodes > WIRE_PUSH_NODES_MAX || h->user_len > WIRE_PUSH_MAX))
+		rc = WIRE_ETOOBIG;
+	return rc;
+}
+
+/*
+ * Frame lengths, per first byte:
+ *   0 ping, 2 ack, 13 err   type + one msgpack map (ack and err are what a
+ *                           stream ping / failed stream get back)
+ *   6 pushPull              type + header + Nodes node maps + UserStateLen
+ *   8 user                  type + header + UserMsgLen bytes
+ *   9 compress              type + one msgpack map
+ *   10 encrypt              type + u32 BE length + that many bytes
+ * Sizes beyond the limits are refused as soon as the declared lengths are
+ * visible, so a peer cannot make us buffer without bound.
+ *
+ * The scan restarts from the beginning on every call; that costs a walk of
+ * the msgpack headers (not the bytes) per call, fine for the sizes allowed.
+ */
+long wire_stream_frame_len(const uint8_t *buf, size_t len)
+{
+	size_t used, off;
+	struct stream_hdr h;
+	int rc;
+
+	if (len < 1)
+		return 0;
+	switch (buf[0]) {
+	case WIRE_PING:
+	case WIRE_ACK:
+	case WIRE_ERR:
+	case WIRE_COMPRESS: {
+		size_t limit = buf[0] == WIRE_COMPRESS ? WIRE_PUSH_MAX + WIRE_STREAM_OBJ_MAX
+						       : WIRE_STREAM_OBJ_MAX;
+		rc = mp_span(buf + 1, len - 1, limit, &used);
+		if (rc == WIRE_ETRUNC)
+			return 0;
+		if (rc != WIRE_OK)
+			return rc;
+		return (long)(1 + used);
+	}
+	case WIRE_PUSH_PULL:
+	case WIRE_USER:
+		rc = dec_stream_hdr(buf + 1, len - 1, WIRE_STREAM_OBJ_MAX,
+				    buf[0] == WIRE_PUSH_PULL, &h, &used);
+		if (rc == WIRE_ETRUNC)
+			return 0;
+		if (rc != WIRE_OK)
+			return rc;
+		off = 1 + used;
+		for (uint64_t i = 0; i < h.nodes; i++) {
+			rc = mp_span(buf + off, len - off, WIRE_STREAM_OBJ_MAX, &used);
+			if (rc == WIRE_ETRUNC)
+				return 0;
+			if (rc != WIRE_OK)
+				return rc;
+			off += used;
+			if (off > (size_t)WIRE_PUSH_MAX + WIRE_STREAM_OBJ_MAX)
+				return WIRE_ETOOBIG;
+		}
+		if (len - off < h.user_len)
+			return 0;
+		return (long)(off + h.user_len);
+	case WIRE_ENCRYPT: {
+		if (len < 5)
+			return 0;
+		uint32_t n = get_be32(buf + 1);
+		if (n > WIRE_PUSH_MAX)
+			return WIRE_ETOOBIG;
+		if (len - 5 < n)
+			return 0;
+		return (long)(5 + (size_t)n);
+	}
+	default:
+		return WIRE_ETYPE;
+	}
+}
+
+int wire_encode_push_pull(struct wbuf *out, bool join,
+			  const struct wire_node_state_entry *nodes, uint32_t n,
+			  const uint8_t *user_state, uint32_t user_len)
+{
+	msgpack_packer pk;
+	size_t start = out->len;
+
+	if (n > WIRE_PUSH_NODES_MAX || user_len > WIRE_PUSH_MAX)
+		return WIRE_ETOOBIG;
+	if (user_len && !user_state)
+		return WIRE_EFORMAT;
+	for (uint32_t i = 0; i < n; i++) {
+		TRY(check_bytes(&nodes[i].name, WIRE_NAME_MAX));
+		TRY(check_bytes(&nodes[i].meta, WIRE_META_MAX));
+		TRY(check_ip(&nodes[i].addr));
+		TRY(check_vsn(nodes[i].vsn_len));
+		if (nodes[i].state > WIRE_STATE_LEFT)
+			return WIRE_EFORMAT;
+	}
+
+	msgpack_packer_init(&pk, out, pk_write);
+	wbuf_byte(out, WIRE_PUSH_PULL);
+	/* pushPullHeader{Nodes, UserStateLen, Join}, keys sorted */
+	msgpack_pack_map(&pk, 3);
+	pk_key(&pk, "Join");
+	if (join)
+		msgpack_pack_true(&pk);
+	else
+		msgpack_pack_false(&pk);
+	pk_key(&pk, "Nodes");
+	msgpack_pack_uint32(&pk, n);
+	pk_key(&pk, "UserStateLen");
+	msgpack_pack_uint32(&pk, user_len);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct wire_node_state_entry *e = &nodes[i];
+		msgpack_pack_map(&pk, 7);
+		pk_key(&pk, "Addr");
+		pk_ip(&pk, &e->addr);
+		pk_key(&pk, "Incarnation");
+		msgpack_pack_uint32(&pk, e->incarnation);
+		pk_key(&pk, "Meta");
+		pk_slice(&pk, &e->meta);
+		pk_key(&pk, "Name");
+		pk_str(&pk, &e->name);
+		pk_key(&pk, "Port");
+		msgpack_pack_uint16(&pk, e->addr.port);
+		pk_key(&pk, "State");
+		msgpack_pack_uint8(&pk, e->state);
+		pk_key(&pk, "Vsn");
+		pk_vsn(&pk, e->vsn, e->vsn_len);
+	}
+	wbuf_append(out, user_state, user_len);
+	if (out->oom) {
+		out->len = start;
+		return WIRE_ENOMEM;
+	}
+	return WIRE_OK;
+}
+
+int wire_decode_push_pull(const uint8_t *buf, size_t len, struct wire_push_pull *out)
+{
+	struct stream_hdr h;
+	struct span in = { buf, buf + len };
+	size_t used, off;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (len < 1)
+		return WIRE_ETRUNC;
+	if (buf[0] != WIRE_PUSH_PULL)
+		return WIRE_ETYPE;
+	rc = dec_stream_hdr(buf + 1, len - 1, SIZE_MAX, true, &h, &used);
+	if (rc != WIRE_OK)
+		return rc;
+	off = 1 + used;
+	/* Each node needs at least one byte: check before allocating. */
+	if (h.nodes > len - off)
+		return WIRE_ETRUNC;
+	if (h.nodes) {
+		out->nodes = calloc((size_t)h.nodes, sizeof *out->nodes);
+		if (!out->nodes)
+			return WIRE_ENOMEM;
+	}
+	out->n_nodes = (uint32_t)h.nodes;
+	out->join = h.join;
+
+	for (uint64_t i = 0; i < h.nodes && rc == WIRE_OK; i++) {
+		msgpack_unpacked u;
+		msgpack_unpacked_init(&u);
+		rc = mp_unpack(buf + off, len - off, SIZE_MAX, &u, &used);
+		if (rc == WIRE_OK && u.data.type != MSGPACK_OBJECT_MAP)
+			rc = WIRE_EFORMAT;
+		if (rc == WIRE_OK)
+			rc = dec_node_state(&u.data, &in, &out->nodes[i]);
+		msgpack_unpacked_destroy(&u);
+		off += used;
+	}
+	if (rc == WIRE_OK && len - off < h.user_len)
+		rc = WIRE_ETRUNC;
+	if (rc != WIRE_OK) {
+		wire_push_pull_free(out);
+		return rc;
+	}
+	out->user_state.p = buf + off;
+	out->user_state.len = (uint32_t)h.user_len;
+	return WIRE_OK;
+}
+
+void wire_push_pull_free(struct wire_push_pull *pp)
+{
+	free(pp->nodes);
+	memset(pp, 0, sizeof *pp);
+}
+
+int wire_encode_stream_user(struct wbuf *out, const uint8_t *payload, uint32_t len)
+{
+	msgpack_packer pk;
+	size_t start = out->len;
+
+	if (len > WIRE_PUSH_MAX)
+		return WIRE_ETOOBIG;
+	if (len && !payload)
+		return WIRE_EFORMAT;
+	msgpack_packer_init(&pk, out, pk_write);
+	wbuf_byte(out, WIRE_USER);
+	msgpack_pack_map(&pk, 1);
+	pk_key(&pk, "UserMsgLen");
+	msgpack_pack_uint32(&pk, len);
+	wbuf_append(out, payload, len);
+	if (out->oom) {
+		out->len = start;
+		return WIRE_ENOMEM;
+	}
+	return WIRE_OK;
+}
+
+int wire_decode_stream_user(const uint8_t *buf, size_t len, struct wire_bytes *payload)
+{
+	struct stream_hdr h;
+	size_t used;
+	int rc;
+
+	payload->p = NULL;
+	payload->len = 0;
+	if (len < 1)
+		return WIRE_ETRUNC;
+	if (buf[0] != WIRE_USER)
+		return WIRE_ETYPE;
+	rc = dec_stream_hdr(buf + 1, len - 1, SIZE_MAX, false, &h, &used);
+	if (rc != WIRE_OK)
+		return rc;
+	if (len - 1 - used < h.user_len)
+		return WIRE_ETRUNC;
+	payload->p = buf + 1 + used;
+	payload->len = (uint32_t)h.user_len;
+	return WIRE_OK;
+}
