@@ -176,6 +176,18 @@ TEST(sim_basics)
 	sim_run_for(s, 50);
 	CHECK_EQ_INT(sim_join_result(s, b), 1);
 	CHECK(swim_stats(sim_swim(s, a))->stalls == 1);
+
+	/* a long pause overflows a small socket buffer; the rest is dropped */
+	sim_set_socket_buffer(s, 512);
+	uint64_t ov = sim_stats(s)->packets_overflow;
+	sim_pause(s, a);
+	sim_run_for(s, 20000);
+	CHECK(sim_stats(s)->packets_overflow > ov);
+	sim_resume(s, a);
+	CHECK_EQ_INT(swim_stats(sim_swim(s, a))->stalls, 2);
+	sim_run_for(s, 20000);
+	CHECK(sim_all_alive(s));
+	CHECK_EQ_INT(sim_stats(s)->timer_stuck, 0);
 	sim_free(s);
 }
 
@@ -502,6 +514,7 @@ TEST(determinism)
 	CHECK_EQ_INT(a.packets_lost, b.packets_lost);
 	CHECK_EQ_INT(a.timer_fires, b.timer_fires);
 	CHECK(a.packets_delivered > 2000);
+	CHECK_EQ_INT(a.timer_stuck, 0);
 }
 
 /*
@@ -525,10 +538,51 @@ TEST(lossy_no_false_deaths)
 	sim_set_loss(s, 0);
 	sim_run_for(s, 30000);
 	CHECK(sim_all_alive(s));
+	CHECK_EQ_INT(sim_stats(s)->timer_stuck, 0);
+	sim_free(s);
+}
+
+/*
+ * Known swim.c issue, run only with VIGIL_SIM_KNOWN_ISSUES=1 so that the
+ * default suite stays green.  node-009 is cut off from t=900 to t=3900.
+ * At t=2025 its probe of node-017 fails and it suspects node-017; its
+ * "suspect" rumour spends all its retransmissions while nothing gets
+ * through, so after the heal nobody, node-017 included, hears of it, and
+ * node-009's round-robin probing does not reach node-017 again (buddy
+ * ping) for ~30 s.  At t=30000 (every member's first periodic push-pull,
+ * all in the same millisecond since they started together) node-011
+ * push-pulls with node-009, copies the suspicion as its own accusation
+ * (mergeState semantics) and gossips it; node-009 counts that as an
+ * independent Lifeguard confirmation, its timeout shrinks below the time
+ * already elapsed, and at t=30201 it declares node-017 dead.  Everybody
+ * accepts the "dead" (16 death events) before node-017 refutes at t=30401.
+ */
+TEST(known_issue_isolated_accuser)
+{
+	const char *e = getenv("VIGIL_SIM_KNOWN_ISSUES");
+	if (!e || !*e || *e == '0') {
+		printf("# skipped (set VIGIL_SIM_KNOWN_ISSUES=1)\n");
+		return;
+	}
+	const int n = 20;
+	struct sim *s = converged_cluster(304, n, NULL);
+	REQUIRE(s != NULL);
+	int grp[] = { 9 };
+	sim_partition(s, grp, 1);
+	sim_run_for(s, 3000);
+	sim_heal(s);
+	sim_run_for(s, 60000);
+	for (size_t i = 0; i < sim_event_count(s); i++) {
+		const struct sim_event *ev = sim_event_at(s, i);
+		if (ev->ev == SWIM_EV_LEAVE && ev->state == SWIM_DEAD)
+			printf("# t=%" PRId64 " %s declared %s dead (incarnation %u)\n", ev->t,
+			       sim_name(s, ev->observer), sim_name(s, ev->subject), ev->incarnation);
+	}
+	CHECK_EQ_INT(deaths_since(s, -1, 0), 0);
 	sim_free(s);
 }
 
 TEST_MAIN(sim_basics, sim_loss_rate, join_100_converges, crash_detected,
 	  pause_suspected_then_refuted, isolation_suspected_then_refuted, graceful_leave,
 	  partition_heal, return_after_reap, return_before_reap, determinism,
-	  lossy_no_false_deaths)
+	  lossy_no_false_deaths, known_issue_isolated_accuser)
