@@ -1,0 +1,1602 @@
+/*
+ * will.c — last wills: replication, trigger, exactly-once delivery.
+ *
+ * See will.h for the protocol.  The component keeps three tables:
+ *   - members: name, address, swim state, incarnation (fed by the glue from
+ *     swim's on_member), sorted by name because every deterministic choice
+ *     (who sends, who publishes) is "lowest name first";
+ *   - wills: per owner, the newest version held plus the progress of the
+ *     owner's current death at this member (armed -> released -> done);
+ *   - rx: per owner, what this member delivered to its own handlers (the
+ *     recipient's dedup state) and acks: per owner, the newest DONE seen.
+ * rx, acks and our own will are what will_save persists.
+ *
+ * Everything on the wire is msgpack (msgpack-c).  Hostile input is first
+ * proven sane by mp_span() (msgpack-c would otherwise allocate whatever a
+ * container header claims), decoded completely into temporaries, and only
+ * then applied — a malformed message changes nothing.
+ */
+#include "will.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+#include <zlib.h>
+
+#define NEVER INT64_MAX
+#define KIND_MEMBER 0
+#define KIND_EVENT 1
+#define DELAY_MAX_MS (366LL * 24 * 3600 * 1000) /* a year; sanity bound */
+#define STATE_MAGIC "VWIL"
+#define STATE_VERSION 1
+#define STATE_MAX (64u * 1024 * 1024)
+
+enum trig {
+	T_NONE,     /* owner not dead (as far as we know) */
+	T_ARMED,    /* owner dead, delay running */
+	T_RELEASED, /* delay passed: delivering / publishing */
+	T_DONE,     /* delivered, published, or seen acked */
+	T_GAVEUP,   /* undeliverable (or no will) after the reap interval */
+};
+
+struct wmember {
+	char name[WIRE_NAME_MAX + 1];
+	struct wire_addr addr;
+	enum swim_state state;
+	uint32_t inc;
+};
+
+struct wrec {
+	char owner[WIRE_NAME_MAX + 1];
+	/* newest version held (has_version false: only death progress) */
+	bool has_version;
+	uint64_t seq;
+	bool tomb;
+	uint8_t kind;
+	char target[WIRE_NAME_MAX + 1];
+	int64_t delay;
+	uint8_t *payload;
+	size_t plen;
+	/* the owner's current death, as this member saw it */
+	enum trig trig;
+	bool acked;         /* a DONE for this death was seen */
+	uint32_t death_inc;
+	int64_t death_t, release_t;
+	int64_t base;       /* when sending could start (release, recipient back) */
+	int64_t last_send, gap;
+	unsigned attempts;
+};
+
+/* Recipient-side dedup: one per owner, persisted. */
+struct rxrec {
+	char owner[WIRE_NAME_MAX + 1];
+	uint32_t inc;          /* owner incarnation of the death delivered */
+	uint64_t seq;
+	uint32_t returned_inc; /* owner seen alive at this inc since (0 = no) */
+	bool revoked;
+};
+
+/* Newest DONE per owner (delivered or published), persisted. */
+struct ackrec {
+	char owner[WIRE_NAME_MAX + 1];
+	uint32_t inc;
+	uint64_t seq;
+	uint8_t kind;
+	bool mine; /* we published it */
+};
+
+struct will {
+	struct will_config cfg;
+	char *state_path;
+	struct wmember *mem;
+	size_t n_mem, cap_mem;
+	struct wrec **rec;
+	size_t n_rec, cap_rec;
+	struct rxrec *rx;
+	size_t n_rx, cap_rx;
+	struct ackrec *ack;
+	size_t n_ack, cap_ack;
+	uint64_t own_hi;  /* highest seq of our own will seen anywhere */
+	bool own_auth;    /* our will was set/cleared here or loaded from file */
+	struct will_stats stats;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+__attribute__((format(printf, 3, 4)))
+static void logf_(const struct will *w, int level, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	if (!w->cfg.out.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	w->cfg.out.log(w->cfg.out.ctx, level, buf);
+}
+
+static bool is_self(const struct will *w, const char *name)
+{
+	return strcmp(w->cfg.name, name) == 0;
+}
+
+static bool grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return true;
+	size_t nc = *cap ? *cap * 2 : 8;
+	while (nc < need)
+		nc *= 2;
+	void *np = realloc(*p, nc * elem);
+	if (!np)
+		return false;
+	*p = np;
+	*cap = nc;
+	return true;
+}
+
+static bool alive_state(enum swim_state s)
+{
+	return s == SWIM_ALIVE || s == SWIM_SUSPECT;
+}
+
+/* ------------------------------------------------------------ members */
+
+/* Index of name, or -(insertion point)-1. */
+static long mem_index(const struct will *w, const char *name)
+{
+	size_t lo = 0, hi = w->n_mem;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(w->mem[mid].name, name);
+		if (c == 0)
+			return (long)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -(long)lo - 1;
+}
+
+static struct wmember *mem_find(const struct will *w, const char *name)
+{
+	long i = mem_index(w, name);
+	return i >= 0 ? &w->mem[i] : NULL;
+}
+
+static struct wmember *mem_upsert(struct will *w, const char *name)
+{
+	long i = mem_index(w, name);
+	if (i >= 0)
+		return &w->mem[i];
+	if (!grow((void **)&w->mem, &w->cap_mem, w->n_mem + 1, sizeof *w->mem))
+		return NULL;
+	size_t at = (size_t)(-i - 1);
+	memmove(&w->mem[at + 1], &w->mem[at], (w->n_mem - at) * sizeof *w->mem);
+	w->n_mem++;
+	memset(&w->mem[at], 0, sizeof w->mem[at]);
+	snprintf(w->mem[at].name, sizeof w->mem[at].name, "%s", name);
+	w->mem[at].state = SWIM_DEAD;
+	return &w->mem[at];
+}
+
+static void mem_remove(struct will *w, const char *name)
+{
+	long i = mem_index(w, name);
+	if (i < 0)
+		return;
+	memmove(&w->mem[i], &w->mem[i + 1], (w->n_mem - (size_t)i - 1) * sizeof *w->mem);
+	w->n_mem--;
+}
+
+/*
+ * Our place in the deterministic order: how many alive members (other than
+ * `skip1`/`skip2`) sort before us.  Rank 0 acts first; each later rank waits
+ * one more backoff and acts only if nobody acked meanwhile.
+ */
+static unsigned my_rank(const struct will *w, const char *skip1, const char *skip2)
+{
+	unsigned r = 0;
+	for (size_t i = 0; i < w->n_mem; i++) {
+		const struct wmember *m = &w->mem[i];
+		if (strcmp(m->name, w->cfg.name) >= 0)
+			break; /* sorted: the rest are after us */
+		if (!alive_state(m->state))
+			continue;
+		if ((skip1 && strcmp(m->name, skip1) == 0) ||
+		    (skip2 && strcmp(m->name, skip2) == 0))
+			continue;
+		r++;
+	}
+	return r;
+}
+
+/* -------------------------------------------------------------- tables */
+
+static struct wrec *rec_find(const struct will *w, const char *owner)
+{
+	for (size_t i = 0; i < w->n_rec; i++)
+		if (strcmp(w->rec[i]->owner, owner) == 0)
+			return w->rec[i];
+	return NULL;
+}
+
+static struct wrec *rec_get(struct will *w, const char *owner)
+{
+	struct wrec *r = rec_find(w, owner);
+	if (r)
+		return r;
+	if (!grow((void **)&w->rec, &w->cap_rec, w->n_rec + 1, sizeof *w->rec))
+		return NULL;
+	r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	snprintf(r->owner, sizeof r->owner, "%s", owner);
+	w->rec[w->n_rec++] = r;
+	return r;
+}
+
+static void rec_drop(struct will *w, struct wrec *r)
+{
+	for (size_t i = 0; i < w->n_rec; i++) {
+		if (w->rec[i] == r) {
+			w->rec[i] = w->rec[--w->n_rec];
+			free(r->payload);
+			free(r);
+			return;
+		}
+	}
+}
+
+static struct rxrec *rx_find(const struct will *w, const char *owner)
+{
+	for (size_t i = 0; i < w->n_rx; i++)
+		if (strcmp(w->rx[i].owner, owner) == 0)
+			return &w->rx[i];
+	return NULL;
+}
+
+static struct ackrec *ack_find(const struct will *w, const char *owner)
+{
+	for (size_t i = 0; i < w->n_ack; i++)
+		if (strcmp(w->ack[i].owner, owner) == 0)
+			return &w->ack[i];
+	return NULL;
+}
+
+/* Record a DONE; true if it is news (newer death than we knew acked). */
+static bool ack_note(struct will *w, const char *owner, uint32_t inc, uint64_t seq,
+		     uint8_t kind, bool mine)
+{
+	struct ackrec *a = ack_find(w, owner);
+	if (a && (a->inc > inc || (a->inc == inc && !mine)))
+		return false;
+	if (!a) {
+		if (!grow((void **)&w->ack, &w->cap_ack, w->n_ack + 1, sizeof *w->ack))
+			return false;
+		a = &w->ack[w->n_ack++];
+		memset(a, 0, sizeof *a);
+		snprintf(a->owner, sizeof a->owner, "%s", owner);
+	}
+	a->inc = inc;
+	a->seq = seq;
+	a->kind = kind;
+	a->mine = mine;
+	return true;
+}
+
+/* Is the death of `owner` at incarnation `inc` already handled somewhere? */
+static bool acked(const struct will *w, const char *owner, uint32_t inc)
+{
+	const struct ackrec *a = ack_find(w, owner);
+	return a && a->inc >= inc;
+}
+
+/* ------------------------------------------------------------- events */
+
+static void emit(struct will *w, enum vigil_event_type type, const char *owner,
+		 uint32_t inc, uint64_t seq, const uint8_t *payload, size_t plen,
+		 int64_t duration)
+{
+	struct vigil_member vm;
+	struct vigil_event ev;
+	const struct wmember *m = mem_find(w, owner);
+
+	if (!w->cfg.on_event)
+		return;
+	memset(&vm, 0, sizeof vm);
+	snprintf(vm.name, sizeof vm.name, "%s", owner);
+	vm.status = VIGIL_STATUS_NONE;
+	if (m) {
+		if (m->addr.ip_len == 4)
+			inet_ntop(AF_INET, m->addr.ip, vm.addr, sizeof vm.addr);
+		else if (m->addr.ip_len == 16)
+			inet_ntop(AF_INET6, m->addr.ip, vm.addr, sizeof vm.addr);
+		vm.port = m->addr.port;
+		vm.incarnation = m->inc;
+		vm.status = alive_state(m->state) ? VIGIL_STATUS_ALIVE :
+			    m->state == SWIM_LEFT ? VIGIL_STATUS_LEFT : VIGIL_STATUS_FAILED;
+	}
+	memset(&ev, 0, sizeof ev);
+	ev.type = type;
+	ev.member = &vm;
+	ev.payload = payload;
+	ev.payload_len = plen;
+	ev.incarnation = inc;
+	ev.will_seq = seq;
+	ev.duration_ms = duration;
+	w->cfg.on_event(w->cfg.event_ctx, &ev);
+}
+
+/* Save the durable part now, if we have a file; a failure is logged. */
+static void persist(struct will *w)
+{
+	if (!w->state_path)
+		return;
+	int rc = will_save(w, w->state_path);
+	if (rc != WILL_OK) {
+		w->stats.save_errors++;
+		logf_(w, 3, "will: cannot save state to %s (%d)", w->state_path, rc);
+	}
+}
+
+/* ------------------------------------------------------------ encoding */
+
+struct enc {
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+};
+
+static void enc_init(struct enc *e, int type)
+{
+	msgpack_sbuffer_init(&e->sb);
+	msgpack_packer_init(&e->pk, &e->sb, msgpack_sbuffer_write);
+	if (type >= 0) {
+		char t = (char)type;
+		msgpack_sbuffer_write(&e->sb, &t, 1);
+	}
+}
+
+static void enc_str(struct enc *e, const char *s)
+{
+	size_t n = strlen(s);
+	msgpack_pack_str(&e->pk, n);
+	msgpack_pack_str_body(&e->pk, s, n);
+}
+
+static void enc_bin(struct enc *e, const uint8_t *p, size_t n)
+{
+	msgpack_pack_bin(&e->pk, n);
+	msgpack_pack_bin_body(&e->pk, p, n);
+}
+
+/* [owner, seq, tomb, kind, target, delay_ms, payload] */
+static void enc_version(struct enc *e, const struct wrec *r)
+{
+	msgpack_pack_array(&e->pk, 7);
+	enc_str(e, r->owner);
+	msgpack_pack_uint64(&e->pk, r->seq);
+	if (r->tomb)
+		msgpack_pack_true(&e->pk);
+	else
+		msgpack_pack_false(&e->pk);
+	msgpack_pack_uint8(&e->pk, r->kind);
+	enc_str(e, r->tomb ? "" : r->target);
+	msgpack_pack_int64(&e->pk, r->tomb ? 0 : r->delay);
+	enc_bin(e, r->payload, r->tomb ? 0 : r->plen);
+}
+
+/* [owner, inc, seq, kind, by] */
+static void enc_done(struct enc *e, const char *owner, uint32_t inc, uint64_t seq,
+		     uint8_t kind, const char *by)
+{
+	msgpack_pack_array(&e->pk, 5);
+	enc_str(e, owner);
+	msgpack_pack_uint32(&e->pk, inc);
+	msgpack_pack_uint64(&e->pk, seq);
+	msgpack_pack_uint8(&e->pk, kind);
+	enc_str(e, by);
+}
+
+static void out_broadcast(struct will *w, struct enc *e)
+{
+	if (w->cfg.out.broadcast && e->sb.size > 0)
+		w->cfg.out.broadcast(w->cfg.out.ctx, (const uint8_t *)e->sb.data, e->sb.size);
+}
+
+static void broadcast_version(struct will *w, const struct wrec *r)
+{
+	struct enc e;
+	enc_init(&e, WILL_MSG_VERSION);
+	enc_version(&e, r);
+	out_broadcast(w, &e);
+	msgpack_sbuffer_destroy(&e.sb);
+}
+
+static void send_done(struct will *w, const char *owner, uint32_t inc, uint64_t seq,
+		      uint8_t kind, const struct wire_addr *also_to)
+{
+	struct enc e;
+	enc_init(&e, WILL_MSG_DONE);
+	enc_done(&e, owner, inc, seq, kind, w->cfg.name);
+	out_broadcast(w, &e);
+	if (also_to && w->cfg.out.send_to)
+		w->cfg.out.send_to(w->cfg.out.ctx, also_to, (const uint8_t *)e.sb.data,
+				   e.sb.size);
+	msgpack_sbuffer_destroy(&e.sb);
+}
+
+/* ------------------------------------------------------------ decoding */
+
+static uint64_t rd_be(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * Length of the first msgpack object in p[0..len), proven to fit: every
+ * declared payload byte and (at least one byte per) element must be in the
+ * input before msgpack-c is allowed to allocate for it.  -1 if not.
+ * (The same scan as wire.c's mp_span, which is private to that file.)
+ */
+static long mp_span(const uint8_t *p, size_t len)
+{
+	uint64_t off = 0, pending = 1;
+	while (pending > 0) {
+		pending--;
+		if (off >= len)
+			return -1;
+		uint8_t t = p[off];
+		unsigned lb = 0;
+		uint64_t fixed = 0, items = 0;
+		int kind = 0; /* 1 bytes, 2 array, 3 map, 4 ext */
+		if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
+		} else if (t <= 0x8f) {
+			items = 2u * (t & 0x0f);
+		} else if (t <= 0x9f) {
+			items = t & 0x0f;
+		} else if (t <= 0xbf) {
+			fixed = t & 0x1f;
+		} else {
+			switch (t) {
+			case 0xc4: case 0xd9: kind = 1; lb = 1; break;
+			case 0xc5: case 0xda: kind = 1; lb = 2; break;
+			case 0xc6: case 0xdb: kind = 1; lb = 4; break;
+			case 0xc7: kind = 4; lb = 1; break;
+			case 0xc8: kind = 4; lb = 2; break;
+			case 0xc9: kind = 4; lb = 4; break;
+			case 0xca: case 0xce: case 0xd2: fixed = 4; break;
+			case 0xcb: case 0xcf: case 0xd3: fixed = 8; break;
+			case 0xcc: case 0xd0: fixed = 1; break;
+			case 0xcd: case 0xd1: fixed = 2; break;
+			case 0xd4: fixed = 2; break;
+			case 0xd5: fixed = 3; break;
+			case 0xd6: fixed = 5; break;
+			case 0xd7: fixed = 9; break;
+			case 0xd8: fixed = 17; break;
+			case 0xdc: kind = 2; lb = 2; break;
+			case 0xdd: kind = 2; lb = 4; break;
+			case 0xde: kind = 3; lb = 2; break;
+			case 0xdf: kind = 3; lb = 4; break;
+			default: return -1;
+			}
+		}
+		uint64_t need = off + 1 + lb;
+		if (need > len)
+			return -1;
+		if (lb) {
+			uint64_t n = rd_be(p + off + 1, lb);
+			if (kind == 1)
+				fixed = n;
+			else if (kind == 2)
+				items = n;
+			else if (kind == 3)
+				items = 2 * n;
+			else
+				fixed = n + 1;
+		}
+		off = need + fixed;
+		pending += items;
+		if (off + pending > len)
+			return -1;
+	}
+	return (long)off;
+}
+
+/* Unpack exactly one object filling p[0..len) (no trailing bytes). */
+static bool mp_unpack_all(const uint8_t *p, size_t len, msgpack_unpacked *u)
+{
+	size_t off = 0;
+	long n = mp_span(p, len);
+	if (n < 0 || (size_t)n != len)
+		return false;
+	return msgpack_unpack_next(u, (const char *)p, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+	       off == len;
+}
+
+static bool get_uint(const msgpack_object *o, uint64_t max, uint64_t *v)
+{
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
+		return false;
+	*v = o->via.u64;
+	return true;
+}
+
+/* A name: str or bin, no NUL, at most WIRE_NAME_MAX bytes; may be empty. */
+static bool get_name(const msgpack_object *o, char out[WIRE_NAME_MAX + 1])
+{
+	const char *p;
+	uint32_t n;
+	if (o->type == MSGPACK_OBJECT_STR) {
+		p = o->via.str.ptr;
+		n = o->via.str.size;
+	} else if (o->type == MSGPACK_OBJECT_BIN) {
+		p = o->via.bin.ptr;
+		n = o->via.bin.size;
+	} else {
+		return false;
+	}
+	if (n > WIRE_NAME_MAX || (n && memchr(p, 0, n)))
+		return false;
+	if (n)
+		memcpy(out, p, n);
+	out[n] = '\0';
+	return true;
+}
+
+static bool get_bytes(const msgpack_object *o, size_t max, const uint8_t **p, size_t *n)
+{
+	if (o->type == MSGPACK_OBJECT_BIN) {
+		*p = (const uint8_t *)o->via.bin.ptr;
+		*n = o->via.bin.size;
+	} else if (o->type == MSGPACK_OBJECT_STR) {
+		*p = (const uint8_t *)o->via.str.ptr;
+		*n = o->via.str.size;
+	} else if (o->type == MSGPACK_OBJECT_NIL) {
+		*p = NULL;
+		*n = 0;
+	} else {
+		return false;
+	}
+	return *n <= max;
+}
+
+static const msgpack_object *arr(const msgpack_object *o, uint32_t n)
+{
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n)
+		return NULL;
+	return o->via.array.ptr;
+}
+
+struct pver {
+	char owner[WIRE_NAME_MAX + 1];
+	uint64_t seq;
+	bool tomb;
+	uint8_t kind;
+	char target[WIRE_NAME_MAX + 1];
+	int64_t delay;
+	const uint8_t *payload;
+	size_t plen;
+};
+
+static bool dec_version(const msgpack_object *o, struct pver *v)
+{
+	const msgpack_object *a = arr(o, 7);
+	uint64_t kind, delay;
+	if (!a || !get_name(&a[0], v->owner) || !v->owner[0] ||
+	    !get_uint(&a[1], UINT64_MAX, &v->seq) || v->seq == 0 ||
+	    a[2].type != MSGPACK_OBJECT_BOOLEAN || !get_uint(&a[3], KIND_EVENT, &kind) ||
+	    !get_name(&a[4], v->target) || !get_uint(&a[5], DELAY_MAX_MS, &delay) ||
+	    !get_bytes(&a[6], VIGIL_WILL_MAX, &v->payload, &v->plen))
+		return false;
+	v->tomb = a[2].via.boolean;
+	v->kind = (uint8_t)kind;
+	v->delay = (int64_t)delay;
+	if (!v->tomb && !v->target[0])
+		return false;
+	if (!v->tomb && v->kind == KIND_MEMBER && strcmp(v->target, v->owner) == 0)
+		return false;
+	return true;
+}
+
+struct pdone {
+	char owner[WIRE_NAME_MAX + 1];
+	uint64_t inc, seq, kind;
+	char by[WIRE_NAME_MAX + 1];
+};
+
+static bool dec_done(const msgpack_object *o, struct pdone *d)
+{
+	const msgpack_object *a = arr(o, 5);
+	return a && get_name(&a[0], d->owner) && d->owner[0] &&
+	       get_uint(&a[1], UINT32_MAX, &d->inc) && get_uint(&a[2], UINT64_MAX, &d->seq) &&
+	       get_uint(&a[3], KIND_EVENT, &d->kind) && get_name(&a[4], d->by);
+}
+
+/* ---------------------------------------------------- applying versions */
+
+static bool store_version(struct wrec *r, const struct pver *v)
+{
+	uint8_t *np = NULL;
+	if (!v->tomb && v->plen) {
+		np = malloc(v->plen);
+		if (!np)
+			return false;
+		memcpy(np, v->payload, v->plen);
+	}
+	free(r->payload);
+	r->payload = np;
+	r->plen = v->tomb ? 0 : v->plen;
+	r->has_version = true;
+	r->seq = v->seq;
+	r->tomb = v->tomb;
+	r->kind = v->kind;
+	snprintf(r->target, sizeof r->target, "%s", v->tomb ? "" : v->target);
+	r->delay = v->tomb ? 0 : v->delay;
+	return true;
+}
+
+/*
+ * Apply a version from the network.  Returns true if it was news (the
+ * caller may gossip it on).  Our own will is special: only we create its
+ * versions, so a newer one means we lost state (restart without a state
+ * file) — adopt it then; but if our will was set here since, the cluster's
+ * copy is an echo of an older life: re-issue ours above it.
+ */
+static bool apply_version(struct will *w, const struct pver *v)
+{
+	struct wrec *r = rec_find(w, v->owner);
+	if (r && r->has_version && v->seq <= r->seq) {
+		w->stats.versions_stale++;
+		return false;
+	}
+	if (is_self(w, v->owner)) {
+		if (v->seq > w->own_hi)
+			w->own_hi = v->seq;
+		if (w->own_auth) {
+			r = rec_get(w, v->owner);
+			if (!r)
+				return false;
+			if (!r->has_version) { /* authoritative "no will" */
+				r->has_version = true;
+				r->tomb = true;
+			}
+			r->seq = ++w->own_hi;
+			persist(w);
+			broadcast_version(w, r);
+			logf_(w, 1, "will: re-issued our will above an old copy (seq %llu)",
+			      (unsigned long long)r->seq);
+			return false;
+		}
+	}
+	r = rec_get(w, v->owner);
+	if (!r || !store_version(r, v))
+		return false;
+	w->stats.versions_new++;
+	if (is_self(w, v->owner)) {
+		w->own_auth = true;
+		persist(w);
+	}
+	return true;
+}
+
+/* ----------------------------------------------------------- delivery */
+
+/*
+ * The recipient's side: deliver a will to our own handlers at most once
+ * per owner death.  An owner death is identified by its incarnation, but
+ * two observers can see the same death at different incarnations, so the
+ * rule is per owner: once delivered, nothing more for that owner until we
+ * have seen it alive again (returned_inc), and then only deaths at or above
+ * that incarnation.  The record is saved before the event is raised, so a
+ * crash can lose a delivery's event but never repeat it.
+ */
+static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uint64_t seq,
+			    const uint8_t *payload, size_t plen,
+			    const struct wire_addr *sender, int64_t now)
+{
+	(void)now;
+	const struct wmember *om = mem_find(w, owner);
+	if (om && alive_state(om->state) && om->inc > inc) {
+		/* The owner came back since; the sender will see it and stop. */
+		logf_(w, 1, "will: stale delivery of %s's will (inc %u < %u)", owner, inc,
+		      om->inc);
+		return;
+	}
+	struct rxrec *rx = rx_find(w, owner);
+	if (rx && !(rx->returned_inc > rx->inc && inc >= rx->returned_inc)) {
+		w->stats.deliveries_dup++;
+		send_done(w, owner, rx->inc, rx->seq, KIND_MEMBER, sender);
+		return;
+	}
+	if (!rx) {
+		if (!grow((void **)&w->rx, &w->cap_rx, w->n_rx + 1, sizeof *w->rx))
+			return;
+		rx = &w->rx[w->n_rx++];
+		memset(rx, 0, sizeof *rx);
+		snprintf(rx->owner, sizeof rx->owner, "%s", owner);
+	}
+	rx->inc = inc;
+	rx->seq = seq;
+	rx->returned_inc = 0;
+	rx->revoked = false;
+	ack_note(w, owner, inc, seq, KIND_MEMBER, false);
+	persist(w);
+	w->stats.delivered++;
+	emit(w, VIGIL_EV_MEMBER_WILL, owner, inc, seq, payload, plen, 0);
+	send_done(w, owner, inc, seq, KIND_MEMBER, sender);
+	struct wrec *r = rec_find(w, owner);
+	if (r && r->trig != T_NONE && r->death_inc <= inc) {
+		r->acked = true;
+		if (r->trig == T_ARMED || r->trig == T_RELEASED)
+			r->trig = T_DONE;
+	}
+}
+
+static void send_deliver(struct will *w, struct wrec *r, const struct wmember *to)
+{
+	struct enc e;
+	enc_init(&e, WILL_MSG_DELIVER);
+	msgpack_pack_array(&e.pk, 6);
+	enc_str(&e, r->owner);
+	msgpack_pack_uint32(&e.pk, r->death_inc);
+	msgpack_pack_uint64(&e.pk, r->seq);
+	enc_str(&e, r->target);
+	enc_bin(&e, r->payload, r->plen);
+	enc_str(&e, w->cfg.name);
+	if (w->cfg.out.send_to)
+		w->cfg.out.send_to(w->cfg.out.ctx, &to->addr, (const uint8_t *)e.sb.data,
+				   e.sb.size);
+	msgpack_sbuffer_destroy(&e.sb);
+	w->stats.deliveries_sent++;
+}
+
+/* Publish an event will: note it (durably) first, then publish and ack. */
+static void publish(struct will *w, struct wrec *r, int64_t now)
+{
+	ack_note(w, r->owner, r->death_inc, r->seq, KIND_EVENT, true);
+	persist(w);
+	int rc = w->cfg.out.user_event ?
+		 w->cfg.out.user_event(w->cfg.out.ctx, r->target, r->payload, r->plen, now) :
+		 -1;
+	if (rc != 0) {
+		/* Every other member would fail the same way: ack anyway. */
+		logf_(w, 3, "will: cannot publish %s's will as event %s (%d)", r->owner,
+		      r->target, rc);
+		w->stats.undeliverable++;
+		emit(w, VIGIL_EV_WILL_UNDELIVERABLE, r->owner, r->death_inc, r->seq,
+		     r->payload, r->plen, 0);
+	} else {
+		w->stats.published++;
+	}
+	send_done(w, r->owner, r->death_inc, r->seq, KIND_EVENT, NULL);
+	r->acked = true;
+	r->trig = T_DONE;
+}
+
+/* When does r next need attention (NEVER if not)? */
+static int64_t rec_due(const struct will *w, const struct wrec *r)
+{
+	int64_t giveup;
+	switch (r->trig) {
+	case T_ARMED:
+		return r->death_t + (r->has_version && !r->tomb ? r->delay : 0);
+	case T_RELEASED:
+		giveup = r->release_t + w->cfg.reap_interval_ms;
+		if (r->acked)
+			return r->release_t;
+		if (!r->has_version || r->tomb)
+			return giveup;
+		if (r->kind == KIND_EVENT) {
+			int64_t t = r->release_t +
+				    (int64_t)my_rank(w, r->owner, NULL) * w->cfg.takeover_ms;
+			return t < giveup ? t : giveup;
+		}
+		if (is_self(w, r->target))
+			return r->release_t;
+		const struct wmember *m = mem_find(w, r->target);
+		if (!m || !alive_state(m->state))
+			return giveup;
+		int64_t t = r->attempts == 0 ?
+			    r->base + (int64_t)my_rank(w, r->owner, r->target) *
+				      w->cfg.sender_backoff_ms :
+			    r->last_send + r->gap;
+		return t < giveup ? t : giveup;
+	default:
+		return NEVER;
+	}
+}
+
+static void rec_step(struct will *w, struct wrec *r, int64_t now)
+{
+	if (r->trig == T_ARMED) {
+		r->trig = T_RELEASED;
+		r->release_t = now;
+		r->base = now;
+		r->attempts = 0;
+		if (r->acked)
+			r->trig = T_DONE;
+		return;
+	}
+	if (r->trig != T_RELEASED)
+		return;
+	if (r->acked) {
+		r->trig = T_DONE;
+		return;
+	}
+	bool giveup = now >= r->release_t + w->cfg.reap_interval_ms;
+	if (!r->has_version || r->tomb) {
+		if (giveup)
+			r->trig = T_GAVEUP; /* no will (or cleared): nothing to do */
+		return;
+	}
+	if (r->kind == KIND_EVENT) {
+		if (giveup || now >= r->release_t + (int64_t)my_rank(w, r->owner, NULL) *
+							     w->cfg.takeover_ms)
+			publish(w, r, now);
+		return;
+	}
+	if (is_self(w, r->target)) {
+		accept_delivery(w, r->owner, r->death_inc, r->seq, r->payload, r->plen,
+				NULL, now);
+		r->acked = true;
+		r->trig = T_DONE;
+		return;
+	}
+	if (giveup) {
+		w->stats.undeliverable++;
+		r->trig = T_GAVEUP;
+		logf_(w, 2, "will: %s's will for %s is undeliverable", r->owner, r->target);
+		emit(w, VIGIL_EV_WILL_UNDELIVERABLE, r->owner, r->death_inc, r->seq,
+		     r->payload, r->plen, 0);
+		return;
+	}
+	const struct wmember *m = mem_find(w, r->target);
+	if (!m || !alive_state(m->state))
+		return;
+	if (now < rec_due(w, r))
+		return;
+	send_deliver(w, r, m);
+	r->attempts++;
+	r->last_send = now;
+	if (r->attempts == 1)
+		r->gap = w->cfg.retry_ms;
+	else if (r->gap < w->cfg.retry_max_ms)
+		r->gap = r->gap * 2 < w->cfg.retry_max_ms ? r->gap * 2 : w->cfg.retry_max_ms;
+}
+
+/* ------------------------------------------------------------- public */
+
+void will_config_default(struct will_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->reap_interval_ms = 24LL * 3600 * 1000;
+	cfg->sender_backoff_ms = 2000;
+	cfg->retry_ms = 1000;
+	cfg->retry_max_ms = 60000;
+	cfg->takeover_ms = 5000;
+}
+
+struct will *will_new(const struct will_config *cfg, int64_t now)
+{
+	(void)now;
+	if (!cfg || !cfg->name[0])
+		return NULL;
+	struct will *w = calloc(1, sizeof *w);
+	if (!w)
+		return NULL;
+	w->cfg = *cfg;
+	if (w->cfg.reap_interval_ms <= 0)
+		w->cfg.reap_interval_ms = 24LL * 3600 * 1000;
+	if (w->cfg.sender_backoff_ms <= 0)
+		w->cfg.sender_backoff_ms = 2000;
+	if (w->cfg.retry_ms <= 0)
+		w->cfg.retry_ms = 1000;
+	if (w->cfg.retry_max_ms < w->cfg.retry_ms)
+		w->cfg.retry_max_ms = w->cfg.retry_ms;
+	if (w->cfg.takeover_ms <= 0)
+		w->cfg.takeover_ms = 5000;
+	if (cfg->state_path) {
+		w->state_path = strdup(cfg->state_path);
+		if (!w->state_path) {
+			free(w);
+			return NULL;
+		}
+	}
+	w->cfg.state_path = w->state_path;
+	return w;
+}
+
+void will_free(struct will *w)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->n_rec; i++) {
+		free(w->rec[i]->payload);
+		free(w->rec[i]);
+	}
+	free(w->rec);
+	free(w->mem);
+	free(w->rx);
+	free(w->ack);
+	free(w->state_path);
+	free(w);
+}
+
+static void ext_on_msg(void *ctx, const uint8_t *p, size_t len, int64_t now)
+{
+	will_handle_msg(ctx, p, len, now);
+}
+
+static void ext_local_state(void *ctx, bool join, struct wbuf *out)
+{
+	will_local_state(ctx, join, out);
+}
+
+static void ext_merge_state(void *ctx, uint8_t type, const uint8_t *p, size_t len,
+			    bool join, int64_t now)
+{
+	will_merge_state(ctx, type, p, len, join, now);
+}
+
+void will_extension(struct will *w, struct serf_extension *ext)
+{
+	memset(ext, 0, sizeof *ext);
+	ext->ctx = w;
+	ext->on_msg = ext_on_msg;
+	ext->local_state = ext_local_state;
+	ext->merge_state = ext_merge_state;
+}
+
+void will_on_member(struct will *w, enum swim_member_event ev, const struct swim_member *m,
+		    int64_t now)
+{
+	if (!w || !m || !m->name[0])
+		return;
+	if (ev == SWIM_EV_REAP) {
+		mem_remove(w, m->name);
+		struct wrec *r = rec_find(w, m->name);
+		/* Keep a will whose delivery is still in progress. */
+		if (r && !is_self(w, m->name) && r->trig != T_ARMED && r->trig != T_RELEASED)
+			rec_drop(w, r);
+		return;
+	}
+	struct wmember *wm = mem_upsert(w, m->name);
+	if (!wm)
+		return;
+	bool was_alive = alive_state(wm->state);
+	wm->addr = m->addr;
+	wm->inc = m->incarnation;
+	wm->state = m->state;
+	if (is_self(w, m->name))
+		return;
+
+	struct wrec *r = rec_find(w, m->name);
+	if (ev == SWIM_EV_JOIN || (ev == SWIM_EV_UPDATE && !was_alive)) {
+		if (r && r->trig != T_NONE) {
+			if (r->trig == T_ARMED && !r->acked) {
+				/* Back within the delay: nothing is delivered. */
+				w->stats.cancelled++;
+			} else {
+				emit(w, VIGIL_EV_MEMBER_RETURNED, r->owner, r->death_inc, r->seq,
+				     NULL, 0, now - r->death_t);
+			}
+			r->trig = T_NONE;
+			r->acked = false;
+		}
+		if (r && !r->has_version)
+			rec_drop(w, r);
+		struct rxrec *rx = rx_find(w, m->name);
+		if (rx && m->incarnation > rx->inc && rx->returned_inc <= rx->inc) {
+			rx->returned_inc = m->incarnation;
+			if (!rx->revoked) {
+				rx->revoked = true;
+				w->stats.revoked++;
+				persist(w);
+				emit(w, VIGIL_EV_WILL_REVOKED, rx->owner, rx->inc, rx->seq, NULL,
+				     0, 0);
+			}
+		}
+		/* A recipient back from the dead: start sending to it afresh. */
+		for (size_t i = 0; i < w->n_rec; i++) {
+			struct wrec *o = w->rec[i];
+			if (o->trig == T_RELEASED && o->kind == KIND_MEMBER &&
+			    strcmp(o->target, m->name) == 0) {
+				o->base = now;
+				o->attempts = 0;
+			}
+		}
+		return;
+	}
+	if (ev != SWIM_EV_LEAVE)
+		return;
+	if (m->state == SWIM_LEFT) {
+		/* A graceful leave is not a death. */
+		if (r && r->trig == T_ARMED) {
+			r->trig = T_NONE;
+			w->stats.cancelled++;
+		}
+		return;
+	}
+	if (m->state != SWIM_DEAD)
+		return;
+	if (!r)
+		r = rec_get(w, m->name); /* a version may still arrive by push-pull */
+	if (!r || r->trig == T_ARMED || r->trig == T_RELEASED)
+		return;
+	r->trig = T_ARMED;
+	r->death_inc = m->incarnation;
+	r->death_t = now;
+	r->attempts = 0;
+	r->acked = acked(w, m->name, m->incarnation);
+}
+
+void will_tick(struct will *w, int64_t now)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->n_rec; i++) {
+		struct wrec *r = w->rec[i];
+		/* Each step changes state or pushes the due time; bound it anyway. */
+		for (int k = 0; k < 8 && rec_due(w, r) <= now; k++)
+			rec_step(w, r, now);
+	}
+}
+
+int64_t will_next_deadline(const struct will *w)
+{
+	int64_t t = NEVER;
+	for (size_t i = 0; w && i < w->n_rec; i++) {
+		int64_t d = rec_due(w, w->rec[i]);
+		if (d < t)
+			t = d;
+	}
+	return t;
+}
+
+int will_set(struct will *w, const char *recipient, const char *event, int64_t delay_ms,
+	     const uint8_t *payload, size_t len, int64_t now)
+{
+	(void)now;
+	bool to_member = recipient && recipient[0];
+	bool to_event = event && event[0];
+	const char *target = to_member ? recipient : event;
+	if (!w || to_member == to_event || delay_ms < 0 || delay_ms > DELAY_MAX_MS ||
+	    (len && !payload))
+		return WILL_EINVAL;
+	if (len > VIGIL_WILL_MAX || strlen(target) > WIRE_NAME_MAX)
+		return WILL_ETOOBIG;
+	if (to_member && is_self(w, target))
+		return WILL_EINVAL;
+	struct wrec *r = rec_get(w, w->cfg.name);
+	if (!r)
+		return WILL_ENOMEM;
+	struct pver v;
+	memset(&v, 0, sizeof v);
+	snprintf(v.owner, sizeof v.owner, "%s", w->cfg.name);
+	v.seq = w->own_hi + 1;
+	v.kind = to_member ? KIND_MEMBER : KIND_EVENT;
+	snprintf(v.target, sizeof v.target, "%s", target);
+	v.delay = delay_ms;
+	v.payload = payload;
+	v.plen = len;
+	if (!store_version(r, &v))
+		return WILL_ENOMEM;
+	w->own_hi = v.seq;
+	w->own_auth = true;
+	persist(w);
+	broadcast_version(w, r);
+	return WILL_OK;
+}
+
+int will_clear(struct will *w, int64_t now)
+{
+	(void)now;
+	if (!w)
+		return WILL_EINVAL;
+	struct wrec *r = rec_get(w, w->cfg.name);
+	if (!r)
+		return WILL_ENOMEM;
+	bool had = r->has_version && !r->tomb;
+	struct pver v;
+	memset(&v, 0, sizeof v);
+	snprintf(v.owner, sizeof v.owner, "%s", w->cfg.name);
+	v.seq = w->own_hi + 1;
+	v.tomb = true;
+	if (!store_version(r, &v))
+		return WILL_ENOMEM;
+	w->own_hi = v.seq;
+	w->own_auth = true;
+	persist(w);
+	/* Even with nothing set, gossip the tombstone: peers may hold an old copy. */
+	broadcast_version(w, r);
+	(void)had;
+	return WILL_OK;
+}
+
+int will_list(const struct will *w, const char *owner, struct vigil_will_info **out,
+	      size_t *n)
+{
+	if (!w || !out || !n)
+		return WILL_EINVAL;
+	*out = NULL;
+	*n = 0;
+	size_t cnt = 0;
+	for (size_t i = 0; i < w->n_rec; i++) {
+		const struct wrec *r = w->rec[i];
+		if (r->has_version && !r->tomb && (!owner || strcmp(owner, r->owner) == 0))
+			cnt++;
+	}
+	if (!cnt)
+		return WILL_OK;
+	struct vigil_will_info *v = calloc(cnt, sizeof *v);
+	if (!v)
+		return WILL_ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < w->n_rec; i++) {
+		const struct wrec *r = w->rec[i];
+		if (!(r->has_version && !r->tomb && (!owner || strcmp(owner, r->owner) == 0)))
+			continue;
+		snprintf(v[k].owner, sizeof v[k].owner, "%s", r->owner);
+		if (r->kind == KIND_MEMBER)
+			snprintf(v[k].recipient, sizeof v[k].recipient, "%s", r->target);
+		else
+			snprintf(v[k].event, sizeof v[k].event, "%s", r->target);
+		v[k].delay_ms = r->delay;
+		v[k].seq = r->seq;
+		if (r->plen)
+			memcpy(v[k].payload, r->payload, r->plen);
+		v[k].payload_len = r->plen;
+		k++;
+	}
+	*out = v;
+	*n = cnt;
+	return WILL_OK;
+}
+
+/* --------------------------------------------------------- messages */
+
+static int handle_version(struct will *w, const msgpack_object *o)
+{
+	struct pver v;
+	if (!dec_version(o, &v))
+		return WILL_EFORMAT;
+	if (apply_version(w, &v))
+		broadcast_version(w, rec_find(w, v.owner)); /* gossip it on once */
+	return WILL_OK;
+}
+
+static int handle_deliver(struct will *w, const msgpack_object *o, int64_t now)
+{
+	const msgpack_object *a = arr(o, 6);
+	char owner[WIRE_NAME_MAX + 1], target[WIRE_NAME_MAX + 1], sender[WIRE_NAME_MAX + 1];
+	uint64_t inc, seq;
+	const uint8_t *payload;
+	size_t plen;
+	if (!a || !get_name(&a[0], owner) || !owner[0] || !get_uint(&a[1], UINT32_MAX, &inc) ||
+	    !get_uint(&a[2], UINT64_MAX, &seq) || !get_name(&a[3], target) ||
+	    !get_bytes(&a[4], VIGIL_WILL_MAX, &payload, &plen) || !get_name(&a[5], sender))
+		return WILL_EFORMAT;
+	if (!is_self(w, target) || is_self(w, owner))
+		return WILL_EINVAL; /* not for us: ignore */
+	w->stats.deliveries_in++;
+	const struct wmember *sm = sender[0] ? mem_find(w, sender) : NULL;
+	struct wire_addr saddr;
+	if (sm)
+		saddr = sm->addr;
+	accept_delivery(w, owner, (uint32_t)inc, seq, payload, plen, sm ? &saddr : NULL, now);
+	return WILL_OK;
+}
+
+static bool apply_done(struct will *w, const struct pdone *d)
+{
+	if (!ack_note(w, d->owner, (uint32_t)d->inc, d->seq, (uint8_t)d->kind, false))
+		return false;
+	struct wrec *r = rec_find(w, d->owner);
+	if (r && (r->trig == T_ARMED || r->trig == T_RELEASED) && r->death_inc <= d->inc) {
+		r->acked = true;
+		if (r->trig == T_RELEASED)
+			r->trig = T_DONE;
+	}
+	return true;
+}
+
+static int handle_done(struct will *w, const msgpack_object *o)
+{
+	struct pdone d;
+	if (!dec_done(o, &d))
+		return WILL_EFORMAT;
+	if (apply_done(w, &d)) {
+		/* News: gossip it on once, so holders that missed it stop. */
+		struct enc e;
+		enc_init(&e, WILL_MSG_DONE);
+		enc_done(&e, d.owner, (uint32_t)d.inc, d.seq, (uint8_t)d.kind, d.by);
+		out_broadcast(w, &e);
+		msgpack_sbuffer_destroy(&e.sb);
+	}
+	return WILL_OK;
+}
+
+int will_handle_msg(struct will *w, const uint8_t *p, size_t len, int64_t now)
+{
+	if (!w || !p || len < 2)
+		return WILL_EFORMAT;
+	w->stats.msgs_in++;
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	int rc = WILL_EFORMAT;
+	if (mp_unpack_all(p + 1, len - 1, &u)) {
+		switch (p[0]) {
+		case WILL_MSG_VERSION: rc = handle_version(w, &u.data); break;
+		case WILL_MSG_DELIVER: rc = handle_deliver(w, &u.data, now); break;
+		case WILL_MSG_DONE: rc = handle_done(w, &u.data); break;
+		default: rc = WILL_EFORMAT; break;
+		}
+	}
+	msgpack_unpacked_destroy(&u);
+	if (rc == WILL_EFORMAT)
+		w->stats.decode_errors++;
+	return rc;
+}
+
+/* Push-pull record: [type][len u32 BE][msgpack]. */
+static void put_record(struct wbuf *out, uint8_t type, const struct enc *e)
+{
+	uint8_t h[5] = { type, (uint8_t)(e->sb.size >> 24), (uint8_t)(e->sb.size >> 16),
+			 (uint8_t)(e->sb.size >> 8), (uint8_t)e->sb.size };
+	wbuf_append(out, h, sizeof h);
+	wbuf_append(out, e->sb.data, e->sb.size);
+}
+
+void will_local_state(struct will *w, bool join, struct wbuf *out)
+{
+	(void)join;
+	if (!w || !out)
+		return;
+	struct enc e;
+	size_t nv = 0;
+	for (size_t i = 0; i < w->n_rec; i++)
+		nv += w->rec[i]->has_version;
+	enc_init(&e, -1);
+	msgpack_pack_array(&e.pk, (uint32_t)nv);
+	for (size_t i = 0; i < w->n_rec; i++)
+		if (w->rec[i]->has_version)
+			enc_version(&e, w->rec[i]);
+	put_record(out, WILL_MSG_VERSION, &e);
+	msgpack_sbuffer_destroy(&e.sb);
+
+	enc_init(&e, -1);
+	msgpack_pack_array(&e.pk, (uint32_t)w->n_ack);
+	for (size_t i = 0; i < w->n_ack; i++)
+		enc_done(&e, w->ack[i].owner, w->ack[i].inc, w->ack[i].seq, w->ack[i].kind, "");
+	put_record(out, WILL_MSG_DONE, &e);
+	msgpack_sbuffer_destroy(&e.sb);
+}
+
+int will_merge_state(struct will *w, uint8_t type, const uint8_t *p, size_t len, bool join,
+		     int64_t now)
+{
+	(void)join;
+	(void)now;
+	if (!w || (!p && len))
+		return WILL_EINVAL;
+	if (type != WILL_MSG_VERSION && type != WILL_MSG_DONE)
+		return WILL_OK; /* a newer extension's record: not ours */
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	int rc = WILL_EFORMAT;
+	if (!mp_unpack_all(p, len, &u) || u.data.type != MSGPACK_OBJECT_ARRAY)
+		goto out;
+	uint32_t n = u.data.via.array.size;
+	const msgpack_object *a = u.data.via.array.ptr;
+	/* Validate everything before applying anything. */
+	if (type == WILL_MSG_VERSION) {
+		struct pver v;
+		for (uint32_t i = 0; i < n; i++)
+			if (!dec_version(&a[i], &v))
+				goto out;
+		for (uint32_t i = 0; i < n; i++) {
+			dec_version(&a[i], &v);
+			apply_version(w, &v);
+		}
+	} else {
+		struct pdone d;
+		for (uint32_t i = 0; i < n; i++)
+			if (!dec_done(&a[i], &d))
+				goto out;
+		for (uint32_t i = 0; i < n; i++) {
+			dec_done(&a[i], &d);
+			apply_done(w, &d);
+		}
+	}
+	rc = WILL_OK;
+out:
+	msgpack_unpacked_destroy(&u);
+	if (rc != WILL_OK)
+		w->stats.decode_errors++;
+	return rc;
+}
+
+/* ------------------------------------------------------- persistence */
+
+/*
+ * File: "VWIL" | body length u32 BE | body | crc32(body) u32 BE, body =
+ * msgpack [1, own_hi, own will version or nil,
+ *          [[owner, inc, seq, returned_inc, revoked]...],   (rx)
+ *          [[owner, inc, seq, kind, mine]...]]              (acks)
+ */
+int will_save(const struct will *w, const char *path)
+{
+	if (!w || !path)
+		return WILL_EINVAL;
+	struct enc e;
+	enc_init(&e, -1);
+	msgpack_pack_array(&e.pk, 5);
+	msgpack_pack_uint32(&e.pk, STATE_VERSION);
+	msgpack_pack_uint64(&e.pk, w->own_hi);
+	const struct wrec *own = rec_find(w, w->cfg.name);
+	if (own && own->has_version)
+		enc_version(&e, own);
+	else
+		msgpack_pack_nil(&e.pk);
+	msgpack_pack_array(&e.pk, (uint32_t)w->n_rx);
+	for (size_t i = 0; i < w->n_rx; i++) {
+		msgpack_pack_array(&e.pk, 5);
+		enc_str(&e, w->rx[i].owner);
+		msgpack_pack_uint32(&e.pk, w->rx[i].inc);
+		msgpack_pack_uint64(&e.pk, w->rx[i].seq);
+		msgpack_pack_uint32(&e.pk, w->rx[i].returned_inc);
+		if (w->rx[i].revoked)
+			msgpack_pack_true(&e.pk);
+		else
+			msgpack_pack_false(&e.pk);
+	}
+	msgpack_pack_array(&e.pk, (uint32_t)w->n_ack);
+	for (size_t i = 0; i < w->n_ack; i++) {
+		msgpack_pack_array(&e.pk, 5);
+		enc_str(&e, w->ack[i].owner);
+		msgpack_pack_uint32(&e.pk, w->ack[i].inc);
+		msgpack_pack_uint64(&e.pk, w->ack[i].seq);
+		msgpack_pack_uint8(&e.pk, w->ack[i].kind);
+		if (w->ack[i].mine)
+			msgpack_pack_true(&e.pk);
+		else
+			msgpack_pack_false(&e.pk);
+	}
+	size_t blen = e.sb.size;
+	uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)e.sb.data, (uInt)blen);
+	uint8_t head[8] = { 'V', 'W', 'I', 'L', (uint8_t)(blen >> 24), (uint8_t)(blen >> 16),
+			    (uint8_t)(blen >> 8), (uint8_t)blen };
+	uint8_t tail[4] = { (uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8),
+			    (uint8_t)crc };
+
+	int rc = WILL_EIO;
+	size_t plen = strlen(path);
+	char *tmp = malloc(plen + 5);
+	if (!tmp) {
+		msgpack_sbuffer_destroy(&e.sb);
+		return WILL_ENOMEM;
+	}
+	memcpy(tmp, path, plen);
+	memcpy(tmp + plen, ".tmp", 5);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		const struct { const void *p; size_t n; } parts[3] = {
+			{ head, sizeof head }, { e.sb.data, blen }, { tail, sizeof tail } };
+		bool ok = true;
+		for (int i = 0; i < 3 && ok; i++) {
+			const uint8_t *q = parts[i].p;
+			size_t left = parts[i].n;
+			while (left > 0) {
+				ssize_t k = write(fd, q, left);
+				if (k < 0 && errno == EINTR)
+					continue;
+				if (k <= 0) {
+					ok = false;
+					break;
+				}
+				q += k;
+				left -= (size_t)k;
+			}
+		}
+		/* fsync before rename: the new name must never point at a torn file. */
+		if (ok && fsync(fd) != 0)
+			ok = false;
+		if (close(fd) != 0)
+			ok = false;
+		if (ok && rename(tmp, path) == 0) {
+			rc = WILL_OK;
+			/* And make the rename itself durable. */
+			char *dir = strdup(path);
+			if (dir) {
+				char *slash = strrchr(dir, '/');
+				const char *d = ".";
+				if (slash == dir)
+					d = "/";
+				else if (slash) {
+					*slash = '\0';
+					d = dir;
+				}
+				int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+				if (dfd >= 0) {
+					fsync(dfd);
+					close(dfd);
+				}
+				free(dir);
+			}
+		} else {
+			unlink(tmp);
+		}
+	}
+	free(tmp);
+	msgpack_sbuffer_destroy(&e.sb);
+	return rc;
+}
+
+/* Forget everything will_load would have restored. */
+static void reset_durable(struct will *w)
+{
+	w->own_hi = 0;
+	w->own_auth = false;
+	struct wrec *own = rec_find(w, w->cfg.name);
+	if (own)
+		rec_drop(w, own);
+	w->n_rx = 0;
+	w->n_ack = 0;
+}
+
+static int load_body(struct will *w, const uint8_t *p, size_t len)
+{
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	int rc = WILL_EFORMAT;
+	const msgpack_object *a, *rxa, *aka;
+	uint64_t ver, own_hi;
+	struct pver own;
+	bool have_own = false;
+	if (!mp_unpack_all(p, len, &u) || !(a = arr(&u.data, 5)) ||
+	    !get_uint(&a[0], UINT32_MAX, &ver) || ver != STATE_VERSION ||
+	    !get_uint(&a[1], UINT64_MAX, &own_hi) || a[3].type != MSGPACK_OBJECT_ARRAY ||
+	    a[4].type != MSGPACK_OBJECT_ARRAY)
+		goto out;
+	if (a[2].type != MSGPACK_OBJECT_NIL) {
+		if (!dec_version(&a[2], &own) || strcmp(own.owner, w->cfg.name) != 0 ||
+		    own.seq > own_hi)
+			goto out;
+		have_own = true;
+	}
+	rxa = a[3].via.array.ptr;
+	aka = a[4].via.array.ptr;
+	uint32_t nrx = a[3].via.array.size, nak = a[4].via.array.size;
+	struct rxrec *rx = nrx ? calloc(nrx, sizeof *rx) : NULL;
+	struct ackrec *ak = nak ? calloc(nak, sizeof *ak) : NULL;
+	if ((nrx && !rx) || (nak && !ak)) {
+		free(rx);
+		free(ak);
+		rc = WILL_ENOMEM;
+		goto out;
+	}
+	bool ok = true;
+	for (uint32_t i = 0; i < nrx && ok; i++) {
+		const msgpack_object *e = arr(&rxa[i], 5);
+		uint64_t inc, seq, ret;
+		ok = e && get_name(&e[0], rx[i].owner) && rx[i].owner[0] &&
+		     get_uint(&e[1], UINT32_MAX, &inc) && get_uint(&e[2], UINT64_MAX, &seq) &&
+		     get_uint(&e[3], UINT32_MAX, &ret) && e[4].type == MSGPACK_OBJECT_BOOLEAN;
+		if (ok) {
+			rx[i].inc = (uint32_t)inc;
+			rx[i].seq = seq;
+			rx[i].returned_inc = (uint32_t)ret;
+			rx[i].revoked = e[4].via.boolean;
+		}
+	}
+	for (uint32_t i = 0; i < nak && ok; i++) {
+		const msgpack_object *e = arr(&aka[i], 5);
+		uint64_t inc, seq, kind;
+		ok = e && get_name(&e[0], ak[i].owner) && ak[i].owner[0] &&
+		     get_uint(&e[1], UINT32_MAX, &inc) && get_uint(&e[2], UINT64_MAX, &seq) &&
+		     get_uint(&e[3], KIND_EVENT, &kind) && e[4].type == MSGPACK_OBJECT_BOOLEAN;
+		if (ok) {
+			ak[i].inc = (uint32_t)inc;
+			ak[i].seq = seq;
+			ak[i].kind = (uint8_t)kind;
+			ak[i].mine = e[4].via.boolean;
+		}
+	}
+	if (!ok) {
+		free(rx);
+		free(ak);
+		goto out;
+	}
+	/* All valid: replace. */
+	reset_durable(w);
+	free(w->rx);
+	free(w->ack);
+	w->rx = rx;
+	w->n_rx = w->cap_rx = nrx;
+	w->ack = ak;
+	w->n_ack = w->cap_ack = nak;
+	w->own_hi = own_hi;
+	w->own_auth = true;
+	if (have_own) {
+		struct wrec *r = rec_get(w, w->cfg.name);
+		if (!r || !store_version(r, &own)) {
+			rc = WILL_ENOMEM;
+			goto out;
+		}
+	}
+	rc = WILL_OK;
+out:
+	msgpack_unpacked_destroy(&u);
+	return rc;
+}
+
+int will_load(struct will *w, const char *path)
+{
+	if (!w || !path)
+		return WILL_EINVAL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? WILL_ENOENT : WILL_EIO;
+	struct stat st;
+	uint8_t *buf = NULL;
+	int rc = WILL_EIO;
+	if (fstat(fd, &st) != 0)
+		goto out;
+	rc = WILL_EFORMAT;
+	if (st.st_size < 12 || (uint64_t)st.st_size > STATE_MAX)
+		goto bad;
+	size_t n = (size_t)st.st_size, got = 0;
+	buf = malloc(n);
+	if (!buf) {
+		rc = WILL_ENOMEM;
+		goto out;
+	}
+	while (got < n) {
+		ssize_t k = read(fd, buf + got, n - got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	if (got != n)
+		goto bad;
+	uint64_t blen = rd_be(buf + 4, 4);
+	if (memcmp(buf, STATE_MAGIC, 4) != 0 || blen != n - 12)
+		goto bad;
+	uint32_t crc = (uint32_t)crc32(0L, buf + 8, (uInt)blen);
+	if (crc != (uint32_t)rd_be(buf + 8 + blen, 4))
+		goto bad;
+	rc = load_body(w, buf + 8, (size_t)blen);
+	if (rc == WILL_OK)
+		goto out;
+bad:
+	/* A corrupt file: start fresh rather than half-trust it. */
+	logf_(w, 3, "will: state file %s is corrupt; starting fresh", path);
+	reset_durable(w);
+	if (rc != WILL_ENOMEM)
+		rc = WILL_EFORMAT;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+const struct will_stats *will_stats(const struct will *w)
+{
+	return &w->stats;
+}

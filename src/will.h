@@ -1,0 +1,161 @@
+/*
+ * will.h — last wills (docs/DESIGN.md, "Last will"), I/O-free.
+ *
+ * Every member may register one will: a payload (<= VIGIL_WILL_MAX bytes)
+ * for one member or for a user-event name, released `delay` after the
+ * owner is confirmed dead.  The component replicates wills, watches swim's
+ * member events, and delivers each will exactly once at its recipient.
+ *
+ * Like swim.c and serf.c it does no network I/O and reads no clock: time
+ * comes in as int64 ms, messages leave through struct will_outbox (the glue
+ * maps them to serf_layer_ext_broadcast / serf_layer_ext_send /
+ * serf_layer_user_event), events go to the vigil_event_fn.  The only I/O is
+ * the optional state file (will_save / will_load), which holds what must
+ * survive a restart: our own will and sequence, and which wills were
+ * delivered here (so a restart never delivers one twice).
+ *
+ * Protocol (serf extension messages, type byte + one msgpack array):
+ *   WILL_MSG_VERSION  200  [owner, seq, tomb, kind, target, delay_ms, payload]
+ *       A will version.  The owner broadcasts it on set/clear (clear = a
+ *       tombstone version); a member that learns a newer version gossips it
+ *       on once, and every member sends all versions it holds in push-pull,
+ *       so late joiners and anti-entropy get them.  Newest seq per owner
+ *       wins; seq is monotonic per owner across restarts.
+ *   WILL_MSG_DELIVER  201  [owner, inc, seq, recipient, payload, sender]
+ *       Unicast by a holder to the recipient once the will is due.
+ *   WILL_MSG_DONE     202  [owner, inc, seq, kind, by]
+ *       Broadcast by the recipient once it has the will ("delivered"), or
+ *       by the publisher of an event will ("published"); holders record it
+ *       and stop sending.
+ * Push-pull state is one record of type 200 whose body is a msgpack array
+ * of version arrays, and one of type 202 with recent DONE arrays.
+ *
+ * Delivery (key: owner, owner incarnation at death, will seq):
+ *   - trigger only on SWIM_EV_LEAVE with state SWIM_DEAD (never SWIM_LEFT);
+ *     release `delay` after this member saw the death; SWIM_EV_JOIN of the
+ *     owner before that cancels;
+ *   - member will: the recipient, if it holds the will, delivers to itself;
+ *     every other holder sends DELIVER, ranked by name among the alive
+ *     members (rank r waits r * sender_backoff_ms), retrying with
+ *     exponential backoff until a DONE is seen.  The recipient dedups per
+ *     owner death and persists that, emits VIGIL_EV_MEMBER_WILL once, and
+ *     broadcasts DONE.  A recipient that is dead when the will is due is
+ *     waited for up to reap_interval_ms; then each waiting holder raises
+ *     VIGIL_EV_WILL_UNDELIVERABLE once;
+ *   - event will: the alive members (owner excluded) ranked by name; rank r
+ *     publishes at release + r * takeover_ms unless a DONE was seen first,
+ *     so when the lowest dies before publishing the next one takes over;
+ *   - the owner coming back after release: VIGIL_EV_MEMBER_RETURNED on each
+ *     member that released or saw it delivered, VIGIL_EV_WILL_REVOKED at the
+ *     recipient that delivered it.
+ */
+#ifndef VIGIL_WILL_H
+#define VIGIL_WILL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "serf.h"
+#include "swim.h"
+#include "vigil.h"
+#include "wire.h"
+
+enum will_msg_type {
+	WILL_MSG_VERSION = SERF_EXT_TYPE_MIN,     /* 200 */
+	WILL_MSG_DELIVER = SERF_EXT_TYPE_MIN + 1, /* 201 */
+	WILL_MSG_DONE = SERF_EXT_TYPE_MIN + 2,    /* 202 */
+};
+
+enum will_error {
+	WILL_OK = 0,
+	WILL_EINVAL = -1,   /* bad argument */
+	WILL_ETOOBIG = -2,  /* payload or name over its limit */
+	WILL_ENOMEM = -3,
+	WILL_EFORMAT = -4,  /* malformed message or state file */
+	WILL_EIO = -5,      /* state file could not be read or written */
+	WILL_ENOENT = -6,   /* no state file (not an error for a first start) */
+};
+
+/* Where messages leave the component. */
+struct will_outbox {
+	void *ctx;
+	/* Gossip an extension message to everyone (serf_layer_ext_broadcast). */
+	void (*broadcast)(void *ctx, const uint8_t *msg, size_t len);
+	/* Send one to an address (serf_layer_ext_send). */
+	void (*send_to)(void *ctx, const struct wire_addr *to, const uint8_t *msg,
+			size_t len);
+	/*
+	 * Publish a serf user event (serf_layer_user_event, coalesce false).
+	 * Returns 0 or a negative error (e.g. over serf's size limit).
+	 */
+	int (*user_event)(void *ctx, const char *name, const uint8_t *payload,
+			  size_t len, int64_t now);
+	void (*log)(void *ctx, int level, const char *msg); /* optional */
+};
+
+struct will_config {
+	char name[WIRE_NAME_MAX + 1];   /* our member name */
+	int64_t reap_interval_ms;       /* 24 h: how long a due will waits */
+	int64_t sender_backoff_ms;      /* 2000: extra wait per sender rank */
+	int64_t retry_ms;               /* 1000: first DELIVER retry ... */
+	int64_t retry_max_ms;           /* 60000: ... doubling up to this */
+	int64_t takeover_ms;            /* 5000: event-will publisher takeover */
+	/*
+	 * State file, saved (write temp + fsync + rename) before anything that
+	 * must survive a crash takes effect.  NULL = keep state in memory only.
+	 * Copied.  Load it with will_load() right after will_new().
+	 */
+	const char *state_path;
+	vigil_event_fn on_event;
+	void *event_ctx;
+	struct will_outbox out;
+};
+
+struct will_stats {
+	uint64_t msgs_in, decode_errors, versions_new, versions_stale;
+	uint64_t deliveries_sent, deliveries_in, deliveries_dup, delivered;
+	uint64_t published, undeliverable, cancelled, revoked, save_errors;
+};
+
+struct will;
+
+void will_config_default(struct will_config *cfg);
+struct will *will_new(const struct will_config *cfg, int64_t now);
+void will_free(struct will *w);
+
+/* Fill serf extension hooks that route to this component (ctx = w). */
+void will_extension(struct will *w, struct serf_extension *ext);
+
+/* swim member events (the glue calls it next to serf_layer_on_member). */
+void will_on_member(struct will *w, enum swim_member_event ev,
+		    const struct swim_member *m, int64_t now);
+void will_tick(struct will *w, int64_t now);
+int64_t will_next_deadline(const struct will *w); /* INT64_MAX = none */
+
+/* Our own will: exactly one of recipient/event non-empty. */
+int will_set(struct will *w, const char *recipient, const char *event,
+	     int64_t delay_ms, const uint8_t *payload, size_t len, int64_t now);
+int will_clear(struct will *w, int64_t now);
+/* Live (non-tombstone) wills known here; owner NULL = all. free() *out. */
+int will_list(const struct will *w, const char *owner, struct vigil_will_info **out,
+	      size_t *n);
+
+/* Raw entry points (what will_extension's hooks call). */
+int will_handle_msg(struct will *w, const uint8_t *p, size_t len, int64_t now);
+void will_local_state(struct will *w, bool join, struct wbuf *out);
+int will_merge_state(struct will *w, uint8_t type, const uint8_t *p, size_t len,
+		     bool join, int64_t now);
+
+/*
+ * Persistence.  will_save writes path.tmp, fsyncs, renames over path and
+ * fsyncs the directory.  will_load replaces the persisted part of the state
+ * (call it before any traffic); WILL_ENOENT if there is no file,
+ * WILL_EFORMAT for a corrupt one — the state is then left fresh.
+ */
+int will_save(const struct will *w, const char *path);
+int will_load(struct will *w, const char *path);
+
+const struct will_stats *will_stats(const struct will *w);
+
+#endif
