@@ -1498,7 +1498,7 @@ static bool regex_match(const char *expr, size_t elen, const char *value)
 	regex_t re;
 	bool match;
 
-	if (elen > SL_REGEX_MAX || memchr(expr, 0, elen))
+	if (elen > SL_REGEX_MAX || (elen && memchr(expr, 0, elen)))
 		return false;
 	if (elen >= 4 && memcmp(expr, "(?i)", 4) == 0) {
 		flags |= REG_ICASE;

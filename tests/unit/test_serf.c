@@ -1,0 +1,1031 @@
+/*
+ * test_serf.c — the serf gossip layer (src/serf.c): tags, member statuses
+ * driven by intents and memberlist events, user event dedup, queries and
+ * filters, push-pull state, malformed input.  Wire vectors marked "serf
+ * 0.9.4" were captured from the Debian serf agent.
+ */
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serf.h"
+#include "testlib.h"
+
+/* ------------------------------------------------------------ fakes */
+
+#define CAP_MAX 256
+
+struct sent {
+	uint8_t p[4096];
+	size_t len;
+	bool direct;            /* send_to rather than broadcast */
+	struct wire_addr to;
+};
+
+struct rec_event {
+	enum vigil_event_type type;
+	char name[256];
+	char member[VIGIL_NAME_MAX + 1];
+	enum vigil_status status;
+	uint8_t payload[1024];
+	size_t payload_len;
+	uint64_t ltime;
+	uint32_t id;
+	bool coalesce;
+};
+
+struct fake {
+	struct sent out[CAP_MAX];
+	size_t n_out;
+	struct rec_event ev[CAP_MAX];
+	size_t n_ev;
+	uint8_t meta[WIRE_META_MAX];
+	size_t meta_len;
+	int internal_calls;
+	char internal_name[64];
+	uint32_t internal_id;
+	struct serf_layer *sl;  /* for callbacks that respond */
+	bool respond_in_cb;
+};
+
+static void f_broadcast(void *ctx, const uint8_t *msg, size_t len)
+{
+	struct fake *f = ctx;
+	if (f->n_out < CAP_MAX && len <= sizeof f->out[0].p) {
+		memcpy(f->out[f->n_out].p, msg, len);
+		f->out[f->n_out].len = len;
+		f->out[f->n_out].direct = false;
+		f->n_out++;
+	}
+}
+
+static void f_send_to(void *ctx, const struct wire_addr *to, const uint8_t *msg, size_t len)
+{
+	struct fake *f = ctx;
+	if (f->n_out < CAP_MAX && len <= sizeof f->out[0].p) {
+		memcpy(f->out[f->n_out].p, msg, len);
+		f->out[f->n_out].len = len;
+		f->out[f->n_out].direct = true;
+		f->out[f->n_out].to = *to;
+		f->n_out++;
+	}
+}
+
+static void f_set_meta(void *ctx, const uint8_t *meta, size_t len)
+{
+	struct fake *f = ctx;
+	memcpy(f->meta, meta, len);
+	f->meta_len = len;
+}
+
+static void f_event(void *ctx, const struct vigil_event *e)
+{
+	struct fake *f = ctx;
+	struct rec_event *r;
+	if (f->n_ev >= CAP_MAX)
+		return;
+	r = &f->ev[f->n_ev++];
+	memset(r, 0, sizeof *r);
+	r->type = e->type;
+	if (e->name)
+		snprintf(r->name, sizeof r->name, "%s", e->name);
+	if (e->member) {
+		snprintf(r->member, sizeof r->member, "%s", e->member->name);
+		r->status = e->member->status;
+	}
+	if (e->payload_len <= sizeof r->payload) {
+		if (e->payload_len)
+			memcpy(r->payload, e->payload, e->payload_len);
+		r->payload_len = e->payload_len;
+	}
+	r->ltime = e->ltime;
+	r->id = e->id;
+	r->coalesce = e->coalesce;
+	if (f->respond_in_cb && e->type == VIGIL_EV_QUERY && f->sl)
+		serf_layer_respond(f->sl, e->id, (const uint8_t *)"pong", 4, 0);
+}
+
+static bool f_internal(void *ctx, struct serf_layer *sl, const struct serf_query_in *q,
+		       int64_t now)
+{
+	struct fake *f = ctx;
+	(void)sl;
+	(void)now;
+	f->internal_calls++;
+	snprintf(f->internal_name, sizeof f->internal_name, "%s", q->name);
+	f->internal_id = q->id;
+	return true;
+}
+
+static struct serf_layer *mk(struct fake *f, const char *name, const struct vigil_tag *tags,
+			     size_t n_tags)
+{
+	struct serf_layer_config c;
+	memset(f, 0, sizeof *f);
+	serf_layer_config_default(&c);
+	snprintf(c.name, sizeof c.name, "%s", name);
+	c.tags = tags;
+	c.n_tags = n_tags;
+	c.on_event = f_event;
+	c.event_ctx = f;
+	c.out = (struct serf_outbox){ .ctx = f, .broadcast = f_broadcast,
+				      .send_to = f_send_to, .set_meta = f_set_meta };
+	c.internal_query = f_internal;
+	c.internal_query_ctx = f;
+	c.seed = 42;
+	f->sl = serf_layer_new(&c);
+	return f->sl;
+}
+
+static struct swim_member mkmember(const char *name, uint8_t last_octet,
+				   const struct vigil_tag *tags, size_t n_tags)
+{
+	struct swim_member m;
+	memset(&m, 0, sizeof m);
+	snprintf(m.name, sizeof m.name, "%s", name);
+	m.addr.ip_len = 4;
+	m.addr.ip[0] = 127;
+	m.addr.ip[3] = last_octet;
+	m.addr.port = 7946;
+	m.state = SWIM_ALIVE;
+	m.incarnation = 1;
+	const uint8_t vsn[6] = {1, 5, 2, 2, 5, 4};
+	memcpy(m.vsn, vsn, 6);
+	int len = serf_encode_tags(tags, n_tags, 4, m.meta, sizeof m.meta);
+	m.meta_len = len > 0 ? (uint16_t)len : 0;
+	return m;
+}
+
+static void join(struct serf_layer *sl, const char *name, uint8_t octet, int64_t now)
+{
+	struct swim_member m = mkmember(name, octet, NULL, 0);
+	serf_layer_on_member(sl, SWIM_EV_JOIN, &m, now);
+}
+
+static void swim_gone(struct serf_layer *sl, const char *name, uint8_t octet, int64_t now)
+{
+	struct swim_member m = mkmember(name, octet, NULL, 0);
+	m.state = SWIM_DEAD;
+	serf_layer_on_member(sl, SWIM_EV_LEAVE, &m, now);
+}
+
+static size_t count_ev(const struct fake *f, enum vigil_event_type t)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_ev; i++)
+		n += f->ev[i].type == t;
+	return n;
+}
+
+static const struct rec_event *last_ev(const struct fake *f, enum vigil_event_type t)
+{
+	for (size_t i = f->n_ev; i-- > 0;)
+		if (f->ev[i].type == t)
+			return &f->ev[i];
+	return NULL;
+}
+
+/* Hand-made go-msgpack encodings (fixraw strings, positive fixints). */
+static size_t hex(const char *s, uint8_t *out)
+{
+	size_t n = 0;
+	while (*s) {
+		unsigned v;
+		if (*s == ' ') {
+			s++;
+			continue;
+		}
+		sscanf(s, "%2x", &v);
+		out[n++] = (uint8_t)v;
+		s += 2;
+	}
+	return n;
+}
+
+/* ------------------------------------------------------------ tags */
+
+TEST(tags_golden_and_roundtrip)
+{
+	const struct vigil_tag tags[] = {{"role", "web"}, {"dc", "east"}};
+	uint8_t meta[WIRE_META_MAX], want[64];
+	size_t wl = hex("ff 82 a2 6463 a4 65617374 a4 726f6c65 a3 776562", want);
+	int len = serf_encode_tags(tags, 2, 4, meta, sizeof meta);
+	CHECK_EQ_INT(len, wl);
+	CHECK_MEM(meta, want, wl);
+
+	struct vigil_tag *t;
+	size_t n;
+	REQUIRE(serf_decode_tags(meta, (size_t)len, &t, &n) == SERF_OK);
+	REQUIRE(n == 2);
+	CHECK_EQ_STR(t[0].key, "dc");
+	CHECK_EQ_STR(t[0].value, "east");
+	CHECK_EQ_STR(t[1].key, "role");
+	CHECK_EQ_STR(t[1].value, "web");
+	serf_tags_free(t, n);
+
+	/* protocol 2: the role alone */
+	len = serf_encode_tags(tags, 2, 2, meta, sizeof meta);
+	CHECK_EQ_INT(len, 3);
+	CHECK_MEM(meta, "web", 3);
+
+	/* no magic byte: {"role": meta} */
+	REQUIRE(serf_decode_tags((const uint8_t *)"db", 2, &t, &n) == SERF_OK);
+	REQUIRE(n == 1);
+	CHECK_EQ_STR(t[0].key, "role");
+	CHECK_EQ_STR(t[0].value, "db");
+	serf_tags_free(t, n);
+	REQUIRE(serf_decode_tags(NULL, 0, &t, &n) == SERF_OK);
+	REQUIRE(n == 1);
+	CHECK_EQ_STR(t[0].value, "");
+	serf_tags_free(t, n);
+
+	/* str8 / bin8 forms (newer encoders) decode too */
+	wl = hex("ff 81 d9 02 6b31 c4 02 7631", want);
+	REQUIRE(serf_decode_tags(want, wl, &t, &n) == SERF_OK);
+	REQUIRE(n == 1);
+	CHECK_EQ_STR(t[0].key, "k1");
+	CHECK_EQ_STR(t[0].value, "v1");
+	serf_tags_free(t, n);
+
+	/* empty tags: magic + empty map */
+	len = serf_encode_tags(NULL, 0, 4, meta, sizeof meta);
+	CHECK_EQ_INT(len, 2);
+	CHECK_MEM(meta, "\xff\x80", 2);
+}
+
+TEST(tags_malformed)
+{
+	static const char *bad[] = {
+		"ff",                      /* nothing after magic */
+		"ff 85",                   /* map of 5, no entries */
+		"ff 81 a1 61",             /* key without value */
+		"ff 81 01 a1 61",          /* int key */
+		"ff 81 a1 61 c3",          /* bool value */
+		"ff 92 a1 61 a1 62",       /* array, not map */
+		"ff df ffffffff",          /* 4G-entry map header */
+		"ff dd ffffffff",          /* 4G-entry array header */
+		"ff 81 a1 00 a1 62",       /* NUL in key */
+		"ff c1",                   /* reserved byte */
+	};
+	uint8_t buf[64];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct vigil_tag *t = (struct vigil_tag *)1;
+		size_t n = 99;
+		size_t l = hex(bad[i], buf);
+		CHECK(serf_decode_tags(buf, l, &t, &n) < 0);
+		CHECK(t == NULL);
+		CHECK_EQ_INT(n, 0);
+	}
+	/* too big for memberlist meta */
+	struct vigil_tag big = {"k", NULL};
+	char v[600];
+	memset(v, 'x', sizeof v - 1);
+	v[sizeof v - 1] = 0;
+	big.value = v;
+	uint8_t meta[WIRE_META_MAX];
+	CHECK_EQ_INT(serf_encode_tags(&big, 1, 4, meta, sizeof meta), SERF_ETOOBIG);
+}
+
+/* ------------------------------------------------------------ statuses */
+
+TEST(leave_intent_then_memberlist_leave_is_left)
+{
+	struct fake f;
+	struct serf_layer *sl = mk(&f, "a", NULL, 0);
+	uint8_t msg[64];
+	size_t l;
+	REQUIRE(sl);
+	join(sl, "a", 1, 0);
+	join(sl, "b", 2, 0);
+	CHECK_EQ_INT(count_ev(&f, VIGIL_EV_MEMBER_JOIN), 2);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "b"), VIGIL_STATUS_ALIVE);
+
+	/* messageLeave{LTime: 5, Node: "b", Prune: false} */
+	l = hex("00 83 a5 4c54696d65 05 a4 4e6f6465 a1 62 a5 5072756e65 c2", msg);
+	f.n_out = 0;
+	serf_layer_on_user_msg(sl, msg, l, 10);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "b"), VIGIL_STATUS_LEAVING);
+	REQUIRE(f.n_out == 1);                   /* rebroadcast, verbatim */
+	CHECK_EQ_INT(f.out[0].len, l);
+	CHECK_MEM(f.out[0].p, msg, l);
+	uint64_t c;
+	serf_layer_clocks(sl, &c, NULL, NULL);
+	CHECK_EQ_INT(c, 6);                      /* witnessed */
+
+	/* the same intent again: old news, not rebroadcast */
+	serf_layer_on_user_msg(sl, msg, l, 11);
+	CHECK_EQ_INT(f.n_out, 1);
+
+	swim_gone(sl, "b", 2, 20);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "b"), VIGIL_STATUS_LEFT);
+	const struct rec_event *e = last_ev(&f, VIGIL_EV_MEMBER_LEAVE);
+	REQUIRE(e);
+	CHECK_EQ_STR(e->member, "b");
+	CHECK_EQ_INT(count_ev(&f, VIGIL_EV_MEMBER_FAILED), 0);
+	serf_layer_free(sl);
+}
+
+TEST(memberlist_dead_without_intent_is_failed_then_force_leave)
+{
+	struct fake f;
+	struct serf_layer *sl = mk(&f, "a", NULL, 0);
+	REQUIRE(sl);
+	join(sl, "a", 1, 0);
+	join(sl, "b", 2, 0);
+	join(sl, "c", 3, 0);
+	swim_gone(sl, "c", 3, 5);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "c"), VIGIL_STATUS_FAILED);
+	CHECK_EQ_INT(count_ev(&f, VIGIL_EV_MEMBER_FAILED), 1);
+
+	f.n_out = 0;
+	CHECK_EQ_INT(serf_layer_force_leave(sl, "c", false, 6), SERF_OK);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "c"), VIGIL_STATUS_LEFT);
+	CHECK_EQ_INT(count_ev(&f, VIGIL_EV_MEMBER_LEAVE), 1);
+	REQUIRE(f.n_out == 1);
+	CHECK_EQ_INT(f.out[0].p[0], SERF_MSG_LEAVE);
+
+	/* comes back: alive again, join event */
+	join(sl, "c", 3, 7);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "c"), VIGIL_STATUS_ALIVE);
+	CHECK_EQ_INT(count_ev(&f, VIGIL_EV_MEMBER_JOIN), 4);
+
+	/* prune erases (reap event) */
+	swim_gone(sl, "c", 3, 8);
+	CHECK_EQ_INT(serf_layer_force_leave(sl, "c", true, 9), SERF_OK);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "c"), VIGIL_STATUS_NONE);
+	CHECK_EQ_INT(count_ev(&f, VIGIL_EV_MEMBER_REAP), 1);
+	serf_layer_free(sl);
+}
+
+TEST(intent_before_member_and_join_intent_revives_leaving)
+{
+	struct fake f;
+	struct serf_layer *sl = mk(&f, "a", NULL, 0);
+	uint8_t msg[64];
+	size_t l;
+	REQUIRE(sl);
+	join(sl, "a", 1, 0);
+	/* leave intent for unknown "d" (ltime 3): buffered, rebroadcast */
+	l = hex("00 83 a5 4c54696d65 03 a4 4e6f6465 a1 64 a5 5072756e65 c2", msg);
+	serf_layer_on_user_msg(sl, msg, l, 1);
+	CHECK_EQ_INT(f.n_out, 1);
+	join(sl, "d", 4, 2);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "d"), VIGIL_STATUS_LEAVING);
+
+	/* messageJoin{LTime 4, Node d}: newer than the leave -> alive */
+	l = hex("01 82 a5 4c54696d65 04 a4 4e6f6465 a1 64", msg);
+	serf_layer_on_user_msg(sl, msg, l, 3);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "d"), VIGIL_STATUS_ALIVE);
+	CHECK_EQ_INT(f.n_out, 2);
+	/* an older leave no longer applies */
+	l = hex("00 83 a5 4c54696d65 02 a4 4e6f6465 a1 64 a5 5072756e65 c2", msg);
+	serf_layer_on_user_msg(sl, msg, l, 4);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "d"), VIGIL_STATUS_ALIVE);
+	CHECK_EQ_INT(f.n_out, 2);
+	serf_layer_free(sl);
+}
+
+TEST(refutes_leave_intent_about_self)
+{
+	struct fake f;
+	struct serf_layer *sl = mk(&f, "a", NULL, 0);
+	uint8_t msg[64];
+	size_t l;
+	REQUIRE(sl);
+	join(sl, "a", 1, 0);
+	l = hex("00 83 a5 4c54696d65 09 a4 4e6f6465 a1 61 a5 5072756e65 c2", msg);
+	serf_layer_on_user_msg(sl, msg, l, 1);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "a"), VIGIL_STATUS_ALIVE);
+	/* no rebroadcast of the leave; a join intent with ltime 10 instead */
+	REQUIRE(f.n_out == 1);
+	uint8_t want[32];
+	size_t wl = hex("01 82 a5 4c54696d65 0a a4 4e6f6465 a1 61", want);
+	CHECK_EQ_INT(f.out[0].len, wl);
+	CHECK_MEM(f.out[0].p, want, wl);
+
+	/* our own leave: leaving, broadcast only with someone to hear it */
+	f.n_out = 0;
+	CHECK_EQ_INT(serf_layer_leave(sl, 2), SERF_OK);
+	CHECK(serf_layer_is_leaving(sl));
+	CHECK_EQ_INT(serf_layer_member_status(sl, "a"), VIGIL_STATUS_LEAVING);
+	CHECK_EQ_INT(f.n_out, 0);
+	serf_layer_free(sl);
+
+	sl = mk(&f, "a", NULL, 0);
+	join(sl, "a", 1, 0);
+	join(sl, "b", 2, 0);
+	CHECK_EQ_INT(serf_layer_leave(sl, 2), SERF_OK);
+	REQUIRE(f.n_out == 1);
+	wl = hex("00 83 a5 4c54696d65 01 a4 4e6f6465 a1 61 a5 5072756e65 c2", want);
+	CHECK_EQ_INT(f.out[0].len, wl);
+	CHECK_MEM(f.out[0].p, want, wl);
+	serf_layer_free(sl);
+}
+
+TEST(update_and_reap)
+{
+	struct fake f;
+	const struct vigil_tag t1[] = {{"role", "db"}};
+	struct serf_layer *sl = mk(&f, "a", NULL, 0);
+	REQUIRE(sl);
+	join(sl, "a", 1, 0);
+	join(sl, "b", 2, 0);
+	struct swim_member m = mkmember("b", 2, t1, 1);
+	serf_layer_on_member(sl, SWIM_EV_UPDATE, &m, 1);
+	CHECK_EQ_INT(count_ev(&f, VIGIL_EV_MEMBER_UPDATE), 1);
+
+	struct vigil_member *ms;
+	size_t n;
+	REQUIRE(serf_layer_members(sl, &ms, &n) == SERF_OK);
+	REQUIRE(n == 2);
+	CHECK_EQ_STR(ms[1].name, "b");
+	CHECK_EQ_STR(ms[1].addr, "127.0.0.2");
+	CHECK_EQ_INT(ms[1].port, 7946);
+	REQUIRE(ms[1].n_tags == 1);
+	CHECK_EQ_STR(ms[1].tags[0].key, "role");
+	CHECK_EQ_STR(ms[1].tags[0].value, "db");
+	CHECK_EQ_INT(ms[1].vsn[1], 5);
+	serf_layer_members_free(ms, n);
+
+	/* failed members are reaped after reconnect_timeout */
+	swim_gone(sl, "b", 2, 100);
+	serf_layer_tick(sl, 100 + 24LL * 3600 * 1000 - 1);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "b"), VIGIL_STATUS_FAILED);
+	serf_layer_tick(sl, 100 + 24LL * 3600 * 1000 + 15001);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "b"), VIGIL_STATUS_NONE);
+	CHECK_EQ_INT(count_ev(&f, VIGIL_EV_MEMBER_REAP), 1);
+	serf_layer_free(sl);
+}
+
+TEST(set_tags_calls_set_meta)
+{
+	struct fake f;
+	const struct vigil_tag t[] = {{"role", "web"}, {"dc", "east"}};
+	struct serf_layer *sl = mk(&f, "a", NULL, 0);
+	REQUIRE(sl);
+	CHECK_EQ_INT(serf_layer_set_tags(sl, t, 2), SERF_OK);
+	uint8_t want[64];
+	size_t wl = hex("ff 82 a2 6463 a4 65617374 a4 726f6c65 a3 776562", want);
+	CHECK_EQ_INT(f.meta_len, wl);
+	CHECK_MEM(f.meta, want, wl);
+	size_t n;
+	const struct vigil_tag *cur = serf_layer_tags(sl, &n);
+	CHECK_EQ_INT(n, 2);
+	CHECK_EQ_STR(cur[0].key, "dc");
+	serf_layer_free(sl);
+}
+
+/* ------------------------------------------------------------ events */
+
+TEST(user_event_golden_and_dedup)
+{
+	struct fake fa, fb;
+	struct serf_layer *a = mk(&fa, "a", NULL, 0);
+	struct serf_layer *b = mk(&fb, "b", NULL, 0);
+	REQUIRE(a && b);
+	CHECK_EQ_INT(serf_layer_user_event(a, "deploy", (const uint8_t *)"v1", 2, true, 0),
+		     SERF_OK);
+	/* delivered locally too, as serf does */
+	REQUIRE(fa.n_ev == 1);
+	CHECK_EQ_INT(fa.ev[0].type, VIGIL_EV_USER);
+	CHECK_EQ_STR(fa.ev[0].name, "deploy");
+	CHECK_EQ_INT(fa.ev[0].ltime, 1);
+	CHECK(fa.ev[0].coalesce);
+	REQUIRE(fa.n_out == 1);
+	uint8_t want[64];
+	size_t wl = hex("03 84 a5 4c54696d65 01 a4 4e616d65 a6 6465706c6f79"
+			" a7 5061796c6f6164 a2 7631 a2 4343 c3", want);
+	CHECK_EQ_INT(fa.out[0].len, wl);
+	CHECK_MEM(fa.out[0].p, want, wl);
+
+	serf_layer_on_user_msg(b, fa.out[0].p, fa.out[0].len, 0);
+	CHECK_EQ_INT(fb.n_ev, 1);
+	CHECK_EQ_INT(fb.n_out, 1);          /* rebroadcast */
+	serf_layer_on_user_msg(b, fa.out[0].p, fa.out[0].len, 0);
+	CHECK_EQ_INT(fb.n_ev, 1);           /* dedup */
+	CHECK_EQ_INT(fb.n_out, 1);
+	CHECK_EQ_INT(serf_layer_stats(b)->events_dup, 1);
+
+	/* same ltime, different payload: a different event */
+	wl = hex("03 84 a5 4c54696d65 01 a4 4e616d65 a6 6465706c6f79"
+		 " a7 5061796c6f6164 a2 7632 a2 4343 c2", want);
+	serf_layer_on_user_msg(b, want, wl, 0);
+	CHECK_EQ_INT(fb.n_ev, 2);
+	CHECK(!fb.ev[1].coalesce);
+
+	/* far in the future then an old one: too old for the 512 buffer */
+	wl = hex("03 84 a5 4c54696d65 cd 0400 a4 4e616d65 a1 78 a7 5061796c6f6164 c0 a2 4343 c2",
+		 want);
+	serf_layer_on_user_msg(b, want, wl, 0);
+	CHECK_EQ_INT(fb.n_ev, 3);
+	wl = hex("03 84 a5 4c54696d65 05 a4 4e616d65 a1 79 a7 5061796c6f6164 c0 a2 4343 c2",
+		 want);
+	serf_layer_on_user_msg(b, want, wl, 0);
+	CHECK_EQ_INT(fb.n_ev, 3);
+	CHECK_EQ_INT(serf_layer_stats(b)->events_old, 1);
+
+	/* size limit: name + payload > 512 */
+	uint8_t big[600] = {0};
+	CHECK_EQ_INT(serf_layer_user_event(a, "x", big, sizeof big, false, 0), SERF_ETOOBIG);
+	serf_layer_free(a);
+	serf_layer_free(b);
+}
+
+/* ------------------------------------------------------------ queries */
+
+static uint8_t *find_out(struct fake *f, uint8_t type, bool direct, size_t *len)
+{
+	for (size_t i = 0; i < f->n_out; i++)
+		if (f->out[i].p[0] == type && f->out[i].direct == direct) {
+			*len = f->out[i].len;
+			return f->out[i].p;
+		}
+	return NULL;
+}
+
+TEST(query_ack_response_done)
+{
+	struct fake fa, fb;
+	struct serf_layer *a = mk(&fa, "a", NULL, 0);
+	struct serf_layer *b = mk(&fb, "b", NULL, 0);
+	REQUIRE(a && b);
+	join(a, "a", 1, 0);
+	join(a, "b", 2, 0);
+	join(b, "a", 1, 0);
+	join(b, "b", 2, 0);
+	fa.n_ev = fb.n_ev = 0;
+
+	struct vigil_query_params p = {0};
+	p.request_ack = true;
+	p.timeout_ms = 1000;
+	uint32_t id = 0;
+	CHECK_EQ_INT(serf_layer_query(a, "uptime", (const uint8_t *)"?", 1, &p, NULL, NULL,
+				      &id, 100), SERF_OK);
+	/* we see our own query and ack it ourselves */
+	const struct rec_event *e = last_ev(&fa, VIGIL_EV_QUERY);
+	REQUIRE(e);
+	CHECK_EQ_STR(e->name, "uptime");
+	CHECK_EQ_INT(e->id, id);
+	CHECK_EQ_INT(count_ev(&fa, VIGIL_EV_QUERY_ACK), 1);
+
+	size_t ql;
+	uint8_t *q = find_out(&fa, SERF_MSG_QUERY, false, &ql);
+	REQUIRE(q);
+	fb.respond_in_cb = true;
+	serf_layer_on_user_msg(b, q, ql, 100);
+	e = last_ev(&fb, VIGIL_EV_QUERY);
+	REQUIRE(e);
+	CHECK_EQ_INT(e->id, id);
+	/* b: rebroadcast, ack and response sent directly to a's address */
+	size_t rl;
+	CHECK(find_out(&fb, SERF_MSG_QUERY, false, &rl) != NULL);
+	int direct = 0;
+	for (size_t i = 0; i < fb.n_out; i++) {
+		if (!fb.out[i].direct)
+			continue;
+		direct++;
+		CHECK_EQ_INT(fb.out[i].to.ip_len, 4);
+		CHECK_EQ_INT(fb.out[i].to.ip[3], 1);
+		CHECK_EQ_INT(fb.out[i].to.port, 7946);
+		serf_layer_on_user_msg(a, fb.out[i].p, fb.out[i].len, 150);
+	}
+	CHECK_EQ_INT(direct, 2);
+	CHECK_EQ_INT(count_ev(&fa, VIGIL_EV_QUERY_ACK), 2);
+	e = last_ev(&fa, VIGIL_EV_QUERY_RESPONSE);
+	REQUIRE(e);
+	CHECK_EQ_STR(e->member, "b");
+	CHECK_EQ_INT(e->payload_len, 4);
+	CHECK_MEM(e->payload, "pong", 4);
+	/* duplicate response ignored */
+	for (size_t i = 0; i < fb.n_out; i++)
+		if (fb.out[i].direct)
+			serf_layer_on_user_msg(a, fb.out[i].p, fb.out[i].len, 160);
+	CHECK_EQ_INT(count_ev(&fa, VIGIL_EV_QUERY_RESPONSE), 1);
+	CHECK_EQ_INT(count_ev(&fa, VIGIL_EV_QUERY_ACK), 2);
+
+	/* b cannot respond twice */
+	CHECK_EQ_INT(serf_layer_respond(b, id, NULL, 0, 200), SERF_ENOTFOUND);
+
+	CHECK_EQ_INT(serf_layer_next_deadline(a) <= 1101, 1);
+	serf_layer_tick(a, 1100);
+	CHECK_EQ_INT(count_ev(&fa, VIGIL_EV_QUERY_DONE), 0);
+	serf_layer_tick(a, 1101);
+	CHECK_EQ_INT(count_ev(&fa, VIGIL_EV_QUERY_DONE), 1);
+	/* late response: the query is closed */
+	for (size_t i = 0; i < fb.n_out; i++)
+		if (fb.out[i].direct)
+			serf_layer_on_user_msg(a, fb.out[i].p, fb.out[i].len, 2000);
+	CHECK_EQ_INT(count_ev(&fa, VIGIL_EV_QUERY_RESPONSE), 1);
+	serf_layer_free(a);
+	serf_layer_free(b);
+}
+
+TEST(query_filters)
+{
+	struct fake fa, fb;
+	const struct vigil_tag tb[] = {{"role", "web-7"}, {"dc", "East"}};
+	struct serf_layer *a = mk(&fa, "a", NULL, 0);
+	struct serf_layer *b = mk(&fb, "b", tb, 2);
+	REQUIRE(a && b);
+	join(a, "a", 1, 0);
+	struct {
+		const char *nodes[2];
+		size_t n_nodes;
+		const char *tags[4];
+		size_t n_tags;
+		bool match;
+	} cases[] = {
+		{{"b"}, 1, {0}, 0, true},
+		{{"x", "b"}, 2, {0}, 0, true},
+		{{"c"}, 1, {0}, 0, false},
+		{{0}, 0, {"role", "^web"}, 2, true},
+		{{0}, 0, {"role", "^db"}, 2, false},
+		{{0}, 0, {"role", "web-\\d$"}, 2, true},
+		{{0}, 0, {"dc", "(?i)^east$"}, 2, true},
+		{{0}, 0, {"dc", "^east$"}, 2, false},
+		{{0}, 0, {"missing", "^$"}, 2, true},
+		{{0}, 0, {"role", "(web"}, 2, false},          /* bad regex */
+		{{0}, 0, {"role", "(w)\\1"}, 2, false},        /* backrefs: RE2 has none */
+		{{"b"}, 1, {"role", "web", "dc", "West"}, 4, false},
+		{{"b"}, 1, {"role", "web", "dc", "E"}, 4, true},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct vigil_query_params p = {0};
+		p.filter_nodes = cases[i].nodes;
+		p.n_filter_nodes = cases[i].n_nodes;
+		p.filter_tags = cases[i].tags;
+		p.n_filter_tags = cases[i].n_tags;
+		p.timeout_ms = 500;
+		fa.n_out = 0;
+		fb.n_ev = fb.n_out = 0;
+		REQUIRE(serf_layer_query(a, "q", NULL, 0, &p, NULL, NULL, NULL,
+					 (int64_t)i * 1000) == SERF_OK);
+		size_t ql;
+		uint8_t *q = find_out(&fa, SERF_MSG_QUERY, false, &ql);
+		REQUIRE(q);
+		serf_layer_on_user_msg(b, q, ql, (int64_t)i * 1000);
+		if (count_ev(&fb, VIGIL_EV_QUERY) != (cases[i].match ? 1u : 0u))
+			printf("# filter case %zu\n", i);
+		CHECK_EQ_INT(count_ev(&fb, VIGIL_EV_QUERY), cases[i].match ? 1 : 0);
+		/* filtered or not, first sight is rebroadcast */
+		CHECK(find_out(&fb, SERF_MSG_QUERY, false, &ql) != NULL);
+		serf_layer_tick(a, (int64_t)i * 1000 + 600);
+	}
+	serf_layer_free(a);
+	serf_layer_free(b);
+}
+
+TEST(internal_queries_hidden)
+{
+	struct fake fa, fb;
+	struct serf_layer *a = mk(&fa, "a", NULL, 0);
+	struct serf_layer *b = mk(&fb, "b", NULL, 0);
+	REQUIRE(a && b);
+	join(a, "a", 1, 0);
+	join(b, "b", 2, 0);
+	join(b, "c", 3, 0);
+	struct vigil_query_params p = {0};
+	p.request_ack = true;
+	p.timeout_ms = 500;
+	size_t ql;
+	uint8_t *q;
+
+	REQUIRE(serf_layer_query(a, "_serf_ping", NULL, 0, &p, NULL, NULL, NULL, 0) == SERF_OK);
+	q = find_out(&fa, SERF_MSG_QUERY, false, &ql);
+	REQUIRE(q);
+	serf_layer_on_user_msg(b, q, ql, 0);
+	CHECK_EQ_INT(count_ev(&fb, VIGIL_EV_QUERY), 0);
+	CHECK_EQ_INT(fb.internal_calls, 0);
+	size_t al;
+	CHECK(find_out(&fb, SERF_MSG_QUERY_RESPONSE, true, &al) != NULL);  /* the ack */
+
+	fa.n_out = fb.n_out = 0;
+	uint32_t id;
+	REQUIRE(serf_layer_query(a, "_serf_install-key", (const uint8_t *)"k", 1, &p, NULL, NULL,
+				 &id, 1) == SERF_OK);
+	q = find_out(&fa, SERF_MSG_QUERY, false, &ql);
+	REQUIRE(q);
+	serf_layer_on_user_msg(b, q, ql, 1);
+	CHECK_EQ_INT(count_ev(&fb, VIGIL_EV_QUERY), 0);
+	CHECK_EQ_INT(fb.internal_calls, 1);
+	CHECK_EQ_STR(fb.internal_name, "_serf_install-key");
+	CHECK_EQ_INT(fb.internal_id, id);
+	CHECK_EQ_INT(serf_layer_respond(b, id, (const uint8_t *)"ok", 2, 2), SERF_OK);
+
+	/* _serf_conflict about "c": b answers with the Member it knows */
+	fa.n_out = fb.n_out = 0;
+	REQUIRE(serf_layer_query(a, "_serf_conflict", (const uint8_t *)"c", 1, &p, NULL, NULL,
+				 &id, 3) == SERF_OK);
+	q = find_out(&fa, SERF_MSG_QUERY, false, &ql);
+	REQUIRE(q);
+	serf_layer_on_user_msg(b, q, ql, 3);
+	int responses = 0;
+	for (size_t i = 0; i < fb.n_out; i++)
+		if (fb.out[i].direct && fb.out[i].len > 40)
+			responses++;
+	CHECK_EQ_INT(responses, 1);
+	serf_layer_free(a);
+	serf_layer_free(b);
+}
+
+TEST(query_result_callback_and_relay)
+{
+	struct fake fa, fb;
+	struct serf_layer *a = mk(&fa, "a", NULL, 0);
+	struct serf_layer *b = mk(&fb, "b", NULL, 0);
+	REQUIRE(a && b);
+	join(a, "a", 1, 0);
+	join(b, "a", 1, 0);
+	join(b, "b", 2, 0);
+	join(b, "c", 3, 0);
+	struct vigil_query_params p = {0};
+	p.timeout_ms = 500;
+	p.relay_factor = 1;
+	size_t ql;
+	uint32_t id;
+	REQUIRE(serf_layer_query(a, "q", NULL, 0, &p, NULL, NULL, &id, 0) == SERF_OK);
+	uint8_t *q = find_out(&fa, SERF_MSG_QUERY, false, &ql);
+	REQUIRE(q);
+	serf_layer_on_user_msg(b, q, ql, 0);
+	fb.n_out = 0;
+	CHECK_EQ_INT(serf_layer_respond(b, id, (const uint8_t *)"r", 1, 1), SERF_OK);
+	/* one direct response to a, one relay through a or c */
+	size_t rl;
+	uint8_t *relay = find_out(&fb, SERF_MSG_RELAY, true, &rl);
+	REQUIRE(relay);
+	size_t dl;
+	CHECK(find_out(&fb, SERF_MSG_QUERY_RESPONSE, true, &dl) != NULL);
+
+	/* c relays it: forward the inner response to a's address */
+	struct fake fc;
+	struct serf_layer *c = mk(&fc, "c", NULL, 0);
+	REQUIRE(c);
+	serf_layer_on_user_msg(c, relay, rl, 2);
+	REQUIRE(fc.n_out == 1);
+	CHECK(fc.out[0].direct);
+	CHECK_EQ_INT(fc.out[0].to.ip[3], 1);
+	CHECK_EQ_INT(fc.out[0].p[0], SERF_MSG_QUERY_RESPONSE);
+	serf_layer_on_user_msg(a, fc.out[0].p, fc.out[0].len, 3);
+	CHECK_EQ_INT(count_ev(&fa, VIGIL_EV_QUERY_RESPONSE), 1);
+	serf_layer_free(a);
+	serf_layer_free(b);
+	serf_layer_free(c);
+}
+
+/* ------------------------------------------------------------ push-pull */
+
+TEST(push_pull_roundtrip)
+{
+	struct fake fa, fb;
+	struct serf_layer *a = mk(&fa, "a", NULL, 0);
+	struct serf_layer *b = mk(&fb, "b", NULL, 0);
+	uint8_t msg[64];
+	size_t l;
+	REQUIRE(a && b);
+	join(a, "a", 1, 0);
+	join(a, "x", 9, 0);
+	join(a, "y", 8, 0);
+	/* x leaves gracefully (ltime 7), y fails */
+	l = hex("00 83 a5 4c54696d65 07 a4 4e6f6465 a1 78 a5 5072756e65 c2", msg);
+	serf_layer_on_user_msg(a, msg, l, 1);
+	swim_gone(a, "x", 9, 2);
+	swim_gone(a, "y", 8, 2);
+	CHECK_EQ_INT(serf_layer_member_status(a, "x"), VIGIL_STATUS_LEFT);
+	serf_layer_user_event(a, "e1", (const uint8_t *)"p", 1, false, 3);
+	serf_layer_user_event(a, "e2", NULL, 0, false, 3);
+
+	struct wbuf w = {0};
+	serf_layer_local_state(a, false, &w);
+	REQUIRE(w.len > 1 && !w.oom);
+	CHECK_EQ_INT(w.p[0], SERF_MSG_PUSH_PULL);
+
+	/* b knows x and y alive */
+	join(b, "b", 2, 0);
+	join(b, "x", 9, 0);
+	join(b, "y", 8, 0);
+	fb.n_ev = 0;
+	serf_layer_merge_remote_state(b, w.p, w.len, false, 5);
+	CHECK_EQ_INT(serf_layer_member_status(b, "x"), VIGIL_STATUS_LEAVING);
+	CHECK_EQ_INT(serf_layer_member_status(b, "y"), VIGIL_STATUS_ALIVE);
+	CHECK_EQ_INT(count_ev(&fb, VIGIL_EV_USER), 2);
+	uint64_t c, ec, qc, ac, aec, aqc;
+	serf_layer_clocks(a, &ac, &aec, &aqc);
+	serf_layer_clocks(b, &c, &ec, &qc);
+	CHECK(c >= ac);
+	CHECK_EQ_INT(ec, aec);      /* witnessed EventLTime - 1, then +1 */
+	/* merging twice changes nothing */
+	serf_layer_merge_remote_state(b, w.p, w.len, false, 6);
+	CHECK_EQ_INT(count_ev(&fb, VIGIL_EV_USER), 2);
+	CHECK_EQ_INT(serf_layer_stats(b)->push_pull_merges, 2);
+	wbuf_free(&w);
+	serf_layer_free(a);
+	serf_layer_free(b);
+}
+
+/* serf sends its whole 512-slot event ring, nil holes included. */
+TEST(push_pull_serf_shape)
+{
+	struct fake f;
+	struct serf_layer *sl = mk(&f, "b", NULL, 0);
+	uint8_t buf[128];
+	/* {LTime 4, StatusLTimes {a: 3}, LeftMembers [], EventLTime 3,
+	 *  Events [nil, {LTime 1, Events [{Name "hi", Payload nil}]}, nil],
+	 *  QueryLTime 2} */
+	size_t l = hex("02 86 a5 4c54696d65 04"
+		       " ac 5374617475734c54696d6573 81 a1 61 03"
+		       " ab 4c6566744d656d62657273 90"
+		       " aa 4576656e744c54696d65 03"
+		       " a6 4576656e7473 93 c0 82 a5 4c54696d65 01 a6 4576656e7473 91"
+		       "   82 a4 4e616d65 a2 6869 a7 5061796c6f6164 c0 c0"
+		       " aa 51756572794c54696d65 02", buf);
+	REQUIRE(sl);
+	join(sl, "b", 2, 0);
+	join(sl, "a", 1, 0);
+	serf_layer_merge_remote_state(sl, buf, l, true, 1);
+	CHECK_EQ_INT(serf_layer_stats(sl)->decode_errors, 0);
+	const struct rec_event *e = last_ev(&f, VIGIL_EV_USER);
+	REQUIRE(e);
+	CHECK_EQ_STR(e->name, "hi");
+	uint64_t c, ec, qc;
+	serf_layer_clocks(sl, &c, &ec, &qc);
+	CHECK_EQ_INT(c, 4);
+	CHECK_EQ_INT(ec, 3);
+	CHECK_EQ_INT(qc, 2);
+
+	/* every proper prefix is rejected without any change */
+	size_t nev = f.n_ev;
+	for (size_t cut = 0; cut < l; cut++) {
+		struct fake g;
+		struct serf_layer *s2 = mk(&g, "b", NULL, 0);
+		serf_layer_merge_remote_state(s2, buf, cut, false, 1);
+		CHECK_EQ_INT(g.n_ev, 0);
+		serf_layer_clocks(s2, &c, &ec, &qc);
+		CHECK_EQ_INT(c + ec + qc, 3);
+		serf_layer_free(s2);
+	}
+	(void)nev;
+	serf_layer_free(sl);
+}
+
+TEST(extension_messages_and_state)
+{
+	struct fake f;
+	struct serf_layer *sl = mk(&f, "a", NULL, 0);
+	REQUIRE(sl);
+	uint8_t m[4] = {200, 1, 2, 3};
+	serf_layer_on_user_msg(sl, m, sizeof m, 0);
+	CHECK_EQ_INT(serf_layer_stats(sl)->unknown_types, 1);
+	m[0] = 42;
+	serf_layer_on_user_msg(sl, m, sizeof m, 0);
+	CHECK_EQ_INT(serf_layer_stats(sl)->unknown_types, 2);
+	CHECK_EQ_INT(f.n_out, 0);
+	CHECK_EQ_INT(serf_layer_ext_broadcast(sl, m, sizeof m), SERF_EINVAL);
+	m[0] = 201;
+	CHECK_EQ_INT(serf_layer_ext_broadcast(sl, m, sizeof m), SERF_OK);
+	CHECK_EQ_INT(f.n_out, 1);
+	serf_layer_free(sl);
+}
+
+/* ------------------------------------------------------------ malformed */
+
+static uint64_t fz_state = 0x1234567;
+static uint32_t fz(void)
+{
+	fz_state ^= fz_state << 13;
+	fz_state ^= fz_state >> 7;
+	fz_state ^= fz_state << 17;
+	return (uint32_t)fz_state;
+}
+
+TEST(malformed_messages_rejected)
+{
+	static const char *bad[] = {
+		"00",                                      /* leave: no body */
+		"00 83 a5 4c54696d65",                     /* truncated */
+		"00 83 a5 4c54696d65 05 a4 4e6f6465 a1 62 a5 5072756e65 01", /* int Prune */
+		"00 82 a5 4c54696d65 ff a4 4e6f6465 a1 62", /* negative LTime */
+		"00 81 a5 4c54696d65 05",                  /* no Node */
+		"01 82 a5 4c54696d65 05 a4 4e6f6465 05",   /* int Node */
+		"03 dd ffffffff",                          /* 4G array */
+		"03 df 7fffffff",                          /* 2G map */
+		"04 81 a2 4944 cf 0000000100000000",       /* ID > u32 */
+		"04 81 a4 506f7274 ce 00010000",           /* Port > u16 */
+		"04 81 a7 46696c74657273 91 05",           /* filter not bytes */
+		"05 81 a4 46726f6d a1 00",                 /* NUL in From */
+		"09 80",                                   /* relay: no dest */
+		"09 81 a8 446573744164647281 a2 4950 a3 010203 05", /* 3-byte IP */
+		"03 c1",
+		"04 92 01 02",                             /* array, not map */
+	};
+	struct fake f;
+	struct serf_layer *sl = mk(&f, "a", NULL, 0);
+	uint8_t buf[128];
+	REQUIRE(sl);
+	join(sl, "a", 1, 0);
+	join(sl, "b", 2, 0);
+	f.n_ev = f.n_out = 0;
+	uint64_t c0, e0, q0;
+	serf_layer_clocks(sl, &c0, &e0, &q0);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		size_t l = hex(bad[i], buf);
+		serf_layer_on_user_msg(sl, buf, l, 1);
+	}
+	CHECK_EQ_INT(f.n_ev, 0);
+	CHECK_EQ_INT(f.n_out, 0);
+	uint64_t c, e, q;
+	serf_layer_clocks(sl, &c, &e, &q);
+	CHECK_EQ_INT(c, c0);
+	CHECK_EQ_INT(e, e0);
+	CHECK_EQ_INT(q, q0);
+	CHECK_EQ_INT(serf_layer_stats(sl)->decode_errors, sizeof bad / sizeof bad[0]);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "b"), VIGIL_STATUS_ALIVE);
+
+	/* random mutations of valid messages: must not crash (ASan/UBSan) */
+	struct fake fa;
+	struct serf_layer *a = mk(&fa, "a", NULL, 0);
+	join(a, "a", 1, 0);
+	join(a, "b", 2, 0);
+	struct vigil_query_params p = {0};
+	const char *nodes[] = {"a"};
+	const char *tags[] = {"role", "x"};
+	p.filter_nodes = nodes;
+	p.n_filter_nodes = 1;
+	p.filter_tags = tags;
+	p.n_filter_tags = 2;
+	p.request_ack = true;
+	p.relay_factor = 2;
+	serf_layer_query(a, "qq", (const uint8_t *)"pp", 2, &p, NULL, NULL, NULL, 0);
+	serf_layer_user_event(a, "ev", (const uint8_t *)"pl", 2, true, 0);
+	serf_layer_leave(a, 0);
+	struct wbuf w = {0};
+	serf_layer_local_state(a, false, &w);
+	size_t nseeds = fa.n_out;
+	for (int iter = 0; iter < 20000; iter++) {
+		uint8_t mb[4096];
+		size_t sl_len;
+		bool pp = iter % 5 == 0;
+		if (pp) {
+			sl_len = w.len < sizeof mb ? w.len : sizeof mb;
+			memcpy(mb, w.p, sl_len);
+		} else {
+			const struct sent *s = &fa.out[fz() % nseeds];
+			sl_len = s->len;
+			memcpy(mb, s->p, sl_len);
+		}
+		int nmut = 1 + fz() % 4;
+		for (int k = 0; k < nmut && sl_len > 1; k++) {
+			size_t at = 1 + fz() % (sl_len - 1);
+			switch (fz() % 4) {
+			case 0: mb[at] = (uint8_t)fz(); break;
+			case 1: mb[at] ^= (uint8_t)(1u << (fz() % 8)); break;
+			case 2: sl_len = at; break;
+			default: mb[at] = (uint8_t[]){0xc0, 0xc1, 0xdd, 0xdf, 0xff, 0x00}[fz() % 6];
+			}
+		}
+		if (pp)
+			serf_layer_merge_remote_state(sl, mb, sl_len, iter & 1, 2);
+		else
+			serf_layer_on_user_msg(sl, mb, sl_len, 2);
+	}
+	wbuf_free(&w);
+	serf_layer_free(a);
+	serf_layer_free(sl);
+}
+
+TEST(api_argument_checks)
+{
+	struct fake f;
+	struct serf_layer_config c;
+	serf_layer_config_default(&c);
+	CHECK(serf_layer_new(&c) == NULL);           /* no name */
+	snprintf(c.name, sizeof c.name, "n");
+	c.protocol_version = 9;
+	CHECK(serf_layer_new(&c) == NULL);
+	struct serf_layer *sl = mk(&f, "a", NULL, 0);
+	REQUIRE(sl);
+	/* query before we know our own address */
+	CHECK_EQ_INT(serf_layer_query(sl, "q", NULL, 0, NULL, NULL, NULL, NULL, 0), SERF_ESTATE);
+	join(sl, "a", 1, 0);
+	CHECK_EQ_INT(serf_layer_respond(sl, 1234, NULL, 0, 0), SERF_ENOTFOUND);
+	uint8_t big[1100] = {0};
+	CHECK_EQ_INT(serf_layer_query(sl, "q", big, sizeof big, NULL, NULL, NULL, NULL, 0),
+		     SERF_ETOOBIG);
+	CHECK_EQ_INT(serf_layer_force_leave(sl, "", false, 0), SERF_EINVAL);
+	serf_layer_on_user_msg(sl, NULL, 0, 0);
+	serf_layer_merge_remote_state(sl, (const uint8_t *)"\x05", 1, false, 0);
+	CHECK_EQ_INT(serf_layer_stats(sl)->decode_errors, 1);
+	serf_layer_free(sl);
+	serf_layer_free(NULL);
+}
+
+TEST_MAIN(tags_golden_and_roundtrip, tags_malformed,
+	  leave_intent_then_memberlist_leave_is_left,
+	  memberlist_dead_without_intent_is_failed_then_force_leave,
+	  intent_before_member_and_join_intent_revives_leaving,
+	  refutes_leave_intent_about_self, update_and_reap, set_tags_calls_set_meta,
+	  user_event_golden_and_dedup, query_ack_response_done, query_filters,
+	  internal_queries_hidden, query_result_callback_and_relay, push_pull_roundtrip,
+	  push_pull_serf_shape, extension_messages_and_state, malformed_messages_rejected,
+	  api_argument_checks)
