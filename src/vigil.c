@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <msgpack.h>
+
 #include "crypto.h"
 #include "serf.h"
 #include "swim.h"
@@ -65,6 +67,14 @@ struct vigil {
 	bool join_broadcast_pending; /* serf Join: broadcast intent after a join works */
 	enum leave_phase leave;
 	int64_t leave_swim_at;
+
+	/* Cluster-wide key operations we started (serf KeyManager queries). */
+	struct key_op {
+		uint32_t id;
+		char op[16];           /* "install-key", ... */
+		int responses, failures;
+		bool active;
+	} key_ops[8];
 
 	uint8_t *crypt_buf;          /* UDP encrypt/decrypt scratch */
 	size_t crypt_cap;
@@ -166,6 +176,9 @@ const char *vigil_event_name(enum vigil_event_type t)
 	}
 	return "unknown";
 }
+
+static bool key_query(void *ctx, struct serf_layer *sl, const struct serf_query_in *q,
+		      int64_t now);
 
 /* ------------------------------------------------------------- swim hooks */
 
@@ -652,6 +665,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		.log = layer_log,
 	};
 	lc.gossip_interval_ms = sc.gossip_interval_ms;
+	lc.internal_query = key_query;
+	lc.internal_query_ctx = v;
 	if (cfg->reap_interval_ms > 0) {
 		lc.reconnect_timeout_ms = cfg->reap_interval_ms;
 		lc.tombstone_timeout_ms = cfg->reap_interval_ms;
@@ -970,32 +985,385 @@ int vigil_will_list(vigil_t *v, const char *owner, struct vigil_will_info **out,
 /* ------------------------------------------------------------------ keys */
 
 /*
- * serf's keys -install/-use/-remove are cluster-wide operations carried by
- * the _serf_install-key / _serf_use-key / _serf_remove-key internal queries
- * (serf keymanager.go); that part of the serf layer is not written yet.
+ * serf's key management (keymanager.go, internal_query.go).  An operator's
+ * `serf keys -install K` sends the internal query "_serf_install-key" with
+ * payload [messageKeyRequestType=7] + msgpack {Key: raw bytes}; every
+ * member (the sender included) changes its keyring and answers
+ * [messageKeyResponseType=8] + {Result, Message, Keys, PrimaryKey}.  We
+ * answer those queries from real serf agents, and vigil_keys_* start the
+ * same queries, so either side can rotate keys for the whole cluster.
  */
+#define KEY_REQUEST_TYPE 7
+#define KEY_RESPONSE_TYPE 8
+
+/* go-msgpack (old spec) writers: strings and []byte are "raw" (no str8). */
+static void mp_raw(struct wbuf *b, const void *p, size_t n)
+{
+	uint8_t h[5];
+	size_t hl;
+	if (n < 32) {
+		h[0] = (uint8_t)(0xa0 | n);
+		hl = 1;
+	} else if (n < 65536) {
+		h[0] = 0xda;
+		h[1] = (uint8_t)(n >> 8);
+		h[2] = (uint8_t)n;
+		hl = 3;
+	} else {
+		h[0] = 0xdb;
+		h[1] = (uint8_t)(n >> 24);
+		h[2] = (uint8_t)(n >> 16);
+		h[3] = (uint8_t)(n >> 8);
+		h[4] = (uint8_t)n;
+		hl = 5;
+	}
+	wbuf_append(b, h, hl);
+	if (n)
+		wbuf_append(b, p, n);
+}
+
+static void mp_cstr(struct wbuf *b, const char *s)
+{
+	mp_raw(b, s, strlen(s));
+}
+
+static void mp_byte(struct wbuf *b, uint8_t x)
+{
+	wbuf_append(b, &x, 1);
+}
+
+/* nodeKeyResponse; keys == NULL encodes Go's nil slice. */
+static void encode_key_response(struct wbuf *b, bool result, const char *message,
+				char (*keys)[VIGIL_KEY_B64_SIZE], size_t n_keys,
+				const char *primary)
+{
+	mp_byte(b, KEY_RESPONSE_TYPE);
+	mp_byte(b, 0x84);
+	mp_cstr(b, "Result");
+	mp_byte(b, result ? 0xc3 : 0xc2);
+	mp_cstr(b, "Message");
+	mp_cstr(b, message ? message : "");
+	mp_cstr(b, "Keys");
+	if (!keys) {
+		mp_byte(b, 0xc0);
+	} else {
+		if (n_keys < 16) {
+			mp_byte(b, (uint8_t)(0x90 | n_keys));
+		} else {
+			mp_byte(b, 0xdc);
+			mp_byte(b, (uint8_t)(n_keys >> 8));
+			mp_byte(b, (uint8_t)n_keys);
+		}
+		for (size_t i = 0; i < n_keys; i++)
+			mp_cstr(b, keys[i]);
+	}
+	mp_cstr(b, "PrimaryKey");
+	mp_cstr(b, primary ? primary : "");
+}
+
+/* Key from a keyRequest payload; 0 or -1 (malformed / no key). */
+static int decode_key_request(const uint8_t *p, size_t len, uint8_t *key, size_t *key_len)
+{
+	msgpack_unpacked u;
+	size_t off = 0;
+	int rc = -1;
+	if (len < 2)
+		return -1;
+	msgpack_unpacked_init(&u);
+	/* serf skips the type byte without looking at it; so do we */
+	if (msgpack_unpack_next(&u, (const char *)p + 1, len - 1, &off) == MSGPACK_UNPACK_SUCCESS &&
+	    u.data.type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object_map *m = &u.data.via.map;
+		for (uint32_t i = 0; i < m->size; i++) {
+			const msgpack_object *k = &m->ptr[i].key, *val = &m->ptr[i].val;
+			if (k->type != MSGPACK_OBJECT_STR || k->via.str.size != 3 ||
+			    memcmp(k->via.str.ptr, "Key", 3) != 0)
+				continue;
+			const char *kp = NULL;
+			uint32_t kl = 0;
+			if (val->type == MSGPACK_OBJECT_STR) {
+				kp = val->via.str.ptr;
+				kl = val->via.str.size;
+			} else if (val->type == MSGPACK_OBJECT_BIN) {
+				kp = val->via.bin.ptr;
+				kl = val->via.bin.size;
+			}
+			if (kp && kl <= VIGIL_KEY_MAX) {
+				memcpy(key, kp, kl);
+				*key_len = kl;
+				rc = 0;
+			}
+		}
+	}
+	msgpack_unpacked_destroy(&u);
+	return rc;
+}
+
+static void save_keyring(struct vigil *v, const char **message)
+{
+	if (!v->keyring_file || !v->kr)
+		return;
+	int rc = vigil_keyring_save_file(v->kr, v->keyring_file);
+	if (rc != VIGIL_CRYPTO_OK) {
+		vlog(v, 3, "serf: Failed to write keyring file: %s", vigil_crypto_strerror(rc));
+		*message = "failed to write keyring file";
+	}
+}
+
+/* serf_internal_query_fn: the _serf_*-key queries. */
+static bool key_query(void *ctx, struct serf_layer *sl, const struct serf_query_in *q,
+		      int64_t now)
+{
+	struct vigil *v = ctx;
+	const char *sub = q->name + strlen(SERF_INTERNAL_QUERY_PREFIX);
+	bool install = strcmp(sub, "install-key") == 0, use = strcmp(sub, "use-key") == 0;
+	bool remove = strcmp(sub, "remove-key") == 0, list = strcmp(sub, "list-keys") == 0;
+	if (!install && !use && !remove && !list)
+		return false;
+
+	struct wbuf out;
+	wbuf_init(&out);
+	bool result = false;
+	const char *message = "";
+	uint8_t key[VIGIL_KEY_MAX];
+	size_t key_len = 0;
+
+	if (list) {
+		char (*b64)[VIGIL_KEY_B64_SIZE] = NULL;
+		size_t n = 0;
+		if (!v->kr) {
+			message = "Keyring is empty (encryption not enabled)";
+			vlog(v, 3, "serf: %s", message);
+			encode_key_response(&out, false, message, NULL, 0, "");
+		} else if (!(b64 = calloc(VIGIL_KEYRING_MAX, sizeof *b64)) ||
+			   vigil_keyring_list(v->kr, b64, VIGIL_KEYRING_MAX, &n) != VIGIL_CRYPTO_OK) {
+			encode_key_response(&out, false, "out of memory", NULL, 0, "");
+		} else {
+			vlog(v, 1, "serf: Received list-keys query");
+			/* serf trims the list until the response fits the size limit */
+			char msg[96] = "";
+			for (size_t k = n + 1; k-- > 0;) {
+				wbuf_reset(&out);
+				if (k < n)
+					snprintf(msg, sizeof msg, "truncated key list response, "
+						 "showing first %zu of %zu keys", k, n);
+				encode_key_response(&out, true, msg, b64, k, b64[0]);
+				if (out.oom)
+					break;
+				int rc = serf_layer_respond(sl, q->id, out.p, out.len, now);
+				if (rc != SERF_ETOOBIG) {
+					if (k < n)
+						vlog(v, 2, "serf: %s", msg);
+					break;
+				}
+			}
+			free(b64);
+			wbuf_free(&out);
+			return true;
+		}
+		free(b64);
+		goto send;
+	}
+
+	if (decode_key_request(q->payload, q->payload_len, key, &key_len) != 0) {
+		vlog(v, 3, "serf: Failed to decode key request");
+		message = "failed to decode key request";
+		goto encode;
+	}
+	if (!v->kr) {
+		message = "No keyring to modify (encryption not enabled)";
+		vlog(v, 3, "serf: %s", message);
+		goto encode;
+	}
+	vlog(v, 1, "serf: Received %s query", sub);
+	int rc = install ? vigil_keyring_add(v->kr, key, key_len)
+		 : use   ? vigil_keyring_use(v->kr, key, key_len)
+			 : vigil_keyring_remove(v->kr, key, key_len);
+	/* memberlist's RemoveKey succeeds for a key that is not installed */
+	if (remove && rc == VIGIL_CRYPTO_ENOKEY)
+		rc = VIGIL_CRYPTO_OK;
+	if (rc != VIGIL_CRYPTO_OK) {
+		/* memberlist's wording where a serf operator would see it */
+		message = rc == VIGIL_CRYPTO_EPRIMARY ? "Removing the primary key is not allowed"
+			  : rc == VIGIL_CRYPTO_ENOKEY ? "Requested key is not in the keyring"
+			  : rc == VIGIL_CRYPTO_EKEYLEN ? "key size must be 16, 24 or 32 bytes"
+						       : vigil_crypto_strerror(rc);
+		vlog(v, 3, "serf: Failed to %s: %s", sub, message);
+		goto encode;
+	}
+	result = true;
+	save_keyring(v, &message);
+	if (*message)
+		result = false;
+encode:
+	encode_key_response(&out, result, message, NULL, 0, "");
+send:
+	if (!out.oom && serf_layer_respond(sl, q->id, out.p, out.len, now) != SERF_OK)
+		vlog(v, 3, "serf: Failed to respond to key query");
+	wbuf_free(&out);
+	return true;
+}
+
+static struct key_op *key_op_find(struct vigil *v, uint32_t id)
+{
+	struct key_op *pending = NULL;
+	for (size_t i = 0; i < sizeof v->key_ops / sizeof v->key_ops[0]; i++) {
+		struct key_op *op = &v->key_ops[i];
+		if (op->active && op->id == id)
+			return op;
+		if (op->active && op->id == 0)
+			pending = op;
+	}
+	/* a result arriving while serf_layer_query has not returned the id yet */
+	if (pending)
+		pending->id = id;
+	return pending;
+}
+
+/* serf_query_result_fn for the key queries we started: tally and log. */
+static void key_result(void *ctx, const struct vigil_event *ev)
+{
+	struct vigil *v = ctx;
+	struct key_op *op = key_op_find(v, ev->id);
+	if (!op)
+		return;
+	const char *from = ev->member ? ev->member->name : "?";
+	if (ev->type == VIGIL_EV_QUERY_RESPONSE) {
+		op->responses++;
+		bool ok = false;
+		char msg[160] = "";
+		msgpack_unpacked u;
+		size_t off = 0;
+		msgpack_unpacked_init(&u);
+		if (ev->payload_len > 1 && ev->payload[0] == KEY_RESPONSE_TYPE &&
+		    msgpack_unpack_next(&u, (const char *)ev->payload + 1, ev->payload_len - 1,
+					&off) == MSGPACK_UNPACK_SUCCESS &&
+		    u.data.type == MSGPACK_OBJECT_MAP) {
+			const msgpack_object_map *m = &u.data.via.map;
+			for (uint32_t i = 0; i < m->size; i++) {
+				const msgpack_object *k = &m->ptr[i].key, *val = &m->ptr[i].val;
+				if (k->type != MSGPACK_OBJECT_STR)
+					continue;
+				if (k->via.str.size == 6 && !memcmp(k->via.str.ptr, "Result", 6) &&
+				    val->type == MSGPACK_OBJECT_BOOLEAN)
+					ok = val->via.boolean;
+				if (k->via.str.size == 7 && !memcmp(k->via.str.ptr, "Message", 7) &&
+				    val->type == MSGPACK_OBJECT_STR)
+					snprintf(msg, sizeof msg, "%.*s", (int)val->via.str.size,
+						 val->via.str.ptr);
+			}
+		} else {
+			snprintf(msg, sizeof msg, "failed to decode key query response");
+		}
+		msgpack_unpacked_destroy(&u);
+		if (!ok) {
+			op->failures++;
+			vlog(v, 2, "vigil: %s failed on %s: %s", op->op, from, msg);
+		} else if (msg[0]) {
+			vlog(v, 2, "vigil: %s on %s: %s", op->op, from, msg);
+		}
+	} else if (ev->type == VIGIL_EV_QUERY_DONE) {
+		vlog(v, op->failures ? 2 : 1, "vigil: %s: %d responses, %d failures", op->op,
+		     op->responses, op->failures);
+		op->active = false;
+	}
+}
+
+static int start_key_query(struct vigil *v, const char *op, const char *b64key,
+			   char *err, size_t errlen)
+{
+	uint8_t key[VIGIL_KEY_MAX];
+	size_t key_len = 0;
+	int rc;
+	if (!v || !b64key) {
+		set_err(err, errlen, "NULL argument");
+		return -1;
+	}
+	if ((rc = vigil_key_parse(b64key, key, &key_len)) != VIGIL_CRYPTO_OK) {
+		set_err(err, errlen, "bad key: %s", vigil_crypto_strerror(rc));
+		return -1;
+	}
+	/* Checks serf would only report back per node; failing early is kinder. */
+	if (!v->kr) {
+		set_err(err, errlen, "No keyring to modify (encryption not enabled)");
+		return -1;
+	}
+	size_t pk_len = 0;
+	const uint8_t *pk = vigil_keyring_key(v->kr, 0, &pk_len);
+	if (strcmp(op, "remove-key") == 0 && pk && pk_len == key_len &&
+	    memcmp(pk, key, key_len) == 0) {
+		set_err(err, errlen, "Removing the primary key is not allowed");
+		return -1;
+	}
+	if (strcmp(op, "use-key") == 0) {
+		bool have = false;
+		for (size_t i = 0; i < vigil_keyring_count(v->kr) && !have; i++) {
+			size_t l = 0;
+			const uint8_t *k = vigil_keyring_key(v->kr, i, &l);
+			have = k && l == key_len && memcmp(k, key, l) == 0;
+		}
+		if (!have) {
+			set_err(err, errlen, "Requested key is not in the keyring; install it first");
+			return -1;
+		}
+	}
+	struct key_op *slot = NULL;
+	for (size_t i = 0; i < sizeof v->key_ops / sizeof v->key_ops[0] && !slot; i++)
+		if (!v->key_ops[i].active)
+			slot = &v->key_ops[i];
+	if (!slot) {
+		set_err(err, errlen, "too many key operations in progress");
+		return -1;
+	}
+
+	struct wbuf req;
+	wbuf_init(&req);
+	mp_byte(&req, KEY_REQUEST_TYPE);
+	mp_byte(&req, 0x81);
+	mp_cstr(&req, "Key");
+	mp_raw(&req, key, key_len);
+	if (req.oom) {
+		wbuf_free(&req);
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	char name[64];
+	snprintf(name, sizeof name, "%s%s", SERF_INTERNAL_QUERY_PREFIX, op);
+	memset(slot, 0, sizeof *slot);
+	snprintf(slot->op, sizeof slot->op, "%s", op);
+	v->now = clock_ms();
+	uint32_t id = 0;
+	/* The slot is claimed before the query starts: our own answer arrives
+	 * from inside serf_layer_query. */
+	slot->active = true;
+	rc = serf_layer_query(v->sl, name, req.p, req.len, NULL, key_result, v, &id, v->now);
+	wbuf_free(&req);
+	if (rc != SERF_OK) {
+		slot->active = false;
+		set_err(err, errlen, "cannot start %s query (serf error %d)", op, rc);
+		return -1;
+	}
+	if (slot->active)
+		slot->id = id;
+	return 0;
+}
+
 int vigil_keys_install(vigil_t *v, const char *b64key, char *err, size_t errlen)
 {
-	(void)v, (void)b64key;
-	set_err(err, errlen, "vigil_keys_install: not implemented yet (needs serf key queries)");
-	return -1;
+	return start_key_query(v, "install-key", b64key, err, errlen);
 }
 
 int vigil_keys_use(vigil_t *v, const char *b64key, char *err, size_t errlen)
 {
-	(void)v, (void)b64key;
-	set_err(err, errlen, "vigil_keys_use: not implemented yet (needs serf key queries)");
-	return -1;
+	return start_key_query(v, "use-key", b64key, err, errlen);
 }
 
 int vigil_keys_remove(vigil_t *v, const char *b64key, char *err, size_t errlen)
 {
-	(void)v, (void)b64key;
-	set_err(err, errlen, "vigil_keys_remove: not implemented yet (needs serf key queries)");
-	return -1;
+	return start_key_query(v, "remove-key", b64key, err, errlen);
 }
 
-/* The local keyring only (serf's cluster-wide list-keys is not written yet). */
+/* This node's keyring, primary first (serf's list-keys asks everyone). */
 int vigil_keys_list(vigil_t *v, char ***keys_out, size_t *n)
 {
 	if (!v || !keys_out || !n)

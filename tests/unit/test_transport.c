@@ -762,6 +762,85 @@ TEST(vigil_garbage_encrypted)
 	garbage_at(true);
 }
 
+static bool has_key(vigil_t *v, const char *key, bool primary)
+{
+	char **keys = NULL;
+	size_t n = 0;
+	bool found = false;
+	if (vigil_keys_list(v, &keys, &n) != 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(keys[i], key) == 0 && (!primary || i == 0))
+			found = true;
+		free(keys[i]);
+	}
+	free(keys);
+	return found;
+}
+
+/* serf key rotation through the _serf_*-key internal queries. */
+TEST(vigil_key_rotation)
+{
+	static const char *new_key = "HvY8ubRZMgafUOWvrOadwOckVa1wN3QWAo46FVKbVN8=";
+	struct node ns[2];
+	REQUIRE(make_node(&ns[0], "a", "127.0.0.1", true) == 0);
+	REQUIRE(make_node(&ns[1], "b", "127.0.0.1", true) == 0);
+	struct vigil_member *m = NULL;
+	size_t n = 0;
+	REQUIRE(vigil_members(ns[1].v, &m, &n) == 0);
+	char seed[64];
+	snprintf(seed, sizeof seed, "127.0.0.1:%u", (unsigned)m[0].port);
+	vigil_members_free(m, n);
+	const char *seeds[] = {seed};
+	vigil_join(ns[0].v, seeds, 1);
+	REQUIRE(run_until_mutual(ns, 5000));
+
+	char err[256] = "";
+	/* refused up front: not installed yet / primary / garbage */
+	CHECK(vigil_keys_use(ns[0].v, new_key, err, sizeof err) != 0);
+	CHECK(vigil_keys_remove(ns[0].v, test_key, err, sizeof err) != 0);
+	CHECK(vigil_keys_install(ns[0].v, "bad", err, sizeof err) != 0);
+
+	CHECK_EQ_INT(vigil_keys_install(ns[0].v, new_key, err, sizeof err), 0);
+	int64_t end = now_ms() + 3000;
+	while (!(has_key(ns[0].v, new_key, false) && has_key(ns[1].v, new_key, false)) &&
+	       now_ms() < end)
+		run(ns, 2, 20);
+	CHECK(has_key(ns[0].v, new_key, false));
+	CHECK(has_key(ns[1].v, new_key, false));
+	CHECK(has_key(ns[1].v, test_key, true));
+
+	CHECK_EQ_INT(vigil_keys_use(ns[1].v, new_key, err, sizeof err), 0);
+	end = now_ms() + 3000;
+	while (!(has_key(ns[0].v, new_key, true) && has_key(ns[1].v, new_key, true)) &&
+	       now_ms() < end)
+		run(ns, 2, 20);
+	CHECK(has_key(ns[0].v, new_key, true));
+	CHECK(has_key(ns[1].v, new_key, true));
+
+	CHECK_EQ_INT(vigil_keys_remove(ns[0].v, test_key, err, sizeof err), 0);
+	end = now_ms() + 3000;
+	while ((has_key(ns[0].v, test_key, false) || has_key(ns[1].v, test_key, false)) &&
+	       now_ms() < end)
+		run(ns, 2, 20);
+	CHECK(!has_key(ns[0].v, test_key, false));
+	CHECK(!has_key(ns[1].v, test_key, false));
+
+	/* still talking, now with the new key only */
+	run(ns, 2, 600);
+	CHECK_EQ_INT(status_of(ns[0].v, "b"), VIGIL_STATUS_ALIVE);
+	CHECK_EQ_INT(status_of(ns[1].v, "a"), VIGIL_STATUS_ALIVE);
+	CHECK_EQ_INT(ns[0].fails + ns[1].fails, 0);
+	vigil_destroy(ns[0].v);
+	vigil_destroy(ns[1].v);
+
+	/* plaintext node: nothing to rotate */
+	REQUIRE(make_node(&ns[0], "p", "127.0.0.1", false) == 0);
+	CHECK(vigil_keys_install(ns[0].v, new_key, err, sizeof err) != 0);
+	CHECK(strstr(err, "not enabled") != NULL);
+	vigil_destroy(ns[0].v);
+}
+
 TEST(vigil_api_edges)
 {
 	struct node n0;
@@ -819,4 +898,4 @@ TEST_MAIN(parse_addresses, default_advertise_is_not_wildcard, transport_packet_r
 	  transport_stream_timeout, transport_garbage_stream, transport_conn_cap,
 	  transport_ipv6_dualstack, vigil_join_ipv4, vigil_join_ipv6, vigil_join_encrypted,
 	  vigil_encryption_mismatch, vigil_garbage_plain, vigil_garbage_encrypted,
-	  vigil_api_edges)
+	  vigil_key_rotation, vigil_api_edges)
