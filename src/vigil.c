@@ -37,6 +37,7 @@
 #include "serf.h"
 #include "swim.h"
 #include "transport.h"
+#include "will.h"
 #include "wire.h"
 
 /* serf's BroadcastTimeout: longest we wait for our leave intent to gossip. */
@@ -57,6 +58,8 @@ struct vigil {
 	struct transport *tr;
 	struct swim *sw;
 	struct serf_layer *sl;
+	struct will *will;           /* last wills (serf extension) */
+	char *will_path;             /* its state file, or NULL */
 	struct vigil_keyring *kr;    /* NULL: plaintext cluster */
 	int enc_version;             /* memberlist encryptionVersion() */
 
@@ -233,6 +236,8 @@ static void h_on_member(void *ctx, enum swim_member_event ev, const struct swim_
 	 * replays swim's member list into the layer once it does. */
 	if (v->sl)
 		serf_layer_on_member(v->sl, ev, m, v->now);
+	if (v->will)
+		will_on_member(v->will, ev, m, v->now);
 }
 
 static void h_on_user_msg(void *ctx, const uint8_t *p, size_t len)
@@ -300,6 +305,29 @@ static void o_reconnect(void *ctx, const char *name, const struct wire_addr *add
 	     transport_format_addr(addr, a, sizeof a));
 	if (v->sw)
 		swim_join(v->sw, addr, 1, v->now);
+}
+
+/* ------------------------------------------------------------ will outbox */
+
+static void w_broadcast(void *ctx, const uint8_t *msg, size_t len)
+{
+	struct vigil *v = ctx;
+	if (v->sl && serf_layer_ext_broadcast(v->sl, msg, len) != SERF_OK)
+		vlog(v, 2, "vigil: will message of %zu bytes not broadcast", len);
+}
+
+static void w_send_to(void *ctx, const struct wire_addr *to, const uint8_t *msg, size_t len)
+{
+	struct vigil *v = ctx;
+	if (v->sl && serf_layer_ext_send(v->sl, to, msg, len) != SERF_OK)
+		vlog(v, 2, "vigil: will message of %zu bytes not sent", len);
+}
+
+static int w_user_event(void *ctx, const char *name, const uint8_t *payload, size_t len,
+			int64_t now)
+{
+	struct vigil *v = ctx;
+	return v->sl ? serf_layer_user_event(v->sl, name, payload, len, false, now) : -1;
 }
 
 /* ------------------------------------------------------- transport hooks */
@@ -551,8 +579,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		goto fail;
 	}
 	if (cfg->snapshot_path)
-		vlog(v, 2, "vigil: snapshot_path is not supported yet; ignoring %s",
-		     cfg->snapshot_path);
+		vlog(v, 2, "vigil: serf snapshots are not supported yet; %s is only "
+		     "used for the will state (%s.will)", cfg->snapshot_path, cfg->snapshot_path);
 
 	v->crypt_cap = TRANSPORT_UDP_RECV_MAX + VIGIL_CRYPTO_OVERHEAD_V0;
 	v->crypt_buf = malloc(v->crypt_cap);
@@ -677,9 +705,53 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		set_err(err, errlen, "cannot create the serf layer");
 		goto fail;
 	}
-	/* swim_new already announced ourselves; let the layer know. */
-	for (size_t i = 0; i < swim_member_count(v->sw); i++)
+	/* --- last wills, riding on serf extension messages --- */
+	struct will_config wc;
+	will_config_default(&wc);
+	snprintf(wc.name, sizeof wc.name, "%s", cfg->name);
+	if (cfg->reap_interval_ms > 0)
+		wc.reap_interval_ms = cfg->reap_interval_ms;
+	/* The will state lives next to the snapshot: same lifetime, same dir. */
+	if (cfg->snapshot_path && cfg->snapshot_path[0]) {
+		size_t pl = strlen(cfg->snapshot_path) + sizeof ".will";
+		if (!(v->will_path = malloc(pl))) {
+			set_err(err, errlen, "out of memory");
+			goto fail;
+		}
+		snprintf(v->will_path, pl, "%s.will", cfg->snapshot_path);
+	}
+	wc.state_path = v->will_path;
+	wc.on_event = cfg->on_event;
+	wc.event_ctx = cfg->ctx;
+	wc.out = (struct will_outbox){
+		.ctx = v,
+		.broadcast = w_broadcast,
+		.send_to = w_send_to,
+		.user_event = w_user_event,
+		.log = layer_log,
+	};
+	v->will = will_new(&wc, v->now);
+	if (!v->will) {
+		set_err(err, errlen, "cannot create the will component");
+		goto fail;
+	}
+	if (v->will_path) {
+		int wr = will_load(v->will, v->will_path);
+		if (wr != WILL_OK && wr != WILL_ENOENT) {
+			/* a corrupt file leaves fresh state; say so, keep going */
+			vlog(v, 3, "vigil: will state %s unreadable (%d); starting fresh",
+			     v->will_path, wr);
+		}
+	}
+	struct serf_extension ext;
+	will_extension(v->will, &ext);
+	serf_layer_set_extension(v->sl, &ext);
+
+	/* swim_new already announced ourselves; let the layers know. */
+	for (size_t i = 0; i < swim_member_count(v->sw); i++) {
 		serf_layer_on_member(v->sl, SWIM_EV_JOIN, swim_member_at(v->sw, i), v->now);
+		will_on_member(v->will, SWIM_EV_JOIN, swim_member_at(v->sw, i), v->now);
+	}
 
 	char a[80];
 	vlog(v, 1, "vigil: %s listening on %s, advertising %s%s", cfg->name,
@@ -697,12 +769,14 @@ void vigil_destroy(vigil_t *v)
 {
 	if (!v)
 		return;
+	will_free(v->will);
 	serf_layer_free(v->sl);
 	swim_free(v->sw);
 	transport_close(v->tr);
 	vigil_keyring_free(v->kr);
 	free(v->crypt_buf);
 	free(v->keyring_file);
+	free(v->will_path);
 	free(v);
 }
 
@@ -728,6 +802,9 @@ static int64_t next_deadline(const struct vigil *v)
 		d = s;
 	if (t < d)
 		d = t;
+	int64_t w = will_next_deadline(v->will);
+	if (w < d)
+		d = w;
 	if (v->leave == LEAVE_INTENT && v->leave_swim_at < d)
 		d = v->leave_swim_at;
 	return d;
@@ -783,6 +860,8 @@ void vigil_step(vigil_t *v)
 		swim_tick(v->sw, now);
 	if (serf_layer_next_deadline(v->sl) <= now)
 		serf_layer_tick(v->sl, now);
+	if (will_next_deadline(v->will) <= now)
+		will_tick(v->will, now);
 	leave_progress(v);
 	v->last_step = now;
 }
@@ -953,33 +1032,35 @@ int vigil_respond(vigil_t *v, uint32_t query_id, const uint8_t *payload, size_t 
 
 /* ----------------------------------------------------------------- wills */
 
-/* Not implemented yet: the will extension (src/will.c) has not landed. */
 int vigil_will_set(vigil_t *v, const char *recipient_member, const char *event_name,
 		   int64_t delay_ms, const uint8_t *payload, size_t len)
 {
-	(void)recipient_member, (void)event_name, (void)delay_ms, (void)payload, (void)len;
-	if (v)
-		vlog(v, 3, "vigil_will_set: not implemented yet");
-	return -1;
+	if (!v)
+		return -1;
+	v->now = clock_ms();
+	int rc = will_set(v->will, recipient_member, event_name, delay_ms, payload, len, v->now);
+	if (rc != WILL_OK)
+		vlog(v, 2, "vigil: will_set failed (%d)", rc);
+	return rc == WILL_OK ? 0 : -1;
 }
 
 int vigil_will_clear(vigil_t *v)
 {
-	if (v)
-		vlog(v, 3, "vigil_will_clear: not implemented yet");
-	return -1;
+	if (!v)
+		return -1;
+	v->now = clock_ms();
+	return will_clear(v->will, v->now) == WILL_OK ? 0 : -1;
 }
 
 int vigil_will_list(vigil_t *v, const char *owner, struct vigil_will_info **out, size_t *n)
 {
-	(void)owner;
 	if (out)
 		*out = NULL;
 	if (n)
 		*n = 0;
-	if (v)
-		vlog(v, 3, "vigil_will_list: not implemented yet");
-	return -1;
+	if (!v || !out || !n)
+		return -1;
+	return will_list(v->will, owner, out, n) == WILL_OK ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------ keys */
@@ -1456,6 +1537,9 @@ int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 		{"serf_decode_errors", (double)fs->decode_errors},
 		{"serf_events_in", (double)fs->events_in},
 		{"serf_queries_in", (double)fs->queries_in},
+		{"wills_delivered", (double)will_stats(v->will)->delivered},
+		{"wills_published", (double)will_stats(v->will)->published},
+		{"will_decode_errors", (double)will_stats(v->will)->decode_errors},
 	};
 	int total = (int)(sizeof all / sizeof all[0]);
 	int n = 0;

@@ -436,6 +436,9 @@ TEST(transport_ipv6_dualstack)
 struct node {
 	vigil_t *v;
 	int joins, leaves, fails, updates;
+	int wills;
+	char will_owner[VIGIL_NAME_MAX + 1];
+	char will_payload[64];
 	int logs_err;
 };
 
@@ -447,6 +450,13 @@ static void on_event(void *ctx, const struct vigil_event *ev)
 	case VIGIL_EV_MEMBER_LEAVE: n->leaves++; break;
 	case VIGIL_EV_MEMBER_FAILED: n->fails++; break;
 	case VIGIL_EV_MEMBER_UPDATE: n->updates++; break;
+	case VIGIL_EV_MEMBER_WILL:
+		n->wills++;
+		snprintf(n->will_owner, sizeof n->will_owner, "%s",
+			 ev->member ? ev->member->name : "");
+		snprintf(n->will_payload, sizeof n->will_payload, "%.*s",
+			 (int)ev->payload_len, (const char *)ev->payload);
+		break;
 	default: break;
 	}
 }
@@ -841,6 +851,56 @@ TEST(vigil_key_rotation)
 	vigil_destroy(ns[0].v);
 }
 
+/* A will travels over the real sockets and is delivered when its owner dies. */
+TEST(vigil_will_delivery)
+{
+	struct node ns[2];
+	REQUIRE(make_node(&ns[0], "a", "127.0.0.1", true) == 0);
+	REQUIRE(make_node(&ns[1], "b", "127.0.0.1", true) == 0);
+	struct vigil_member *m = NULL;
+	size_t n = 0;
+	REQUIRE(vigil_members(ns[1].v, &m, &n) == 0);
+	char seed[64];
+	snprintf(seed, sizeof seed, "127.0.0.1:%u", (unsigned)m[0].port);
+	vigil_members_free(m, n);
+	const char *seeds[] = {seed};
+	vigil_join(ns[0].v, seeds, 1);
+	REQUIRE(run_until_mutual(ns, 5000));
+
+	const char *msg = "goodbye from a";
+	CHECK_EQ_INT(vigil_will_set(ns[0].v, "b", NULL, 0, (const uint8_t *)msg, strlen(msg)), 0);
+	CHECK(vigil_will_set(ns[0].v, "b", "ev", 0, NULL, 0) != 0); /* not both */
+	struct vigil_will_info *wi = NULL;
+	size_t nw = 0;
+	int64_t end = now_ms() + 3000;
+	for (;;) {
+		CHECK_EQ_INT(vigil_will_list(ns[1].v, "a", &wi, &nw), 0);
+		if (nw || now_ms() > end)
+			break;
+		free(wi);
+		run(ns, 2, 20);
+	}
+	CHECK_EQ_INT(nw, 1);
+	if (nw) {
+		CHECK_EQ_STR(wi[0].owner, "a");
+		CHECK_EQ_STR(wi[0].recipient, "b");
+		CHECK_EQ_INT(wi[0].payload_len, strlen(msg));
+	}
+	free(wi);
+
+	/* a crashes: no leave, its sockets just go away */
+	vigil_destroy(ns[0].v);
+	ns[0].v = NULL;
+	end = now_ms() + 10000;
+	while (ns[1].wills == 0 && now_ms() < end)
+		run(ns, 2, 20);
+	CHECK_EQ_INT(ns[1].fails, 1);
+	CHECK_EQ_INT(ns[1].wills, 1);
+	CHECK_EQ_STR(ns[1].will_owner, "a");
+	CHECK_EQ_STR(ns[1].will_payload, msg);
+	vigil_destroy(ns[1].v);
+}
+
 TEST(vigil_api_edges)
 {
 	struct node n0;
@@ -898,4 +958,4 @@ TEST_MAIN(parse_addresses, default_advertise_is_not_wildcard, transport_packet_r
 	  transport_stream_timeout, transport_garbage_stream, transport_conn_cap,
 	  transport_ipv6_dualstack, vigil_join_ipv4, vigil_join_ipv6, vigil_join_encrypted,
 	  vigil_encryption_mismatch, vigil_garbage_plain, vigil_garbage_encrypted,
-	  vigil_key_rotation, vigil_api_edges)
+	  vigil_key_rotation, vigil_will_delivery, vigil_api_edges)
