@@ -4,7 +4,8 @@
  * Wire facts come from serf 0.9.4 (messages.go, serf.go, delegate.go,
  * query.go, internal_query.go); the code is our own.  Serf encodes with
  * hashicorp/go-msgpack's MsgpackHandle: structs are maps keyed by the Go
- * field names, strings and []byte both use the old "raw" family
+ * field names (Debian's go-msgpack writes them sorted by name, and so do
+ * we, byte for byte), strings and []byte both use the old "raw" family
  * (fixraw/raw16/raw32), nil slices and maps are nil, unsigned integers use
  * the smallest form.  We encode exactly that and decode leniently (str or
  * bin, nil as the zero value, unknown keys ignored) like go-msgpack does.
@@ -1347,14 +1348,14 @@ int serf_layer_user_event(struct serf_layer *sl, const char *name,
 	ltime = sl->event_clock;
 	enc_init(&e, SERF_MSG_USER_EVENT);
 	enc_map(&e, 4);
+	enc_str(&e, "CC");
+	enc_bool(&e, coalesce);
 	enc_str(&e, "LTime");
 	enc_u64(&e, ltime);
 	enc_str(&e, "Name");
 	enc_raw(&e, name, nlen);
 	enc_str(&e, "Payload");
 	enc_bytes(&e, payload, len);
-	enc_str(&e, "CC");
-	enc_bool(&e, coalesce);
 	if (e.err) {
 		enc_free(&e);
 		return SERF_ENOMEM;
@@ -1603,14 +1604,14 @@ static int encode_query_resp(struct enc *e, int outer_type, uint64_t ltime, uint
 {
 	enc_init(e, outer_type);
 	enc_map(e, 5);
-	enc_str(e, "LTime");
-	enc_u64(e, ltime);
-	enc_str(e, "ID");
-	enc_u64(e, id);
-	enc_str(e, "From");
-	enc_str(e, from);
 	enc_str(e, "Flags");
 	enc_u64(e, flags);
+	enc_str(e, "From");
+	enc_str(e, from);
+	enc_str(e, "ID");
+	enc_u64(e, id);
+	enc_str(e, "LTime");
+	enc_u64(e, ltime);
 	enc_str(e, "Payload");
 	enc_bytes(e, p, len);
 	if (e->err) {
@@ -1675,14 +1676,14 @@ static void relay_response(struct serf_layer *sl, uint8_t relay_factor,
 		e.err |= msgpack_sbuffer_write(&e.sb, &t, 1);
 	}
 	enc_map(&e, 5);
-	enc_str(&e, "LTime");
-	enc_u64(&e, ltime);
-	enc_str(&e, "ID");
-	enc_u64(&e, id);
-	enc_str(&e, "From");
-	enc_str(&e, sl->cfg.name);
 	enc_str(&e, "Flags");
 	enc_u64(&e, flags);
+	enc_str(&e, "From");
+	enc_str(&e, sl->cfg.name);
+	enc_str(&e, "ID");
+	enc_u64(&e, id);
+	enc_str(&e, "LTime");
+	enc_u64(&e, ltime);
 	enc_str(&e, "Payload");
 	enc_bytes(&e, payload, len);
 	if (e.err || e.sb.size > (size_t)sl->cfg.query_response_size_limit) {
@@ -1777,26 +1778,33 @@ int serf_layer_respond(struct serf_layer *sl, uint32_t id, const uint8_t *payloa
 /* Member as go-msgpack encodes serf.Member (the conflict response body). */
 static void enc_member(struct enc *e, const struct sl_member *m)
 {
+	/* vsn[] is pmin pmax pcur dmin dmax dcur; fields go in name order */
 	enc_map(e, 11);
-	enc_str(e, "Name");
-	enc_str(e, m->m.name);
 	enc_str(e, "Addr");
 	enc_bytes(e, m->addr.ip, m->addr.ip_len);
+	enc_str(e, "DelegateCur");
+	enc_u64(e, m->m.vsn[5]);
+	enc_str(e, "DelegateMax");
+	enc_u64(e, m->m.vsn[4]);
+	enc_str(e, "DelegateMin");
+	enc_u64(e, m->m.vsn[3]);
+	enc_str(e, "Name");
+	enc_str(e, m->m.name);
 	enc_str(e, "Port");
 	enc_u64(e, m->m.port);
+	enc_str(e, "ProtocolCur");
+	enc_u64(e, m->m.vsn[2]);
+	enc_str(e, "ProtocolMax");
+	enc_u64(e, m->m.vsn[1]);
+	enc_str(e, "ProtocolMin");
+	enc_u64(e, m->m.vsn[0]);
+	enc_str(e, "Status");
+	enc_i64(e, (int64_t)m->m.status);
 	enc_str(e, "Tags");
 	enc_map(e, m->m.n_tags);
 	for (size_t i = 0; i < m->m.n_tags; i++) {
 		enc_str(e, m->m.tags[i].key);
 		enc_str(e, m->m.tags[i].value);
-	}
-	enc_str(e, "Status");
-	enc_i64(e, (int64_t)m->m.status);
-	static const char *const vn[6] = {"ProtocolMin", "ProtocolMax", "ProtocolCur",
-					  "DelegateMin", "DelegateMax", "DelegateCur"};
-	for (int i = 0; i < 6; i++) {
-		enc_str(e, vn[i]);
-		enc_u64(e, m->m.vsn[i]);
 	}
 }
 
@@ -2044,10 +2052,10 @@ static int encode_filter_tag(struct enc *e, const char *tag, const char *expr)
 {
 	enc_init(e, 1);
 	enc_map(e, 2);
-	enc_str(e, "Tag");
-	enc_str(e, tag);
 	enc_str(e, "Expr");
 	enc_str(e, expr);
+	enc_str(e, "Tag");
+	enc_str(e, tag);
 	return e->err ? SERF_ENOMEM : SERF_OK;
 }
 
@@ -2099,16 +2107,8 @@ int serf_layer_query(struct serf_layer *sl, const char *name,
 	enc_init(&e, SERF_MSG_QUERY);
 	n_filters = (p->n_filter_nodes ? 1 : 0) + p->n_filter_tags / 2;
 	enc_map(&e, 11);
-	enc_str(&e, "LTime");
-	enc_u64(&e, sl->query_clock);
-	enc_str(&e, "ID");
-	enc_u64(&e, id);
 	enc_str(&e, "Addr");
 	enc_bytes(&e, self->addr.ip, self->addr.ip_len);
-	enc_str(&e, "Port");
-	enc_u64(&e, self->addr.port);
-	enc_str(&e, "SourceNode");
-	enc_str(&e, sl->cfg.name);
 	enc_str(&e, "Filters");
 	if (n_filters == 0) {
 		e.err |= msgpack_pack_nil(&e.pk);
@@ -2140,14 +2140,22 @@ int serf_layer_query(struct serf_layer *sl, const char *name,
 	}
 	enc_str(&e, "Flags");
 	enc_u64(&e, p->request_ack ? SERF_QUERY_FLAG_ACK : 0);
-	enc_str(&e, "RelayFactor");
-	enc_u64(&e, (uint64_t)p->relay_factor);
-	enc_str(&e, "Timeout");
-	enc_i64(&e, timeout_ms * 1000000);  /* time.Duration: nanoseconds */
+	enc_str(&e, "ID");
+	enc_u64(&e, id);
+	enc_str(&e, "LTime");
+	enc_u64(&e, sl->query_clock);
 	enc_str(&e, "Name");
 	enc_str(&e, name);
 	enc_str(&e, "Payload");
 	enc_bytes(&e, payload, len);
+	enc_str(&e, "Port");
+	enc_u64(&e, self->addr.port);
+	enc_str(&e, "RelayFactor");
+	enc_u64(&e, (uint64_t)p->relay_factor);
+	enc_str(&e, "SourceNode");
+	enc_str(&e, sl->cfg.name);
+	enc_str(&e, "Timeout");
+	enc_i64(&e, timeout_ms * 1000000);  /* time.Duration: nanoseconds */
 	if (e.err) {
 		enc_free(&e);
 		return SERF_EINVAL;
@@ -2427,19 +2435,6 @@ void serf_layer_local_state(struct serf_layer *sl, bool join, struct wbuf *out)
 
 	enc_init(&e, SERF_MSG_PUSH_PULL);
 	enc_map(&e, 6);
-	enc_str(&e, "LTime");
-	enc_u64(&e, sl->clock);
-	enc_str(&e, "StatusLTimes");
-	enc_map(&e, sl->n_members);
-	for (size_t i = 0; i < sl->n_members; i++) {
-		enc_str(&e, sl->members[i]->m.name);
-		enc_u64(&e, sl->members[i]->status_ltime);
-	}
-	enc_str(&e, "LeftMembers");
-	enc_array(&e, n_left);
-	for (size_t i = 0; i < sl->n_members; i++)
-		if (sl->members[i]->m.status == VIGIL_STATUS_LEFT)
-			enc_str(&e, sl->members[i]->m.name);
 	enc_str(&e, "EventLTime");
 	enc_u64(&e, sl->event_clock);
 	/* serf sends its whole ring with nil holes; the used slots suffice. */
@@ -2450,8 +2445,6 @@ void serf_layer_local_state(struct serf_layer *sl, bool join, struct wbuf *out)
 		if (!s->used || s->n == 0)
 			continue;
 		enc_map(&e, 2);
-		enc_str(&e, "LTime");
-		enc_u64(&e, s->ltime);
 		enc_str(&e, "Events");
 		enc_array(&e, s->n);
 		for (size_t j = 0; j < s->n; j++) {
@@ -2461,9 +2454,24 @@ void serf_layer_local_state(struct serf_layer *sl, bool join, struct wbuf *out)
 			enc_str(&e, "Payload");
 			enc_bytes(&e, s->ev[j].payload, s->ev[j].len);
 		}
+		enc_str(&e, "LTime");
+		enc_u64(&e, s->ltime);
 	}
+	enc_str(&e, "LTime");
+	enc_u64(&e, sl->clock);
+	enc_str(&e, "LeftMembers");
+	enc_array(&e, n_left);
+	for (size_t i = 0; i < sl->n_members; i++)
+		if (sl->members[i]->m.status == VIGIL_STATUS_LEFT)
+			enc_str(&e, sl->members[i]->m.name);
 	enc_str(&e, "QueryLTime");
 	enc_u64(&e, sl->query_clock);
+	enc_str(&e, "StatusLTimes");
+	enc_map(&e, sl->n_members);
+	for (size_t i = 0; i < sl->n_members; i++) {
+		enc_str(&e, sl->members[i]->m.name);
+		enc_u64(&e, sl->members[i]->status_ltime);
+	}
 	if (!e.err)
 		wbuf_append(out, e.sb.data, e.sb.size);
 	enc_free(&e);

@@ -15,10 +15,10 @@
 
 /* ------------------------------------------------------------ fakes */
 
-#define CAP_MAX 256
+#define CAP_MAX 64
 
 struct sent {
-	uint8_t p[4096];
+	uint8_t p[2048];
 	size_t len;
 	bool direct;            /* send_to rather than broadcast */
 	struct wire_addr to;
@@ -495,8 +495,9 @@ TEST(user_event_golden_and_dedup)
 	CHECK(fa.ev[0].coalesce);
 	REQUIRE(fa.n_out == 1);
 	uint8_t want[64];
-	size_t wl = hex("03 84 a5 4c54696d65 01 a4 4e616d65 a6 6465706c6f79"
-			" a7 5061796c6f6164 a2 7631 a2 4343 c3", want);
+	/* go-msgpack field order is by name: CC, LTime, Name, Payload */
+	size_t wl = hex("03 84 a2 4343 c3 a5 4c54696d65 01 a4 4e616d65 a6 6465706c6f79"
+			" a7 5061796c6f6164 a2 7631", want);
 	CHECK_EQ_INT(fa.out[0].len, wl);
 	CHECK_MEM(fa.out[0].p, want, wl);
 
@@ -888,6 +889,155 @@ TEST(extension_messages_and_state)
 	serf_layer_free(sl);
 }
 
+/* ------------------------------------------------------------ serf 0.9.4 vectors */
+
+/* `serf event deploy v1` as gossiped by the Debian serf agent. */
+static const char SERF_EVENT_HEX[] =
+	"0384a24343c3a54c54696d6501a44e616d65a66465706c6f79a75061796c6f6164a27631";
+/* `serf query -tag role=py -timeout 2s uptime hello` from node s1 at
+ * 127.0.0.1:32819 (ack requested by default). */
+static const char SERF_QUERY_HEX[] =
+	"048ba441646472a47f000001a746696c7465727391b30182a445787072a27079a3546167"
+	"a4726f6c65a5466c61677301a24944ce310d7e75a54c54696d6501a44e616d65a6757074"
+	"696d65a75061796c6f6164a568656c6c6fa4506f7274cd8033ab52656c6179466163746f"
+	"7200aa536f757263654e6f6465a27331a754696d656f7574ce77359400";
+
+TEST(serf_vector_user_event)
+{
+	struct fake f;
+	struct serf_layer *sl = mk(&f, "py", NULL, 0);
+	uint8_t buf[128];
+	size_t l = hex(SERF_EVENT_HEX, buf);
+	REQUIRE(sl);
+	serf_layer_on_user_msg(sl, buf, l, 0);
+	REQUIRE(f.n_ev == 1);
+	CHECK_EQ_INT(f.ev[0].type, VIGIL_EV_USER);
+	CHECK_EQ_STR(f.ev[0].name, "deploy");
+	CHECK_EQ_INT(f.ev[0].payload_len, 2);
+	CHECK_MEM(f.ev[0].payload, "v1", 2);
+	CHECK_EQ_INT(f.ev[0].ltime, 1);
+	CHECK(f.ev[0].coalesce);
+	serf_layer_free(sl);
+
+	/* and we encode the same event to the same bytes */
+	sl = mk(&f, "s1", NULL, 0);
+	REQUIRE(serf_layer_user_event(sl, "deploy", (const uint8_t *)"v1", 2, true, 0) == SERF_OK);
+	REQUIRE(f.n_out == 1);
+	CHECK_EQ_INT(f.out[0].len, l);
+	CHECK_MEM(f.out[0].p, buf, l);
+	serf_layer_free(sl);
+}
+
+TEST(serf_vector_query_ack_and_response)
+{
+	const struct vigil_tag t[] = {{"role", "py"}};
+	struct fake f;
+	struct serf_layer *sl = mk(&f, "py", t, 1);
+	uint8_t buf[256], want[128];
+	size_t l = hex(SERF_QUERY_HEX, buf), wl;
+	REQUIRE(sl);
+	f.respond_in_cb = true;
+	serf_layer_on_user_msg(sl, buf, l, 0);
+	const struct rec_event *e = last_ev(&f, VIGIL_EV_QUERY);
+	REQUIRE(e);
+	CHECK_EQ_STR(e->name, "uptime");
+	CHECK_EQ_INT(e->id, 0x310d7e75);
+	CHECK_EQ_INT(e->payload_len, 5);
+	/* ack, response (from inside the callback), then the rebroadcast; the
+	 * ack/response bytes were accepted by the serf agent ("Ack from 'py'",
+	 * "Response from 'py'") */
+	REQUIRE(f.n_out == 3);
+	CHECK(f.out[0].direct && f.out[1].direct);
+	CHECK_EQ_INT(f.out[0].to.port, 32819);
+	CHECK_EQ_INT(f.out[0].to.ip_len, 4);
+	CHECK_EQ_INT(f.out[0].to.ip[0], 127);
+	wl = hex("0585a5466c61677301a446726f6da27079a24944ce310d7e75a54c54696d6501"
+		 "a75061796c6f6164c0", want);
+	CHECK_EQ_INT(f.out[0].len, wl);
+	CHECK_MEM(f.out[0].p, want, wl);
+	wl = hex("0585a5466c61677300a446726f6da27079a24944ce310d7e75a54c54696d6501"
+		 "a75061796c6f6164a4706f6e67", want);
+	CHECK_EQ_INT(f.out[1].len, wl);
+	CHECK_MEM(f.out[1].p, want, wl);
+	CHECK(!f.out[2].direct);
+	CHECK_EQ_INT(f.out[2].len, l);
+	CHECK_MEM(f.out[2].p, buf, l);
+	serf_layer_free(sl);
+
+	/* a member without role=py is filtered out but still rebroadcasts */
+	sl = mk(&f, "other", NULL, 0);
+	serf_layer_on_user_msg(sl, buf, l, 0);
+	CHECK_EQ_INT(count_ev(&f, VIGIL_EV_QUERY), 0);
+	CHECK_EQ_INT(f.n_out, 1);
+	serf_layer_free(sl);
+}
+
+/* Our query encodes exactly as serf's, field for field (ID aside). */
+TEST(serf_vector_query_encoding)
+{
+	struct fake f;
+	struct serf_layer *sl = mk(&f, "s1", NULL, 0);
+	struct swim_member self = mkmember("s1", 1, NULL, 0);
+	uint8_t want[256];
+	size_t wl = hex(SERF_QUERY_HEX, want);
+	const char *ft[] = {"role", "py"};
+	struct vigil_query_params p = {0};
+	uint32_t id;
+	REQUIRE(sl);
+	self.addr.port = 32819;
+	serf_layer_on_member(sl, SWIM_EV_JOIN, &self, 0);
+	p.filter_tags = ft;
+	p.n_filter_tags = 2;
+	p.request_ack = true;
+	p.timeout_ms = 2000;
+	REQUIRE(serf_layer_query(sl, "uptime", (const uint8_t *)"hello", 5, &p, NULL, NULL,
+				 &id, 0) == SERF_OK);
+	/* patch our random ID into the captured bytes (ce + 4 bytes) */
+	REQUIRE(id >= 0x10000);
+	for (size_t i = 0; i + 8 < wl; i++)
+		if (memcmp(want + i, "\xa2" "ID\xce", 4) == 0) {
+			want[i + 4] = (uint8_t)(id >> 24);
+			want[i + 5] = (uint8_t)(id >> 16);
+			want[i + 6] = (uint8_t)(id >> 8);
+			want[i + 7] = (uint8_t)id;
+		}
+	size_t ql;
+	uint8_t *q = find_out(&f, SERF_MSG_QUERY, false, &ql);
+	REQUIRE(q);
+	CHECK_EQ_INT(ql, wl);
+	CHECK_MEM(q, want, wl);
+	serf_layer_free(sl);
+}
+
+/* serf's push-pull user state: the 512-slot event ring of nils. */
+TEST(serf_vector_push_pull)
+{
+	struct fake f;
+	struct serf_layer *sl = mk(&f, "py", NULL, 0);
+	uint8_t *buf = malloc(1024);
+	size_t l;
+	REQUIRE(sl && buf);
+	l = hex("0286aa4576656e744c54696d6501a64576656e7473dc0200", buf);
+	memset(buf + l, 0xc0, 512);
+	l += 512;
+	l += hex("a54c54696d6501ab4c6566744d656d6265727390aa51756572794c54696d6501"
+		 "ac5374617475734c54696d657381a2733100", buf + l);
+	CHECK_EQ_INT(l, 586);
+	join(sl, "py", 2, 0);
+	join(sl, "s1", 1, 0);
+	serf_layer_merge_remote_state(sl, buf, l, true, 1);
+	CHECK_EQ_INT(serf_layer_stats(sl)->decode_errors, 0);
+	CHECK_EQ_INT(serf_layer_stats(sl)->push_pull_merges, 1);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "s1"), VIGIL_STATUS_ALIVE);
+	uint64_t c, ec, qc;
+	serf_layer_clocks(sl, &c, &ec, &qc);
+	CHECK_EQ_INT(c, 1);
+	CHECK_EQ_INT(ec, 1);
+	CHECK_EQ_INT(qc, 1);
+	free(buf);
+	serf_layer_free(sl);
+}
+
 /* ------------------------------------------------------------ malformed */
 
 static uint64_t fz_state = 0x1234567;
@@ -1027,5 +1177,7 @@ TEST_MAIN(tags_golden_and_roundtrip, tags_malformed,
 	  refutes_leave_intent_about_self, update_and_reap, set_tags_calls_set_meta,
 	  user_event_golden_and_dedup, query_ack_response_done, query_filters,
 	  internal_queries_hidden, query_result_callback_and_relay, push_pull_roundtrip,
-	  push_pull_serf_shape, extension_messages_and_state, malformed_messages_rejected,
+	  push_pull_serf_shape, extension_messages_and_state, serf_vector_user_event,
+	  serf_vector_query_ack_and_response, serf_vector_query_encoding, serf_vector_push_pull,
+	  malformed_messages_rejected,
 	  api_argument_checks)
