@@ -1,0 +1,114 @@
+/* log.c — see log.h. */
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static const char *const names[LV__COUNT] = {"TRACE", "DEBUG", "INFO", "WARN", "ERR"};
+
+static int min_level = LV_INFO;
+static void (*sink_fn)(void *, int, const char *);
+static void *sink_ctx;
+static int in_sink; /* a sink that logs must not recurse into itself */
+
+static struct {
+	char *line;
+	int lv;
+} ring[LOG_RING];
+static int ring_next;
+
+int log_level_parse(const char *s)
+{
+	if (!s)
+		return -1;
+	for (int i = 0; i < LV__COUNT; i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *log_level_name(int lv)
+{
+	return lv >= 0 && lv < LV__COUNT ? names[lv] : "INFO";
+}
+
+int log_line_level(const char *line)
+{
+	const char *p = strchr(line, '[');
+	if (!p)
+		return LV_INFO;
+	for (int i = 0; i < LV__COUNT; i++) {
+		size_t n = strlen(names[i]);
+		if (strncmp(p + 1, names[i], n) == 0 && p[1 + n] == ']')
+			return i;
+	}
+	return LV_INFO;
+}
+
+void log_set_level(int lv) { min_level = lv; }
+int log_get_level(void) { return min_level; }
+
+void log_set_sink(void (*fn)(void *, int, const char *), void *ctx)
+{
+	sink_fn = fn;
+	sink_ctx = ctx;
+}
+
+void log_ring_foreach(void (*fn)(void *, int, const char *), void *ctx)
+{
+	for (int i = 0; i < LOG_RING; i++) {
+		int k = (ring_next + i) % LOG_RING;
+		if (ring[k].line)
+			fn(ctx, ring[k].lv, ring[k].line);
+	}
+}
+
+void log_ring_clear(void)
+{
+	for (int i = 0; i < LOG_RING; i++) {
+		free(ring[i].line);
+		ring[i].line = NULL;
+	}
+	ring_next = 0;
+}
+
+void valog(int lv, const char *fmt, va_list ap)
+{
+	char msg[2048], line[2200], ts[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	if (lv < 0 || lv >= LV__COUNT)
+		lv = LV_INFO;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	/* one record per line, as Go's log package does */
+	size_t ml = strlen(msg);
+	while (ml && msg[ml - 1] == '\n')
+		msg[--ml] = '\0';
+	localtime_r(&now, &tm);
+	strftime(ts, sizeof ts, "%Y/%m/%d %H:%M:%S", &tm);
+	snprintf(line, sizeof line, "%s [%s] %s", ts, names[lv], msg);
+	if (lv >= min_level) {
+		fprintf(stderr, "%s\n", line);
+		fflush(stderr);
+	}
+	free(ring[ring_next].line);
+	ring[ring_next].line = strdup(line);
+	ring[ring_next].lv = lv;
+	ring_next = (ring_next + 1) % LOG_RING;
+	if (sink_fn && !in_sink) {
+		in_sink = 1;
+		sink_fn(sink_ctx, lv, line);
+		in_sink = 0;
+	}
+}
+
+void alog(int lv, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	valog(lv, fmt, ap);
+	va_end(ap);
+}

@@ -1,0 +1,50 @@
+/*
+ * mp.h — msgpack helpers shared by the RPC server (rpc.c) and client
+ * (rpcclient.c).
+ *
+ * serf's RPC is a plain stream of msgpack objects with no length prefix, so
+ * the only way to know a request is complete is to walk it.  mp_frame_len()
+ * does that without allocating, so a hostile peer can't make us allocate
+ * based on a declared (but never sent) array length: msgpack-c only ever sees
+ * a frame whose every declared element is actually present in the buffer.
+ */
+#ifndef VIGIL_AGENT_MP_H
+#define VIGIL_AGENT_MP_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest single msgpack object we accept from a peer. */
+#define MP_MAX_FRAME (1u << 20)
+
+/* 1: buf starts with a complete object of *out bytes; 0: need more bytes;
+ * -1: not msgpack we accept (reserved byte, or larger than MP_MAX_FRAME). */
+int mp_frame_len(const uint8_t *buf, size_t len, size_t *out);
+
+/* Decode exactly one frame (length from mp_frame_len) into *res. */
+bool mp_decode(msgpack_unpacked *res, const uint8_t *buf, size_t len);
+
+/* Map lookup by string key (str or bin keys); NULL when absent or not a map. */
+const msgpack_object *mp_get(const msgpack_object *map, const char *key);
+/* str or bin → pointer + length (not NUL-terminated).  nil → empty. */
+bool mp_as_bytes(const msgpack_object *o, const char **p, size_t *n);
+/* Copy a str/bin into a NUL-terminated buffer; false if absent/too long. */
+bool mp_get_str(const msgpack_object *map, const char *key, char *buf, size_t len);
+/* malloc'd NUL-terminated copy (NULL if absent or not a string). */
+char *mp_get_strdup(const msgpack_object *map, const char *key);
+bool mp_get_uint(const msgpack_object *map, const char *key, uint64_t *v);
+bool mp_get_int(const msgpack_object *map, const char *key, int64_t *v);
+bool mp_get_bool(const msgpack_object *map, const char *key, bool *v);
+
+/* Packing helpers: strings always as msgpack str (Go's codec refuses bin
+ * for string fields), byte payloads as bin. */
+void mp_pack_cstr(msgpack_packer *pk, const char *s);
+void mp_pack_strn(msgpack_packer *pk, const char *s, size_t n);
+void mp_pack_binn(msgpack_packer *pk, const void *p, size_t n);
+void mp_pack_kstr(msgpack_packer *pk, const char *key, const char *val);
+void mp_pack_kuint(msgpack_packer *pk, const char *key, uint64_t v);
+void mp_pack_kbool(msgpack_packer *pk, const char *key, bool v);
+
+#endif

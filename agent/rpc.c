@@ -1,0 +1,1701 @@
+/*
+ * rpc.c — serf's RPC protocol on -rpc-addr, so that the real `serf` CLI (and
+ * any program using hashicorp/serf/client) can drive a vigil agent.
+ *
+ * Field names, command names and error strings are serf's (ipc.go,
+ * client/const.go); they are part of the protocol.  Everything is
+ * non-blocking: each client has a read buffer that is parsed frame by frame
+ * (mp_frame_len) and a write buffer flushed when the socket is writable.
+ * A client that sends something we cannot parse is disconnected; the agent
+ * itself never stops because of RPC input.
+ */
+#include "rpc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "handlers.h"
+#include "log.h"
+#include "mp.h"
+
+#define MAX_CLIENTS 512
+/* A client that stops reading its stream must not make us buffer without
+ * bound: past this, stream records are dropped (serf drops too, with the
+ * same warning) and plain responses close the connection. */
+#define WBUF_STREAM_LIMIT (4u << 20)
+#define WBUF_HARD_LIMIT (16u << 20)
+#define RBUF_LIMIT (MP_MAX_FRAME + 4096)
+/* How long a query delivered to a stream client can be answered with
+ * "respond"; serf uses the query's own deadline, which the event does not
+ * carry, so keep it comfortably above serf's default query timeout. */
+#define RESPOND_WINDOW_MS (5 * 60 * 1000)
+
+/* serf's error strings (client/const.go) */
+#define E_UNSUPPORTED_CMD "Unsupported command"
+#define E_UNSUPPORTED_VER "Unsupported IPC version"
+#define E_DUP_HANDSHAKE "Handshake already performed"
+#define E_HANDSHAKE_REQ "Handshake required"
+#define E_MONITOR_EXISTS "Monitor already exists"
+#define E_INVALID_FILTER "Invalid event filter"
+#define E_STREAM_EXISTS "Stream with given sequence exists"
+#define E_INVALID_QUERY_ID "No pending queries matching ID"
+#define E_AUTH_REQUIRED "Authentication required"
+#define E_INVALID_AUTH "Invalid authentication token"
+
+struct stream {
+	uint64_t seq;
+	struct handler_filter *f;
+	size_t nf;
+	struct stream *next;
+};
+
+struct pending_respond {
+	uint32_t lib_id;
+	int64_t expires;
+};
+
+struct client {
+	uint64_t id;
+	int fd;
+	char name[80];
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	uint8_t *wbuf;
+	size_t wlen, wcap;
+	int version;
+	bool authed;
+	bool have_hdr; /* a header was read; its body is next */
+	char cmd[32];
+	uint64_t seq;
+	bool monitor;
+	uint64_t mon_seq;
+	int mon_level;
+	struct stream *streams;
+	struct pending_respond *pr;
+	size_t npr;
+	bool close_after_flush;
+	bool dead;
+	bool overflow; /* too much unsent output: drop the client */
+	struct client *next;
+};
+
+/* A query started by an RPC client: its acks/responses go back under seq. */
+struct outq {
+	uint32_t lib_id;
+	uint64_t client_id;
+	uint64_t seq;
+	int64_t deadline;
+};
+
+struct leaver {
+	uint64_t client_id;
+	uint64_t seq;
+};
+
+/* Query events that arrive while vigil_query() is still running (the local
+ * node may ack/answer its own query synchronously) are held back so that the
+ * response header always precedes its records, as serf's client expects. */
+struct stashed {
+	enum vigil_event_type type;
+	uint32_t id;
+	char from[VIGIL_NAME_MAX + 1];
+	uint8_t *payload;
+	size_t len;
+};
+
+struct rpc_server {
+	struct agent *a;
+	int lfd;
+	char *auth;
+	struct client *clients;
+	size_t nclients;
+	uint64_t next_id;
+	struct outq *oq;
+	size_t noq;
+	struct leaver *leavers;
+	size_t nleavers;
+	bool in_query;
+	struct stashed *stash;
+	size_t nstash;
+};
+
+/* ---------------------------------------------------------------- output */
+
+static int wbuf_write(void *data, const char *buf, size_t len)
+{
+	struct client *c = data;
+	if (c->overflow)
+		return 0;
+	if (c->wlen + len > WBUF_HARD_LIMIT) {
+		c->overflow = true;
+		return 0;
+	}
+	if (c->wlen + len > c->wcap) {
+		size_t ncap = c->wcap ? c->wcap : 4096;
+		while (ncap < c->wlen + len)
+			ncap *= 2;
+		uint8_t *n = realloc(c->wbuf, ncap);
+		if (!n) {
+			c->overflow = true;
+			return 0;
+		}
+		c->wbuf = n;
+		c->wcap = ncap;
+	}
+	memcpy(c->wbuf + c->wlen, buf, len);
+	c->wlen += len;
+	return 0;
+}
+
+static void client_packer(struct client *c, msgpack_packer *pk)
+{
+	msgpack_packer_init(pk, c, wbuf_write);
+}
+
+static void pack_header(msgpack_packer *pk, uint64_t seq, const char *err)
+{
+	msgpack_pack_map(pk, 2);
+	mp_pack_kuint(pk, "Seq", seq);
+	mp_pack_kstr(pk, "Error", err ? err : "");
+}
+
+/* Header-only response. */
+static void reply(struct client *c, uint64_t seq, const char *err)
+{
+	msgpack_packer pk;
+	client_packer(c, &pk);
+	pack_header(&pk, seq, err);
+}
+
+static struct client *find_client(struct rpc_server *s, uint64_t id)
+{
+	for (struct client *c = s->clients; c; c = c->next)
+		if (c->id == id && !c->dead)
+			return c;
+	return NULL;
+}
+
+static void client_kill(struct client *c, const char *why)
+{
+	if (c->dead)
+		return;
+	if (why)
+		alog(LV_ERR, "agent.ipc: %s: %s", c->name, why);
+	c->dead = true;
+}
+
+static void try_flush(struct client *c)
+{
+	while (c->wlen > 0 && !c->dead) {
+		ssize_t n = send(c->fd, c->wbuf, c->wlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			memmove(c->wbuf, c->wbuf + n, c->wlen - (size_t)n);
+			c->wlen -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n < 0 && errno == EINTR)
+			continue;
+		c->dead = true; /* peer went away */
+		return;
+	}
+	if (c->wlen == 0 && c->close_after_flush)
+		c->dead = true;
+}
+
+/* ------------------------------------------------------------ encoding */
+
+static void pack_ip(msgpack_packer *pk, const char *addr)
+{
+	/* serf sends net.IP, i.e. the raw 4 or 16 address bytes */
+	uint8_t b[16];
+	if (inet_pton(AF_INET, addr, b) == 1)
+		mp_pack_binn(pk, b, 4);
+	else if (inet_pton(AF_INET6, addr, b) == 1)
+		mp_pack_binn(pk, b, 16);
+	else
+		mp_pack_binn(pk, NULL, 0);
+}
+
+static void pack_tags(msgpack_packer *pk, const struct vigil_tag *t, size_t n)
+{
+	msgpack_pack_map(pk, n);
+	for (size_t i = 0; i < n; i++)
+		mp_pack_kstr(pk, t[i].key, t[i].value);
+}
+
+static void pack_member(msgpack_packer *pk, const struct vigil_member *m)
+{
+	static const char *const vk[6] = {"ProtocolMin", "ProtocolMax", "ProtocolCur",
+					  "DelegateMin", "DelegateMax", "DelegateCur"};
+	msgpack_pack_map(pk, 11);
+	mp_pack_kstr(pk, "Name", m->name);
+	mp_pack_cstr(pk, "Addr");
+	pack_ip(pk, m->addr);
+	mp_pack_kuint(pk, "Port", m->port);
+	mp_pack_cstr(pk, "Tags");
+	pack_tags(pk, m->tags, m->n_tags);
+	mp_pack_kstr(pk, "Status", vigil_status_name(m->status));
+	for (int i = 0; i < 6; i++)
+		mp_pack_kuint(pk, vk[i], m->vsn[i]);
+}
+
+/* ------------------------------------------------------------ commands */
+
+static bool cmd_has_body(const char *cmd)
+{
+	static const char *const nobody[] = {"members", "leave", "list-keys", "stats",
+					     "will-clear"};
+	for (size_t i = 0; i < sizeof nobody / sizeof nobody[0]; i++)
+		if (strcmp(cmd, nobody[i]) == 0)
+			return false;
+	return true;
+}
+
+static bool cmd_known(const char *cmd)
+{
+	static const char *const known[] = {
+		"handshake", "auth", "event", "force-leave", "join", "members",
+		"members-filtered", "stream", "monitor", "stop", "leave", "install-key",
+		"use-key", "remove-key", "list-keys", "tags", "query", "respond", "stats",
+		"get-coordinate", "will-set", "will-clear", "will-list"};
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(cmd, known[i]) == 0)
+			return true;
+	return false;
+}
+
+static void h_handshake(struct client *c, uint64_t seq, const msgpack_object *b)
+{
+	int64_t ver = 0;
+	mp_get_int(b, "Version", &ver);
+	if (ver < 1 || ver > 1)
+		reply(c, seq, E_UNSUPPORTED_VER);
+	else if (c->version != 0)
+		reply(c, seq, E_DUP_HANDSHAKE);
+	else {
+		c->version = (int)ver;
+		reply(c, seq, "");
+	}
+}
+
+static void h_auth(struct rpc_server *s, struct client *c, uint64_t seq,
+		   const msgpack_object *b)
+{
+	const char *p = "";
+	size_t n = 0;
+	mp_as_bytes(mp_get(b, "AuthKey"), &p, &n);
+	const char *want = s->auth ? s->auth : "";
+	if (strlen(want) == n && memcmp(want, p, n) == 0) {
+		c->authed = true;
+		reply(c, seq, "");
+	} else {
+		alog(LV_WARN, "agent.ipc: %s: invalid authentication token", c->name);
+		reply(c, seq, E_INVALID_AUTH);
+	}
+}
+
+static void h_event(struct rpc_server *s, struct client *c, uint64_t seq,
+		    const msgpack_object *b)
+{
+	char name[VIGIL_NAME_MAX * 4];
+	const char *pl = "";
+	size_t pn = 0;
+	bool coalesce = false;
+	if (!mp_get_str(b, "Name", name, sizeof name))
+		name[0] = '\0';
+	mp_as_bytes(mp_get(b, "Payload"), &pl, &pn);
+	mp_get_bool(b, "Coalesce", &coalesce);
+	alog(LV_DEBUG, "agent: Requesting user event send: %s. Coalesced: %s. Payload: \"%.*s\"",
+	     name, coalesce ? "true" : "false", (int)(pn > 256 ? 256 : pn), pl);
+	/* serf's UserEventSizeLimit default, checked before encoding */
+	if (strlen(name) + pn > 512) {
+		char err[128];
+		snprintf(err, sizeof err,
+			 "user event exceeds configured limit of %d bytes before encoding", 512);
+		alog(LV_WARN, "agent: failed to send user event: %s", err);
+		reply(c, seq, err);
+		return;
+	}
+	if (vigil_user_event(s->a->v, name, (const uint8_t *)pl, pn, coalesce) != 0) {
+		alog(LV_WARN, "agent: failed to send user event: %s", name);
+		reply(c, seq, "failed to send user event");
+		return;
+	}
+	reply(c, seq, "");
+}
+
+static void h_force_leave(struct rpc_server *s, struct client *c, uint64_t seq,
+			  const msgpack_object *b)
+{
+	char node[VIGIL_NAME_MAX + 1];
+	bool prune = false;
+	if (!mp_get_str(b, "Node", node, sizeof node))
+		node[0] = '\0';
+	mp_get_bool(b, "Prune", &prune);
+	alog(LV_INFO, "agent: Force leaving node%s: %s", prune ? " (prune)" : "", node);
+	if (vigil_force_leave(s->a->v, node, prune) != 0) {
+		alog(LV_WARN, "agent: failed to remove node: %s", node);
+		reply(c, seq, "failed to remove node");
+		return;
+	}
+	reply(c, seq, "");
+}
+
+static void h_join(struct rpc_server *s, struct client *c, uint64_t seq,
+		   const msgpack_object *b)
+{
+	const msgpack_object *ex = mp_get(b, "Existing");
+	const char *addrs[64];
+	char *copies[64];
+	size_t n = 0;
+	bool replay = false;
+	mp_get_bool(b, "Replay", &replay);
+	if (ex && ex->type == MSGPACK_OBJECT_ARRAY) {
+		for (uint32_t i = 0; i < ex->via.array.size && n < 64; i++) {
+			const char *p;
+			size_t l;
+			if (!mp_as_bytes(&ex->via.array.ptr[i], &p, &l))
+				continue;
+			copies[n] = strndup(p, l);
+			if (!copies[n])
+				break;
+			addrs[n] = copies[n];
+			n++;
+		}
+	}
+	char list[512] = "";
+	for (size_t i = 0; i < n; i++) {
+		size_t ll = strlen(list);
+		snprintf(list + ll, sizeof list - ll, "%s%s", i ? " " : "", addrs[i]);
+	}
+	alog(LV_INFO, "agent: joining: [%s] replay: %s", list, replay ? "true" : "false");
+	int num = n ? vigil_join(s->a->v, addrs, n) : 0;
+	for (size_t i = 0; i < n; i++)
+		free(copies[i]);
+
+	msgpack_packer pk;
+	client_packer(c, &pk);
+	if (num > 0) {
+		alog(LV_INFO, "agent: joined: %d nodes", num);
+		pack_header(&pk, seq, "");
+	} else {
+		char err[600];
+		snprintf(err, sizeof err, "Failed to join [%s]", list);
+		alog(LV_WARN, "agent: error joining: %s", err);
+		pack_header(&pk, seq, n ? err : "no addresses to join");
+		num = 0;
+	}
+	msgpack_pack_map(&pk, 1);
+	mp_pack_cstr(&pk, "Num");
+	msgpack_pack_int32(&pk, num);
+}
+
+static bool compile_anchored(regex_t *re, const char *expr, char *err, size_t errlen)
+{
+	/* Go's filterMembers anchors every expression: ^expr$ */
+	size_t l = strlen(expr);
+	char *pat = malloc(l + 5);
+	if (!pat)
+		return false;
+	snprintf(pat, l + 5, "^(%s)$", expr);
+	int rc = regcomp(re, pat, REG_EXTENDED | REG_NOSUB);
+	free(pat);
+	if (rc != 0) {
+		char buf[128];
+		regerror(rc, re, buf, sizeof buf);
+		snprintf(err, errlen, "Failed to compile regex: %s", buf);
+		return false;
+	}
+	return true;
+}
+
+static const char *member_tag(const struct vigil_member *m, const char *k)
+{
+	for (size_t i = 0; i < m->n_tags; i++)
+		if (strcmp(m->tags[i].key, k) == 0)
+			return m->tags[i].value;
+	return NULL;
+}
+
+static void h_members(struct rpc_server *s, struct client *c, uint64_t seq,
+		      const msgpack_object *b, bool filtered)
+{
+	struct vigil_member *ms = NULL;
+	size_t n = 0;
+	char err[256] = "";
+	regex_t status_re, name_re, *tag_re = NULL;
+	char **tag_keys = NULL;
+	size_t ntags = 0;
+	bool have_status = false, have_name = false;
+	char *status = NULL, *name = NULL;
+
+	if (filtered) {
+		status = mp_get_strdup(b, "Status");
+		name = mp_get_strdup(b, "Name");
+		const msgpack_object *tags = mp_get(b, "Tags");
+		if (tags && tags->type == MSGPACK_OBJECT_MAP && tags->via.map.size) {
+			tag_re = calloc(tags->via.map.size, sizeof *tag_re);
+			tag_keys = calloc(tags->via.map.size, sizeof *tag_keys);
+			for (uint32_t i = 0; tag_re && tag_keys && i < tags->via.map.size; i++) {
+				const char *kp, *vp;
+				size_t kn, vn;
+				if (!mp_as_bytes(&tags->via.map.ptr[i].key, &kp, &kn) ||
+				    !mp_as_bytes(&tags->via.map.ptr[i].val, &vp, &vn))
+					continue;
+				char *v = strndup(vp, vn);
+				bool okc = v && compile_anchored(&tag_re[ntags], v, err, sizeof err);
+				free(v);
+				if (!okc)
+					goto out;
+				tag_keys[ntags++] = strndup(kp, kn);
+			}
+		}
+		if (status && *status) {
+			if (!compile_anchored(&status_re, status, err, sizeof err))
+				goto out;
+			have_status = true;
+		}
+		if (name && *name) {
+			if (!compile_anchored(&name_re, name, err, sizeof err))
+				goto out;
+			have_name = true;
+		}
+	}
+	if (vigil_members(s->a->v, &ms, &n) != 0) {
+		snprintf(err, sizeof err, "failed to list members");
+		goto out;
+	}
+	bool *keep = calloc(n ? n : 1, sizeof *keep);
+	size_t nkeep = 0;
+	for (size_t i = 0; keep && i < n; i++) {
+		bool ok = true;
+		for (size_t t = 0; ok && t < ntags; t++) {
+			const char *v = tag_keys[t] ? member_tag(&ms[i], tag_keys[t]) : NULL;
+			ok = regexec(&tag_re[t], v ? v : "", 0, NULL, 0) == 0;
+		}
+		if (ok && have_status)
+			ok = regexec(&status_re, vigil_status_name(ms[i].status), 0, NULL, 0) == 0;
+		if (ok && have_name)
+			ok = regexec(&name_re, ms[i].name, 0, NULL, 0) == 0;
+		keep[i] = ok;
+		nkeep += ok;
+	}
+	msgpack_packer pk;
+	client_packer(c, &pk);
+	pack_header(&pk, seq, "");
+	msgpack_pack_map(&pk, 1);
+	mp_pack_cstr(&pk, "Members");
+	msgpack_pack_array(&pk, keep ? nkeep : 0);
+	for (size_t i = 0; keep && i < n; i++)
+		if (keep[i])
+			pack_member(&pk, &ms[i]);
+	free(keep);
+	vigil_members_free(ms, n);
+out:
+	if (err[0]) {
+		/* serf drops the connection here; an error reply is kinder and
+		 * the serf CLI prints it as "Error retrieving members: ..." */
+		msgpack_packer pk;
+		client_packer(c, &pk);
+		pack_header(&pk, seq, err);
+		msgpack_pack_map(&pk, 1);
+		mp_pack_cstr(&pk, "Members");
+		msgpack_pack_array(&pk, 0);
+	}
+	for (size_t t = 0; t < ntags; t++) {
+		regfree(&tag_re[t]);
+		free(tag_keys[t]);
+	}
+	free(tag_re);
+	free(tag_keys);
+	if (have_status)
+		regfree(&status_re);
+	if (have_name)
+		regfree(&name_re);
+	free(status);
+	free(name);
+}
+
+static void h_stream(struct client *c, uint64_t seq, const msgpack_object *b)
+{
+	char type[1024];
+	if (!mp_get_str(b, "Type", type, sizeof type))
+		type[0] = '\0';
+	struct handler_filter *f = NULL;
+	size_t nf = 0;
+	if (handler_parse_filter(type, &f, &nf) != 0) {
+		reply(c, seq, E_INVALID_FILTER);
+		return;
+	}
+	for (struct stream *st = c->streams; st; st = st->next) {
+		if (st->seq == seq) {
+			handler_free_filter(f, nf);
+			reply(c, seq, E_STREAM_EXISTS);
+			return;
+		}
+	}
+	struct stream *st = calloc(1, sizeof *st);
+	if (!st) {
+		handler_free_filter(f, nf);
+		reply(c, seq, "out of memory");
+		return;
+	}
+	st->seq = seq;
+	st->f = f;
+	st->nf = nf;
+	st->next = c->streams;
+	c->streams = st;
+	reply(c, seq, "");
+}
+
+static void send_log(struct client *c, const char *line)
+{
+	if (c->wlen > WBUF_STREAM_LIMIT)
+		return; /* slow monitor: drop (serf: "Dropping logs") */
+	msgpack_packer pk;
+	client_packer(c, &pk);
+	pack_header(&pk, c->mon_seq, "");
+	msgpack_pack_map(&pk, 1);
+	mp_pack_kstr(&pk, "Log", line);
+}
+
+static void replay_log(void *ctx, int lv, const char *line)
+{
+	struct client *c = ctx;
+	if (lv >= c->mon_level)
+		send_log(c, line);
+}
+
+static void h_monitor(struct client *c, uint64_t seq, const msgpack_object *b)
+{
+	char lvl[32];
+	if (!mp_get_str(b, "LogLevel", lvl, sizeof lvl))
+		lvl[0] = '\0';
+	for (char *p = lvl; *p; p++)
+		if (*p >= 'a' && *p <= 'z')
+			*p = (char)(*p - 'a' + 'A');
+	int lv = log_level_parse(lvl);
+	if (lv < 0) {
+		char err[80];
+		snprintf(err, sizeof err, "Unknown log level: %s", lvl);
+		reply(c, seq, err);
+		return;
+	}
+	if (c->monitor) {
+		reply(c, seq, E_MONITOR_EXISTS);
+		return;
+	}
+	reply(c, seq, "");
+	c->monitor = true;
+	c->mon_seq = seq;
+	c->mon_level = lv;
+	/* like serf's logWriter.RegisterHandler: recent history first */
+	log_ring_foreach(replay_log, c);
+}
+
+static void h_stop(struct client *c, uint64_t seq, const msgpack_object *b)
+{
+	uint64_t stop = 0;
+	mp_get_uint(b, "Stop", &stop);
+	if (c->monitor && c->mon_seq == stop)
+		c->monitor = false;
+	for (struct stream **pp = &c->streams; *pp; pp = &(*pp)->next) {
+		if ((*pp)->seq == stop) {
+			struct stream *st = *pp;
+			*pp = st->next;
+			handler_free_filter(st->f, st->nf);
+			free(st);
+			break;
+		}
+	}
+	reply(c, seq, "");
+}
+
+static void h_leave(struct rpc_server *s, struct client *c, uint64_t seq)
+{
+	alog(LV_INFO, "agent.ipc: Graceful leave triggered");
+	struct leaver *n = realloc(s->leavers, (s->nleavers + 1) * sizeof *n);
+	if (!n) {
+		reply(c, seq, "out of memory");
+		return;
+	}
+	s->leavers = n;
+	s->leavers[s->nleavers].client_id = c->id;
+	s->leavers[s->nleavers].seq = seq;
+	s->nleavers++;
+	/* the reply is sent by rpc_leave_done() once the leave has finished;
+	 * after that the agent shuts down, as serf's does */
+	agent_begin_leave(s->a);
+	s->a->shutdown_after_leave = true;
+}
+
+static void pack_key_response(msgpack_packer *pk, const char *err, const char *self,
+			      char **keys, size_t nkeys, bool with_keys, int nodes)
+{
+	msgpack_pack_map(pk, with_keys ? 5 : 4);
+	mp_pack_cstr(pk, "Messages");
+	if (err && *err) {
+		msgpack_pack_map(pk, 1);
+		mp_pack_kstr(pk, self, err);
+	} else {
+		msgpack_pack_map(pk, 0);
+	}
+	if (with_keys) {
+		mp_pack_cstr(pk, "Keys");
+		msgpack_pack_map(pk, nkeys);
+		for (size_t i = 0; i < nkeys; i++) {
+			mp_pack_cstr(pk, keys[i]);
+			msgpack_pack_int(pk, nodes);
+		}
+	}
+	mp_pack_cstr(pk, "NumNodes");
+	msgpack_pack_int(pk, nodes);
+	mp_pack_cstr(pk, "NumErr");
+	msgpack_pack_int(pk, err && *err ? 1 : 0);
+	mp_pack_cstr(pk, "NumResp");
+	msgpack_pack_int(pk, nodes);
+}
+
+static void h_key(struct rpc_server *s, struct client *c, uint64_t seq,
+		  const msgpack_object *b, const char *cmd)
+{
+	char key[256], err[256] = "";
+	const char *self = vigil_name(s->a->v);
+	msgpack_packer pk;
+	if (strcmp(cmd, "list-keys") == 0) {
+		char **keys = NULL;
+		size_t n = 0;
+		alog(LV_INFO, "agent: Initiating key listing");
+		if (vigil_keys_list(s->a->v, &keys, &n) != 0)
+			snprintf(err, sizeof err, "failed to list keys");
+		client_packer(c, &pk);
+		pack_header(&pk, seq, err[0] ? "1/1 nodes reported failure" : "");
+		pack_key_response(&pk, err, self, keys, n, true, 1);
+		for (size_t i = 0; i < n; i++)
+			free(keys[i]);
+		free(keys);
+		return;
+	}
+	if (!mp_get_str(b, "Key", key, sizeof key))
+		key[0] = '\0';
+	int rc;
+	if (strcmp(cmd, "install-key") == 0) {
+		alog(LV_INFO, "agent: Initiating key installation");
+		rc = vigil_keys_install(s->a->v, key, err, sizeof err);
+	} else if (strcmp(cmd, "use-key") == 0) {
+		alog(LV_INFO, "agent: Initiating primary key change");
+		rc = vigil_keys_use(s->a->v, key, err, sizeof err);
+	} else {
+		alog(LV_INFO, "agent: Initiating key removal");
+		rc = vigil_keys_remove(s->a->v, key, err, sizeof err);
+	}
+	if (rc != 0 && !err[0])
+		snprintf(err, sizeof err, "key operation failed");
+	if (rc == 0)
+		err[0] = '\0';
+	client_packer(c, &pk);
+	pack_header(&pk, seq, rc ? "1/1 nodes reported failure" : "");
+	pack_key_response(&pk, err, self, NULL, 0, false, 1);
+}
+
+static void h_tags(struct rpc_server *s, struct client *c, uint64_t seq,
+		   const msgpack_object *b)
+{
+	const msgpack_object *t = mp_get(b, "Tags"), *d = mp_get(b, "DeleteTags");
+	struct vigil_tag *set = NULL;
+	const char **del = NULL;
+	size_t nset = 0, ndel = 0;
+	bool oom = false;
+	if (t && t->type == MSGPACK_OBJECT_MAP && t->via.map.size) {
+		set = calloc(t->via.map.size, sizeof *set);
+		oom |= !set;
+		for (uint32_t i = 0; set && i < t->via.map.size; i++) {
+			const char *kp, *vp;
+			size_t kn, vn;
+			if (!mp_as_bytes(&t->via.map.ptr[i].key, &kp, &kn) ||
+			    !mp_as_bytes(&t->via.map.ptr[i].val, &vp, &vn))
+				continue;
+			set[nset].key = strndup(kp, kn);
+			set[nset].value = strndup(vp, vn);
+			nset++;
+		}
+	}
+	if (d && d->type == MSGPACK_OBJECT_ARRAY && d->via.array.size) {
+		del = calloc(d->via.array.size, sizeof *del);
+		oom |= !del;
+		for (uint32_t i = 0; del && i < d->via.array.size; i++) {
+			const char *p;
+			size_t l;
+			if (mp_as_bytes(&d->via.array.ptr[i], &p, &l))
+				del[ndel++] = strndup(p, l);
+		}
+	}
+	for (size_t i = 0; i < nset; i++)
+		oom |= !set[i].key || !set[i].value;
+	for (size_t i = 0; i < ndel; i++)
+		oom |= !del[i];
+	int rc = oom ? -1 : vigil_set_tags(s->a->v, set, nset, del, ndel);
+	reply(c, seq, rc == 0 ? "" : "failed to update tags");
+	for (size_t i = 0; i < nset; i++) {
+		free(set[i].key);
+		free(set[i].value);
+	}
+	for (size_t i = 0; i < ndel; i++)
+		free((char *)del[i]);
+	free(set);
+	free(del);
+}
+
+static void send_query_record(struct client *c, uint64_t seq, const char *type,
+			      const char *from, const uint8_t *p, size_t n)
+{
+	if (c->wlen > WBUF_STREAM_LIMIT)
+		return;
+	msgpack_packer pk;
+	client_packer(c, &pk);
+	pack_header(&pk, seq, "");
+	msgpack_pack_map(&pk, 3);
+	mp_pack_kstr(&pk, "Type", type);
+	mp_pack_kstr(&pk, "From", from);
+	mp_pack_cstr(&pk, "Payload");
+	if (p)
+		mp_pack_binn(&pk, p, n);
+	else
+		msgpack_pack_nil(&pk);
+}
+
+static void outq_event(struct rpc_server *s, enum vigil_event_type type, uint32_t id,
+		       const char *from, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < s->noq; i++) {
+		struct outq *q = &s->oq[i];
+		if (q->lib_id != id)
+			continue;
+		struct client *c = find_client(s, q->client_id);
+		if (c && type == VIGIL_EV_QUERY_ACK)
+			send_query_record(c, q->seq, "ack", from, NULL, 0);
+		else if (c && type == VIGIL_EV_QUERY_RESPONSE)
+			send_query_record(c, q->seq, "response", from, p, n);
+		if (!c || type == VIGIL_EV_QUERY_DONE) {
+			if (c)
+				send_query_record(c, q->seq, "done", "", NULL, 0);
+			s->oq[i] = s->oq[--s->noq];
+		}
+		return;
+	}
+}
+
+static void h_query(struct rpc_server *s, struct client *c, uint64_t seq,
+		    const msgpack_object *b)
+{
+	char name[VIGIL_NAME_MAX * 4];
+	const char *pl = NULL;
+	size_t pn = 0;
+	bool ack = false, have_payload;
+	int64_t timeout_ns = 0, relay = 0;
+	const msgpack_object *fn = mp_get(b, "FilterNodes"), *ft = mp_get(b, "FilterTags");
+	const msgpack_object *po = mp_get(b, "Payload");
+
+	if (!mp_get_str(b, "Name", name, sizeof name))
+		name[0] = '\0';
+	have_payload = po && po->type != MSGPACK_OBJECT_NIL;
+	mp_as_bytes(po, &pl, &pn);
+	mp_get_bool(b, "RequestAck", &ack);
+	mp_get_int(b, "Timeout", &timeout_ns);
+	mp_get_int(b, "RelayFactor", &relay);
+
+	if (strncmp(name, "_serf_", 6) == 0 &&
+	    (strcmp(name, "_serf_ping") != 0 || have_payload)) {
+		reply(c, seq, "Queries cannot contain the '_serf_' prefix");
+		return;
+	}
+
+	size_t nn = fn && fn->type == MSGPACK_OBJECT_ARRAY ? fn->via.array.size : 0;
+	size_t nt = ft && ft->type == MSGPACK_OBJECT_MAP ? ft->via.map.size : 0;
+	char **nodes = calloc(nn + 1, sizeof *nodes);
+	char **tags = calloc(2 * nt + 1, sizeof *tags);
+	size_t kn = 0, kt = 0;
+	for (size_t i = 0; nodes && i < nn; i++) {
+		const char *p;
+		size_t l;
+		if (mp_as_bytes(&fn->via.array.ptr[i], &p, &l))
+			nodes[kn++] = strndup(p, l);
+	}
+	for (size_t i = 0; tags && i < nt; i++) {
+		const char *kp, *vp;
+		size_t kl, vl;
+		if (!mp_as_bytes(&ft->via.map.ptr[i].key, &kp, &kl) ||
+		    !mp_as_bytes(&ft->via.map.ptr[i].val, &vp, &vl))
+			continue;
+		tags[kt++] = strndup(kp, kl);
+		tags[kt++] = strndup(vp, vl);
+	}
+	struct vigil_query_params qp = {
+		.filter_nodes = (const char *const *)nodes,
+		.n_filter_nodes = kn,
+		.filter_tags = (const char *const *)tags,
+		.n_filter_tags = kt / 2,
+		.request_ack = ack,
+		.timeout_ms = timeout_ns > 0 ? (int)(timeout_ns / 1000000 > 0x7fffffff
+							     ? 0x7fffffff
+							     : timeout_ns / 1000000)
+					     : 0,
+		.relay_factor = relay < 0 ? 0 : relay > 255 ? 255 : (int)relay,
+	};
+	if (timeout_ns > 0 && qp.timeout_ms == 0)
+		qp.timeout_ms = 1;
+	alog(LV_DEBUG, "agent: Requesting query send: %s. Payload: \"%.*s\"", name,
+	     (int)(pn > 256 ? 256 : pn), pl ? pl : "");
+	uint32_t id = 0;
+	bool oom = !nodes || !tags;
+	for (size_t i = 0; i < kn; i++)
+		oom |= !nodes[i];
+	for (size_t i = 0; i < kt; i++)
+		oom |= !tags[i];
+	struct outq *nq = oom ? NULL : realloc(s->oq, (s->noq + 1) * sizeof *nq);
+	int rc = -1;
+	if (nq) {
+		s->oq = nq;
+		s->in_query = true;
+		rc = vigil_query(s->a->v, name, (const uint8_t *)pl, pn, &qp, &id);
+		s->in_query = false;
+	}
+	for (size_t i = 0; i < kn; i++)
+		free(nodes[i]);
+	for (size_t i = 0; i < kt; i++)
+		free(tags[i]);
+	free(nodes);
+	free(tags);
+	if (rc != 0) {
+		alog(LV_WARN, "agent: failed to start user query: %s", name);
+		reply(c, seq, "failed to start query");
+	} else {
+		reply(c, seq, "");
+		int64_t span = qp.timeout_ms > 0 ? qp.timeout_ms : 60000;
+		s->oq[s->noq++] = (struct outq){id, c->id, seq, now_ms() + span + 2000};
+	}
+	/* now that the header is out, replay what happened during the call */
+	for (size_t i = 0; i < s->nstash; i++) {
+		struct stashed *st = &s->stash[i];
+		if (rc == 0)
+			outq_event(s, st->type, st->id, st->from, st->payload, st->len);
+		free(st->payload);
+	}
+	free(s->stash);
+	s->stash = NULL;
+	s->nstash = 0;
+}
+
+static void h_respond(struct rpc_server *s, struct client *c, uint64_t seq,
+		      const msgpack_object *b)
+{
+	uint64_t id = 0;
+	const char *p = "";
+	size_t n = 0;
+	mp_get_uint(b, "ID", &id);
+	mp_as_bytes(mp_get(b, "Payload"), &p, &n);
+	int64_t now = now_ms();
+	for (size_t i = 0; i < c->npr; i++) {
+		if (c->pr[i].lib_id == id && c->pr[i].expires > now) {
+			if (vigil_respond(s->a->v, (uint32_t)id, (const uint8_t *)p, n) != 0)
+				reply(c, seq, "failed to respond to query");
+			else
+				reply(c, seq, "");
+			return;
+		}
+	}
+	reply(c, seq, E_INVALID_QUERY_ID);
+}
+
+static void h_stats(struct rpc_server *s, struct client *c, uint64_t seq)
+{
+	struct agent *a = s->a;
+	struct vigil_member *ms = NULL;
+	size_t n = 0;
+	size_t alive = 0, failed = 0, left = 0;
+	const struct vigil_member *self = NULL;
+	vigil_members(a->v, &ms, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (ms[i].status == VIGIL_STATUS_FAILED)
+			failed++;
+		else if (ms[i].status == VIGIL_STATUS_LEFT)
+			left++;
+		else
+			alive++;
+		if (strcmp(ms[i].name, vigil_name(a->v)) == 0)
+			self = &ms[i];
+	}
+	struct vigil_stat st[64];
+	int nst = vigil_stats(a->v, st, 64);
+	if (nst < 0)
+		nst = 0;
+	if (nst > 64)
+		nst = 64;
+
+	/* serf's Serf.Stats() keys come first; library stats that don't
+	 * clash are appended so nothing the library knows is hidden. */
+	struct {
+		const char *k;
+		char v[64];
+	} serf_stats[16];
+	size_t ns = 0;
+#define ADD(key, ...)                                                           \
+	do {                                                                    \
+		serf_stats[ns].k = key;                                         \
+		snprintf(serf_stats[ns].v, sizeof serf_stats[ns].v, __VA_ARGS__); \
+		ns++;                                                           \
+	} while (0)
+	ADD("members", "%zu", alive);
+	ADD("failed", "%zu", failed);
+	ADD("left", "%zu", left);
+	const char *libmap[][2] = {{"health_score", "health_score"}, {"member_time", "member_time"},
+				   {"event_time", "event_time"},     {"query_time", "query_time"},
+				   {"intent_queue", "intent_queue"}, {"event_queue", "event_queue"},
+				   {"query_queue", "query_queue"}};
+	for (size_t k = 0; k < sizeof libmap / sizeof libmap[0]; k++) {
+		double v = 0;
+		for (int i = 0; i < nst; i++)
+			if (st[i].name && strcmp(st[i].name, libmap[k][1]) == 0)
+				v = st[i].value;
+		ADD(libmap[k][0], "%.0f", v);
+	}
+	ADD("encrypted", "%s", a->encrypted ? "true" : "false");
+#undef ADD
+	size_t extra = 0;
+	for (int i = 0; i < nst; i++) {
+		bool dup = !st[i].name;
+		for (size_t k = 0; !dup && k < ns; k++)
+			dup = strcmp(serf_stats[k].k, st[i].name) == 0;
+		extra += !dup;
+	}
+
+	struct utsname u;
+	const char *arch = "unknown";
+	if (uname(&u) == 0) {
+		arch = u.machine;
+		if (strcmp(arch, "x86_64") == 0)
+			arch = "amd64";
+		else if (strcmp(arch, "aarch64") == 0)
+			arch = "arm64";
+	}
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	char cpus[24];
+	snprintf(cpus, sizeof cpus, "%ld", ncpu > 0 ? ncpu : 1);
+
+	msgpack_packer pk;
+	client_packer(c, &pk);
+	pack_header(&pk, seq, "");
+	msgpack_pack_map(&pk, 5);
+	mp_pack_cstr(&pk, "agent");
+	msgpack_pack_map(&pk, 1);
+	mp_pack_kstr(&pk, "name", vigil_name(a->v));
+	mp_pack_cstr(&pk, "runtime");
+	msgpack_pack_map(&pk, 6);
+	mp_pack_kstr(&pk, "os", "linux");
+	mp_pack_kstr(&pk, "arch", arch);
+	mp_pack_kstr(&pk, "version", "vigil " VIGIL_VERSION);
+	mp_pack_kstr(&pk, "max_procs", "1");
+	mp_pack_kstr(&pk, "goroutines", "1");
+	mp_pack_kstr(&pk, "cpu_count", cpus);
+	mp_pack_cstr(&pk, "serf");
+	msgpack_pack_map(&pk, ns + extra);
+	for (size_t k = 0; k < ns; k++)
+		mp_pack_kstr(&pk, serf_stats[k].k, serf_stats[k].v);
+	for (int i = 0; i < nst; i++) {
+		bool dup = !st[i].name;
+		for (size_t k = 0; !dup && k < ns; k++)
+			dup = strcmp(serf_stats[k].k, st[i].name) == 0;
+		if (dup)
+			continue;
+		char v[64];
+		if (st[i].value == (double)(long long)st[i].value)
+			snprintf(v, sizeof v, "%lld", (long long)st[i].value);
+		else
+			snprintf(v, sizeof v, "%g", st[i].value);
+		mp_pack_kstr(&pk, st[i].name, v);
+	}
+	mp_pack_cstr(&pk, "tags");
+	if (self)
+		pack_tags(&pk, self->tags, self->n_tags);
+	else
+		msgpack_pack_map(&pk, 0);
+	mp_pack_cstr(&pk, "event_handlers");
+	handlers_pack_stats(a->hs, &pk);
+	vigil_members_free(ms, n);
+}
+
+static void h_get_coordinate(struct client *c, uint64_t seq)
+{
+	/* vigil does not implement Vivaldi coordinates: answer exactly as a
+	 * serf agent with disable_coordinates does (zero coordinate, Ok=false),
+	 * so `serf rtt` reports that no coordinate was found. */
+	msgpack_packer pk;
+	client_packer(c, &pk);
+	pack_header(&pk, seq, "");
+	msgpack_pack_map(&pk, 2);
+	mp_pack_cstr(&pk, "Coord");
+	msgpack_pack_map(&pk, 4);
+	mp_pack_cstr(&pk, "Vec");
+	msgpack_pack_nil(&pk);
+	mp_pack_cstr(&pk, "Error");
+	msgpack_pack_double(&pk, 0);
+	mp_pack_cstr(&pk, "Adjustment");
+	msgpack_pack_double(&pk, 0);
+	mp_pack_cstr(&pk, "Height");
+	msgpack_pack_double(&pk, 0);
+	mp_pack_kbool(&pk, "Ok", false);
+}
+
+/* vigil extension: will-set {To, Event, Delay (ns), Payload} */
+static void h_will_set(struct rpc_server *s, struct client *c, uint64_t seq,
+		       const msgpack_object *b)
+{
+	char to[VIGIL_NAME_MAX + 1], ev[VIGIL_NAME_MAX + 1];
+	const char *p = "";
+	size_t n = 0;
+	int64_t delay = 0;
+	if (!mp_get_str(b, "To", to, sizeof to))
+		to[0] = '\0';
+	if (!mp_get_str(b, "Event", ev, sizeof ev))
+		ev[0] = '\0';
+	mp_get_int(b, "Delay", &delay);
+	mp_as_bytes(mp_get(b, "Payload"), &p, &n);
+	if ((to[0] != '\0') == (ev[0] != '\0')) {
+		reply(c, seq, "exactly one of To or Event must be given");
+		return;
+	}
+	if (n > VIGIL_WILL_MAX) {
+		char err[80];
+		snprintf(err, sizeof err, "will payload exceeds limit of %d bytes", VIGIL_WILL_MAX);
+		reply(c, seq, err);
+		return;
+	}
+	if (delay < 0) {
+		reply(c, seq, "will delay must not be negative");
+		return;
+	}
+	if (vigil_will_set(s->a->v, to[0] ? to : NULL, ev[0] ? ev : NULL, delay / 1000000,
+			   (const uint8_t *)p, n) != 0) {
+		reply(c, seq, "failed to set will");
+		return;
+	}
+	alog(LV_INFO, "agent: will set (%s %s, delay %lld ms, %zu bytes)",
+	     to[0] ? "to member" : "event", to[0] ? to : ev, (long long)(delay / 1000000), n);
+	reply(c, seq, "");
+}
+
+static void h_will_clear(struct rpc_server *s, struct client *c, uint64_t seq)
+{
+	if (vigil_will_clear(s->a->v) != 0) {
+		reply(c, seq, "failed to clear will");
+		return;
+	}
+	alog(LV_INFO, "agent: will cleared");
+	reply(c, seq, "");
+}
+
+static void h_will_list(struct rpc_server *s, struct client *c, uint64_t seq,
+			const msgpack_object *b)
+{
+	char owner[VIGIL_NAME_MAX + 1];
+	bool have = mp_get_str(b, "Owner", owner, sizeof owner) && owner[0];
+	struct vigil_will_info *w = NULL;
+	size_t n = 0;
+	if (vigil_will_list(s->a->v, have ? owner : NULL, &w, &n) != 0) {
+		msgpack_packer pk;
+		client_packer(c, &pk);
+		pack_header(&pk, seq, "failed to list wills");
+		msgpack_pack_map(&pk, 1);
+		mp_pack_cstr(&pk, "Wills");
+		msgpack_pack_array(&pk, 0);
+		return;
+	}
+	msgpack_packer pk;
+	client_packer(c, &pk);
+	pack_header(&pk, seq, "");
+	msgpack_pack_map(&pk, 1);
+	mp_pack_cstr(&pk, "Wills");
+	msgpack_pack_array(&pk, n);
+	for (size_t i = 0; i < n; i++) {
+		msgpack_pack_map(&pk, 6);
+		mp_pack_kstr(&pk, "Owner", w[i].owner);
+		mp_pack_kstr(&pk, "To", w[i].recipient);
+		mp_pack_kstr(&pk, "Event", w[i].event);
+		mp_pack_cstr(&pk, "Delay");
+		msgpack_pack_int64(&pk, w[i].delay_ms * 1000000);
+		mp_pack_kuint(&pk, "Seq", w[i].seq);
+		mp_pack_cstr(&pk, "Payload");
+		size_t pl = w[i].payload_len > VIGIL_WILL_MAX ? VIGIL_WILL_MAX : w[i].payload_len;
+		mp_pack_binn(&pk, w[i].payload, pl);
+	}
+	free(w);
+}
+
+static void dispatch(struct rpc_server *s, struct client *c, const char *cmd, uint64_t seq,
+		     const msgpack_object *body)
+{
+	if (s->auth && *s->auth && !c->authed && strcmp(cmd, "auth") != 0 &&
+	    strcmp(cmd, "handshake") != 0) {
+		alog(LV_WARN, "agent.ipc: Client sending commands before auth");
+		reply(c, seq, E_AUTH_REQUIRED);
+		return;
+	}
+	if (strcmp(cmd, "handshake") == 0)
+		h_handshake(c, seq, body);
+	else if (strcmp(cmd, "auth") == 0)
+		h_auth(s, c, seq, body);
+	else if (strcmp(cmd, "event") == 0)
+		h_event(s, c, seq, body);
+	else if (strcmp(cmd, "force-leave") == 0)
+		h_force_leave(s, c, seq, body);
+	else if (strcmp(cmd, "join") == 0)
+		h_join(s, c, seq, body);
+	else if (strcmp(cmd, "members") == 0)
+		h_members(s, c, seq, NULL, false);
+	else if (strcmp(cmd, "members-filtered") == 0)
+		h_members(s, c, seq, body, true);
+	else if (strcmp(cmd, "stream") == 0)
+		h_stream(c, seq, body);
+	else if (strcmp(cmd, "monitor") == 0)
+		h_monitor(c, seq, body);
+	else if (strcmp(cmd, "stop") == 0)
+		h_stop(c, seq, body);
+	else if (strcmp(cmd, "leave") == 0)
+		h_leave(s, c, seq);
+	else if (strcmp(cmd, "install-key") == 0 || strcmp(cmd, "use-key") == 0 ||
+		 strcmp(cmd, "remove-key") == 0 || strcmp(cmd, "list-keys") == 0)
+		h_key(s, c, seq, body, cmd);
+	else if (strcmp(cmd, "tags") == 0)
+		h_tags(s, c, seq, body);
+	else if (strcmp(cmd, "query") == 0)
+		h_query(s, c, seq, body);
+	else if (strcmp(cmd, "respond") == 0)
+		h_respond(s, c, seq, body);
+	else if (strcmp(cmd, "stats") == 0)
+		h_stats(s, c, seq);
+	else if (strcmp(cmd, "get-coordinate") == 0)
+		h_get_coordinate(c, seq);
+	else if (strcmp(cmd, "will-set") == 0)
+		h_will_set(s, c, seq, body);
+	else if (strcmp(cmd, "will-clear") == 0)
+		h_will_clear(s, c, seq);
+	else if (strcmp(cmd, "will-list") == 0)
+		h_will_list(s, c, seq, body);
+}
+
+/* Parse and run every complete request in c's read buffer. */
+static void process_input(struct rpc_server *s, struct client *c)
+{
+	while (!c->dead && !c->close_after_flush && c->rlen > 0) {
+		size_t fl = 0;
+		int r = mp_frame_len(c->rbuf, c->rlen, &fl);
+		if (r == 0)
+			return;
+		if (r < 0) {
+			client_kill(c, "failed to decode request: malformed or oversized msgpack");
+			return;
+		}
+		msgpack_unpacked u;
+		msgpack_unpacked_init(&u);
+		if (!mp_decode(&u, c->rbuf, fl)) {
+			msgpack_unpacked_destroy(&u);
+			client_kill(c, "failed to decode request");
+			return;
+		}
+		const msgpack_object *o = &u.data;
+		if (!c->have_hdr) {
+			char cmd[32];
+			uint64_t seq = 0;
+			if (o->type != MSGPACK_OBJECT_MAP || !mp_get_str(o, "Command", cmd, sizeof cmd)) {
+				/* Go's decoder would leave Command empty → unsupported */
+				cmd[0] = '\0';
+			}
+			mp_get_uint(o, "Seq", &seq);
+			if (o->type != MSGPACK_OBJECT_MAP) {
+				msgpack_unpacked_destroy(&u);
+				client_kill(c, "failed to decode request header");
+				return;
+			}
+			if (strcmp(cmd, "handshake") != 0 && c->version == 0) {
+				reply(c, seq, E_HANDSHAKE_REQ);
+				c->close_after_flush = true;
+			} else if (!cmd_known(cmd)) {
+				alog(LV_ERR, "agent.ipc: Failed to evaluate request: command '%s' not recognized",
+				     cmd);
+				reply(c, seq, E_UNSUPPORTED_CMD);
+				c->close_after_flush = true;
+			} else if (cmd_has_body(cmd)) {
+				c->have_hdr = true;
+				snprintf(c->cmd, sizeof c->cmd, "%s", cmd);
+				c->seq = seq;
+			} else {
+				dispatch(s, c, cmd, seq, NULL);
+			}
+		} else {
+			c->have_hdr = false;
+			if (o->type != MSGPACK_OBJECT_MAP && o->type != MSGPACK_OBJECT_NIL) {
+				msgpack_unpacked_destroy(&u);
+				client_kill(c, "failed to decode request body");
+				return;
+			}
+			dispatch(s, c, c->cmd, c->seq, o);
+		}
+		msgpack_unpacked_destroy(&u);
+		memmove(c->rbuf, c->rbuf + fl, c->rlen - fl);
+		c->rlen -= fl;
+		if (c->overflow)
+			client_kill(c, "response too large");
+	}
+}
+
+static void client_read(struct rpc_server *s, struct client *c)
+{
+	for (;;) {
+		if (c->rcap - c->rlen < 4096) {
+			if (c->rcap >= RBUF_LIMIT) {
+				/* mp_frame_len rejects frames > MP_MAX_FRAME, so a
+				 * full buffer means the peer sent garbage */
+				process_input(s, c);
+				if (c->rcap - c->rlen < 4096) {
+					client_kill(c, "request too large");
+					return;
+				}
+			} else {
+				size_t ncap = c->rcap ? c->rcap * 2 : 8192;
+				if (ncap > RBUF_LIMIT)
+					ncap = RBUF_LIMIT;
+				uint8_t *n = realloc(c->rbuf, ncap);
+				if (!n) {
+					client_kill(c, "out of memory");
+					return;
+				}
+				c->rbuf = n;
+				c->rcap = ncap;
+			}
+		}
+		ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
+		if (n > 0) {
+			c->rlen += (size_t)n;
+			process_input(s, c);
+			if (c->dead || c->close_after_flush)
+				return;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		c->dead = true; /* EOF or error: client went away */
+		return;
+	}
+}
+
+static void client_free(struct client *c)
+{
+	close(c->fd);
+	while (c->streams) {
+		struct stream *st = c->streams;
+		c->streams = st->next;
+		handler_free_filter(st->f, st->nf);
+		free(st);
+	}
+	free(c->pr);
+	free(c->rbuf);
+	free(c->wbuf);
+	free(c);
+}
+
+static void sweep(struct rpc_server *s)
+{
+	for (struct client **pp = &s->clients; *pp;) {
+		struct client *c = *pp;
+		if (c->dead) {
+			*pp = c->next;
+			s->nclients--;
+			client_free(c);
+		} else {
+			pp = &c->next;
+		}
+	}
+}
+
+static void accept_clients(struct rpc_server *s)
+{
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		int fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				alog(LV_ERR, "agent.ipc: Failed to accept client: %s", strerror(errno));
+			return;
+		}
+		if (s->nclients >= MAX_CLIENTS) {
+			alog(LV_WARN, "agent.ipc: too many clients, rejecting connection");
+			close(fd);
+			continue;
+		}
+		struct client *c = calloc(1, sizeof *c);
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		c->fd = fd;
+		c->id = ++s->next_id;
+		char host[64] = "?";
+		int port = 0;
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+			inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+			port = ntohs(in->sin_port);
+			snprintf(c->name, sizeof c->name, "%s:%d", host, port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+			port = ntohs(in6->sin6_port);
+			snprintf(c->name, sizeof c->name, "[%s]:%d", host, port);
+		} else {
+			snprintf(c->name, sizeof c->name, "unix");
+		}
+		c->next = s->clients;
+		s->clients = c;
+		s->nclients++;
+		alog(LV_INFO, "agent.ipc: Accepted client: %s", c->name);
+	}
+}
+
+/* -------------------------------------------------------------- public */
+
+static int listen_on(const char *addr, char *err, size_t errlen)
+{
+	char host[256];
+	const char *port;
+	const char *colon = strrchr(addr, ':');
+	if (!colon) {
+		snprintf(err, errlen, "address %s: missing port in address", addr);
+		return -1;
+	}
+	size_t hl = (size_t)(colon - addr);
+	if (hl >= sizeof host) {
+		snprintf(err, errlen, "address %s: host too long", addr);
+		return -1;
+	}
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	port = colon + 1;
+	if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+	int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (gai != 0) {
+		snprintf(err, errlen, "listen tcp %s: %s", addr, gai_strerror(gai));
+		return -1;
+	}
+	int fd = -1;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0)
+			break;
+		snprintf(err, errlen, "listen tcp %s: bind: %s", addr, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+struct rpc_server *rpc_create(struct agent *a, const char *addr, const char *auth,
+			      char *err, size_t errlen)
+{
+	struct rpc_server *s = calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->a = a;
+	s->lfd = listen_on(addr, err, errlen);
+	if (s->lfd < 0) {
+		free(s);
+		return NULL;
+	}
+	if (auth && *auth)
+		s->auth = strdup(auth);
+	return s;
+}
+
+void rpc_destroy(struct rpc_server *s)
+{
+	if (!s)
+		return;
+	while (s->clients) {
+		struct client *c = s->clients;
+		s->clients = c->next;
+		client_free(c);
+	}
+	close(s->lfd);
+	for (size_t i = 0; i < s->nstash; i++)
+		free(s->stash[i].payload);
+	free(s->stash);
+	free(s->oq);
+	free(s->leavers);
+	free(s->auth);
+	free(s);
+}
+
+int rpc_nfds(struct rpc_server *s)
+{
+	return 1 + (int)s->nclients;
+}
+
+int rpc_pollfds(struct rpc_server *s, struct pollfd *fds, int max)
+{
+	int n = 0;
+	if (n < max)
+		fds[n++] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
+	for (struct client *c = s->clients; c && n < max; c = c->next) {
+		short ev = 0;
+		if (!c->close_after_flush)
+			ev |= POLLIN;
+		if (c->wlen)
+			ev |= POLLOUT;
+		fds[n++] = (struct pollfd){.fd = c->fd, .events = ev};
+	}
+	return n;
+}
+
+void rpc_handle(struct rpc_server *s, const struct pollfd *fds, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (!fds[i].revents)
+			continue;
+		if (fds[i].fd == s->lfd) {
+			accept_clients(s);
+			continue;
+		}
+		for (struct client *c = s->clients; c; c = c->next) {
+			if (c->fd != fds[i].fd || c->dead)
+				continue;
+			if (fds[i].revents & (POLLIN | POLLHUP | POLLERR))
+				client_read(s, c);
+			break;
+		}
+	}
+	/* expire stale state, then push out everything produced this round */
+	int64_t now = now_ms();
+	for (size_t i = 0; i < s->noq;) {
+		if (s->oq[i].deadline <= now) {
+			struct client *c = find_client(s, s->oq[i].client_id);
+			if (c)
+				send_query_record(c, s->oq[i].seq, "done", "", NULL, 0);
+			s->oq[i] = s->oq[--s->noq];
+		} else {
+			i++;
+		}
+	}
+	for (struct client *c = s->clients; c; c = c->next) {
+		for (size_t i = 0; i < c->npr;) {
+			if (c->pr[i].expires <= now)
+				c->pr[i] = c->pr[--c->npr];
+			else
+				i++;
+		}
+		if (c->overflow)
+			client_kill(c, "output buffer overflow");
+		if (!c->dead)
+			try_flush(c);
+	}
+	sweep(s);
+}
+
+int rpc_timeout_ms(struct rpc_server *s)
+{
+	int64_t now = now_ms(), best = -1;
+	for (size_t i = 0; i < s->noq; i++) {
+		int64_t d = s->oq[i].deadline - now;
+		if (d < 0)
+			d = 0;
+		if (best < 0 || d < best)
+			best = d;
+	}
+	return best > 1000000 ? 1000000 : (int)best;
+}
+
+static void send_member_event(struct client *c, uint64_t seq, const struct vigil_event *ev)
+{
+	msgpack_packer pk;
+	client_packer(c, &pk);
+	pack_header(&pk, seq, "");
+	msgpack_pack_map(&pk, 2);
+	mp_pack_kstr(&pk, "Event", agent_event_name(ev->type));
+	mp_pack_cstr(&pk, "Members");
+	if (ev->member) {
+		msgpack_pack_array(&pk, 1);
+		pack_member(&pk, ev->member);
+	} else {
+		msgpack_pack_array(&pk, 0);
+	}
+}
+
+static void send_event(struct rpc_server *s, struct client *c, uint64_t seq,
+		       const struct vigil_event *ev)
+{
+	(void)s;
+	if (c->wlen > WBUF_STREAM_LIMIT) {
+		alog(LV_WARN, "agent.ipc: Dropping event to %s", c->name);
+		return;
+	}
+	msgpack_packer pk;
+	switch (ev->type) {
+	case VIGIL_EV_MEMBER_JOIN:
+	case VIGIL_EV_MEMBER_LEAVE:
+	case VIGIL_EV_MEMBER_FAILED:
+	case VIGIL_EV_MEMBER_UPDATE:
+	case VIGIL_EV_MEMBER_REAP:
+		send_member_event(c, seq, ev);
+		return;
+	case VIGIL_EV_USER:
+		client_packer(c, &pk);
+		pack_header(&pk, seq, "");
+		msgpack_pack_map(&pk, 5);
+		mp_pack_kstr(&pk, "Event", "user");
+		mp_pack_kuint(&pk, "LTime", ev->ltime);
+		mp_pack_kstr(&pk, "Name", ev->name ? ev->name : "");
+		mp_pack_cstr(&pk, "Payload");
+		mp_pack_binn(&pk, ev->payload, ev->payload_len);
+		mp_pack_kbool(&pk, "Coalesce", ev->coalesce);
+		return;
+	case VIGIL_EV_QUERY: {
+		/* remember it so this client may "respond" to it */
+		struct pending_respond *n = realloc(c->pr, (c->npr + 1) * sizeof *n);
+		if (n) {
+			c->pr = n;
+			c->pr[c->npr++] = (struct pending_respond){ev->id, now_ms() + RESPOND_WINDOW_MS};
+		}
+		client_packer(c, &pk);
+		pack_header(&pk, seq, "");
+		msgpack_pack_map(&pk, 5);
+		mp_pack_kstr(&pk, "Event", "query");
+		mp_pack_kuint(&pk, "ID", ev->id);
+		mp_pack_kuint(&pk, "LTime", ev->ltime);
+		mp_pack_kstr(&pk, "Name", ev->name ? ev->name : "");
+		mp_pack_cstr(&pk, "Payload");
+		mp_pack_binn(&pk, ev->payload, ev->payload_len);
+		return;
+	}
+	default:
+		/* vigil's own events: only to streams that asked for them */
+		client_packer(c, &pk);
+		pack_header(&pk, seq, "");
+		msgpack_pack_map(&pk, 7);
+		mp_pack_kstr(&pk, "Event", agent_event_name(ev->type));
+		mp_pack_kstr(&pk, "Member", ev->member ? ev->member->name : "");
+		mp_pack_kuint(&pk, "Incarnation", ev->incarnation);
+		mp_pack_kuint(&pk, "Seq", ev->will_seq);
+		mp_pack_cstr(&pk, "DurationMs");
+		msgpack_pack_int64(&pk, ev->duration_ms);
+		mp_pack_kstr(&pk, "Name", ev->name ? ev->name : "");
+		mp_pack_cstr(&pk, "Payload");
+		mp_pack_binn(&pk, ev->payload, ev->payload_len);
+		return;
+	}
+}
+
+void rpc_on_event(struct rpc_server *s, const struct vigil_event *ev)
+{
+	if (ev->type == VIGIL_EV_QUERY_ACK || ev->type == VIGIL_EV_QUERY_RESPONSE ||
+	    ev->type == VIGIL_EV_QUERY_DONE) {
+		const char *from = ev->member ? ev->member->name : "";
+		if (s->in_query) {
+			struct stashed *n = realloc(s->stash, (s->nstash + 1) * sizeof *n);
+			if (!n)
+				return;
+			s->stash = n;
+			struct stashed *st = &s->stash[s->nstash++];
+			memset(st, 0, sizeof *st);
+			st->type = ev->type;
+			st->id = ev->id;
+			snprintf(st->from, sizeof st->from, "%s", from);
+			if (ev->payload_len) {
+				st->payload = malloc(ev->payload_len);
+				if (st->payload) {
+					memcpy(st->payload, ev->payload, ev->payload_len);
+					st->len = ev->payload_len;
+				}
+			}
+			return;
+		}
+		outq_event(s, ev->type, ev->id, from, ev->payload, ev->payload_len);
+		return;
+	}
+	for (struct client *c = s->clients; c; c = c->next) {
+		if (c->dead)
+			continue;
+		for (struct stream *st = c->streams; st; st = st->next) {
+			if (handler_filter_match(st->f, st->nf, ev, false)) {
+				send_event(s, c, st->seq, ev); /* each matching stream */
+			}
+		}
+	}
+}
+
+void rpc_on_log(struct rpc_server *s, int lv, const char *line)
+{
+	for (struct client *c = s->clients; c; c = c->next)
+		if (!c->dead && c->monitor && lv >= c->mon_level)
+			send_log(c, line);
+}
+
+void rpc_leave_done(struct rpc_server *s, const char *err)
+{
+	for (size_t i = 0; i < s->nleavers; i++) {
+		struct client *c = find_client(s, s->leavers[i].client_id);
+		if (c)
+			reply(c, s->leavers[i].seq, err ? err : "");
+	}
+	s->nleavers = 0;
+}
+
+void rpc_flush(struct rpc_server *s, int timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+	for (;;) {
+		struct pollfd fds[MAX_CLIENTS];
+		int n = 0;
+		for (struct client *c = s->clients; c && n < MAX_CLIENTS; c = c->next) {
+			if (!c->dead)
+				try_flush(c);
+			if (!c->dead && c->wlen)
+				fds[n++] = (struct pollfd){.fd = c->fd, .events = POLLOUT};
+		}
+		int64_t left = end - now_ms();
+		if (n == 0 || left <= 0)
+			return;
+		poll(fds, (nfds_t)n, (int)left);
+	}
+}

@@ -1,0 +1,36 @@
+/*
+ * rpc.h — serf's agent RPC ("IPC") protocol, server side.
+ *
+ * Protocol (cmd/serf/command/agent/ipc.go): msgpack objects on a TCP stream.
+ * Each request is a header map {Command, Seq} optionally followed by a body
+ * map; each response is a header {Seq, Error} optionally followed by a body.
+ * Streams (stream, monitor, query) keep sending header+record pairs under
+ * the request's Seq.
+ */
+#ifndef VIGIL_AGENT_RPC_H
+#define VIGIL_AGENT_RPC_H
+
+#include <poll.h>
+#include <stddef.h>
+
+#include "agent.h"
+
+struct rpc_server *rpc_create(struct agent *a, const char *addr, const char *auth,
+			      char *err, size_t errlen);
+void rpc_destroy(struct rpc_server *s);
+
+/* Number of pollfds rpc_pollfds() may fill. */
+int rpc_nfds(struct rpc_server *s);
+int rpc_pollfds(struct rpc_server *s, struct pollfd *fds, int max);
+/* fds/n: exactly the slice rpc_pollfds filled (with revents). */
+void rpc_handle(struct rpc_server *s, const struct pollfd *fds, int n);
+int rpc_timeout_ms(struct rpc_server *s);
+
+void rpc_on_event(struct rpc_server *s, const struct vigil_event *ev);
+void rpc_on_log(struct rpc_server *s, int lv, const char *line);
+/* Answer every pending "leave" request. */
+void rpc_leave_done(struct rpc_server *s, const char *err);
+/* Best-effort: write out what is buffered (shutdown), up to timeout_ms. */
+void rpc_flush(struct rpc_server *s, int timeout_ms);
+
+#endif
