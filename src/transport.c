@@ -738,6 +738,12 @@ void transport_send_stream(struct transport *t, const struct wire_addr *to,
 		queue_failure(t, cookie);
 		return;
 	}
+	if (len == 0) {
+		/* nothing to send means nothing will come back: fail now, not
+		 * after the timeout */
+		queue_failure(t, cookie);
+		return;
+	}
 	if (addr_to_sockaddr(to, family, &ss, &sl) < 0 || to->port == 0) {
 		tlog(t, 1, "transport: bad stream address %s",
 		     transport_format_addr(to, a, sizeof a));
