@@ -108,6 +108,7 @@ struct sim {
 	double loss;
 	uint64_t loss_threshold; /* loss as a 64-bit fraction, for integer compare */
 	int stream_timeout;
+	bool refuse_when_down;
 	size_t sockbuf;
 
 	uint64_t *cut;           /* sorted (from << 32 | to) of cut links */
@@ -555,7 +556,7 @@ static void hook_send_stream(void *ctx, const struct wire_addr *to,
 	st->cookie = cookie;
 	int dst = addr_node(s, to);
 	st->to = dst;
-	if (dst >= 0 && s->nodes[dst]->status == SIM_NODE_DOWN &&
+	if (dst >= 0 && s->nodes[dst]->status == SIM_NODE_DOWN && s->refuse_when_down &&
 	    sim_reachable(s, n->idx, dst)) {
 		/* Connection refused: the failure comes back after a round trip. */
 		st->refs = 1;
@@ -565,7 +566,8 @@ static void hook_send_stream(void *ctx, const struct wire_addr *to,
 	}
 	st->refs = 2;
 	heap_push(s, s->now + s->stream_timeout, EV_STREAM_TIMEOUT, n->idx, st);
-	if (dst < 0 || !sim_reachable(s, n->idx, dst)) {
+	if (dst < 0 || !sim_reachable(s, n->idx, dst) ||
+	    s->nodes[dst]->status == SIM_NODE_DOWN) {
 		/* SYNs vanish: only the timeout will tell. */
 		strm_release(st);
 		return;
@@ -701,6 +703,10 @@ static void deliver_packet(struct sim *s, struct sim_node *n, struct pkt *p)
 
 static void stream_request(struct sim *s, struct sim_node *n, struct strm *st)
 {
+	if (n->status == SIM_NODE_DOWN && !s->refuse_when_down) {
+		strm_release(st); /* host gone: the timeout reports it */
+		return;
+	}
 	if (n->status == SIM_NODE_DOWN) {
 		/* Target died after the connect: a reset comes back. */
 		free(st->req);
@@ -1077,6 +1083,11 @@ void sim_set_loss(struct sim *s, double p)
 void sim_set_stream_timeout(struct sim *s, int ms)
 {
 	s->stream_timeout = ms > 0 ? ms : 1;
+}
+
+void sim_set_refuse_when_down(struct sim *s, bool refuse)
+{
+	s->refuse_when_down = refuse;
 }
 
 void sim_set_socket_buffer(struct sim *s, size_t bytes)

@@ -25,9 +25,11 @@
  *     (partition groups or sim_set_link) at send or at arrival time;
  *   - streams (push-pull): the request reaches the target after one
  *     latency, its swim_handle_stream answer comes back after another; a
- *     crashed target refuses (failure after the round trip), a cut link or a
- *     target that stays paused makes the requester see a failure after the
- *     stream timeout (memberlist's TCPTimeout, 10 s by default);
+ *     cut link, a crashed target (its host is gone: no RST) or a target that
+ *     stays paused makes the requester see a failure after the stream
+ *     timeout (memberlist's TCPTimeout, 10 s by default);
+ *     sim_set_refuse_when_down makes a crashed target refuse instead
+ *     (the process died but its host answers: failure after a round trip);
  *   - a paused node runs nothing: datagrams for it wait in its socket
  *     buffer (bounded in bytes like a kernel receive buffer; overflow is
  *     dropped), stream legs wait too; on resume it is told about the clock
@@ -152,6 +154,11 @@ void sim_set_latency(struct sim *s, int min_ms, int max_ms);
 void sim_set_loss(struct sim *s, double p);
 /* How long a requester waits for a stream answer (default 10000 ms). */
 void sim_set_stream_timeout(struct sim *s, int ms);
+/*
+ * Whether streams to a DOWN node are refused after a round trip (process
+ * crash on a live host) rather than timing out (host gone; the default).
+ */
+void sim_set_refuse_when_down(struct sim *s, bool refuse);
 /* Socket receive buffer of a paused node, in bytes (default 212992). */
 void sim_set_socket_buffer(struct sim *s, size_t bytes);
 

@@ -25,6 +25,16 @@ static double scale(void)
 	return v > 0 ? v : 1.0;
 }
 
+/*
+ * VIGIL_SIM_SEED=k shifts every scenario's seed by k, to soak the
+ * scenarios over many runs (for k in $(seq 100); do ...; done).
+ */
+static uint64_t seed(uint64_t base)
+{
+	const char *e = getenv("VIGIL_SIM_SEED");
+	return base + (e ? strtoull(e, NULL, 0) : 0);
+}
+
 /* A cluster size scaled by VIGIL_SIM_SCALE but never below `min`. */
 static int scaled_n(int base, int min)
 {
@@ -147,17 +157,25 @@ TEST(sim_basics)
 	CHECK_EQ_INT(sim_count_events(s, a, b, SWIM_EV_JOIN, -1, 0), 1);
 	CHECK_EQ_INT(sim_count_events(s, b, a, SWIM_EV_JOIN, -1, 0), 1);
 
-	/* a crashed seed refuses the join stream quickly */
+	/* a crashed seed host never answers: the join times out */
+	sim_set_stream_timeout(s, 2000);
 	sim_crash(s, a);
 	CHECK_EQ_INT(sim_status(s, a), SIM_NODE_DOWN);
 	CHECK_EQ_INT(sim_view(s, a, "a"), -1);
 	sim_join(s, b, a);
+	sim_run_for(s, 1900);
+	CHECK_EQ_INT(sim_join_result(s, b), -1);
+	sim_run_for(s, 200);
+	CHECK_EQ_INT(sim_join_result(s, b), 0);
+	/* a crashed process on a live host refuses at once */
+	sim_set_refuse_when_down(s, true);
+	sim_join(s, b, a);
 	sim_run_for(s, 100);
 	CHECK_EQ_INT(sim_join_result(s, b), 0);
+	sim_set_refuse_when_down(s, false);
 
 	/* a partitioned seed makes the join time out after the stream timeout */
 	sim_restart(s, a);
-	sim_set_stream_timeout(s, 2000);
 	sim_partition(s, grp, 1);
 	sim_join(s, b, a);
 	sim_run_for(s, 1900);
@@ -216,7 +234,7 @@ TEST(sim_loss_rate)
 TEST(join_100_converges)
 {
 	const int n = 100;
-	struct sim *s = make_cluster(101, n, NULL);
+	struct sim *s = make_cluster(seed(101), n, NULL);
 	REQUIRE(s != NULL);
 	int64_t t = sim_run_until_pred(s, pred_all_alive, NULL, 100, 30000);
 	printf("# %d members converged at t=%" PRId64 " ms; %" PRIu64 " packets, %" PRIu64
@@ -238,7 +256,7 @@ TEST(join_100_converges)
 TEST(crash_detected)
 {
 	int n = scaled_n(30, 10);
-	struct sim *s = converged_cluster(202, n, NULL);
+	struct sim *s = converged_cluster(seed(202), n, NULL);
 	REQUIRE(s != NULL);
 	const int victim = 7;
 	int64_t t0 = sim_now(s);
@@ -268,7 +286,7 @@ TEST(crash_detected)
 TEST(pause_suspected_then_refuted)
 {
 	const int n = 20;
-	struct sim *s = converged_cluster(303, n, NULL);
+	struct sim *s = converged_cluster(seed(303), n, NULL);
 	REQUIRE(s != NULL);
 	const int x = 5;
 	const char *name = sim_name(s, x);
@@ -309,7 +327,7 @@ TEST(pause_suspected_then_refuted)
 TEST(isolation_suspected_then_refuted)
 {
 	const int n = 20;
-	struct sim *s = converged_cluster(304, n, NULL);
+	struct sim *s = converged_cluster(seed(304), n, NULL);
 	REQUIRE(s != NULL);
 	const int x = 9;
 	const char *name = sim_name(s, x);
@@ -347,7 +365,7 @@ TEST(isolation_suspected_then_refuted)
 TEST(graceful_leave)
 {
 	int n = scaled_n(30, 10);
-	struct sim *s = converged_cluster(404, n, NULL);
+	struct sim *s = converged_cluster(seed(404), n, NULL);
 	REQUIRE(s != NULL);
 	const int x = 3;
 	int64_t t0 = sim_now(s);
@@ -373,7 +391,7 @@ TEST(graceful_leave)
 TEST(partition_heal)
 {
 	int n = scaled_n(20, 8);
-	struct sim *s = converged_cluster(505, n, NULL);
+	struct sim *s = converged_cluster(seed(505), n, NULL);
 	REQUIRE(s != NULL);
 	int *half = malloc(sizeof(int) * (size_t)n);
 	REQUIRE(half != NULL);
@@ -417,7 +435,7 @@ TEST(return_after_reap)
 	struct swim_config cfg;
 	swim_config_default(&cfg);
 	cfg.reap_interval_ms = 3600 * 1000;
-	struct sim *s = converged_cluster(606, n, &cfg);
+	struct sim *s = converged_cluster(seed(606), n, &cfg);
 	REQUIRE(s != NULL);
 	const int x = 4;
 	sim_crash(s, x);
@@ -448,7 +466,7 @@ TEST(return_after_reap)
 TEST(return_before_reap)
 {
 	const int n = 10;
-	struct sim *s = converged_cluster(607, n, NULL);
+	struct sim *s = converged_cluster(seed(607), n, NULL);
 	REQUIRE(s != NULL);
 	const int x = 6;
 	const char *name = sim_name(s, x);
@@ -503,9 +521,9 @@ static uint64_t scenario_hash(uint64_t seed, struct sim_stats *st)
 TEST(determinism)
 {
 	struct sim_stats a, b, c;
-	uint64_t h1 = scenario_hash(777, &a);
-	uint64_t h2 = scenario_hash(777, &b);
-	uint64_t h3 = scenario_hash(778, &c);
+	uint64_t h1 = scenario_hash(seed(777), &a);
+	uint64_t h2 = scenario_hash(seed(777), &b);
+	uint64_t h3 = scenario_hash(seed(778), &c);
 	printf("# trace %016" PRIx64 " %016" PRIx64 " (other seed %016" PRIx64 ")\n", h1, h2, h3);
 	CHECK(h1 == h2);
 	CHECK(h1 != h3);
@@ -525,7 +543,7 @@ TEST(determinism)
 TEST(lossy_no_false_deaths)
 {
 	const int n = 20;
-	struct sim *s = converged_cluster(808, n, NULL);
+	struct sim *s = converged_cluster(seed(808), n, NULL);
 	REQUIRE(s != NULL);
 	sim_set_loss(s, 0.10);
 	uint64_t susp0 = total_suspicions(s);
