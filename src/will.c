@@ -793,7 +793,11 @@ static int64_t rec_due(const struct will *w, const struct wrec *r)
 	int64_t giveup;
 	switch (r->trig) {
 	case T_ARMED:
-		return r->death_t + (r->has_version && !r->tomb ? r->delay : 0);
+		/* Without a will (yet) wait for one to arrive by push-pull, up to
+		 * the reap interval; the delay always counts from the death. */
+		if (!r->has_version || r->tomb)
+			return r->death_t + w->cfg.reap_interval_ms;
+		return r->death_t + r->delay;
 	case T_RELEASED:
 		giveup = r->release_t + w->cfg.reap_interval_ms;
 		if (r->acked)
@@ -987,10 +991,13 @@ void will_on_member(struct will *w, enum swim_member_event ev, const struct swim
 	struct wrec *r = rec_find(w, m->name);
 	if (ev == SWIM_EV_JOIN || (ev == SWIM_EV_UPDATE && !was_alive)) {
 		if (r && r->trig != T_NONE) {
+			bool had_will = r->has_version && !r->tomb;
 			if (r->trig == T_ARMED && !r->acked) {
 				/* Back within the delay: nothing is delivered. */
-				w->stats.cancelled++;
-			} else {
+				if (had_will)
+					w->stats.cancelled++;
+			} else if (had_will) {
+				/* Back after its will was released: tell the app. */
 				emit(w, VIGIL_EV_MEMBER_RETURNED, r->owner, r->death_inc, r->seq,
 				     NULL, 0, now - r->death_t);
 			}
