@@ -116,8 +116,9 @@ static void spread(struct sim *s, struct watch *w, int alive, int round_ms, int 
 	 */
 	int b = 3;
 	double pittel = log((double)n) / log(b + 1.0) + log((double)n) / b;
-	printf("%s: n=%d, log2(n)=%.1f, expected ~%.1f gossip rounds (fanout %d)\n", what, n, lg,
-	       pittel, b);
+	printf("%s: n=%d, log2(n)=%.1f, expected ~%.1f gossip rounds (fanout %d); "
+	       "each member relays it at most %d times\n", what, n, lg, pittel, b,
+	       4 * (int)ceil(log10(n + 1.0)));
 	int r50 = -1, r99 = -1, r100 = -1;
 	for (int r = 0; r <= max_rounds; r++) {
 		sim_run_until(s, t0 + (int64_t)r * round_ms);
@@ -207,6 +208,9 @@ int main(int argc, char **argv)
 		}
 		joined += wave;
 		sim_run_for(s, 2000);
+		printf("  joined %6d at t=%5.1f s (%.1f s wall)\n", joined, sim_now(s) / 1000.0,
+		       wall() - t.wall0);
+		fflush(stdout);
 	}
 	int64_t conv = sim_run_until_pred(s, pred_all_alive, NULL, 1000, sim_now(s) + 3600 * 1000);
 	timing_report(s, &t, "build");

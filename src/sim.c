@@ -27,7 +27,7 @@
 /* Datagram buffers at most this big are recycled through a free list. */
 #define PKT_POOL_CAP 2048
 /* A node whose deadline stays at `now` after this many ticks is stuck. */
-#define STUCK_TICKS 1000
+#define STUCK_TICKS 64
 
 enum ev_kind {
 	EV_TIMER,          /* node: swim_tick if still armed for this time */
