@@ -65,6 +65,8 @@ struct vigil {
 
 	int64_t now;                 /* clock at the current API entry */
 	int64_t last_step;           /* clock at the previous vigil_step */
+	int64_t last_step_boot;      /* CLOCK_BOOTTIME at the previous vigil_step */
+	int64_t expected_wake_boot;  /* latest BOOTTIME by which we expect the next step */
 	bool pollfds_truncated;
 
 	bool join_broadcast_pending; /* serf Join: broadcast intent after a join works */
@@ -99,6 +101,19 @@ static int64_t clock_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * CLOCK_BOOTTIME also advances while the machine is suspended, which
+ * CLOCK_MONOTONIC does not; stall detection uses it so a laptop lid or a
+ * VM suspend counts as a pause just like SIGSTOP does.
+ */
+static int64_t boot_clock_ms(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+		return clock_ms();
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -838,22 +853,62 @@ static void leave_progress(struct vigil *v)
 	}
 }
 
+/* How late may a wake-up be before we call it a stall (DESIGN.md: 3 probe intervals). */
+static int64_t stall_threshold_ms(const struct vigil *v)
+{
+	int64_t t = 3LL * (v->cfg.probe_interval_ms > 0 ? v->cfg.probe_interval_ms : 1000);
+	return t < 1000 ? 1000 : t;
+}
+
+/* Remember when the loop should call us again at the latest. */
+static void note_expected_wake(struct vigil *v, int64_t now)
+{
+	int64_t boot = boot_clock_ms();
+	int64_t d = next_deadline(v);
+	int64_t wait = d == INT64_MAX ? 1000 : d - now;
+	if (wait < 0)
+		wait = 0;
+	v->last_step_boot = boot;
+	v->expected_wake_boot = boot + wait;
+}
+
+/*
+ * Stall awareness.  We told the embedder when to call us next (our next
+ * deadline is never far away: gossip runs every 200 ms); if the call comes
+ * more than 3 probe intervals after that, the process was frozen (SIGSTOP,
+ * VM pause, suspend, a blocked embedder).  Timers that expired meanwhile
+ * would make us accuse healthy peers on stale information, and the cluster
+ * has probably declared *us* dead: let swim re-arm its timers, raise its
+ * health multiplier, refute and push-pull, before any timer runs below.
+ */
+static void detect_stall(struct vigil *v, int64_t now)
+{
+	if (v->expected_wake_boot == 0)
+		return;
+	int64_t boot = boot_clock_ms();
+	int64_t late = boot - v->expected_wake_boot;
+	if (late <= stall_threshold_ms(v))
+		return;
+	int64_t gap = boot - v->last_step_boot;
+	vlog(v, 2, "vigil: local stall detected: no wake-up for %lld ms (%lld ms late)",
+	     (long long)gap, (long long)late);
+	swim_notice_stall(v->sw, gap, now);
+	if (v->cfg.on_event) {
+		struct vigil_event ev;
+		memset(&ev, 0, sizeof ev);
+		ev.type = VIGIL_EV_LOCAL_STALL;
+		ev.duration_ms = gap;
+		v->cfg.on_event(v->cfg.ctx, &ev);
+	}
+}
+
 void vigil_step(vigil_t *v)
 {
 	if (!v)
 		return;
 	int64_t now = clock_ms();
 
-	/*
-	 * STALL DETECTION goes here.  `now - v->last_step` is the gap since
-	 * the previous wake-up; compared with what vigil_timeout_ms promised
-	 * (the deadline we last reported), a gap much larger than expected
-	 * means this process was paused.  The plan: call
-	 * swim_notice_stall(v->sw, gap, now) before anything below runs, so
-	 * timers that expired during the pause are re-armed instead of firing
-	 * on stale information, and raise VIGIL_EV_LOCAL_STALL.
-	 */
-
+	detect_stall(v, now);
 	v->now = now;
 	transport_step(v->tr, now);
 	if (swim_next_deadline(v->sw) <= now)
@@ -864,6 +919,7 @@ void vigil_step(vigil_t *v)
 		will_tick(v->will, now);
 	leave_progress(v);
 	v->last_step = now;
+	note_expected_wake(v, now);
 }
 
 /* ------------------------------------------------------------ membership */
