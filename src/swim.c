@@ -56,6 +56,8 @@ struct member {
 	char confirmers[8][WIRE_NAME_MAX + 1]; /* distinct accusers seen */
 	int n_confirmers;
 	int64_t dead_since;          /* when last declared dead (member-returned) */
+	int64_t last_buddy;          /* last time we probed it while suspecting it */
+	size_t suspect_idx;          /* position in swim.suspects while suspect */
 	struct bcast *bcast;         /* our queued rumour about this member */
 };
 
@@ -87,6 +89,8 @@ struct swim {
 	struct member *self;
 	size_t n_alive;              /* not dead/left, incl. self */
 
+	struct member **suspects;    /* members currently suspect (timers to watch) */
+	size_t n_suspects, cap_suspects;
 	struct member **probe_order; /* shuffled copy, rebuilt per round */
 	size_t probe_n, probe_pos, probe_cap;
 
@@ -551,8 +555,34 @@ static void notify(struct swim *sw, enum swim_member_event ev, const struct memb
 		sw->hooks.on_member(sw->hooks.ctx, ev, &m->pub);
 }
 
+/* Keep the suspect list in step with member states, so timers and the
+ * buddy probes look at the few suspects rather than all members. */
+static void track_suspect(struct swim *sw, struct member *m, bool suspect)
+{
+	bool listed = m->pub.state == SWIM_SUSPECT;
+	if (suspect == listed)
+		return;
+	if (suspect) {
+		if (sw->n_suspects == sw->cap_suspects) {
+			size_t cap = sw->cap_suspects ? sw->cap_suspects * 2 : 16;
+			struct member **a = realloc(sw->suspects, cap * sizeof *a);
+			if (!a)
+				return; /* the member still times out via the full scan in reap */
+			sw->suspects = a;
+			sw->cap_suspects = cap;
+		}
+		m->suspect_idx = sw->n_suspects;
+		sw->suspects[sw->n_suspects++] = m;
+	} else if (m->suspect_idx < sw->n_suspects && sw->suspects[m->suspect_idx] == m) {
+		struct member *last = sw->suspects[--sw->n_suspects];
+		sw->suspects[m->suspect_idx] = last;
+		last->suspect_idx = m->suspect_idx;
+	}
+}
+
 static void set_state(struct swim *sw, struct member *m, enum swim_state st, int64_t now)
 {
+	track_suspect(sw, m, st == SWIM_SUSPECT);
 	bool was_gone = is_gone(m), now_gone = st == SWIM_DEAD || st == SWIM_LEFT;
 	if (was_gone && !now_gone)
 		sw->n_alive++;
@@ -796,10 +826,31 @@ static void send_ping(struct swim *sw, const struct member *target, uint32_t seq
 	encode_send(sw, &target->pub.addr, &msg, true);
 }
 
+/*
+ * Lifeguard's buddy system only helps if the suspect hears from us soon.
+ * Round-robin may not come back to it for n intervals, and our suspect
+ * rumour may have been spent while the network was down, so a suspect we
+ * have not pinged for two intervals jumps the queue.
+ */
+static struct member *buddy_due(struct swim *sw, int64_t now)
+{
+	if (!sw->cfg.lifeguard)
+		return NULL;
+	struct member *best = NULL;
+	for (size_t i = 0; i < sw->n_suspects; i++) {
+		struct member *m = sw->suspects[i];
+		if (now - m->last_buddy < 2LL * sw->cfg.probe_interval_ms)
+			continue;
+		if (!best || m->last_buddy < best->last_buddy)
+			best = m;
+	}
+	return best;
+}
+
 static void probe_start(struct swim *sw, int64_t now)
 {
-	struct member *target = NULL;
-	for (size_t scanned = 0; scanned <= sw->probe_n; scanned++) {
+	struct member *target = buddy_due(sw, now);
+	for (size_t scanned = 0; !target && scanned <= sw->probe_n; scanned++) {
 		if (sw->probe_pos >= sw->probe_n)
 			reshuffle(sw);
 		if (sw->probe_n == 0)
@@ -823,6 +874,7 @@ static void probe_start(struct swim *sw, int64_t now)
 	sw->probe_nacks = 0;
 	sw->probe_phase = PROBE_DIRECT;
 	if (target->pub.state == SWIM_SUSPECT && sw->cfg.lifeguard) {
+		target->last_buddy = now;
 		/* Lifeguard buddy system: tell a suspect it is suspected, so it
 		 * can refute at once instead of waiting for the rumour. */
 		struct wire_msg msg;
@@ -1342,11 +1394,21 @@ static void run_relays(struct swim *sw, int64_t now)
 	}
 }
 
+/* When a suspicion of ours expires (Lifeguard: moved by confirmations). */
+static int64_t suspicion_due(const struct swim *sw, const struct member *m)
+{
+	(void)sw;
+	return m->suspect_deadline;
+}
+
 static void run_suspicions(struct swim *sw, int64_t now)
 {
-	for (size_t i = 0; i < sw->n_members; i++) {
-		struct member *m = sw->members[i];
-		if (m->pub.state != SWIM_SUSPECT || now < m->suspect_deadline)
+	/* handle_dead removes the member from the list: walk backwards */
+	for (size_t i = sw->n_suspects; i-- > 0;) {
+		if (i >= sw->n_suspects)
+			continue;
+		struct member *m = sw->suspects[i];
+		if (now < suspicion_due(sw, m))
 			continue;
 		struct wire_accuse d = { m->pub.incarnation, str_bytes(m->pub.name),
 					 str_bytes(sw->self->pub.name) };
@@ -1425,11 +1487,8 @@ int64_t swim_next_deadline(const struct swim *sw)
 		if (r->want_nack && !r->nack_sent)
 			t = min64(t, r->nack_at);
 	}
-	/* suspicion deadlines: scanning all members is O(n); fine for the
-	 * agent, and the simulator caches our answer per step */
-	for (size_t i = 0; i < sw->n_members; i++)
-		if (sw->members[i]->pub.state == SWIM_SUSPECT)
-			t = min64(t, sw->members[i]->suspect_deadline);
+	for (size_t i = 0; i < sw->n_suspects; i++)
+		t = min64(t, suspicion_due(sw, sw->suspects[i]));
 	return t;
 }
 
@@ -1441,10 +1500,14 @@ void swim_tick(struct swim *sw, int64_t now)
 		probe_failed(sw, now);
 	run_relays(sw, now);
 	run_suspicions(sw, now);
-	if (now >= sw->next_probe && !sw->leaving) {
-		if (sw->probe_phase != PROBE_IDLE)
-			probe_failed(sw, now);
-		probe_start(sw, now);
+	if (now >= sw->next_probe) {
+		if (sw->leaving) {
+			sw->next_probe = NEVER; /* a leaving member accuses nobody */
+		} else {
+			if (sw->probe_phase != PROBE_IDLE)
+				probe_failed(sw, now);
+			probe_start(sw, now);
+		}
 	}
 	if (now >= sw->next_gossip) {
 		gossip(sw, now);
@@ -1478,12 +1541,10 @@ void swim_notice_stall(struct swim *sw, int64_t gap_ms, int64_t now)
 	 * peers: abandon the probe, give every suspicion its full time again */
 	sw->probe_phase = PROBE_IDLE;
 	sw->n_relays = 0;
-	for (size_t i = 0; i < sw->n_members; i++) {
-		struct member *m = sw->members[i];
-		if (m->pub.state == SWIM_SUSPECT) {
-			m->suspect_start = now;
-			suspicion_rearm(m);
-		}
+	for (size_t i = 0; i < sw->n_suspects; i++) {
+		struct member *m = sw->suspects[i];
+		m->suspect_start = now;
+		suspicion_rearm(m);
 	}
 	/* (2) we are the unhealthy one: probe slowly until acks prove otherwise */
 	if (sw->cfg.lifeguard)
@@ -1596,6 +1657,7 @@ void swim_free(struct swim *sw)
 		free(sw->members[i]);
 	free(sw->members);
 	free(sw->probe_order);
+	free(sw->suspects);
 	free(sw->index);
 	free(sw->buckets);
 	wbuf_free(&sw->scratch);
