@@ -459,40 +459,55 @@ static struct job *make_job(struct handlers *h, const struct script *sc,
 	}
 	env_both(&e, "EVENT", j->evname);
 
-	/* the local member: name, role and tags */
+	/* the local member: name, role and tags.  Events can arrive from
+	 * inside vigil_create() (our own member-join), before a->v is set:
+	 * then the configuration is the truth. */
 	struct vigil_member *ms = NULL;
 	size_t n = 0;
-	const char *self = vigil_name(h->a->v);
+	const struct vigil_tag *tags = NULL;
+	struct vigil_tag *cfgtags = NULL;
+	size_t ntags = 0;
+	const char *self = h->a->v ? vigil_name(h->a->v) : h->a->cfg.node_name;
+	if (!self)
+		self = "";
+	if (h->a->v && vigil_members(h->a->v, &ms, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(ms[i].name, self) == 0) {
+				tags = ms[i].tags;
+				ntags = ms[i].n_tags;
+				break;
+			}
+		}
+	} else if (h->a->cfg.n_tags) {
+		cfgtags = calloc(h->a->cfg.n_tags, sizeof *cfgtags);
+		for (size_t i = 0; cfgtags && i < h->a->cfg.n_tags; i++) {
+			cfgtags[i].key = h->a->cfg.tags[i].key;
+			cfgtags[i].value = h->a->cfg.tags[i].value;
+		}
+		tags = cfgtags;
+		ntags = cfgtags ? h->a->cfg.n_tags : 0;
+	}
 	env_both(&e, "SELF_NAME", self);
 	const char *role = "";
-	if (vigil_members(h->a->v, &ms, &n) == 0) {
-		for (size_t i = 0; i < n; i++) {
-			if (strcmp(ms[i].name, self) != 0)
-				continue;
-			for (size_t t = 0; t < ms[i].n_tags; t++) {
-				char k[256];
-				size_t kl = 0;
-				for (const char *c = ms[i].tags[t].key; *c && kl < 200; c++) {
-					char u = *c;
-					if (u >= 'a' && u <= 'z')
-						u = (char)(u - 'a' + 'A');
-					if (!((u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || u == '_'))
-						u = '_';
-					k[kl++] = u;
-				}
-				k[kl] = '\0';
-				char full[270];
-				snprintf(full, sizeof full, "TAG_%s", k);
-				env_both(&e, full, ms[i].tags[t].value);
-				if (strcmp(ms[i].tags[t].key, "role") == 0)
-					role = ms[i].tags[t].value;
-			}
-			env_both(&e, "SELF_ROLE", role);
-			break;
+	for (size_t t = 0; t < ntags; t++) {
+		char k[256];
+		size_t kl = 0;
+		for (const char *c = tags[t].key; *c && kl < 200; c++) {
+			char u = *c;
+			if (u >= 'a' && u <= 'z')
+				u = (char)(u - 'a' + 'A');
+			if (!((u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || u == '_'))
+				u = '_';
+			k[kl++] = u;
 		}
+		k[kl] = '\0';
+		char full[270];
+		snprintf(full, sizeof full, "TAG_%s", k);
+		env_both(&e, full, tags[t].value);
+		if (strcmp(tags[t].key, "role") == 0)
+			role = tags[t].value;
 	}
-	if (!role[0])
-		env_both(&e, "SELF_ROLE", "");
+	env_both(&e, "SELF_ROLE", role);
 
 	switch (ev->type) {
 	case VIGIL_EV_USER:
@@ -544,6 +559,7 @@ static struct job *make_job(struct handlers *h, const struct script *sc,
 		break;
 	}
 	vigil_members_free(ms, n);
+	free(cfgtags);
 	j->env = e.v;
 	if (e.oom || !j->script || !j->env) {
 		if (!j->env) {

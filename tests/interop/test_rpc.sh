@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# test_rpc.sh — drive vigil agents with the real `serf` CLI (and vigil's own
+# CLI) and check they behave like a serf agent: same output shape, same
+# exit codes, and a mixed serf/vigil cluster that agrees on membership.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+VIGIL=$VIGIL_BIN
+SERF=$SERF_BIN
+
+if ! command -v "$SERF" >/dev/null 2>&1; then
+    echo "# serf not installed; skipping"
+    ok "skip (no serf binary)"
+    exit 0
+fi
+
+read -r P1 R1 P2 R2 P3 R3 P4 R4 < <(free_ports 8)
+T=$VIGIL_TMP
+
+# -------------------------------------------------------------- cluster
+start_serf s1 "$P1" "$R1"
+wait_until 10 "$SERF" members -rpc-addr=127.0.0.1:"$R1" || not_ok "serf agent s1 starts"
+
+cat >"$T/handler.sh" <<EOF
+#!/bin/sh
+# record every event; answer queries named "ping"
+payload=\$(cat)
+echo "\$SERF_EVENT|\$SERF_USER_EVENT|\$SERF_QUERY_NAME|\$SERF_SELF_NAME|\$VIGIL_SELF_NAME|\$SERF_TAG_ROLE|\$payload" >>"$T/events.\$SERF_SELF_NAME"
+if [ "\$SERF_EVENT" = query ] && [ "\$SERF_QUERY_NAME" = ping ]; then
+    echo "pong from \$SERF_SELF_NAME"
+fi
+EOF
+chmod +x "$T/handler.sh"
+
+start_vigil v1 "$P2" "$R2" -join=127.0.0.1:"$P1" -tag role=web -tag dc=east \
+    -event-handler="$T/handler.sh"
+if wait_until 10 members_have "$R1" v1 alive && wait_until 10 members_have "$R2" s1 alive; then
+    ok "vigil joins serf agent (-join), both see each other alive"
+else
+    not_ok "vigil joins serf agent (-join), both see each other alive" "$(members_of "$R1" 2>&1; members_of "$R2" 2>&1)"
+fi
+
+# ------------------------------------------------------------- members
+out=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -Eq "^v1 +127\.0\.0\.1:$P2 +alive +dc=east,role=web$" &&
+    echo "$out" | grep -Eq "^s1 +127\.0\.0\.1:$P1 +alive"; then
+    ok "serf members against vigil: serf's columns"
+else
+    not_ok "serf members against vigil: serf's columns" "rc=$rc out=$out"
+fi
+
+# the same membership, seen from the serf agent and from vigil, as lines
+a=$("$SERF" members -rpc-addr=127.0.0.1:"$R1" | awk '{print $1, $2, $3}' | sort)
+b=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" | awk '{print $1, $2, $3}' | sort)
+if [ -n "$a" ] && [ "$a" = "$b" ]; then
+    ok "serf agent and vigil agent report the same members"
+else
+    not_ok "serf agent and vigil agent report the same members" "serf: $a / vigil: $b"
+fi
+
+# vigil's CLI prints exactly what serf's does
+a=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -detailed 2>&1)
+b=$("$VIGIL" members -rpc-addr=127.0.0.1:"$R2" -detailed 2>&1)
+if [ "$a" = "$b" ]; then ok "vigil members -detailed == serf members -detailed"; else
+    not_ok "vigil members -detailed == serf members -detailed" "serf: $a / vigil: $b"; fi
+a=$("$SERF" members -rpc-addr=127.0.0.1:"$R1" -format=json 2>&1)
+b=$("$VIGIL" members -rpc-addr=127.0.0.1:"$R1" -format=json 2>&1)
+# tags maps are sorted by both; member order may differ between calls
+if [ "$(echo "$a" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sorted(d["members"], key=lambda m: m["name"]))')" = \
+     "$(echo "$b" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sorted(d["members"], key=lambda m: m["name"]))')" ]; then
+    ok "vigil members -format=json == serf's (against a serf agent)"
+else
+    not_ok "vigil members -format=json == serf's (against a serf agent)" "serf: $a / vigil: $b"
+fi
+
+out=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -format=json 2>&1)
+if echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+m = {x["name"]: x for x in d["members"]}
+v = m["v1"]
+assert v["status"] == "alive" and v["tags"] == {"role": "web", "dc": "east"}, v
+assert set(v) == {"name", "addr", "port", "tags", "status", "protocol"}, v
+assert set(v["protocol"]) == {"min", "max", "version"}, v
+'; then ok "serf members -format=json against vigil"; else
+    not_ok "serf members -format=json against vigil" "$out"; fi
+
+out=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -status=alive -name='v.*' -tag role='w.b' 2>&1)
+if [ "$(echo "$out" | awk '{print $1}')" = v1 ]; then ok "members filters (-status -name -tag regexps)"; else
+    not_ok "members filters (-status -name -tag regexps)" "$out"; fi
+out=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -name='nomatch' 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ -z "$out" ]; then ok "members filter matching nothing prints nothing"; else
+    not_ok "members filter matching nothing prints nothing" "rc=$rc $out"; fi
+
+# --------------------------------------------------------------- join
+start_vigil v2 "$P3" "$R3"
+wait_until 10 "$SERF" members -rpc-addr=127.0.0.1:"$R3" >/dev/null
+out=$("$SERF" join -rpc-addr=127.0.0.1:"$R3" 127.0.0.1:"$P2" 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ "$out" = "Successfully joined cluster by contacting 1 nodes." ]; then
+    ok "serf join against vigil"
+else
+    not_ok "serf join against vigil" "rc=$rc $out"
+fi
+if wait_until 10 members_have "$R1" v2 alive && wait_until 10 members_have "$R3" s1 alive; then
+    ok "three-node mixed cluster converges"
+else
+    not_ok "three-node mixed cluster converges" "$(members_of "$R1" 2>&1)"
+fi
+
+# --------------------------------------------------------------- event
+out=$("$SERF" event -rpc-addr=127.0.0.1:"$R2" deploy v42 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ "$out" = "Event 'deploy' dispatched! Coalescing enabled: true" ]; then
+    ok "serf event against vigil"
+else
+    not_ok "serf event against vigil" "rc=$rc $out"
+fi
+if wait_until 10 grep -q "Received event: user-event: deploy" "$(log_of s1)"; then
+    ok "user event from vigil reaches the serf agent"
+else
+    not_ok "user event from vigil reaches the serf agent"
+fi
+"$SERF" event -rpc-addr=127.0.0.1:"$R1" -coalesce=false fromserf payload1 >/dev/null 2>&1
+if wait_until 10 grep -q "^user|fromserf||v1|v1|web|payload1$" "$T/events.v1"; then
+    ok "event handler runs for a serf user event (env + payload on stdin)"
+else
+    not_ok "event handler runs for a serf user event (env + payload on stdin)" "$(cat "$T/events.v1" 2>&1)"
+fi
+if grep -q "^member-join|||v1|v1|web|" "$T/events.v1" 2>/dev/null; then
+    ok "event handler sees member-join"
+else
+    not_ok "event handler sees member-join" "$(cat "$T/events.v1" 2>&1)"
+fi
+
+# --------------------------------------------------------------- query
+out=$("$SERF" query -rpc-addr=127.0.0.1:"$R1" -timeout=3s ping 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -q "^Query 'ping' dispatched$" &&
+    echo "$out" | grep -q "^Response from 'v1': pong from v1$" &&
+    echo "$out" | grep -q "^Ack from 'v2'$" && echo "$out" | grep -q "^Total Acks: 3$"; then
+    ok "serf query via serf agent answered by a vigil handler"
+else
+    not_ok "serf query via serf agent answered by a vigil handler" "rc=$rc $out"
+fi
+out=$("$SERF" query -rpc-addr=127.0.0.1:"$R2" -timeout=3s -format=json ping 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert sorted(d["Acks"]) == ["s1", "v1", "v2"], d
+assert d["Responses"] == {"v1": "pong from v1\n"}, d
+'; then ok "serf query -format=json against vigil (acks, responses, done)"; else
+    not_ok "serf query -format=json against vigil (acks, responses, done)" "rc=$rc $out"; fi
+out=$("$SERF" query -rpc-addr=127.0.0.1:"$R2" -timeout=2s -node=s1 -no-ack ping 2>&1)
+if echo "$out" | grep -q "^Total Responses: 0$" && ! echo "$out" | grep -q "Total Acks"; then
+    ok "serf query -node -no-ack against vigil"
+else
+    not_ok "serf query -node -no-ack against vigil" "$out"
+fi
+
+# ---------------------------------------------------------------- tags
+out=$("$SERF" tags -rpc-addr=127.0.0.1:"$R2" -set version=2 -delete dc 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ "$out" = "Successfully updated agent tags" ] &&
+    wait_until 10 sh -c "'$SERF' members -rpc-addr=127.0.0.1:$R1 | grep -Eq '^v1 .* role=web,version=2\$'"; then
+    ok "serf tags against vigil, seen by the serf agent"
+else
+    not_ok "serf tags against vigil, seen by the serf agent" "rc=$rc $out $("$SERF" members -rpc-addr=127.0.0.1:"$R1")"
+fi
+
+# ---------------------------------------------------------- info/monitor
+out=$("$SERF" info -rpc-addr=127.0.0.1:"$R2" 2>&1)
+if echo "$out" | grep -q "^agent:$" && echo "$out" | grep -qP "^\tname = v1$" &&
+    echo "$out" | grep -qP "^\tmembers = 3$" && echo "$out" | grep -qP "^\trole = web$"; then
+    ok "serf info against vigil"
+else
+    not_ok "serf info against vigil" "$out"
+fi
+timeout 3 "$SERF" monitor -rpc-addr=127.0.0.1:"$R2" -log-level=debug >"$T/monitor.out" 2>&1 &
+mpid=$!
+sleep 0.5
+"$SERF" event -rpc-addr=127.0.0.1:"$R2" monitored x >/dev/null 2>&1
+wait $mpid 2>/dev/null
+if grep -q "\[INFO\] agent.ipc: Accepted client" "$T/monitor.out" &&
+    grep -q "\[DEBUG\] agent: Requesting user event send: monitored" "$T/monitor.out"; then
+    ok "serf monitor -log-level=debug against vigil streams logs"
+else
+    not_ok "serf monitor -log-level=debug against vigil streams logs" "$(head -20 "$T/monitor.out")"
+fi
+out=$("$SERF" monitor -rpc-addr=127.0.0.1:"$R2" -log-level=bogus 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && [ "$out" = "Error starting monitor: Unknown log level: BOGUS" ]; then
+    ok "monitor with a bad log level is refused like serf"
+else
+    not_ok "monitor with a bad log level is refused like serf" "rc=$rc $out"
+fi
+out=$("$SERF" rtt -rpc-addr=127.0.0.1:"$R2" v1 s1 2>&1)
+if echo "$out" | grep -q 'Could not find a coordinate for node'; then
+    ok "get-coordinate answers like serf with coordinates disabled"
+else
+    not_ok "get-coordinate answers like serf with coordinates disabled" "$out"
+fi
+
+# --------------------------------------------------- bad RPC input
+python3 - "$R2" <<'PY' >"$T/garbage.out" 2>&1
+import socket, sys, time
+port = int(sys.argv[1])
+def conn():
+    s = socket.create_connection(("127.0.0.1", port)); s.settimeout(2); return s
+for blob in [b"\xc1\xc1\xc1", b"\xdd\xff\xff\xff\xff", b"\xdb\x7f\xff\xff\xff" + b"a" * 100,
+             b"\x91" * 2000 + b"\xc0", b"GET / HTTP/1.0\r\n\r\n", bytes(range(256)) * 4]:
+    s = conn()
+    try:
+        s.sendall(blob); time.sleep(0.05); s.recv(100)
+    except Exception:
+        pass
+    s.close()
+# a 2 MiB string: larger than any frame the agent accepts
+s = conn()
+s.sendall(b"\x82\xa7Command\xa9handshake\xa3Seq\x01\x81\xa7Version\x01")
+s.recv(100)
+try:
+    s.sendall(b"\x82\xa7Command\xa5event\xa3Seq\x02\x81\xa4Name\xdb\x00\x20\x00\x00" + b"x" * (2 << 20))
+except Exception:
+    pass
+s.close()
+PY
+if "$SERF" members -rpc-addr=127.0.0.1:"$R2" >/dev/null 2>&1; then
+    ok "garbage, oversized and truncated RPC input leave the agent running"
+else
+    not_ok "garbage, oversized and truncated RPC input leave the agent running" "$(cat "$T/garbage.out")"
+fi
+out=$(printf '\x82\xa7Command\xa7members\xa3Seq\x07' | timeout 3 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.settimeout(2)
+s.sendall(sys.stdin.buffer.read()); print(s.recv(100))' "$R2" 2>&1)
+if echo "$out" | grep -q "Handshake required"; then ok "command before handshake: 'Handshake required'"; else
+    not_ok "command before handshake: 'Handshake required'" "$out"; fi
+
+# ------------------------------------------------------------ rpc-auth
+start_vigil va "$P4" "$R4" -rpc-auth=sekret
+wait_until 10 "$SERF" members -rpc-addr=127.0.0.1:"$R4" -rpc-auth=sekret >/dev/null
+out=$("$SERF" members -rpc-addr=127.0.0.1:"$R4" 2>&1)
+rc=$?
+out2=$("$SERF" members -rpc-addr=127.0.0.1:"$R4" -rpc-auth=wrong 2>&1)
+rc2=$?
+out3=$("$SERF" members -rpc-addr=127.0.0.1:"$R4" -rpc-auth=sekret 2>&1)
+rc3=$?
+if [ $rc -ne 0 ] && echo "$out" | grep -q "Authentication required" &&
+    [ $rc2 -ne 0 ] && echo "$out2" | grep -q "Invalid authentication token" &&
+    [ $rc3 -eq 0 ] && echo "$out3" | grep -q "^va "; then
+    ok "-rpc-auth: refused without/with a wrong token, accepted with it"
+else
+    not_ok "-rpc-auth: refused without/with a wrong token, accepted with it" "$rc $out / $rc2 $out2 / $rc3 $out3"
+fi
+if SERF_RPC_ADDR=127.0.0.1:$R4 SERF_RPC_AUTH=sekret "$VIGIL" members | grep -q "^va "; then
+    ok "vigil CLI honours SERF_RPC_ADDR / SERF_RPC_AUTH"
+else
+    not_ok "vigil CLI honours SERF_RPC_ADDR / SERF_RPC_AUTH"
+fi
+stop_node va INT
+wait "$(pid_of va)" 2>/dev/null
+rc=$?
+if [ $rc -eq 0 ]; then ok "SIGINT: graceful leave, exit 0"; else not_ok "SIGINT: graceful leave, exit 0" "rc=$rc"; fi
+
+# --------------------------------------------------------- force-leave
+kill_node v2
+if wait_until 20 members_have "$R2" v2 failed; then
+    ok "killed vigil node is seen failed"
+else
+    not_ok "killed vigil node is seen failed" "$(members_of "$R2" 2>&1)"
+fi
+out=$("$SERF" force-leave -rpc-addr=127.0.0.1:"$R2" v2 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ -z "$out" ] && wait_until 10 members_have "$R1" v2 left; then
+    ok "serf force-leave against vigil: the serf agent sees it left"
+else
+    not_ok "serf force-leave against vigil: the serf agent sees it left" "rc=$rc $out $(members_of "$R1" 2>&1)"
+fi
+
+# --------------------------------------------------------------- leave
+out=$("$SERF" leave -rpc-addr=127.0.0.1:"$R2" 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ "$out" = "Graceful leave complete" ]; then
+    ok "serf leave against vigil"
+else
+    not_ok "serf leave against vigil" "rc=$rc $out"
+fi
+if wait_until 10 sh -c "! kill -0 $(pid_of v1) 2>/dev/null" && wait_until 10 members_have "$R1" v1 left; then
+    ok "after serf leave the vigil agent exits and the serf agent sees it left"
+else
+    not_ok "after serf leave the vigil agent exits and the serf agent sees it left" "$(members_of "$R1" 2>&1)"
+fi
+
+# ----------------------------------------------------- CLI behaviour
+out=$("$VIGIL" members -bogus 2>&1 >/dev/null)
+rc=$?
+if [ $rc -eq 1 ] && [ "$out" = "flag provided but not defined: -bogus" ]; then
+    ok "vigil members -bogus: Go flag error, exit 1"
+else
+    not_ok "vigil members -bogus: Go flag error, exit 1" "rc=$rc $out"
+fi
+"$VIGIL" members --help >"$T/help.out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q "^Usage: vigil members \[options\]" "$T/help.out"; then
+    ok "vigil members --help"
+else
+    not_ok "vigil members --help" "rc=$rc $(cat "$T/help.out")"
+fi
+out=$("$VIGIL" members -rpc-addr=127.0.0.1:1 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && [ "$out" = "Error connecting to Serf agent: dial tcp 127.0.0.1:1: connect: connection refused" ]; then
+    ok "vigil members without agent: serf's error"
+else
+    not_ok "vigil members without agent: serf's error" "rc=$rc $out"
+fi
+echo '{"node_name": "x", "bogus_key": 1}' >"$T/bad.json"
+out=$("$VIGIL" agent -config-file="$T/bad.json" 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "bogus_key"; then
+    ok "invalid config file: one error line, exit 1"
+else
+    not_ok "invalid config file: one error line, exit 1" "rc=$rc $out"
+fi
+echo '{"node_name": 5}' >"$T/bad2.json"
+out=$("$VIGIL" agent -config-file="$T/bad2.json" 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q '"node_name" must be a string'; then
+    ok "config value of the wrong type is rejected"
+else
+    not_ok "config value of the wrong type is rejected" "rc=$rc $out"
+fi
+
+finish
