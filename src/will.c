@@ -71,6 +71,8 @@ struct wrec {
 	uint32_t death_inc;
 	int64_t death_t, release_t;
 	int64_t base;       /* when sending could start (release, recipient back) */
+	unsigned rank;      /* our place among the senders / publishers ... */
+	int64_t rank_t;     /* ... since this time */
 	int64_t last_send, gap;
 	unsigned attempts;
 };
@@ -219,6 +221,22 @@ static unsigned my_rank(const struct will *w, const char *skip1, const char *ski
 		r++;
 	}
 	return r;
+}
+
+/*
+ * Rank r acts at rank_t + r * step, where rank_t is when we got that rank.
+ * Measuring from the release instead would make every survivor whose
+ * deadline already passed act at once when a lower member's death is
+ * detected late; measured from the change, the new rank 0 acts at once and
+ * the new rank 1 still gives it a full step to be heard.
+ */
+static void rerank(const struct will *w, struct wrec *r, int64_t now, bool force)
+{
+	unsigned k = my_rank(w, r->owner, r->kind == KIND_MEMBER ? r->target : NULL);
+	if (force || k != r->rank) {
+		r->rank = k;
+		r->rank_t = now;
+	}
 }
 
 /* -------------------------------------------------------------- tables */
@@ -423,16 +441,37 @@ static void broadcast_version(struct will *w, const struct wrec *r)
 	msgpack_sbuffer_destroy(&e.sb);
 }
 
+#define DONE_FANOUT 8 /* lowest-named members told directly */
+
+/*
+ * Broadcast a DONE (and send it straight to `also_to`, the sender of a
+ * delivery).  With `fanout`, also send it twice directly to the lowest-named
+ * alive members: they are the next senders/publishers in line, and gossip
+ * alone is not enough — memberlist retransmits a rumour only a few times
+ * (retransmit_mult * log10(n+1) packets, some of them to dead members), so
+ * a takeover candidate can miss it and act a second time.
+ */
 static void send_done(struct will *w, const char *owner, uint32_t inc, uint64_t seq,
-		      uint8_t kind, const struct wire_addr *also_to)
+		      uint8_t kind, const struct wire_addr *also_to, bool fanout)
 {
 	struct enc e;
 	enc_init(&e, WILL_MSG_DONE);
 	enc_done(&e, owner, inc, seq, kind, w->cfg.name);
 	out_broadcast(w, &e);
-	if (also_to && w->cfg.out.send_to)
-		w->cfg.out.send_to(w->cfg.out.ctx, also_to, (const uint8_t *)e.sb.data,
-				   e.sb.size);
+	if (w->cfg.out.send_to) {
+		const uint8_t *p = (const uint8_t *)e.sb.data;
+		if (also_to)
+			w->cfg.out.send_to(w->cfg.out.ctx, also_to, p, e.sb.size);
+		for (size_t i = 0, k = 0; fanout && i < w->n_mem && k < DONE_FANOUT; i++) {
+			const struct wmember *m = &w->mem[i];
+			if (!alive_state(m->state) || is_self(w, m->name) ||
+			    strcmp(m->name, owner) == 0)
+				continue;
+			w->cfg.out.send_to(w->cfg.out.ctx, &m->addr, p, e.sb.size);
+			w->cfg.out.send_to(w->cfg.out.ctx, &m->addr, p, e.sb.size);
+			k++;
+		}
+	}
 	msgpack_sbuffer_destroy(&e.sb);
 }
 
@@ -719,7 +758,7 @@ static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uin
 	struct rxrec *rx = rx_find(w, owner);
 	if (rx && !(rx->returned_inc > rx->inc && inc >= rx->returned_inc)) {
 		w->stats.deliveries_dup++;
-		send_done(w, owner, rx->inc, rx->seq, KIND_MEMBER, sender);
+		send_done(w, owner, rx->inc, rx->seq, KIND_MEMBER, sender, false);
 		return;
 	}
 	if (!rx) {
@@ -737,7 +776,7 @@ static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uin
 	persist(w);
 	w->stats.delivered++;
 	emit(w, VIGIL_EV_MEMBER_WILL, owner, inc, seq, payload, plen, 0);
-	send_done(w, owner, inc, seq, KIND_MEMBER, sender);
+	send_done(w, owner, inc, seq, KIND_MEMBER, sender, true);
 	struct wrec *r = rec_find(w, owner);
 	if (r && r->trig != T_NONE && r->death_inc <= inc) {
 		r->acked = true;
@@ -767,6 +806,8 @@ static void send_deliver(struct will *w, struct wrec *r, const struct wmember *t
 /* Publish an event will: note it (durably) first, then publish and ack. */
 static void publish(struct will *w, struct wrec *r, int64_t now)
 {
+	logf_(w, 1, "will: publishing %s's will as event %s (rank %u since %lld, released %lld)",
+	      r->owner, r->target, r->rank, (long long)r->rank_t, (long long)r->release_t);
 	ack_note(w, r->owner, r->death_inc, r->seq, KIND_EVENT, true);
 	persist(w);
 	int rc = w->cfg.out.user_event ?
@@ -782,7 +823,7 @@ static void publish(struct will *w, struct wrec *r, int64_t now)
 	} else {
 		w->stats.published++;
 	}
-	send_done(w, r->owner, r->death_inc, r->seq, KIND_EVENT, NULL);
+	send_done(w, r->owner, r->death_inc, r->seq, KIND_EVENT, NULL, true);
 	r->acked = true;
 	r->trig = T_DONE;
 }
@@ -805,8 +846,7 @@ static int64_t rec_due(const struct will *w, const struct wrec *r)
 		if (!r->has_version || r->tomb)
 			return giveup;
 		if (r->kind == KIND_EVENT) {
-			int64_t t = r->release_t +
-				    (int64_t)my_rank(w, r->owner, NULL) * w->cfg.takeover_ms;
+			int64_t t = r->rank_t + (int64_t)r->rank * w->cfg.takeover_ms;
 			return t < giveup ? t : giveup;
 		}
 		if (is_self(w, r->target))
@@ -814,9 +854,9 @@ static int64_t rec_due(const struct will *w, const struct wrec *r)
 		const struct wmember *m = mem_find(w, r->target);
 		if (!m || !alive_state(m->state))
 			return giveup;
+		int64_t first = r->base > r->rank_t ? r->base : r->rank_t;
 		int64_t t = r->attempts == 0 ?
-			    r->base + (int64_t)my_rank(w, r->owner, r->target) *
-				      w->cfg.sender_backoff_ms :
+			    first + (int64_t)r->rank * w->cfg.sender_backoff_ms :
 			    r->last_send + r->gap;
 		return t < giveup ? t : giveup;
 	default:
@@ -824,15 +864,44 @@ static int64_t rec_due(const struct will *w, const struct wrec *r)
 	}
 }
 
+static void broadcast_due(struct will *w, const char *owner, uint32_t inc)
+{
+	struct enc e;
+	enc_init(&e, WILL_MSG_DUE);
+	msgpack_pack_array(&e.pk, 2);
+	enc_str(&e, owner);
+	msgpack_pack_uint32(&e.pk, inc);
+	out_broadcast(w, &e);
+	msgpack_sbuffer_destroy(&e.sb);
+}
+
+/*
+ * The delay has passed (here, or at another member that saw the death
+ * earlier: see handle_due).  Tell the others, so that every member's
+ * sender/publisher schedule starts within a gossip round of the first one
+ * instead of being spread over the failure detector's skew.
+ */
+static void release(struct will *w, struct wrec *r, int64_t now)
+{
+	logf_(w, 0, "will: %s's will released (death inc %u at %lld)", r->owner, r->death_inc,
+	      (long long)r->death_t);
+	r->trig = T_RELEASED;
+	r->release_t = now;
+	r->base = now;
+	r->attempts = 0;
+	rerank(w, r, now, true);
+	if (r->acked) {
+		r->trig = T_DONE;
+		return;
+	}
+	if (r->has_version && !r->tomb)
+		broadcast_due(w, r->owner, r->death_inc);
+}
+
 static void rec_step(struct will *w, struct wrec *r, int64_t now)
 {
 	if (r->trig == T_ARMED) {
-		r->trig = T_RELEASED;
-		r->release_t = now;
-		r->base = now;
-		r->attempts = 0;
-		if (r->acked)
-			r->trig = T_DONE;
+		release(w, r, now);
 		return;
 	}
 	if (r->trig != T_RELEASED)
@@ -848,8 +917,7 @@ static void rec_step(struct will *w, struct wrec *r, int64_t now)
 		return;
 	}
 	if (r->kind == KIND_EVENT) {
-		if (giveup || now >= r->release_t + (int64_t)my_rank(w, r->owner, NULL) *
-							     w->cfg.takeover_ms)
+		if (giveup || now >= r->rank_t + (int64_t)r->rank * w->cfg.takeover_ms)
 			publish(w, r, now);
 		return;
 	}
@@ -965,11 +1033,24 @@ void will_extension(struct will *w, struct serf_extension *ext)
 	ext->merge_state = ext_merge_state;
 }
 
+static void on_member(struct will *w, enum swim_member_event ev,
+		      const struct swim_member *m, int64_t now);
+
 void will_on_member(struct will *w, enum swim_member_event ev, const struct swim_member *m,
 		    int64_t now)
 {
 	if (!w || !m || !m->name[0])
 		return;
+	on_member(w, ev, m, now);
+	/* Who is alive changed: so may our place in any sender order. */
+	for (size_t i = 0; i < w->n_rec; i++)
+		if (w->rec[i]->trig == T_RELEASED)
+			rerank(w, w->rec[i], now, false);
+}
+
+static void on_member(struct will *w, enum swim_member_event ev,
+		      const struct swim_member *m, int64_t now)
+{
 	if (ev == SWIM_EV_REAP) {
 		mem_remove(w, m->name);
 		struct wrec *r = rec_find(w, m->name);
@@ -1212,6 +1293,8 @@ static bool apply_done(struct will *w, const struct pdone *d)
 {
 	if (!ack_note(w, d->owner, (uint32_t)d->inc, d->seq, (uint8_t)d->kind, false))
 		return false;
+	logf_(w, 0, "will: %s's will (inc %u) %s by %s", d->owner, (unsigned)d->inc,
+	      d->kind == KIND_EVENT ? "published" : "delivered", d->by[0] ? d->by : "?");
 	struct wrec *r = rec_find(w, d->owner);
 	if (r && (r->trig == T_ARMED || r->trig == T_RELEASED) && r->death_inc <= d->inc) {
 		r->acked = true;
@@ -1237,6 +1320,24 @@ static int handle_done(struct will *w, const msgpack_object *o)
 	return WILL_OK;
 }
 
+/*
+ * Another member released a will whose owner we also saw die: release it
+ * here too (and pass the news on, once).  A member that has not seen the
+ * death ignores it — it acts on its own view, or on the DONE.
+ */
+static int handle_due(struct will *w, const msgpack_object *o, int64_t now)
+{
+	const msgpack_object *a = arr(o, 2);
+	char owner[WIRE_NAME_MAX + 1];
+	uint64_t inc;
+	if (!a || !get_name(&a[0], owner) || !owner[0] || !get_uint(&a[1], UINT32_MAX, &inc))
+		return WILL_EFORMAT;
+	struct wrec *r = rec_find(w, owner);
+	if (r && r->trig == T_ARMED && r->death_inc == inc && r->has_version && !r->tomb)
+		release(w, r, now);
+	return WILL_OK;
+}
+
 int will_handle_msg(struct will *w, const uint8_t *p, size_t len, int64_t now)
 {
 	if (!w || !p || len < 2)
@@ -1250,6 +1351,7 @@ int will_handle_msg(struct will *w, const uint8_t *p, size_t len, int64_t now)
 		case WILL_MSG_VERSION: rc = handle_version(w, &u.data); break;
 		case WILL_MSG_DELIVER: rc = handle_deliver(w, &u.data, now); break;
 		case WILL_MSG_DONE: rc = handle_done(w, &u.data); break;
+		case WILL_MSG_DUE: rc = handle_due(w, &u.data, now); break;
 		default: rc = WILL_EFORMAT; break;
 		}
 	}

@@ -27,6 +27,10 @@
  *       Broadcast by the recipient once it has the will ("delivered"), or
  *       by the publisher of an event will ("published"); holders record it
  *       and stop sending.
+ *   WILL_MSG_DUE      203  [owner, inc]
+ *       Broadcast by a member whose delay ran out; members that also saw
+ *       that death release at once, so sender/publisher schedules start
+ *       together rather than spread over the failure detector's skew.
  * Push-pull state is one record of type 200 whose body is a msgpack array
  * of version arrays, and one of type 202 with recent DONE arrays.
  *
@@ -65,6 +69,7 @@ enum will_msg_type {
 	WILL_MSG_VERSION = SERF_EXT_TYPE_MIN,     /* 200 */
 	WILL_MSG_DELIVER = SERF_EXT_TYPE_MIN + 1, /* 201 */
 	WILL_MSG_DONE = SERF_EXT_TYPE_MIN + 2,    /* 202 */
+	WILL_MSG_DUE = SERF_EXT_TYPE_MIN + 3,     /* 203 */
 };
 
 enum will_error {
