@@ -1057,6 +1057,11 @@ static void on_member(struct will *w, enum swim_member_event ev,
 		/* Keep a will whose delivery is still in progress. */
 		if (r && !is_self(w, m->name) && r->trig != T_ARMED && r->trig != T_RELEASED)
 			rec_drop(w, r);
+		/* Its acks are only needed while a delivery is pending (those keep
+		 * the flag on the record); ours we keep: we published. */
+		struct ackrec *a = ack_find(w, m->name);
+		if (a && !a->mine)
+			*a = w->ack[--w->n_ack];
 		return;
 	}
 	struct wmember *wm = mem_upsert(w, m->name);
@@ -1198,7 +1203,6 @@ int will_clear(struct will *w, int64_t now)
 	struct wrec *r = rec_get(w, w->cfg.name);
 	if (!r)
 		return WILL_ENOMEM;
-	bool had = r->has_version && !r->tomb;
 	struct pver v;
 	memset(&v, 0, sizeof v);
 	snprintf(v.owner, sizeof v.owner, "%s", w->cfg.name);
@@ -1211,7 +1215,6 @@ int will_clear(struct will *w, int64_t now)
 	persist(w);
 	/* Even with nothing set, gossip the tombstone: peers may hold an old copy. */
 	broadcast_version(w, r);
-	(void)had;
 	return WILL_OK;
 }
 
