@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""plot.py -- PNG charts (gnuplot) from a bench/bench.py results file.
+
+    python3 bench/plot.py RESULTS.json OUTDIR
+
+Writes OUTDIR/bench-detection.png (detection and join latency ECDFs, vigil vs
+serf), OUTDIR/bench-ratios.png (vigil/serf ratios with the DESIGN.md targets)
+and, if the results hold simulator data, OUTDIR/bench-sim-dissemination.png.
+Each chart is labelled with the machine, date and git commit of the run.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+COLORS = {"vigil": "#1f77b4", "serf": "#d62728"}
+
+
+def ecdf_rows(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    rows = []
+    for i, x in enumerate(xs):
+        rows.append((x, i / n))
+        rows.append((x, (i + 1) / n))
+    return rows
+
+
+def write(path, rows):
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(" ".join(str(x) for x in r) + "\n")
+        if not rows:
+            f.write("NaN NaN\n")
+
+
+def subtitle(res):
+    m = res.get("machine", {})
+    g = res.get("git", {})
+    commit = (g.get("commit") or "?")[:10] + ("+dirty" if g.get("dirty") else "")
+    return "%s x%s, %s, commit %s" % (m.get("cpu_model") or "?", m.get("nproc") or "?",
+                                      (res.get("started_utc") or "?")[:10], commit)
+
+
+def gp_escape(s):
+    return s.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def run_gnuplot(script, tmp):
+    p = os.path.join(tmp, "plot.gp")
+    with open(p, "w") as f:
+        f.write(script)
+    r = subprocess.run(["gnuplot", p], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.stderr.write(r.stderr)
+        raise SystemExit("plot.py: gnuplot failed")
+
+
+def plot_latency(res, out, tmp):
+    kinds = [k for k in ("vigil", "serf") if k in res["kinds"]]
+    plots_d, plots_j = [], []
+    for k in kinds:
+        d = res["kinds"][k].get("detection")
+        if d:
+            alls = [x["all_s"] for x in d["kills"] if x["all_s"] is not None]
+            pooled = [v for x in d["kills"] for v in x["per_observer_s"].values() if v is not None]
+            fa = os.path.join(tmp, "det_all_%s.dat" % k)
+            fo = os.path.join(tmp, "det_obs_%s.dat" % k)
+            write(fa, ecdf_rows(alls))
+            write(fo, ecdf_rows(pooled))
+            med = d["all_s"]["median"] if d.get("all_s") else float("nan")
+            plots_d.append("'%s' w l lw 2.5 lc rgb '%s' t '%s: last member (n=%d, median %.2f s)'"
+                           % (fa, COLORS[k], k, len(alls), med))
+            plots_d.append("'%s' w l lw 1.2 dt 2 lc rgb '%s' t '%s: each member'" % (fo, COLORS[k], k))
+        j = res["kinds"][k].get("join")
+        if j:
+            alls = [x["all_s"] for x in j["joins"] if x["all_s"] is not None]
+            fj = os.path.join(tmp, "join_%s.dat" % k)
+            write(fj, ecdf_rows(alls))
+            med = j["all_s"]["median"] if j.get("all_s") else float("nan")
+            plots_j.append("'%s' w l lw 2.5 lc rgb '%s' t '%s (n=%d, median %.2f s)'"
+                           % (fj, COLORS[k], k, len(alls), med))
+    if not plots_d and not plots_j:
+        return None
+    size = res["config"]["latency_size"]
+    png = os.path.join(out, "bench-detection.png")
+    s = """set terminal pngcairo size 1200,520 font 'DejaVu Sans,10'
+set output '%s'
+set multiplot layout 1,2 title "{/:Bold Failure detection and join latency, %d-agent clusters, default LAN timings}\\n%s"
+set grid
+set key bottom right
+set ylabel 'fraction of events'
+set yrange [0:1.02]
+set xlabel 'seconds from kill -9 until reported failed (EventMemberFailed)'
+set title 'detection: kill -9 -> member(s) log it failed'
+plot %s
+set xlabel 'seconds from spawn until every member logged EventMemberJoin'
+set title 'join: new agent -> known by every member'
+set xrange [0:*]
+plot %s
+unset multiplot
+""" % (png, size, gp_escape(subtitle(res)), ", ".join(plots_d) or "NaN notitle",
+       ", ".join(plots_j) or "NaN notitle")
+    run_gnuplot(s, tmp)
+    return png
+
+
+RATIO_LABELS = [
+    ("rss_%d", "RSS\\n%d agents", "rss"),
+    ("cpu_%d", "CPU\\n%d agents", "cpu"),
+    ("bytes_%d", "bytes sent\\n%d agents", None),
+]
+
+
+def plot_ratios(res, out, tmp):
+    r = res.get("ratios") or {}
+    if not r:
+        return None
+    sizes = res["config"]["sizes"]
+    big = max(sizes)
+    rows = []
+    for key, label, tkind in RATIO_LABELS:
+        for n in sizes:
+            v = r.get(key % n)
+            if v is None:
+                continue
+            target = None
+            if tkind == "rss":
+                target = 0.2
+            elif tkind == "cpu" and n == big:
+                target = 1 / 3
+            rows.append((label % n, v, target))
+    for key, label in (("detect_median", "detection\\nmedian"), ("detect_p99", "detection\\np99"),
+                       ("join_median", "join\\nmedian"), ("join_p99", "join\\np99")):
+        if r.get(key) is not None:
+            rows.append((label, r[key], 1.0 if key.startswith("detect") else None))
+    if not rows:
+        return None
+    dat = os.path.join(tmp, "ratios.dat")
+    tgt = os.path.join(tmp, "targets.dat")
+    with open(dat, "w") as f:
+        for i, (label, v, t) in enumerate(rows):
+            f.write('%d "%s" %g\n' % (i, label, v))
+    with open(tgt, "w") as f:
+        n_t = 0
+        for i, (label, v, t) in enumerate(rows):
+            if t is not None:
+                f.write("%g %g %g 0\n" % (i - 0.42, t, 0.84))
+                n_t += 1
+        if not n_t:
+            f.write("NaN NaN NaN NaN\n")
+    ymax = max(1.25, max(v for _, v, _ in rows) * 1.15)
+    png = os.path.join(out, "bench-ratios.png")
+    s = """set terminal pngcairo size 1100,520 font 'DejaVu Sans,10'
+set output '%s'
+set title "{/:Bold vigil / serf, same workload, one run (lower is better for vigil)}\\n%s"
+set style fill solid 0.75 border -1
+set boxwidth 0.7
+set grid ytics
+set yrange [0:%g]
+set xrange [-0.6:%g]
+set ylabel 'ratio vigil / serf'
+set xtics nomirror font ',9'
+set bmargin 5
+set key top left
+set arrow from -0.6,1 to %g,1 nohead dt 3 lc rgb '#555555'
+plot '%s' u 1:3:xtic(2) w boxes lc rgb '#1f77b4' t 'ratio', \\
+     '' u 1:3:(sprintf('%%.2f', $3)) w labels offset 0,0.8 notitle, \\
+     '%s' u 1:2:3:4 w vectors nohead lw 3 lc rgb '#d62728' t 'DESIGN.md target (at or below)'
+""" % (png, gp_escape(subtitle(res)), ymax, len(rows) - 0.4, len(rows) - 0.4, dat, tgt)
+    run_gnuplot(s, tmp)
+    return png
+
+
+def plot_sim(res, out, tmp):
+    sim = res.get("simulator")
+    if not sim or not sim.get("rumours"):
+        return None
+    plots = []
+    arrows = []
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+    n = None
+    for i, (name, r) in enumerate(sorted(sim["rumours"].items())):
+        if not r.get("curve"):
+            continue
+        f = os.path.join(tmp, "sim_%d.dat" % i)
+        write(f, [(c[0], c[2] / c[3]) for c in r["curve"]])
+        n = r["n"]
+        plots.append("'%s' w lp pt 7 ps 0.6 lw 2 lc rgb '%s' t '%s (99%% after %s rounds)'"
+                     % (f, colors[i % 4], name, r.get("rounds_99", "?")))
+        exp = r.get("expected_rounds")
+        if exp and i == 0:
+            arrows.append("set arrow from %g,0 to %g,1 nohead dt 2 lw 1.5 lc rgb '#555555'" % (exp, exp))
+            arrows.append("set label 'log bound %.1f' at %g,0.05 left offset 0.5,0" % (exp, exp))
+            arrows.append("set arrow from %g,0 to %g,1 nohead dt 3 lw 1.5 lc rgb '#d62728'"
+                          % (1.2 * exp, 1.2 * exp))
+            arrows.append("set label '1.2 x bound' at %g,0.12 left offset 0.5,0 tc rgb '#d62728'"
+                          % (1.2 * exp))
+    if not plots:
+        return None
+    png = os.path.join(out, "bench-sim-dissemination.png")
+    s = """set terminal pngcairo size 900,520 font 'DejaVu Sans,10'
+set output '%s'
+set title "{/:Bold Simulator: dissemination, %s members}\\n%s"
+set grid
+set key bottom right
+set xlabel 'gossip rounds since the rumour started'
+set ylabel 'fraction of members informed'
+set yrange [0:1.02]
+%s
+plot %s
+""" % (png, n, gp_escape(subtitle(res)), "\n".join(arrows), ", ".join(plots))
+    run_gnuplot(s, tmp)
+    return png
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    with open(sys.argv[1]) as f:
+        res = json.load(f)
+    out = sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    if not shutil.which("gnuplot"):
+        sys.exit("plot.py: gnuplot not installed (apt-get install gnuplot-nox)")
+    tmp = tempfile.mkdtemp(prefix="vigil-plot.")
+    try:
+        for fn in (plot_latency, plot_ratios, plot_sim):
+            p = fn(res, out, tmp)
+            if p:
+                print("plot: %s" % p)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
