@@ -103,3 +103,81 @@ run:
 
 clean:
 	rm -rf build build-asan
+
+# ---------------------------------------------------------------- fuzz ----
+# libFuzzer targets (docs/FUZZING.md).  Everything below belongs to the fuzz
+# harness; the rest of the Makefile does not depend on it.
+#
+#   make fuzz         build-fuzz/fuzz_<name> for every fuzz/fuzz_<name>.c
+#   make fuzz-seeds   regenerate the seed files in fuzz/corpus/<name>/
+#   make fuzz-smoke   short bounded run of every target + regression replay
+#   make fuzz-clean   rm -rf build-fuzz
+#
+# The library (src/*.c) and the few agent parsers the targets need are
+# compiled with clang, coverage and ASan+UBSan into build-fuzz/.
+
+FUZZ_CC     ?= clang
+FUZZ_DIR    := build-fuzz
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -std=c11 -D_GNU_SOURCE \
+               -Iinclude -Isrc
+FUZZ_SRCS    := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_TARGETS := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRCS))
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/%.o)
+# Agent files some targets link (only those that exist are used).
+FUZZ_AGENT_OBJS := $(patsubst %.c,$(FUZZ_DIR)/%.o,\
+                   $(wildcard agent/config.c agent/flags.c agent/mp.c))
+FUZZ_LDLIBS := $(LDLIBS)
+
+.PHONY: fuzz fuzz-seeds fuzz-smoke fuzz-clean
+
+fuzz: $(FUZZ_TARGETS)
+
+$(FUZZ_DIR)/src/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/agent/%.o: agent/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/.lib-objs: FORCE
+	@mkdir -p $(@D)
+	@echo '$(FUZZ_LIB_OBJS)' | cmp -s - $@ || echo '$(FUZZ_LIB_OBJS)' > $@
+
+$(FUZZ_DIR)/libvigil-fuzz.a: $(FUZZ_LIB_OBJS) $(FUZZ_AGENT_OBJS) $(FUZZ_DIR)/.lib-objs
+	@rm -f $@
+	$(AR) rcs $@ $(FUZZ_LIB_OBJS) $(FUZZ_AGENT_OBJS)
+
+$(FUZZ_DIR)/fuzz/%.o: fuzz/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iagent -Itests/unit -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/fuzz/fuzz_%.o $(FUZZ_DIR)/libvigil-fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libvigil-fuzz.a \
+		$(FUZZ_LDLIBS)
+
+# The seed generator is an ordinary program (no libFuzzer main).
+$(FUZZ_DIR)/gen_seeds: $(FUZZ_DIR)/fuzz/gen_seeds.o $(FUZZ_DIR)/libvigil-fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -o $@ $< \
+		$(FUZZ_DIR)/libvigil-fuzz.a $(FUZZ_LDLIBS)
+
+$(FUZZ_DIR)/fuzz/gen_seeds.o: fuzz/gen_seeds.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Iagent -Itests/unit -MMD -MP -c -o $@ $<
+
+fuzz-seeds: $(FUZZ_DIR)/gen_seeds
+	$(FUZZ_DIR)/gen_seeds fuzz/corpus
+
+fuzz-smoke:
+	tests/fuzz-smoke/run.sh
+
+fuzz-clean:
+	rm -rf $(FUZZ_DIR)
+
+clean: fuzz-clean
+
+.SECONDARY: $(FUZZ_SRCS:%.c=$(FUZZ_DIR)/%.o) $(FUZZ_DIR)/fuzz/gen_seeds.o
+
+-include $(wildcard $(FUZZ_DIR)/src/*.d $(FUZZ_DIR)/agent/*.d $(FUZZ_DIR)/fuzz/*.d)
+# ------------------------------------------------------------ end fuzz ----
