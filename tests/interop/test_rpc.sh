@@ -15,7 +15,25 @@ if ! command -v "$SERF" >/dev/null 2>&1; then
 fi
 
 read -r P1 R1 P2 R2 P3 R3 P4 R4 < <(free_ports 8)
+read -r P5 R5 P6 R6 < <(free_ports 4)
 T=$VIGIL_TMP
+
+# serf prints a member's tags in Go map order (random); sort them so lines
+# can be compared: "a  addr  alive  z=1,b=2" -> "a  addr  alive  b=2,z=1"
+norm() {
+    python3 -c '
+import re, sys
+for line in sys.stdin.read().splitlines():
+    parts = re.split(r"(\s{2,})", line)
+    out = []
+    for p in parts:
+        if "=" in p and not p.isspace() and ": " not in p:
+            p = ",".join(sorted(p.split(",")))
+        out.append(p)
+    print("".join(out))'
+}
+# members NAME-ish checks on the normalized member list of agent at RPC port
+nmembers() { local r=$1; shift; "$SERF" members -rpc-addr=127.0.0.1:"$r" "$@" 2>&1 | norm; }
 
 # -------------------------------------------------------------- cluster
 start_serf s1 "$P1" "$R1"
@@ -41,7 +59,7 @@ else
 fi
 
 # ------------------------------------------------------------- members
-out=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" 2>&1)
+out=$(nmembers "$R2")
 rc=$?
 if [ $rc -eq 0 ] && echo "$out" | grep -Eq "^v1 +127\.0\.0\.1:$P2 +alive +dc=east,role=web$" &&
     echo "$out" | grep -Eq "^s1 +127\.0\.0\.1:$P1 +alive"; then
@@ -60,8 +78,8 @@ else
 fi
 
 # vigil's CLI prints exactly what serf's does
-a=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -detailed 2>&1)
-b=$("$VIGIL" members -rpc-addr=127.0.0.1:"$R2" -detailed 2>&1)
+a=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -detailed 2>&1 | norm)
+b=$("$VIGIL" members -rpc-addr=127.0.0.1:"$R2" -detailed 2>&1 | norm)
 if [ "$a" = "$b" ]; then ok "vigil members -detailed == serf members -detailed"; else
     not_ok "vigil members -detailed == serf members -detailed" "serf: $a / vigil: $b"; fi
 a=$("$SERF" members -rpc-addr=127.0.0.1:"$R1" -format=json 2>&1)
@@ -165,7 +183,7 @@ fi
 out=$("$SERF" tags -rpc-addr=127.0.0.1:"$R2" -set version=2 -delete dc 2>&1)
 rc=$?
 if [ $rc -eq 0 ] && [ "$out" = "Successfully updated agent tags" ] &&
-    wait_until 10 sh -c "'$SERF' members -rpc-addr=127.0.0.1:$R1 | grep -Eq '^v1 .* role=web,version=2\$'"; then
+    wait_until 10 eval 'nmembers "$R1" | grep -Eq "^v1 .* role=web,version=2$"'; then
     ok "serf tags against vigil, seen by the serf agent"
 else
     not_ok "serf tags against vigil, seen by the serf agent" "rc=$rc $out $("$SERF" members -rpc-addr=127.0.0.1:"$R1")"
@@ -202,6 +220,115 @@ if echo "$out" | grep -q 'Could not find a coordinate for node'; then
     ok "get-coordinate answers like serf with coordinates disabled"
 else
     not_ok "get-coordinate answers like serf with coordinates disabled" "$out"
+fi
+
+# ------------------------------------------- stream / respond / stop (raw RPC)
+cat >"$T/rpcpy.py" <<'PYEOF'
+# minimal msgpack + serf RPC client for tests (no msgpack module here)
+import socket, struct, sys, time
+
+def enc(o):
+    if o is None: return b"\xc0"
+    if o is True: return b"\xc3"
+    if o is False: return b"\xc2"
+    if isinstance(o, int):
+        if 0 <= o < 128: return bytes([o])
+        if o >= 0: return b"\xcf" + struct.pack(">Q", o)
+        return b"\xd3" + struct.pack(">q", o)
+    if isinstance(o, str):
+        b = o.encode()
+        if len(b) < 32: return bytes([0xa0 | len(b)]) + b
+        return b"\xdb" + struct.pack(">I", len(b)) + b
+    if isinstance(o, bytes): return b"\xc6" + struct.pack(">I", len(o)) + o
+    if isinstance(o, list): return b"\xdd" + struct.pack(">I", len(o)) + b"".join(enc(x) for x in o)
+    if isinstance(o, dict):
+        return b"\xdf" + struct.pack(">I", len(o)) + b"".join(enc(k) + enc(v) for k, v in o.items())
+    raise TypeError(o)
+
+class Dec:
+    def __init__(self, sock): self.s = sock; self.buf = b""
+    def need(self, n):
+        while len(self.buf) < n:
+            d = self.s.recv(65536)
+            if not d: raise EOFError
+            self.buf += d
+        r, self.buf = self.buf[:n], self.buf[n:]
+        return r
+    def obj(self):
+        b = self.need(1)[0]
+        if b < 0x80: return b
+        if b >= 0xe0: return b - 256
+        if 0xa0 <= b <= 0xbf: return self.need(b & 31).decode()
+        if 0x90 <= b <= 0x9f: return [self.obj() for _ in range(b & 15)]
+        if 0x80 <= b <= 0x8f: return {self.obj(): self.obj() for _ in range(b & 15)}
+        if b == 0xc0: return None
+        if b == 0xc2: return False
+        if b == 0xc3: return True
+        if b in (0xc4, 0xc5, 0xc6):
+            n = int.from_bytes(self.need({0xc4: 1, 0xc5: 2, 0xc6: 4}[b]), "big"); return self.need(n)
+        if b in (0xd9, 0xda, 0xdb):
+            n = int.from_bytes(self.need({0xd9: 1, 0xda: 2, 0xdb: 4}[b]), "big"); return self.need(n).decode()
+        if b in (0xcc, 0xcd, 0xce, 0xcf):
+            return int.from_bytes(self.need({0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8}[b]), "big")
+        if b in (0xd0, 0xd1, 0xd2, 0xd3):
+            return int.from_bytes(self.need({0xd0: 1, 0xd1: 2, 0xd2: 4, 0xd3: 8}[b]), "big", signed=True)
+        if b == 0xcb: return struct.unpack(">d", self.need(8))[0]
+        if b in (0xdc, 0xdd):
+            n = int.from_bytes(self.need(2 if b == 0xdc else 4), "big"); return [self.obj() for _ in range(n)]
+        if b in (0xde, 0xdf):
+            n = int.from_bytes(self.need(2 if b == 0xde else 4), "big"); return {self.obj(): self.obj() for _ in range(n)}
+        raise ValueError(hex(b))
+
+class Client:
+    def __init__(self, port, auth=None):
+        self.s = socket.create_connection(("127.0.0.1", port)); self.s.settimeout(10)
+        self.d = Dec(self.s); self.seq = 0
+        h = self.call("handshake", {"Version": 1})
+        assert h["Error"] == "", h
+    def send(self, cmd, body=None):
+        self.seq += 1
+        self.s.sendall(enc({"Command": cmd, "Seq": self.seq}) + (enc(body) if body is not None else b""))
+        return self.seq
+    def call(self, cmd, body=None, resp=False):
+        seq = self.send(cmd, body)
+        h = self.d.obj()
+        assert h["Seq"] == seq, (h, seq)
+        if resp and h["Error"] == "":
+            return h, self.d.obj()
+        return h
+PYEOF
+cat >"$T/stream.py" <<'PYEOF'
+import subprocess, sys
+sys.path.insert(0, sys.argv[3])
+from rpcpy import Client
+port, qport = int(sys.argv[1]), int(sys.argv[2])
+c = Client(port)
+seq = c.send("stream", {"Type": "user:hello,query:ask"})
+h = c.d.obj(); assert h["Seq"] == seq and h["Error"] == "", h
+assert c.call("stream", {"Type": "nonsense"})["Error"] == "Invalid event filter"
+subprocess.run(["serf", "event", "-rpc-addr=127.0.0.1:%d" % qport, "hello", "world"], capture_output=True)
+h = c.d.obj(); rec = c.d.obj()
+assert h["Seq"] == seq and rec["Event"] == "user" and rec["Name"] == "hello", rec
+assert rec["Payload"] == b"world" and rec["Coalesce"] is True and rec["LTime"] > 0, rec
+p = subprocess.Popen(["serf", "query", "-rpc-addr=127.0.0.1:%d" % qport, "-timeout=3s", "-format=json", "ask", "q?"],
+                     stdout=subprocess.PIPE)
+h = c.d.obj(); rec = c.d.obj()
+assert rec["Event"] == "query" and rec["Name"] == "ask" and rec["Payload"] == b"q?", rec
+assert c.call("respond", {"ID": rec["ID"], "Payload": b"answer!"})["Error"] == ""
+assert c.call("respond", {"ID": 999999, "Payload": b"x"})["Error"] == "No pending queries matching ID"
+out = p.communicate()[0].decode()
+assert '"v1": "answer!"' in out, out
+assert c.call("stop", {"Stop": seq})["Error"] == ""
+h, st = c.call("stats", None, True)
+assert sorted(st) == ["agent", "event_handlers", "runtime", "serf", "tags"], st
+assert c.call("handshake", {"Version": 1})["Error"] == "Handshake already performed"
+print("stream ok")
+PYEOF
+out=$(timeout 30 python3 "$T/stream.py" "$R2" "$R1" "$T" 2>&1)
+if [ "$out" = "stream ok" ]; then
+    ok "RPC stream (filtered), respond, stop, stats against vigil"
+else
+    not_ok "RPC stream (filtered), respond, stop, stats against vigil" "$out"
 fi
 
 # --------------------------------------------------- bad RPC input
@@ -293,6 +420,60 @@ if wait_until 10 sh -c "! kill -0 $(pid_of v1) 2>/dev/null" && wait_until 10 mem
     ok "after serf leave the vigil agent exits and the serf agent sees it left"
 else
     not_ok "after serf leave the vigil agent exits and the serf agent sees it left" "$(members_of "$R1" 2>&1)"
+fi
+
+# ------------------------------------- config dir, handlers, SIGHUP, SIGTERM
+mkdir -p "$T/conf.d"
+cat >"$T/conf.d/10-base.json" <<EOF
+{"node_name": "cfgnode", "tags": {"role": "db", "zone": "a"},
+ "event_handlers": ["user:slow=sleep 30", "user:after=echo \$SERF_USER_EVENT >>$T/after.out"],
+ "event_handler_timeout": "1s", "log_level": "debug"}
+EOF
+cat >"$T/conf.d/20-override.json" <<EOF
+{"tags": {"zone": "b"}}
+EOF
+echo "not json" >"$T/conf.d/ignored.txt"
+start_vigil c1 "$P5" "$R5" -config-dir="$T/conf.d" -tag extra=1
+if wait_until 10 eval 'nmembers "$R5" | grep -Eq "^c1 .* alive +extra=1,role=db,zone=b$"'; then
+    ok "config dir: files merged in order, flags (-node, -tag) override"
+else
+    not_ok "config dir: files merged in order, flags (-node, -tag) override" "$("$SERF" members -rpc-addr=127.0.0.1:"$R5" 2>&1)"
+fi
+"$SERF" event -rpc-addr=127.0.0.1:"$R5" slow >/dev/null 2>&1
+"$SERF" event -rpc-addr=127.0.0.1:"$R5" after >/dev/null 2>&1
+if wait_until 10 grep -q "^after$" "$T/after.out" &&
+    grep -q "exceeded the handler timeout, killing it" "$(log_of c1)"; then
+    ok "event handler timeout kills a stuck script; later events still run"
+else
+    not_ok "event handler timeout kills a stuck script; later events still run" "$(tail -5 "$(log_of c1)")"
+fi
+cat >"$T/conf.d/20-override.json" <<EOF
+{"tags": {"zone": "c"}}
+EOF
+stop_node c1 HUP
+if wait_until 10 eval 'nmembers "$R5" | grep -Eq "zone=c$"'; then
+    ok "SIGHUP reloads the configuration (tags)"
+else
+    not_ok "SIGHUP reloads the configuration (tags)" "$("$SERF" members -rpc-addr=127.0.0.1:"$R5" 2>&1)"
+fi
+stop_node c1 TERM
+wait "$(pid_of c1)" 2>/dev/null
+rc=$?
+if [ $rc -eq 1 ] && ! grep -q "requesting graceful leave" "$(log_of c1)"; then
+    ok "SIGTERM: no leave, exit 1 (serf's default without leave_on_terminate)"
+else
+    not_ok "SIGTERM: no leave, exit 1 (serf's default without leave_on_terminate)" "rc=$rc"
+fi
+echo '{"leave_on_terminate": true}' >"$T/lot.json"
+start_vigil c2 "$P6" "$R6" -config-file="$T/lot.json"
+wait_until 10 "$SERF" members -rpc-addr=127.0.0.1:"$R6" >/dev/null
+stop_node c2 TERM
+wait "$(pid_of c2)" 2>/dev/null
+rc=$?
+if [ $rc -eq 0 ] && grep -q "requesting graceful leave" "$(log_of c2)"; then
+    ok "SIGTERM with leave_on_terminate: graceful leave, exit 0"
+else
+    not_ok "SIGTERM with leave_on_terminate: graceful leave, exit 0" "rc=$rc"
 fi
 
 # ----------------------------------------------------- CLI behaviour
