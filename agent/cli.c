@@ -303,7 +303,7 @@ static int connect_agent(struct rpcc *c, struct cmdflags *f)
 {
 	char err[512];
 	if (rpcc_open(c, f->rpc_addr, f->rpc_auth, err, sizeof err) != 0) {
-		fprintf(stderr, "Error connecting to Serf agent: %s\n", err);
+		fprintf(stdout, "Error connecting to Serf agent: %s\n", err);
 		return -1;
 	}
 	return 0;
@@ -316,7 +316,7 @@ static int parse_tags(const struct flag_list *l, json_t **out)
 	for (size_t i = 0; i < l->n; i++) {
 		const char *eq = strchr(l->v[i], '=');
 		if (!eq || eq == l->v[i]) {
-			fprintf(stderr, "Error: Invalid tag: '%s'\n", l->v[i]);
+			fprintf(stdout, "Error: Invalid tag: '%s'\n", l->v[i]);
 			json_decref(o);
 			return -1;
 		}
@@ -483,7 +483,7 @@ static int cmd_members(int argc, char **argv)
 	msgpack_sbuffer_destroy(&sb);
 	rpcc_close(&c);
 	if (rc != 0) {
-		fprintf(stderr, "Error retrieving members: %s\n", err);
+		fprintf(stdout, "Error retrieving members: %s\n", err);
 		msgpack_unpacked_destroy(&u);
 		return 1;
 	}
@@ -581,7 +581,7 @@ static int cmd_members(int argc, char **argv)
 		free(out);
 		json_decref(jmembers);
 	} else {
-		fprintf(stderr, "Encoding error: Invalid output format \"%s\"\n", format);
+		fprintf(stdout, "Encoding error: Invalid output format \"%s\"\n", format);
 		json_decref(jmembers);
 		rc = 1;
 	}
@@ -612,7 +612,7 @@ static int cmd_join(int argc, char **argv)
 	if ((rc = fl_parse(&f, join_help, argc, argv, &rest)) != 0)
 		return rc < 0 ? 0 : rc;
 	if (rest >= argc) {
-		fprintf(stderr, "At least one address to join must be specified.\n\n%s\n", join_help);
+		fprintf(stdout, "At least one address to join must be specified.\n\n%s\n", join_help);
 		return 1;
 	}
 	struct rpcc c;
@@ -638,7 +638,7 @@ static int cmd_join(int argc, char **argv)
 	mp_get_int(&u.data, "Num", &num);
 	msgpack_unpacked_destroy(&u);
 	if (rc != 0) {
-		fprintf(stderr, "Error joining the cluster: %s\n", err);
+		fprintf(stdout, "Error joining the cluster: %s\n", err);
 		return 1;
 	}
 	printf("Successfully joined cluster by contacting %lld nodes.\n", (long long)num);
@@ -671,7 +671,7 @@ static int cmd_leave(int argc, char **argv)
 	rc = rpcc_call(&c, "leave", NULL, NULL, err, sizeof err);
 	rpcc_close(&c);
 	if (rc != 0) {
-		fprintf(stderr, "Error leaving: %s\n", err);
+		fprintf(stdout, "Error leaving: %s\n", err);
 		return 1;
 	}
 	printf("Graceful leave complete\n");
@@ -705,7 +705,7 @@ static int cmd_force_leave(int argc, char **argv)
 	if ((rc = fl_parse(&f, force_leave_help, argc, argv, &rest)) != 0)
 		return rc < 0 ? 0 : rc;
 	if (argc - rest != 1) {
-		fprintf(stderr, "A node name must be specified to force leave.\n\n%s\n", force_leave_help);
+		fprintf(stdout, "A node name must be specified to force leave.\n\n%s\n", force_leave_help);
 		return 1;
 	}
 	struct rpcc c;
@@ -723,7 +723,7 @@ static int cmd_force_leave(int argc, char **argv)
 	msgpack_sbuffer_destroy(&sb);
 	rpcc_close(&c);
 	if (rc != 0) {
-		fprintf(stderr, "Error force leaving: %s\n", err);
+		fprintf(stdout, "Error force leaving: %s\n", err);
 		return 1;
 	}
 	return 0;
@@ -755,10 +755,10 @@ static int cmd_event(int argc, char **argv)
 		return rc < 0 ? 0 : rc;
 	int nargs = argc - rest;
 	if (nargs < 1) {
-		fprintf(stderr, "An event name must be specified.\n\n%s\n", event_help);
+		fprintf(stdout, "An event name must be specified.\n\n%s\n", event_help);
 		return 1;
 	} else if (nargs > 2) {
-		fprintf(stderr, "Too many command line arguments. Only a name and payload must be specified.\n\n%s\n",
+		fprintf(stdout, "Too many command line arguments. Only a name and payload must be specified.\n\n%s\n",
 			event_help);
 		return 1;
 	}
@@ -782,7 +782,7 @@ static int cmd_event(int argc, char **argv)
 	msgpack_sbuffer_destroy(&sb);
 	rpcc_close(&c);
 	if (rc != 0) {
-		fprintf(stderr, "Error sending event: %s\n", err);
+		fprintf(stdout, "Error sending event: %s\n", err);
 		return 1;
 	}
 	printf("Event '%s' dispatched! Coalescing enabled: %s\n", argv[rest], coalesce ? "true" : "false");
@@ -850,13 +850,13 @@ static int cmd_query(int argc, char **argv)
 	else if (nargs > 2)
 		err_msg = "Too many command line arguments. Only a name and payload must be specified.";
 	if (err_msg) {
-		fprintf(stderr, "%s\n\n%s\n", err_msg, query_help);
+		fprintf(stdout, "%s\n\n%s\n", err_msg, query_help);
 		flag_list_free(&nodes);
 		json_decref(ftags);
 		return 1;
 	}
 	if (relay > 255 || relay < 0) {
-		fprintf(stderr, "Relay factor must be between 0 and 255\n");
+		fprintf(stdout, "Relay factor must be between 0 and 255\n");
 		flag_list_free(&nodes);
 		json_decref(ftags);
 		return 1;
@@ -869,7 +869,7 @@ static int cmd_query(int argc, char **argv)
 		return 1;
 	}
 	if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
-		fprintf(stderr, "Invalid format: %s\n", format);
+		fprintf(stdout, "Invalid format: %s\n", format);
 		rpcc_close(&c);
 		flag_list_free(&nodes);
 		json_decref(ftags);
@@ -902,7 +902,7 @@ static int cmd_query(int argc, char **argv)
 	char err[512];
 	if (rpcc_send(&c, "query", seq, &sb) != 0) {
 		msgpack_sbuffer_destroy(&sb);
-		fprintf(stderr, "Error sending query: client closed\n");
+		fprintf(stdout, "Error sending query: client closed\n");
 		rpcc_close(&c);
 		return 1;
 	}
@@ -910,13 +910,13 @@ static int cmd_query(int argc, char **argv)
 	uint64_t got = 0;
 	do {
 		if (rpcc_read_header(&c, &got, err, sizeof err, 10000) != 0) {
-			fprintf(stderr, "Error sending query: %s\n", interrupted ? "interrupted" : "client closed");
+			fprintf(stdout, "Error sending query: %s\n", interrupted ? "interrupted" : "client closed");
 			rpcc_close(&c);
 			return 1;
 		}
 	} while (got != seq);
 	if (err[0]) {
-		fprintf(stderr, "Error sending query: %s\n", err);
+		fprintf(stdout, "Error sending query: %s\n", err);
 		rpcc_close(&c);
 		return 1;
 	}
@@ -1053,7 +1053,7 @@ static int cmd_tags(int argc, char **argv)
 	msgpack_sbuffer_destroy(&sb);
 	rpcc_close(&c);
 	if (rc != 0) {
-		fprintf(stderr, "Error setting tags: %s\n", err);
+		fprintf(stdout, "Error setting tags: %s\n", err);
 		return 1;
 	}
 	printf("Successfully updated agent tags\n");
@@ -1152,7 +1152,7 @@ static int cmd_monitor(int argc, char **argv)
 		rc = rpcc_send(&c, "monitor", mseq, &sb);
 	msgpack_sbuffer_destroy(&sb);
 	if (rc != 0) {
-		fprintf(stderr, "Error starting stream: client closed\n");
+		fprintf(stdout, "Error starting stream: client closed\n");
 		rpcc_close(&c);
 		return 1;
 	}
@@ -1172,7 +1172,7 @@ static int cmd_monitor(int argc, char **argv)
 		if (got == sseq && !sinit) {
 			sinit = true;
 			if (err[0]) {
-				fprintf(stderr, "Error starting stream: %s\n", err);
+				fprintf(stdout, "Error starting stream: %s\n", err);
 				rpcc_close(&c);
 				return 1;
 			}
@@ -1181,7 +1181,7 @@ static int cmd_monitor(int argc, char **argv)
 		if (got == mseq && !minit) {
 			minit = true;
 			if (err[0]) {
-				fprintf(stderr, "Error starting monitor: %s\n", err);
+				fprintf(stdout, "Error starting monitor: %s\n", err);
 				rpcc_close(&c);
 				return 1;
 			}
@@ -1275,7 +1275,7 @@ static void print_failures(const msgpack_object *resp)
 			lines_add(&l, xprintf("failed: | %.*s | %.*s", (int)kl, k, (int)vl, v));
 	}
 	char *out = columnize(l.v, l.n);
-	fprintf(stderr, "%s\n", out);
+	fprintf(stdout, "%s\n", out);
 	free(out);
 	lines_free(&l);
 }
@@ -1296,13 +1296,13 @@ static int cmd_keys(int argc, char **argv)
 	const char *args[] = {install, use, remove_};
 	for (int i = 0; i < 3; i++) {
 		if (found && *args[i]) {
-			fprintf(stderr, "Only one of -install, -use, -remove, or -list allowed\n");
+			fprintf(stdout, "Only one of -install, -use, -remove, or -list allowed\n");
 			return 1;
 		}
 		found = found || *args[i];
 	}
 	if (!found) {
-		fprintf(stderr, "%s\n", keys_help);
+		fprintf(stdout, "%s\n", keys_help);
 		return 1;
 	}
 	struct rpcc c;
@@ -1318,7 +1318,7 @@ static int cmd_keys(int argc, char **argv)
 		rpcc_close(&c);
 		if (rc != 0) {
 			print_failures(&u.data);
-			fprintf(stderr, "\nFailed to gather member keys: %s\n", err);
+			fprintf(stdout, "\nFailed to gather member keys: %s\n", err);
 			msgpack_unpacked_destroy(&u);
 			return 1;
 		}
@@ -1369,7 +1369,7 @@ static int cmd_keys(int argc, char **argv)
 	rpcc_close(&c);
 	if (rc != 0) {
 		print_failures(&u.data);
-		fprintf(stderr, "\n%s: %s\n", fail, err);
+		fprintf(stdout, "\n%s: %s\n", fail, err);
 		msgpack_unpacked_destroy(&u);
 		return 1;
 	}
@@ -1451,7 +1451,7 @@ static int cmd_info(int argc, char **argv)
 	rc = rpcc_call(&c, "stats", NULL, &u, err, sizeof err);
 	rpcc_close(&c);
 	if (rc != 0) {
-		fprintf(stderr, "Error querying agent: %s\n", err);
+		fprintf(stdout, "Error querying agent: %s\n", err);
 		msgpack_unpacked_destroy(&u);
 		return 1;
 	}
@@ -1487,7 +1487,7 @@ static int cmd_info(int argc, char **argv)
 	else if (strcmp(format, "text") == 0)
 		print_trimmed(text ? text : "");
 	else {
-		fprintf(stderr, "Encoding error: Invalid output format \"%s\"\n", format);
+		fprintf(stdout, "Encoding error: Invalid output format \"%s\"\n", format);
 		rc = 1;
 	}
 	free(text);
@@ -1530,16 +1530,16 @@ static int will_set(int argc, char **argv)
 	if ((rc = fl_parse(&f, will_help, argc, argv, &rest)) != 0)
 		return rc < 0 ? 0 : rc;
 	if ((*to != '\0') == (*event != '\0')) {
-		fprintf(stderr, "Exactly one of --to or --event must be given.\n\n%s\n", will_help);
+		fprintf(stdout, "Exactly one of --to or --event must be given.\n\n%s\n", will_help);
 		return 1;
 	}
 	if (argc - rest != 1) {
-		fprintf(stderr, "A payload (or - to read it from stdin) must be specified.\n\n%s\n",
+		fprintf(stdout, "A payload (or - to read it from stdin) must be specified.\n\n%s\n",
 			will_help);
 		return 1;
 	}
 	if (delay < 0) {
-		fprintf(stderr, "The delay must not be negative.\n");
+		fprintf(stdout, "The delay must not be negative.\n");
 		return 1;
 	}
 	uint8_t buf[VIGIL_WILL_MAX + 1];
@@ -1563,7 +1563,7 @@ static int will_set(int argc, char **argv)
 			memcpy(buf, argv[rest], len);
 	}
 	if (len > VIGIL_WILL_MAX) {
-		fprintf(stderr, "Error setting will: payload exceeds %d bytes\n", VIGIL_WILL_MAX);
+		fprintf(stdout, "Error setting will: payload exceeds %d bytes\n", VIGIL_WILL_MAX);
 		return 1;
 	}
 	struct rpcc c;
@@ -1585,7 +1585,7 @@ static int will_set(int argc, char **argv)
 	msgpack_sbuffer_destroy(&sb);
 	rpcc_close(&c);
 	if (rc != 0) {
-		fprintf(stderr, "Error setting will: %s\n", err);
+		fprintf(stdout, "Error setting will: %s\n", err);
 		return 1;
 	}
 	char d[32];
@@ -1604,7 +1604,7 @@ static int will_show(int argc, char **argv)
 	if ((rc = fl_parse(&f, will_help, argc, argv, &rest)) != 0)
 		return rc < 0 ? 0 : rc;
 	if (argc - rest > 1) {
-		fprintf(stderr, "At most one member name may be given.\n\n%s\n", will_help);
+		fprintf(stdout, "At most one member name may be given.\n\n%s\n", will_help);
 		return 1;
 	}
 	struct rpcc c;
@@ -1623,7 +1623,7 @@ static int will_show(int argc, char **argv)
 	msgpack_sbuffer_destroy(&sb);
 	rpcc_close(&c);
 	if (rc != 0) {
-		fprintf(stderr, "Error listing wills: %s\n", err);
+		fprintf(stdout, "Error listing wills: %s\n", err);
 		msgpack_unpacked_destroy(&u);
 		return 1;
 	}
@@ -1685,7 +1685,7 @@ static int will_clear(int argc, char **argv)
 	rc = rpcc_call(&c, "will-clear", NULL, NULL, err, sizeof err);
 	rpcc_close(&c);
 	if (rc != 0) {
-		fprintf(stderr, "Error clearing will: %s\n", err);
+		fprintf(stdout, "Error clearing will: %s\n", err);
 		return 1;
 	}
 	printf("Will cleared\n");
@@ -1695,7 +1695,7 @@ static int will_clear(int argc, char **argv)
 static int cmd_will(int argc, char **argv)
 {
 	if (argc < 1) {
-		fprintf(stderr, "%s\n", will_help);
+		fprintf(stdout, "%s\n", will_help);
 		return 1;
 	}
 	if (strcmp(argv[0], "set") == 0)
@@ -1704,7 +1704,7 @@ static int cmd_will(int argc, char **argv)
 		return will_show(argc - 1, argv + 1);
 	if (strcmp(argv[0], "clear") == 0)
 		return will_clear(argc - 1, argv + 1);
-	fprintf(stderr, "Unknown will subcommand: %s\n\n%s\n", argv[0], will_help);
+	fprintf(stdout, "Unknown will subcommand: %s\n\n%s\n", argv[0], will_help);
 	return 1;
 }
 
@@ -1752,7 +1752,7 @@ static int cmd_keygen(int argc, char **argv)
 	if (fd >= 0)
 		close(fd);
 	if (got != sizeof key) {
-		fprintf(stderr, "Error reading random data: %s\n", strerror(errno));
+		fprintf(stdout, "Error reading random data: %s\n", strerror(errno));
 		return 1;
 	}
 	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -99,6 +99,16 @@ struct outq {
 	int64_t deadline;
 };
 
+struct pending_join {
+	uint64_t client_id, seq;
+	int num;             /* seeds handed to the library */
+	size_t alive_before; /* other alive members when the join started */
+	char **seeds;        /* "ip:port" */
+	size_t nseeds;
+	int64_t deadline;
+	char list[512];
+};
+
 struct leaver {
 	uint64_t client_id;
 	uint64_t seq;
@@ -126,6 +136,8 @@ struct rpc_server {
 	size_t noq;
 	struct leaver *leavers;
 	size_t nleavers;
+	struct pending_join *joins;
+	size_t njoins;
 	bool in_query;
 	struct stashed *stash;
 	size_t nstash;
@@ -355,6 +367,109 @@ static void h_force_leave(struct rpc_server *s, struct client *c, uint64_t seq,
 	reply(c, seq, "");
 }
 
+/*
+ * The library joins asynchronously (vigil_join only starts the push/pull),
+ * but serf answers "join" only once it knows how many seeds it reached, and
+ * `serf join` reports failure for unreachable seeds.  So the reply waits
+ * until the join shows an effect — a seed address is now an alive member,
+ * or a member we did not know appeared — or JOIN_TIMEOUT_MS passes, which
+ * is reported as serf does: an error.
+ */
+#define JOIN_TIMEOUT_MS 5000
+
+static void normalize_seed(const char *in, char *out, size_t len)
+{
+	/* "ip" → "ip:7946", "[v6]:p" → "v6:p" so it compares with members */
+	char host[128];
+	const char *port = "7946";
+	if (in[0] == '[') {
+		const char *e = strchr(in, ']');
+		size_t hl = e ? (size_t)(e - in - 1) : strlen(in + 1);
+		snprintf(host, sizeof host, "%.*s", (int)hl, in + 1);
+		if (e && e[1] == ':')
+			port = e + 2;
+	} else {
+		const char *c = strrchr(in, ':');
+		if (c && strchr(in, ':') == c) {
+			snprintf(host, sizeof host, "%.*s", (int)(c - in), in);
+			port = c + 1;
+		} else {
+			snprintf(host, sizeof host, "%s", in);
+		}
+	}
+	snprintf(out, len, "%s:%s", host, port);
+}
+
+static size_t alive_others(struct rpc_server *s, char **seeds, size_t nseeds, bool *seed_alive)
+{
+	struct vigil_member *ms = NULL;
+	size_t n = 0, k = 0;
+	*seed_alive = false;
+	if (vigil_members(s->a->v, &ms, &n) != 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ms[i].status != VIGIL_STATUS_ALIVE)
+			continue;
+		char a[96];
+		snprintf(a, sizeof a, "%s:%u", ms[i].addr, ms[i].port);
+		for (size_t j = 0; j < nseeds; j++)
+			if (strcmp(seeds[j], a) == 0)
+				*seed_alive = true;
+		if (strcmp(ms[i].name, vigil_name(s->a->v)) != 0)
+			k++;
+	}
+	vigil_members_free(ms, n);
+	return k;
+}
+
+static void join_reply(struct client *c, uint64_t seq, const char *err, int num)
+{
+	msgpack_packer pk;
+	client_packer(c, &pk);
+	pack_header(&pk, seq, err);
+	msgpack_pack_map(&pk, 1);
+	mp_pack_cstr(&pk, "Num");
+	msgpack_pack_int32(&pk, num);
+}
+
+static void free_join(struct pending_join *pj)
+{
+	for (size_t i = 0; i < pj->nseeds; i++)
+		free(pj->seeds[i]);
+	free(pj->seeds);
+}
+
+/* Answer the joins that are decided; called every loop iteration. */
+static void check_joins(struct rpc_server *s)
+{
+	int64_t now = now_ms();
+	for (size_t i = 0; i < s->njoins;) {
+		struct pending_join *pj = &s->joins[i];
+		bool seed_alive;
+		size_t others = alive_others(s, pj->seeds, pj->nseeds, &seed_alive);
+		bool ok = seed_alive || others > pj->alive_before;
+		if (!ok && now < pj->deadline) {
+			i++;
+			continue;
+		}
+		struct client *c = find_client(s, pj->client_id);
+		if (ok) {
+			alog(LV_INFO, "agent: joined: %d nodes", pj->num);
+			if (c)
+				join_reply(c, pj->seq, "", pj->num);
+		} else {
+			char err[600];
+			snprintf(err, sizeof err, "Failed to join [%s]: no response within %d s",
+				 pj->list, JOIN_TIMEOUT_MS / 1000);
+			alog(LV_WARN, "agent: error joining: %s", err);
+			if (c)
+				join_reply(c, pj->seq, err, 0);
+		}
+		free_join(pj);
+		s->joins[i] = s->joins[--s->njoins];
+	}
+}
+
 static void h_join(struct rpc_server *s, struct client *c, uint64_t seq,
 		   const msgpack_object *b)
 {
@@ -368,7 +483,7 @@ static void h_join(struct rpc_server *s, struct client *c, uint64_t seq,
 		for (uint32_t i = 0; i < ex->via.array.size && n < 64; i++) {
 			const char *p;
 			size_t l;
-			if (!mp_as_bytes(&ex->via.array.ptr[i], &p, &l))
+			if (!mp_as_bytes(&ex->via.array.ptr[i], &p, &l) || l == 0 || l > 300)
 				continue;
 			copies[n] = strndup(p, l);
 			if (!copies[n])
@@ -377,31 +492,49 @@ static void h_join(struct rpc_server *s, struct client *c, uint64_t seq,
 			n++;
 		}
 	}
-	char list[512] = "";
+	struct pending_join pj = {.client_id = c->id, .seq = seq};
 	for (size_t i = 0; i < n; i++) {
-		size_t ll = strlen(list);
-		snprintf(list + ll, sizeof list - ll, "%s%s", i ? " " : "", addrs[i]);
+		size_t ll = strlen(pj.list);
+		snprintf(pj.list + ll, sizeof pj.list - ll, "%s%s", i ? " " : "", addrs[i]);
 	}
-	alog(LV_INFO, "agent: joining: [%s] replay: %s", list, replay ? "true" : "false");
+	alog(LV_INFO, "agent: joining: [%s] replay: %s", pj.list, replay ? "true" : "false");
+	if (replay)
+		alog(LV_WARN, "agent: join replay is not supported by vigil; joining without it");
 	int num = n ? vigil_join(s->a->v, addrs, n) : 0;
+	pj.seeds = calloc(n ? n : 1, sizeof *pj.seeds);
+	for (size_t i = 0; pj.seeds && i < n; i++) {
+		char norm[160];
+		normalize_seed(addrs[i], norm, sizeof norm);
+		pj.seeds[pj.nseeds] = strdup(norm);
+		if (pj.seeds[pj.nseeds])
+			pj.nseeds++;
+	}
 	for (size_t i = 0; i < n; i++)
 		free(copies[i]);
-
-	msgpack_packer pk;
-	client_packer(c, &pk);
-	if (num > 0) {
-		alog(LV_INFO, "agent: joined: %d nodes", num);
-		pack_header(&pk, seq, "");
-	} else {
+	if (num <= 0 || !pj.seeds) {
 		char err[600];
-		snprintf(err, sizeof err, "Failed to join [%s]", list);
+		snprintf(err, sizeof err, n ? "Failed to join [%s]: no valid address" : "no addresses to join",
+			 pj.list);
 		alog(LV_WARN, "agent: error joining: %s", err);
-		pack_header(&pk, seq, n ? err : "no addresses to join");
-		num = 0;
+		join_reply(c, seq, err, 0);
+		free_join(&pj);
+		return;
 	}
-	msgpack_pack_map(&pk, 1);
-	mp_pack_cstr(&pk, "Num");
-	msgpack_pack_int32(&pk, num);
+	bool seed_alive;
+	pj.num = num;
+	pj.alive_before = alive_others(s, pj.seeds, pj.nseeds, &seed_alive);
+	pj.deadline = now_ms() + JOIN_TIMEOUT_MS;
+	struct pending_join *nj = realloc(s->joins, (s->njoins + 1) * sizeof *nj);
+	if (!nj) {
+		join_reply(c, seq, "out of memory", 0);
+		free_join(&pj);
+		return;
+	}
+	s->joins = nj;
+	s->joins[s->njoins++] = pj;
+	/* a seed that is already a member: serf's push/pull would succeed */
+	if (seed_alive)
+		check_joins(s);
 }
 
 static bool compile_anchored(regex_t *re, const char *expr, char *err, size_t errlen)
@@ -1463,6 +1596,9 @@ void rpc_destroy(struct rpc_server *s)
 		free(s->stash[i].payload);
 	free(s->stash);
 	free(s->oq);
+	for (size_t i = 0; i < s->njoins; i++)
+		free_join(&s->joins[i]);
+	free(s->joins);
 	free(s->leavers);
 	free(s->auth);
 	free(s);
@@ -1506,6 +1642,7 @@ void rpc_handle(struct rpc_server *s, const struct pollfd *fds, int n)
 			break;
 		}
 	}
+	check_joins(s);
 	/* expire stale state, then push out everything produced this round */
 	int64_t now = now_ms();
 	for (size_t i = 0; i < s->noq;) {
@@ -1543,6 +1680,8 @@ int rpc_timeout_ms(struct rpc_server *s)
 		if (best < 0 || d < best)
 			best = d;
 	}
+	if (s->njoins && (best < 0 || best > 50))
+		best = 50; /* join progress is polled */
 	return best > 1000000 ? 1000000 : (int)best;
 }
 

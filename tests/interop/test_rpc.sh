@@ -128,6 +128,20 @@ else
     not_ok "three-node mixed cluster converges" "$(members_of "$R1" 2>&1)"
 fi
 
+out=$("$SERF" join -rpc-addr=127.0.0.1:"$R3" 127.0.0.1:1 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q "^Error joining the cluster: "; then
+    ok "serf join to an unreachable address fails against vigil too"
+else
+    not_ok "serf join to an unreachable address fails against vigil too" "rc=$rc $out"
+fi
+out=$("$VIGIL" members -rpc-addr=127.0.0.1:1 2>/dev/null)
+if [ "$out" = "Error connecting to Serf agent: dial tcp 127.0.0.1:1: connect: connection refused" ]; then
+    ok "CLI errors go to stdout, like serf's"
+else
+    not_ok "CLI errors go to stdout, like serf's" "$out"
+fi
+
 # --------------------------------------------------------------- event
 out=$("$SERF" event -rpc-addr=127.0.0.1:"$R2" deploy v42 2>&1)
 rc=$?
