@@ -39,7 +39,7 @@
 /* One rumour waiting to be piggybacked. */
 struct bcast {
 	struct bcast *prev, *next;   /* within its transmit-count bucket */
-	char key[WIRE_NAME_MAX + 1]; /* member it is about; "" = user message */
+	struct member *about;        /* member it is about (owns us via ->bcast); NULL = user message */
 	int transmits;
 	uint64_t id;                 /* for leave tracking */
 	size_t len;
@@ -341,11 +341,8 @@ static void bcast_push(struct swim *sw, struct bcast *b)
 static void bcast_drop(struct swim *sw, struct bcast *b)
 {
 	bcast_unlink(sw, b);
-	if (b->key[0]) {
-		struct member *m = find(sw, b->key);
-		if (m && m->bcast == b)
-			m->bcast = NULL;
-	}
+	if (b->about && b->about->bcast == b)
+		b->about->bcast = NULL;
 	if (b->id == sw->leave_bcast_id)
 		sw->left_done = true;
 	sw->n_bcasts--;
@@ -353,16 +350,15 @@ static void bcast_drop(struct swim *sw, struct bcast *b)
 }
 
 /* Queue an encoded message; a newer rumour about the same member replaces the old one. */
-static void bcast_queue(struct swim *sw, const char *key, const uint8_t *data, size_t len)
+static void bcast_queue(struct swim *sw, struct member *m, const uint8_t *data, size_t len)
 {
-	struct member *m = key ? find(sw, key) : NULL;
 	if (m && m->bcast)
 		bcast_drop(sw, m->bcast);
 	struct bcast *b = malloc(sizeof *b + len);
 	if (!b)
 		return;
 	memset(b, 0, sizeof *b);
-	snprintf(b->key, sizeof b->key, "%s", key ? key : "");
+	b->about = m;
 	b->len = len;
 	b->id = ++sw->next_bcast_id;
 	memcpy(b->data, data, len);
@@ -384,11 +380,20 @@ static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs
 	int limit = retransmit_limit(sw);
 	if (limit >= sw->n_buckets)
 		limit = sw->n_buckets - 1;
-	for (int t = 0; t < sw->n_buckets && n < max; t++) {
+	/*
+	 * A long queue (thousands of join rumours in a big cluster) must not
+	 * be walked to its end once the packet is nearly full: give up after
+	 * a run of rumours that do not fit, or when nothing could.
+	 */
+	int misses = 0;
+	for (int t = 0; t < sw->n_buckets && n < max && misses < 32 && budget >= 16; t++) {
 		for (struct bcast *b = sw->buckets[t]; b && n < max; b = b->next) {
 			size_t need = b->len + 2; /* memberlist compoundOverhead */
-			if (need > budget)
+			if (need > budget) {
+				if (++misses >= 32 || budget < 16)
+					break;
 				continue;
+			}
 			budget -= need;
 			msgs[n].p = b->data;
 			msgs[n].len = (uint32_t)b->len;
@@ -416,11 +421,8 @@ static void bcast_release_parked(struct swim *sw, struct bcast **taken, size_t n
 		struct bcast *b = taken[i];
 		if (b->transmits != -1)
 			continue;
-		if (b->key[0]) {
-			struct member *m = find(sw, b->key);
-			if (m && m->bcast == b)
-				m->bcast = NULL;
-		}
+		if (b->about && b->about->bcast == b)
+			b->about->bcast = NULL;
 		if (b->id == sw->leave_bcast_id)
 			sw->left_done = true;
 		sw->n_bcasts--;
@@ -502,12 +504,12 @@ static void encode_send(struct swim *sw, const struct wire_addr *to,
 	send_msg(sw, to, sw->body.p, sw->body.len, piggyback);
 }
 
-static void encode_broadcast(struct swim *sw, const char *key, const struct wire_msg *m)
+static void encode_broadcast(struct swim *sw, struct member *about, const struct wire_msg *m)
 {
 	wbuf_reset(&sw->body);
 	if (wire_encode(&sw->body, m) != WIRE_OK || sw->body.oom)
 		return;
-	bcast_queue(sw, key, sw->body.p, sw->body.len);
+	bcast_queue(sw, about, sw->body.p, sw->body.len);
 }
 
 static struct wire_bytes str_bytes(const char *s)
@@ -533,10 +535,10 @@ static void broadcast_alive(struct swim *sw, const struct member *m)
 {
 	struct wire_msg msg;
 	fill_alive(m, &msg);
-	encode_broadcast(sw, m->pub.name, &msg);
+	encode_broadcast(sw, (struct member *)m, &msg);
 }
 
-static void broadcast_accuse(struct swim *sw, enum wire_type type, const char *node,
+static void broadcast_accuse(struct swim *sw, enum wire_type type, struct member *about,
 			     uint32_t inc, const char *from)
 {
 	struct wire_msg msg;
@@ -544,9 +546,9 @@ static void broadcast_accuse(struct swim *sw, enum wire_type type, const char *n
 	msg.type = type;
 	struct wire_accuse *a = type == WIRE_SUSPECT ? &msg.u.suspect : &msg.u.dead;
 	a->incarnation = inc;
-	a->node = str_bytes(node);
+	a->node = str_bytes(about->pub.name);
 	a->from = str_bytes(from);
-	encode_broadcast(sw, node, &msg);
+	encode_broadcast(sw, about, &msg);
 }
 
 static void notify(struct swim *sw, enum swim_member_event ev, const struct member *m)
@@ -720,13 +722,13 @@ static void handle_suspect(struct swim *sw, const struct wire_accuse *s, int64_t
 		if (m->confirmations < m->confirm_needed) {
 			m->confirmations++;
 			suspicion_rearm(m);
-			broadcast_accuse(sw, WIRE_SUSPECT, name, s->incarnation, from);
+			broadcast_accuse(sw, WIRE_SUSPECT, m, s->incarnation, from);
 		}
 		return;
 	}
 	if (is_gone(m))
 		return;
-	broadcast_accuse(sw, WIRE_SUSPECT, name, s->incarnation, from);
+	broadcast_accuse(sw, WIRE_SUSPECT, m, s->incarnation, from);
 	m->pub.incarnation = s->incarnation;
 	set_state(sw, m, SWIM_SUSPECT, now);
 	sw->stats.suspicions++;
@@ -762,7 +764,7 @@ static void handle_dead(struct swim *sw, const struct wire_accuse *d, int64_t no
 	}
 	char from[WIRE_NAME_MAX + 1];
 	bytes_to_name(d->from, from);
-	broadcast_accuse(sw, WIRE_DEAD, name, d->incarnation, from);
+	broadcast_accuse(sw, WIRE_DEAD, m, d->incarnation, from);
 	m->pub.incarnation = d->incarnation;
 	set_state(sw, m, is_leave ? SWIM_LEFT : SWIM_DEAD, now);
 	if (!is_leave)
@@ -1672,7 +1674,7 @@ void swim_leave(struct swim *sw, int64_t now)
 		return;
 	sw->leaving = true;
 	struct member *me = sw->self;
-	broadcast_accuse(sw, WIRE_DEAD, me->pub.name, me->pub.incarnation, me->pub.name);
+	broadcast_accuse(sw, WIRE_DEAD, me, me->pub.incarnation, me->pub.name);
 	sw->leave_bcast_id = sw->next_bcast_id;
 	set_state(sw, me, SWIM_LEFT, now);
 	if (sw->n_alive == 0)
