@@ -407,6 +407,73 @@ wait "$(pid_of va)" 2>/dev/null
 rc=$?
 if [ $rc -eq 0 ]; then ok "SIGINT: graceful leave, exit 0"; else not_ok "SIGINT: graceful leave, exit 0" "rc=$rc"; fi
 
+# ------------------------------------------------ RPC fuzz (bounded, seeded)
+cat >"$T/fuzz.py" <<'PYEOF'
+import random, socket, sys, time
+sys.path.insert(0, sys.argv[2])
+from rpcpy import enc
+port = int(sys.argv[1])
+rng = random.Random(int(sys.argv[3]))
+cmds = ["handshake", "auth", "event", "force-leave", "join", "members", "members-filtered",
+        "stream", "monitor", "stop", "install-key", "use-key", "remove-key", "list-keys",
+        "tags", "query", "respond", "stats", "get-coordinate", "will-set", "will-clear",
+        "will-list", "bogus"]
+fields = ["Version", "AuthKey", "Name", "Payload", "Coalesce", "Node", "Prune", "Existing",
+          "Replay", "Tags", "Status", "Type", "LogLevel", "Stop", "Key", "DeleteTags",
+          "FilterNodes", "FilterTags", "RequestAck", "RelayFactor", "Timeout", "ID", "To",
+          "Event", "Delay", "Owner"]
+def val(d=0):
+    k = rng.randrange(9 if d < 3 else 6)
+    if k == 0: return None
+    if k == 1: return rng.choice([True, False])
+    if k == 2: return rng.choice([0, 1, -1, 2**63, 255, 2**32, rng.randrange(-10**9, 10**9)])
+    if k == 3: return rng.choice(["", "x" * rng.randrange(300), "*", "user:a", "(", "[", ".*", "debug", "alive"])
+    if k == 4: return bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+    if k == 5: return "127.0.0.1:" + str(rng.randrange(70000))
+    if k == 6: return [val(d + 1) for _ in range(rng.randrange(4))]
+    if k == 7: return {rng.choice(fields): val(d + 1) for _ in range(rng.randrange(4))}
+    return {rng.choice(["a", "role", ""]): val(d + 1) for _ in range(rng.randrange(3))}
+end = time.time() + float(sys.argv[4])
+n = 0
+while time.time() < end:
+    try:
+        s = socket.create_connection(("127.0.0.1", port)); s.settimeout(0.3)
+    except OSError:
+        print("connect failed"); sys.exit(1)
+    msgs = []
+    if rng.random() < 0.9:
+        msgs.append(enc({"Command": "handshake", "Seq": 1}) + enc({"Version": 1}))
+    for i in range(rng.randrange(1, 6)):
+        cmd = rng.choice(cmds)
+        if cmd in ("stop",) and rng.random() < 0.5: continue
+        if cmd in ("leave",): continue
+        hdr = {"Command": cmd, "Seq": rng.randrange(2**64)} if rng.random() < 0.95 else val()
+        body = {rng.choice(fields): val() for _ in range(rng.randrange(5))} if rng.random() < 0.9 else val()
+        m = enc(hdr) + enc(body)
+        r = rng.random()
+        if r < 0.1:
+            m = m[:rng.randrange(len(m) + 1)]
+        elif r < 0.2:
+            b = bytearray(m); b[rng.randrange(len(b))] = rng.randrange(256); m = bytes(b)
+        msgs.append(m)
+    try:
+        s.sendall(b"".join(msgs))
+        time.sleep(0.002)
+        s.recv(65536)
+    except OSError:
+        pass
+    s.close()
+    n += 1
+print("fuzz ok", n)
+PYEOF
+out=$(timeout 60 python3 "$T/fuzz.py" "$R3" "$T" 42 8 2>&1)
+if echo "$out" | grep -q "^fuzz ok" && "$SERF" members -rpc-addr=127.0.0.1:"$R3" >/dev/null 2>&1 &&
+    kill -0 "$(pid_of v2)" 2>/dev/null; then
+    ok "RPC fuzz: random/mutated requests leave the agent running ($out)"
+else
+    not_ok "RPC fuzz: random/mutated requests leave the agent running" "$out"
+fi
+
 # --------------------------------------------------------- force-leave
 kill_node v2
 if wait_until 20 members_have "$R2" v2 failed; then
