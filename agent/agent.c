@@ -255,6 +255,20 @@ static int parse_agent_flags(int argc, char **argv, struct agent_opts *o,
 		return 1;
 	}
 
+	/* serf features vigil does not have: say so instead of silently
+	 * pretending (mDNS discovery, interface binding, syslog, tag files) */
+	if (!quiet) {
+		if (o->discover)
+			printf("==> Warning: -discover (mDNS) is not supported by vigil; ignoring\n");
+		if (o->iface)
+			printf("==> Warning: -iface is not supported by vigil; use -bind; ignoring\n");
+		if (o->syslog)
+			printf("==> Warning: -syslog is not supported by vigil; ignoring\n");
+		if (o->tags_file)
+			printf("==> Warning: -tags-file is not supported by vigil; ignoring\n");
+		if (o->replay)
+			printf("==> Warning: -replay is not supported by vigil; joins never replay old events\n");
+	}
 	cmd->bind = o->bind ? strdup(o->bind) : NULL;
 	cmd->advertise = o->advertise ? strdup(o->advertise) : NULL;
 	cmd->encrypt_key = o->encrypt ? strdup(o->encrypt) : NULL;

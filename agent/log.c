@@ -77,7 +77,7 @@ void log_ring_clear(void)
 
 void valog(int lv, const char *fmt, va_list ap)
 {
-	char msg[2048], line[2200], ts[32];
+	char msg[2048], line[4200], ts[32];
 	time_t now = time(NULL);
 	struct tm tm;
 	if (lv < 0 || lv >= LV__COUNT)
@@ -87,9 +87,26 @@ void valog(int lv, const char *fmt, va_list ap)
 	size_t ml = strlen(msg);
 	while (ml && msg[ml - 1] == '\n')
 		msg[--ml] = '\0';
+	/* Messages quote client-supplied strings (event names, commands,
+	 * script output): keep every record on one line of text so nobody
+	 * can forge log lines or smuggle terminal escapes. */
+	char clean[sizeof msg * 2];
+	size_t o = 0;
+	for (size_t i = 0; i < ml && o + 4 < sizeof clean; i++) {
+		unsigned char c = (unsigned char)msg[i];
+		if (c == '\n') {
+			clean[o++] = '\\';
+			clean[o++] = 'n';
+		} else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+			clean[o++] = '?';
+		} else {
+			clean[o++] = (char)c;
+		}
+	}
+	clean[o] = '\0';
 	localtime_r(&now, &tm);
 	strftime(ts, sizeof ts, "%Y/%m/%d %H:%M:%S", &tm);
-	snprintf(line, sizeof line, "%s [%s] %s", ts, names[lv], msg);
+	snprintf(line, sizeof line, "%s [%s] %s", ts, names[lv], clean);
 	if (lv >= min_level) {
 		fprintf(stderr, "%s\n", line);
 		fflush(stderr);
