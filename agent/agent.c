@@ -267,7 +267,7 @@ static int parse_agent_flags(int argc, char **argv, struct agent_opts *o,
 		if (o->tags_file)
 			printf("==> Warning: -tags-file is not supported by vigil; ignoring\n");
 		if (o->replay)
-			printf("==> Warning: -replay is not supported by vigil; joins never replay old events\n");
+			printf("==> Warning: -replay is not supported by vigil; ignoring\n");
 	}
 	cmd->bind = o->bind ? strdup(o->bind) : NULL;
 	cmd->advertise = o->advertise ? strdup(o->advertise) : NULL;
