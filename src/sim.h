@@ -11,9 +11,16 @@
  * Everything is driven by one event queue (a binary heap ordered by virtual
  * time, ties broken by insertion order) holding packet deliveries, stream
  * legs and per-node timer wake-ups (swim_next_deadline, lazily invalidated).
- * All randomness (latency, loss, each node's swim seed) comes from one PRNG
- * seeded by sim_new's seed, so the same seed and the same calls give the
- * identical run; sim_trace_hash() fingerprints a run to check that.
+ * All randomness comes from sim_new's seed: latency and loss from one PRNG
+ * stream, each node's swim seed derived from (seed, node, restart count).
+ * So the same seed and the same calls give the identical run;
+ * sim_trace_hash() fingerprints a run to check that.  The simulator never
+ * calls into a swim from inside that swim's hooks (hooks only enqueue),
+ * as the real transport promises.
+ *
+ * A node whose swim_next_deadline stays at `now` after being ticked 64
+ * times in the same millisecond is moved on by 1 ms and counted in
+ * sim_stats.timer_stuck: on a real event loop that would be a busy spin.
  *
  * Nodes are numbered 0..n-1 in the order added.  Node i advertises
  * 10.a.b.c:7946 where a.b.c is i+1 in base 256, so the receiver of a packet
