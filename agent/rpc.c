@@ -1059,16 +1059,17 @@ static void h_stats(struct rpc_server *s, struct client *c, uint64_t seq)
 	struct agent *a = s->a;
 	struct vigil_member *ms = NULL;
 	size_t n = 0;
-	size_t alive = 0, failed = 0, left = 0;
+	size_t failed = 0, left = 0;
 	const struct vigil_member *self = NULL;
-	vigil_members(a->v, &ms, &n);
+	if (vigil_members(a->v, &ms, &n) != 0) {
+		ms = NULL;
+		n = 0;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (ms[i].status == VIGIL_STATUS_FAILED)
 			failed++;
 		else if (ms[i].status == VIGIL_STATUS_LEFT)
 			left++;
-		else
-			alive++;
 		if (strcmp(ms[i].name, vigil_name(a->v)) == 0)
 			self = &ms[i];
 	}
@@ -1092,7 +1093,7 @@ static void h_stats(struct rpc_server *s, struct client *c, uint64_t seq)
 		snprintf(serf_stats[ns].v, sizeof serf_stats[ns].v, __VA_ARGS__); \
 		ns++;                                                           \
 	} while (0)
-	ADD("members", "%zu", alive);
+	ADD("members", "%zu", n); /* serf: every known member, failed and left included */
 	ADD("failed", "%zu", failed);
 	ADD("left", "%zu", left);
 	const char *libmap[][2] = {{"health_score", "health_score"}, {"member_time", "member_time"},
