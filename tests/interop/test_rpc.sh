@@ -50,8 +50,13 @@ fi
 EOF
 chmod +x "$T/handler.sh"
 
+cat >"$T/will.sh" <<EOF
+#!/bin/sh
+echo "\$SERF_EVENT|\$VIGIL_WILL_OWNER|\$(cat)" >>"$T/will.out"
+EOF
+chmod +x "$T/will.sh"
 start_vigil v1 "$P2" "$R2" -join=127.0.0.1:"$P1" -tag role=web -tag dc=east \
-    -event-handler="$T/handler.sh"
+    -event-handler="$T/handler.sh" -event-handler="member-will=$T/will.sh"
 if wait_until 10 members_have "$R1" v1 alive && wait_until 10 members_have "$R2" s1 alive; then
     ok "vigil joins serf agent (-join), both see each other alive"
 else
@@ -475,6 +480,14 @@ else
 fi
 
 # --------------------------------------------------------- force-leave
+out=$("$VIGIL" will set -rpc-addr=127.0.0.1:"$R3" --to v1 "restart v2" 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ "$out" = "Will set: 10 bytes for member 'v1', delay 0s" ] &&
+    wait_until 10 eval '"$VIGIL" will show -rpc-addr=127.0.0.1:"$R2" v2 | grep -Eq "^v2 +member:v1 +0s +[0-9]+ +restart v2$"'; then
+    ok "vigil will set / will show (will-set, will-list RPC)"
+else
+    not_ok "vigil will set / will show (will-set, will-list RPC)" "rc=$rc $out $("$VIGIL" will show -rpc-addr=127.0.0.1:"$R2" 2>&1)"
+fi
 kill_node v2
 if wait_until 20 members_have "$R2" v2 failed; then
     ok "killed vigil node is seen failed"
@@ -487,6 +500,12 @@ if [ $rc -eq 0 ] && [ -z "$out" ] && wait_until 10 members_have "$R1" v2 left; t
     ok "serf force-leave against vigil: the serf agent sees it left"
 else
     not_ok "serf force-leave against vigil: the serf agent sees it left" "rc=$rc $out $(members_of "$R1" 2>&1)"
+fi
+
+if wait_until 20 grep -q "^member-will|v2|restart v2$" "$T/will.out"; then
+    ok "will of a failed vigil node delivered to a member-will handler"
+else
+    not_ok "will of a failed vigil node delivered to a member-will handler" "$(cat "$T/will.out" 2>&1)"
 fi
 
 # --------------------------------------------------------------- leave
@@ -555,6 +574,38 @@ if [ $rc -eq 0 ] && grep -q "requesting graceful leave" "$(log_of c2)"; then
     ok "SIGTERM with leave_on_terminate: graceful leave, exit 0"
 else
     not_ok "SIGTERM with leave_on_terminate: graceful leave, exit 0" "rc=$rc"
+fi
+
+# ----------------------------------------------------------- retry-join
+read -r P7 R7 P8 R8 < <(free_ports 4)
+start_vigil rj "$P7" "$R7" -retry-join=127.0.0.1:"$P8" -retry-interval=1s
+sleep 1.5
+start_vigil rjs "$P8" "$R8"
+if wait_until 15 members_have "$R7" rjs alive; then
+    ok "-retry-join keeps trying until the seed comes up"
+else
+    not_ok "-retry-join keeps trying until the seed comes up" "$(members_of "$R7" 2>&1)"
+fi
+read -r P9 R9 < <(free_ports 2)
+start_vigil rjmax "$P9" "$R9" -retry-join=127.0.0.1:1 -retry-interval=1s -retry-max=1
+if wait_until 20 eval '! kill -0 "$(pid_of rjmax)" 2>/dev/null'; then
+    wait "$(pid_of rjmax)" 2>/dev/null
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q "maximum retry join attempts made, exiting" "$(log_of rjmax)"; then
+        ok "-retry-max: gives up and exits 1"
+    else
+        not_ok "-retry-max: gives up and exits 1" "rc=$rc"
+    fi
+else
+    not_ok "-retry-max: gives up and exits 1" "still running"
+fi
+read -r P10 R10 < <(free_ports 2)
+"$VIGIL" agent -node=sj -bind=127.0.0.1:"$P10" -rpc-addr=127.0.0.1:"$R10" -join=127.0.0.1:1 >"$T/sj.log" 2>&1
+rc=$?
+if [ $rc -eq 1 ] && grep -q "Error joining the cluster" "$T/sj.log"; then
+    ok "-join to nobody: the agent exits 1, like serf"
+else
+    not_ok "-join to nobody: the agent exits 1, like serf" "rc=$rc $(tail -3 "$T/sj.log")"
 fi
 
 # ----------------------------------------------------- CLI behaviour
