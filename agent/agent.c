@@ -708,6 +708,14 @@ int agent_main(int argc, char **argv)
 		vc.n_keys = 1;
 	}
 	vc.keyring_file = cfg->keyring_file && *cfg->keyring_file ? cfg->keyring_file : NULL;
+	if (vc.keyring_file && !vc.n_keys && access(vc.keyring_file, F_OK) != 0) {
+		/* serf refuses to start on a missing keyring; running without
+		 * encryption instead would be a silent downgrade */
+		fprintf(stderr, "==> Failed to start the vigil agent: keyring file %s: %s\n",
+			vc.keyring_file, strerror(errno));
+		config_free(cfg);
+		return 1;
+	}
 	a->encrypted = vc.n_keys > 0 || (vc.keyring_file && access(vc.keyring_file, F_OK) == 0);
 	struct vigil_tag *tags = calloc(cfg->n_tags + 1, sizeof *tags);
 	for (size_t i = 0; tags && i < cfg->n_tags; i++) {
