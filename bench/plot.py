@@ -176,8 +176,10 @@ plot '%s' u 1:3:xtic(2) w boxes lc rgb '#1f77b4' t 'ratio', \\
 
 
 def plot_sim(res, out, tmp):
-    sim = res.get("simulator")
-    if not sim or not sim.get("rumours"):
+    sim = res.get("simulator") or {}
+    if sim.get("largest_ok"):
+        sim = sim["runs"][str(sim["largest_ok"])]
+    if not sim.get("rumours"):
         return None
     plots = []
     arrows = []
@@ -194,10 +196,10 @@ def plot_sim(res, out, tmp):
         exp = r.get("expected_rounds")
         if exp and i == 0:
             arrows.append("set arrow from %g,0 to %g,1 nohead dt 2 lw 1.5 lc rgb '#555555'" % (exp, exp))
-            arrows.append("set label 'log bound %.1f' at %g,0.05 left offset 0.5,0" % (exp, exp))
+            arrows.append("set label 'log bound %.1f rounds' at %g,0.45 left offset 0.5,0" % (exp, exp))
             arrows.append("set arrow from %g,0 to %g,1 nohead dt 3 lw 1.5 lc rgb '#d62728'"
                           % (1.2 * exp, 1.2 * exp))
-            arrows.append("set label '1.2 x bound' at %g,0.12 left offset 0.5,0 tc rgb '#d62728'"
+            arrows.append("set label '1.2 x bound' at %g,0.52 left offset 0.5,0 tc rgb '#d62728'"
                           % (1.2 * exp))
     if not plots:
         return None
@@ -206,7 +208,7 @@ def plot_sim(res, out, tmp):
 set output '%s'
 set title "{/:Bold Simulator: dissemination, %s members}\\n%s"
 set grid
-set key bottom right
+set key top left
 set xlabel 'gossip rounds since the rumour started'
 set ylabel 'fraction of members informed'
 set yrange [0:1.02]

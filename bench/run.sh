@@ -22,15 +22,36 @@ set -u
 cd "$(dirname "$0")/.." || exit 2
 
 publish=0
+at_head=0
 args=()
 for a in "$@"; do
     case $a in
     --publish) publish=1 ;;
+    --at-head) at_head=1 ;;
     *) args+=("$a") ;;
     esac
 done
 
-if [ ! -x build/vigil ] && [[ " ${args[*]-} " != *" --vigil-bin"* ]] &&
+srcdir=
+if [ "$at_head" = 1 ]; then
+    # build vigil (and the simulator benchmark) from the committed HEAD in a
+    # private directory, so the numbers belong to exactly that commit even
+    # while the working tree is being edited
+    srcdir=$(mktemp -d "${TMPDIR:-/tmp}/vigil-bench-src.XXXXXX")
+    commit=$(git rev-parse HEAD)
+    echo "bench/run.sh: building vigil at HEAD ${commit:0:12} in $srcdir" >&2
+    git archive HEAD | tar -x -C "$srcdir" &&
+        nice make -C "$srcdir" -j"$(nproc)" all >"$srcdir/build.log" 2>&1 ||
+        { tail -20 "$srcdir/build.log" >&2; rm -rf "$srcdir"; echo "bench/run.sh: build at HEAD failed" >&2; exit 2; }
+    if [ -f "$srcdir/bench/sim_bench.c" ]; then
+        (cd "$srcdir" && nice cc -std=c11 -D_GNU_SOURCE -O2 -Isrc -Iinclude -o build/sim_bench \
+            bench/sim_bench.c build/libvigil.a -lmsgpackc -lcrypto -ljansson -lz -lm) >>"$srcdir/build.log" 2>&1 ||
+            echo "bench/run.sh: build/sim_bench did not build at HEAD (simulator numbers skipped)" >&2
+    fi
+    args=(--vigil-bin "$srcdir/build/vigil" --source "git archive $commit" --sim-dir "$srcdir" "${args[@]+"${args[@]}"}")
+fi
+
+if [ "$at_head" = 0 ] && [ ! -x build/vigil ] && [[ " ${args[*]-} " != *" --vigil-bin"* ]] &&
     [[ " ${args[*]-} " != *" --kinds=serf "* ]]; then
     echo "bench/run.sh: build/vigil not built (run make)" >&2
     exit 2
@@ -63,6 +84,7 @@ cleanup() {
         fi
     done <"$pidfile"
     rm -f "$pidfile"
+    [ -n "$srcdir" ] && rm -rf "$srcdir"
     # the harness's counters table, if it could not delete it itself
     if [ -n "$harness" ] && command -v nft >/dev/null 2>&1; then
         nft delete table inet "vigil_bench_$harness" 2>/dev/null

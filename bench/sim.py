@@ -3,7 +3,8 @@ simulator; see bench/sim_bench.c) and parse its text output into a dict for
 bench/bench.py's JSON.  Never builds anything: if build/sim_bench is not
 there, the simulator section says so.
 
-    python3 bench/sim.py [members] [results.json]   # run alone; merge into a results file
+    python3 bench/sim.py [members[,members...]] [results.json]
+        run alone (default 10000 members); merge into a results file
 """
 
 import json
@@ -15,8 +16,10 @@ import sys
 import time
 
 NUM = r"([0-9.eE+-]+)"
-TIMING_RE = re.compile(r"^(\w+)\s+" + NUM + r" s virtual in\s+" + NUM + r" s wall:\s+(\d+) packets \(" +
-                       NUM + r"/s\),\s+(\d+) messages \(" + NUM + r"/s\)")
+# "steady  10.0 s virtual in 1.61 s wall (0.74 s cpu): 28479 packets (...), 398208 messages (...)"
+# (older sim_bench builds print no cpu time)
+TIMING_RE = re.compile(r"^(\w+)\s+" + NUM + r" s virtual in\s+" + NUM + r" s wall(?: \(\s*" + NUM +
+                       r" s cpu\))?:\s+(\d+) packets \(.*?\),\s+(\d+) messages")
 HEAD_RE = re.compile(r"^(.+?): n=(\d+), log2\(n\)=" + NUM + r", expected ~" + NUM +
                      r" gossip rounds \(fanout (\d+)\)")
 ROUND_RE = re.compile(r"^\s+round\s+(\d+) \(t\+\s*(\d+) ms, period\s+" + NUM + r"\):\s+(\d+)/(\d+) informed")
@@ -30,10 +33,15 @@ def parse(text):
     for line in text.splitlines():
         m = TIMING_RE.match(line)
         if m:
+            wall = float(m.group(3))
+            cpu = float(m.group(4)) if m.group(4) else None
+            pk, msg = int(m.group(5)), int(m.group(6))
             out["phases"][m.group(1)] = {
-                "virtual_s": float(m.group(2)), "wall_s": float(m.group(3)),
-                "packets": int(m.group(4)), "packets_per_s": float(m.group(5)),
-                "messages": int(m.group(6)), "messages_per_s": float(m.group(7))}
+                "virtual_s": float(m.group(2)), "wall_s": wall, "cpu_s": cpu,
+                "packets": pk, "messages": msg,
+                "packets_per_wall_s": pk / wall if wall > 0 else None,
+                "messages_per_wall_s": msg / wall if wall > 0 else None,
+                "messages_per_cpu_s": msg / cpu if cpu else None}
             continue
         m = HEAD_RE.match(line)
         if m:
@@ -59,7 +67,10 @@ def parse(text):
             out["crash_first_dead_verdict_s"] = float(m.group(1))
     st = out["phases"].get("steady")
     if st:
-        out["steady_messages_per_s"] = st["messages_per_s"]
+        # "on one core": messages per CPU second of the (single-threaded)
+        # simulator when it reports its CPU time, else per wall second
+        out["steady_messages_per_s"] = st["messages_per_cpu_s"] or st["messages_per_wall_s"]
+        out["steady_messages_per_s_basis"] = "cpu" if st["messages_per_cpu_s"] else "wall"
     return out
 
 
@@ -95,10 +106,28 @@ def run_sim(root, members, required=False, timeout=900):
     return res
 
 
+def run_sims(root, sizes, timeout=900, log=None):
+    """Run build/sim_bench for each member count; the section for the JSON."""
+    runs = {}
+    for n in sizes:
+        if log:
+            log("simulator: build/sim_bench %d (timeout %d s)" % (n, timeout))
+        r = run_sim(root, n, timeout=timeout)
+        runs[str(n)] = r
+        if log:
+            log("simulator: %d members: %s" % (n, "ok" if r.get("ok") else
+                                               "not ok (%s)" % (r.get("reason") or "exit %s" % r.get("exit"))))
+        if not r.get("available"):
+            break
+    ok = [int(k) for k, r in runs.items() if r.get("ok")]
+    return {"available": any(r.get("available") for r in runs.values()),
+            "runs": runs, "largest_ok": max(ok) if ok else None}
+
+
 if __name__ == "__main__":
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
-    res = run_sim(root, n, required=True)
+    sizes = [int(x) for x in (sys.argv[1] if len(sys.argv) > 1 else "10000").split(",")]
+    res = run_sims(root, sizes, log=lambda m: sys.stderr.write(m + "\n"))
     if len(sys.argv) > 2:
         with open(sys.argv[2]) as f:
             doc = json.load(f)
@@ -106,4 +135,5 @@ if __name__ == "__main__":
         with open(sys.argv[2], "w") as f:
             json.dump(doc, f, indent=1)
             f.write("\n")
-    print(json.dumps({k: v for k, v in res.items() if k not in ("output",)}, indent=1))
+    for n, r in res["runs"].items():
+        print(n, json.dumps({k: v for k, v in r.items() if k not in ("output", "rumours")}, indent=1))
