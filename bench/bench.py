@@ -1015,7 +1015,12 @@ def main():
         "schema": 1,
         "started_utc": datetime.datetime.fromtimestamp(t_start, datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
-        "git": {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))},
+        "git": ({"commit": args.source.split()[-1], "dirty": False,
+                 "note": "vigil built from this commit (git archive); harness from the working tree at %s"
+                 % git("rev-parse", "HEAD")[:12]}
+                if args.source and args.source.startswith("git archive ") else
+                {"commit": git("rev-parse", "HEAD"),
+                 "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}),
         "vigil_source": args.source or ("working tree" + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")),
         "vigil_sha256": sha256(args.vigil_bin) if "vigil" in args.kinds else None,
         "versions": {"vigil": bin_version(args.vigil_bin) if "vigil" in args.kinds else None,
@@ -1025,7 +1030,7 @@ def main():
                    "joins": args.joins, "between_s": args.between, "kinds": args.kinds,
                    "timings": "agent defaults (LAN profile) for both kinds",
                    "vigil_bin": args.vigil_bin, "serf_bin": shutil.which(args.serf_bin),
-                   "command": " ".join(["bench/run.sh"] + sys.argv[1:])},
+                   "command": os.environ.get("VIGIL_BENCH_COMMAND") or " ".join(["bench/bench.py"] + sys.argv[1:])},
         "kinds": {k: {"clusters": {}} for k in args.kinds},
     }
     h = Harness(args)

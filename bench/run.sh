@@ -21,6 +21,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
+export VIGIL_BENCH_COMMAND="bench/run.sh${*:+ $*}"
 publish=0
 at_head=0
 args=()
