@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "coalesce.h"
 #include "config.h"
 #include "flags.h"
 #include "handlers.h"
@@ -494,6 +495,28 @@ static void on_lib_log(void *ctx, int level, const char *msg)
 		alog(lv, "vigil: %s", msg);
 }
 
+/* Events after coalescing: log them as serf does, run the handlers and feed
+ * the RPC streams. */
+static void dispatch_event(void *ctx, const struct vigil_event *ev,
+			   const struct vigil_member *members, size_t n)
+{
+	struct agent *a = ctx;
+	switch (ev->type) {
+	case VIGIL_EV_USER:
+		alog(LV_INFO, "agent: Received event: user-event: %s", ev->name ? ev->name : "");
+		break;
+	case VIGIL_EV_QUERY:
+		alog(LV_INFO, "agent: Received event: query: %s", ev->name ? ev->name : "");
+		break;
+	default:
+		alog(LV_INFO, "agent: Received event: %s", agent_event_name(ev->type));
+		break;
+	}
+	handlers_on_event(a->hs, ev, members, n);
+	if (a->rpc)
+		rpc_on_event(a->rpc, ev, members, n);
+}
+
 static void on_lib_event(void *ctx, const struct vigil_event *ev)
 {
 	struct agent *a = ctx;
@@ -501,22 +524,17 @@ static void on_lib_event(void *ctx, const struct vigil_event *ev)
 	case VIGIL_EV_QUERY_ACK:
 	case VIGIL_EV_QUERY_RESPONSE:
 	case VIGIL_EV_QUERY_DONE:
-		break;
-	case VIGIL_EV_USER:
-	case VIGIL_EV_QUERY:
-		alog(LV_INFO, "agent: Received event: %s-event: %s", agent_event_name(ev->type),
-		     ev->name ? ev->name : "");
-		break;
+		/* answers to queries started over RPC: straight to the client */
+		if (a->rpc)
+			rpc_on_event(a->rpc, ev, NULL, 0);
+		return;
 	default:
-		alog(LV_INFO, "agent: Received event: %s%s%s", agent_event_name(ev->type),
-		     ev->member ? ": " : "", ev->member ? ev->member->name : "");
 		break;
 	}
-	if (ev->type != VIGIL_EV_QUERY_ACK && ev->type != VIGIL_EV_QUERY_RESPONSE &&
-	    ev->type != VIGIL_EV_QUERY_DONE)
-		handlers_on_event(a->hs, ev);
-	if (a->rpc)
-		rpc_on_event(a->rpc, ev);
+	if (a->co)
+		coalescer_offer(a->co, ev, now_ms());
+	else
+		dispatch_event(a, ev, ev->member, ev->member ? 1 : 0);
 }
 
 static void log_to_rpc(void *ctx, int lv, const char *line)
@@ -746,12 +764,21 @@ int agent_main(int argc, char **argv)
 		return 1;
 	}
 
+	a->co = coalescer_create(dispatch_event, a, COALESCE_PERIOD_MS, QUIESCENT_PERIOD_MS);
+	if (!a->co) {
+		fprintf(stderr, "==> out of memory\n");
+		free(tags);
+		handlers_destroy(a->hs);
+		config_free(cfg);
+		return 1;
+	}
 	printf("==> Starting vigil agent...\n");
 	fflush(stdout);
 	alog(LV_INFO, "agent: vigil agent starting");
 	if (vigil_create(&vc, &a->v, err, sizeof err) != 0) {
 		fprintf(stderr, "==> Failed to start the vigil agent: Error creating vigil: %s\n", err);
 		free(tags);
+		coalescer_destroy(a->co);
 		handlers_destroy(a->hs);
 		config_free(cfg);
 		return 1;
@@ -897,6 +924,9 @@ int agent_main(int argc, char **argv)
 
 		int64_t timeout = vigil_timeout_ms(a->v);
 		int t2 = rpc_timeout_ms(a->rpc), t3 = handlers_timeout_ms(a->hs);
+		int t4 = coalescer_timeout_ms(a->co, now);
+		if (t4 >= 0 && (timeout < 0 || t4 < timeout))
+			timeout = t4;
 		if (t2 >= 0 && (timeout < 0 || t2 < timeout))
 			timeout = t2;
 		if (t3 >= 0 && (timeout < 0 || t3 < timeout))
@@ -961,6 +991,7 @@ int agent_main(int argc, char **argv)
 			break;
 
 		vigil_step(a->v);
+		coalescer_tick(a->co, now_ms(), false);
 		rpc_handle(a->rpc, fds + rpc_off, rpc_n);
 		handlers_handle(a->hs, fds + h_off, h_n);
 	}
@@ -979,6 +1010,8 @@ out:
 	a->rpc = NULL;
 	vigil_destroy(a->v);
 	a->v = NULL;
+	coalescer_destroy(a->co);
+	a->co = NULL;
 	alog(LV_INFO, "agent: shutdown complete");
 	log_ring_clear();
 	config_free(cfg);

@@ -43,12 +43,14 @@ struct agent_config {
 
 struct rpc_server;
 struct handlers;
+struct coalescer;
 
 struct agent {
 	vigil_t *v;
 	struct agent_config cfg;
 	struct rpc_server *rpc;
 	struct handlers *hs;
+	struct coalescer *co; /* serf agent's event coalescing */
 	bool encrypted;
 	bool quit;          /* leave the main loop */
 	int exit_code;

@@ -427,7 +427,8 @@ static uint8_t *payload_stdin(const uint8_t *p, size_t n, size_t *len)
 }
 
 static struct job *make_job(struct handlers *h, const struct script *sc,
-			    const struct vigil_event *ev)
+			    const struct vigil_event *ev, const struct vigil_member *members,
+			    size_t nmembers)
 {
 	struct job *j = calloc(1, sizeof *j);
 	struct envb e = {0};
@@ -553,10 +554,27 @@ static struct job *make_job(struct handlers *h, const struct script *sc,
 		if (ev->member)
 			j->in = (uint8_t *)member_line(ev->member, &j->in_len);
 		break;
-	default: /* member events */
-		if (ev->member)
-			j->in = (uint8_t *)member_line(ev->member, &j->in_len);
+	default: { /* member events: one line per member of the batch */
+		if (!nmembers && ev->member) {
+			members = ev->member;
+			nmembers = 1;
+		}
+		char *buf = NULL;
+		size_t bl = 0;
+		FILE *m = open_memstream(&buf, &bl);
+		for (size_t i = 0; m && i < nmembers; i++) {
+			size_t ll;
+			char *line = member_line(&members[i], &ll);
+			if (line)
+				fwrite(line, 1, ll, m);
+			free(line);
+		}
+		if (m)
+			fclose(m);
+		j->in = (uint8_t *)buf;
+		j->in_len = buf ? bl : 0;
 		break;
+	}
 	}
 	vigil_members_free(ms, n);
 	free(cfgtags);
@@ -573,7 +591,8 @@ static struct job *make_job(struct handlers *h, const struct script *sc,
 	return j;
 }
 
-void handlers_on_event(struct handlers *h, const struct vigil_event *ev)
+void handlers_on_event(struct handlers *h, const struct vigil_event *ev,
+		       const struct vigil_member *members, size_t n)
 {
 	if (!h)
 		return;
@@ -585,7 +604,7 @@ void handlers_on_event(struct handlers *h, const struct vigil_event *ev)
 			     agent_event_name(ev->type), h->s[i].script);
 			continue;
 		}
-		struct job *j = make_job(h, &h->s[i], ev);
+		struct job *j = make_job(h, &h->s[i], ev, members, n);
 		if (!j) {
 			alog(LV_ERR, "agent: Error invoking script '%s': out of memory",
 			     h->s[i].script);

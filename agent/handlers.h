@@ -37,7 +37,9 @@ void handlers_destroy(struct handlers *h);
 /* Replace the scripts (SIGHUP reload); running ones finish. */
 int handlers_update(struct handlers *h, const struct strlist *specs, char *err, size_t errlen);
 
-void handlers_on_event(struct handlers *h, const struct vigil_event *ev);
+/* members[0..n): the batch of a (coalesced) member event; else n == 0. */
+void handlers_on_event(struct handlers *h, const struct vigil_event *ev,
+		       const struct vigil_member *members, size_t n);
 int handlers_nfds(struct handlers *h);
 int handlers_pollfds(struct handlers *h, struct pollfd *fds, int max);
 void handlers_handle(struct handlers *h, const struct pollfd *fds, int n);

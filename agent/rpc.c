@@ -1686,24 +1686,27 @@ int rpc_timeout_ms(struct rpc_server *s)
 	return best > 1000000 ? 1000000 : (int)best;
 }
 
-static void send_member_event(struct client *c, uint64_t seq, const struct vigil_event *ev)
+static void send_member_event(struct client *c, uint64_t seq, const struct vigil_event *ev,
+			      const struct vigil_member *members, size_t n)
 {
+	if (!n && ev->member) {
+		members = ev->member;
+		n = 1;
+	}
 	msgpack_packer pk;
 	client_packer(c, &pk);
 	pack_header(&pk, seq, "");
 	msgpack_pack_map(&pk, 2);
 	mp_pack_kstr(&pk, "Event", agent_event_name(ev->type));
 	mp_pack_cstr(&pk, "Members");
-	if (ev->member) {
-		msgpack_pack_array(&pk, 1);
-		pack_member(&pk, ev->member);
-	} else {
-		msgpack_pack_array(&pk, 0);
-	}
+	msgpack_pack_array(&pk, n);
+	for (size_t i = 0; i < n; i++)
+		pack_member(&pk, &members[i]);
 }
 
 static void send_event(struct rpc_server *s, struct client *c, uint64_t seq,
-		       const struct vigil_event *ev)
+		       const struct vigil_event *ev, const struct vigil_member *members,
+		       size_t nmembers)
 {
 	(void)s;
 	if (c->wlen > WBUF_STREAM_LIMIT) {
@@ -1717,7 +1720,7 @@ static void send_event(struct rpc_server *s, struct client *c, uint64_t seq,
 	case VIGIL_EV_MEMBER_FAILED:
 	case VIGIL_EV_MEMBER_UPDATE:
 	case VIGIL_EV_MEMBER_REAP:
-		send_member_event(c, seq, ev);
+		send_member_event(c, seq, ev, members, nmembers);
 		return;
 	case VIGIL_EV_USER:
 		client_packer(c, &pk);
@@ -1766,7 +1769,8 @@ static void send_event(struct rpc_server *s, struct client *c, uint64_t seq,
 	}
 }
 
-void rpc_on_event(struct rpc_server *s, const struct vigil_event *ev)
+void rpc_on_event(struct rpc_server *s, const struct vigil_event *ev,
+		  const struct vigil_member *members, size_t nmembers)
 {
 	if (ev->type == VIGIL_EV_QUERY_ACK || ev->type == VIGIL_EV_QUERY_RESPONSE ||
 	    ev->type == VIGIL_EV_QUERY_DONE) {
@@ -1798,7 +1802,7 @@ void rpc_on_event(struct rpc_server *s, const struct vigil_event *ev)
 			continue;
 		for (struct stream *st = c->streams; st; st = st->next) {
 			if (handler_filter_match(st->f, st->nf, ev, false)) {
-				send_event(s, c, st->seq, ev); /* each matching stream */
+				send_event(s, c, st->seq, ev, members, nmembers);
 			}
 		}
 	}

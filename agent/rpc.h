@@ -26,7 +26,9 @@ int rpc_pollfds(struct rpc_server *s, struct pollfd *fds, int max);
 void rpc_handle(struct rpc_server *s, const struct pollfd *fds, int n);
 int rpc_timeout_ms(struct rpc_server *s);
 
-void rpc_on_event(struct rpc_server *s, const struct vigil_event *ev);
+/* members[0..n): the batch of a (coalesced) member event; else n == 0. */
+void rpc_on_event(struct rpc_server *s, const struct vigil_event *ev,
+		  const struct vigil_member *members, size_t n);
 void rpc_on_log(struct rpc_server *s, int lv, const char *line);
 /* Answer every pending "leave" request. */
 void rpc_leave_done(struct rpc_server *s, const char *err);

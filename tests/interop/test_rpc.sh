@@ -172,6 +172,14 @@ else
     not_ok "event handler sees member-join" "$(cat "$T/events.v1" 2>&1)"
 fi
 
+for i in 1 2 3; do "$SERF" event -rpc-addr=127.0.0.1:"$R1" burst "$i" >/dev/null 2>&1; done
+if wait_until 10 grep -q "^user|burst||v1|v1|web|3$" "$T/events.v1" && sleep 2 &&
+    [ "$(grep -c "^user|burst|" "$T/events.v1")" -eq 1 ]; then
+    ok "coalescing user events: a burst runs the handler once, with the newest"
+else
+    not_ok "coalescing user events: a burst runs the handler once, with the newest" "$(grep burst "$T/events.v1")"
+fi
+
 # --------------------------------------------------------------- query
 out=$("$SERF" query -rpc-addr=127.0.0.1:"$R1" -timeout=3s ping 2>&1)
 rc=$?
