@@ -68,7 +68,7 @@ sleep 1.5
 "$VIGIL" will show -rpc-addr=127.0.0.1:$((base + 102)) alpha
 
 say "kill -9 alpha (no goodbye)"
-kill -KILL "${PIDS[0]}"
+{ kill -KILL "${PIDS[0]}"; wait "${PIDS[0]}"; } 2>/dev/null
 t0=$(date +%s.%N)
 for _ in $(seq 1 200); do
     members 1 2>/dev/null | grep -q '^alpha .* failed' && break
