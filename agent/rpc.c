@@ -324,17 +324,17 @@ static void h_event(struct rpc_server *s, struct client *c, uint64_t seq,
 		    const msgpack_object *b)
 {
 	char name[VIGIL_NAME_MAX * 4];
-	const char *pl = "";
-	size_t pn = 0;
+	const char *pl = "", *np = "";
+	size_t pn = 0, nl = 0;
 	bool coalesce = false;
-	if (!mp_get_str(b, "Name", name, sizeof name))
-		name[0] = '\0';
+	mp_as_bytes(mp_get(b, "Name"), &np, &nl);
 	mp_as_bytes(mp_get(b, "Payload"), &pl, &pn);
 	mp_get_bool(b, "Coalesce", &coalesce);
+	snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1), np);
 	alog(LV_DEBUG, "agent: Requesting user event send: %s. Coalesced: %s. Payload: \"%.*s\"",
 	     name, coalesce ? "true" : "false", (int)(pn > 256 ? 256 : pn), pl);
 	/* serf's UserEventSizeLimit default, checked before encoding */
-	if (strlen(name) + pn > 512) {
+	if (nl + pn > 512 || memchr(np, '\0', nl)) {
 		char err[128];
 		snprintf(err, sizeof err,
 			 "user event exceeds configured limit of %d bytes before encoding", 512);
@@ -666,11 +666,16 @@ out:
 static void h_stream(struct client *c, uint64_t seq, const msgpack_object *b)
 {
 	char type[1024];
-	if (!mp_get_str(b, "Type", type, sizeof type))
+	const msgpack_object *to = mp_get(b, "Type");
+	bool bad = false;
+	if (!mp_get_str(b, "Type", type, sizeof type)) {
 		type[0] = '\0';
+		bad = to && to->type != MSGPACK_OBJECT_NIL; /* too long or not a string */
+	}
 	struct handler_filter *f = NULL;
 	size_t nf = 0;
-	if (handler_parse_filter(type, &f, &nf) != 0) {
+	if (bad || strlen(type) != (to && to->type == MSGPACK_OBJECT_STR ? to->via.str.size : strlen(type)) ||
+	    handler_parse_filter(type, &f, &nf) != 0) {
 		reply(c, seq, E_INVALID_FILTER);
 		return;
 	}
@@ -943,8 +948,15 @@ static void h_query(struct rpc_server *s, struct client *c, uint64_t seq,
 	const msgpack_object *fn = mp_get(b, "FilterNodes"), *ft = mp_get(b, "FilterTags");
 	const msgpack_object *po = mp_get(b, "Payload");
 
-	if (!mp_get_str(b, "Name", name, sizeof name))
+	if (!mp_get_str(b, "Name", name, sizeof name)) {
+		const msgpack_object *no = mp_get(b, "Name");
+		if (no && no->type != MSGPACK_OBJECT_NIL) {
+			/* serf's QuerySizeLimit (1024 bytes) covers the name */
+			reply(c, seq, "query exceeds limit of 1024 bytes");
+			return;
+		}
 		name[0] = '\0';
+	}
 	have_payload = po && po->type != MSGPACK_OBJECT_NIL;
 	mp_as_bytes(po, &pl, &pn);
 	mp_get_bool(b, "RequestAck", &ack);
