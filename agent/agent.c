@@ -22,6 +22,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -448,8 +450,26 @@ static int addr_parts(const char *addr, char *host, size_t hl, uint16_t *port, c
 	}
 	unsigned char buf[16];
 	if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1) {
-		snprintf(err, errlen, "address %s: not an IP address", addr);
-		return -1;
+		/* serf resolves names (net.ResolveTCPAddr); so do we, once */
+		struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+		struct addrinfo *res = NULL;
+		int gai = getaddrinfo(host, NULL, &hints, &res);
+		if (gai != 0 || !res) {
+			snprintf(err, errlen, "address %s: lookup %s: %s", addr, host,
+				 gai ? gai_strerror(gai) : "no address");
+			return -1;
+		}
+		const void *ip = res->ai_family == AF_INET
+					 ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
+					 : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
+		char text[INET6_ADDRSTRLEN];
+		bool okn = inet_ntop(res->ai_family, ip, text, sizeof text) != NULL;
+		freeaddrinfo(res);
+		if (!okn || strlen(text) >= hl) {
+			snprintf(err, errlen, "address %s: cannot use resolved address", addr);
+			return -1;
+		}
+		snprintf(host, hl, "%s", text);
 	}
 	return 0;
 toolong:
