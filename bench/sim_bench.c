@@ -48,6 +48,19 @@ static double cpu(void)
 	return clock_s(CLOCK_PROCESS_CPUTIME_ID);
 }
 
+/* Resident memory in bytes (Linux), 0 if unknown. */
+static double rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long pages = 0, res = 0;
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld %ld", &pages, &res) != 2)
+		res = 0;
+	fclose(f);
+	return (double)res * 4096.0;
+}
+
 /* memberlist messages handed to swim (a compound packet holds several). */
 static uint64_t msgs_in(struct sim *s)
 {
@@ -222,8 +235,18 @@ int main(int argc, char **argv)
 		}
 		joined += wave;
 		sim_run_for(s, 2000);
-		printf("  joined %6d at t=%5.1f s (%.1f s wall)\n", joined, sim_now(s) / 1000.0,
-		       wall() - t.wall0);
+		/*
+		 * Every member keeps a record of every other one, so memory
+		 * grows as joined^2: show the cost per record to tell early
+		 * whether the full size will fit.
+		 */
+		double rss = rss_bytes(), per = rss / ((double)joined * joined);
+		printf("  joined %6d at t=%5.1f s (%.1f s wall), RSS %.2f GB", joined,
+		       sim_now(s) / 1000.0, wall() - t.wall0, rss / 1e9);
+		if (joined * 8 >= n)
+			printf(" = %.0f bytes per membership record: %d members need ~%.1f GB",
+			       per, n, per * (double)n * n / 1e9);
+		printf("\n");
 		fflush(stdout);
 	}
 	int64_t conv = sim_run_until_pred(s, pred_all_alive, NULL, 1000, sim_now(s) + 3600 * 1000);
@@ -232,7 +255,8 @@ int main(int argc, char **argv)
 		printf("did not converge within a virtual hour\n");
 		return 1;
 	}
-	printf("converged at t=%.1f s\n", conv / 1000.0);
+	printf("converged at t=%.1f s; RSS %.2f GB = %.0f bytes per membership record (n^2)\n",
+	       conv / 1000.0, rss_bytes() / 1e9, rss_bytes() / ((double)n * n));
 
 	/* 2. steady state */
 	timing_start(s, &t);

@@ -123,6 +123,8 @@ struct sim {
 	void *member_ctx;
 	sim_log_fn log_fn;
 	void *log_ctx;
+	sim_tap_fn tap_fn;
+	void *tap_ctx;
 	int log_min;
 
 	uint64_t trace;
@@ -694,6 +696,8 @@ static void deliver_packet(struct sim *s, struct sim_node *n, struct pkt *p)
 	s->stats.bytes_delivered += p->len;
 	trace_mix(s, (uint64_t)s->now << 20 ^ (uint64_t)p->from << 1 ^ (uint64_t)p->to << 40);
 	trace_bytes(s, p->data, p->len);
+	if (s->tap_fn)
+		s->tap_fn(s->tap_ctx, s->now, p->from, p->to, p->data, p->len);
 	struct wire_addr from;
 	node_addr(p->from, &from);
 	swim_handle_packet(n->sw, &from, p->data, p->len, s->now);
@@ -1247,6 +1251,12 @@ void sim_set_member_cb(struct sim *s, sim_member_fn fn, void *ctx)
 {
 	s->member_cb = fn;
 	s->member_ctx = ctx;
+}
+
+void sim_set_packet_tap(struct sim *s, sim_tap_fn fn, void *ctx)
+{
+	s->tap_fn = fn;
+	s->tap_ctx = ctx;
 }
 
 void sim_set_log(struct sim *s, sim_log_fn fn, void *ctx, int min_level)

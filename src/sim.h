@@ -231,6 +231,14 @@ size_t sim_count_events(const struct sim *s, int observer, int subject, int ev,
 			int state, int64_t since);
 /* Call fn for each member event as it happens (whether or not recorded). */
 void sim_set_member_cb(struct sim *s, sim_member_fn fn, void *ctx);
+/*
+ * Packet tap: called for each datagram just before the receiver's
+ * swim_handle_packet (after loss, cuts and buffering), e.g. to decode
+ * with wire_unwrap_packet while debugging a scenario.  NULL to remove.
+ */
+typedef void (*sim_tap_fn)(void *ctx, int64_t now, int from, int to,
+			   const uint8_t *pkt, size_t len);
+void sim_set_packet_tap(struct sim *s, sim_tap_fn fn, void *ctx);
 /* Receive swim log lines at or above min_level (default: none). */
 void sim_set_log(struct sim *s, sim_log_fn fn, void *ctx, int min_level);
 
