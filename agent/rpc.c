@@ -1410,7 +1410,12 @@ static void process_input(struct rpc_server *s, struct client *c)
 
 static void client_read(struct rpc_server *s, struct client *c)
 {
+	/* poll is level-triggered: cap the work per wake-up so one busy
+	 * client cannot starve the others (or the gossip) */
+	size_t budget = 256 * 1024;
 	for (;;) {
+		if (budget == 0)
+			return;
 		if (c->rcap - c->rlen < 4096) {
 			if (c->rcap >= RBUF_LIMIT) {
 				/* mp_frame_len rejects frames > MP_MAX_FRAME, so a
@@ -1436,6 +1441,7 @@ static void client_read(struct rpc_server *s, struct client *c)
 		ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
 		if (n > 0) {
 			c->rlen += (size_t)n;
+			budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
 			process_input(s, c);
 			if (c->dead || c->close_after_flush)
 				return;
