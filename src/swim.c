@@ -164,17 +164,33 @@ static void logf_(struct swim *sw, int level, const char *fmt, ...)
 	sw->hooks.log(sw->hooks.ctx, level, buf);
 }
 
+/* Decoded fields may be {NULL, 0} (absent or nil): never hand NULL to mem*. */
+static bool bytes_eq(struct wire_bytes b, const void *p, size_t n)
+{
+	return b.len == n && (n == 0 || memcmp(b.p, p, n) == 0);
+}
+
 static bool bytes_eq_str(struct wire_bytes b, const char *s)
 {
-	size_t n = strlen(s);
-	return b.len == n && memcmp(b.p, s, n) == 0;
+	return bytes_eq(b, s, strlen(s));
 }
 
 static void bytes_to_name(struct wire_bytes b, char out[WIRE_NAME_MAX + 1])
 {
 	size_t n = b.len > WIRE_NAME_MAX ? WIRE_NAME_MAX : b.len;
-	memcpy(out, b.p, n);
+	if (n)
+		memcpy(out, b.p, n);
 	out[n] = 0;
+}
+
+/*
+ * A member name we can store: non-empty, not too long, no NUL (a C string
+ * would cut "a\0x" to "a" and alias another member; memberlist compares
+ * the full bytes, so such a name can never be the same member to it).
+ */
+static bool valid_name(struct wire_bytes b)
+{
+	return b.len > 0 && b.len <= WIRE_NAME_MAX && !memchr(b.p, 0, b.len);
 }
 
 static bool addr_eq(const struct wire_addr *a, const struct wire_addr *b)
@@ -639,7 +655,7 @@ static void refute(struct swim *sw, uint32_t accused_inc, int64_t now)
 static void handle_alive(struct swim *sw, const struct wire_alive *a, int64_t now)
 {
 	char name[WIRE_NAME_MAX + 1];
-	if (a->node.len == 0 || a->node.len > WIRE_NAME_MAX || a->addr.ip_len == 0)
+	if (!valid_name(a->node) || a->addr.ip_len == 0 || a->meta.len > WIRE_META_MAX)
 		return;
 	bytes_to_name(a->node, name);
 	if (a->vsn_len >= 3 && (a->vsn[0] == 0 || a->vsn[1] == 0 || a->vsn[0] > a->vsn[1]))
@@ -651,8 +667,8 @@ static void handle_alive(struct swim *sw, const struct wire_alive *a, int64_t no
 			return;
 		if (a->incarnation < m->pub.incarnation)
 			return;
-		if (a->incarnation == m->pub.incarnation && a->meta.len == m->pub.meta_len &&
-		    memcmp(a->meta.p, m->pub.meta, a->meta.len) == 0)
+		if (a->incarnation == m->pub.incarnation &&
+		    bytes_eq(a->meta, m->pub.meta, m->pub.meta_len))
 			return;
 		refute(sw, a->incarnation, now);
 		return;
@@ -673,13 +689,13 @@ static void handle_alive(struct swim *sw, const struct wire_alive *a, int64_t no
 		}
 	}
 	enum swim_state old = m->pub.state;
-	bool meta_changed = a->meta.len != m->pub.meta_len ||
-			    memcmp(a->meta.p, m->pub.meta, a->meta.len) != 0 ||
+	bool meta_changed = !bytes_eq(a->meta, m->pub.meta, m->pub.meta_len) ||
 			    !addr_eq(&m->pub.addr, &a->addr);
 	m->pub.incarnation = a->incarnation;
 	m->pub.addr = a->addr;
 	m->pub.meta_len = (uint16_t)a->meta.len;
-	memcpy(m->pub.meta, a->meta.p, a->meta.len);
+	if (a->meta.len)
+		memcpy(m->pub.meta, a->meta.p, a->meta.len);
 	if (a->vsn_len == 6)
 		memcpy(m->pub.vsn, a->vsn, 6);
 	broadcast_alive(sw, m);
@@ -721,7 +737,7 @@ static void suspicion_rearm(struct member *m)
 static void handle_suspect(struct swim *sw, const struct wire_accuse *s, int64_t now)
 {
 	char name[WIRE_NAME_MAX + 1], from[WIRE_NAME_MAX + 1];
-	if (s->node.len == 0 || s->node.len > WIRE_NAME_MAX)
+	if (!valid_name(s->node) || memchr(s->from.p ? s->from.p : (const uint8_t *)"", 0, s->from.len))
 		return;
 	bytes_to_name(s->node, name);
 	bytes_to_name(s->from, from);
@@ -773,7 +789,7 @@ static void handle_suspect(struct swim *sw, const struct wire_accuse *s, int64_t
 static void handle_dead(struct swim *sw, const struct wire_accuse *d, int64_t now)
 {
 	char name[WIRE_NAME_MAX + 1];
-	if (d->node.len == 0 || d->node.len > WIRE_NAME_MAX)
+	if (!valid_name(d->node) || memchr(d->from.p ? d->from.p : (const uint8_t *)"", 0, d->from.len))
 		return;
 	bytes_to_name(d->node, name);
 	struct member *m = find(sw, name);
@@ -1715,7 +1731,8 @@ int swim_set_meta(struct swim *sw, const uint8_t *meta, size_t len, int64_t now)
 	if (len > WIRE_META_MAX)
 		return WIRE_ETOOBIG;
 	struct member *me = sw->self;
-	memcpy(me->pub.meta, meta, len);
+	if (len)
+		memcpy(me->pub.meta, meta, len);
 	me->pub.meta_len = (uint16_t)len;
 	me->pub.incarnation++;
 	me->pub.state_since = now;
@@ -1732,7 +1749,8 @@ void swim_broadcast_user(struct swim *sw, const uint8_t *msg, size_t len)
 	if (!buf)
 		return;
 	buf[0] = WIRE_USER;
-	memcpy(buf + 1, msg, len);
+	if (len)
+		memcpy(buf + 1, msg, len);
 	bcast_queue(sw, NULL, buf, len + 1);
 	free(buf);
 }
@@ -1743,7 +1761,8 @@ void swim_send_user(struct swim *sw, const struct wire_addr *to, const uint8_t *
 	if (!buf)
 		return;
 	buf[0] = WIRE_USER;
-	memcpy(buf + 1, msg, len);
+	if (len)
+		memcpy(buf + 1, msg, len);
 	send_msg(sw, to, buf, len + 1, false);
 	free(buf);
 }
