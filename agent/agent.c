@@ -497,7 +497,6 @@ static int b64_decoded_len(const char *s)
 
 /* ------------------------------------------------------------ callbacks */
 
-static struct agent *the_agent;
 
 static void on_lib_log(void *ctx, int level, const char *msg)
 {
@@ -671,7 +670,6 @@ int agent_main(int argc, char **argv)
 	struct agent A;
 	struct agent *a = &A;
 	memset(a, 0, sizeof *a);
-	the_agent = a;
 	int rc = read_config(argc, argv, &a->cfg, false);
 	if (rc != 0) {
 		config_free(&a->cfg);
