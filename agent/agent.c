@@ -269,8 +269,6 @@ static int parse_agent_flags(int argc, char **argv, struct agent_opts *o,
 			printf("==> Warning: -syslog is not supported by vigil; ignoring\n");
 		if (o->tags_file)
 			printf("==> Warning: -tags-file is not supported by vigil; ignoring\n");
-		if (o->replay)
-			printf("==> Warning: -replay is not supported by vigil; ignoring\n");
 	}
 	cmd->bind = o->bind ? strdup(o->bind) : NULL;
 	cmd->advertise = o->advertise ? strdup(o->advertise) : NULL;
@@ -834,7 +832,8 @@ int agent_main(int argc, char **argv)
 	if (cfg->start_join.n) {
 		printf("==> Joining cluster...(replay: %s)\n", cfg->replay_on_join ? "true" : "false");
 		fflush(stdout);
-		int n = vigil_join(a->v, (const char *const *)cfg->start_join.v, cfg->start_join.n);
+		int n = vigil_join_ex(a->v, (const char *const *)cfg->start_join.v, cfg->start_join.n,
+				      cfg->replay_on_join);
 		if (n <= 0) {
 			fprintf(stderr, "==> Error joining the cluster: no valid address in -join\n");
 			goto out;
@@ -892,7 +891,8 @@ int agent_main(int argc, char **argv)
 			} else {
 				alog(LV_INFO, "agent: Joining cluster...(replay: %s)",
 				     cfg->replay_on_join ? "true" : "false");
-				vigil_join(a->v, (const char *const *)cfg->retry_join.v, cfg->retry_join.n);
+				vigil_join_ex(a->v, (const char *const *)cfg->retry_join.v, cfg->retry_join.n,
+					      cfg->replay_on_join);
 				a->retry_attempts++;
 				a->retry_started_ms = now;
 				a->retry_checking = true;

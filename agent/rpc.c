@@ -498,9 +498,7 @@ static void h_join(struct rpc_server *s, struct client *c, uint64_t seq,
 		snprintf(pj.list + ll, sizeof pj.list - ll, "%s%s", i ? " " : "", addrs[i]);
 	}
 	alog(LV_INFO, "agent: joining: [%s] replay: %s", pj.list, replay ? "true" : "false");
-	if (replay)
-		alog(LV_WARN, "agent: join replay is not supported by vigil; joining without it");
-	int num = n ? vigil_join(s->a->v, addrs, n) : 0;
+	int num = n ? vigil_join_ex(s->a->v, addrs, n, replay) : 0;
 	pj.seeds = calloc(n ? n : 1, sizeof *pj.seeds);
 	for (size_t i = 0; pj.seeds && i < n; i++) {
 		char norm[160];

@@ -141,6 +141,9 @@ void vigil_step(vigil_t *v);           /* never blocks */
 
 /* Membership. "host:port" (port defaults to 7946); returns seeds contacted. */
 int vigil_join(vigil_t *v, const char *const *addrs, size_t n);
+/* Same; replay=true also runs handlers for user events from before the join
+ * (serf agent -replay).  vigil_join() is replay=false, like serf. */
+int vigil_join_ex(vigil_t *v, const char *const *addrs, size_t n, bool replay);
 /* Start a graceful leave; keep stepping until vigil_leave_done(). */
 int vigil_leave(vigil_t *v);
 bool vigil_leave_done(vigil_t *v);

@@ -111,6 +111,7 @@ struct serf_layer {
 
 	uint64_t clock, event_clock, query_clock;
 	uint64_t event_min_time, query_min_time;
+	bool join_ignore_old;        /* we are joining without -replay */
 
 	struct sl_member **members;     /* sorted by name */
 	size_t n_members, cap_members;
@@ -2513,6 +2514,12 @@ static bool ext_trailer_ok(const uint8_t *p, size_t len)
 	return true;
 }
 
+void serf_layer_set_join_ignore(struct serf_layer *sl, bool ignore_old)
+{
+	if (sl)
+		sl->join_ignore_old = ignore_old;
+}
+
 void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size_t len,
 				   bool join, int64_t now)
 {
@@ -2614,6 +2621,18 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 		goto out;
 	}
 	sl->stats.push_pull_merges++;
+
+	/*
+	 * serf's eventJoinIgnore: a node that joins without -replay must not
+	 * run handlers for events and queries that happened before it came;
+	 * everything up to the cluster's current clocks is old news.
+	 */
+	if (join && sl->join_ignore_old) {
+		if (eltime > sl->event_min_time)
+			sl->event_min_time = eltime;
+		if (qltime > sl->query_min_time)
+			sl->query_min_time = qltime;
+	}
 
 	/* Witness, one below: no message at those times was sent yet. */
 	if (ltime > 0)

@@ -211,6 +211,12 @@ void serf_layer_local_state(struct serf_layer *sl, bool join, struct wbuf *out);
 void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size_t len,
 				   bool join, int64_t now);
 void serf_layer_tick(struct serf_layer *sl, int64_t now);
+/*
+ * While true, a join push-pull moves the event and query minimum times up
+ * to the peer's clocks, so events from before our join are not replayed
+ * (serf's Join(ignoreOld=true), i.e. the agent without -replay).
+ */
+void serf_layer_set_join_ignore(struct serf_layer *sl, bool ignore_old);
 int64_t serf_layer_next_deadline(const struct serf_layer *sl); /* INT64_MAX = none */
 
 /* ---- operations ---- */

@@ -724,7 +724,9 @@ static int64_t suspicion_min_ms(const struct swim *sw)
  */
 static void suspicion_rearm(struct member *m)
 {
-	int64_t t = m->suspect_max_ms;
+	/* with nobody left to confirm (tiny clusters), waiting for the
+	 * maximum would only delay detection: memberlist uses the minimum */
+	int64_t t = m->confirm_needed > 0 ? m->suspect_max_ms : m->suspect_min_ms;
 	if (m->confirm_needed > 0) {
 		double frac = log(m->confirmations + 1.0) / log(m->confirm_needed + 1.0);
 		t = m->suspect_max_ms - (int64_t)((double)(m->suspect_max_ms - m->suspect_min_ms) * frac);

@@ -70,6 +70,7 @@ struct vigil {
 	bool pollfds_truncated;
 
 	bool join_broadcast_pending; /* serf Join: broadcast intent after a join works */
+	size_t joins_in_flight;      /* seeds whose join push-pull has not finished */
 	enum leave_phase leave;
 	int64_t leave_swim_at;
 
@@ -282,6 +283,8 @@ static void h_join_result(void *ctx, const struct wire_addr *seed, bool ok)
 	char a[80];
 	vlog(v, ok ? 1 : 2, "vigil: join via %s %s",
 	     transport_format_addr(seed, a, sizeof a), ok ? "succeeded" : "failed");
+	if (v->joins_in_flight > 0 && --v->joins_in_flight == 0 && v->sl)
+		serf_layer_set_join_ignore(v->sl, false);
 	/* serf.Join broadcasts one join intent once memberlist joined anyone */
 	if (ok && v->join_broadcast_pending && v->sl) {
 		v->join_broadcast_pending = false;
@@ -926,6 +929,11 @@ void vigil_step(vigil_t *v)
 
 int vigil_join(vigil_t *v, const char *const *addrs, size_t n)
 {
+	return vigil_join_ex(v, addrs, n, false);
+}
+
+int vigil_join_ex(vigil_t *v, const char *const *addrs, size_t n, bool replay)
+{
 	if (!v || (!addrs && n))
 		return -1;
 	v->now = clock_ms();
@@ -944,6 +952,8 @@ int vigil_join(vigil_t *v, const char *const *addrs, size_t n)
 	}
 	if (k) {
 		v->join_broadcast_pending = true;
+		v->joins_in_flight += k;
+		serf_layer_set_join_ignore(v->sl, !replay);
 		swim_join(v->sw, seeds, k, v->now);
 	}
 	free(seeds);
