@@ -70,23 +70,24 @@ struct strm {
 };
 
 struct sim_node {
+	/* Touched on every event: kept together in the first cache line. */
 	struct sim *sim;
-	int idx;
-	struct swim_config cfg;  /* name, addr and seed filled in by us */
-	struct swim_hooks hooks; /* ctx = this node */
 	struct swim *sw;         /* NULL while DOWN */
+	int idx;
 	enum sim_node_status status;
 	uint32_t gen;            /* bumped on crash: stale stream legs are dropped */
 	int group;
 	int64_t armed;           /* time of the live timer entry, or ARMED_NONE */
 	int64_t last_tick;       /* to spot a deadline that never advances */
 	int same_ticks;
-	int64_t paused_at;
-	struct qent *queue;      /* arrivals while paused, in arrival order */
-	size_t qlen, qcap, qbytes;
 	bool exit_on_leave;
 	bool dying;              /* inside swim_free: ignore hooks */
 	int join_result;
+	int64_t paused_at;
+	struct qent *queue;      /* arrivals while paused, in arrival order */
+	size_t qlen, qcap, qbytes;
+	struct swim_hooks hooks; /* ctx = this node */
+	struct swim_config cfg;  /* name, addr and seed filled in by us */
 };
 
 struct sim {
