@@ -314,26 +314,29 @@ static void index_del(struct swim *sw, struct member *m)
 	}
 }
 
+/* Grow a member pointer array (doubling) so it holds at least `need`. */
+static bool reserve_members(struct member ***arr, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return true;
+	size_t n = *cap ? *cap * 2 : 16;
+	while (n < need)
+		n *= 2;
+	struct member **a = realloc(*arr, n * sizeof *a);
+	if (!a)
+		return false;
+	*arr = a;
+	*cap = n;
+	return true;
+}
+
 static struct member *member_add(struct swim *sw, const char *name)
 {
 	if ((sw->n_members + 1) * 2 > sw->index_cap && !index_grow(sw))
 		return NULL;
-	if (sw->n_members == sw->cap_members) {
-		size_t cap = sw->cap_members ? sw->cap_members * 2 : 16;
-		struct member **a = realloc(sw->members, cap * sizeof *a);
-		if (!a)
-			return NULL;
-		sw->members = a;
-		sw->cap_members = cap;
-	}
-	if (sw->probe_n == sw->probe_cap) {
-		size_t cap = sw->probe_cap ? sw->probe_cap * 2 : 16;
-		struct member **a = realloc(sw->probe_order, cap * sizeof *a);
-		if (!a)
-			return NULL;
-		sw->probe_order = a;
-		sw->probe_cap = cap;
-	}
+	if (!reserve_members(&sw->members, &sw->cap_members, sw->n_members + 1) ||
+	    !reserve_members(&sw->probe_order, &sw->probe_cap, sw->probe_n + 1))
+		return NULL;
 	struct member *m = calloc(1, sizeof *m);
 	if (!m)
 		return NULL;
@@ -602,14 +605,8 @@ static void track_suspect(struct swim *sw, struct member *m, bool suspect)
 	if (suspect == listed)
 		return;
 	if (suspect) {
-		if (sw->n_suspects == sw->cap_suspects) {
-			size_t cap = sw->cap_suspects ? sw->cap_suspects * 2 : 16;
-			struct member **a = realloc(sw->suspects, cap * sizeof *a);
-			if (!a)
-				return; /* the member still times out via the full scan in reap */
-			sw->suspects = a;
-			sw->cap_suspects = cap;
-		}
+		if (!reserve_members(&sw->suspects, &sw->cap_suspects, sw->n_suspects + 1))
+			return; /* out of memory: this suspicion will not time out */
 		m->suspect_idx = sw->n_suspects;
 		sw->suspects[sw->n_suspects++] = m;
 	} else if (m->suspect_idx < sw->n_suspects && sw->suspects[m->suspect_idx] == m) {
@@ -856,15 +853,22 @@ static void reshuffle(struct swim *sw)
 	sw->probe_pos = 0;
 }
 
+/* A ping for `node` that tells the receiver where to send the ack. */
+static void fill_ping(const struct swim *sw, struct wire_msg *msg, uint32_t seq,
+		      struct wire_bytes node)
+{
+	memset(msg, 0, sizeof *msg);
+	msg->type = WIRE_PING;
+	msg->u.ping.seq = seq;
+	msg->u.ping.node = node;
+	msg->u.ping.source = sw->self->pub.addr;
+	msg->u.ping.source_node = str_bytes(sw->self->pub.name);
+}
+
 static void send_ping(struct swim *sw, const struct member *target, uint32_t seq)
 {
 	struct wire_msg msg;
-	memset(&msg, 0, sizeof msg);
-	msg.type = WIRE_PING;
-	msg.u.ping.seq = seq;
-	msg.u.ping.node = str_bytes(target->pub.name);
-	msg.u.ping.source = sw->self->pub.addr;
-	msg.u.ping.source_node = str_bytes(sw->self->pub.name);
+	fill_ping(sw, &msg, seq, str_bytes(target->pub.name));
 	encode_send(sw, &target->pub.addr, &msg, true);
 }
 
@@ -928,12 +932,7 @@ static void probe_start(struct swim *sw, int64_t now)
 		struct wbuf two;
 		wbuf_init(&two);
 		struct wire_msg ping;
-		memset(&ping, 0, sizeof ping);
-		ping.type = WIRE_PING;
-		ping.u.ping.seq = sw->probe_seq;
-		ping.u.ping.node = str_bytes(target->pub.name);
-		ping.u.ping.source = sw->self->pub.addr;
-		ping.u.ping.source_node = str_bytes(sw->self->pub.name);
+		fill_ping(sw, &ping, sw->probe_seq, str_bytes(target->pub.name));
 		wire_encode(&two, &ping);
 		size_t ping_len = two.len;
 		wire_encode(&two, &msg);
@@ -1061,12 +1060,7 @@ static void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip
 	r->nack_at = now + sw->cfg.probe_timeout_ms;
 	r->expire_at = now + sw->cfg.probe_interval_ms * 2;
 	struct wire_msg msg;
-	memset(&msg, 0, sizeof msg);
-	msg.type = WIRE_PING;
-	msg.u.ping.seq = r->local_seq;
-	msg.u.ping.node = ip->node;
-	msg.u.ping.source = sw->self->pub.addr;
-	msg.u.ping.source_node = str_bytes(sw->self->pub.name);
+	fill_ping(sw, &msg, r->local_seq, ip->node);
 	encode_send(sw, &ip->target, &msg, false);
 }
 
