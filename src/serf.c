@@ -236,91 +236,15 @@ static bool make_addr(const uint8_t *ip, size_t len, uint16_t port, struct wire_
 /* ------------------------------------------------------------------ */
 /* msgpack: bounds pre-check, decoding views, encoding                 */
 
-/*
- * msgpack-c's unpacker allocates count * sizeof(msgpack_object) as soon as
- * it reads an array/map header, before any element arrives, so five bytes
- * (dd ff ff ff ff) make it ask for ~96 GB and ASan aborts.  This walk only
- * reads headers to prove that every declared element could still fit in
- * the remaining input (each takes at least one byte); msgpack-c still does
- * all the real decoding.  It is iterative: `need` counts values still owed.
- */
-static bool mp_bounded(const uint8_t *p, size_t len)
-{
-	size_t off = 0;
-	uint64_t need = 1;
-
-	while (need > 0) {
-		uint8_t b;
-		uint64_t skip = 0, add = 0;
-		size_t hdr = 1;
-
-		if (off >= len)
-			return false;
-		b = p[off];
-		need--;
-		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-			/* fixint, nil, bool */
-		} else if ((b & 0xf0) == 0x80) {
-			add = 2u * (b & 0x0f);
-		} else if ((b & 0xf0) == 0x90) {
-			add = b & 0x0f;
-		} else if ((b & 0xe0) == 0xa0) {
-			skip = b & 0x1f;
-		} else {
-			size_t lensz = 0;
-			switch (b) {
-			case 0xc4: case 0xd9: lensz = 1; break;             /* bin8 str8 */
-			case 0xc5: case 0xda: lensz = 2; break;             /* bin16 str16 */
-			case 0xc6: case 0xdb: lensz = 4; break;             /* bin32 str32 */
-			case 0xc7: lensz = 1; skip = 1; break;              /* ext8 (+type) */
-			case 0xc8: lensz = 2; skip = 1; break;
-			case 0xc9: lensz = 4; skip = 1; break;
-			case 0xca: case 0xce: case 0xd2: skip = 4; break;
-			case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
-			case 0xcc: case 0xd0: skip = 1; break;
-			case 0xcd: case 0xd1: skip = 2; break;
-			case 0xd4: skip = 2; break;                         /* fixext */
-			case 0xd5: skip = 3; break;
-			case 0xd6: skip = 5; break;
-			case 0xd7: skip = 9; break;
-			case 0xd8: skip = 17; break;
-			case 0xdc: case 0xde: lensz = 2; break;             /* array16 map16 */
-			case 0xdd: case 0xdf: lensz = 4; break;             /* array32 map32 */
-			default: return false;                              /* 0xc1 */
-			}
-			if (lensz) {
-				uint64_t n = 0;
-				if (len - off - 1 < lensz)
-					return false;
-				for (size_t i = 0; i < lensz; i++)
-					n = (n << 8) | p[off + 1 + i];
-				hdr += lensz;
-				if (b == 0xdc || b == 0xdd)
-					add = n;
-				else if (b == 0xde || b == 0xdf)
-					add = 2 * n;
-				else
-					skip += n;
-			}
-		}
-		if (len - off < hdr || len - off - hdr < skip)
-			return false;
-		off += hdr + (size_t)skip;
-		need += add;
-		if (need > len - off)
-			return false;
-	}
-	return true;
-}
-
 /* Unpack one msgpack value from p; *used gets its length. */
 static int mp_unpack(const uint8_t *p, size_t len, msgpack_unpacked *u, size_t *used)
 {
 	size_t off = 0;
 	int rc;
 
-	if (len == 0 || !mp_bounded(p, len))
-		return SERF_EFORMAT;
+	size_t span;
+	if (len == 0 || wire_msgpack_span(p, len, SIZE_MAX, &span) != WIRE_OK)
+		return SERF_EFORMAT; /* before msgpack-c can allocate for lying headers */
 	msgpack_unpacked_init(u);
 	rc = msgpack_unpack_next(u, (const char *)p, len, &off);
 	if (rc != MSGPACK_UNPACK_SUCCESS && rc != MSGPACK_UNPACK_EXTRA_BYTES) {

@@ -12,7 +12,7 @@
  * rx, acks and our own will are what will_save persists.
  *
  * Everything on the wire is msgpack (msgpack-c).  Hostile input is first
- * proven sane by mp_span() (msgpack-c would otherwise allocate whatever a
+ * proven sane by wire_msgpack_span() (msgpack-c would otherwise allocate whatever a
  * container header claims), decoded completely into temporaries, and only
  * then applied — a malformed message changes nothing.
  */
@@ -485,82 +485,11 @@ static uint64_t rd_be(const uint8_t *p, unsigned n)
 	return v;
 }
 
-/*
- * Length of the first msgpack object in p[0..len), proven to fit: every
- * declared payload byte and (at least one byte per) element must be in the
- * input before msgpack-c is allowed to allocate for it.  -1 if not.
- * (The same scan as wire.c's mp_span, which is private to that file.)
- */
-static long mp_span(const uint8_t *p, size_t len)
-{
-	uint64_t off = 0, pending = 1;
-	while (pending > 0) {
-		pending--;
-		if (off >= len)
-			return -1;
-		uint8_t t = p[off];
-		unsigned lb = 0;
-		uint64_t fixed = 0, items = 0;
-		int kind = 0; /* 1 bytes, 2 array, 3 map, 4 ext */
-		if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
-		} else if (t <= 0x8f) {
-			items = 2u * (t & 0x0f);
-		} else if (t <= 0x9f) {
-			items = t & 0x0f;
-		} else if (t <= 0xbf) {
-			fixed = t & 0x1f;
-		} else {
-			switch (t) {
-			case 0xc4: case 0xd9: kind = 1; lb = 1; break;
-			case 0xc5: case 0xda: kind = 1; lb = 2; break;
-			case 0xc6: case 0xdb: kind = 1; lb = 4; break;
-			case 0xc7: kind = 4; lb = 1; break;
-			case 0xc8: kind = 4; lb = 2; break;
-			case 0xc9: kind = 4; lb = 4; break;
-			case 0xca: case 0xce: case 0xd2: fixed = 4; break;
-			case 0xcb: case 0xcf: case 0xd3: fixed = 8; break;
-			case 0xcc: case 0xd0: fixed = 1; break;
-			case 0xcd: case 0xd1: fixed = 2; break;
-			case 0xd4: fixed = 2; break;
-			case 0xd5: fixed = 3; break;
-			case 0xd6: fixed = 5; break;
-			case 0xd7: fixed = 9; break;
-			case 0xd8: fixed = 17; break;
-			case 0xdc: kind = 2; lb = 2; break;
-			case 0xdd: kind = 2; lb = 4; break;
-			case 0xde: kind = 3; lb = 2; break;
-			case 0xdf: kind = 3; lb = 4; break;
-			default: return -1;
-			}
-		}
-		uint64_t need = off + 1 + lb;
-		if (need > len)
-			return -1;
-		if (lb) {
-			uint64_t n = rd_be(p + off + 1, lb);
-			if (kind == 1)
-				fixed = n;
-			else if (kind == 2)
-				items = n;
-			else if (kind == 3)
-				items = 2 * n;
-			else
-				fixed = n + 1;
-		}
-		off = need + fixed;
-		pending += items;
-		if (off + pending > len)
-			return -1;
-	}
-	return (long)off;
-}
-
 /* Unpack exactly one object filling p[0..len) (no trailing bytes). */
 static bool mp_unpack_all(const uint8_t *p, size_t len, msgpack_unpacked *u)
 {
-	size_t off = 0;
-	long n = mp_span(p, len);
-	if (n < 0 || (size_t)n != len)
+	size_t off = 0, n;
+	if (wire_msgpack_span(p, len, SIZE_MAX, &n) != WIRE_OK || n != len)
 		return false;
 	return msgpack_unpack_next(u, (const char *)p, len, &off) == MSGPACK_UNPACK_SUCCESS &&
 	       off == len;

@@ -21,7 +21,7 @@
  * msgpack-c allocates an array for a container's elements as soon as it
  * reads the container header, before checking that the input could possibly
  * hold them: five hostile bytes can demand a 100 GB allocation.  So every
- * object goes through mp_span() first, a small structural scan that only
+ * object goes through wire_msgpack_span() first, a small structural scan that only
  * reads type bytes and lengths and proves that every declared element and
  * byte fits in the input.  Only then is msgpack-c asked to decode it, and
  * its allocations are bounded by a small multiple of the input size.
@@ -158,7 +158,7 @@ static uint64_t rd_be(const uint8_t *p, unsigned n)
  * on streams to refuse absurd sizes before they arrive), else WIRE_ETRUNC
  * when the input ends first.  Pass limit = SIZE_MAX for "no limit".
  */
-static int mp_span(const uint8_t *p, size_t len, size_t limit, size_t *objlen)
+int wire_msgpack_span(const uint8_t *p, size_t len, size_t limit, size_t *objlen)
 {
 	uint64_t off = 0, pending = 1;
 
@@ -233,13 +233,13 @@ static int mp_span(const uint8_t *p, size_t len, size_t limit, size_t *objlen)
 
 /*
  * Decode the msgpack object at p into u (after proving it sane with
- * mp_span).  *used gets its length.
+ * wire_msgpack_span).  *used gets its length.
  */
 static int mp_unpack(const uint8_t *p, size_t len, size_t limit,
 		     msgpack_unpacked *u, size_t *used)
 {
 	size_t n, off = 0;
-	int rc = mp_span(p, len, limit, &n);
+	int rc = wire_msgpack_span(p, len, limit, &n);
 	if (rc != WIRE_OK)
 		return rc;
 	switch (msgpack_unpack_next(u, (const char *)p, n, &off)) {
@@ -1207,7 +1207,7 @@ long wire_stream_frame_len(const uint8_t *buf, size_t len)
 	case WIRE_COMPRESS: {
 		size_t limit = buf[0] == WIRE_COMPRESS ? WIRE_PUSH_MAX + WIRE_STREAM_OBJ_MAX
 						       : WIRE_STREAM_OBJ_MAX;
-		rc = mp_span(buf + 1, len - 1, limit, &used);
+		rc = wire_msgpack_span(buf + 1, len - 1, limit, &used);
 		if (rc == WIRE_ETRUNC)
 			return 0;
 		if (rc != WIRE_OK)
@@ -1224,7 +1224,7 @@ long wire_stream_frame_len(const uint8_t *buf, size_t len)
 			return rc;
 		off = 1 + used;
 		for (uint64_t i = 0; i < h.nodes; i++) {
-			rc = mp_span(buf + off, len - off, WIRE_STREAM_OBJ_MAX, &used);
+			rc = wire_msgpack_span(buf + off, len - off, WIRE_STREAM_OBJ_MAX, &used);
 			if (rc == WIRE_ETRUNC)
 				return 0;
 			if (rc != WIRE_OK)

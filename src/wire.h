@@ -223,6 +223,16 @@ int wire_decompress(const uint8_t *buf, size_t len, struct wbuf *out);
 
 const char *wire_strerror(int err);
 
+/*
+ * Length of the first msgpack object in p[0..len), from its structure
+ * alone.  msgpack-c allocates room for an array or map as soon as it reads
+ * the header, so 5 hostile bytes can make it ask for ~100 GB; every
+ * msgpack-c unpack of untrusted bytes in vigil goes through this check
+ * first.  WIRE_OK and *objlen, WIRE_ETRUNC (input ends first), WIRE_ETOOBIG
+ * (provably needs more than `limit`, SIZE_MAX for none) or WIRE_EFORMAT.
+ */
+int wire_msgpack_span(const uint8_t *p, size_t len, size_t limit, size_t *objlen);
+
 /* ---- LZW as Go's compress/lzw (LSB order, litWidth 8) ---- */
 int lzw_compress(struct wbuf *out, const uint8_t *in, size_t len);
 int lzw_decompress(struct wbuf *out, const uint8_t *in, size_t len, size_t max_out);
