@@ -3,86 +3,20 @@
 
 #include <string.h>
 
-static uint64_t be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < n; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
+#include "wire.h"
 
 int mp_frame_len(const uint8_t *buf, size_t len, size_t *out)
 {
-	size_t pos = 0;
-	uint64_t need = 1; /* objects still to read */
-
-	while (need > 0) {
-		if (pos >= len)
-			return pos >= MP_MAX_FRAME ? -1 : 0;
-		uint8_t b = buf[pos];
-		uint64_t hdr = 1, body = 0, children = 0;
-		int lenbytes = 0;
-
-		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-			/* fixint, negative fixint, nil, false, true */
-		} else if ((b & 0xe0) == 0xa0) {
-			body = b & 0x1f; /* fixstr */
-		} else if ((b & 0xf0) == 0x90) {
-			children = b & 0x0f; /* fixarray */
-		} else if ((b & 0xf0) == 0x80) {
-			children = 2u * (b & 0x0f); /* fixmap */
-		} else {
-			switch (b) {
-			case 0xc4: case 0xd9: lenbytes = 1; break;          /* bin8 str8 */
-			case 0xc5: case 0xda: lenbytes = 2; break;          /* bin16 str16 */
-			case 0xc6: case 0xdb: lenbytes = 4; break;          /* bin32 str32 */
-			case 0xc7: lenbytes = 1; body = 1; break;           /* ext8 (+type) */
-			case 0xc8: lenbytes = 2; body = 1; break;           /* ext16 */
-			case 0xc9: lenbytes = 4; body = 1; break;           /* ext32 */
-			case 0xca: body = 4; break;                         /* float32 */
-			case 0xcb: body = 8; break;                         /* float64 */
-			case 0xcc: case 0xd0: body = 1; break;
-			case 0xcd: case 0xd1: body = 2; break;
-			case 0xce: case 0xd2: body = 4; break;
-			case 0xcf: case 0xd3: body = 8; break;
-			case 0xd4: body = 2; break;                         /* fixext1 */
-			case 0xd5: body = 3; break;
-			case 0xd6: body = 5; break;
-			case 0xd7: body = 9; break;
-			case 0xd8: body = 17; break;
-			case 0xdc: case 0xde: lenbytes = 2; break;          /* array16 map16 */
-			case 0xdd: case 0xdf: lenbytes = 4; break;          /* array32 map32 */
-			default: return -1;                                 /* 0xc1 never used */
-			}
-			if (lenbytes) {
-				if (pos + 1 + (size_t)lenbytes > len)
-					return pos + 1 + (size_t)lenbytes > MP_MAX_FRAME ? -1 : 0;
-				uint64_t n = be(buf + pos + 1, lenbytes);
-				hdr += (uint64_t)lenbytes;
-				if (b == 0xdc || b == 0xdd)
-					children = n;
-				else if (b == 0xde || b == 0xdf)
-					children = 2 * n;
-				else
-					body += n;
-			}
-		}
-		/* Every child takes at least one byte, so a count larger than the
-		 * frame limit can never be satisfied: reject it now instead of
-		 * waiting for bytes that will never fit. */
-		if (children > MP_MAX_FRAME || body > MP_MAX_FRAME)
-			return -1;
-		need = need - 1 + children;
-		if (need > MP_MAX_FRAME)
-			return -1;
-		pos += (size_t)(hdr + body);
-		if (pos > MP_MAX_FRAME)
-			return -1;
-	}
-	if (pos > len)
+	/* the library's structure scan: never lets msgpack-c allocate for a
+	 * header that claims more than the frame limit could hold */
+	switch (wire_msgpack_span(buf, len, MP_MAX_FRAME, out)) {
+	case WIRE_OK:
+		return *out > MP_MAX_FRAME ? -1 : 1;
+	case WIRE_ETRUNC:
 		return 0;
-	*out = pos;
-	return 1;
+	default:
+		return -1;
+	}
 }
 
 bool mp_decode(msgpack_unpacked *res, const uint8_t *buf, size_t len)
