@@ -49,6 +49,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 EVENT_RE = re.compile(r"serf: (EventMember\w+)(?: \(forced\))?: (\S+)")
+# a prober giving up on a member (the start of a suspicion): memberlist
+# logs the first, vigil's swim the second
+PROBE_FAIL_RE = re.compile(r"memberlist: Suspect (\S+) has failed, no acks received|vigil: probe of (\S+) failed")
 STATE_OF = {
     "EventMemberJoin": "alive",
     "EventMemberFailed": "failed",
@@ -290,6 +293,7 @@ class LogHub:
         self.stop = False
         self.deadline = float("inf")
         self.events = []  # (t, observer, event, subject)
+        self.probe_fails = []  # (t, prober, subject)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -311,6 +315,11 @@ class LogHub:
         logf.write("%.6f %s\n" % (t, line))
         m = EVENT_RE.search(line)
         if not m:
+            p = PROBE_FAIL_RE.search(line)
+            if p:
+                with self.cond:
+                    if gen == agent.gen:
+                        self.probe_fails.append((t, agent.name, p.group(1) or p.group(2)))
             return
         state = STATE_OF.get(m.group(1))
         if state is None:
@@ -622,12 +631,20 @@ class Harness:
             with self.hub.cond:
                 per = {o.name: (o.view[victim.name][1] - t0
                                 if o.since(victim.name, "failed", t0) else None) for o in others}
+                pf = [t - t0 for (t, _, subj) in self.hub.probe_fails if subj == victim.name and t >= t0]
             got = [v for v in per.values() if v is not None]
             rec = {"victim": victim.name,
                    "all_s": max(got) if len(got) == len(others) else None,
                    "first_s": min(got) if got else None,
+                   # phases: kill -> first failed probe (someone starts
+                   # suspecting), -> first failure verdict, -> last member
+                   "first_probe_failure_s": min(pf) if pf else None,
                    "per_observer_s": per,
                    "missing": [n for n, v in per.items() if v is None]}
+            if rec["first_probe_failure_s"] is not None and rec["first_s"] is not None:
+                rec["suspicion_s"] = rec["first_s"] - rec["first_probe_failure_s"]
+            if rec["all_s"] is not None and rec["first_s"] is not None:
+                rec["spread_s"] = rec["all_s"] - rec["first_s"]
             kills.append(rec)
             log("%s kill %d/%d %s: all %s, first %s%s" % (
                 kind, k + 1, a_args.kills, victim.name, fmt_s(rec["all_s"]), fmt_s(rec["first_s"]),
@@ -659,6 +676,9 @@ class Harness:
             "all_s": summary(alls),
             "first_s": summary(firsts),
             "per_observer_s": summary(pooled),
+            "first_probe_failure_s": summary([r["first_probe_failure_s"] for r in kills]),
+            "suspicion_s": summary([r.get("suspicion_s") for r in kills]),
+            "spread_s": summary([r.get("spread_s") for r in kills]),
             "rejoin_s": summary(rejoins),
         }
 
@@ -917,6 +937,12 @@ def print_table(res):
     rows.append(("detection to all, p99 (s), %d agents" % ls,
                  [val(k, ["detection", "all_s", "p99"]) for k in ks],
                  res["ratios"].get("detect_p99"), "%.2f"))
+    rows.append(("  kill -> first failed probe, median (s)",
+                 [val(k, ["detection", "first_probe_failure_s", "median"]) for k in ks], None, "%.2f"))
+    rows.append(("  failed probe -> first verdict, median (s)",
+                 [val(k, ["detection", "suspicion_s", "median"]) for k in ks], None, "%.2f"))
+    rows.append(("  first -> last member, median (s)",
+                 [val(k, ["detection", "spread_s", "median"]) for k in ks], None, "%.2f"))
     rows.append(("join known by all, median (s), %d agents" % ls,
                  [val(k, ["join", "all_s", "median"]) for k in ks],
                  res["ratios"].get("join_median"), "%.2f"))

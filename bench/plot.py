@@ -203,6 +203,9 @@ def plot_sim(res, out, tmp):
                           % (1.2 * exp))
     if not plots:
         return None
+    last = max(c[0] for r in sim["rumours"].values() for c in r.get("curve") or [[0]])
+    exp = max((r.get("expected_rounds") or 0) for r in sim["rumours"].values())
+    arrows.append("set xrange [0:%g]" % (max(last, 1.2 * exp + 1.5)))
     png = os.path.join(out, "bench-sim-dissemination.png")
     s = """set terminal pngcairo size 900,520 font 'DejaVu Sans,10'
 set output '%s'

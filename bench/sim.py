@@ -79,16 +79,23 @@ def run_sim(root, members, required=False, timeout=900):
     if not os.access(exe, os.X_OK):
         return {"available": False, "reason": "build/sim_bench not built"}
 
+    # keep a runaway simulation from taking a shared machine down: address
+    # space at most half of the memory available when it starts (and at
+    # most 3/4 of RAM)
+    lim = None
+    try:
+        info = {}
+        with open("/proc/meminfo") as f:
+            for line in f:
+                k, v = line.split(":", 1)
+                info[k] = int(v.split()[0]) * 1024
+        lim = min(info["MemTotal"] * 3 // 4, info.get("MemAvailable", info["MemTotal"]) // 2)
+    except (OSError, ValueError, KeyError):
+        pass
+
     def limits():
-        # keep a runaway simulation from taking the machine down: at most
-        # 3/4 of RAM, one core's worth of niceness
-        try:
-            with open("/proc/meminfo") as f:
-                kb = int(f.readline().split()[1])
-            lim = kb * 1024 * 3 // 4
+        if lim:
             resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
-        except (OSError, ValueError):
-            pass
 
     t0 = time.time()
     try:
@@ -100,7 +107,12 @@ def run_sim(root, members, required=False, timeout=900):
                 "output": (e.stdout or b"")[-4000:].decode("utf-8", "replace")
                 if isinstance(e.stdout, bytes) else (e.stdout or "")[-4000:]}
     res = parse(r.stdout)
+    if r.returncode != 0:
+        res["reason"] = ("exit %d" % r.returncode if r.returncode > 0 else "killed by signal %d" % -r.returncode)
+        if lim and ("alloc" in r.stderr.lower() or "memory" in r.stderr.lower() or r.returncode == -6):
+            res["reason"] += " (address-space limit %d MiB reached?)" % (lim >> 20)
     res.update({"available": True, "ok": r.returncode == 0, "exit": r.returncode,
+                "memory_limit_mib": (lim >> 20) if lim else None,
                 "members": members, "wall_s": time.time() - t0, "command": "build/sim_bench %d" % members,
                 "output": r.stdout[-20000:], "stderr": r.stderr[-2000:]})
     return res
