@@ -37,6 +37,7 @@
 #include "flags.h"
 #include "handlers.h"
 #include "log.h"
+#include "metrics.h"
 #include "rpc.h"
 
 #define GRACEFUL_TIMEOUT_MS 3000  /* serf's gracefulTimeout (signals) */
@@ -88,6 +89,8 @@ static const char agent_help[] =
 	"  -join=addr               An initial agent to join with. This flag can be\n"
 	"                           specified multiple times.\n"
 	"  -log-level=info          Log level of the agent.\n"
+	"  -metrics-addr=addr       Serve Prometheus metrics at http://addr/metrics\n"
+	"                           (e.g. 127.0.0.1:9100). Off by default.\n"
 	"  -node=hostname           Name of this node. Must be unique in the cluster\n"
 	"  -profile=[lan|wan|local] Profile is used to control the timing profiles used.\n"
 	"                           The default if not provided is lan.\n"
@@ -181,7 +184,7 @@ static int setup_signals(void)
 struct agent_opts {
 	const char *bind, *advertise, *encrypt, *keyring, *log_level, *node, *role;
 	const char *rpc_addr, *rpc_auth, *profile, *snapshot, *discover, *iface;
-	const char *tags_file, *retry_interval, *broadcast_timeout;
+	const char *tags_file, *retry_interval, *broadcast_timeout, *metrics_addr;
 	struct flag_list config, event_handlers, join, tags, retry_join;
 	bool replay, syslog, rejoin, disable_compression;
 	long long protocol, retry_max;
@@ -216,6 +219,7 @@ static int parse_agent_flags(int argc, char **argv, struct agent_opts *o,
 		{"join", FLAG_LIST, &o->join, 0},
 		{"replay", FLAG_BOOL, &o->replay, 0},
 		{"log-level", FLAG_STRING, &o->log_level, 0},
+		{"metrics-addr", FLAG_STRING, &o->metrics_addr, 0},
 		{"node", FLAG_STRING, &o->node, 0},
 		{"protocol", FLAG_INT, &o->protocol, 0},
 		{"role", FLAG_STRING, &o->role, 0},
@@ -282,6 +286,7 @@ static int parse_agent_flags(int argc, char **argv, struct agent_opts *o,
 	cmd->profile = o->profile ? strdup(o->profile) : NULL;
 	cmd->snapshot_path = o->snapshot ? strdup(o->snapshot) : NULL;
 	cmd->tags_file = o->tags_file ? strdup(o->tags_file) : NULL;
+	cmd->metrics_addr = o->metrics_addr ? strdup(o->metrics_addr) : NULL;
 	cmd->protocol = (int)(o->protocol > 0 && o->protocol < 100 ? o->protocol : -1);
 	cmd->replay_on_join = o->replay;
 	cmd->rejoin_after_leave = o->rejoin;
@@ -675,6 +680,7 @@ int agent_main(int argc, char **argv)
 	}
 	struct agent_config *cfg = &a->cfg;
 	int exit_code = 1;
+	struct metrics_server *metrics = NULL;
 
 	int lv = log_level_parse(cfg->log_level);
 	if (lv < 0) {
@@ -808,6 +814,13 @@ int agent_main(int argc, char **argv)
 		goto out;
 	}
 	log_set_sink(log_to_rpc, a);
+	if (cfg->metrics_addr && *cfg->metrics_addr) {
+		metrics = metrics_create(a, cfg->metrics_addr, err, sizeof err);
+		if (!metrics) {
+			fprintf(stderr, "==> Error starting metrics listener: %s\n", err);
+			goto out;
+		}
+	}
 
 	printf("==> vigil agent running!\n");
 	printf("                  Node name: '%s'\n", cfg->node_name);
@@ -819,6 +832,8 @@ int agent_main(int argc, char **argv)
 		printf("             Advertise addr: '%s:%u'\n", vc.advertise_addr,
 		       vc.advertise_port ? vc.advertise_port : vc.bind_port);
 	printf("                   RPC addr: '%s'\n", cfg->rpc_addr);
+	if (metrics)
+		printf("               Metrics addr: 'http://%s/metrics'\n", cfg->metrics_addr);
 	printf("                  Encrypted: %s\n", a->encrypted ? "true" : "false");
 	printf("                   Snapshot: %s\n", cfg->snapshot_path ? "true" : "false");
 	printf("                    Profile: %s\n", cfg->profile);
@@ -919,7 +934,8 @@ int agent_main(int argc, char **argv)
 			break;
 
 		/* --- poll set --- */
-		size_t need = 1 + 64 + (size_t)rpc_nfds(a->rpc) + (size_t)handlers_nfds(a->hs);
+		size_t need = 1 + 64 + (size_t)rpc_nfds(a->rpc) + (size_t)handlers_nfds(a->hs) +
+			      (size_t)metrics_nfds(metrics);
 		if (need > fds_cap) {
 			struct pollfd *nf = realloc(fds, need * sizeof *nf);
 			if (!nf) {
@@ -938,11 +954,16 @@ int agent_main(int argc, char **argv)
 		n += rpc_n;
 		int h_off = n, h_n = handlers_pollfds(a->hs, fds + n, (int)(fds_cap - (size_t)n));
 		n += h_n;
+		int m_off = n, m_n = metrics_pollfds(metrics, fds + n, (int)(fds_cap - (size_t)n));
+		n += m_n;
 		(void)lib_off;
 
 		int64_t timeout = vigil_timeout_ms(a->v);
 		int t2 = rpc_timeout_ms(a->rpc), t3 = handlers_timeout_ms(a->hs);
 		int t4 = coalescer_timeout_ms(a->co, now);
+		int t5 = metrics_timeout_ms(metrics);
+		if (t5 >= 0 && (timeout < 0 || t5 < timeout))
+			timeout = t5;
 		if (t4 >= 0 && (timeout < 0 || t4 < timeout))
 			timeout = t4;
 		if (t2 >= 0 && (timeout < 0 || t2 < timeout))
@@ -1012,6 +1033,7 @@ int agent_main(int argc, char **argv)
 		coalescer_tick(a->co, now_ms(), false);
 		rpc_handle(a->rpc, fds + rpc_off, rpc_n);
 		handlers_handle(a->hs, fds + h_off, h_n);
+		metrics_handle(metrics, fds + m_off, m_n);
 	}
 	free(fds);
 
@@ -1021,6 +1043,7 @@ out:
 		/* let pending replies (a "leave" answer, say) reach the client */
 		rpc_flush(a->rpc, 1000);
 	}
+	metrics_destroy(metrics);
 	alog(LV_INFO, "agent: requesting serf shutdown");
 	handlers_destroy(a->hs);
 	a->hs = NULL;

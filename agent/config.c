@@ -85,7 +85,8 @@ void config_free(struct agent_config *c)
 {
 	char **strs[] = {&c->node_name, &c->role,      &c->bind,         &c->advertise,
 			 &c->encrypt_key, &c->keyring_file, &c->log_level,   &c->rpc_addr,
-			 &c->rpc_auth,   &c->profile,      &c->snapshot_path, &c->tags_file};
+			 &c->rpc_auth,   &c->profile,      &c->snapshot_path, &c->tags_file,
+			 &c->metrics_addr};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
@@ -123,6 +124,7 @@ void config_merge(struct agent_config *a, const struct agent_config *b)
 	setstr(&a->profile, b->profile);
 	setstr(&a->snapshot_path, b->snapshot_path);
 	setstr(&a->tags_file, b->tags_file);
+	setstr(&a->metrics_addr, b->metrics_addr);
 	for (size_t i = 0; i < b->n_tags; i++)
 		kv_set(&a->tags, &a->n_tags, b->tags[i].key, b->tags[i].value);
 	if (b->protocol > 0)
@@ -203,6 +205,7 @@ static const struct keydef keys[] = {
 	{"broadcast_timeout", K_DUR, OFF(broadcast_timeout_ns)},
 	/* vigil's own */
 	{"event_handler_timeout", K_DUR, OFF(handler_timeout_ns)},
+	{"metrics_addr", K_STR, OFF(metrics_addr)},
 };
 
 static const char *jtype(json_t *v)

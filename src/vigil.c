@@ -87,6 +87,8 @@ struct vigil {
 
 	/* Drops, by reason; reported by vigil_stats. */
 	uint64_t udp_decrypt_failed;   /* verify_incoming on and not decryptable */
+	uint64_t udp_drop_plaintext;   /*   of those: a valid plaintext memberlist packet */
+	uint64_t udp_drop_malformed;   /*   of those: neither encrypted nor plaintext */
 	uint64_t udp_plain_accepted;   /* verify_incoming off: taken as plaintext */
 	uint64_t udp_empty;
 	uint64_t tcp_decrypt_failed;
@@ -350,6 +352,38 @@ static int w_user_event(void *ctx, const char *name, const uint8_t *payload, siz
 
 /* ------------------------------------------------------- transport hooks */
 
+/* Only for counting drops: does an undecryptable datagram parse as a
+ * plaintext memberlist packet (a node without the key, say)?  Each message
+ * must decode and its msgpack body span it exactly, so the random bytes of
+ * a wrongly keyed packet (whose version byte 0/1 reads as a ping type) are
+ * not mistaken for one.  Nothing of it is used. */
+struct plain_probe {
+	size_t ok, bad;
+};
+
+static void plain_probe_msg(void *ctx, const uint8_t *msg, size_t len)
+{
+	struct plain_probe *pp = ctx;
+	struct wire_msg m;
+	size_t body = 0;
+	if (wire_decode(msg, len, &m) != WIRE_OK)
+		pp->bad++;
+	else if (m.type == WIRE_USER) {
+		/* raw payload: proves nothing either way */
+	} else if (wire_msgpack_span(msg + 1, len - 1, len - 1, &body) == WIRE_OK && body == len - 1)
+		pp->ok++;
+	else
+		pp->bad++;
+}
+
+static bool looks_plaintext(const uint8_t *pkt, size_t len)
+{
+	struct plain_probe pp = {0, 0};
+	if (wire_unwrap_packet(pkt, len, plain_probe_msg, &pp) != WIRE_OK)
+		return false;
+	return pp.ok > 0 && pp.bad == 0;
+}
+
 static void t_on_packet(void *ctx, const struct wire_addr *from, const uint8_t *pkt, size_t len)
 {
 	struct vigil *v = ctx;
@@ -362,6 +396,10 @@ static void t_on_packet(void *ctx, const struct wire_addr *from, const uint8_t *
 		} else if (v->cfg.gossip_verify_incoming) {
 			char a[80];
 			v->udp_decrypt_failed++;
+			if (looks_plaintext(pkt, len))
+				v->udp_drop_plaintext++;
+			else if (rc != VIGIL_CRYPTO_EAUTH && rc != VIGIL_CRYPTO_EPAD)
+				v->udp_drop_malformed++;
 			vlog(v, 3, "vigil: decrypt packet failed: %s from=%s",
 			     vigil_crypto_strerror(rc), transport_format_addr(from, a, sizeof a));
 			return;
@@ -1585,6 +1623,9 @@ int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 		{"udp_send_errors", (double)ts->udp_send_errors},
 		{"udp_decrypt_failed", (double)v->udp_decrypt_failed},
 		{"udp_plain_accepted", (double)v->udp_plain_accepted},
+		{"udp_dropped_plaintext", (double)v->udp_drop_plaintext},
+		{"udp_dropped_malformed", (double)v->udp_drop_malformed},
+		{"udp_empty", (double)v->udp_empty},
 		{"tcp_accepted", (double)ts->tcp_accepted},
 		{"tcp_connects", (double)ts->tcp_connects},
 		{"tcp_rejected", (double)ts->tcp_rejected},
