@@ -767,6 +767,7 @@ int agent_main(int argc, char **argv)
 	if (cfg->protocol > 0)
 		vc.protocol_version = cfg->protocol;
 	vc.snapshot_path = cfg->snapshot_path;
+	vc.rejoin_after_leave = cfg->rejoin_after_leave;
 	apply_profile(&vc, cfg->profile);
 	vc.on_event = on_lib_event;
 	vc.on_log = on_lib_log;

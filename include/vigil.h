@@ -123,7 +123,14 @@ struct vigil_config {
 	const struct vigil_tag *tags;
 	size_t n_tags;
 	int protocol_version;      /* serf protocol, default 4 */
-	const char *snapshot_path; /* NULL = none */
+	/* serf's -snapshot: alive members, Lamport clocks and a graceful leave
+	 * are kept in this file (crash-safely rewritten, at most every 500 ms);
+	 * on start the clocks are restored and, unless the file records a
+	 * leave, the previously alive members are rejoined one after another
+	 * until one answers (serf handleRejoin).  The will state lives in
+	 * "<snapshot_path>.will".  NULL = none. */
+	const char *snapshot_path;
+	bool rejoin_after_leave;   /* serf -rejoin: ignore a recorded leave */
 
 	vigil_event_fn on_event;
 	vigil_log_fn on_log;

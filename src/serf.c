@@ -2952,6 +2952,24 @@ void serf_layer_clocks(const struct serf_layer *sl, uint64_t *member, uint64_t *
 		*query = sl->query_clock;
 }
 
+void serf_layer_restore_clocks(struct serf_layer *sl, uint64_t member, uint64_t event,
+			       uint64_t query)
+{
+	if (!sl)
+		return;
+	/* serf.Create: eventMinTime = oldEventClock + 1 (likewise queries),
+	 * then clock.Witness(old) for all three */
+	uint64_t emin = event == UINT64_MAX ? event : event + 1;
+	uint64_t qmin = query == UINT64_MAX ? query : query + 1;
+	if (emin > sl->event_min_time)
+		sl->event_min_time = emin;
+	if (qmin > sl->query_min_time)
+		sl->query_min_time = qmin;
+	clock_witness(&sl->clock, member);
+	clock_witness(&sl->event_clock, event);
+	clock_witness(&sl->query_clock, query);
+}
+
 bool serf_layer_is_leaving(const struct serf_layer *sl)
 {
 	return sl && sl->state == SL_LEAVING;

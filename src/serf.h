@@ -277,6 +277,14 @@ const struct serf_stats *serf_layer_stats(const struct serf_layer *sl);
 /* member_time, event_time, query_time as `serf info` shows them. */
 void serf_layer_clocks(const struct serf_layer *sl, uint64_t *member, uint64_t *event,
 		       uint64_t *query);
+/*
+ * Restore the clocks a snapshot recorded (Lamport time - 1 each, serf's
+ * lastClock etc.), before any traffic: witness them, and ignore user events
+ * and queries up to them (serf.Create sets eventMinTime/queryMinTime to
+ * the snapshot's clocks + 1), so a restart does not run them again.
+ */
+void serf_layer_restore_clocks(struct serf_layer *sl, uint64_t member, uint64_t event,
+			       uint64_t query);
 /* Serf instance state: alive, leaving (after serf_layer_leave). */
 bool serf_layer_is_leaving(const struct serf_layer *sl);
 

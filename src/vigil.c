@@ -35,6 +35,7 @@
 
 #include "crypto.h"
 #include "serf.h"
+#include "snapshot.h"
 #include "swim.h"
 #include "transport.h"
 #include "will.h"
@@ -60,6 +61,12 @@ struct vigil {
 	struct serf_layer *sl;
 	struct will *will;           /* last wills (serf extension) */
 	char *will_path;             /* its state file, or NULL */
+	struct snapshotter *snap;    /* -snapshot, or NULL */
+	struct snap_node *rejoin;    /* previously alive nodes (serf handleRejoin) */
+	size_t n_rejoin, rejoin_next;
+	bool rejoin_active;          /* a re-join attempt is in flight */
+	struct wire_addr rejoin_addr;
+	bool ready;                  /* vigil_create finished */
 	struct vigil_keyring *kr;    /* NULL: plaintext cluster */
 	int enc_version;             /* memberlist encryptionVersion() */
 
@@ -256,7 +263,11 @@ static void h_on_member(void *ctx, enum swim_member_event ev, const struct swim_
 		serf_layer_on_member(v->sl, ev, m, v->now);
 	if (v->will)
 		will_on_member(v->will, ev, m, v->now);
+	if (v->snap)
+		snapshotter_mark_dirty(v->snap);
 }
+
+static void rejoin_next(struct vigil *v);
 
 static void h_on_user_msg(void *ctx, const uint8_t *p, size_t len)
 {
@@ -283,6 +294,23 @@ static void h_join_result(void *ctx, const struct wire_addr *seed, bool ok)
 {
 	struct vigil *v = ctx;
 	char a[80];
+	if (v->rejoin_active && seed->ip_len == v->rejoin_addr.ip_len &&
+	    seed->port == v->rejoin_addr.port &&
+	    memcmp(seed->ip, v->rejoin_addr.ip, seed->ip_len) == 0) {
+		/* serf handleRejoin: a plain memberlist join, one node at a time */
+		const struct snap_node *nd = &v->rejoin[v->rejoin_next - 1];
+		v->rejoin_active = false;
+		if (ok) {
+			vlog(v, 1, "serf: Re-joined to previously known node: %s: %s",
+			     nd->name, nd->addr);
+			free(v->rejoin);
+			v->rejoin = NULL;
+			v->n_rejoin = v->rejoin_next = 0;
+		} else {
+			rejoin_next(v);
+		}
+		return;
+	}
 	vlog(v, ok ? 1 : 2, "vigil: join via %s %s",
 	     transport_format_addr(seed, a, sizeof a), ok ? "succeeded" : "failed");
 	if (v->joins_in_flight > 0 && --v->joins_in_flight == 0 && v->sl)
@@ -292,6 +320,99 @@ static void h_join_result(void *ctx, const struct wire_addr *seed, bool ok)
 		v->join_broadcast_pending = false;
 		serf_layer_broadcast_join(v->sl, v->now);
 	}
+}
+
+/* -------------------------------------------------------------- snapshot */
+
+/* Bring the snapshot file up to date (leave: record a graceful leave). */
+static int snapshot_update(struct vigil *v, bool leave)
+{
+	struct vigil_member *m = NULL;
+	size_t n = 0;
+	uint64_t c, e, q;
+	serf_layer_clocks(v->sl, &c, &e, &q);
+	snapshotter_note_clocks(v->snap, c, e, q);
+	if (serf_layer_members(v->sl, &m, &n) != SERF_OK) {
+		vlog(v, 3, "vigil: snapshot: cannot read the member table");
+		return SNAP_ENOMEM;
+	}
+	int rc = leave ? snapshotter_leave(v->snap, m, n, v->now)
+		       : snapshotter_write(v->snap, m, n, v->now);
+	serf_layer_members_free(m, n);
+	return rc;
+}
+
+/* Try the next previously alive node until one answers (serf handleRejoin). */
+static void rejoin_next(struct vigil *v)
+{
+	v->rejoin_active = false;
+	while (v->rejoin_next < v->n_rejoin) {
+		const struct snap_node *nd = &v->rejoin[v->rejoin_next++];
+		struct wire_addr a;
+		if (transport_parse_addr(nd->addr, TRANSPORT_DEFAULT_PORT, false, &a) != 0) {
+			vlog(v, 2, "serf: Cannot re-join %s: bad address %s", nd->name, nd->addr);
+			continue;
+		}
+		/* serf skips only its own name; our own address (say, we were
+		 * renamed) would "succeed" without reaching anyone */
+		const struct swim_member *self = swim_self(v->sw);
+		if (self && self->addr.ip_len == a.ip_len && self->addr.port == a.port &&
+		    memcmp(self->addr.ip, a.ip, a.ip_len) == 0) {
+			vlog(v, 0, "vigil: not re-joining %s at our own address %s", nd->name,
+			     nd->addr);
+			continue;
+		}
+		vlog(v, 1, "serf: Attempting re-join to previously known node: %s: %s",
+		     nd->name, nd->addr);
+		v->rejoin_active = true;
+		v->rejoin_addr = a;
+		swim_join(v->sw, &a, 1, v->now);
+		return;
+	}
+	if (v->n_rejoin)
+		vlog(v, 2, "serf: Failed to re-join any previously known node");
+	free(v->rejoin);
+	v->rejoin = NULL;
+	v->n_rejoin = v->rejoin_next = 0;
+}
+
+/* Open the snapshot, restore the clocks, keep the nodes to re-join. */
+static void snapshot_open(struct vigil *v, const struct vigil_config *cfg)
+{
+	struct snapshotter_config sc = {
+		.path = cfg->snapshot_path,
+		.self = cfg->name,
+		.rejoin_after_leave = cfg->rejoin_after_leave,
+		.log = layer_log,
+		.log_ctx = v,
+	};
+	struct snap_state st;
+	v->snap = snapshotter_open(&sc, &st);
+	if (!v->snap)
+		return;
+	if (st.clock || st.event_clock || st.query_clock || st.n_alive)
+		serf_layer_restore_clocks(v->sl, st.clock, st.event_clock, st.query_clock);
+	/* every node but ourselves, in random order (serf: no hot shards) */
+	size_t k = 0;
+	for (size_t i = 0; i < st.n_alive; i++)
+		if (strcmp(st.alive[i].name, cfg->name) != 0)
+			st.alive[k++] = st.alive[i];
+	uint64_t r = random_seed();
+	for (size_t i = k; i > 1; i--) {
+		r ^= r << 13;
+		r ^= r >> 7;
+		r ^= r << 17;
+		size_t j = (size_t)(r % i);
+		struct snap_node t = st.alive[i - 1];
+		st.alive[i - 1] = st.alive[j];
+		st.alive[j] = t;
+	}
+	if (k) {
+		v->rejoin = st.alive;
+		v->n_rejoin = k;
+		st.alive = NULL;
+	}
+	snap_state_free(&st);
 }
 
 /* ------------------------------------------------------------ serf outbox */
@@ -634,9 +755,6 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		set_err(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (cfg->snapshot_path)
-		vlog(v, 2, "vigil: serf snapshots are not supported yet; %s is only "
-		     "used for the will state (%s.will)", cfg->snapshot_path, cfg->snapshot_path);
 
 	v->crypt_cap = TRANSPORT_UDP_RECV_MAX + VIGIL_CRYPTO_OVERHEAD_V0;
 	v->crypt_buf = malloc(v->crypt_cap);
@@ -761,6 +879,14 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		set_err(err, errlen, "cannot create the serf layer");
 		goto fail;
 	}
+	/* --- snapshot: clocks before any traffic, rejoin at the end --- */
+	if (cfg->snapshot_path && cfg->snapshot_path[0]) {
+		snapshot_open(v, cfg);
+		if (!v->snap) {
+			set_err(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
 	/* --- last wills, riding on serf extension messages --- */
 	struct will_config wc;
 	will_config_default(&wc);
@@ -809,6 +935,16 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		will_on_member(v->will, SWIM_EV_JOIN, swim_member_at(v->sw, i), v->now);
 	}
 
+	/* serf opens (creates) its snapshot at start and fails if it cannot */
+	if (v->snap && snapshot_update(v, false) != SNAP_OK) {
+		set_err(err, errlen, "failed to write snapshot %s: %s", cfg->snapshot_path,
+			snapshotter_last_error(v->snap));
+		goto fail;
+	}
+	if (v->n_rejoin)
+		rejoin_next(v);
+	v->ready = true;
+
 	char a[80];
 	vlog(v, 1, "vigil: %s listening on %s, advertising %s%s", cfg->name,
 	     transport_format_addr(&bound, (char[80]){0}, 80),
@@ -825,6 +961,13 @@ void vigil_destroy(vigil_t *v)
 {
 	if (!v)
 		return;
+	if (v->snap && v->ready) {
+		/* serf flushes its snapshot at shutdown */
+		v->now = clock_ms();
+		snapshot_update(v, false);
+	}
+	snapshotter_free(v->snap);
+	free(v->rejoin);
 	will_free(v->will);
 	serf_layer_free(v->sl);
 	swim_free(v->sw);
@@ -861,6 +1004,9 @@ static int64_t next_deadline(const struct vigil *v)
 	int64_t w = will_next_deadline(v->will);
 	if (w < d)
 		d = w;
+	int64_t sn = snapshotter_next_deadline(v->snap);
+	if (sn < d)
+		d = sn;
 	if (v->leave == LEAVE_INTENT && v->leave_swim_at < d)
 		d = v->leave_swim_at;
 	return d;
@@ -959,6 +1105,13 @@ void vigil_step(vigil_t *v)
 	if (will_next_deadline(v->will) <= now)
 		will_tick(v->will, now);
 	leave_progress(v);
+	if (v->snap) {
+		uint64_t c, e, q;
+		serf_layer_clocks(v->sl, &c, &e, &q);
+		snapshotter_note_clocks(v->snap, c, e, q);
+		if (snapshotter_next_deadline(v->snap) <= now)
+			snapshot_update(v, false);
+	}
 	v->last_step = now;
 	note_expected_wake(v, now);
 }
@@ -1005,6 +1158,11 @@ int vigil_leave(vigil_t *v)
 	if (v->leave != LEAVE_NONE)
 		return 0;
 	v->now = clock_ms();
+	/* serf.Leave: the snapshot records the leave first; no more re-joins */
+	if (v->snap)
+		snapshot_update(v, true);
+	v->rejoin_active = false;
+	v->rejoin_next = v->n_rejoin;
 	int rc = serf_layer_leave(v->sl, v->now);
 	if (rc != SERF_OK)
 		vlog(v, 2, "vigil: serf leave: error %d", rc);
