@@ -396,6 +396,8 @@ class Harness:
         self.children = []  # every Popen ever started
         self.all_pids = []
         self.deadline = time.monotonic() + args.max_time
+        self.t0 = time.monotonic()
+        self.load_samples = []
         self.tmp = tempfile.mkdtemp(prefix="vigil-bench.")
         self.logdir = os.path.join(self.tmp, "logs")
         os.makedirs(self.logdir)
@@ -733,7 +735,17 @@ class Harness:
             "graceful_leaves_reported_failed": sum(len(r["leave_seen_as_failed_by"]) for r in recs),
         }
 
+    def loadavg(self, what):
+        try:
+            with open("/proc/loadavg") as f:
+                la = [float(x) for x in f.read().split()[:3]]
+        except OSError:
+            return
+        self.load_samples.append({"phase": what, "t": round(time.monotonic() - self.t0, 1),
+                                  "loadavg": la})
+
     def run_cluster(self, kind, n, latency):
+        self.loadavg("%s-%d start" % (kind, n))
         log("%s: starting %d agents" % (kind, n))
         self.check_time(10)
         agents, conv = self.start_cluster(kind, n)
@@ -743,6 +755,7 @@ class Harness:
             out["rpc_check"] = self.rpc_check(kind, agents)
             log("%s: settling %g s, then a %g s window" % (kind, self.args.settle, self.args.window))
             out.update(self.window(kind, agents))
+            self.loadavg("%s-%d after window" % (kind, n))
             log("%s x%d: rss %.0f kB, cpu %.3f s/agent, %s B/member/s" % (
                 kind, n, out["rss_kb"]["mean"], out["cpu_s"]["mean"],
                 "%.0f" % out["net"]["bytes_per_member_per_s"] if out["net"] else "n/a"))
@@ -750,6 +763,7 @@ class Harness:
             if latency:
                 if self.args.kills:
                     lat["detection"] = self.detection(kind, agents)
+                    self.loadavg("%s-%d after kills" % (kind, n))
                 if self.args.joins:
                     lat["join"] = self.joins(kind, agents)
             return out, lat
@@ -976,7 +990,12 @@ def print_table(res):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="bench/run.sh also takes --at-head (build vigil and "
+                                 "build/sim_bench from the committed HEAD in a temporary "
+                                 "directory) and --publish (copy the results to "
+                                 "docs/bench-results.json and the plots to docs/).  "
+                                 "See docs/BENCHMARKS.md.")
     ap.add_argument("--quick", action="store_true",
                     help="small run: 4 agents, 5 s windows, 3 kills, 3 joins")
     ap.add_argument("--sizes", help="cluster sizes, comma separated (default 32,64)")
@@ -1093,6 +1112,9 @@ def main():
     finally:
         h.cleanup()
     res["all_pids"] = h.all_pids
+    # load of the (shared) machine: other processes compete for the CPUs,
+    # which stretches latencies (not CPU seconds)
+    res["loadavg_samples"] = h.load_samples
     res["leftover_pids"] = [p for p in h.all_pids if os.path.exists("/proc/%d" % p)
                             and not open("/proc/%d/stat" % p).read().split(") ")[1].startswith("Z")]
 

@@ -103,6 +103,11 @@ def render(r):
                         "/".join(str(get(r, "kinds", k, "clusters", str(n), "failed_events_in_window"))
                                  for n in cfg["sizes"])))
     out.append("Sanity: " + "; ".join(notes) + ".")
+    la = r.get("loadavg_samples")
+    if la:
+        out.append("")
+        out.append("Machine load (1-min load average on %d CPUs, other work included): %s."
+                   % (m["nproc"], ", ".join("%s %.1f" % (x["phase"], x["loadavg"][0]) for x in la)))
     out.append("")
     if r.get("targets"):
         out.append("| DESIGN.md figure | measured | verdict |")
