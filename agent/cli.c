@@ -1309,6 +1309,10 @@ static int cmd_keys(int argc, char **argv)
 	struct rpcc c;
 	if (connect_agent(&c, &f) != 0)
 		return 1;
+	/* the agent answers once the whole cluster did or the key query timed
+	 * out (serf's default: 3.2 s up to 9 nodes, more for bigger clusters);
+	 * serf's client waits as long as it takes */
+	c.timeout_ms = 120000;
 	char err[512];
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);

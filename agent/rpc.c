@@ -114,6 +114,14 @@ struct leaver {
 	uint64_t seq;
 };
 
+/* A key operation started for a client: answered when the cluster did. */
+struct pending_key {
+	struct rpc_server *s;
+	uint64_t client_id, seq;
+	bool list;
+	struct pending_key *next;
+};
+
 /* Query events that arrive while vigil_query() is still running (the local
  * node may ack/answer its own query synchronously) are held back so that the
  * response header always precedes its records, as serf's client expects. */
@@ -138,6 +146,7 @@ struct rpc_server {
 	size_t nleavers;
 	struct pending_join *joins;
 	size_t njoins;
+	struct pending_key *keyreqs;
 	bool in_query;
 	struct stashed *stash;
 	size_t nstash;
@@ -779,73 +788,94 @@ static void h_leave(struct rpc_server *s, struct client *c, uint64_t seq)
 	s->a->shutdown_after_leave = true;
 }
 
-static void pack_key_response(msgpack_packer *pk, const char *err, const char *self,
-			      char **keys, size_t nkeys, bool with_keys, int nodes)
+/* serf's keyResponse {Messages, Keys, NumNodes, NumErr, NumResp}; r NULL =
+ * the operation never started (serf's empty KeyResponse).  Keys is nil
+ * except for list-keys, as ipc.go fills it. */
+static void key_reply(struct client *c, uint64_t seq, const char *err, bool list,
+		      const struct vigil_keys_result *r)
 {
-	msgpack_pack_map(pk, with_keys ? 5 : 4);
-	mp_pack_cstr(pk, "Messages");
-	if (err && *err) {
-		msgpack_pack_map(pk, 1);
-		mp_pack_kstr(pk, self, err);
+	msgpack_packer pk;
+	client_packer(c, &pk);
+	pack_header(&pk, seq, err);
+	msgpack_pack_map(&pk, 5);
+	mp_pack_cstr(&pk, "Messages");
+	msgpack_pack_map(&pk, r ? r->n_messages : 0);
+	for (size_t i = 0; r && i < r->n_messages; i++)
+		mp_pack_kstr(&pk, r->messages[i].node, r->messages[i].message);
+	mp_pack_cstr(&pk, "Keys");
+	if (!list) {
+		msgpack_pack_nil(&pk);
 	} else {
-		msgpack_pack_map(pk, 0);
-	}
-	if (with_keys) {
-		mp_pack_cstr(pk, "Keys");
-		msgpack_pack_map(pk, nkeys);
-		for (size_t i = 0; i < nkeys; i++) {
-			mp_pack_cstr(pk, keys[i]);
-			msgpack_pack_int(pk, nodes);
+		msgpack_pack_map(&pk, r ? r->n_keys : 0);
+		for (size_t i = 0; r && i < r->n_keys; i++) {
+			mp_pack_cstr(&pk, r->keys[i].key);
+			msgpack_pack_int(&pk, r->keys[i].count);
 		}
 	}
-	mp_pack_cstr(pk, "NumNodes");
-	msgpack_pack_int(pk, nodes);
-	mp_pack_cstr(pk, "NumErr");
-	msgpack_pack_int(pk, err && *err ? 1 : 0);
-	mp_pack_cstr(pk, "NumResp");
-	msgpack_pack_int(pk, nodes);
+	mp_pack_cstr(&pk, "NumNodes");
+	msgpack_pack_int(&pk, r ? r->num_nodes : 0);
+	mp_pack_cstr(&pk, "NumErr");
+	msgpack_pack_int(&pk, r ? r->num_err : 0);
+	mp_pack_cstr(&pk, "NumResp");
+	msgpack_pack_int(&pk, r ? r->num_resp : 0);
 }
 
+static void key_done(void *ctx, const struct vigil_keys_result *r)
+{
+	struct pending_key *pk = ctx;
+	struct rpc_server *s = pk->s;
+	for (struct pending_key **pp = &s->keyreqs; *pp; pp = &(*pp)->next) {
+		if (*pp == pk) {
+			*pp = pk->next;
+			break;
+		}
+	}
+	struct client *c = find_client(s, pk->client_id);
+	if (c)
+		key_reply(c, pk->seq, r->error ? r->error : "", pk->list, r);
+	free(pk);
+}
+
+/* install-key, use-key, remove-key, list-keys: the answer waits until the
+ * cluster answered (or the query timed out), as serf's KeyManager does. */
 static void h_key(struct rpc_server *s, struct client *c, uint64_t seq,
 		  const msgpack_object *b, const char *cmd)
 {
 	char key[256], err[256] = "";
-	const char *self = vigil_name(s->a->v);
-	msgpack_packer pk;
+	enum vigil_keys_opcode op;
 	if (strcmp(cmd, "list-keys") == 0) {
-		char **keys = NULL;
-		size_t n = 0;
+		op = VIGIL_KEYS_LIST;
+		key[0] = '\0';
 		alog(LV_INFO, "agent: Initiating key listing");
-		if (vigil_keys_list(s->a->v, &keys, &n) != 0)
-			snprintf(err, sizeof err, "failed to list keys");
-		client_packer(c, &pk);
-		pack_header(&pk, seq, err[0] ? "1/1 nodes reported failure" : "");
-		pack_key_response(&pk, err, self, keys, n, true, 1);
-		for (size_t i = 0; i < n; i++)
-			free(keys[i]);
-		free(keys);
+	} else {
+		if (!mp_get_str(b, "Key", key, sizeof key))
+			key[0] = '\0';
+		if (strcmp(cmd, "install-key") == 0) {
+			op = VIGIL_KEYS_INSTALL;
+			alog(LV_INFO, "agent: Initiating key installation");
+		} else if (strcmp(cmd, "use-key") == 0) {
+			op = VIGIL_KEYS_USE;
+			alog(LV_INFO, "agent: Initiating primary key change");
+		} else {
+			op = VIGIL_KEYS_REMOVE;
+			alog(LV_INFO, "agent: Initiating key removal");
+		}
+	}
+	struct pending_key *pk = calloc(1, sizeof *pk);
+	if (!pk) {
+		key_reply(c, seq, "out of memory", op == VIGIL_KEYS_LIST, NULL);
 		return;
 	}
-	if (!mp_get_str(b, "Key", key, sizeof key))
-		key[0] = '\0';
-	int rc;
-	if (strcmp(cmd, "install-key") == 0) {
-		alog(LV_INFO, "agent: Initiating key installation");
-		rc = vigil_keys_install(s->a->v, key, err, sizeof err);
-	} else if (strcmp(cmd, "use-key") == 0) {
-		alog(LV_INFO, "agent: Initiating primary key change");
-		rc = vigil_keys_use(s->a->v, key, err, sizeof err);
-	} else {
-		alog(LV_INFO, "agent: Initiating key removal");
-		rc = vigil_keys_remove(s->a->v, key, err, sizeof err);
+	*pk = (struct pending_key){s, c->id, seq, op == VIGIL_KEYS_LIST, s->keyreqs};
+	if (vigil_keys_op(s->a->v, op, key, key_done, pk, err, sizeof err) != 0) {
+		if (!err[0])
+			snprintf(err, sizeof err, "key operation failed");
+		alog(LV_WARN, "agent: %s: %s", cmd, err);
+		key_reply(c, seq, err, op == VIGIL_KEYS_LIST, NULL);
+		free(pk);
+		return;
 	}
-	if (rc != 0 && !err[0])
-		snprintf(err, sizeof err, "key operation failed");
-	if (rc == 0)
-		err[0] = '\0';
-	client_packer(c, &pk);
-	pack_header(&pk, seq, rc ? "1/1 nodes reported failure" : "");
-	pack_key_response(&pk, err, self, NULL, 0, false, 1);
+	s->keyreqs = pk;
 }
 
 static void h_tags(struct rpc_server *s, struct client *c, uint64_t seq,
@@ -1616,6 +1646,13 @@ void rpc_destroy(struct rpc_server *s)
 	for (size_t i = 0; i < s->njoins; i++)
 		free_join(&s->joins[i]);
 	free(s->joins);
+	while (s->keyreqs) {
+		struct pending_key *pk = s->keyreqs;
+		s->keyreqs = pk->next;
+		if (s->a && s->a->v)
+			vigil_keys_cancel(s->a->v, pk);
+		free(pk);
+	}
 	free(s->leavers);
 	free(s->auth);
 	free(s);

@@ -194,11 +194,62 @@ struct vigil_will_info {
 /* Wills known here; owner NULL = all. */
 int vigil_will_list(vigil_t *v, const char *owner, struct vigil_will_info **out, size_t *n);
 
-/* Keyring (serf keys). */
-int vigil_keys_install(vigil_t *v, const char *b64key, char *err, size_t errlen);
-int vigil_keys_use(vigil_t *v, const char *b64key, char *err, size_t errlen);
-int vigil_keys_remove(vigil_t *v, const char *b64key, char *err, size_t errlen);
-int vigil_keys_list(vigil_t *v, char ***keys_out, size_t *n); /* free each + array */
+/*
+ * Keyring, cluster-wide (serf's KeyManager: `serf keys`).  vigil_keys_op
+ * sends the internal query _serf_install-key / _serf_use-key /
+ * _serf_remove-key / _serf_list-keys to every member (this node included)
+ * and collects the answers.  The operation is complete when every member
+ * counted at the start (alive or suspect, ourselves included: memberlist's
+ * NumMembers) has responded, or when the query timeout (serf's default,
+ * 3.2 s up to 9 nodes) has passed; members that never answer are simply not
+ * in num_resp.  Then cb runs once, from inside vigil_step() (never from
+ * vigil_keys_op itself), with the result; its pointers are valid only
+ * during the call.
+ *
+ * Returns 0 when the query was sent; -1 (and err) when it could not be:
+ * b64key is not a base64 AES key (16/24/32 bytes), or the query could not
+ * start.  Everything else -- no keyring, removing the primary key, using a
+ * key a node lacks -- is reported per node in the result, as serf does.
+ * vigil_destroy() drops pending operations without calling them back.
+ */
+enum vigil_keys_opcode {
+	VIGIL_KEYS_INSTALL,
+	VIGIL_KEYS_USE,
+	VIGIL_KEYS_REMOVE,
+	VIGIL_KEYS_LIST,      /* b64key unused (may be NULL) */
+};
+struct vigil_keys_message {   /* serf KeyResponse.Messages[node] */
+	const char *node;
+	const char *message;
+};
+struct vigil_keys_count {     /* base64 key -> number of nodes */
+	const char *key;
+	int count;
+};
+struct vigil_keys_result {
+	enum vigil_keys_opcode op;
+	int num_nodes;        /* members when the query started */
+	int num_resp;         /* members that answered */
+	int num_err;          /* answers reporting failure (or undecodable) */
+	/* NULL on success, else serf's error text: "2/6 nodes reported
+	 * failure" (num_err > 0) or "5/6 nodes reported success" (missing). */
+	const char *error;
+	const struct vigil_keys_message *messages; /* failures and warnings */
+	size_t n_messages;
+	/* VIGIL_KEYS_LIST: every key any node has, with how many have it */
+	const struct vigil_keys_count *keys;
+	size_t n_keys;
+	const struct vigil_keys_count *primary_keys; /* "" = node without keyring */
+	size_t n_primary_keys;
+};
+typedef void (*vigil_keys_done_fn)(void *ctx, const struct vigil_keys_result *r);
+int vigil_keys_op(vigil_t *v, enum vigil_keys_opcode op, const char *b64key,
+		  vigil_keys_done_fn cb, void *ctx, char *err, size_t errlen);
+/* Forget the pending operations started with ctx: cb is not called. */
+void vigil_keys_cancel(vigil_t *v, void *ctx);
+const char *vigil_keys_op_name(enum vigil_keys_opcode op); /* "install-key", ... */
+/* This node's own keyring, primary first; free each + array. */
+int vigil_keys_list(vigil_t *v, char ***keys_out, size_t *n);
 
 /* Stats for metrics / `serf info`: name/value pairs, NULL-terminated. */
 struct vigil_stat { const char *name; double value; };

@@ -52,6 +52,11 @@ enum leave_phase {
 	LEAVE_SWIM,    /* swim_leave called; done when swim_leave_done */
 };
 
+struct key_op;
+static void keys_free_all(struct vigil *v);
+static bool keys_ready(const struct vigil *v);
+static void keys_dispatch(struct vigil *v);
+
 struct vigil {
 	struct vigil_config cfg;     /* copy; pointer members cleared (not owned) */
 	char *keyring_file;
@@ -82,14 +87,11 @@ struct vigil {
 	int64_t leave_swim_at;
 
 	/* Cluster-wide key operations we started (serf KeyManager queries). */
-	struct key_op {
-		uint32_t id;
-		char op[16];           /* "install-key", ... */
-		int responses, failures;
-		bool active;
-	} key_ops[8];
+	struct key_op *key_ops;      /* in start order */
+	struct key_op *key_ready;    /* complete, callbacks running */
+	struct key_op *key_starting; /* inside serf_layer_query */
 
-	uint8_t *crypt_buf;          /* UDP encrypt/decrypt scratch */
+	uint8_t *crypt_buf;          /* UDP decrypt scratch (see h_send_packet) */
 	size_t crypt_cap;
 
 	/* Drops, by reason; reported by vigil_stats. */
@@ -217,16 +219,22 @@ static void h_send_packet(void *ctx, const struct wire_addr *to, const uint8_t *
 		transport_send_packet(v->tr, to, pkt, len);
 		return;
 	}
+	/* Not into crypt_buf: we may be sending (an ack, a query response)
+	 * while a packet decrypted there is still being handled, and
+	 * overwriting it garbled whatever of it was still to be read or
+	 * rebroadcast (the serf query we just answered, say). */
 	size_t need = vigil_encrypted_len(v->enc_version, len);
 	size_t out_len = 0;
-	if (need == 0 || need > v->crypt_cap ||
-	    vigil_encrypt(v->kr, v->enc_version, NULL, 0, pkt, len, v->crypt_buf,
-			  v->crypt_cap, &out_len) != VIGIL_CRYPTO_OK) {
+	uint8_t *buf = need && need <= v->crypt_cap ? malloc(need) : NULL;
+	if (!buf || vigil_encrypt(v->kr, v->enc_version, NULL, 0, pkt, len, buf, need,
+				  &out_len) != VIGIL_CRYPTO_OK) {
+		free(buf);
 		v->encrypt_failed++;
 		vlog(v, 3, "vigil: failed to encrypt a %zu byte packet", len);
 		return;
 	}
-	transport_send_packet(v->tr, to, v->crypt_buf, out_len);
+	transport_send_packet(v->tr, to, buf, out_len);
+	free(buf);
 }
 
 static void h_send_stream(void *ctx, const struct wire_addr *to, const uint8_t *msg,
@@ -961,6 +969,7 @@ void vigil_destroy(vigil_t *v)
 {
 	if (!v)
 		return;
+	keys_free_all(v);
 	if (v->snap && v->ready) {
 		/* serf flushes its snapshot at shutdown */
 		v->now = clock_ms();
@@ -1019,6 +1028,8 @@ int vigil_timeout_ms(vigil_t *v)
 	int64_t now = clock_ms();
 	int64_t d = next_deadline(v);
 	int64_t ms;
+	if (keys_ready(v))
+		d = now;   /* a key operation's callback is due */
 	if (d == INT64_MAX)
 		ms = -1;
 	else if (d <= now)
@@ -1105,6 +1116,7 @@ void vigil_step(vigil_t *v)
 	if (will_next_deadline(v->will) <= now)
 		will_tick(v->will, now);
 	leave_progress(v);
+	keys_dispatch(v);
 	if (v->snap) {
 		uint64_t c, e, q;
 		serf_layer_clocks(v->sl, &c, &e, &q);
@@ -1333,8 +1345,9 @@ int vigil_will_list(vigil_t *v, const char *owner, struct vigil_will_info **out,
  * payload [messageKeyRequestType=7] + msgpack {Key: raw bytes}; every
  * member (the sender included) changes its keyring and answers
  * [messageKeyResponseType=8] + {Result, Message, Keys, PrimaryKey}.  We
- * answer those queries from real serf agents, and vigil_keys_* start the
- * same queries, so either side can rotate keys for the whole cluster.
+ * answer those queries from real serf agents, and vigil_keys_op starts the
+ * same queries and tallies the answers as serf's KeyManager does, so either
+ * side can rotate (and list) keys for the whole cluster.
  */
 #define KEY_REQUEST_TYPE 7
 #define KEY_RESPONSE_TYPE 8
@@ -1547,166 +1560,432 @@ send:
 	return true;
 }
 
-static struct key_op *key_op_find(struct vigil *v, uint32_t id)
+/*
+ * Cluster-wide key operations we started: KeyManager.handleKeyRequest and
+ * streamKeyResp.  Each op lives from vigil_keys_op until its callback runs;
+ * the serf layer's query may outlive it (answers after completion are
+ * ignored, as serf stops reading the response channel).
+ */
+struct key_msg {
+	char *node, *msg;
+};
+struct key_cnt {
+	char *key;
+	int n;
+};
+struct key_op {
+	struct key_op *next;
+	uint32_t id;
+	enum vigil_keys_opcode op;
+	vigil_keys_done_fn cb;
+	void *ctx;
+	bool done;             /* complete; cb runs from the next vigil_step */
+	bool oom;
+	int num_nodes, num_resp, num_err;
+	struct key_msg *msgs;
+	size_t n_msgs;
+	struct key_cnt *keys, *primary;
+	size_t n_keys, n_primary;
+};
+
+const char *vigil_keys_op_name(enum vigil_keys_opcode op)
 {
-	struct key_op *pending = NULL;
-	for (size_t i = 0; i < sizeof v->key_ops / sizeof v->key_ops[0]; i++) {
-		struct key_op *op = &v->key_ops[i];
-		if (op->active && op->id == id)
-			return op;
-		if (op->active && op->id == 0)
-			pending = op;
+	switch (op) {
+	case VIGIL_KEYS_INSTALL: return "install-key";
+	case VIGIL_KEYS_USE: return "use-key";
+	case VIGIL_KEYS_REMOVE: return "remove-key";
+	case VIGIL_KEYS_LIST: return "list-keys";
 	}
-	/* a result arriving while serf_layer_query has not returned the id yet */
-	if (pending)
-		pending->id = id;
-	return pending;
+	return "?";
 }
 
-/* serf_query_result_fn for the key queries we started: tally and log. */
+static void key_op_free(struct key_op *op)
+{
+	if (!op)
+		return;
+	for (size_t i = 0; i < op->n_msgs; i++) {
+		free(op->msgs[i].node);
+		free(op->msgs[i].msg);
+	}
+	for (size_t i = 0; i < op->n_keys; i++)
+		free(op->keys[i].key);
+	for (size_t i = 0; i < op->n_primary; i++)
+		free(op->primary[i].key);
+	free(op->msgs);
+	free(op->keys);
+	free(op->primary);
+	free(op);
+}
+
+/* resp.Messages[node] = msg (a Go map: the last write wins). */
+static void key_op_message(struct key_op *op, const char *node, const char *msg, size_t len)
+{
+	char *m = strndup(msg, len);
+	if (!m) {
+		op->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < op->n_msgs; i++) {
+		if (strcmp(op->msgs[i].node, node) == 0) {
+			free(op->msgs[i].msg);
+			op->msgs[i].msg = m;
+			return;
+		}
+	}
+	struct key_msg *nm = realloc(op->msgs, (op->n_msgs + 1) * sizeof *nm);
+	char *n = strdup(node);
+	if (nm)
+		op->msgs = nm;
+	if (!nm || !n) {
+		free(m);
+		free(n);
+		op->oom = true;
+		return;
+	}
+	op->msgs[op->n_msgs++] = (struct key_msg){n, m};
+}
+
+/* counts[key]++ */
+static void key_count(struct key_op *op, struct key_cnt **arr, size_t *n, const char *key,
+		      size_t len)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (strlen((*arr)[i].key) == len && memcmp((*arr)[i].key, key, len) == 0) {
+			(*arr)[i].n++;
+			return;
+		}
+	}
+	struct key_cnt *na = realloc(*arr, (*n + 1) * sizeof *na);
+	char *k = strndup(key, len);
+	if (na)
+		*arr = na;
+	if (!na || !k) {
+		free(k);
+		op->oom = true;
+		return;
+	}
+	(*arr)[(*n)++] = (struct key_cnt){k, 1};
+}
+
+/* Go's %v of a []byte: "[8 132 166 ...]". */
+static void key_op_bad_payload(struct key_op *op, const char *node, const char *what,
+			       const uint8_t *p, size_t len)
+{
+	size_t cap = strlen(what) + 3 + len * 4;
+	char *s = malloc(cap);
+	if (!s) {
+		op->oom = true;
+		return;
+	}
+	size_t o = (size_t)snprintf(s, cap, "%s[", what);
+	for (size_t i = 0; i < len; i++)
+		o += (size_t)snprintf(s + o, cap - o, i ? " %u" : "%u", p[i]);
+	snprintf(s + o, cap - o, "]");
+	key_op_message(op, node, s, strlen(s));
+	free(s);
+}
+
+static bool mp_is_key(const msgpack_object *k, const char *name)
+{
+	size_t n = strlen(name);
+	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+	       memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+/* A string as go-msgpack decodes one into a Go string (nil = ""). */
+static bool mp_as_str(const msgpack_object *o, const char **p, size_t *n)
+{
+	if (o->type == MSGPACK_OBJECT_NIL) {
+		*p = "";
+		*n = 0;
+		return true;
+	}
+	if (o->type == MSGPACK_OBJECT_STR) {
+		*p = o->via.str.ptr;
+		*n = o->via.str.size;
+		return true;
+	}
+	if (o->type == MSGPACK_OBJECT_BIN) {
+		*p = o->via.bin.ptr;
+		*n = o->via.bin.size;
+		return true;
+	}
+	return false;
+}
+
+/* One node's nodeKeyResponse, tallied as streamKeyResp does. */
+static void key_op_response(struct vigil *v, struct key_op *op, const char *from,
+			    const uint8_t *p, size_t len)
+{
+	op->num_resp++;
+	if (len < 1 || p[0] != KEY_RESPONSE_TYPE) {
+		key_op_bad_payload(op, from, "Invalid key query response type: ", p, len);
+		op->num_err++;
+		return;
+	}
+	msgpack_unpacked u;
+	size_t off = 0;
+	bool ok = false, result = false;
+	const char *msg = "", *pk = "";
+	size_t msg_len = 0, pk_len = 0;
+	const msgpack_object *keys = NULL;
+	msgpack_unpacked_init(&u);
+	if (len > 1 && msgpack_unpack_next(&u, (const char *)p + 1, len - 1, &off) ==
+			       MSGPACK_UNPACK_SUCCESS &&
+	    u.data.type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object_map *m = &u.data.via.map;
+		ok = true;
+		for (uint32_t i = 0; i < m->size && ok; i++) {
+			const msgpack_object *k = &m->ptr[i].key, *val = &m->ptr[i].val;
+			if (mp_is_key(k, "Result")) {
+				if (val->type == MSGPACK_OBJECT_BOOLEAN)
+					result = val->via.boolean;
+				else
+					ok = val->type == MSGPACK_OBJECT_NIL;
+			} else if (mp_is_key(k, "Message")) {
+				ok = mp_as_str(val, &msg, &msg_len);
+			} else if (mp_is_key(k, "PrimaryKey")) {
+				ok = mp_as_str(val, &pk, &pk_len);
+			} else if (mp_is_key(k, "Keys")) {
+				if (val->type == MSGPACK_OBJECT_ARRAY) {
+					keys = val;
+					for (uint32_t j = 0; j < val->via.array.size && ok; j++) {
+						const char *kp = "";
+						size_t kl = 0;
+						ok = mp_as_str(&val->via.array.ptr[j], &kp, &kl);
+					}
+				} else {
+					ok = val->type == MSGPACK_OBJECT_NIL;
+				}
+			}
+		}
+	}
+	if (!ok) {
+		key_op_bad_payload(op, from, "Failed to decode key query response: ", p, len);
+		op->num_err++;
+		msgpack_unpacked_destroy(&u);
+		return;
+	}
+	if (!result) {
+		key_op_message(op, from, msg, msg_len);
+		op->num_err++;
+		vlog(v, 1, "serf: %s failed on %s: %.*s", vigil_keys_op_name(op->op), from,
+		     (int)msg_len, msg);
+	} else if (msg_len) {
+		key_op_message(op, from, msg, msg_len);
+		vlog(v, 2, "serf: %.*s", (int)msg_len, msg);
+	}
+	for (uint32_t j = 0; keys && j < keys->via.array.size; j++) {
+		const char *kp = "";
+		size_t kl = 0;
+		if (mp_as_str(&keys->via.array.ptr[j], &kp, &kl))
+			key_count(op, &op->keys, &op->n_keys, kp, kl);
+	}
+	key_count(op, &op->primary, &op->n_primary, pk, pk_len);
+	msgpack_unpacked_destroy(&u);
+}
+
+/* serf_query_result_fn for the key queries we started. */
 static void key_result(void *ctx, const struct vigil_event *ev)
 {
 	struct vigil *v = ctx;
-	struct key_op *op = key_op_find(v, ev->id);
-	if (!op)
+	struct key_op *op = v->key_ops;
+	while (op && op->id != ev->id)
+		op = op->next;
+	if (!op && v->key_starting) {
+		/* our own answer, from inside serf_layer_query */
+		op = v->key_starting;
+		op->id = ev->id;
+	}
+	if (!op || op->done)
 		return;
-	const char *from = ev->member ? ev->member->name : "?";
 	if (ev->type == VIGIL_EV_QUERY_RESPONSE) {
-		op->responses++;
-		bool ok = false;
-		char msg[160] = "";
-		msgpack_unpacked u;
-		size_t off = 0;
-		msgpack_unpacked_init(&u);
-		if (ev->payload_len > 1 && ev->payload[0] == KEY_RESPONSE_TYPE &&
-		    msgpack_unpack_next(&u, (const char *)ev->payload + 1, ev->payload_len - 1,
-					&off) == MSGPACK_UNPACK_SUCCESS &&
-		    u.data.type == MSGPACK_OBJECT_MAP) {
-			const msgpack_object_map *m = &u.data.via.map;
-			for (uint32_t i = 0; i < m->size; i++) {
-				const msgpack_object *k = &m->ptr[i].key, *val = &m->ptr[i].val;
-				if (k->type != MSGPACK_OBJECT_STR)
-					continue;
-				if (k->via.str.size == 6 && !memcmp(k->via.str.ptr, "Result", 6) &&
-				    val->type == MSGPACK_OBJECT_BOOLEAN)
-					ok = val->via.boolean;
-				if (k->via.str.size == 7 && !memcmp(k->via.str.ptr, "Message", 7) &&
-				    val->type == MSGPACK_OBJECT_STR)
-					snprintf(msg, sizeof msg, "%.*s", (int)val->via.str.size,
-						 val->via.str.ptr);
-			}
-		} else {
-			snprintf(msg, sizeof msg, "failed to decode key query response");
-		}
-		msgpack_unpacked_destroy(&u);
-		if (!ok) {
-			op->failures++;
-			vlog(v, 2, "vigil: %s failed on %s: %s", op->op, from, msg);
-		} else if (msg[0]) {
-			vlog(v, 2, "vigil: %s on %s: %s", op->op, from, msg);
-		}
+		vlog(v, 0, "serf: %s response from %s", vigil_keys_op_name(op->op),
+		     ev->member ? ev->member->name : "?");
+		key_op_response(v, op, ev->member ? ev->member->name : "", ev->payload,
+				ev->payload_len);
+		/* return early once everybody answered */
+		if (op->num_resp == op->num_nodes)
+			op->done = true;
 	} else if (ev->type == VIGIL_EV_QUERY_DONE) {
-		vlog(v, op->failures ? 2 : 1, "vigil: %s: %d responses, %d failures", op->op,
-		     op->responses, op->failures);
-		op->active = false;
+		op->done = true;
 	}
 }
 
-static int start_key_query(struct vigil *v, const char *op, const char *b64key,
-			   char *err, size_t errlen)
+int vigil_keys_op(vigil_t *v, enum vigil_keys_opcode op, const char *b64key,
+		  vigil_keys_done_fn cb, void *ctx, char *err, size_t errlen)
 {
 	uint8_t key[VIGIL_KEY_MAX];
 	size_t key_len = 0;
 	int rc;
-	if (!v || !b64key) {
-		set_err(err, errlen, "NULL argument");
+	if (!v || !cb || (op != VIGIL_KEYS_LIST && !b64key) || (unsigned)op > VIGIL_KEYS_LIST) {
+		set_err(err, errlen, "invalid argument");
 		return -1;
 	}
-	if ((rc = vigil_key_parse(b64key, key, &key_len)) != VIGIL_CRYPTO_OK) {
-		set_err(err, errlen, "bad key: %s", vigil_crypto_strerror(rc));
+	/* serf fails only on bad base64 before asking the cluster; vigil also
+	 * refuses a key of the wrong size, which every node would refuse */
+	if (op != VIGIL_KEYS_LIST && (rc = vigil_key_parse(b64key, key, &key_len)) != VIGIL_CRYPTO_OK) {
+		set_err(err, errlen, "%s", rc == VIGIL_CRYPTO_EKEYLEN
+					       ? "key size must be 16, 24 or 32 bytes"
+					       : vigil_crypto_strerror(rc));
 		return -1;
 	}
-	/* Checks serf would only report back per node; failing early is kinder. */
-	if (!v->kr) {
-		set_err(err, errlen, "No keyring to modify (encryption not enabled)");
-		return -1;
-	}
-	size_t pk_len = 0;
-	const uint8_t *pk = vigil_keyring_key(v->kr, 0, &pk_len);
-	if (strcmp(op, "remove-key") == 0 && pk && pk_len == key_len &&
-	    memcmp(pk, key, key_len) == 0) {
-		set_err(err, errlen, "Removing the primary key is not allowed");
-		return -1;
-	}
-	if (strcmp(op, "use-key") == 0) {
-		bool have = false;
-		for (size_t i = 0; i < vigil_keyring_count(v->kr) && !have; i++) {
-			size_t l = 0;
-			const uint8_t *k = vigil_keyring_key(v->kr, i, &l);
-			have = k && l == key_len && memcmp(k, key, l) == 0;
-		}
-		if (!have) {
-			set_err(err, errlen, "Requested key is not in the keyring; install it first");
-			return -1;
-		}
-	}
-	struct key_op *slot = NULL;
-	for (size_t i = 0; i < sizeof v->key_ops / sizeof v->key_ops[0] && !slot; i++)
-		if (!v->key_ops[i].active)
-			slot = &v->key_ops[i];
-	if (!slot) {
-		set_err(err, errlen, "too many key operations in progress");
-		return -1;
-	}
-
+	struct key_op *ko = calloc(1, sizeof *ko);
 	struct wbuf req;
 	wbuf_init(&req);
 	mp_byte(&req, KEY_REQUEST_TYPE);
 	mp_byte(&req, 0x81);
 	mp_cstr(&req, "Key");
 	mp_raw(&req, key, key_len);
-	if (req.oom) {
+	if (!ko || req.oom) {
+		free(ko);
 		wbuf_free(&req);
 		set_err(err, errlen, "out of memory");
 		return -1;
 	}
+	ko->op = op;
+	ko->cb = cb;
+	ko->ctx = ctx;
+	/* memberlist's NumMembers: alive and suspect, ourselves included */
+	ko->num_nodes = (int)swim_alive_count(v->sw);
+
 	char name[64];
-	snprintf(name, sizeof name, "%s%s", SERF_INTERNAL_QUERY_PREFIX, op);
-	memset(slot, 0, sizeof *slot);
-	snprintf(slot->op, sizeof slot->op, "%s", op);
+	snprintf(name, sizeof name, "%s%s", SERF_INTERNAL_QUERY_PREFIX, vigil_keys_op_name(op));
 	v->now = clock_ms();
-	uint32_t id = 0;
-	/* The slot is claimed before the query starts: our own answer arrives
-	 * from inside serf_layer_query. */
-	slot->active = true;
-	rc = serf_layer_query(v->sl, name, req.p, req.len, NULL, key_result, v, &id, v->now);
+	/* We answer our own query from inside serf_layer_query. */
+	v->key_starting = ko;
+	rc = serf_layer_query(v->sl, name, req.p, req.len, NULL, key_result, v, &ko->id, v->now);
+	v->key_starting = NULL;
 	wbuf_free(&req);
 	if (rc != SERF_OK) {
-		slot->active = false;
-		set_err(err, errlen, "cannot start %s query (serf error %d)", op, rc);
+		key_op_free(ko);
+		if (rc == SERF_ETOOBIG)
+			set_err(err, errlen, "query exceeds limit of 1024 bytes");
+		else
+			set_err(err, errlen, "cannot start %s query (serf error %d)",
+				vigil_keys_op_name(op), rc);
 		return -1;
 	}
-	if (slot->active)
-		slot->id = id;
+	struct key_op **pp = &v->key_ops;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = ko;
 	return 0;
 }
 
-int vigil_keys_install(vigil_t *v, const char *b64key, char *err, size_t errlen)
+static void key_op_report(struct vigil *v, struct key_op *op)
 {
-	return start_key_query(v, "install-key", b64key, err, errlen);
+	char error[96] = "";
+	if (op->num_err)
+		snprintf(error, sizeof error, "%d/%d nodes reported failure", op->num_err,
+			 op->num_nodes);
+	else if (op->num_resp != op->num_nodes)
+		snprintf(error, sizeof error, "%d/%d nodes reported success", op->num_resp,
+			 op->num_nodes);
+	else if (op->oom)
+		snprintf(error, sizeof error, "out of memory collecting key query responses");
+	vlog(v, error[0] ? 2 : 1, "serf: %s: %d/%d nodes responded, %d failed", vigil_keys_op_name(op->op),
+	     op->num_resp, op->num_nodes, op->num_err);
+
+	struct vigil_keys_message *msgs = calloc(op->n_msgs + 1, sizeof *msgs);
+	struct vigil_keys_count *keys = calloc(op->n_keys + 1, sizeof *keys);
+	struct vigil_keys_count *primary = calloc(op->n_primary + 1, sizeof *primary);
+	struct vigil_keys_result r = {
+		.op = op->op,
+		.num_nodes = op->num_nodes,
+		.num_resp = op->num_resp,
+		.num_err = op->num_err,
+		.error = error[0] ? error : NULL,
+	};
+	if (!msgs || !keys || !primary) {
+		r.error = r.error ? r.error : "out of memory";
+	} else {
+		for (size_t i = 0; i < op->n_msgs; i++)
+			msgs[i] = (struct vigil_keys_message){op->msgs[i].node, op->msgs[i].msg};
+		for (size_t i = 0; i < op->n_keys; i++)
+			keys[i] = (struct vigil_keys_count){op->keys[i].key, op->keys[i].n};
+		for (size_t i = 0; i < op->n_primary; i++)
+			primary[i] = (struct vigil_keys_count){op->primary[i].key, op->primary[i].n};
+		r.messages = msgs;
+		r.n_messages = op->n_msgs;
+		r.keys = keys;
+		r.n_keys = op->n_keys;
+		r.primary_keys = primary;
+		r.n_primary_keys = op->n_primary;
+	}
+	op->cb(op->ctx, &r);
+	free(msgs);
+	free(keys);
+	free(primary);
 }
 
-int vigil_keys_use(vigil_t *v, const char *b64key, char *err, size_t errlen)
+static bool keys_ready(const struct vigil *v)
 {
-	return start_key_query(v, "use-key", b64key, err, errlen);
+	for (const struct key_op *op = v->key_ops; op; op = op->next)
+		if (op->done)
+			return true;
+	return false;
 }
 
-int vigil_keys_remove(vigil_t *v, const char *b64key, char *err, size_t errlen)
+/* Run the callbacks of the completed operations (from vigil_step).  Ones
+ * that complete meanwhile (a callback starting another) wait for the next
+ * step. */
+static void keys_dispatch(struct vigil *v)
 {
-	return start_key_query(v, "remove-key", b64key, err, errlen);
+	struct key_op **tail = &v->key_ready;
+	while (*tail)
+		tail = &(*tail)->next;
+	for (struct key_op **pp = &v->key_ops; *pp;) {
+		struct key_op *op = *pp;
+		if (!op->done) {
+			pp = &op->next;
+			continue;
+		}
+		*pp = op->next;
+		op->next = NULL;
+		*tail = op;
+		tail = &op->next;
+	}
+	while (v->key_ready) {
+		struct key_op *op = v->key_ready;
+		v->key_ready = op->next;
+		key_op_report(v, op);
+		key_op_free(op);
+	}
 }
 
-/* This node's keyring, primary first (serf's list-keys asks everyone). */
+void vigil_keys_cancel(vigil_t *v, void *ctx)
+{
+	if (!v)
+		return;
+	struct key_op **lists[] = {&v->key_ops, &v->key_ready};
+	for (size_t l = 0; l < 2; l++) {
+		for (struct key_op **pp = lists[l]; *pp;) {
+			struct key_op *op = *pp;
+			if (op->ctx == ctx) {
+				*pp = op->next;
+				key_op_free(op);
+			} else {
+				pp = &op->next;
+			}
+		}
+	}
+}
+
+static void keys_free_all(struct vigil *v)
+{
+	struct key_op *lists[] = {v->key_ops, v->key_ready};
+	for (size_t l = 0; l < 2; l++) {
+		while (lists[l]) {
+			struct key_op *op = lists[l];
+			lists[l] = op->next;
+			key_op_free(op);
+		}
+	}
+	v->key_ops = v->key_ready = NULL;
+}
+
+/* This node's own keyring, primary first (vigil_keys_op LIST asks everyone). */
 int vigil_keys_list(vigil_t *v, char ***keys_out, size_t *n)
 {
 	if (!v || !keys_out || !n)

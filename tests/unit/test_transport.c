@@ -788,11 +788,80 @@ static bool has_key(vigil_t *v, const char *key, bool primary)
 	return found;
 }
 
+/* A finished vigil_keys_op, copied out of the callback. */
+struct keys_done {
+	int calls;
+	enum vigil_keys_opcode op;
+	int num_nodes, num_resp, num_err;
+	char error[128];
+	char msgs[4][2][128]; /* node, message */
+	size_t n_msgs;
+	char keys[4][64];
+	int key_counts[4];
+	size_t n_keys;
+	char primary[4][64];
+	int primary_counts[4];
+	size_t n_primary;
+};
+
+static void on_keys_done(void *ctx, const struct vigil_keys_result *r)
+{
+	struct keys_done *d = ctx;
+	d->calls++;
+	d->op = r->op;
+	d->num_nodes = r->num_nodes;
+	d->num_resp = r->num_resp;
+	d->num_err = r->num_err;
+	snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
+	d->n_msgs = r->n_messages < 4 ? r->n_messages : 4;
+	for (size_t i = 0; i < d->n_msgs; i++) {
+		snprintf(d->msgs[i][0], sizeof d->msgs[i][0], "%s", r->messages[i].node);
+		snprintf(d->msgs[i][1], sizeof d->msgs[i][1], "%s", r->messages[i].message);
+	}
+	d->n_keys = r->n_keys < 4 ? r->n_keys : 4;
+	for (size_t i = 0; i < d->n_keys; i++) {
+		snprintf(d->keys[i], sizeof d->keys[i], "%s", r->keys[i].key);
+		d->key_counts[i] = r->keys[i].count;
+	}
+	d->n_primary = r->n_primary_keys < 4 ? r->n_primary_keys : 4;
+	for (size_t i = 0; i < d->n_primary; i++) {
+		snprintf(d->primary[i], sizeof d->primary[i], "%s", r->primary_keys[i].key);
+		d->primary_counts[i] = r->primary_keys[i].count;
+	}
+}
+
+/* Start op on ns[who] and step all n nodes until its callback ran. */
+static int keys_op_wait(struct node *ns, int n, int who, enum vigil_keys_opcode op,
+			const char *key, struct keys_done *d, int ms)
+{
+	char err[256] = "";
+	memset(d, 0, sizeof *d);
+	if (vigil_keys_op(ns[who].v, op, key, on_keys_done, d, err, sizeof err) != 0) {
+		printf("# vigil_keys_op(%s): %s\n", vigil_keys_op_name(op), err);
+		return -1;
+	}
+	if (d->calls != 0)
+		return -2; /* never from inside vigil_keys_op */
+	int64_t end = now_ms() + ms;
+	while (d->calls == 0 && now_ms() < end)
+		run(ns, n, 10);
+	return d->calls == 1 ? 0 : -3;
+}
+
+static int key_count_of(const struct keys_done *d, const char *key)
+{
+	for (size_t i = 0; i < d->n_keys; i++)
+		if (strcmp(d->keys[i], key) == 0)
+			return d->key_counts[i];
+	return 0;
+}
+
 /* serf key rotation through the _serf_*-key internal queries. */
 TEST(vigil_key_rotation)
 {
 	static const char *new_key = "HvY8ubRZMgafUOWvrOadwOckVa1wN3QWAo46FVKbVN8=";
 	struct node ns[2];
+	struct keys_done d;
 	REQUIRE(make_node(&ns[0], "a", "127.0.0.1", true) == 0);
 	REQUIRE(make_node(&ns[1], "b", "127.0.0.1", true) == 0);
 	struct vigil_member *m = NULL;
@@ -806,49 +875,168 @@ TEST(vigil_key_rotation)
 	REQUIRE(run_until_mutual(ns, 5000));
 
 	char err[256] = "";
-	/* refused up front: not installed yet / primary / garbage */
-	CHECK(vigil_keys_use(ns[0].v, new_key, err, sizeof err) != 0);
-	CHECK(vigil_keys_remove(ns[0].v, test_key, err, sizeof err) != 0);
-	CHECK(vigil_keys_install(ns[0].v, "bad", err, sizeof err) != 0);
+	/* refused before asking anyone: not a key */
+	CHECK(vigil_keys_op(ns[0].v, VIGIL_KEYS_INSTALL, "bad", on_keys_done, &d, err,
+			    sizeof err) != 0);
+	CHECK(err[0] != '\0');
+	CHECK(vigil_keys_op(ns[0].v, VIGIL_KEYS_INSTALL, "AAAA", on_keys_done, &d, err,
+			    sizeof err) != 0);
+	CHECK(strstr(err, "16, 24 or 32") != NULL);
 
-	CHECK_EQ_INT(vigil_keys_install(ns[0].v, new_key, err, sizeof err), 0);
-	int64_t end = now_ms() + 3000;
-	while (!(has_key(ns[0].v, new_key, false) && has_key(ns[1].v, new_key, false)) &&
-	       now_ms() < end)
-		run(ns, 2, 20);
+	/* the cluster's view: one key on both */
+	CHECK_EQ_INT(keys_op_wait(ns, 2, 1, VIGIL_KEYS_LIST, NULL, &d, 3000), 0);
+	CHECK_EQ_INT(d.op, VIGIL_KEYS_LIST);
+	CHECK_EQ_INT(d.num_nodes, 2);
+	CHECK_EQ_INT(d.num_resp, 2);
+	CHECK_EQ_INT(d.num_err, 0);
+	CHECK_EQ_STR(d.error, "");
+	CHECK_EQ_INT(d.n_keys, 1);
+	CHECK_EQ_INT(key_count_of(&d, test_key), 2);
+	CHECK_EQ_INT(d.n_primary, 1);
+	CHECK_EQ_STR(d.primary[0], test_key);
+	CHECK_EQ_INT(d.primary_counts[0], 2);
+
+	/* per-node refusals come back as serf reports them */
+	CHECK_EQ_INT(keys_op_wait(ns, 2, 0, VIGIL_KEYS_USE, new_key, &d, 3000), 0);
+	CHECK_EQ_INT(d.num_resp, 2);
+	CHECK_EQ_INT(d.num_err, 2);
+	CHECK_EQ_STR(d.error, "2/2 nodes reported failure");
+	CHECK_EQ_INT(d.n_msgs, 2);
+	for (size_t i = 0; i < d.n_msgs; i++)
+		CHECK_EQ_STR(d.msgs[i][1], "Requested key is not in the keyring");
+	CHECK_EQ_INT(keys_op_wait(ns, 2, 0, VIGIL_KEYS_REMOVE, test_key, &d, 3000), 0);
+	CHECK_EQ_INT(d.num_err, 2);
+	CHECK_EQ_STR(d.error, "2/2 nodes reported failure");
+	if (d.n_msgs)
+		CHECK_EQ_STR(d.msgs[0][1], "Removing the primary key is not allowed");
+
+	/* install: done means done everywhere */
+	CHECK_EQ_INT(keys_op_wait(ns, 2, 0, VIGIL_KEYS_INSTALL, new_key, &d, 3000), 0);
+	CHECK_EQ_INT(d.op, VIGIL_KEYS_INSTALL);
+	CHECK_EQ_INT(d.num_nodes, 2);
+	CHECK_EQ_INT(d.num_resp, 2);
+	CHECK_EQ_INT(d.num_err, 0);
+	CHECK_EQ_STR(d.error, "");
+	CHECK_EQ_INT(d.n_msgs, 0);
 	CHECK(has_key(ns[0].v, new_key, false));
 	CHECK(has_key(ns[1].v, new_key, false));
 	CHECK(has_key(ns[1].v, test_key, true));
+	CHECK_EQ_INT(keys_op_wait(ns, 2, 0, VIGIL_KEYS_LIST, NULL, &d, 3000), 0);
+	CHECK_EQ_INT(d.n_keys, 2);
+	CHECK_EQ_INT(key_count_of(&d, new_key), 2);
+	CHECK_EQ_INT(key_count_of(&d, test_key), 2);
 
-	CHECK_EQ_INT(vigil_keys_use(ns[1].v, new_key, err, sizeof err), 0);
-	end = now_ms() + 3000;
-	while (!(has_key(ns[0].v, new_key, true) && has_key(ns[1].v, new_key, true)) &&
-	       now_ms() < end)
-		run(ns, 2, 20);
+	/* use then remove back to back: the remove only starts once every
+	 * node encrypts with the new key */
+	CHECK_EQ_INT(keys_op_wait(ns, 2, 1, VIGIL_KEYS_USE, new_key, &d, 3000), 0);
+	CHECK_EQ_STR(d.error, "");
 	CHECK(has_key(ns[0].v, new_key, true));
 	CHECK(has_key(ns[1].v, new_key, true));
-
-	CHECK_EQ_INT(vigil_keys_remove(ns[0].v, test_key, err, sizeof err), 0);
-	end = now_ms() + 3000;
-	while ((has_key(ns[0].v, test_key, false) || has_key(ns[1].v, test_key, false)) &&
-	       now_ms() < end)
-		run(ns, 2, 20);
+	CHECK_EQ_INT(keys_op_wait(ns, 2, 0, VIGIL_KEYS_REMOVE, test_key, &d, 3000), 0);
+	CHECK_EQ_STR(d.error, "");
+	CHECK_EQ_INT(d.num_resp, 2);
 	CHECK(!has_key(ns[0].v, test_key, false));
 	CHECK(!has_key(ns[1].v, test_key, false));
+	CHECK_EQ_INT(keys_op_wait(ns, 2, 1, VIGIL_KEYS_LIST, NULL, &d, 3000), 0);
+	CHECK_EQ_INT(d.n_keys, 1);
+	CHECK_EQ_INT(key_count_of(&d, new_key), 2);
+
+	/* a cancelled operation is never reported */
+	memset(&d, 0, sizeof d);
+	CHECK_EQ_INT(vigil_keys_op(ns[0].v, VIGIL_KEYS_LIST, NULL, on_keys_done, &d, err,
+				   sizeof err), 0);
+	vigil_keys_cancel(ns[0].v, &d);
+	run(ns, 2, 1500);
+	CHECK_EQ_INT(d.calls, 0);
 
 	/* still talking, now with the new key only */
 	run(ns, 2, 600);
 	CHECK_EQ_INT(status_of(ns[0].v, "b"), VIGIL_STATUS_ALIVE);
 	CHECK_EQ_INT(status_of(ns[1].v, "a"), VIGIL_STATUS_ALIVE);
 	CHECK_EQ_INT(ns[0].fails + ns[1].fails, 0);
+
+	/* a member that does not answer (b is not stepped): the operation
+	 * completes at the query timeout with b missing, as serf reports it */
+	int64_t t0 = now_ms();
+	CHECK_EQ_INT(keys_op_wait(ns, 1, 0, VIGIL_KEYS_LIST, NULL, &d, 5000), 0);
+	CHECK(now_ms() - t0 >= 500); /* 50 ms gossip * 16 * ceil(log10(3)) */
+	CHECK_EQ_INT(d.num_nodes, 2);
+	CHECK_EQ_INT(d.num_resp, 1);
+	CHECK_EQ_INT(d.num_err, 0);
+	CHECK_EQ_STR(d.error, "1/2 nodes reported success");
+	CHECK_EQ_INT(key_count_of(&d, new_key), 1);
 	vigil_destroy(ns[0].v);
 	vigil_destroy(ns[1].v);
 
-	/* plaintext node: nothing to rotate */
+	/* plaintext node: every node (just us) says why; the callback runs
+	 * from vigil_step even though our own answer came at once */
 	REQUIRE(make_node(&ns[0], "p", "127.0.0.1", false) == 0);
-	CHECK(vigil_keys_install(ns[0].v, new_key, err, sizeof err) != 0);
-	CHECK(strstr(err, "not enabled") != NULL);
+	memset(&d, 0, sizeof d);
+	CHECK_EQ_INT(vigil_keys_op(ns[0].v, VIGIL_KEYS_INSTALL, new_key, on_keys_done, &d, err,
+				   sizeof err), 0);
+	CHECK_EQ_INT(d.calls, 0);
+	CHECK_EQ_INT(vigil_timeout_ms(ns[0].v), 0);
+	vigil_step(ns[0].v);
+	CHECK_EQ_INT(d.calls, 1);
+	CHECK_EQ_INT(d.num_nodes, 1);
+	CHECK_EQ_INT(d.num_resp, 1);
+	CHECK_EQ_INT(d.num_err, 1);
+	CHECK_EQ_STR(d.error, "1/1 nodes reported failure");
+	CHECK_EQ_INT(d.n_msgs, 1);
+	CHECK_EQ_STR(d.msgs[0][0], "p");
+	CHECK(strstr(d.msgs[0][1], "not enabled") != NULL);
+	CHECK_EQ_INT(keys_op_wait(ns, 1, 0, VIGIL_KEYS_LIST, NULL, &d, 3000), 0);
+	CHECK_EQ_INT(d.num_err, 1);
+	CHECK_EQ_INT(d.n_keys, 0);
+	CHECK_EQ_INT(d.n_primary, 1);
+	CHECK_EQ_STR(d.primary[0], "");
+	/* destroying with an operation pending calls nobody back */
+	memset(&d, 0, sizeof d);
+	CHECK_EQ_INT(vigil_keys_op(ns[0].v, VIGIL_KEYS_LIST, NULL, on_keys_done, &d, err,
+				   sizeof err), 0);
 	vigil_destroy(ns[0].v);
+	CHECK_EQ_INT(d.calls, 0);
+}
+
+/* Three encrypted nodes; a node that answers a key query sends its answer
+ * while the query it decrypted is still being handled (and then
+ * rebroadcast): the answer must not be encrypted over it. */
+TEST(vigil_key_query_rebroadcast_intact)
+{
+	struct node ns[3];
+	struct keys_done d;
+	REQUIRE(make_node(&ns[0], "a", "127.0.0.1", true) == 0);
+	REQUIRE(make_node(&ns[1], "b", "127.0.0.1", true) == 0);
+	REQUIRE(make_node(&ns[2], "c", "127.0.0.1", true) == 0);
+	struct vigil_member *m = NULL;
+	size_t n = 0;
+	REQUIRE(vigil_members(ns[0].v, &m, &n) == 0);
+	char seed[64];
+	snprintf(seed, sizeof seed, "127.0.0.1:%u", (unsigned)m[0].port);
+	vigil_members_free(m, n);
+	const char *seeds[] = {seed};
+	vigil_join(ns[1].v, seeds, 1);
+	vigil_join(ns[2].v, seeds, 1);
+	int64_t end = now_ms() + 5000;
+	while (now_ms() < end && !(count_members(ns[0].v) == 3 && count_members(ns[1].v) == 3 &&
+				   count_members(ns[2].v) == 3))
+		run(ns, 3, 50);
+	REQUIRE(count_members(ns[2].v) == 3);
+	run(ns, 3, 300);
+	double before = 0, after = 0;
+	for (int i = 0; i < 3; i++)
+		before += stat_of(ns[i].v, "serf_decode_errors") + stat_of(ns[i].v, "decode_errors");
+	for (int k = 0; k < 6; k++) {
+		CHECK_EQ_INT(keys_op_wait(ns, 3, k % 3, VIGIL_KEYS_LIST, NULL, &d, 3000), 0);
+		CHECK_EQ_INT(d.num_resp, 3);
+		CHECK_EQ_INT(d.num_err, 0);
+	}
+	run(ns, 3, 500);
+	for (int i = 0; i < 3; i++)
+		after += stat_of(ns[i].v, "serf_decode_errors") + stat_of(ns[i].v, "decode_errors");
+	CHECK(after == before);
+	for (int i = 0; i < 3; i++)
+		vigil_destroy(ns[i].v);
 }
 
 /* A will travels over the real sockets and is delivered when its owner dies. */
@@ -958,4 +1146,5 @@ TEST_MAIN(parse_addresses, default_advertise_is_not_wildcard, transport_packet_r
 	  transport_stream_timeout, transport_garbage_stream, transport_conn_cap,
 	  transport_ipv6_dualstack, vigil_join_ipv4, vigil_join_ipv6, vigil_join_encrypted,
 	  vigil_encryption_mismatch, vigil_garbage_plain, vigil_garbage_encrypted,
-	  vigil_key_rotation, vigil_will_delivery, vigil_api_edges)
+	  vigil_key_rotation, vigil_key_query_rebroadcast_intact, vigil_will_delivery,
+	  vigil_api_edges)
