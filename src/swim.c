@@ -649,6 +649,25 @@ static void refute(struct swim *sw, uint32_t accused_inc, int64_t now)
 	logf_(sw, 1, "refuting a rumour about ourselves with incarnation %u", inc);
 }
 
+/*
+ * Someone accuses us at an incarnation we have already refuted.  Their
+ * copy of our refutation was lost (it happens under loss), and they will
+ * keep suspecting us — and after the timeout declare us dead — because
+ * stale accusations are otherwise ignored.  Tell the accuser directly.
+ */
+static void answer_stale_accusation(struct swim *sw, struct wire_bytes accuser)
+{
+	char name[WIRE_NAME_MAX + 1];
+	bytes_to_name(accuser, name);
+	const struct member *a = name[0] ? find(sw, name) : NULL;
+	const struct wire_addr *to = a && a != sw->self ? &a->pub.addr : sw->cur_from;
+	if (!to || sw->leaving)
+		return;
+	struct wire_msg msg;
+	fill_alive(sw->self, &msg);
+	encode_send(sw, to, &msg, false);
+}
+
 static void handle_alive(struct swim *sw, const struct wire_alive *a, int64_t now)
 {
 	char name[WIRE_NAME_MAX + 1];
@@ -741,6 +760,10 @@ static void handle_suspect(struct swim *sw, const struct wire_accuse *s, int64_t
 	bytes_to_name(s->node, name);
 	bytes_to_name(s->from, from);
 	struct member *m = find(sw, name);
+	if (m == sw->self && s->incarnation < m->pub.incarnation) {
+		answer_stale_accusation(sw, s->from);
+		return;
+	}
 	if (!m || s->incarnation < m->pub.incarnation)
 		return;
 	if (m == sw->self) {
@@ -792,6 +815,11 @@ static void handle_dead(struct swim *sw, const struct wire_accuse *d, int64_t no
 		return;
 	bytes_to_name(d->node, name);
 	struct member *m = find(sw, name);
+	if (m == sw->self && d->incarnation < m->pub.incarnation &&
+	    !bytes_eq_str(d->from, m->pub.name)) {
+		answer_stale_accusation(sw, d->from);
+		return;
+	}
 	if (!m || d->incarnation < m->pub.incarnation || is_gone(m))
 		return;
 	bool is_leave = bytes_eq_str(d->from, name);
@@ -1057,7 +1085,14 @@ static void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip
 	r->orig_seq = ip->seq;
 	reply_addr(&ip->source, from, &r->requester);
 	r->want_nack = ip->nack;
-	r->nack_at = now + sw->cfg.probe_timeout_ms;
+	/*
+	 * The requester sent us this after its own probe timeout and gives up
+	 * one probe interval after its ping, i.e. about one probe timeout from
+	 * now.  A nack sent only after a full timeout of ours arrives after it
+	 * stopped counting, and Lifeguard would read every helper's nack as
+	 * missing and blame the requester's own health.  Answer at 80%.
+	 */
+	r->nack_at = now + sw->cfg.probe_timeout_ms * 4 / 5;
 	r->expire_at = now + sw->cfg.probe_interval_ms * 2;
 	struct wire_msg msg;
 	fill_ping(sw, &msg, r->local_seq, ip->node);
@@ -1151,9 +1186,11 @@ void swim_handle_packet(struct swim *sw, const struct wire_addr *from,
 			const uint8_t *pkt, size_t len, int64_t now)
 {
 	struct packet_ctx pc = { sw, from, now };
+	sw->cur_from = from;
 	sw->stats.packets_in++;
 	sw->stats.bytes_in += len;
 	int rc = wire_unwrap_packet(pkt, len, handle_one, &pc);
+	sw->cur_from = NULL;
 	if (rc != WIRE_OK) {
 		sw->stats.decode_errors++;
 		logf_(sw, 0, "dropped a malformed packet: %s", wire_strerror(rc));
@@ -1667,7 +1704,10 @@ struct swim *swim_new(const struct swim_config *cfg, const struct swim_hooks *ho
 	/* spread the first probe over one interval so restarted clusters don't pulse */
 	sw->next_probe = now + (int64_t)rng_below(sw, (size_t)cfg->probe_interval_ms + 1);
 	sw->next_gossip = now + cfg->gossip_interval_ms;
-	sw->next_push_pull = cfg->push_pull_interval_ms > 0 ? now + cfg->push_pull_interval_ms : NEVER;
+	/* a random first push-pull, as memberlist: members started together
+	 * must not all exchange state in the same millisecond forever after */
+	sw->next_push_pull = cfg->push_pull_interval_ms > 0
+		? now + (int64_t)rng_below(sw, (size_t)cfg->push_pull_interval_ms) + 1 : NEVER;
 	sw->next_reconnect = now + RECONNECT_INTERVAL_MS;
 	sw->next_reap = now + 1000;
 	notify(sw, SWIM_EV_JOIN, me);

@@ -6,6 +6,7 @@
 #   build-asan/tests/test_*     unit tests (ASan + UBSan build)
 #   tests/interop/*.sh          executable interop scripts (lib.sh is sourced)
 #   tests/fuzz-smoke/*.sh       executable fuzz smoke scripts, if present
+#   tests/memcheck/*.sh         executable valgrind runs of the unit tests
 #
 # Counting: every "ok - x" line a program prints is one pass, every
 # "not ok - x" line one failure.  A program that exits non-zero without
@@ -114,7 +115,7 @@ for t in build-asan/tests/test_*; do
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 done
 
-for t in tests/interop/*.sh tests/fuzz-smoke/*.sh; do
+for t in tests/interop/*.sh tests/fuzz-smoke/*.sh tests/memcheck/*.sh; do
     [ -e "$t" ] || continue
     [ "${t##*/}" = lib.sh ] && continue
     if [ ! -x "$t" ]; then

@@ -46,15 +46,6 @@ static int scaled_n(int base, int min)
 	return n < min ? min : n;
 }
 
-/* Known-issue reproducers run only with VIGIL_SIM_KNOWN_ISSUES=1. */
-static bool known_issues(void)
-{
-	const char *e = getenv("VIGIL_SIM_KNOWN_ISSUES");
-	if (e && *e && *e != '0')
-		return true;
-	printf("# skipped (set VIGIL_SIM_KNOWN_ISSUES=1)\n");
-	return false;
-}
 
 static bool pred_all_alive(struct sim *s, void *ctx)
 {
@@ -192,7 +183,8 @@ TEST(sim_basics)
 	CHECK_EQ_INT(sim_join_result(s, b), 1);
 	CHECK(sim_all_alive(s));
 	CHECK(sim_stats(s)->packets_delivered > 0);
-	CHECK_EQ_INT(sim_stats(s)->streams_ok, 1);
+	/* the join, plus possibly the first (randomly staggered) periodic push-pull */
+	CHECK(sim_stats(s)->streams_ok >= 1);
 	/* both saw the other join */
 	CHECK_EQ_INT(sim_count_events(s, a, b, SWIM_EV_JOIN, -1, 0), 1);
 	CHECK_EQ_INT(sim_count_events(s, b, a, SWIM_EV_JOIN, -1, 0), 1);
@@ -694,7 +686,7 @@ TEST(leave_does_not_spin)
 }
 
 /*
- * Known swim.c issue (VIGIL_SIM_KNOWN_ISSUES=1), 20 members, 10% loss.  At
+ * Regression (was a swim.c issue), 20 members, 10% loss.  At
  * t=221270 node-014's probe of node-011 fails and everyone suspects
  * node-011 (incarnation 1); node-011 refutes with incarnation 2 at
  * t=221603.  The refutation is relayed ~120 times, but by chance node-004
@@ -702,13 +694,11 @@ TEST(leave_does_not_spin)
  * 2 s with "suspect, incarnation 1", which node-011 ignores as stale
  * (1 < 2) instead of answering with its current alive, so at t=239374
  * node-016's suspicion times out and it declares node-011 dead (undone
- * 630 ms later).  A stale accusation about oneself should be answered with
- * an alive at the current incarnation, at least to the accuser.
+ * 630 ms later).  swim.c now answers a stale accusation about itself with
+ * its current alive, sent straight to the accuser.
  */
-TEST(known_issue_stale_suspicion_ignored)
+TEST(stale_suspicion_answered)
 {
-	if (!known_issues())
-		return;
 	struct sim *s = converged_cluster(827, 20, NULL);
 	REQUIRE(s != NULL);
 	sim_set_loss(s, 0.10);
@@ -721,4 +711,4 @@ TEST_MAIN(sim_basics, sim_loss_rate, join_100_converges, crash_detected,
 	  pause_suspected_then_refuted, isolation_suspected_then_refuted, graceful_leave,
 	  partition_heal, return_after_reap, return_before_reap, determinism,
 	  lossy_no_false_deaths, isolated_accuser, leave_does_not_spin,
-	  known_issue_stale_suspicion_ignored)
+	  stale_suspicion_answered)
