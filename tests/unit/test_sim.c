@@ -400,6 +400,47 @@ TEST(pause_suspected_then_refuted)
 }
 
 /*
+ * (Stall awareness) A member whose state machine is frozen for 30 virtual
+ * seconds (SIGSTOP, VM pause) is rightly declared dead by the others; on
+ * wake it must refute its own death at once, and its timers that expired
+ * while frozen must not make it accuse anybody: nobody but the frozen
+ * member ever dies, in anyone's view, and everyone sees it alive again
+ * within a few probe intervals.
+ */
+TEST(frozen_30s_refutes_own_death)
+{
+	const int n = 16;
+	struct sim *s = converged_cluster(seed(313), n, NULL);
+	REQUIRE(s != NULL);
+	const int x = 7;
+	int64_t t0 = sim_now(s);
+	sim_pause(s, x);
+	sim_run_for(s, 30000);
+	/* frozen long enough: the cluster gave up on it */
+	CHECK(sim_count_events(s, -1, x, SWIM_EV_LEAVE, SWIM_DEAD, t0) > 0);
+	int64_t tr = sim_now(s);
+	sim_resume(s, x);
+	uint64_t x_susp = swim_stats(sim_swim(s, x))->suspicions;
+	struct see w = { x, SWIM_ALIVE };
+	int64_t t = sim_run_until_pred(s, pred_all_see, &w, 50, tr + 10000);
+	CHECK(t >= 0);
+	printf("# frozen 30 s: all see it alive %" PRId64 " ms after wake\n", t - tr);
+	/* the probe it had in flight when frozen timed out "during" the freeze;
+	 * acting on it would accuse a healthy member */
+	sim_run_for(s, 3000);
+	CHECK_EQ_INT(swim_stats(sim_swim(s, x))->suspicions, x_susp);
+	sim_run_for(s, 30000);
+	CHECK(sim_all_alive(s));
+	/* the only deaths anyone ever saw are of the frozen member */
+	size_t all = sim_count_events(s, -1, -1, SWIM_EV_LEAVE, SWIM_DEAD, t0);
+	size_t of_x = sim_count_events(s, -1, x, SWIM_EV_LEAVE, SWIM_DEAD, t0);
+	CHECK_EQ_INT(all, of_x);
+	/* and the frozen member itself accused nobody after waking */
+	CHECK_EQ_INT(sim_count_events(s, x, -1, SWIM_EV_LEAVE, SWIM_DEAD, t0), 0);
+	sim_free(s);
+}
+
+/*
  * (3b) Same with the network instead of the process: the member is cut off
  * from everyone.  It never notices a stall; refutation comes from the
  * suspect rumour or a buddy-system ping once the link is back.
@@ -708,7 +749,8 @@ TEST(stale_suspicion_answered)
 }
 
 TEST_MAIN(sim_basics, sim_loss_rate, join_100_converges, crash_detected,
-	  pause_suspected_then_refuted, isolation_suspected_then_refuted, graceful_leave,
+	  pause_suspected_then_refuted, frozen_30s_refutes_own_death,
+	  isolation_suspected_then_refuted, graceful_leave,
 	  partition_heal, return_after_reap, return_before_reap, determinism,
 	  lossy_no_false_deaths, isolated_accuser, leave_does_not_spin,
 	  stale_suspicion_answered)
