@@ -270,6 +270,8 @@ struct cmdflags {
 	struct flag_def d[MAXDEFS];
 	size_t n;
 	const char *rpc_addr, *rpc_auth;
+	int timeout_ms; /* per request once connected; 0: the client's default */
+	char err[512];	/* the agent's (or the transport's) error */
 };
 
 static void fl_add(struct cmdflags *f, const char *name, enum flag_kind k, void *dst)
@@ -277,37 +279,105 @@ static void fl_add(struct cmdflags *f, const char *name, enum flag_kind k, void 
 	f->d[f->n++] = (struct flag_def){name, k, dst, false};
 }
 
-/* 0: parsed; otherwise the exit status (help/usage already printed). */
-static int fl_parse(struct cmdflags *f, const char *help, int argc, char **argv, int *rest)
+/* fl_parse / parse_or_usage: go on with the command */
+#define PARSED (-1)
+
+/* serf's usage error: the message (if any), a blank line, then the help, all
+ * on stdout (Ui.Output); exit status 1. */
+static int usage_error(const char *msg, const char *help)
+{
+	if (msg)
+		printf("%s\n\n", msg);
+	printf("%s\n", help);
+	return 1;
+}
+
+/* PARSED, or the exit status to return with: -h/-help prints the help on
+ * stderr (status 0); for a bad flag Go's flag package prints the error on
+ * stderr, then Usage, i.e. the help on stdout (status 1). */
+static int parse_or_usage(struct flag_def *d, size_t n, const char *help, int argc, char **argv,
+			  int *rest)
 {
 	char err[256];
+	int rc = flags_parse(d, n, argc, argv, rest, err, sizeof err);
+	if (rc == FLAGS_HELP) {
+		fprintf(stderr, "%s\n", help);
+		return 0;
+	}
+	if (rc != FLAGS_OK) {
+		fprintf(stderr, "%s\n", err);
+		return usage_error(NULL, help);
+	}
+	return PARSED;
+}
+
+/* The command's flags plus the common -rpc-addr / -rpc-auth. */
+static int fl_parse(struct cmdflags *f, const char *help, int argc, char **argv, int *rest)
+{
 	f->rpc_addr = default_rpc_addr();
 	f->rpc_auth = default_rpc_auth();
 	fl_add(f, "rpc-addr", FLAG_STRING, &f->rpc_addr);
 	fl_add(f, "rpc-auth", FLAG_STRING, &f->rpc_auth);
-	int rc = flags_parse(f->d, f->n, argc, argv, rest, err, sizeof err);
-	if (rc == FLAGS_HELP) {
-		fprintf(stderr, "%s\n", help);
-		return -1; /* caller returns 0 */
+	return parse_or_usage(f->d, f->n, help, argc, argv, rest);
+}
+
+/* Connect, handshake and authenticate as the flags say. */
+static int connect_agent(struct rpcc *c, struct cmdflags *f)
+{
+	if (rpcc_open(c, f->rpc_addr, f->rpc_auth, f->err, sizeof f->err) != 0) {
+		fprintf(stdout, "Error connecting to Serf agent: %s\n", f->err);
+		return -1;
 	}
-	if (rc != FLAGS_OK) {
-		/* Go's flag package: the error on stderr, then Usage (serf's
-		 * commands print their help with Ui.Output, i.e. stdout) */
-		fprintf(stderr, "%s\n", err);
-		printf("%s\n", help);
-		return 1;
-	}
+	if (f->timeout_ms)
+		c->timeout_ms = f->timeout_ms;
 	return 0;
 }
 
-static int connect_agent(struct rpcc *c, struct cmdflags *f)
+/*
+ * One request on an open connection, which is closed afterwards: cmd with
+ * body (NULL: none; freed here), its answer into resp (NULL: no body
+ * expected; initialised here).  0 on success; otherwise 1 with the error in
+ * f->err and, when what != NULL, printed as "<what>: <error>" and resp freed.
+ */
+static int call_agent(struct cmdflags *f, struct rpcc *c, const char *cmd, struct mp_body *body,
+		      msgpack_unpacked *resp, const char *what)
 {
-	char err[512];
-	if (rpcc_open(c, f->rpc_addr, f->rpc_auth, err, sizeof err) != 0) {
-		fprintf(stdout, "Error connecting to Serf agent: %s\n", err);
-		return -1;
+	if (resp)
+		msgpack_unpacked_init(resp);
+	int rc = rpcc_call(c, cmd, body ? &body->sb : NULL, resp, f->err, sizeof f->err);
+	if (body)
+		msgpack_sbuffer_destroy(&body->sb);
+	rpcc_close(c);
+	if (rc == 0)
+		return 0;
+	if (what) {
+		fprintf(stdout, "%s: %s\n", what, f->err);
+		if (resp)
+			msgpack_unpacked_destroy(resp);
 	}
-	return 0;
+	return 1;
+}
+
+/* connect_agent, then call_agent; 0 or the exit status 1 (reported). */
+static int request(struct cmdflags *f, const char *cmd, struct mp_body *body,
+		   msgpack_unpacked *resp, const char *what)
+{
+	struct rpcc c;
+	if (connect_agent(&c, f) != 0) {
+		if (body)
+			msgpack_sbuffer_destroy(&body->sb);
+		return 1;
+	}
+	return call_agent(f, &c, cmd, body, resp, what);
+}
+
+/* Start a streaming request: send cmd + body (freed here) under *seq. */
+static int send_body(struct rpcc *c, const char *cmd, struct mp_body *body, uint64_t *seq)
+{
+	*seq = c->seq++;
+	int rc = rpcc_send(c, cmd, *seq, &body->sb);
+	msgpack_sbuffer_destroy(&body->sb);
+	return rc;
 }
 
 /* serf's UnmarshalTags ("key=value", key non-empty). */
@@ -336,6 +406,26 @@ static void pack_json_strmap(msgpack_packer *pk, json_t *o)
 	json_t *v;
 	json_object_foreach(o, k, v)
 	mp_pack_kstr(pk, k, json_string_value(v));
+}
+
+/* serf's Payload: the bytes given, or nil (no payload argument). */
+static void pack_payload(msgpack_packer *pk, const char *payload)
+{
+	mp_pack_cstr(pk, "Payload");
+	if (payload)
+		mp_pack_binn(pk, payload, strlen(payload));
+	else
+		msgpack_pack_nil(pk);
+}
+
+/* event and query take a name and an optional payload. */
+static const char *name_payload_error(int nargs, const char *no_name)
+{
+	if (nargs < 1)
+		return no_name;
+	if (nargs > 2)
+		return "Too many command line arguments. Only a name and payload must be specified.";
+	return NULL;
 }
 
 static void pack_strarray(msgpack_packer *pk, const struct flag_list *l)
@@ -368,7 +458,65 @@ static void catch_interrupt(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
+/* Next record header on a stream: 0 one arrived, 1 interrupted (^C),
+ * -1 the agent went away. */
+static int stream_header(struct rpcc *c, uint64_t *got, char *err, size_t errlen)
+{
+	for (;;) {
+		int r = rpcc_read_header(c, got, err, errlen, -1);
+		if (r != -2)
+			return r != 0 ? -1 : 0;
+		if (interrupted)
+			return 1;
+	}
+}
+
+/* The body after a stream record's header; false (u freed) if it never came. */
+static bool stream_body(struct rpcc *c, msgpack_unpacked *u)
+{
+	msgpack_unpacked_init(u);
+	if (rpcc_read_obj(c, u, 10000) == 0)
+		return true;
+	msgpack_unpacked_destroy(u);
+	return false;
+}
+
+/* Columnized lines on stdout, serf-trimmed or as they are; frees l. */
+static void print_columns(struct lines *l, bool trim)
+{
+	char *out = columnize(l->v, l->n);
+	if (trim)
+		print_trimmed(out);
+	else
+		fprintf(stdout, "%s\n", out);
+	free(out);
+	lines_free(l);
+}
+
+/* -format: json or text, anything else is serf's encoding error. */
+static int print_output(const char *format, json_t *json, const char *text)
+{
+	if (strcmp(format, "json") == 0) {
+		print_json(json);
+	} else if (strcmp(format, "text") == 0) {
+		print_trimmed(text);
+	} else {
+		fprintf(stdout, "Encoding error: Invalid output format \"%s\"\n", format);
+		return 1;
+	}
+	return 0;
+}
+
 /* --------------------------------------------------------------- members */
+
+/* The common flags in the commands' help texts. */
+#define RPC_ADDR_HELP "  -rpc-addr=127.0.0.1:7373  RPC address of the agent.\n"
+#define RPC_AUTH_HELP "  -rpc-auth=\"\"              RPC auth token of the agent."
+#define RPC_FLAGS_HELP RPC_ADDR_HELP RPC_AUTH_HELP
+/* -format; info's help aligns its columns one space further left */
+#define FORMAT_HELP(pad)                                                                 \
+	"  -format                  " pad "If provided, output is returned in the specified\n" \
+	"                           " pad "format. Valid formats are 'json', and 'text' (default)\n"
 
 static const char members_help[] =
 	"Usage: vigil members [options]\n"
@@ -380,8 +528,7 @@ static const char members_help[] =
 	"  -detailed                 Additional information such as protocol versions\n"
 	"                            will be shown (only affects text output format).\n"
 	"\n"
-	"  -format                   If provided, output is returned in the specified\n"
-	"                            format. Valid formats are 'json', and 'text' (default)\n"
+	FORMAT_HELP(" ")
 	"\n"
 	"  -name=<regexp>            If provided, only members matching the regexp are\n"
 	"                            returned. The regexp is anchored at the start and end,\n"
@@ -402,9 +549,9 @@ static const char members_help[] =
 	"                            multiple keys. The regexp is anchored at the start and end,\n"
 	"                            and must be a full match.\n"
 	"\n"
-	"  -rpc-addr=127.0.0.1:7373  RPC address of the agent.\n"
+	RPC_ADDR_HELP
 	"\n"
-	"  -rpc-auth=\"\"              RPC auth token of the agent.";
+	RPC_AUTH_HELP;
 
 static void format_addr(const char *ip, size_t n, uint64_t port, char *out, size_t len)
 {
@@ -441,9 +588,9 @@ static int cmd_members(int argc, char **argv)
 	fl_add(&f, "format", FLAG_STRING, &format);
 	fl_add(&f, "tag", FLAG_LIST, &tags);
 	fl_add(&f, "name", FLAG_STRING, &name);
-	if ((rc = fl_parse(&f, members_help, argc, argv, &rest)) != 0) {
+	if ((rc = fl_parse(&f, members_help, argc, argv, &rest)) != PARSED) {
 		flag_list_free(&tags);
-		return rc < 0 ? 0 : rc;
+		return rc;
 	}
 	char *roletag = NULL;
 	if (*role) {
@@ -459,35 +606,17 @@ static int cmd_members(int argc, char **argv)
 	}
 	flag_list_free(&tags);
 	free(roletag);
-	if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
-		/* serf checks after the RPC; the message is the same */
-	}
-	struct rpcc c;
-	if (connect_agent(&c, &f) != 0) {
-		json_decref(reqtags);
-		return 1;
-	}
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 3);
-	mp_pack_cstr(&pk, "Tags");
-	pack_json_strmap(&pk, reqtags);
-	mp_pack_kstr(&pk, "Status", status);
-	mp_pack_kstr(&pk, "Name", name);
+	/* (serf checks -format after the RPC) */
+	struct mp_body b;
+	msgpack_packer *pk = mp_body_map(&b, 3);
+	mp_pack_cstr(pk, "Tags");
+	pack_json_strmap(pk, reqtags);
+	mp_pack_kstr(pk, "Status", status);
+	mp_pack_kstr(pk, "Name", name);
 	json_decref(reqtags);
 	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
-	char err[512];
-	rc = rpcc_call(&c, "members-filtered", &sb, &u, err, sizeof err);
-	msgpack_sbuffer_destroy(&sb);
-	rpcc_close(&c);
-	if (rc != 0) {
-		fprintf(stdout, "Error retrieving members: %s\n", err);
-		msgpack_unpacked_destroy(&u);
+	if (request(&f, "members-filtered", &b, &u, "Error retrieving members") != 0)
 		return 1;
-	}
 	const msgpack_object *ms = mp_get(&u.data, "Members");
 	size_t n = ms && ms->type == MSGPACK_OBJECT_ARRAY ? ms->via.array.size : 0;
 	struct lines lines = {0};
@@ -570,22 +699,12 @@ static int cmd_members(int argc, char **argv)
 		free(joined);
 	}
 	msgpack_unpacked_destroy(&u);
-	rc = 0;
-	if (strcmp(format, "json") == 0) {
-		json_t *root = json_object();
-		json_object_set_new(root, "members", jmembers);
-		print_json(root);
-		json_decref(root);
-	} else if (strcmp(format, "text") == 0) {
-		char *out = columnize(lines.v, lines.n);
-		print_trimmed(out);
-		free(out);
-		json_decref(jmembers);
-	} else {
-		fprintf(stdout, "Encoding error: Invalid output format \"%s\"\n", format);
-		json_decref(jmembers);
-		rc = 1;
-	}
+	json_t *root = json_object();
+	json_object_set_new(root, "members", jmembers);
+	char *text = columnize(lines.v, lines.n);
+	rc = print_output(format, root, text);
+	free(text);
+	json_decref(root);
 	lines_free(&lines);
 	return rc;
 }
@@ -601,8 +720,7 @@ static const char join_help[] =
 	"Options:\n"
 	"\n"
 	"  -replay                   Replay past user events.\n"
-	"  -rpc-addr=127.0.0.1:7373  RPC address of the agent.\n"
-	"  -rpc-auth=\"\"              RPC auth token of the agent.";
+	RPC_FLAGS_HELP;
 
 static int cmd_join(int argc, char **argv)
 {
@@ -610,38 +728,23 @@ static int cmd_join(int argc, char **argv)
 	struct cmdflags f = {0};
 	int rest, rc;
 	fl_add(&f, "replay", FLAG_BOOL, &replay);
-	if ((rc = fl_parse(&f, join_help, argc, argv, &rest)) != 0)
-		return rc < 0 ? 0 : rc;
-	if (rest >= argc) {
-		fprintf(stdout, "At least one address to join must be specified.\n\n%s\n", join_help);
-		return 1;
-	}
-	struct rpcc c;
-	if (connect_agent(&c, &f) != 0)
-		return 1;
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 2);
-	mp_pack_cstr(&pk, "Existing");
-	msgpack_pack_array(&pk, (size_t)(argc - rest));
+	if ((rc = fl_parse(&f, join_help, argc, argv, &rest)) != PARSED)
+		return rc;
+	if (rest >= argc)
+		return usage_error("At least one address to join must be specified.", join_help);
+	struct mp_body b;
+	msgpack_packer *pk = mp_body_map(&b, 2);
+	mp_pack_cstr(pk, "Existing");
+	msgpack_pack_array(pk, (size_t)(argc - rest));
 	for (int i = rest; i < argc; i++)
-		mp_pack_cstr(&pk, argv[i]);
-	mp_pack_kbool(&pk, "Replay", replay);
+		mp_pack_cstr(pk, argv[i]);
+	mp_pack_kbool(pk, "Replay", replay);
 	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
-	char err[512];
-	rc = rpcc_call(&c, "join", &sb, &u, err, sizeof err);
-	msgpack_sbuffer_destroy(&sb);
-	rpcc_close(&c);
+	if (request(&f, "join", &b, &u, "Error joining the cluster") != 0)
+		return 1;
 	int64_t num = 0;
 	mp_get_int(&u.data, "Num", &num);
 	msgpack_unpacked_destroy(&u);
-	if (rc != 0) {
-		fprintf(stdout, "Error joining the cluster: %s\n", err);
-		return 1;
-	}
 	printf("Successfully joined cluster by contacting %lld nodes.\n", (long long)num);
 	return 0;
 }
@@ -655,26 +758,17 @@ static const char leave_help[] =
 	"\n"
 	"Options:\n"
 	"\n"
-	"  -rpc-addr=127.0.0.1:7373  RPC address of the agent.\n"
-	"  -rpc-auth=\"\"              RPC auth token of the agent.";
+	RPC_FLAGS_HELP;
 
 static int cmd_leave(int argc, char **argv)
 {
 	struct cmdflags f = {0};
 	int rest, rc;
-	if ((rc = fl_parse(&f, leave_help, argc, argv, &rest)) != 0)
-		return rc < 0 ? 0 : rc;
-	struct rpcc c;
-	if (connect_agent(&c, &f) != 0)
+	if ((rc = fl_parse(&f, leave_help, argc, argv, &rest)) != PARSED)
+		return rc;
+	f.timeout_ms = 30000; /* the agent answers after the leave finished */
+	if (request(&f, "leave", NULL, NULL, "Error leaving") != 0)
 		return 1;
-	char err[512];
-	c.timeout_ms = 30000; /* the agent answers after the leave finished */
-	rc = rpcc_call(&c, "leave", NULL, NULL, err, sizeof err);
-	rpcc_close(&c);
-	if (rc != 0) {
-		fprintf(stdout, "Error leaving: %s\n", err);
-		return 1;
-	}
 	printf("Graceful leave complete\n");
 	return 0;
 }
@@ -693,8 +787,7 @@ static const char force_leave_help[] =
 	"\n"
 	"Options:\n"
 	"\n"
-	"  -rpc-addr=127.0.0.1:7373  RPC address of the agent.\n"
-	"  -rpc-auth=\"\"              RPC auth token of the agent.\n"
+	RPC_FLAGS_HELP "\n"
 	"  -prune                    Remove agent forcibly from list of members";
 
 static int cmd_force_leave(int argc, char **argv)
@@ -703,31 +796,15 @@ static int cmd_force_leave(int argc, char **argv)
 	struct cmdflags f = {0};
 	int rest, rc;
 	fl_add(&f, "prune", FLAG_BOOL, &prune);
-	if ((rc = fl_parse(&f, force_leave_help, argc, argv, &rest)) != 0)
-		return rc < 0 ? 0 : rc;
-	if (argc - rest != 1) {
-		fprintf(stdout, "A node name must be specified to force leave.\n\n%s\n", force_leave_help);
-		return 1;
-	}
-	struct rpcc c;
-	if (connect_agent(&c, &f) != 0)
-		return 1;
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 2);
-	mp_pack_kstr(&pk, "Node", argv[rest]);
-	mp_pack_kbool(&pk, "Prune", prune);
-	char err[512];
-	rc = rpcc_call(&c, "force-leave", &sb, NULL, err, sizeof err);
-	msgpack_sbuffer_destroy(&sb);
-	rpcc_close(&c);
-	if (rc != 0) {
-		fprintf(stdout, "Error force leaving: %s\n", err);
-		return 1;
-	}
-	return 0;
+	if ((rc = fl_parse(&f, force_leave_help, argc, argv, &rest)) != PARSED)
+		return rc;
+	if (argc - rest != 1)
+		return usage_error("A node name must be specified to force leave.", force_leave_help);
+	struct mp_body b;
+	msgpack_packer *pk = mp_body_map(&b, 2);
+	mp_pack_kstr(pk, "Node", argv[rest]);
+	mp_pack_kbool(pk, "Prune", prune);
+	return request(&f, "force-leave", &b, NULL, "Error force leaving");
 }
 
 /* ----------------------------------------------------------------- event */
@@ -743,8 +820,7 @@ static const char event_help[] =
 	"                            that repeated events of the same name within a\n"
 	"                            short period of time are ignored, except the last\n"
 	"                            one received. Default is true.\n"
-	"  -rpc-addr=127.0.0.1:7373  RPC address of the agent.\n"
-	"  -rpc-auth=\"\"              RPC auth token of the agent.";
+	RPC_FLAGS_HELP;
 
 static int cmd_event(int argc, char **argv)
 {
@@ -752,40 +828,19 @@ static int cmd_event(int argc, char **argv)
 	struct cmdflags f = {0};
 	int rest, rc;
 	fl_add(&f, "coalesce", FLAG_BOOL, &coalesce);
-	if ((rc = fl_parse(&f, event_help, argc, argv, &rest)) != 0)
-		return rc < 0 ? 0 : rc;
+	if ((rc = fl_parse(&f, event_help, argc, argv, &rest)) != PARSED)
+		return rc;
 	int nargs = argc - rest;
-	if (nargs < 1) {
-		fprintf(stdout, "An event name must be specified.\n\n%s\n", event_help);
+	const char *bad = name_payload_error(nargs, "An event name must be specified.");
+	if (bad)
+		return usage_error(bad, event_help);
+	struct mp_body b;
+	msgpack_packer *pk = mp_body_map(&b, 3);
+	mp_pack_kstr(pk, "Name", argv[rest]);
+	pack_payload(pk, nargs == 2 ? argv[rest + 1] : NULL);
+	mp_pack_kbool(pk, "Coalesce", coalesce);
+	if (request(&f, "event", &b, NULL, "Error sending event") != 0)
 		return 1;
-	} else if (nargs > 2) {
-		fprintf(stdout, "Too many command line arguments. Only a name and payload must be specified.\n\n%s\n",
-			event_help);
-		return 1;
-	}
-	struct rpcc c;
-	if (connect_agent(&c, &f) != 0)
-		return 1;
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 3);
-	mp_pack_kstr(&pk, "Name", argv[rest]);
-	mp_pack_cstr(&pk, "Payload");
-	if (nargs == 2)
-		mp_pack_binn(&pk, argv[rest + 1], strlen(argv[rest + 1]));
-	else
-		msgpack_pack_nil(&pk);
-	mp_pack_kbool(&pk, "Coalesce", coalesce);
-	char err[512];
-	rc = rpcc_call(&c, "event", &sb, NULL, err, sizeof err);
-	msgpack_sbuffer_destroy(&sb);
-	rpcc_close(&c);
-	if (rc != 0) {
-		fprintf(stdout, "Error sending event: %s\n", err);
-		return 1;
-	}
 	printf("Event '%s' dispatched! Coalescing enabled: %s\n", argv[rest], coalesce ? "true" : "false");
 	return 0;
 }
@@ -799,8 +854,7 @@ static const char query_help[] =
 	"\n"
 	"Options:\n"
 	"\n"
-	"  -format                   If provided, output is returned in the specified\n"
-	"                            format. Valid formats are 'json', and 'text' (default)\n"
+	FORMAT_HELP(" ")
 	"\n"
 	"  -node=NAME                This flag can be provided multiple times to filter\n"
 	"                            responses to only named nodes.\n"
@@ -816,9 +870,9 @@ static const char query_help[] =
 	"  -relay-factor             If provided, query responses will be relayed through this\n"
 	"                            number of extra nodes for redundancy.\n"
 	"\n"
-	"  -rpc-addr=127.0.0.1:7373  RPC address of the agent.\n"
+	RPC_ADDR_HELP
 	"\n"
-	"  -rpc-auth=\"\"              RPC auth token of the agent.";
+	RPC_AUTH_HELP;
 
 static int cmd_query(int argc, char **argv)
 {
@@ -837,87 +891,64 @@ static int cmd_query(int argc, char **argv)
 	fl_add(&f, "relay-factor", FLAG_INT, &relay);
 	rc = fl_parse(&f, query_help, argc, argv, &rest);
 	json_t *ftags = NULL;
-	if (rc == 0 && parse_tags(&tags, &ftags) != 0)
+	if (rc == PARSED && parse_tags(&tags, &ftags) != 0)
 		rc = 1;
 	flag_list_free(&tags);
-	if (rc != 0) {
+	if (rc != PARSED) {
 		flag_list_free(&nodes);
-		return rc < 0 ? 0 : rc;
+		return rc;
 	}
 	int nargs = argc - rest;
-	const char *err_msg = NULL;
-	if (nargs < 1)
-		err_msg = "A query name must be specified.";
-	else if (nargs > 2)
-		err_msg = "Too many command line arguments. Only a name and payload must be specified.";
-	if (err_msg) {
-		fprintf(stdout, "%s\n\n%s\n", err_msg, query_help);
-		flag_list_free(&nodes);
-		json_decref(ftags);
-		return 1;
-	}
-	if (relay > 255 || relay < 0) {
-		fprintf(stdout, "Relay factor must be between 0 and 255\n");
-		flag_list_free(&nodes);
-		json_decref(ftags);
-		return 1;
-	}
-	const char *name = argv[rest];
+	const char *bad = name_payload_error(nargs, "A query name must be specified.");
 	struct rpcc c;
-	if (connect_agent(&c, &f) != 0) {
-		flag_list_free(&nodes);
-		json_decref(ftags);
-		return 1;
-	}
-	if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
+	if (bad) {
+		rc = usage_error(bad, query_help);
+	} else if (relay > 255 || relay < 0) {
+		fprintf(stdout, "Relay factor must be between 0 and 255\n");
+		rc = 1;
+	} else if (connect_agent(&c, &f) != 0) {
+		rc = 1;
+	} else if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
 		fprintf(stdout, "Invalid format: %s\n", format);
 		rpcc_close(&c);
+		rc = 1;
+	}
+	if (rc != PARSED) {
 		flag_list_free(&nodes);
 		json_decref(ftags);
-		return 1;
+		return rc;
 	}
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 7);
-	mp_pack_cstr(&pk, "FilterNodes");
-	pack_strarray(&pk, &nodes);
-	mp_pack_cstr(&pk, "FilterTags");
-	pack_json_strmap(&pk, ftags);
-	mp_pack_kbool(&pk, "RequestAck", !noack);
-	mp_pack_kuint(&pk, "RelayFactor", (uint64_t)relay);
-	mp_pack_cstr(&pk, "Timeout");
-	msgpack_pack_int64(&pk, timeout);
-	mp_pack_kstr(&pk, "Name", name);
-	mp_pack_cstr(&pk, "Payload");
-	if (nargs == 2)
-		mp_pack_binn(&pk, argv[rest + 1], strlen(argv[rest + 1]));
-	else
-		msgpack_pack_nil(&pk);
+	const char *name = argv[rest];
+	struct mp_body b;
+	msgpack_packer *pk = mp_body_map(&b, 7);
+	mp_pack_cstr(pk, "FilterNodes");
+	pack_strarray(pk, &nodes);
+	mp_pack_cstr(pk, "FilterTags");
+	pack_json_strmap(pk, ftags);
+	mp_pack_kbool(pk, "RequestAck", !noack);
+	mp_pack_kuint(pk, "RelayFactor", (uint64_t)relay);
+	mp_pack_cstr(pk, "Timeout");
+	msgpack_pack_int64(pk, timeout);
+	mp_pack_kstr(pk, "Name", name);
+	pack_payload(pk, nargs == 2 ? argv[rest + 1] : NULL);
 	flag_list_free(&nodes);
 	json_decref(ftags);
 
 	catch_interrupt();
-	uint64_t seq = c.seq++;
-	char err[512];
-	if (rpcc_send(&c, "query", seq, &sb) != 0) {
-		msgpack_sbuffer_destroy(&sb);
-		fprintf(stdout, "Error sending query: client closed\n");
-		rpcc_close(&c);
-		return 1;
-	}
-	msgpack_sbuffer_destroy(&sb);
+	uint64_t seq;
+	char *err = f.err;
+	const char *fail = NULL;
+	if (send_body(&c, "query", &b, &seq) != 0)
+		fail = "client closed";
 	uint64_t got = 0;
-	do {
-		if (rpcc_read_header(&c, &got, err, sizeof err, 10000) != 0) {
-			fprintf(stdout, "Error sending query: %s\n", interrupted ? "interrupted" : "client closed");
-			rpcc_close(&c);
-			return 1;
-		}
-	} while (got != seq);
-	if (err[0]) {
-		fprintf(stdout, "Error sending query: %s\n", err);
+	while (!fail && got != seq) {
+		if (rpcc_read_header(&c, &got, err, sizeof f.err, 10000) != 0)
+			fail = interrupted ? "interrupted" : "client closed";
+	}
+	if (!fail && err[0])
+		fail = err;
+	if (fail) {
+		fprintf(stdout, "Error sending query: %s\n", fail);
 		rpcc_close(&c);
 		return 1;
 	}
@@ -929,25 +960,20 @@ static int cmd_query(int argc, char **argv)
 		fflush(stdout);
 	}
 	for (;;) {
-		int r = rpcc_read_header(&c, &got, err, sizeof err, -1);
-		if (r == -2 && interrupted) {
+		int r = stream_header(&c, &got, err, sizeof f.err);
+		if (r > 0) {
 			rpcc_close(&c);
 			json_decref(jacks);
 			json_decref(jresp);
 			return 1;
 		}
-		if (r == -2)
-			continue;
 		if (r != 0)
 			break; /* agent went away: serf treats it like "done" */
 		if (got != seq)
 			continue;
 		msgpack_unpacked u;
-		msgpack_unpacked_init(&u);
-		if (rpcc_read_obj(&c, &u, 10000) != 0) {
-			msgpack_unpacked_destroy(&u);
+		if (!stream_body(&c, &u))
 			break;
-		}
 		char type[32] = "", from[512] = "";
 		const char *pl = "";
 		size_t pn = 0;
@@ -1008,7 +1034,7 @@ static const char tags_help[] =
 	"Options:\n"
 	"\n"
 	"  -rpc-addr=127.0.0.1:7373  RPC Address of the agent.\n"
-	"  -rpc-auth=\"\"              RPC auth token of the agent.\n"
+	RPC_AUTH_HELP "\n"
 	"  -set key=value            Creates or modifies the value of a tag\n"
 	"  -delete key               Removes a tag, if present";
 
@@ -1020,43 +1046,32 @@ static int cmd_tags(int argc, char **argv)
 	fl_add(&f, "set", FLAG_LIST, &set);
 	fl_add(&f, "delete", FLAG_LIST, &del);
 	rc = fl_parse(&f, tags_help, argc, argv, &rest);
-	if (rc == 0 && set.n == 0 && del.n == 0) {
-		printf("%s\n", tags_help);
-		rc = 1;
-	}
+	if (rc == PARSED && set.n == 0 && del.n == 0)
+		rc = usage_error(NULL, tags_help);
 	json_t *tags = NULL;
 	struct rpcc c;
-	if (rc == 0 && connect_agent(&c, &f) != 0)
+	if (rc == PARSED && connect_agent(&c, &f) != 0)
 		rc = 1;
-	else if (rc == 0 && parse_tags(&set, &tags) != 0) {
+	else if (rc == PARSED && parse_tags(&set, &tags) != 0) {
 		rpcc_close(&c);
 		rc = 1;
 	}
-	if (rc != 0) {
+	if (rc != PARSED) {
 		flag_list_free(&set);
 		flag_list_free(&del);
-		return rc < 0 ? 0 : rc;
+		return rc;
 	}
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 2);
-	mp_pack_cstr(&pk, "Tags");
-	pack_json_strmap(&pk, tags);
-	mp_pack_cstr(&pk, "DeleteTags");
-	pack_strarray(&pk, &del);
+	struct mp_body b;
+	msgpack_packer *pk = mp_body_map(&b, 2);
+	mp_pack_cstr(pk, "Tags");
+	pack_json_strmap(pk, tags);
+	mp_pack_cstr(pk, "DeleteTags");
+	pack_strarray(pk, &del);
 	json_decref(tags);
 	flag_list_free(&set);
 	flag_list_free(&del);
-	char err[512];
-	rc = rpcc_call(&c, "tags", &sb, NULL, err, sizeof err);
-	msgpack_sbuffer_destroy(&sb);
-	rpcc_close(&c);
-	if (rc != 0) {
-		fprintf(stdout, "Error setting tags: %s\n", err);
+	if (call_agent(&f, &c, "tags", &b, NULL, "Error setting tags") != 0)
 		return 1;
-	}
 	printf("Successfully updated agent tags\n");
 	return 0;
 }
@@ -1075,8 +1090,7 @@ static const char monitor_help[] =
 	"Options:\n"
 	"\n"
 	"  -log-level=info          Log level of the agent.\n"
-	"  -rpc-addr=127.0.0.1:7373  RPC address of the agent.\n"
-	"  -rpc-auth=\"\"              RPC auth token of the agent.";
+	RPC_FLAGS_HELP;
 
 /* Go's %#v for the values a stream record holds (after msgpack decoding
  * into interface{}): strings quoted, unsigned ints in hex, []byte, ... */
@@ -1126,32 +1140,24 @@ static int cmd_monitor(int argc, char **argv)
 	struct cmdflags f = {0};
 	int rest, rc;
 	fl_add(&f, "log-level", FLAG_STRING, &level);
-	if ((rc = fl_parse(&f, monitor_help, argc, argv, &rest)) != 0)
-		return rc < 0 ? 0 : rc;
+	if ((rc = fl_parse(&f, monitor_help, argc, argv, &rest)) != PARSED)
+		return rc;
 	struct rpcc c;
 	if (connect_agent(&c, &f) != 0)
 		return 1;
 	catch_interrupt();
-	char err[512];
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
+	char *err = f.err;
 
 	/* stream "*" first, then monitor, exactly like serf's monitor */
-	uint64_t sseq = c.seq++;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 1);
-	mp_pack_kstr(&pk, "Type", "*");
-	rc = rpcc_send(&c, "stream", sseq, &sb);
-	msgpack_sbuffer_destroy(&sb);
-	uint64_t mseq = c.seq++;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 1);
-	mp_pack_kstr(&pk, "LogLevel", level);
+	struct mp_body sb, mb;
+	mp_pack_kstr(mp_body_map(&sb, 1), "Type", "*");
+	mp_pack_kstr(mp_body_map(&mb, 1), "LogLevel", level);
+	uint64_t sseq, mseq;
+	rc = send_body(&c, "stream", &sb, &sseq);
 	if (rc == 0)
-		rc = rpcc_send(&c, "monitor", mseq, &sb);
-	msgpack_sbuffer_destroy(&sb);
+		rc = send_body(&c, "monitor", &mb, &mseq);
+	else
+		msgpack_sbuffer_destroy(&mb.sb);
 	if (rc != 0) {
 		fprintf(stdout, "Error starting stream: client closed\n");
 		rpcc_close(&c);
@@ -1160,13 +1166,10 @@ static int cmd_monitor(int argc, char **argv)
 	bool sinit = false, minit = false;
 	for (;;) {
 		uint64_t got;
-		int r = rpcc_read_header(&c, &got, err, sizeof err, -1);
-		if (r == -2) {
-			if (interrupted) {
-				rpcc_close(&c);
-				return 0;
-			}
-			continue;
+		int r = stream_header(&c, &got, err, sizeof f.err);
+		if (r > 0) {
+			rpcc_close(&c);
+			return 0;
 		}
 		if (r != 0)
 			break;
@@ -1191,11 +1194,8 @@ static int cmd_monitor(int argc, char **argv)
 		if (got != sseq && got != mseq)
 			continue;
 		msgpack_unpacked u;
-		msgpack_unpacked_init(&u);
-		if (rpcc_read_obj(&c, &u, 10000) != 0) {
-			msgpack_unpacked_destroy(&u);
+		if (!stream_body(&c, &u))
 			break;
-		}
 		if (got == mseq) {
 			const char *p;
 			size_t n;
@@ -1259,8 +1259,7 @@ static const char keys_help[] =
 	"                            will ask all nodes in the cluster for a list of keys\n"
 	"                            and dump a summary containing each key and the\n"
 	"                            number of members it is installed on to the console.\n"
-	"  -rpc-addr=127.0.0.1:7373  RPC address of the agent.\n"
-	"  -rpc-auth=\"\"              RPC auth token of the agent.";
+	RPC_FLAGS_HELP;
 
 static void print_failures(const msgpack_object *resp)
 {
@@ -1275,10 +1274,7 @@ static void print_failures(const msgpack_object *resp)
 		    mp_as_bytes(&m->via.map.ptr[i].val, &v, &vl))
 			lines_add(&l, xprintf("failed: | %.*s | %.*s", (int)kl, k, (int)vl, v));
 	}
-	char *out = columnize(l.v, l.n);
-	fprintf(stdout, "%s\n", out);
-	free(out);
-	lines_free(&l);
+	print_columns(&l, false);
 }
 
 static int cmd_keys(int argc, char **argv)
@@ -1291,8 +1287,8 @@ static int cmd_keys(int argc, char **argv)
 	fl_add(&f, "use", FLAG_STRING, &use);
 	fl_add(&f, "remove", FLAG_STRING, &remove_);
 	fl_add(&f, "list", FLAG_BOOL, &list);
-	if ((rc = fl_parse(&f, keys_help, argc, argv, &rest)) != 0)
-		return rc < 0 ? 0 : rc;
+	if ((rc = fl_parse(&f, keys_help, argc, argv, &rest)) != PARSED)
+		return rc;
 	bool found = list;
 	const char *args[] = {install, use, remove_};
 	for (int i = 0; i < 3; i++) {
@@ -1302,32 +1298,43 @@ static int cmd_keys(int argc, char **argv)
 		}
 		found = found || *args[i];
 	}
-	if (!found) {
-		fprintf(stdout, "%s\n", keys_help);
-		return 1;
-	}
-	struct rpcc c;
-	if (connect_agent(&c, &f) != 0)
-		return 1;
+	if (!found)
+		return usage_error(NULL, keys_help);
 	/* the agent answers once the whole cluster did or the key query timed
 	 * out (serf's default: 3.2 s up to 9 nodes, more for bigger clusters);
 	 * serf's client waits as long as it takes */
-	c.timeout_ms = 120000;
-	char err[512];
+	f.timeout_ms = 120000;
+	struct rpcc c;
+	if (connect_agent(&c, &f) != 0)
+		return 1;
 	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
+	const char *cmd, *start, *ok, *fail, *key = NULL;
 	if (list) {
-		printf("==> Asking all members for installed keys...\n");
-		fflush(stdout);
-		rc = rpcc_call(&c, "list-keys", NULL, &u, err, sizeof err);
-		rpcc_close(&c);
-		if (rc != 0) {
-			print_failures(&u.data);
-			fprintf(stdout, "\nFailed to gather member keys: %s\n", err);
-			msgpack_unpacked_destroy(&u);
-			return 1;
-		}
-		printf("==> Keys gathered, listing cluster keys...\n\n");
+		cmd = "list-keys", start = "Asking all members for installed keys...";
+		ok = "Keys gathered, listing cluster keys...\n", fail = "Failed to gather member keys";
+	} else if (*install) {
+		cmd = "install-key", key = install, start = "Installing key on all members...";
+		ok = "Successfully installed key!", fail = "Error installing key";
+	} else if (*use) {
+		cmd = "use-key", key = use, start = "Changing primary key on all members...";
+		ok = "Successfully changed primary key!", fail = "Error changing primary key";
+	} else {
+		cmd = "remove-key", key = remove_, start = "Removing key on all members...";
+		ok = "Successfully removed key!", fail = "Error removing key";
+	}
+	printf("==> %s\n", start);
+	fflush(stdout);
+	struct mp_body b;
+	if (key)
+		mp_pack_kstr(mp_body_map(&b, 1), "Key", key);
+	if (call_agent(&f, &c, cmd, key ? &b : NULL, &u, NULL) != 0) {
+		print_failures(&u.data);
+		fprintf(stdout, "\n%s: %s\n", fail, f.err);
+		msgpack_unpacked_destroy(&u);
+		return 1;
+	}
+	printf("==> %s\n", ok);
+	if (list) {
 		int64_t total = 0;
 		mp_get_int(&u.data, "NumNodes", &total);
 		const msgpack_object *k = mp_get(&u.data, "Keys");
@@ -1343,43 +1350,9 @@ static int cmd_keys(int argc, char **argv)
 				num = (int64_t)v->via.u64;
 			lines_add(&l, xprintf("%.*s | [%lld/%lld]", (int)kl, kp, (long long)num, (long long)total));
 		}
-		char *out = columnize(l.v, l.n);
-		printf("%s\n", out);
-		free(out);
-		lines_free(&l);
-		msgpack_unpacked_destroy(&u);
-		return 0;
-	}
-	const char *cmd, *start, *ok, *fail, *key;
-	if (*install) {
-		cmd = "install-key", key = install, start = "Installing key on all members...";
-		ok = "Successfully installed key!", fail = "Error installing key";
-	} else if (*use) {
-		cmd = "use-key", key = use, start = "Changing primary key on all members...";
-		ok = "Successfully changed primary key!", fail = "Error changing primary key";
-	} else {
-		cmd = "remove-key", key = remove_, start = "Removing key on all members...";
-		ok = "Successfully removed key!", fail = "Error removing key";
-	}
-	printf("==> %s\n", start);
-	fflush(stdout);
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 1);
-	mp_pack_kstr(&pk, "Key", key);
-	rc = rpcc_call(&c, cmd, &sb, &u, err, sizeof err);
-	msgpack_sbuffer_destroy(&sb);
-	rpcc_close(&c);
-	if (rc != 0) {
-		print_failures(&u.data);
-		fprintf(stdout, "\n%s: %s\n", fail, err);
-		msgpack_unpacked_destroy(&u);
-		return 1;
+		print_columns(&l, false);
 	}
 	msgpack_unpacked_destroy(&u);
-	printf("==> %s\n", ok);
 	return 0;
 }
 
@@ -1392,8 +1365,7 @@ static const char info_help[] =
 	"\n"
 	"Options:\n"
 	"\n"
-	"  -format                  If provided, output is returned in the specified\n"
-	"                           format. Valid formats are 'json', and 'text' (default)\n"
+	FORMAT_HELP("")
 	"\n"
 	"  -rpc-addr=127.0.0.1:7373 RPC address of the agent.\n"
 	"\n"
@@ -1445,21 +1417,11 @@ static int cmd_info(int argc, char **argv)
 	struct cmdflags f = {0};
 	int rest, rc;
 	fl_add(&f, "format", FLAG_STRING, &format);
-	if ((rc = fl_parse(&f, info_help, argc, argv, &rest)) != 0)
-		return rc < 0 ? 0 : rc;
-	struct rpcc c;
-	if (connect_agent(&c, &f) != 0)
-		return 1;
-	char err[512];
+	if ((rc = fl_parse(&f, info_help, argc, argv, &rest)) != PARSED)
+		return rc;
 	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
-	rc = rpcc_call(&c, "stats", NULL, &u, err, sizeof err);
-	rpcc_close(&c);
-	if (rc != 0) {
-		fprintf(stdout, "Error querying agent: %s\n", err);
-		msgpack_unpacked_destroy(&u);
+	if (request(&f, "stats", NULL, &u, "Error querying agent") != 0)
 		return 1;
-	}
 	size_t ns = 0;
 	const msgpack_object *root = &u.data;
 	struct kvs *sections = sorted_pairs(root, &ns);
@@ -1486,15 +1448,7 @@ static int cmd_info(int argc, char **argv)
 		fclose(m);
 	free_pairs(sections, ns);
 	msgpack_unpacked_destroy(&u);
-	rc = 0;
-	if (strcmp(format, "json") == 0)
-		print_json(jroot);
-	else if (strcmp(format, "text") == 0)
-		print_trimmed(text ? text : "");
-	else {
-		fprintf(stdout, "Encoding error: Invalid output format \"%s\"\n", format);
-		rc = 1;
-	}
+	rc = print_output(format, jroot, text ? text : "");
 	free(text);
 	json_decref(jroot);
 	return rc;
@@ -1520,8 +1474,7 @@ static const char will_help[] =
 	"\n"
 	"Options:\n"
 	"\n"
-	"  -rpc-addr=127.0.0.1:7373  RPC address of the agent.\n"
-	"  -rpc-auth=\"\"              RPC auth token of the agent.";
+	RPC_FLAGS_HELP;
 
 static int will_set(int argc, char **argv)
 {
@@ -1532,17 +1485,12 @@ static int will_set(int argc, char **argv)
 	fl_add(&f, "to", FLAG_STRING, &to);
 	fl_add(&f, "event", FLAG_STRING, &event);
 	fl_add(&f, "delay", FLAG_DURATION, &delay);
-	if ((rc = fl_parse(&f, will_help, argc, argv, &rest)) != 0)
-		return rc < 0 ? 0 : rc;
-	if ((*to != '\0') == (*event != '\0')) {
-		fprintf(stdout, "Exactly one of --to or --event must be given.\n\n%s\n", will_help);
-		return 1;
-	}
-	if (argc - rest != 1) {
-		fprintf(stdout, "A payload (or - to read it from stdin) must be specified.\n\n%s\n",
-			will_help);
-		return 1;
-	}
+	if ((rc = fl_parse(&f, will_help, argc, argv, &rest)) != PARSED)
+		return rc;
+	if ((*to != '\0') == (*event != '\0'))
+		return usage_error("Exactly one of --to or --event must be given.", will_help);
+	if (argc - rest != 1)
+		return usage_error("A payload (or - to read it from stdin) must be specified.", will_help);
 	if (delay < 0) {
 		fprintf(stdout, "The delay must not be negative.\n");
 		return 1;
@@ -1571,28 +1519,16 @@ static int will_set(int argc, char **argv)
 		fprintf(stdout, "Error setting will: payload exceeds %d bytes\n", VIGIL_WILL_MAX);
 		return 1;
 	}
-	struct rpcc c;
-	if (connect_agent(&c, &f) != 0)
+	struct mp_body b;
+	msgpack_packer *pk = mp_body_map(&b, 4);
+	mp_pack_kstr(pk, "To", to);
+	mp_pack_kstr(pk, "Event", event);
+	mp_pack_cstr(pk, "Delay");
+	msgpack_pack_int64(pk, delay);
+	mp_pack_cstr(pk, "Payload");
+	mp_pack_binn(pk, buf, len);
+	if (request(&f, "will-set", &b, NULL, "Error setting will") != 0)
 		return 1;
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 4);
-	mp_pack_kstr(&pk, "To", to);
-	mp_pack_kstr(&pk, "Event", event);
-	mp_pack_cstr(&pk, "Delay");
-	msgpack_pack_int64(&pk, delay);
-	mp_pack_cstr(&pk, "Payload");
-	mp_pack_binn(&pk, buf, len);
-	char err[512];
-	rc = rpcc_call(&c, "will-set", &sb, NULL, err, sizeof err);
-	msgpack_sbuffer_destroy(&sb);
-	rpcc_close(&c);
-	if (rc != 0) {
-		fprintf(stdout, "Error setting will: %s\n", err);
-		return 1;
-	}
 	char d[32];
 	format_go_duration(delay, d, sizeof d);
 	if (*to)
@@ -1606,32 +1542,15 @@ static int will_show(int argc, char **argv)
 {
 	struct cmdflags f = {0};
 	int rest, rc;
-	if ((rc = fl_parse(&f, will_help, argc, argv, &rest)) != 0)
-		return rc < 0 ? 0 : rc;
-	if (argc - rest > 1) {
-		fprintf(stdout, "At most one member name may be given.\n\n%s\n", will_help);
-		return 1;
-	}
-	struct rpcc c;
-	if (connect_agent(&c, &f) != 0)
-		return 1;
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 1);
-	mp_pack_kstr(&pk, "Owner", argc - rest == 1 ? argv[rest] : "");
+	if ((rc = fl_parse(&f, will_help, argc, argv, &rest)) != PARSED)
+		return rc;
+	if (argc - rest > 1)
+		return usage_error("At most one member name may be given.", will_help);
+	struct mp_body b;
+	mp_pack_kstr(mp_body_map(&b, 1), "Owner", argc - rest == 1 ? argv[rest] : "");
 	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
-	char err[512];
-	rc = rpcc_call(&c, "will-list", &sb, &u, err, sizeof err);
-	msgpack_sbuffer_destroy(&sb);
-	rpcc_close(&c);
-	if (rc != 0) {
-		fprintf(stdout, "Error listing wills: %s\n", err);
-		msgpack_unpacked_destroy(&u);
+	if (request(&f, "will-list", &b, &u, "Error listing wills") != 0)
 		return 1;
-	}
 	const msgpack_object *w = mp_get(&u.data, "Wills");
 	struct lines l = {0};
 	size_t n = w && w->type == MSGPACK_OBJECT_ARRAY ? w->via.array.size : 0;
@@ -1666,14 +1585,10 @@ static int will_show(int argc, char **argv)
 				      *to ? to : ev, d, (unsigned long long)seq, shown));
 	}
 	msgpack_unpacked_destroy(&u);
-	if (!n) {
+	if (n)
+		print_columns(&l, true);
+	else
 		printf("No wills known.\n");
-	} else {
-		char *out = columnize(l.v, l.n);
-		print_trimmed(out);
-		free(out);
-	}
-	lines_free(&l);
 	return 0;
 }
 
@@ -1681,36 +1596,26 @@ static int will_clear(int argc, char **argv)
 {
 	struct cmdflags f = {0};
 	int rest, rc;
-	if ((rc = fl_parse(&f, will_help, argc, argv, &rest)) != 0)
-		return rc < 0 ? 0 : rc;
-	struct rpcc c;
-	if (connect_agent(&c, &f) != 0)
+	if ((rc = fl_parse(&f, will_help, argc, argv, &rest)) != PARSED)
+		return rc;
+	if (request(&f, "will-clear", NULL, NULL, "Error clearing will") != 0)
 		return 1;
-	char err[512];
-	rc = rpcc_call(&c, "will-clear", NULL, NULL, err, sizeof err);
-	rpcc_close(&c);
-	if (rc != 0) {
-		fprintf(stdout, "Error clearing will: %s\n", err);
-		return 1;
-	}
 	printf("Will cleared\n");
 	return 0;
 }
 
 static int cmd_will(int argc, char **argv)
 {
-	if (argc < 1) {
-		fprintf(stdout, "%s\n", will_help);
-		return 1;
-	}
+	if (argc < 1)
+		return usage_error(NULL, will_help);
 	if (strcmp(argv[0], "set") == 0)
 		return will_set(argc - 1, argv + 1);
 	if (strcmp(argv[0], "show") == 0)
 		return will_show(argc - 1, argv + 1);
 	if (strcmp(argv[0], "clear") == 0)
 		return will_clear(argc - 1, argv + 1);
-	fprintf(stdout, "Unknown will subcommand: %s\n\n%s\n", argv[0], will_help);
-	return 1;
+	printf("Unknown will subcommand: %s\n\n", argv[0]);
+	return usage_error(NULL, will_help);
 }
 
 /* -------------------------------------------------------- version/keygen */
@@ -1733,18 +1638,9 @@ static const char keygen_help[] =
 static int cmd_keygen(int argc, char **argv)
 {
 	struct flag_def none[1];
-	int rest;
-	char err[256];
-	int rc = flags_parse(none, 0, argc, argv, &rest, err, sizeof err);
-	if (rc == FLAGS_HELP) {
-		fprintf(stderr, "%s\n", keygen_help);
-		return 0;
-	}
-	if (rc != FLAGS_OK) {
-		fprintf(stderr, "%s\n", err);
-		printf("%s\n", keygen_help);
-		return 1;
-	}
+	int rest, rc;
+	if ((rc = parse_or_usage(none, 0, keygen_help, argc, argv, &rest)) != PARSED)
+		return rc;
 	unsigned char key[32];
 	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
 	size_t got = 0;

@@ -97,36 +97,35 @@ char *mp_get_strdup(const msgpack_object *map, const char *key)
 	return strndup(p, n);
 }
 
-bool mp_get_uint(const msgpack_object *map, const char *key, uint64_t *v)
+/* The integer at key (either sign), or NULL. */
+static const msgpack_object *get_integer(const msgpack_object *map, const char *key)
 {
 	const msgpack_object *o = mp_get(map, key);
+	if (o && (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		  o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER))
+		return o;
+	return NULL;
+}
+
+bool mp_get_uint(const msgpack_object *map, const char *key, uint64_t *v)
+{
+	const msgpack_object *o = get_integer(map, key);
 	if (!o)
 		return false;
-	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-		*v = o->via.u64;
-		return true;
-	}
-	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-		*v = (uint64_t)o->via.i64;
-		return true;
-	}
-	return false;
+	*v = o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : (uint64_t)o->via.i64;
+	return true;
 }
 
 bool mp_get_int(const msgpack_object *map, const char *key, int64_t *v)
 {
-	const msgpack_object *o = mp_get(map, key);
+	const msgpack_object *o = get_integer(map, key);
 	if (!o)
 		return false;
-	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-		*v = o->via.u64 > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)o->via.u64;
-		return true;
-	}
-	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
 		*v = o->via.i64;
-		return true;
-	}
-	return false;
+	else
+		*v = o->via.u64 > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)o->via.u64;
+	return true;
 }
 
 bool mp_get_bool(const msgpack_object *map, const char *key, bool *v)
@@ -175,4 +174,12 @@ void mp_pack_kbool(msgpack_packer *pk, const char *key, bool v)
 		msgpack_pack_true(pk);
 	else
 		msgpack_pack_false(pk);
+}
+
+msgpack_packer *mp_body_map(struct mp_body *b, size_t n)
+{
+	msgpack_sbuffer_init(&b->sb);
+	msgpack_packer_init(&b->pk, &b->sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&b->pk, n);
+	return &b->pk;
 }

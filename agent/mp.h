@@ -47,4 +47,14 @@ void mp_pack_kstr(msgpack_packer *pk, const char *key, const char *val);
 void mp_pack_kuint(msgpack_packer *pk, const char *key, uint64_t v);
 void mp_pack_kbool(msgpack_packer *pk, const char *key, bool v);
 
+/* A body being packed: its buffer and a packer writing into it. */
+struct mp_body {
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+};
+/* Initialise b and start it with a map header of n entries; the caller packs
+ * the entries into the returned packer and frees b->sb with
+ * msgpack_sbuffer_destroy. */
+msgpack_packer *mp_body_map(struct mp_body *b, size_t n);
+
 #endif

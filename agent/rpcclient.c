@@ -124,17 +124,14 @@ static int write_all(struct rpcc *c, const void *buf, size_t len)
 
 int rpcc_send(struct rpcc *c, const char *cmd, uint64_t seq, const msgpack_sbuffer *body)
 {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 2);
-	mp_pack_kstr(&pk, "Command", cmd);
-	mp_pack_kuint(&pk, "Seq", seq);
+	struct mp_body h;
+	msgpack_packer *pk = mp_body_map(&h, 2);
+	mp_pack_kstr(pk, "Command", cmd);
+	mp_pack_kuint(pk, "Seq", seq);
 	if (body && body->size)
-		msgpack_sbuffer_write(&sb, body->data, body->size);
-	int rc = write_all(c, sb.data, sb.size);
-	msgpack_sbuffer_destroy(&sb);
+		msgpack_sbuffer_write(&h.sb, body->data, body->size);
+	int rc = write_all(c, h.sb.data, h.sb.size);
+	msgpack_sbuffer_destroy(&h.sb);
 	return rc;
 }
 
@@ -239,6 +236,19 @@ int rpcc_call(struct rpcc *c, const char *cmd, const msgpack_sbuffer *body,
 	}
 }
 
+/* One call of the opening exchange (body freed); on failure the connection
+ * is closed and err says why. */
+static int open_call(struct rpcc *c, const char *cmd, struct mp_body *b, char *err, size_t errlen)
+{
+	int r = rpcc_call(c, cmd, &b->sb, NULL, err, errlen);
+	msgpack_sbuffer_destroy(&b->sb);
+	if (r != 0) {
+		rpcc_close(c);
+		return -1;
+	}
+	return 0;
+}
+
 int rpcc_open(struct rpcc *c, const char *addr, const char *auth, char *err, size_t errlen)
 {
 	memset(c, 0, sizeof *c);
@@ -247,30 +257,16 @@ int rpcc_open(struct rpcc *c, const char *addr, const char *auth, char *err, siz
 	c->fd = dial(addr, DEFAULT_TIMEOUT_MS, err, errlen);
 	if (c->fd < 0)
 		return -1;
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 1);
-	mp_pack_cstr(&pk, "Version");
-	msgpack_pack_int32(&pk, 1);
-	int r = rpcc_call(c, "handshake", &sb, NULL, err, errlen);
-	msgpack_sbuffer_destroy(&sb);
-	if (r != 0) {
-		rpcc_close(c);
+	struct mp_body b;
+	msgpack_packer *pk = mp_body_map(&b, 1);
+	mp_pack_cstr(pk, "Version");
+	msgpack_pack_int32(pk, 1);
+	if (open_call(c, "handshake", &b, err, errlen) != 0)
 		return -1;
-	}
 	if (auth && *auth) {
-		msgpack_sbuffer_init(&sb);
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_map(&pk, 1);
-		mp_pack_kstr(&pk, "AuthKey", auth);
-		r = rpcc_call(c, "auth", &sb, NULL, err, errlen);
-		msgpack_sbuffer_destroy(&sb);
-		if (r != 0) {
-			rpcc_close(c);
+		mp_pack_kstr(mp_body_map(&b, 1), "AuthKey", auth);
+		if (open_call(c, "auth", &b, err, errlen) != 0)
 			return -1;
-		}
 	}
 	return 0;
 }
