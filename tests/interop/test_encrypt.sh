@@ -27,7 +27,7 @@ whole() { # every agent lists 6 alive
         [ "$(members_of "$r" -status=alive 2>/dev/null | wc -l)" -eq 6 ] || return 1
     done
 }
-check "encrypted: 3 serf + 3 vigil form one cluster" wait_until 20 whole
+check "encrypted: 3 serf + 3 vigil form one cluster" wait_until 45 whole
 
 # intruders: wrong key, and no key at all
 start_vigil wrongkey "$PW" "$RW" -encrypt="$KW" -join=127.0.0.1:"$PS1"

@@ -56,7 +56,7 @@ wait_ready "$RS3"
 start_vigil v3 "$PV3" "$RV3" -join=127.0.0.1:"$PV1"
 wait_ready "$RV3"
 
-if wait_until 20 six_alive_everywhere; then
+if wait_until 45 six_alive_everywhere; then
     ok "six members alive in every serf and vigil member list"
 else
     not_ok "six members alive in every serf and vigil member list" \

@@ -51,7 +51,7 @@ all_alive() {
     done
     [ "$(members_of "$RS" -status=alive 2>/dev/null | wc -l)" -eq 7 ]
 }
-check "seven members alive everywhere" wait_until 20 all_alive
+check "seven members alive everywhere" wait_until 45 all_alive
 
 # ---- will delivered exactly once ------------------------------------
 "$VIGIL_BIN" will set -rpc-addr=127.0.0.1:"$RA" --to b --delay 2s "a's secret: 42" ||
