@@ -796,6 +796,29 @@ def sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def link_mode(path):
+    """'static' or 'dynamic' from the ELF program headers (PT_INTERP = 3
+    means a dynamic loader is requested), None if not an ELF file."""
+    import struct
+    p = shutil.which(path)
+    if not p:
+        return None
+    try:
+        with open(p, "rb") as f:
+            h = f.read(64)
+            if h[:4] != b"\x7fELF" or h[4] != 2:
+                return None
+            end = "<" if h[5] == 1 else ">"
+            phoff, = struct.unpack(end + "Q", h[32:40])
+            phentsize, phnum = struct.unpack(end + "HH", h[54:58])
+            f.seek(phoff)
+            ph = f.read(phentsize * phnum)
+        types = [struct.unpack(end + "I", ph[i * phentsize:i * phentsize + 4])[0] for i in range(phnum)]
+        return "dynamic" if 3 in types else "static"
+    except (OSError, struct.error):
+        return None
+
+
 def bin_version(path):
     try:
         r = subprocess.run([path, "version"], capture_output=True, text=True, timeout=10)
@@ -1068,6 +1091,8 @@ def main():
                  "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}),
         "vigil_source": args.source or ("working tree" + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")),
         "vigil_sha256": sha256(args.vigil_bin) if "vigil" in args.kinds else None,
+        "link_mode": {"vigil": link_mode(args.vigil_bin) if "vigil" in args.kinds else None,
+                      "serf": link_mode(args.serf_bin) if "serf" in args.kinds else None},
         "versions": {"vigil": bin_version(args.vigil_bin) if "vigil" in args.kinds else None,
                      "serf": bin_version(args.serf_bin) if "serf" in args.kinds else None},
         "config": {"quick": q, "sizes": args.sizes, "latency_size": args.latency_size,

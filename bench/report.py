@@ -39,6 +39,11 @@ def render(r):
                   m["kernel"], "built from commit `%s`" % g["commit"][:12] + (" (+ uncommitted changes)" if g.get("dirty") else ""),
                   (r.get("versions") or {}).get("vigil") or "?", (r.get("vigil_sha256") or "?")[:12],
                   "serf `%s`" % ((r.get("versions") or {}).get("serf") or "?"), r.get("duration_s", 0)))
+    lm = r.get("link_mode") or {}
+    if lm.get("vigil") or lm.get("serf"):
+        out.append("")
+        out.append("Link mode (from the ELF program headers of the binaries measured): vigil %s, serf %s."
+                   % (lm.get("vigil") or "?", lm.get("serf") or "?"))
     out.append("")
     out.append("Command: `%s`. Both kinds run their agent defaults (LAN profile: probe interval 1 s, "
                "probe timeout 500 ms, suspicion multiplier 4, gossip every 200 ms to 3 members, "

@@ -41,9 +41,22 @@ if [ "$at_head" = 1 ]; then
     srcdir=$(mktemp -d "${TMPDIR:-/tmp}/vigil-bench-src.XXXXXX")
     commit=$(git rev-parse HEAD)
     echo "bench/run.sh: building vigil at HEAD ${commit:0:12} in $srcdir" >&2
+    # `make all` with the Makefile's own defaults, i.e. exactly what a plain
+    # `make` builds: the daemon linked statically (STATIC=1) unless STATIC=0
+    # is set in the environment, as for `make`.  bench.py records the link
+    # mode it finds in the binary (results: "link_mode").
     git archive HEAD | tar -x -C "$srcdir" &&
         nice make -C "$srcdir" -j"$(nproc)" all >"$srcdir/build.log" 2>&1 ||
         { tail -20 "$srcdir/build.log" >&2; rm -rf "$srcdir"; echo "bench/run.sh: build at HEAD failed" >&2; exit 2; }
+    if command -v readelf >/dev/null 2>&1; then
+        if readelf -lW "$srcdir/build/vigil" 2>/dev/null | grep -q 'INTERP'; then
+            echo "bench/run.sh: build/vigil is linked dynamically (STATIC=${STATIC:-1})" >&2
+        else
+            echo "bench/run.sh: build/vigil is linked statically (STATIC=${STATIC:-1})" >&2
+        fi
+    fi
+    # the simulator benchmark is a separate program (not the daemon), linked
+    # dynamically like the unit tests
     if [ -f "$srcdir/bench/sim_bench.c" ]; then
         (cd "$srcdir" && nice cc -std=c11 -D_GNU_SOURCE -O2 -Isrc -Iinclude -o build/sim_bench \
             bench/sim_bench.c build/libvigil.a -lmsgpackc -lcrypto -ljansson -lz -lm) >>"$srcdir/build.log" 2>&1 ||

@@ -99,6 +99,9 @@ check("every vigil/serf ratio is computed", all(isinstance(rt.get(w), (int, floa
 check("targets are evaluated", len(r.get("targets") or []) >= 3, str(r.get("targets")))
 check("machine and commit recorded",
       pos(get(r, "machine", "nproc")) and len(get(r, "git", "commit") or "") == 40, "")
+check("link mode of both binaries recorded (static/dynamic)",
+      all(get(r, "link_mode", k) in ("static", "dynamic") for k in ("vigil", "serf")),
+      str(r.get("link_mode")))
 check("harness saw no leftover agent", r.get("leftover_pids") == [] and len(r.get("all_pids", [])) > 0,
       str(r.get("leftover_pids")))
 with open(sys.argv[1] + ".pids", "w") as f:
