@@ -1,11 +1,11 @@
 /*
  * fuzz_lzw — LZW as memberlist carries it (src/lzw.c).
  *
- *   1. lzw_decompress of the input, bounded to 1 MiB of output.  When it
- *      succeeds: asking for one byte less than it produced fails with
- *      ETOOBIG and leaves no more than that many bytes; exactly the size
- *      succeeds with the same bytes; and compressing the output then
- *      decompressing gives it back.
+ *   1. lzw_decompress of the input, bounded to 64 KiB of output.  When it
+ *      succeeds: asking for one byte less than it
+ *      produced fails with ETOOBIG and leaves no more than that many bytes;
+ *      exactly the size succeeds with the same bytes; and compressing the
+ *      output then decompressing gives it back.
  *   2. lzw_compress of the input, then lzw_decompress: the same bytes.
  *      Compression is deterministic and starts with a clear code, as Go's
  *      writer (>= 1.17) does; dropping the last byte of its output makes
@@ -14,7 +14,11 @@
 #include "fuzz_common.h"
 #include "wire.h"
 
-#define MAX_OUT ((size_t)1 << 20)
+/* Output bound: a quarter of what one packet may inflate to
+ * (WIRE_PACKET_INFLATE_MAX); the bound is what is being tested, not its
+ * size, and instrumented LZW is slow per byte. */
+#define MAX_OUT ((size_t)64 * 1024)
+#define RECHECK_MAX MAX_OUT
 
 static void inflate_input(const uint8_t *data, size_t size)
 {
@@ -30,6 +34,10 @@ static void inflate_input(const uint8_t *data, size_t size)
 		return;
 	}
 	size_t n = out.len;
+	if (n > RECHECK_MAX) {
+		wbuf_free(&out);
+		return;
+	}
 
 	/* Exactly n is enough; n - 1 is not. */
 	struct wbuf again;
@@ -46,7 +54,7 @@ static void inflate_input(const uint8_t *data, size_t size)
 	wbuf_free(&again);
 
 	/* Our compressor reproduces it. */
-	if (n <= 256 * 1024) {
+	{
 		struct wbuf z, back;
 		wbuf_init(&z);
 		wbuf_init(&back);
@@ -68,8 +76,10 @@ static void roundtrip_input(const uint8_t *data, size_t size)
 	FUZZ_ASSERT(lzw_compress(&z, data, size) == WIRE_OK);
 	/* 9-bit clear code (256) first: LSB-first, so byte 0 is 0x00, bit 0 of byte 1 is 1 */
 	FUZZ_ASSERT(z.len >= 2 && z.p[0] == 0x00 && (z.p[1] & 1) == 1);
-	FUZZ_ASSERT(lzw_compress(&z2, data, size) == WIRE_OK);
-	FUZZ_ASSERT(z2.len == z.len && memcmp(z2.p, z.p, z.len) == 0);
+	if (size <= 1024) {
+		FUZZ_ASSERT(lzw_compress(&z2, data, size) == WIRE_OK);
+		FUZZ_ASSERT(z2.len == z.len && memcmp(z2.p, z.p, z.len) == 0);
+	}
 	int rc = lzw_decompress(&back, z.p, z.len, size);
 	FUZZ_ASSERTF(rc == WIRE_OK, "decompressing our own output: %s", wire_strerror(rc));
 	FUZZ_ASSERTF(back.len == size && (size == 0 || memcmp(back.p, data, size) == 0),
