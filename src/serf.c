@@ -2652,6 +2652,31 @@ int serf_layer_broadcast_join(struct serf_layer *sl, int64_t now)
 	return broadcast_join(sl, sl->clock, now);
 }
 
+/*
+ * Our own leave intent also goes straight to (up to) SL_LEAVE_NOTIFY_MAX
+ * alive members.  Gossip alone is not enough: memberlist spends the
+ * intent's few retransmits on random targets, recently dead members
+ * included, and a member that gets our "dead" (left) message before the
+ * intent records us as failed, not left.  One extra datagram per member is
+ * cheap next to that; in larger clusters gossip and the intent's
+ * rebroadcast by every member that applies it carry it the rest of the way.
+ */
+#define SL_LEAVE_NOTIFY_MAX 64
+static void notify_leave_directly(struct serf_layer *sl, const uint8_t *msg, size_t len)
+{
+	size_t sent = 0;
+	if (!sl->cfg.out.send_to)
+		return;
+	for (size_t i = 0; i < sl->n_members && sent < SL_LEAVE_NOTIFY_MAX; i++) {
+		const struct sl_member *m = sl->members[i];
+		if (m->m.status != VIGIL_STATUS_ALIVE || !m->addr.ip_len ||
+		    strcmp(m->m.name, sl->cfg.name) == 0)
+			continue;
+		sl->cfg.out.send_to(sl->cfg.out.ctx, &m->addr, msg, len);
+		sent++;
+	}
+}
+
 int serf_layer_leave(struct serf_layer *sl, int64_t now)
 {
 	struct enc e;
@@ -2673,6 +2698,7 @@ int serf_layer_leave(struct serf_layer *sl, int64_t now)
 	if (rc)
 		return rc;
 	out_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
+	notify_leave_directly(sl, (const uint8_t *)e.sb.data, e.sb.size);
 	enc_free(&e);
 	return SERF_OK;
 }

@@ -416,11 +416,26 @@ TEST(refutes_leave_intent_about_self)
 	sl = mk(&f, "a", NULL, 0);
 	join(sl, "a", 1, 0);
 	join(sl, "b", 2, 0);
+	join(sl, "c", 3, 0);
+	join(sl, "d", 4, 0);
+	swim_gone(sl, "d", 4, 1);
+	f.n_out = 0;
 	CHECK_EQ_INT(serf_layer_leave(sl, 2), SERF_OK);
-	REQUIRE(f.n_out == 1);
+	/*
+	 * gossiped, and also sent straight to each alive member (b, c), so no
+	 * one hears our memberlist "left" before the intent; never to dead d
+	 */
+	REQUIRE(f.n_out == 3);
 	wl = hex("00 83 a5 4c54696d65 01 a4 4e6f6465 a1 61 a5 5072756e65 c2", want);
-	CHECK_EQ_INT(f.out[0].len, wl);
-	CHECK_MEM(f.out[0].p, want, wl);
+	uint8_t seen_octets = 0;
+	for (size_t i = 0; i < f.n_out; i++) {
+		CHECK_EQ_INT(f.out[i].len, wl);
+		CHECK_MEM(f.out[i].p, want, wl);
+		CHECK_EQ_INT(f.out[i].direct, i > 0);
+		if (f.out[i].direct)
+			seen_octets |= (uint8_t)(1u << f.out[i].to.ip[f.out[i].to.ip_len - 1]);
+	}
+	CHECK_EQ_INT(seen_octets, (1u << 2) | (1u << 3));
 	serf_layer_free(sl);
 }
 
