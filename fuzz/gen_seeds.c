@@ -10,7 +10,8 @@
  *   - what our own encoders produce: every memberlist message, envelopes
  *     (compound, hasCrc, compress), push-pull, stream user messages, serf
  *     intents/events/queries/responses/push-pull/tags, will messages,
- *     state records and state files, RPC requests, agent configuration.
+ *     state records and state files, RPC requests, agent configuration,
+ *     snapshot files (serf-written logs and our own rendering).
  * File names are stable ("<what>.bin"); rerunning overwrites them with the
  * same bytes, except the few encrypted seeds, which use random nonces and
  * are therefore only written when missing.
@@ -31,6 +32,7 @@
 
 #include "crypto.h"
 #include "serf.h"
+#include "snapshot.h"
 #include "swim.h"
 #include "will.h"
 #include "wire.h"
@@ -1011,6 +1013,53 @@ static void config_seeds(void)
 		put("config", docs[i].name, docs[i].text, strlen(docs[i].text));
 }
 
+/* ---------------------------------------------------------- snapshot */
+
+static void snapshot_seeds(void)
+{
+	/* serf-written logs, as serf/snapshot.go appends them */
+	static const struct {
+		const char *name, *text;
+	} logs[] = {
+		{ "serf-log", "alive: s1 127.0.0.1:7946\nclock: 3\nalive: s2 127.0.0.1:7947\n"
+			      "alive: s3 [::1]:7948\nevent-clock: 5\nquery-clock: 2\n"
+			      "not-alive: s2\ncoordinate: 0.1 0.2\nclock: 9\n" },
+		{ "serf-leave", "alive: a 1.1.1.1:1\nclock: 4\nleave\nclock: 5\n"
+				"alive: b 2.2.2.2:2\n" },
+		{ "serf-partial", "alive: a 10.0.0.1:7946\nclock: 12\nalive: b 10.0.0.2:79" },
+		{ "serf-comment", "# written by hand\nalive: n\xc3\xb6" "de 1.1.1.1:1\n" },
+		{ "empty", "" },
+	};
+	for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++)
+		put("snapshot", logs[i].name, logs[i].text, strlen(logs[i].text));
+
+	/* what vigil's snapshotter writes: with and without an earlier leave */
+	const struct snap_node pre[] = { { "old", "192.168.1.9:7946" } };
+	const struct snap_node alive[] = { { "a", "127.0.0.1:7946" },
+					   { "b", "[fe80::1]:7947" } };
+	const char *const gone[] = { "c" };
+	struct snap_image img = {
+		.alive = alive, .n_alive = 2, .not_alive = gone, .n_not_alive = 1,
+		.clock = 41, .event_clock = 7, .query_clock = 3,
+	};
+	char *file;
+	size_t len;
+	for (int variant = 0; variant < 2; variant++) {
+		if (variant == 1) {
+			img.has_prefix = true;
+			img.pre_alive = pre;
+			img.n_pre_alive = 1;
+			img.pre_clock = 11;
+			img.leave = true;
+			img.clock_after_leave = 42;
+		}
+		if (snap_render(&img, &file, &len) != SNAP_OK)
+			die("snap_render failed");
+		put("snapshot", variant ? "vigil-after-leave" : "vigil", file, len);
+		free(file);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -1026,6 +1075,7 @@ int main(int argc, char **argv)
 	will_seeds();
 	rpc_seeds();
 	config_seeds();
+	snapshot_seeds();
 	printf("gen_seeds: wrote %d files under %s\n", written, root);
 	return 0;
 }
