@@ -166,6 +166,21 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/fuzz/fuzz_%.o $(FUZZ_DIR)/libvigil-fuzz.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libvigil-fuzz.a \
 		$(FUZZ_LDLIBS)
 
+# fuzz_rpc_dispatch runs agent/rpc.c on a real agent, so it also links the
+# other agent objects (not main.c: its main() would clash with libFuzzer's;
+# config, flags and mp are in the archive already), and it fences the
+# network and fixes vigil's random seed with --wrap (see the comment at the
+# top of fuzz/fuzz_rpc_dispatch.c).
+# Only this target; the others link as above.
+FUZZ_RPC_OBJS := $(filter-out $(FUZZ_AGENT_OBJS) $(FUZZ_DIR)/agent/main.o,\
+                 $(AGENT_SRCS:%.c=$(FUZZ_DIR)/%.o))
+FUZZ_RPC_WRAP := -Wl,--wrap=connect,--wrap=sendto,--wrap=getaddrinfo,--wrap=getrandom
+
+$(FUZZ_DIR)/fuzz_rpc_dispatch: $(FUZZ_DIR)/fuzz/fuzz_rpc_dispatch.o $(FUZZ_RPC_OBJS) \
+		$(FUZZ_DIR)/libvigil-fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_RPC_WRAP) -o $@ $< $(FUZZ_RPC_OBJS) \
+		$(FUZZ_DIR)/libvigil-fuzz.a $(FUZZ_LDLIBS)
+
 # The seed generator is an ordinary program (no libFuzzer main).
 $(FUZZ_DIR)/gen_seeds: $(FUZZ_DIR)/fuzz/gen_seeds.o $(FUZZ_DIR)/libvigil-fuzz.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -o $@ $< \

@@ -544,8 +544,139 @@ static void h_join(struct rpc_server *s, struct client *c, uint64_t seq,
 		check_joins(s);
 }
 
-static bool compile_anchored(regex_t *re, const char *expr, char *err, size_t errlen)
+/*
+ * glibc's regcomp expands a counted repetition x{m,n} into n copies of x,
+ * so nested counts multiply: one members-filtered request with Name
+ * "((a{1,100}){1,100}){1,100}" kept the agent's only thread busy for
+ * seconds (gossip stalls, peers declare us failed) and "(.{1,32767}){1,32767}"
+ * allocated gigabytes; deep nesting recurses in regcomp, and
+ * back-references make regexec exponential.  serf's Go regexp refuses all
+ * of these (repeat counts above 1000, expressions too large or nested too
+ * deeply, no back-references), so refuse them too before regcomp: *budget
+ * is what the request's expressions may still expand to, in atoms.
+ */
+#define RE_MAX_REPEAT 1000
+#define RE_MAX_DEPTH 100
+#define RE_BUDGET 5000
+
+static const char *re_check(const char *p, size_t *budget)
 {
+	size_t sum[RE_MAX_DEPTH + 1]; /* expansion of each open group so far */
+	size_t last = 0;              /* expansion of what a repeat would apply to */
+	size_t cap = *budget;
+	int depth = 0;
+	sum[0] = 0;
+	while (*p) {
+		size_t unit = 1; /* the next atom's expansion */
+		switch (*p) {
+		case '(':
+			if (depth == RE_MAX_DEPTH)
+				return "expression nests too deeply";
+			sum[++depth] = 0;
+			last = 0;
+			p++;
+			continue;
+		case ')':
+			if (depth > 0)
+				unit = sum[depth--] + 1;
+			p++; /* an unmatched ")": regcomp reports it */
+			break;
+		case '|':
+			last = 0;
+			p++;
+			continue;
+		case '\\':
+			if (p[1] >= '1' && p[1] <= '9')
+				return "invalid escape sequence (back-references are not supported)";
+			p += p[1] ? 2 : 1;
+			break;
+		case '[': {
+			/* bracket expression: "]" right after "[" or "[^" is a member */
+			const char *q = p + 1;
+			if (*q == '^')
+				q++;
+			if (*q == ']')
+				q++;
+			while (*q && *q != ']') {
+				if (*q == '[' && (q[1] == ':' || q[1] == '=' || q[1] == '.')) {
+					const char *e = strchr(q + 2, q[1]);
+					while (e && e[1] != ']')
+						e = strchr(e + 1, q[1]);
+					q = e ? e + 2 : q + 1;
+				} else {
+					q++;
+				}
+			}
+			p = *q ? q + 1 : q;
+			break;
+		}
+		case '*':
+		case '?':
+			p++;
+			continue;
+		case '+': /* x+ is x x* */
+			sum[depth] += last;
+			last *= 2;
+			p++;
+			if (sum[depth] > cap)
+				return "expression too large";
+			continue;
+		case '{': {
+			char *e;
+			if (p[1] < '0' || p[1] > '9') {
+				p++; /* not a bound: a literal, or regcomp's error */
+				break;
+			}
+			unsigned long m = strtoul(p + 1, &e, 10), n = m;
+			if (*e == ',') {
+				if (e[1] >= '0' && e[1] <= '9') {
+					n = strtoul(e + 1, &e, 10);
+				} else {
+					n = m + 1; /* x{m,} is m copies and x* */
+					e++;
+				}
+			}
+			if (*e != '}') {
+				p++;
+				break;
+			}
+			if (m > RE_MAX_REPEAT || n > RE_MAX_REPEAT)
+				return "invalid repeat count";
+			/* x{m,n}: n copies of x instead of one (a repeat of a
+			 * repeat multiplies: "a{10}{10}" is 100 a's) */
+			sum[depth] += last * (n > 0 ? n - 1 : 0);
+			last *= n > 0 ? n : 1;
+			p = e + 1;
+			if (sum[depth] > cap)
+				return "expression too large";
+			continue;
+		}
+		default:
+			p++;
+			break;
+		}
+		sum[depth] += unit;
+		last = unit;
+		if (sum[depth] > cap)
+			return "expression too large";
+	}
+	size_t total = 0;
+	for (int d = 0; d <= depth; d++)
+		total += sum[d];
+	if (total > cap)
+		return "expression too large";
+	*budget -= total;
+	return NULL;
+}
+
+static bool compile_anchored(regex_t *re, const char *expr, size_t *budget, char *err,
+			     size_t errlen)
+{
+	const char *why = re_check(expr, budget);
+	if (why) {
+		snprintf(err, errlen, "Failed to compile regex: %s", why);
+		return false;
+	}
 	/* Go's filterMembers anchors every expression: ^expr$ */
 	size_t l = strlen(expr);
 	char *pat = malloc(l + 5);
@@ -582,6 +713,7 @@ static void h_members(struct rpc_server *s, struct client *c, uint64_t seq,
 	size_t ntags = 0;
 	bool have_status = false, have_name = false;
 	char *status = NULL, *name = NULL;
+	size_t budget = RE_BUDGET; /* for all of this request's expressions */
 
 	if (filtered) {
 		status = mp_get_strdup(b, "Status");
@@ -597,7 +729,7 @@ static void h_members(struct rpc_server *s, struct client *c, uint64_t seq,
 				    !mp_as_bytes(&tags->via.map.ptr[i].val, &vp, &vn))
 					continue;
 				char *v = strndup(vp, vn);
-				bool okc = v && compile_anchored(&tag_re[ntags], v, err, sizeof err);
+				bool okc = v && compile_anchored(&tag_re[ntags], v, &budget, err, sizeof err);
 				free(v);
 				if (!okc)
 					goto out;
@@ -605,12 +737,12 @@ static void h_members(struct rpc_server *s, struct client *c, uint64_t seq,
 			}
 		}
 		if (status && *status) {
-			if (!compile_anchored(&status_re, status, err, sizeof err))
+			if (!compile_anchored(&status_re, status, &budget, err, sizeof err))
 				goto out;
 			have_status = true;
 		}
 		if (name && *name) {
-			if (!compile_anchored(&name_re, name, err, sizeof err))
+			if (!compile_anchored(&name_re, name, &budget, err, sizeof err))
 				goto out;
 			have_name = true;
 		}
@@ -1513,6 +1645,46 @@ static void sweep(struct rpc_server *s)
 	}
 }
 
+/* Register fd (connected, non-blocking; ownership passes to us) as a new
+ * client whose peer address is ss.  -1 (fd closed) if it cannot be taken. */
+static int client_add(struct rpc_server *s, int fd, const struct sockaddr_storage *ss)
+{
+	if (s->nclients >= MAX_CLIENTS) {
+		alog(LV_WARN, "agent.ipc: too many clients, rejecting connection");
+		close(fd);
+		return -1;
+	}
+	struct client *c = calloc(1, sizeof *c);
+	if (!c) {
+		close(fd);
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->fd = fd;
+	c->id = ++s->next_id;
+	char host[64] = "?";
+	int port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+		port = ntohs(in->sin_port);
+		snprintf(c->name, sizeof c->name, "%s:%d", host, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+		port = ntohs(in6->sin6_port);
+		snprintf(c->name, sizeof c->name, "[%s]:%d", host, port);
+	} else {
+		snprintf(c->name, sizeof c->name, "unix");
+	}
+	c->next = s->clients;
+	s->clients = c;
+	s->nclients++;
+	alog(LV_INFO, "agent.ipc: Accepted client: %s", c->name);
+	return 0;
+}
+
 static void accept_clients(struct rpc_server *s)
 {
 	for (;;) {
@@ -1526,39 +1698,7 @@ static void accept_clients(struct rpc_server *s)
 				alog(LV_ERR, "agent.ipc: Failed to accept client: %s", strerror(errno));
 			return;
 		}
-		if (s->nclients >= MAX_CLIENTS) {
-			alog(LV_WARN, "agent.ipc: too many clients, rejecting connection");
-			close(fd);
-			continue;
-		}
-		struct client *c = calloc(1, sizeof *c);
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		c->fd = fd;
-		c->id = ++s->next_id;
-		char host[64] = "?";
-		int port = 0;
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-			inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-			port = ntohs(in->sin_port);
-			snprintf(c->name, sizeof c->name, "%s:%d", host, port);
-		} else if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-			inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-			port = ntohs(in6->sin6_port);
-			snprintf(c->name, sizeof c->name, "[%s]:%d", host, port);
-		} else {
-			snprintf(c->name, sizeof c->name, "unix");
-		}
-		c->next = s->clients;
-		s->clients = c;
-		s->nclients++;
-		alog(LV_INFO, "agent.ipc: Accepted client: %s", c->name);
+		client_add(s, fd, &ss);
 	}
 }
 
@@ -1656,6 +1796,16 @@ void rpc_destroy(struct rpc_server *s)
 	free(s->leavers);
 	free(s->auth);
 	free(s);
+}
+
+int rpc_adopt_client(struct rpc_server *s, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	memset(&ss, 0, sizeof ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		ss.ss_family = AF_UNSPEC;
+	return client_add(s, fd, &ss);
 }
 
 int rpc_nfds(struct rpc_server *s)

@@ -19,6 +19,13 @@ struct rpc_server *rpc_create(struct agent *a, const char *addr, const char *aut
 			      char *err, size_t errlen);
 void rpc_destroy(struct rpc_server *s);
 
+/* Serve an already connected, non-blocking stream socket as one more client,
+ * exactly as if it had been accepted on the listener (the fuzz harness
+ * fuzz/fuzz_rpc_dispatch.c feeds requests through a socketpair this way).
+ * Takes ownership of fd: it is closed when the client goes away, or at once
+ * when it cannot be taken (too many clients, out of memory: then -1). */
+int rpc_adopt_client(struct rpc_server *s, int fd);
+
 /* Number of pollfds rpc_pollfds() may fill. */
 int rpc_nfds(struct rpc_server *s);
 int rpc_pollfds(struct rpc_server *s, struct pollfd *fds, int max);

@@ -112,6 +112,25 @@ assert set(v["protocol"]) == {"min", "max", "version"}, v
 out=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -status=alive -name='v.*' -tag role='w.b' 2>&1)
 if [ "$(echo "$out" | awk '{print $1}')" = v1 ]; then ok "members filters (-status -name -tag regexps)"; else
     not_ok "members filters (-status -name -tag regexps)" "$out"; fi
+# counted repeats work; ones that would blow up regcomp (nested counts,
+# back-references) are refused at once, as Go's regexp refuses them
+out=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -name='v[0-9]{1,3}' 2>&1)
+if [ "$(echo "$out" | awk '{print $1}')" = v1 ]; then
+    ok "members -name with a counted repeat"
+else
+    not_ok "members -name with a counted repeat" "$out"
+fi
+t0=$SECONDS
+bad1=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -name='((a{1,100}){1,100}){1,100}' 2>&1); rc1=$?
+bad2=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -name='(a*)*\1' 2>&1); rc2=$?
+if [ $rc1 -ne 0 ] && [ $rc2 -ne 0 ] && echo "$bad1" | grep -q 'Failed to compile regex' &&
+   echo "$bad2" | grep -q 'Failed to compile regex' && [ $((SECONDS - t0)) -le 5 ] &&
+   members_have "$R2" v1 alive; then
+    ok "members filter: explosive regexps refused quickly, agent unharmed"
+else
+    not_ok "members filter: explosive regexps refused quickly, agent unharmed" \
+        "rc=$rc1/$rc2 ($((SECONDS - t0)) s): $bad1 / $bad2"
+fi
 out=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -name='nomatch' 2>&1)
 rc=$?
 if [ $rc -eq 0 ] && [ -z "$out" ]; then ok "members filter matching nothing prints nothing"; else
