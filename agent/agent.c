@@ -42,7 +42,6 @@
 
 #define GRACEFUL_TIMEOUT_MS 3000  /* serf's gracefulTimeout (signals) */
 #define RPC_LEAVE_TIMEOUT_MS 5000 /* serf's BroadcastTimeout default */
-#define JOIN_WAIT_MS 5000         /* how long a startup -join may take */
 
 int64_t now_ms(void)
 {
@@ -576,20 +575,46 @@ void agent_begin_leave(struct agent *a)
 	vigil_leave(a->v);
 }
 
-static size_t member_count(struct agent *a, bool others_alive_only)
+/*
+ * serf's retryJoin: join the -retry-join addresses; on failure try again
+ * after -retry-interval, up to -retry-max attempts (0 = forever).  false:
+ * the attempts are used up and the agent must exit.
+ */
+static bool retry_join_step(struct agent *a, const struct agent_config *cfg, int64_t now)
 {
-	struct vigil_member *ms = NULL;
-	size_t n = 0, k = 0;
-	if (vigil_members(a->v, &ms, &n) != 0)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		if (!others_alive_only)
-			k++;
-		else if (ms[i].status == VIGIL_STATUS_ALIVE && strcmp(ms[i].name, vigil_name(a->v)) != 0)
-			k++;
+	int joined = 0;
+	if (a->retry_done || a->leaving)
+		return true;
+	if (!a->retry_join_id) {
+		if (now < a->next_retry_ms)
+			return true;
+		alog(LV_INFO, "agent: Joining cluster...(replay: %s)",
+		     cfg->replay_on_join ? "true" : "false");
+		vigil_join_begin(a->v, (const char *const *)cfg->retry_join.v, cfg->retry_join.n,
+				 cfg->replay_on_join, &a->retry_join_id);
+		a->retry_attempts++;
+		a->retry_started_ms = now;
+		if (a->retry_join_id)
+			return true; /* decided by a later vigil_join_poll */
+		/* nothing to track (no valid address): a failed attempt */
+	} else if (vigil_join_poll(a->v, a->retry_join_id, &joined) == 0) {
+		return true;
 	}
-	vigil_members_free(ms, n);
-	return k;
+	a->retry_join_id = 0;
+	if (joined > 0) {
+		alog(LV_INFO, "agent: Join completed. Synced with %d initial agents", joined);
+		a->retry_done = true;
+		return true;
+	}
+	if (cfg->retry_max_attempts > 0 && a->retry_attempts > cfg->retry_max_attempts) {
+		alog(LV_ERR, "agent: maximum retry join attempts made, exiting");
+		return false;
+	}
+	char d[32];
+	format_go_duration(cfg->retry_interval_ns, d, sizeof d);
+	alog(LV_WARN, "agent: Join failed: no member answered, retrying in %s", d);
+	a->next_retry_ms = a->retry_started_ms + cfg->retry_interval_ns / 1000000;
+	return true;
 }
 
 /* --------------------------------------------------------------- reload */
@@ -840,22 +865,20 @@ int agent_main(int argc, char **argv)
 	printf("                    Profile: %s\n", cfg->profile);
 	fflush(stdout);
 
-	/* Startup join.  The library joins asynchronously, so "synced" means:
-	 * another member showed up within JOIN_WAIT_MS.  serf exits when the
-	 * startup join fails, and so do we. */
-	bool start_join_pending = false;
-	int64_t start_join_deadline = 0;
+	/* Startup join.  The library joins asynchronously; vigil_join_poll
+	 * says when every seed is done and how many answered (serf's "Synced
+	 * with N").  serf exits when the startup join fails, and so do we. */
+	uint32_t start_join_id = 0;
 	if (cfg->start_join.n) {
 		printf("==> Joining cluster...(replay: %s)\n", cfg->replay_on_join ? "true" : "false");
 		fflush(stdout);
-		int n = vigil_join_ex(a->v, (const char *const *)cfg->start_join.v, cfg->start_join.n,
-				      cfg->replay_on_join);
-		if (n <= 0) {
-			fprintf(stderr, "==> Error joining the cluster: no valid address in -join\n");
+		int n = vigil_join_begin(a->v, (const char *const *)cfg->start_join.v,
+					 cfg->start_join.n, cfg->replay_on_join, &start_join_id);
+		if (n <= 0 || !start_join_id) {
+			fprintf(stderr, "==> Error joining the cluster: %s\n",
+				n <= 0 ? "no valid address in -join" : "out of memory");
 			goto out;
 		}
-		start_join_pending = true;
-		start_join_deadline = now_ms() + JOIN_WAIT_MS;
 	}
 	printf("\n==> Log data will now stream in as it occurs:\n\n");
 	fflush(stdout);
@@ -872,50 +895,24 @@ int agent_main(int argc, char **argv)
 	for (;;) {
 		int64_t now = now_ms();
 		/* --- state machines --- */
-		if (start_join_pending) {
-			if (member_count(a, true) > 0) {
-				start_join_pending = false;
-				alog(LV_INFO, "agent: Join completed. Synced with %zu initial agents",
-				     cfg->start_join.n);
-			} else if (now >= start_join_deadline) {
+		int joined = 0;
+		if (start_join_id && vigil_join_poll(a->v, start_join_id, &joined) != 0) {
+			start_join_id = 0;
+			if (joined > 0) {
+				alog(LV_INFO, "agent: Join completed. Synced with %d initial agents",
+				     joined);
+			} else {
 				fprintf(stderr, "==> Error joining the cluster: no member of [");
 				for (size_t i = 0; i < cfg->start_join.n; i++)
 					fprintf(stderr, "%s%s", i ? " " : "", cfg->start_join.v[i]);
-				fprintf(stderr, "] answered within %d s\n", JOIN_WAIT_MS / 1000);
+				fprintf(stderr, "] answered\n");
 				exit_code = 1;
 				break;
 			}
 		}
-		if (!a->retry_done && !a->leaving && now >= a->next_retry_ms) {
-			if (a->retry_checking) {
-				a->retry_checking = false;
-				if (member_count(a, true) > 0) {
-					alog(LV_INFO, "agent: Join completed. Synced with %zu initial agents",
-					     cfg->retry_join.n);
-					a->retry_done = true;
-				} else if (cfg->retry_max_attempts > 0 &&
-					   a->retry_attempts > cfg->retry_max_attempts) {
-					alog(LV_ERR, "agent: maximum retry join attempts made, exiting");
-					exit_code = 1;
-					break;
-				} else {
-					char d[32];
-					format_go_duration(cfg->retry_interval_ns, d, sizeof d);
-					alog(LV_WARN, "agent: Join failed: no member answered, retrying in %s", d);
-					a->next_retry_ms = a->retry_started_ms + cfg->retry_interval_ns / 1000000;
-				}
-			} else {
-				alog(LV_INFO, "agent: Joining cluster...(replay: %s)",
-				     cfg->replay_on_join ? "true" : "false");
-				vigil_join_ex(a->v, (const char *const *)cfg->retry_join.v, cfg->retry_join.n,
-					      cfg->replay_on_join);
-				a->retry_attempts++;
-				a->retry_started_ms = now;
-				a->retry_checking = true;
-				/* the library joins asynchronously: look again soon */
-				int64_t wait = cfg->retry_interval_ns / 1000000;
-				a->next_retry_ms = now + (wait < JOIN_WAIT_MS ? wait : JOIN_WAIT_MS);
-			}
+		if (!retry_join_step(a, cfg, now)) {
+			exit_code = 1;
+			break;
 		}
 		if (a->leaving) {
 			bool done = vigil_leave_done(a->v);
@@ -972,9 +969,10 @@ int agent_main(int argc, char **argv)
 		if (t3 >= 0 && (timeout < 0 || t3 < timeout))
 			timeout = t3;
 		/* our own timers: joins and leave progress are polled */
-		if ((start_join_pending || a->leaving) && (timeout < 0 || timeout > 100))
+		if ((start_join_id || a->retry_join_id || a->leaving) &&
+		    (timeout < 0 || timeout > 100))
 			timeout = 100;
-		if (!a->retry_done) {
+		if (!a->retry_done && !a->retry_join_id) {
 			int64_t d = a->next_retry_ms - now;
 			if (d < 0)
 				d = 0;

@@ -62,7 +62,7 @@ struct agent {
 	int retry_attempts;
 	int64_t next_retry_ms;
 	int64_t retry_started_ms;
-	bool retry_checking;
+	uint32_t retry_join_id;  /* attempt in flight (vigil_join_begin), 0 = none */
 	bool retry_done;
 };
 

@@ -101,11 +101,7 @@ struct outq {
 
 struct pending_join {
 	uint64_t client_id, seq;
-	int num;             /* seeds handed to the library */
-	size_t alive_before; /* other alive members when the join started */
-	char **seeds;        /* "ip:port" */
-	size_t nseeds;
-	int64_t deadline;
+	uint32_t join_id;    /* vigil_join_begin's; 0 = not tracked */
 	char list[512];
 };
 
@@ -377,59 +373,12 @@ static void h_force_leave(struct rpc_server *s, struct client *c, uint64_t seq,
 }
 
 /*
- * The library joins asynchronously (vigil_join only starts the push/pull),
- * but serf answers "join" only once it knows how many seeds it reached, and
- * `serf join` reports failure for unreachable seeds.  So the reply waits
- * until the join shows an effect — a seed address is now an alive member,
- * or a member we did not know appeared — or JOIN_TIMEOUT_MS passes, which
- * is reported as serf does: an error.
+ * The library joins asynchronously (vigil_join_begin only starts the
+ * push/pulls), but serf answers "join" only once memberlist's Join has
+ * returned: Num is the number of seeds that answered, and none answering is
+ * an error.  So the reply waits for vigil_join_poll to report the outcome
+ * (which it does by the TCP timeout at the latest).
  */
-#define JOIN_TIMEOUT_MS 5000
-
-static void normalize_seed(const char *in, char *out, size_t len)
-{
-	/* "ip" → "ip:7946", "[v6]:p" → "v6:p" so it compares with members */
-	char host[128];
-	const char *port = "7946";
-	if (in[0] == '[') {
-		const char *e = strchr(in, ']');
-		size_t hl = e ? (size_t)(e - in - 1) : strlen(in + 1);
-		snprintf(host, sizeof host, "%.*s", (int)hl, in + 1);
-		if (e && e[1] == ':')
-			port = e + 2;
-	} else {
-		const char *c = strrchr(in, ':');
-		if (c && strchr(in, ':') == c) {
-			snprintf(host, sizeof host, "%.*s", (int)(c - in), in);
-			port = c + 1;
-		} else {
-			snprintf(host, sizeof host, "%s", in);
-		}
-	}
-	snprintf(out, len, "%s:%s", host, port);
-}
-
-static size_t alive_others(struct rpc_server *s, char **seeds, size_t nseeds, bool *seed_alive)
-{
-	struct vigil_member *ms = NULL;
-	size_t n = 0, k = 0;
-	*seed_alive = false;
-	if (vigil_members(s->a->v, &ms, &n) != 0)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		if (ms[i].status != VIGIL_STATUS_ALIVE)
-			continue;
-		char a[96];
-		snprintf(a, sizeof a, "%s:%u", ms[i].addr, ms[i].port);
-		for (size_t j = 0; j < nseeds; j++)
-			if (strcmp(seeds[j], a) == 0)
-				*seed_alive = true;
-		if (strcmp(ms[i].name, vigil_name(s->a->v)) != 0)
-			k++;
-	}
-	vigil_members_free(ms, n);
-	return k;
-}
 
 static void join_reply(struct client *c, uint64_t seq, const char *err, int num)
 {
@@ -441,40 +390,30 @@ static void join_reply(struct client *c, uint64_t seq, const char *err, int num)
 	msgpack_pack_int32(&pk, num);
 }
 
-static void free_join(struct pending_join *pj)
-{
-	for (size_t i = 0; i < pj->nseeds; i++)
-		free(pj->seeds[i]);
-	free(pj->seeds);
-}
-
 /* Answer the joins that are decided; called every loop iteration. */
 static void check_joins(struct rpc_server *s)
 {
-	int64_t now = now_ms();
 	for (size_t i = 0; i < s->njoins;) {
 		struct pending_join *pj = &s->joins[i];
-		bool seed_alive;
-		size_t others = alive_others(s, pj->seeds, pj->nseeds, &seed_alive);
-		bool ok = seed_alive || others > pj->alive_before;
-		if (!ok && now < pj->deadline) {
-			i++;
+		int joined = 0;
+		int done = pj->join_id ? vigil_join_poll(s->a->v, pj->join_id, &joined) : -1;
+		if (done == 0) {
+			i++; /* still contacting seeds */
 			continue;
 		}
 		struct client *c = find_client(s, pj->client_id);
-		if (ok) {
-			alog(LV_INFO, "agent: joined: %d nodes", pj->num);
+		if (joined > 0) {
+			alog(LV_INFO, "agent: joined: %d nodes", joined);
 			if (c)
-				join_reply(c, pj->seq, "", pj->num);
+				join_reply(c, pj->seq, "", joined);
 		} else {
 			char err[600];
-			snprintf(err, sizeof err, "Failed to join [%s]: no response within %d s",
-				 pj->list, JOIN_TIMEOUT_MS / 1000);
+			snprintf(err, sizeof err, "Failed to join [%s]: %s", pj->list,
+				 done == 1 ? "no seed answered" : "could not track the join");
 			alog(LV_WARN, "agent: error joining: %s", err);
 			if (c)
 				join_reply(c, pj->seq, err, 0);
 		}
-		free_join(pj);
 		s->joins[i] = s->joins[--s->njoins];
 	}
 }
@@ -507,41 +446,24 @@ static void h_join(struct rpc_server *s, struct client *c, uint64_t seq,
 		snprintf(pj.list + ll, sizeof pj.list - ll, "%s%s", i ? " " : "", addrs[i]);
 	}
 	alog(LV_INFO, "agent: joining: [%s] replay: %s", pj.list, replay ? "true" : "false");
-	int num = n ? vigil_join_ex(s->a->v, addrs, n, replay) : 0;
-	pj.seeds = calloc(n ? n : 1, sizeof *pj.seeds);
-	for (size_t i = 0; pj.seeds && i < n; i++) {
-		char norm[160];
-		normalize_seed(addrs[i], norm, sizeof norm);
-		pj.seeds[pj.nseeds] = strdup(norm);
-		if (pj.seeds[pj.nseeds])
-			pj.nseeds++;
-	}
+	int num = n ? vigil_join_begin(s->a->v, addrs, n, replay, &pj.join_id) : 0;
 	for (size_t i = 0; i < n; i++)
 		free(copies[i]);
-	if (num <= 0 || !pj.seeds) {
+	if (num <= 0) {
 		char err[600];
 		snprintf(err, sizeof err, n ? "Failed to join [%s]: no valid address" : "no addresses to join",
 			 pj.list);
 		alog(LV_WARN, "agent: error joining: %s", err);
 		join_reply(c, seq, err, 0);
-		free_join(&pj);
 		return;
 	}
-	bool seed_alive;
-	pj.num = num;
-	pj.alive_before = alive_others(s, pj.seeds, pj.nseeds, &seed_alive);
-	pj.deadline = now_ms() + JOIN_TIMEOUT_MS;
 	struct pending_join *nj = realloc(s->joins, (s->njoins + 1) * sizeof *nj);
 	if (!nj) {
 		join_reply(c, seq, "out of memory", 0);
-		free_join(&pj);
 		return;
 	}
 	s->joins = nj;
 	s->joins[s->njoins++] = pj;
-	/* a seed that is already a member: serf's push/pull would succeed */
-	if (seed_alive)
-		check_joins(s);
 }
 
 /*
@@ -1783,8 +1705,6 @@ void rpc_destroy(struct rpc_server *s)
 		free(s->stash[i].payload);
 	free(s->stash);
 	free(s->oq);
-	for (size_t i = 0; i < s->njoins; i++)
-		free_join(&s->joins[i]);
 	free(s->joins);
 	while (s->keyreqs) {
 		struct pending_key *pk = s->keyreqs;

@@ -151,6 +151,18 @@ int vigil_join(vigil_t *v, const char *const *addrs, size_t n);
 /* Same; replay=true also runs handlers for user events from before the join
  * (serf agent -replay).  vigil_join() is replay=false, like serf. */
 int vigil_join_ex(vigil_t *v, const char *const *addrs, size_t n, bool replay);
+/*
+ * Same, and track the outcome (like curl_multi_info_read): *join_id names
+ * this join (0 if it could not be tracked: out of memory).
+ * vigil_join_poll() then returns 0 while seeds are still being contacted,
+ * 1 once every seed's push-pull has finished (at the latest the TCP timeout
+ * plus a second after the start), with *joined = the seeds that answered
+ * (serf Join's count; 0 means the join failed), and forgets the join; -1
+ * for an unknown id.  The 64 newest joins are remembered.
+ */
+int vigil_join_begin(vigil_t *v, const char *const *addrs, size_t n, bool replay,
+		     uint32_t *join_id);
+int vigil_join_poll(vigil_t *v, uint32_t join_id, int *joined);
 /* Start a graceful leave; keep stepping until vigil_leave_done(). */
 int vigil_leave(vigil_t *v);
 bool vigil_leave_done(vigil_t *v);

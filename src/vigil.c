@@ -57,6 +57,25 @@ static void keys_free_all(struct vigil *v);
 static bool keys_ready(const struct vigil *v);
 static void keys_dispatch(struct vigil *v);
 
+/*
+ * One vigil_join_begin call: its seeds, and how many of them have finished
+ * their join push-pull (and how many of those answered), so a caller can
+ * report like serf's Join: the number of nodes contacted, or failure as soon
+ * as every seed has failed.
+ */
+#define JOINS_TRACKED_MAX 64
+/* Every seed's push-pull ends by the TCP timeout; a seed the library could
+ * not even start (no stream slot) never reports, so decide by then anyway. */
+#define JOIN_DECIDE_MS (TRANSPORT_TCP_TIMEOUT_MS + 1000)
+struct join_batch {
+	uint32_t id;
+	int64_t deadline;            /* decided by then even if a seed never reports */
+	struct wire_addr *seeds;
+	bool *finished;
+	size_t n, n_finished;
+	int n_ok;
+};
+
 struct vigil {
 	struct vigil_config cfg;     /* copy; pointer members cleared (not owned) */
 	char *keyring_file;
@@ -83,6 +102,9 @@ struct vigil {
 
 	bool join_broadcast_pending; /* serf Join: broadcast intent after a join works */
 	size_t joins_in_flight;      /* seeds whose join push-pull has not finished */
+	struct join_batch *joins;    /* vigil_join_begin calls being tracked */
+	size_t n_joins;
+	uint32_t next_join_id;
 	enum leave_phase leave;
 	int64_t leave_swim_at;
 
@@ -298,6 +320,30 @@ static void h_merge_remote_state(void *ctx, const uint8_t *p, size_t len, bool j
 		serf_layer_merge_remote_state(v->sl, p, len, join, v->now);
 }
 
+/* The oldest tracked join still waiting for this seed counts its result. */
+static void join_batch_note(struct vigil *v, const struct wire_addr *seed, bool ok)
+{
+	for (size_t b = 0; b < v->n_joins; b++) {
+		struct join_batch *jb = &v->joins[b];
+		for (size_t i = 0; i < jb->n; i++) {
+			const struct wire_addr *s = &jb->seeds[i];
+			if (jb->finished[i] || s->ip_len != seed->ip_len || s->port != seed->port ||
+			    memcmp(s->ip, seed->ip, s->ip_len) != 0)
+				continue;
+			jb->finished[i] = true;
+			jb->n_finished++;
+			jb->n_ok += ok;
+			return;
+		}
+	}
+}
+
+static void join_batch_free(struct join_batch *jb)
+{
+	free(jb->seeds);
+	free(jb->finished);
+}
+
 static void h_join_result(void *ctx, const struct wire_addr *seed, bool ok)
 {
 	struct vigil *v = ctx;
@@ -321,6 +367,7 @@ static void h_join_result(void *ctx, const struct wire_addr *seed, bool ok)
 	}
 	vlog(v, ok ? 1 : 2, "vigil: join via %s %s",
 	     transport_format_addr(seed, a, sizeof a), ok ? "succeeded" : "failed");
+	join_batch_note(v, seed, ok);
 	if (v->joins_in_flight > 0 && --v->joins_in_flight == 0 && v->sl)
 		serf_layer_set_join_ignore(v->sl, false);
 	/* serf.Join broadcasts one join intent once memberlist joined anyone */
@@ -977,6 +1024,9 @@ void vigil_destroy(vigil_t *v)
 	}
 	snapshotter_free(v->snap);
 	free(v->rejoin);
+	for (size_t i = 0; i < v->n_joins; i++)
+		join_batch_free(&v->joins[i]);
+	free(v->joins);
 	will_free(v->will);
 	serf_layer_free(v->sl);
 	swim_free(v->sw);
@@ -1137,6 +1187,66 @@ int vigil_join(vigil_t *v, const char *const *addrs, size_t n)
 
 int vigil_join_ex(vigil_t *v, const char *const *addrs, size_t n, bool replay)
 {
+	return vigil_join_begin(v, addrs, n, replay, NULL);
+}
+
+/* Track the k parsed seeds of a join under a new id (false: out of memory). */
+static bool join_batch_add(struct vigil *v, const struct wire_addr *seeds, size_t k,
+			   uint32_t *id)
+{
+	struct join_batch jb = { .n = k };
+	jb.seeds = malloc(k * sizeof *jb.seeds);
+	jb.finished = calloc(k, sizeof *jb.finished);
+	struct join_batch *nj = realloc(v->joins, (v->n_joins + 1) * sizeof *nj);
+	if (!jb.seeds || !jb.finished || !nj) {
+		join_batch_free(&jb);
+		if (nj)
+			v->joins = nj;
+		return false;
+	}
+	memcpy(jb.seeds, seeds, k * sizeof *seeds);
+	jb.deadline = v->now + JOIN_DECIDE_MS;
+	if (++v->next_join_id == 0) /* 0 means "not tracked" */
+		v->next_join_id = 1;
+	jb.id = v->next_join_id;
+	v->joins = nj;
+	/* A join nobody polls (or whose seeds never finish) must not pile up:
+	 * past JOINS_TRACKED_MAX the oldest is forgotten. */
+	if (v->n_joins == JOINS_TRACKED_MAX) {
+		join_batch_free(&v->joins[0]);
+		memmove(v->joins, v->joins + 1, (v->n_joins - 1) * sizeof *v->joins);
+		v->n_joins--;
+	}
+	v->joins[v->n_joins++] = jb;
+	*id = jb.id;
+	return true;
+}
+
+int vigil_join_poll(vigil_t *v, uint32_t join_id, int *joined)
+{
+	if (!v)
+		return -1;
+	for (size_t b = 0; b < v->n_joins; b++) {
+		struct join_batch *jb = &v->joins[b];
+		if (jb->id != join_id)
+			continue;
+		if (jb->n_finished < jb->n && clock_ms() < jb->deadline)
+			return 0;
+		if (joined)
+			*joined = jb->n_ok;
+		join_batch_free(jb);
+		memmove(jb, jb + 1, (v->n_joins - b - 1) * sizeof *jb);
+		v->n_joins--;
+		return 1;
+	}
+	return -1;
+}
+
+int vigil_join_begin(vigil_t *v, const char *const *addrs, size_t n, bool replay,
+		     uint32_t *join_id)
+{
+	if (join_id)
+		*join_id = 0;
 	if (!v || (!addrs && n))
 		return -1;
 	v->now = clock_ms();
@@ -1153,6 +1263,8 @@ int vigil_join_ex(vigil_t *v, const char *const *addrs, size_t n, bool replay)
 		}
 		k++;
 	}
+	if (k && join_id && !join_batch_add(v, seeds, k, join_id))
+		vlog(v, 2, "vigil: out of memory tracking a join; its result is not reported");
 	if (k) {
 		v->join_broadcast_pending = true;
 		v->joins_in_flight += k;

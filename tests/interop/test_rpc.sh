@@ -159,6 +159,17 @@ if [ $rc -eq 1 ] && echo "$out" | grep -q "^Error joining the cluster: "; then
 else
     not_ok "serf join to an unreachable address fails against vigil too" "rc=$rc $out"
 fi
+# serf answers once every seed is done, counting the ones that answered
+t0=$SECONDS
+out=$("$SERF" join -rpc-addr=127.0.0.1:"$R3" 127.0.0.1:"$P1" 127.0.0.1:1 127.0.0.1:"$P2" 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ "$out" = "Successfully joined cluster by contacting 2 nodes." ] &&
+   [ $((SECONDS - t0)) -le 3 ]; then
+    ok "serf join against vigil counts the seeds that answered, at once"
+else
+    not_ok "serf join against vigil counts the seeds that answered, at once" \
+        "rc=$rc ($((SECONDS - t0)) s) $out"
+fi
 out=$("$VIGIL" members -rpc-addr=127.0.0.1:1 2>/dev/null)
 if [ "$out" = "Error connecting to Serf agent: dial tcp 127.0.0.1:1: connect: connection refused" ]; then
     ok "CLI errors go to stdout, like serf's"

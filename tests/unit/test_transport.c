@@ -635,6 +635,63 @@ static void join_pair(const char *bind, const char *join_fmt, bool encrypted)
 	vigil_destroy(ns[1].v);
 }
 
+/* vigil_join_begin / vigil_join_poll: the outcome serf's Join reports. */
+TEST(vigil_join_outcome)
+{
+	struct node ns[2];
+	REQUIRE(make_node(&ns[0], "a", "127.0.0.1", false) == 0);
+	if (make_node(&ns[1], "b", "127.0.0.1", false) != 0) {
+		vigil_destroy(ns[0].v);
+		REQUIRE(!"create b");
+	}
+	struct vigil_member *m = NULL;
+	size_t n = 0;
+	REQUIRE(vigil_members(ns[1].v, &m, &n) == 0 && n == 1);
+	char seed[64];
+	snprintf(seed, sizeof seed, "127.0.0.1:%u", (unsigned)m[0].port);
+	vigil_members_free(m, n);
+
+	/* one seed answers, one refuses: done with 1, and then forgotten */
+	const char *two[] = {seed, "127.0.0.1:1"};
+	uint32_t id = 0;
+	int joined = -1, done = 0;
+	CHECK_EQ_INT(vigil_join_begin(ns[0].v, two, 2, false, &id), 2);
+	CHECK(id != 0);
+	for (int64_t end = now_ms() + 5000; done == 0 && now_ms() < end;) {
+		run(ns, 2, 20);
+		done = vigil_join_poll(ns[0].v, id, &joined);
+	}
+	CHECK_EQ_INT(done, 1);
+	CHECK_EQ_INT(joined, 1);
+	CHECK_EQ_INT(vigil_join_poll(ns[0].v, id, &joined), -1);
+
+	/* nobody answers: done with 0, well before the TCP timeout */
+	const char *refused[] = {"127.0.0.1:1"};
+	uint32_t id2 = 0;
+	CHECK_EQ_INT(vigil_join_begin(ns[0].v, refused, 1, false, &id2), 1);
+	CHECK(id2 != 0 && id2 != id);
+	done = 0;
+	joined = -1;
+	int64_t t0 = now_ms();
+	while (done == 0 && now_ms() < t0 + 5000) {
+		run(ns, 2, 20);
+		done = vigil_join_poll(ns[0].v, id2, &joined);
+	}
+	CHECK_EQ_INT(done, 1);
+	CHECK_EQ_INT(joined, 0);
+	CHECK(now_ms() - t0 < 2000);
+
+	/* nothing to join: not tracked */
+	const char *bad[] = {"not an address"};
+	uint32_t id3 = 7;
+	CHECK_EQ_INT(vigil_join_begin(ns[0].v, bad, 1, false, &id3), 0);
+	CHECK_EQ_INT(id3, 0);
+	CHECK_EQ_INT(vigil_join_poll(ns[0].v, 12345, &joined), -1);
+	CHECK_EQ_INT(vigil_join_poll(NULL, id, &joined), -1);
+	vigil_destroy(ns[0].v);
+	vigil_destroy(ns[1].v);
+}
+
 TEST(vigil_join_ipv4)
 {
 	join_pair("127.0.0.1", "127.0.0.1:%u", false);
@@ -1144,7 +1201,7 @@ TEST(vigil_api_edges)
 TEST_MAIN(parse_addresses, default_advertise_is_not_wildcard, transport_packet_roundtrip,
 	  transport_stream_roundtrip, transport_big_stream, transport_stream_refused,
 	  transport_stream_timeout, transport_garbage_stream, transport_conn_cap,
-	  transport_ipv6_dualstack, vigil_join_ipv4, vigil_join_ipv6, vigil_join_encrypted,
+	  transport_ipv6_dualstack, vigil_join_outcome, vigil_join_ipv4, vigil_join_ipv6, vigil_join_encrypted,
 	  vigil_encryption_mismatch, vigil_garbage_plain, vigil_garbage_encrypted,
 	  vigil_key_rotation, vigil_key_query_rebroadcast_intact, vigil_will_delivery,
 	  vigil_api_edges)
