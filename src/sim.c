@@ -353,12 +353,12 @@ int sim_find(const struct sim *s, const char *name)
 }
 
 /* Which sim node a member is: by its address first (no hashing), then name. */
-static int member_node(const struct sim *s, const struct swim_member *m)
+static int member_node(const struct sim *s, const char *name, const struct wire_addr *addr)
 {
-	int i = addr_node(s, &m->addr);
-	if (i >= 0 && strcmp(s->nodes[i]->cfg.name, m->name) == 0)
+	int i = addr_node(s, addr);
+	if (i >= 0 && strcmp(s->nodes[i]->cfg.name, name) == 0)
 		return i;
-	return sim_find(s, m->name);
+	return sim_find(s, name);
 }
 
 /* ---- links ---- */
@@ -595,7 +595,7 @@ static void hook_on_member(void *ctx, enum swim_member_event ev,
 	struct sim_event e = {
 		.t = s->now,
 		.observer = n->idx,
-		.subject = member_node(s, m),
+		.subject = member_node(s, m->name, &m->addr),
 		.ev = ev,
 		.state = m->state,
 		.incarnation = m->incarnation,
@@ -1131,8 +1131,7 @@ int sim_view(const struct sim *s, int observer, const char *name)
 	struct sim_node *n = node_get(s, observer);
 	if (!n || !n->sw)
 		return -1;
-	const struct swim_member *m = swim_member_find(n->sw, name);
-	return m ? (int)m->state : -1;
+	return swim_member_state(n->sw, name, NULL);
 }
 
 int64_t sim_view_incarnation(const struct sim *s, int observer, const char *name)
@@ -1140,8 +1139,8 @@ int64_t sim_view_incarnation(const struct sim *s, int observer, const char *name
 	struct sim_node *n = node_get(s, observer);
 	if (!n || !n->sw)
 		return -1;
-	const struct swim_member *m = swim_member_find(n->sw, name);
-	return m ? (int64_t)m->incarnation : -1;
+	uint32_t inc;
+	return swim_member_state(n->sw, name, &inc) < 0 ? -1 : (int64_t)inc;
 }
 
 bool sim_all_see(const struct sim *s, int subject, enum swim_state state)
@@ -1186,10 +1185,13 @@ bool sim_all_alive(const struct sim *s)
 			continue;
 		size_t seen_up = 0, cnt = swim_member_count(n->sw);
 		for (size_t k = 0; k < cnt; k++) {
-			const struct swim_member *m = swim_member_at(n->sw, k);
-			if (m->state != SWIM_ALIVE)
+			const char *name;
+			struct wire_addr addr;
+			enum swim_state st;
+			swim_member_brief(n->sw, k, &name, &addr, &st);
+			if (st != SWIM_ALIVE)
 				continue;
-			int j = member_node(s, m);
+			int j = member_node(s, name, &addr);
 			if (j < 0 || s->nodes[j]->status == SIM_NODE_DOWN)
 				return false;
 			seen_up += s->nodes[j]->status == SIM_NODE_UP;

@@ -36,36 +36,92 @@
 #define RECONNECT_INTERVAL_MS 30000 /* serf's ReconnectInterval */
 #define COMPOUND_MAX 255
 
-/* One rumour waiting to be piggybacked. */
+/*
+ * Memory layout.  A simulator runs 10,000 members that each know 10,000
+ * members: 10^8 member records in one process, so a record must stay near
+ * 100 bytes including the tables that point at it.  Hence:
+ *  - records live in per-swim chunks (no malloc header each) and every
+ *    table refers to them by a 32-bit id rather than an 8-byte pointer;
+ *  - the name is inline when short, meta (usually empty, at most 512
+ *    bytes) and long names are out of line in `ext`;
+ *  - suspicion state exists only for suspects (struct suspicion);
+ *  - a member's queued alive rumour is the record itself (struct qlink)
+ *    and is encoded from the record when sent; the record holds exactly
+ *    what the rumour said, because every change to those fields queues a
+ *    new rumour about the member.  A big join leaves one alive rumour per
+ *    member in every queue for minutes, so storing those encoded would
+ *    double the memory;
+ *  - the public view (struct swim_member, with its fixed-size arrays) is
+ *    built only for hooks and for callers of the accessors.
+ */
+
+/* The links of one queued rumour: the first field of both kinds of entry. */
+struct qlink {
+	struct qlink *prev, *next;   /* within its transmit-count bucket */
+	int8_t transmits;            /* sends so far; -1 while parked (see bcast_take) */
+	bool in_member;              /* a member's alive rumour, else a struct bcast */
+	uint16_t len;                /* encoded length */
+};
+
+/* A rumour kept encoded: suspect/dead about a member, or a user message. */
 struct bcast {
-	struct bcast *prev, *next;   /* within its transmit-count bucket */
-	struct member *about;        /* member it is about (owns us via ->bcast); NULL = user message */
-	int transmits;
+	struct qlink q;
+	struct member *about;        /* member it is about (owns us via r.bcast); NULL = user message */
 	uint64_t id;                 /* for leave tracking */
-	size_t len;
 	uint8_t data[];
 };
 
+enum rumour_kind { RUMOUR_NONE, RUMOUR_ALIVE, RUMOUR_BCAST };
+
+#define NAME_INLINE 18           /* fills the record to its 8-byte alignment; "node-00001" fits */
+
 struct member {
-	struct swim_member pub;
-	/* suspicion (Lifeguard): valid while pub.state == SWIM_SUSPECT */
-	int64_t suspect_start;
-	int64_t suspect_deadline;
-	int64_t suspect_min_ms, suspect_max_ms;
+	union {
+		struct qlink alive;  /* rumour == RUMOUR_ALIVE */
+		struct bcast *bcast; /* rumour == RUMOUR_BCAST */
+	} r;                         /* our queued rumour about this member */
+	uint8_t *ext;                /* [name if long][IPv6 address][meta]; NULL if none */
+	int64_t state_since;         /* when the current state began (ms) */
+	uint32_t incarnation;
+	uint8_t ip4[4];              /* the address if IPv4 (ip_len <= 4) */
+	uint16_t port;
+	uint16_t meta_len;
+	uint8_t vsn[6];
+	uint8_t ip_len;
+	uint8_t state;               /* enum swim_state */
+	uint8_t rumour;              /* enum rumour_kind */
+	uint8_t name_len;            /* 1..WIRE_NAME_MAX */
+	char name[NAME_INLINE];      /* NUL-terminated, if name_len < NAME_INLINE */
+};
+
+/* The 10,000-member simulation fits in 11 GiB with records of this size. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct member) <= 80,
+	       "struct member grew: see the memory layout note above");
+
+/* Lifeguard suspicion of one member, alive while it is SWIM_SUSPECT. */
+struct suspicion {
+	struct member *m;
+	int64_t start, deadline;
+	int64_t min_ms, max_ms;
 	int confirm_needed, confirmations;
 	uint64_t confirmers[8];      /* name hashes of distinct accusers seen */
 	int n_confirmers;
-	int64_t dead_since;          /* when last declared dead (member-returned) */
 	int64_t last_buddy;          /* last time we probed it while suspecting it */
-	size_t suspect_idx;          /* position in swim.suspects while suspect */
-	uint64_t name_hash;          /* hash_name(pub.name), compared before strcmp */
-	struct bcast *bcast;         /* our queued rumour about this member */
 };
 
-struct index_slot {
-	uint64_t hash;
-	struct member *m;            /* NULL = empty */
+/*
+ * When we last buddy-probed a member that is no longer suspect: buddy_due
+ * compares these times, so a member suspected again picks its old one up.
+ * Only members ever buddy-probed are listed (a handful).
+ */
+struct buddy_time {
+	struct member *m;
+	int64_t t;
 };
+
+#define NO_ID UINT32_MAX
+#define CHUNK_SHIFT 8            /* 256 records per chunk */
+#define CHUNK_LEN (1u << CHUNK_SHIFT)
 
 struct relay {
 	uint32_t local_seq, orig_seq;
@@ -88,16 +144,26 @@ struct swim {
 	struct swim_stats stats;
 	uint64_t rng;
 
-	struct member **members;     /* all members incl. self and tombstones */
+	/* member records, by id: chunks[id >> CHUNK_SHIFT][id % CHUNK_LEN] */
+	struct member **chunks;
+	size_t n_chunks;
+	uint32_t n_ids;              /* ids handed out so far */
+	uint32_t free_id;            /* reaped ids to reuse, linked through incarnation */
+	uint32_t *members;           /* ids of all members incl. self and tombstones */
 	size_t n_members, cap_members;
-	struct index_slot *index;    /* open-addressed name hash -> member */
+	uint32_t *index;             /* open-addressed name hash -> id; NO_ID = empty */
 	size_t index_cap;            /* power of two */
 	struct member *self;
 	size_t n_alive;              /* not dead/left, incl. self */
+	struct swim_member **views;  /* by id: views handed out by the accessors */
+	size_t views_cap;
+	struct swim_member notify_view; /* what a hook sees */
 
-	struct member **suspects;    /* members currently suspect (timers to watch) */
+	struct suspicion *suspects;  /* members currently suspect (timers to watch) */
 	size_t n_suspects, cap_suspects;
-	struct member **probe_order; /* shuffled copy, rebuilt per round */
+	struct buddy_time *buddies;
+	size_t n_buddies, cap_buddies;
+	uint32_t *probe_order;       /* shuffled ids, rebuilt per round */
 	size_t probe_n, probe_pos, probe_cap;
 
 	/* current probe */
@@ -111,15 +177,15 @@ struct swim {
 	int64_t next_gossip, next_push_pull, next_reconnect, next_reap;
 	uint32_t seq;
 
-	struct relay relays[MAX_RELAYS];
-	size_t n_relays;
+	struct relay *relays;        /* grown on demand up to MAX_RELAYS */
+	size_t n_relays, cap_relays;
 
 	struct pending_stream streams[MAX_PENDING_STREAMS];
 	size_t n_streams;
 	uint64_t next_cookie;
 
 	/* broadcast queue: buckets by transmit count, newest first */
-	struct bcast **buckets;
+	struct qlink **buckets;
 	int n_buckets;
 	size_t n_bcasts;
 	uint64_t next_bcast_id;
@@ -128,6 +194,7 @@ struct swim {
 
 	int awareness;               /* Lifeguard local health score */
 	struct wbuf scratch, pkt, body;
+	struct wbuf alive_out;       /* alive rumours encoded for the packet being built */
 	const struct wire_addr *cur_from; /* sender of the packet being handled */
 };
 
@@ -193,15 +260,9 @@ static bool valid_name(struct wire_bytes b)
 	return b.len > 0 && b.len <= WIRE_NAME_MAX && !memchr(b.p, 0, b.len);
 }
 
-static bool addr_eq(const struct wire_addr *a, const struct wire_addr *b)
-{
-	return a->ip_len == b->ip_len && a->port == b->port &&
-	       memcmp(a->ip, b->ip, a->ip_len) == 0;
-}
-
 static bool is_gone(const struct member *m)
 {
-	return m->pub.state == SWIM_DEAD || m->pub.state == SWIM_LEFT;
+	return m->state == SWIM_DEAD || m->state == SWIM_LEFT;
 }
 
 /* memberlist's retransmitLimit: mult * ceil(log10(n + 1)). */
@@ -252,42 +313,187 @@ static uint64_t hash_name(const char *s)
 	return h;
 }
 
+/* ---- member records ---- */
+
+static struct member *member_of(const struct swim *sw, uint32_t id)
+{
+	return &sw->chunks[id >> CHUNK_SHIFT][id & (CHUNK_LEN - 1)];
+}
+
+/* The i-th member (0 <= i < n_members). */
+static struct member *member_at(const struct swim *sw, size_t i)
+{
+	return member_of(sw, sw->members[i]);
+}
+
+static bool name_inline(const struct member *m)
+{
+	return m->name_len < NAME_INLINE;
+}
+
+static const char *member_name(const struct member *m)
+{
+	return name_inline(m) ? m->name : (const char *)m->ext;
+}
+
+static struct wire_bytes name_bytes(const struct member *m)
+{
+	struct wire_bytes b = { (const uint8_t *)member_name(m), m->name_len };
+	return b;
+}
+
+/* Never NULL: the wire tells an empty meta (a 0-length raw) from nil. */
+static bool ip_inline(uint8_t ip_len)
+{
+	return ip_len <= 4;
+}
+
+/* Where in ext the address and the meta begin. */
+static size_t ext_ip_at(const struct member *m)
+{
+	return name_inline(m) ? 0 : (size_t)m->name_len + 1;
+}
+
+static size_t ext_meta_at(const struct member *m)
+{
+	return ext_ip_at(m) + (ip_inline(m->ip_len) ? 0 : m->ip_len);
+}
+
+static const uint8_t *member_meta(const struct member *m)
+{
+	if (!m->meta_len)
+		return (const uint8_t *)"";
+	return m->ext + ext_meta_at(m);
+}
+
+static struct wire_addr member_addr(const struct member *m)
+{
+	struct wire_addr a;
+	memset(&a, 0, sizeof a);
+	a.ip_len = m->ip_len;
+	a.port = m->port;
+	memcpy(a.ip, ip_inline(m->ip_len) ? m->ip4 : m->ext + ext_ip_at(m), m->ip_len);
+	return a;
+}
+
+static bool member_addr_is(const struct member *m, const struct wire_addr *a)
+{
+	return m->ip_len == a->ip_len && m->port == a->port &&
+	       memcmp(ip_inline(m->ip_len) ? m->ip4 : m->ext + ext_ip_at(m), a->ip, a->ip_len) == 0;
+}
+
 /*
- * The index keeps each member's hash next to its pointer: a lookup in a
- * 10,000-member table then touches one cache line per probe instead of
- * dereferencing every member it passes.
+ * Rebuild ext with a new address and meta (either may be the current
+ * one); false, and nothing changed, when out of memory.
  */
-static struct member *find(const struct swim *sw, const char *name)
+static bool member_set_ext(struct member *m, const struct wire_addr *a,
+			   const uint8_t *meta, size_t meta_len)
+{
+	size_t at = ext_ip_at(m);
+	size_t ip_part = ip_inline(a->ip_len) ? 0 : a->ip_len;
+	size_t len = at + ip_part + meta_len;
+	uint8_t *e = NULL;
+	if (len) {
+		e = malloc(len);
+		if (!e)
+			return false;
+		if (at)
+			memcpy(e, m->ext, at);
+		if (ip_part)
+			memcpy(e + at, a->ip, ip_part);
+		if (meta_len)
+			memcpy(e + at + ip_part, meta, meta_len);
+	}
+	free(m->ext);
+	m->ext = e;
+	if (ip_inline(a->ip_len))
+		memcpy(m->ip4, a->ip, a->ip_len);
+	m->ip_len = a->ip_len;
+	m->port = a->port;
+	m->meta_len = (uint16_t)meta_len;
+	return true;
+}
+
+static bool member_set_meta(struct member *m, const uint8_t *meta, size_t len)
+{
+	if (len == m->meta_len && (len == 0 || memcmp(member_meta(m), meta, len) == 0))
+		return true;
+	struct wire_addr a = member_addr(m);
+	return member_set_ext(m, &a, meta, len);
+}
+
+/* Set address and meta from an alive message, allocating only if they changed. */
+static bool member_set_addr_meta(struct member *m, const struct wire_addr *a,
+				 const uint8_t *meta, size_t len)
+{
+	bool same_meta = len == m->meta_len && (len == 0 || memcmp(member_meta(m), meta, len) == 0);
+	if (same_meta && member_addr_is(m, a))
+		return true;
+	if (same_meta && ip_inline(a->ip_len) && ip_inline(m->ip_len)) {
+		memcpy(m->ip4, a->ip, a->ip_len);
+		m->ip_len = a->ip_len;
+		m->port = a->port;
+		return true;
+	}
+	return member_set_ext(m, a, meta, len);
+}
+
+/*
+ * Index slots hold an id in the low 24 bits and 8 bits of the name's hash
+ * on top: 4 bytes a slot instead of a 16-byte (hash, pointer) pair, and
+ * the tag still spares us reading the records of most slots we pass.
+ */
+#define ID_BITS 24
+#define MAX_IDS ((1u << ID_BITS) - 1)
+
+static uint32_t index_slot(uint64_t h, uint32_t id)
+{
+	return (uint32_t)(h >> 56) << ID_BITS | id;
+}
+
+static uint32_t slot_id(uint32_t slot)
+{
+	return slot & MAX_IDS;
+}
+
+static uint32_t find_id(const struct swim *sw, const char *name)
 {
 	size_t mask = sw->index_cap - 1;
 	uint64_t h = hash_name(name);
+	uint32_t tag = (uint32_t)(h >> 56);
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
-		const struct index_slot *e = &sw->index[i];
-		if (!e->m)
-			return NULL;
-		if (e->hash == h && strcmp(e->m->pub.name, name) == 0)
-			return e->m;
+		uint32_t e = sw->index[i];
+		if (e == NO_ID)
+			return NO_ID;
+		if (e >> ID_BITS == tag && strcmp(member_name(member_of(sw, slot_id(e))), name) == 0)
+			return slot_id(e);
 	}
 }
 
-static void index_put(struct index_slot *idx, size_t cap, struct member *m)
+static struct member *find(const struct swim *sw, const char *name)
+{
+	uint32_t id = find_id(sw, name);
+	return id == NO_ID ? NULL : member_of(sw, id);
+}
+
+static void index_put(uint32_t *idx, size_t cap, uint64_t h, uint32_t id)
 {
 	size_t mask = cap - 1;
-	size_t i = m->name_hash & mask;
-	while (idx[i].m)
+	size_t i = h & mask;
+	while (idx[i] != NO_ID)
 		i = (i + 1) & mask;
-	idx[i].m = m;
-	idx[i].hash = m->name_hash;
+	idx[i] = index_slot(h, id);
 }
 
 static bool index_grow(struct swim *sw)
 {
 	size_t cap = sw->index_cap * 2;
-	struct index_slot *idx = calloc(cap, sizeof *idx);
+	uint32_t *idx = malloc(cap * sizeof *idx);
 	if (!idx)
 		return false;
+	memset(idx, 0xff, cap * sizeof *idx);
 	for (size_t i = 0; i < sw->n_members; i++)
-		index_put(idx, cap, sw->members[i]);
+		index_put(idx, cap, hash_name(member_name(member_at(sw, i))), sw->members[i]);
 	free(sw->index);
 	sw->index = idx;
 	sw->index_cap = cap;
@@ -295,62 +501,117 @@ static bool index_grow(struct swim *sw)
 }
 
 /* Linear-probing delete with backward shift, so lookups never need tombstones. */
-static void index_del(struct swim *sw, struct member *m)
+static void index_del(struct swim *sw, uint32_t id)
 {
 	size_t mask = sw->index_cap - 1;
-	size_t i = m->name_hash & mask;
-	while (sw->index[i].m != m)
+	size_t i = hash_name(member_name(member_of(sw, id))) & mask;
+	while (slot_id(sw->index[i]) != id)
 		i = (i + 1) & mask;
-	sw->index[i].m = NULL;
-	for (size_t j = (i + 1) & mask; sw->index[j].m; j = (j + 1) & mask) {
-		size_t home = sw->index[j].hash & mask;
+	sw->index[i] = NO_ID;
+	for (size_t j = (i + 1) & mask; sw->index[j] != NO_ID; j = (j + 1) & mask) {
+		uint32_t e = sw->index[j];
+		size_t home = hash_name(member_name(member_of(sw, slot_id(e)))) & mask;
 		/* move the entry back if its home slot is not in (i, j] cyclically */
 		bool in_range = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
 		if (!in_range) {
-			sw->index[i] = sw->index[j];
-			sw->index[j].m = NULL;
+			sw->index[i] = e;
+			sw->index[j] = NO_ID;
 			i = j;
 		}
 	}
 }
 
-/* Grow a member pointer array (doubling) so it holds at least `need`. */
-static bool reserve_members(struct member ***arr, size_t *cap, size_t need)
+/*
+ * Grow an array so it holds at least `need` elements of `size` bytes.  By
+ * an eighth, not by doubling: these are the per-member tables, and with
+ * 10,000 swims of 10,000 members each, doubling's slack alone would be
+ * gigabytes; the copying stays amortised O(1).
+ */
+static bool reserve(void *arr, size_t *cap, size_t need, size_t size)
 {
 	if (need <= *cap)
 		return true;
-	size_t n = *cap ? *cap * 2 : 16;
-	while (n < need)
-		n *= 2;
-	struct member **a = realloc(*arr, n * sizeof *a);
+	size_t n = need + need / 8 + 16;
+	void *a = realloc(*(void **)arr, n * size);
 	if (!a)
 		return false;
-	*arr = a;
+	*(void **)arr = a;
 	*cap = n;
 	return true;
 }
 
+/* A zeroed record and its id, from the free list or a new chunk. */
+static uint32_t id_alloc(struct swim *sw)
+{
+	uint32_t id = sw->free_id;
+	if (id != NO_ID) {
+		struct member *m = member_of(sw, id);
+		sw->free_id = m->incarnation;
+		memset(m, 0, sizeof *m);
+		return id;
+	}
+	if (sw->n_ids >= MAX_IDS)
+		return NO_ID;
+	if ((sw->n_ids & (CHUNK_LEN - 1)) == 0) {
+		struct member **c = realloc(sw->chunks, (sw->n_chunks + 1) * sizeof *c);
+		if (!c)
+			return NO_ID;
+		sw->chunks = c;
+		c[sw->n_chunks] = calloc(CHUNK_LEN, sizeof **c);
+		if (!c[sw->n_chunks])
+			return NO_ID;
+		sw->n_chunks++;
+	}
+	return sw->n_ids++;
+}
+
+static void id_free(struct swim *sw, uint32_t id)
+{
+	struct member *m = member_of(sw, id);
+	free(m->ext);
+	m->ext = NULL;
+	m->incarnation = sw->free_id;
+	sw->free_id = id;
+	if (id < sw->views_cap) {
+		free(sw->views[id]);
+		sw->views[id] = NULL;
+	}
+}
+
 static struct member *member_add(struct swim *sw, const char *name)
 {
-	if ((sw->n_members + 1) * 2 > sw->index_cap && !index_grow(sw))
+	size_t len = strlen(name);
+	if (len == 0 || len > WIRE_NAME_MAX)
 		return NULL;
-	if (!reserve_members(&sw->members, &sw->cap_members, sw->n_members + 1) ||
-	    !reserve_members(&sw->probe_order, &sw->probe_cap, sw->probe_n + 1))
+	if ((sw->n_members + 1) * 4 > sw->index_cap * 3 && !index_grow(sw))
 		return NULL;
-	struct member *m = calloc(1, sizeof *m);
-	if (!m)
+	if (!reserve(&sw->members, &sw->cap_members, sw->n_members + 1, sizeof *sw->members) ||
+	    !reserve(&sw->probe_order, &sw->probe_cap, sw->probe_n + 1, sizeof *sw->probe_order))
 		return NULL;
-	snprintf(m->pub.name, sizeof m->pub.name, "%s", name);
-	m->name_hash = hash_name(m->pub.name);
-	m->pub.state = SWIM_DEAD; /* becomes alive through the caller */
-	sw->members[sw->n_members++] = m;
-	index_put(sw->index, sw->index_cap, m);
+	uint32_t id = id_alloc(sw);
+	if (id == NO_ID)
+		return NULL;
+	struct member *m = member_of(sw, id);
+	m->name_len = (uint8_t)len;
+	if (name_inline(m)) {
+		memcpy(m->name, name, len + 1);
+	} else {
+		m->ext = malloc(len + 1);
+		if (!m->ext) {
+			id_free(sw, id);
+			return NULL;
+		}
+		memcpy(m->ext, name, len + 1);
+	}
+	m->state = SWIM_DEAD; /* becomes alive through the caller */
+	sw->members[sw->n_members++] = id;
+	index_put(sw->index, sw->index_cap, hash_name(name), id);
 	/* insert at a random place in the probe order, as memberlist does,
 	 * so a new member is probed within one round without a reshuffle */
 	size_t at = rng_below(sw, sw->probe_n + 1);
-	sw->probe_order[sw->probe_n++] = m;
-	struct member *t = sw->probe_order[at];
-	sw->probe_order[at] = m;
+	sw->probe_order[sw->probe_n++] = id;
+	uint32_t t = sw->probe_order[at];
+	sw->probe_order[at] = id;
 	sw->probe_order[sw->probe_n - 1] = t;
 	return m;
 }
@@ -358,63 +619,112 @@ static struct member *member_add(struct swim *sw, const char *name)
 /* ------------------------------------------------------------------ */
 /* broadcast queue                                                     */
 
-static void bcast_unlink(struct swim *sw, struct bcast *b)
+static void q_unlink(struct swim *sw, struct qlink *q)
 {
-	if (b->prev)
-		b->prev->next = b->next;
+	if (q->prev)
+		q->prev->next = q->next;
 	else
-		sw->buckets[b->transmits] = b->next;
-	if (b->next)
-		b->next->prev = b->prev;
-	b->prev = b->next = NULL;
+		sw->buckets[q->transmits] = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	q->prev = q->next = NULL;
 }
 
-static void bcast_push(struct swim *sw, struct bcast *b)
+static void q_push(struct swim *sw, struct qlink *q)
 {
-	b->prev = NULL;
-	b->next = sw->buckets[b->transmits];
-	if (b->next)
-		b->next->prev = b;
-	sw->buckets[b->transmits] = b;
+	q->prev = NULL;
+	q->next = sw->buckets[q->transmits];
+	if (q->next)
+		q->next->prev = q;
+	sw->buckets[q->transmits] = q;
 }
 
-static void bcast_drop(struct swim *sw, struct bcast *b)
+static struct member *q_member(struct qlink *q)
 {
-	bcast_unlink(sw, b);
-	if (b->about && b->about->bcast == b)
-		b->about->bcast = NULL;
+	return (struct member *)((char *)q - offsetof(struct member, r.alive));
+}
+
+static struct bcast *q_bcast(struct qlink *q)
+{
+	return (struct bcast *)((char *)q - offsetof(struct bcast, q));
+}
+
+/* A rumour has left the queue for good (replaced, retired or its member reaped). */
+static void q_retire(struct swim *sw, struct qlink *q)
+{
+	sw->n_bcasts--;
+	if (q->in_member) {
+		q_member(q)->rumour = RUMOUR_NONE;
+		return;
+	}
+	struct bcast *b = q_bcast(q);
+	if (b->about && b->about->rumour == RUMOUR_BCAST && b->about->r.bcast == b)
+		b->about->rumour = RUMOUR_NONE;
 	if (b->id == sw->leave_bcast_id)
 		sw->left_done = true;
-	sw->n_bcasts--;
 	free(b);
+}
+
+/* Drop our queued rumour about m, if any. */
+static void rumour_drop(struct swim *sw, struct member *m)
+{
+	struct qlink *q = m->rumour == RUMOUR_ALIVE ? &m->r.alive
+			  : m->rumour == RUMOUR_BCAST ? &m->r.bcast->q : NULL;
+	if (!q)
+		return;
+	q_unlink(sw, q);
+	q_retire(sw, q);
 }
 
 /* Queue an encoded message; a newer rumour about the same member replaces the old one. */
 static void bcast_queue(struct swim *sw, struct member *m, const uint8_t *data, size_t len)
 {
-	if (m && m->bcast)
-		bcast_drop(sw, m->bcast);
+	if (m)
+		rumour_drop(sw, m);
+	if (len > UINT16_MAX)
+		return;
 	struct bcast *b = malloc(sizeof *b + len);
 	if (!b)
 		return;
 	memset(b, 0, sizeof *b);
 	b->about = m;
-	b->len = len;
+	b->q.len = (uint16_t)len;
 	b->id = ++sw->next_bcast_id;
 	memcpy(b->data, data, len);
-	bcast_push(sw, b);
+	q_push(sw, &b->q);
 	sw->n_bcasts++;
-	if (m)
-		m->bcast = b;
+	if (m) {
+		m->rumour = RUMOUR_BCAST;
+		m->r.bcast = b;
+	}
 }
 
+/* Queue an alive rumour about m that encodes to `len` bytes (kept in m itself). */
+static void alive_queue(struct swim *sw, struct member *m, size_t len)
+{
+	rumour_drop(sw, m);
+	if (len > UINT16_MAX)
+		return;
+	struct qlink *q = &m->r.alive;
+	memset(q, 0, sizeof *q);
+	q->in_member = true;
+	q->len = (uint16_t)len;
+	q_push(sw, q);
+	sw->n_bcasts++;
+	m->rumour = RUMOUR_ALIVE;
+}
+
+static void fill_alive(const struct member *m, struct wire_msg *msg);
+
 /*
- * Append queued rumours to `msgs` (views into the queue) while they fit in
- * `budget` bytes, fewest-transmitted and newest first, counting a send for
- * each and retiring those past the retransmit limit.  Returns the count.
+ * Append queued rumours to `msgs` while they fit in `budget` bytes,
+ * fewest-transmitted and newest first, counting a send for each and
+ * retiring those past the retransmit limit.  Returns the count.  The
+ * views point into the queue, or into sw->alive_out for alive rumours
+ * (encoded here from their member records).
  */
 static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs,
-			 size_t max, struct bcast **taken)
+			 size_t max, struct qlink **taken)
 {
 	size_t n = 0;
 	int limit = retransmit_limit(sw);
@@ -427,47 +737,57 @@ static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs
 	 */
 	int misses = 0;
 	for (int t = 0; t < sw->n_buckets && n < max && misses < 32 && budget >= 16; t++) {
-		for (struct bcast *b = sw->buckets[t]; b && n < max; b = b->next) {
-			size_t need = b->len + 2; /* memberlist compoundOverhead */
+		for (struct qlink *q = sw->buckets[t]; q && n < max; q = q->next) {
+			size_t need = (size_t)q->len + 2; /* memberlist compoundOverhead */
 			if (need > budget) {
 				if (++misses >= 32 || budget < 16)
 					break;
 				continue;
 			}
 			budget -= need;
-			msgs[n].p = b->data;
-			msgs[n].len = (uint32_t)b->len;
-			taken[n++] = b;
+			msgs[n].len = q->len;
+			taken[n++] = q;
 		}
 	}
+	wbuf_reset(&sw->alive_out);
+	for (size_t i = 0; i < n; i++) {
+		struct qlink *q = taken[i];
+		if (!q->in_member) {
+			msgs[i].p = q_bcast(q)->data;
+			continue;
+		}
+		/* offset for now: alive_out may move while it grows */
+		msgs[i].p = (const uint8_t *)(uintptr_t)sw->alive_out.len;
+		struct wire_msg msg;
+		fill_alive(q_member(q), &msg);
+		if (wire_encode(&sw->alive_out, &msg) != WIRE_OK)
+			sw->alive_out.oom = true;
+	}
+	if (sw->alive_out.oom)
+		return 0; /* nothing counted: the rumours stay queued as they were */
+	for (size_t i = 0; i < n; i++)
+		if (taken[i]->in_member)
+			msgs[i].p = sw->alive_out.p + (uintptr_t)msgs[i].p;
 	/* bump counts after the walk so a moved item is not seen twice */
 	for (size_t i = 0; i < n; i++) {
-		struct bcast *b = taken[i];
-		bcast_unlink(sw, b);
-		b->transmits++;
-		if (b->transmits >= limit || b->transmits >= sw->n_buckets) {
+		struct qlink *q = taken[i];
+		q_unlink(sw, q);
+		q->transmits++;
+		if (q->transmits >= limit || q->transmits >= sw->n_buckets) {
 			/* keep the payload alive until the packet is built: park it */
-			b->transmits = -1;
+			q->transmits = -1;
 		} else {
-			bcast_push(sw, b);
+			q_push(sw, q);
 		}
 	}
 	return n;
 }
 
-static void bcast_release_parked(struct swim *sw, struct bcast **taken, size_t n)
+static void bcast_release_parked(struct swim *sw, struct qlink **taken, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		struct bcast *b = taken[i];
-		if (b->transmits != -1)
-			continue;
-		if (b->about && b->about->bcast == b)
-			b->about->bcast = NULL;
-		if (b->id == sw->leave_bcast_id)
-			sw->left_done = true;
-		sw->n_bcasts--;
-		free(b);
-	}
+	for (size_t i = 0; i < n; i++)
+		if (taken[i]->transmits == -1)
+			q_retire(sw, taken[i]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -478,7 +798,7 @@ static const struct member *member_by_addr(struct swim *sw, const struct wire_ad
 	/* only used to decide on CRC; a linear scan would be O(n) per packet,
 	 * so check the probe target and fall back to "assume modern" */
 	struct member *m = sw->probe_target[0] ? find(sw, sw->probe_target) : NULL;
-	if (m && addr_eq(&m->pub.addr, to))
+	if (m && member_addr_is(m, to))
 		return m;
 	return NULL;
 }
@@ -502,7 +822,7 @@ static void send_msg(struct swim *sw, const struct wire_addr *to,
 		     const uint8_t *msg, size_t len, bool piggyback)
 {
 	struct wire_bytes msgs[COMPOUND_MAX];
-	struct bcast *taken[COMPOUND_MAX];
+	struct qlink *taken[COMPOUND_MAX];
 	size_t n = 0, nb = 0;
 	msgs[n].p = msg;
 	msgs[n++].len = (uint32_t)len;
@@ -522,7 +842,7 @@ static void send_msg(struct swim *sw, const struct wire_addr *to,
 	}
 	sw->stats.msgs_out += n;
 	const struct member *peer = member_by_addr(sw, to);
-	bool crc = !peer || peer->pub.vsn[1] >= 5;
+	bool crc = !peer || peer->vsn[1] >= 5;
 	if (crc) {
 		wbuf_reset(&sw->scratch);
 		wire_add_crc(&sw->scratch, out, out_len);
@@ -562,20 +882,24 @@ static void fill_alive(const struct member *m, struct wire_msg *msg)
 {
 	memset(msg, 0, sizeof *msg);
 	msg->type = WIRE_ALIVE;
-	msg->u.alive.incarnation = m->pub.incarnation;
-	msg->u.alive.node = str_bytes(m->pub.name);
-	msg->u.alive.addr = m->pub.addr;
-	msg->u.alive.meta.p = m->pub.meta;
-	msg->u.alive.meta.len = m->pub.meta_len;
-	memcpy(msg->u.alive.vsn, m->pub.vsn, 6);
+	msg->u.alive.incarnation = m->incarnation;
+	msg->u.alive.node = name_bytes(m);
+	msg->u.alive.addr = member_addr(m);
+	msg->u.alive.meta.p = member_meta(m);
+	msg->u.alive.meta.len = m->meta_len;
+	memcpy(msg->u.alive.vsn, m->vsn, 6);
 	msg->u.alive.vsn_len = 6;
 }
 
-static void broadcast_alive(struct swim *sw, const struct member *m)
+/* Encoded once here for its length; bcast_take encodes it again from m. */
+static void broadcast_alive(struct swim *sw, struct member *m)
 {
 	struct wire_msg msg;
 	fill_alive(m, &msg);
-	encode_broadcast(sw, (struct member *)m, &msg);
+	wbuf_reset(&sw->body);
+	if (wire_encode(&sw->body, &msg) != WIRE_OK || sw->body.oom)
+		return;
+	alive_queue(sw, m, sw->body.len);
 }
 
 static void broadcast_accuse(struct swim *sw, enum wire_type type, struct member *about,
@@ -586,34 +910,85 @@ static void broadcast_accuse(struct swim *sw, enum wire_type type, struct member
 	msg.type = type;
 	struct wire_accuse *a = type == WIRE_SUSPECT ? &msg.u.suspect : &msg.u.dead;
 	a->incarnation = inc;
-	a->node = str_bytes(about->pub.name);
+	a->node = name_bytes(about);
 	a->from = str_bytes(from);
 	encode_broadcast(sw, about, &msg);
 }
 
+/* The public view of a member, as of now. */
+static void view_fill(const struct member *m, struct swim_member *v)
+{
+	memcpy(v->name, member_name(m), (size_t)m->name_len + 1);
+	v->addr = member_addr(m);
+	if (m->meta_len)
+		memcpy(v->meta, member_meta(m), m->meta_len);
+	v->meta_len = m->meta_len;
+	v->incarnation = m->incarnation;
+	v->state = (enum swim_state)m->state;
+	v->state_since = m->state_since;
+	memcpy(v->vsn, m->vsn, 6);
+}
+
 static void notify(struct swim *sw, enum swim_member_event ev, const struct member *m)
 {
-	if (sw->hooks.on_member)
-		sw->hooks.on_member(sw->hooks.ctx, ev, &m->pub);
+	if (!sw->hooks.on_member)
+		return;
+	view_fill(m, &sw->notify_view);
+	sw->hooks.on_member(sw->hooks.ctx, ev, &sw->notify_view);
+}
+
+/* The suspicion of a suspect member (NULL if we ran out of memory listing it). */
+static struct suspicion *suspicion_of(struct swim *sw, const struct member *m)
+{
+	for (size_t i = 0; i < sw->n_suspects; i++)
+		if (sw->suspects[i].m == m)
+			return &sw->suspects[i];
+	return NULL;
+}
+
+static struct buddy_time *buddy_find(struct swim *sw, const struct member *m)
+{
+	for (size_t i = 0; i < sw->n_buddies; i++)
+		if (sw->buddies[i].m == m)
+			return &sw->buddies[i];
+	return NULL;
+}
+
+static void buddy_forget(struct swim *sw, const struct member *m)
+{
+	struct buddy_time *b = buddy_find(sw, m);
+	if (b)
+		*b = sw->buddies[--sw->n_buddies];
 }
 
 /* Keep the suspect list in step with member states, so timers and the
  * buddy probes look at the few suspects rather than all members. */
 static void track_suspect(struct swim *sw, struct member *m, bool suspect)
 {
-	bool listed = m->pub.state == SWIM_SUSPECT;
+	bool listed = m->state == SWIM_SUSPECT;
 	if (suspect == listed)
 		return;
 	if (suspect) {
-		if (!reserve_members(&sw->suspects, &sw->cap_suspects, sw->n_suspects + 1))
+		if (!reserve(&sw->suspects, &sw->cap_suspects, sw->n_suspects + 1,
+			     sizeof *sw->suspects))
 			return; /* out of memory: this suspicion will not time out */
-		m->suspect_idx = sw->n_suspects;
-		sw->suspects[sw->n_suspects++] = m;
-	} else if (m->suspect_idx < sw->n_suspects && sw->suspects[m->suspect_idx] == m) {
-		struct member *last = sw->suspects[--sw->n_suspects];
-		sw->suspects[m->suspect_idx] = last;
-		last->suspect_idx = m->suspect_idx;
+		struct suspicion *sp = &sw->suspects[sw->n_suspects++];
+		memset(sp, 0, sizeof *sp);
+		sp->m = m;
+		struct buddy_time *b = buddy_find(sw, m);
+		if (b) {
+			sp->last_buddy = b->t;
+			buddy_forget(sw, m);
+		}
+		return;
 	}
+	struct suspicion *sp = suspicion_of(sw, m);
+	if (!sp)
+		return;
+	if (sp->last_buddy && reserve(&sw->buddies, &sw->cap_buddies, sw->n_buddies + 1,
+				      sizeof *sw->buddies))
+		sw->buddies[sw->n_buddies++] = (struct buddy_time){ m, sp->last_buddy };
+	*sp = sw->suspects[--sw->n_suspects];
 }
 
 static void set_state(struct swim *sw, struct member *m, enum swim_state st, int64_t now)
@@ -624,11 +999,9 @@ static void set_state(struct swim *sw, struct member *m, enum swim_state st, int
 		sw->n_alive++;
 	else if (!was_gone && now_gone)
 		sw->n_alive--;
-	if (st != m->pub.state)
-		m->pub.state_since = now;
-	m->pub.state = st;
-	if (st == SWIM_DEAD)
-		m->dead_since = now;
+	if (st != m->state)
+		m->state_since = now;
+	m->state = st;
 }
 
 /* ------------------------------------------------------------------ */
@@ -638,11 +1011,11 @@ static void set_state(struct swim *sw, struct member *m, enum swim_state st, int
 static void refute(struct swim *sw, uint32_t accused_inc, int64_t now)
 {
 	struct member *me = sw->self;
-	uint32_t inc = me->pub.incarnation + 1;
+	uint32_t inc = me->incarnation + 1;
 	if (accused_inc >= inc)
 		inc = accused_inc + 1;
-	me->pub.incarnation = inc;
-	me->pub.state_since = now;
+	me->incarnation = inc;
+	me->state_since = now;
 	sw->stats.refutations++;
 	awareness_apply(sw, 1);
 	broadcast_alive(sw, me);
@@ -660,7 +1033,10 @@ static void answer_stale_accusation(struct swim *sw, struct wire_bytes accuser)
 	char name[WIRE_NAME_MAX + 1];
 	bytes_to_name(accuser, name);
 	const struct member *a = name[0] ? find(sw, name) : NULL;
-	const struct wire_addr *to = a && a != sw->self ? &a->pub.addr : sw->cur_from;
+	struct wire_addr a_addr;
+	if (a && a != sw->self)
+		a_addr = member_addr(a);
+	const struct wire_addr *to = a && a != sw->self ? &a_addr : sw->cur_from;
 	if (!to || sw->leaving)
 		return;
 	struct wire_msg msg;
@@ -681,10 +1057,10 @@ static void handle_alive(struct swim *sw, const struct wire_alive *a, int64_t no
 	if (is_self) {
 		if (sw->leaving)
 			return;
-		if (a->incarnation < m->pub.incarnation)
+		if (a->incarnation < m->incarnation)
 			return;
-		if (a->incarnation == m->pub.incarnation &&
-		    bytes_eq(a->meta, m->pub.meta, m->pub.meta_len))
+		if (a->incarnation == m->incarnation &&
+		    bytes_eq(a->meta, member_meta(m), m->meta_len))
 			return;
 		refute(sw, a->incarnation, now);
 		return;
@@ -696,24 +1072,22 @@ static void handle_alive(struct swim *sw, const struct wire_alive *a, int64_t no
 			return;
 		fresh = true; /* created dead; set_state below counts it alive */
 	} else {
-		bool moved = !addr_eq(&m->pub.addr, &a->addr);
-		if (a->incarnation <= m->pub.incarnation)
+		bool moved = !member_addr_is(m, &a->addr);
+		if (a->incarnation <= m->incarnation)
 			return;
 		if (moved && !is_gone(m)) {
 			logf_(sw, 2, "conflicting address for %s; ignoring alive", name);
 			return;
 		}
 	}
-	enum swim_state old = m->pub.state;
-	bool meta_changed = !bytes_eq(a->meta, m->pub.meta, m->pub.meta_len) ||
-			    !addr_eq(&m->pub.addr, &a->addr);
-	m->pub.incarnation = a->incarnation;
-	m->pub.addr = a->addr;
-	m->pub.meta_len = (uint16_t)a->meta.len;
-	if (a->meta.len)
-		memcpy(m->pub.meta, a->meta.p, a->meta.len);
+	enum swim_state old = m->state;
+	bool meta_changed = !bytes_eq(a->meta, member_meta(m), m->meta_len) ||
+			    !member_addr_is(m, &a->addr);
+	if (!member_set_addr_meta(m, &a->addr, a->meta.p, a->meta.len))
+		return; /* out of memory: as if this alive had been lost */
+	m->incarnation = a->incarnation;
 	if (a->vsn_len == 6)
-		memcpy(m->pub.vsn, a->vsn, 6);
+		memcpy(m->vsn, a->vsn, 6);
 	broadcast_alive(sw, m);
 	set_state(sw, m, SWIM_ALIVE, now);
 	if (fresh || old == SWIM_DEAD || old == SWIM_LEFT) {
@@ -738,18 +1112,18 @@ static int64_t suspicion_min_ms(const struct swim *sw)
  * Lifeguard: the timeout shrinks from max towards min as independent
  * confirmations arrive: max - (max - min) * log(c + 1) / log(k + 1).
  */
-static void suspicion_rearm(struct member *m)
+static void suspicion_rearm(struct suspicion *sp)
 {
 	/* with nobody left to confirm (tiny clusters), waiting for the
 	 * maximum would only delay detection: memberlist uses the minimum */
-	int64_t t = m->confirm_needed > 0 ? m->suspect_max_ms : m->suspect_min_ms;
-	if (m->confirm_needed > 0) {
-		double frac = log(m->confirmations + 1.0) / log(m->confirm_needed + 1.0);
-		t = m->suspect_max_ms - (int64_t)((double)(m->suspect_max_ms - m->suspect_min_ms) * frac);
-		if (t < m->suspect_min_ms)
-			t = m->suspect_min_ms;
+	int64_t t = sp->confirm_needed > 0 ? sp->max_ms : sp->min_ms;
+	if (sp->confirm_needed > 0) {
+		double frac = log(sp->confirmations + 1.0) / log(sp->confirm_needed + 1.0);
+		t = sp->max_ms - (int64_t)((double)(sp->max_ms - sp->min_ms) * frac);
+		if (t < sp->min_ms)
+			t = sp->min_ms;
 	}
-	m->suspect_deadline = m->suspect_start + t;
+	sp->deadline = sp->start + t;
 }
 
 static void handle_suspect(struct swim *sw, const struct wire_accuse *s, int64_t now)
@@ -760,28 +1134,31 @@ static void handle_suspect(struct swim *sw, const struct wire_accuse *s, int64_t
 	bytes_to_name(s->node, name);
 	bytes_to_name(s->from, from);
 	struct member *m = find(sw, name);
-	if (m == sw->self && s->incarnation < m->pub.incarnation) {
+	if (m == sw->self && s->incarnation < m->incarnation) {
 		answer_stale_accusation(sw, s->from);
 		return;
 	}
-	if (!m || s->incarnation < m->pub.incarnation)
+	if (!m || s->incarnation < m->incarnation)
 		return;
 	if (m == sw->self) {
 		if (!sw->leaving)
 			refute(sw, s->incarnation, now);
 		return;
 	}
-	if (m->pub.state == SWIM_SUSPECT) {
+	if (m->state == SWIM_SUSPECT) {
+		struct suspicion *sp = suspicion_of(sw, m);
+		if (!sp)
+			return;
 		/* a distinct accuser is a Lifeguard confirmation */
 		uint64_t fh = hash_name(from);
-		for (int i = 0; i < m->n_confirmers; i++)
-			if (m->confirmers[i] == fh)
+		for (int i = 0; i < sp->n_confirmers; i++)
+			if (sp->confirmers[i] == fh)
 				return;
-		if (m->n_confirmers < 8)
-			m->confirmers[m->n_confirmers++] = fh;
-		if (m->confirmations < m->confirm_needed) {
-			m->confirmations++;
-			suspicion_rearm(m);
+		if (sp->n_confirmers < 8)
+			sp->confirmers[sp->n_confirmers++] = fh;
+		if (sp->confirmations < sp->confirm_needed) {
+			sp->confirmations++;
+			suspicion_rearm(sp);
 			broadcast_accuse(sw, WIRE_SUSPECT, m, s->incarnation, from);
 		}
 		return;
@@ -789,22 +1166,25 @@ static void handle_suspect(struct swim *sw, const struct wire_accuse *s, int64_t
 	if (is_gone(m))
 		return;
 	broadcast_accuse(sw, WIRE_SUSPECT, m, s->incarnation, from);
-	m->pub.incarnation = s->incarnation;
+	m->incarnation = s->incarnation;
 	set_state(sw, m, SWIM_SUSPECT, now);
 	sw->stats.suspicions++;
-	int k = sw->cfg.suspicion_mult - 2;
-	if (!sw->cfg.lifeguard || (int)sw->n_alive - 2 < k)
-		k = 0;
-	m->confirm_needed = k > 0 ? k : 0;
-	m->confirmations = 0;
-	m->n_confirmers = 1;
-	m->confirmers[0] = hash_name(from);
-	m->suspect_start = now;
-	m->suspect_min_ms = suspicion_min_ms(sw);
-	m->suspect_max_ms = sw->cfg.lifeguard
-		? m->suspect_min_ms * sw->cfg.suspicion_max_timeout_mult
-		: m->suspect_min_ms;
-	suspicion_rearm(m);
+	struct suspicion *sp = suspicion_of(sw, m);
+	if (sp) {
+		int k = sw->cfg.suspicion_mult - 2;
+		if (!sw->cfg.lifeguard || (int)sw->n_alive - 2 < k)
+			k = 0;
+		sp->confirm_needed = k > 0 ? k : 0;
+		sp->confirmations = 0;
+		sp->n_confirmers = 1;
+		sp->confirmers[0] = hash_name(from);
+		sp->start = now;
+		sp->min_ms = suspicion_min_ms(sw);
+		sp->max_ms = sw->cfg.lifeguard
+			? sp->min_ms * sw->cfg.suspicion_max_timeout_mult
+			: sp->min_ms;
+		suspicion_rearm(sp);
+	}
 	logf_(sw, 1, "suspect %s (from %s)", name, from);
 }
 
@@ -815,12 +1195,12 @@ static void handle_dead(struct swim *sw, const struct wire_accuse *d, int64_t no
 		return;
 	bytes_to_name(d->node, name);
 	struct member *m = find(sw, name);
-	if (m == sw->self && d->incarnation < m->pub.incarnation &&
-	    !bytes_eq_str(d->from, m->pub.name)) {
+	if (m == sw->self && d->incarnation < m->incarnation &&
+	    !bytes_eq_str(d->from, member_name(m))) {
 		answer_stale_accusation(sw, d->from);
 		return;
 	}
-	if (!m || d->incarnation < m->pub.incarnation || is_gone(m))
+	if (!m || d->incarnation < m->incarnation || is_gone(m))
 		return;
 	bool is_leave = bytes_eq_str(d->from, name);
 	if (m == sw->self && !sw->leaving) {
@@ -830,7 +1210,7 @@ static void handle_dead(struct swim *sw, const struct wire_accuse *d, int64_t no
 	char from[WIRE_NAME_MAX + 1];
 	bytes_to_name(d->from, from);
 	broadcast_accuse(sw, WIRE_DEAD, m, d->incarnation, from);
-	m->pub.incarnation = d->incarnation;
+	m->incarnation = d->incarnation;
 	set_state(sw, m, is_leave ? SWIM_LEFT : SWIM_DEAD, now);
 	if (!is_leave)
 		sw->stats.deaths++;
@@ -852,15 +1232,15 @@ static struct member *random_live(struct swim *sw, const char *exclude)
 		return NULL;
 	/* rejection sampling keeps this O(1) in large, mostly-alive clusters */
 	for (int tries = 0; tries < 64; tries++) {
-		struct member *m = sw->members[rng_below(sw, sw->n_members)];
-		if (m != sw->self && m->pub.state == SWIM_ALIVE &&
-		    (!exclude || strcmp(m->pub.name, exclude) != 0))
+		struct member *m = member_at(sw, rng_below(sw, sw->n_members));
+		if (m != sw->self && m->state == SWIM_ALIVE &&
+		    (!exclude || strcmp(member_name(m), exclude) != 0))
 			return m;
 	}
 	for (size_t i = 0; i < sw->n_members; i++) {
-		struct member *m = sw->members[(i + rng_below(sw, sw->n_members)) % sw->n_members];
-		if (m != sw->self && m->pub.state == SWIM_ALIVE &&
-		    (!exclude || strcmp(m->pub.name, exclude) != 0))
+		struct member *m = member_at(sw, (i + rng_below(sw, sw->n_members)) % sw->n_members);
+		if (m != sw->self && m->state == SWIM_ALIVE &&
+		    (!exclude || strcmp(member_name(m), exclude) != 0))
 			return m;
 	}
 	return NULL;
@@ -874,7 +1254,7 @@ static void reshuffle(struct swim *sw)
 		sw->probe_order[sw->probe_n++] = sw->members[i];
 	for (size_t i = sw->probe_n; i > 1; i--) {
 		size_t j = rng_below(sw, i);
-		struct member *t = sw->probe_order[i - 1];
+		uint32_t t = sw->probe_order[i - 1];
 		sw->probe_order[i - 1] = sw->probe_order[j];
 		sw->probe_order[j] = t;
 	}
@@ -889,15 +1269,16 @@ static void fill_ping(const struct swim *sw, struct wire_msg *msg, uint32_t seq,
 	msg->type = WIRE_PING;
 	msg->u.ping.seq = seq;
 	msg->u.ping.node = node;
-	msg->u.ping.source = sw->self->pub.addr;
-	msg->u.ping.source_node = str_bytes(sw->self->pub.name);
+	msg->u.ping.source = member_addr(sw->self);
+	msg->u.ping.source_node = name_bytes(sw->self);
 }
 
 static void send_ping(struct swim *sw, const struct member *target, uint32_t seq)
 {
 	struct wire_msg msg;
-	fill_ping(sw, &msg, seq, str_bytes(target->pub.name));
-	encode_send(sw, &target->pub.addr, &msg, true);
+	fill_ping(sw, &msg, seq, name_bytes(target));
+	struct wire_addr to = member_addr(target);
+	encode_send(sw, &to, &msg, true);
 }
 
 /*
@@ -910,15 +1291,15 @@ static struct member *buddy_due(struct swim *sw, int64_t now)
 {
 	if (!sw->cfg.lifeguard)
 		return NULL;
-	struct member *best = NULL;
+	const struct suspicion *best = NULL;
 	for (size_t i = 0; i < sw->n_suspects; i++) {
-		struct member *m = sw->suspects[i];
-		if (now - m->last_buddy < 2LL * sw->cfg.probe_interval_ms)
+		const struct suspicion *sp = &sw->suspects[i];
+		if (now - sp->last_buddy < 2LL * sw->cfg.probe_interval_ms)
 			continue;
-		if (!best || m->last_buddy < best->last_buddy)
-			best = m;
+		if (!best || sp->last_buddy < best->last_buddy)
+			best = sp;
 	}
-	return best;
+	return best ? best->m : NULL;
 }
 
 static void probe_start(struct swim *sw, int64_t now)
@@ -929,7 +1310,7 @@ static void probe_start(struct swim *sw, int64_t now)
 			reshuffle(sw);
 		if (sw->probe_n == 0)
 			break;
-		struct member *m = sw->probe_order[sw->probe_pos++];
+		struct member *m = member_of(sw, sw->probe_order[sw->probe_pos++]);
 		if (m != sw->self && !is_gone(m)) {
 			target = m;
 			break;
@@ -939,7 +1320,7 @@ static void probe_start(struct swim *sw, int64_t now)
 	if (!target)
 		return;
 	sw->stats.probes++;
-	snprintf(sw->probe_target, sizeof sw->probe_target, "%s", target->pub.name);
+	snprintf(sw->probe_target, sizeof sw->probe_target, "%s", member_name(target));
 	sw->probe_seq = next_seq(sw);
 	sw->probe_start = now;
 	sw->probe_ack_deadline = now + scaled(sw, sw->cfg.probe_timeout_ms);
@@ -947,20 +1328,22 @@ static void probe_start(struct swim *sw, int64_t now)
 	sw->probe_expected_nacks = 0;
 	sw->probe_nacks = 0;
 	sw->probe_phase = PROBE_DIRECT;
-	if (target->pub.state == SWIM_SUSPECT && sw->cfg.lifeguard) {
-		target->last_buddy = now;
+	if (target->state == SWIM_SUSPECT && sw->cfg.lifeguard) {
+		struct suspicion *sp = suspicion_of(sw, target);
+		if (sp)
+			sp->last_buddy = now;
 		/* Lifeguard buddy system: tell a suspect it is suspected, so it
 		 * can refute at once instead of waiting for the rumour. */
 		struct wire_msg msg;
 		memset(&msg, 0, sizeof msg);
 		msg.type = WIRE_SUSPECT;
-		msg.u.suspect.incarnation = target->pub.incarnation;
-		msg.u.suspect.node = str_bytes(target->pub.name);
-		msg.u.suspect.from = str_bytes(sw->self->pub.name);
+		msg.u.suspect.incarnation = target->incarnation;
+		msg.u.suspect.node = name_bytes(target);
+		msg.u.suspect.from = name_bytes(sw->self);
 		struct wbuf two;
 		wbuf_init(&two);
 		struct wire_msg ping;
-		fill_ping(sw, &ping, sw->probe_seq, str_bytes(target->pub.name));
+		fill_ping(sw, &ping, sw->probe_seq, name_bytes(target));
 		wire_encode(&two, &ping);
 		size_t ping_len = two.len;
 		wire_encode(&two, &msg);
@@ -970,8 +1353,10 @@ static void probe_start(struct swim *sw, int64_t now)
 			struct wbuf c;
 			wbuf_init(&c);
 			wire_make_compound(&c, parts, 2);
-			if (!c.oom)
-				send_msg(sw, &target->pub.addr, c.p, c.len, false);
+			if (!c.oom) {
+				struct wire_addr to = member_addr(target);
+				send_msg(sw, &to, c.p, c.len, false);
+			}
 			wbuf_free(&c);
 		}
 		wbuf_free(&two);
@@ -997,7 +1382,7 @@ static void probe_go_indirect(struct swim *sw, int64_t now)
 	struct member *picked[16];
 	int k = sw->cfg.indirect_checks > 16 ? 16 : sw->cfg.indirect_checks, n = 0;
 	for (int tries = 0; n < k && tries < k * 8; tries++) {
-		struct member *m = random_live(sw, target->pub.name);
+		struct member *m = random_live(sw, member_name(target));
 		if (!m)
 			break;
 		bool dup = false;
@@ -1011,15 +1396,16 @@ static void probe_go_indirect(struct swim *sw, int64_t now)
 		memset(&msg, 0, sizeof msg);
 		msg.type = WIRE_INDIRECT_PING;
 		msg.u.indirect.seq = sw->probe_seq;
-		msg.u.indirect.target = target->pub.addr;
-		msg.u.indirect.node = str_bytes(target->pub.name);
+		msg.u.indirect.target = member_addr(target);
+		msg.u.indirect.node = name_bytes(target);
 		/* nacks exist from protocol 4 on */
-		msg.u.indirect.nack = picked[i]->pub.vsn[1] >= 4;
-		msg.u.indirect.source = sw->self->pub.addr;
-		msg.u.indirect.source_node = str_bytes(sw->self->pub.name);
+		msg.u.indirect.nack = picked[i]->vsn[1] >= 4;
+		msg.u.indirect.source = member_addr(sw->self);
+		msg.u.indirect.source_node = name_bytes(sw->self);
 		if (msg.u.indirect.nack)
 			sw->probe_expected_nacks++;
-		encode_send(sw, &picked[i]->pub.addr, &msg, true);
+		struct wire_addr to = member_addr(picked[i]);
+		encode_send(sw, &to, &msg, true);
 	}
 	(void)now;
 }
@@ -1041,9 +1427,9 @@ static void probe_failed(struct swim *sw, int64_t now)
 	struct member *target = find(sw, sw->probe_target);
 	if (!target || is_gone(target))
 		return;
-	logf_(sw, 1, "probe of %s failed", target->pub.name);
-	struct wire_accuse s = { target->pub.incarnation, str_bytes(target->pub.name),
-				 str_bytes(sw->self->pub.name) };
+	logf_(sw, 1, "probe of %s failed", member_name(target));
+	struct wire_accuse s = { target->incarnation, name_bytes(target),
+				 name_bytes(sw->self) };
 	handle_suspect(sw, &s, now);
 }
 
@@ -1058,7 +1444,7 @@ static void reply_addr(const struct wire_addr *src, const struct wire_addr *from
 
 static void handle_ping(struct swim *sw, const struct wire_ping *p, const struct wire_addr *from)
 {
-	if (p->node.len && !bytes_eq_str(p->node, sw->self->pub.name))
+	if (p->node.len && !bytes_eq_str(p->node, member_name(sw->self)))
 		return; /* meant for someone who used to live at this address */
 	struct wire_msg ack;
 	memset(&ack, 0, sizeof ack);
@@ -1079,6 +1465,8 @@ static void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip
 		memmove(sw->relays, sw->relays + 1, (MAX_RELAYS - 1) * sizeof sw->relays[0]);
 		sw->n_relays--;
 	}
+	if (!reserve(&sw->relays, &sw->cap_relays, sw->n_relays + 1, sizeof *sw->relays))
+		return; /* out of memory: as if the request had been lost */
 	struct relay *r = &sw->relays[sw->n_relays++];
 	memset(r, 0, sizeof *r);
 	r->local_seq = next_seq(sw);
@@ -1208,10 +1596,10 @@ static void encode_local_state(struct swim *sw, bool join, struct wbuf *out)
 		return;
 	}
 	for (size_t i = 0; i < sw->n_members; i++) {
-		const struct swim_member *p = &sw->members[i]->pub;
-		nodes[i].name = str_bytes(p->name);
-		nodes[i].addr = p->addr;
-		nodes[i].meta.p = p->meta;
+		const struct member *p = member_at(sw, i);
+		nodes[i].name = name_bytes(p);
+		nodes[i].addr = member_addr(p);
+		nodes[i].meta.p = member_meta(p);
 		nodes[i].meta.len = p->meta_len;
 		nodes[i].incarnation = p->incarnation;
 		nodes[i].state = (uint8_t)p->state;
@@ -1249,7 +1637,7 @@ static void merge_remote_state(struct swim *sw, const struct wire_push_pull *pp,
 			/* as memberlist: a remote "dead" only makes us suspect, so
 			 * the member gets its chance to refute */
 			struct wire_accuse s = { n->incarnation, n->name,
-						 str_bytes(sw->self->pub.name) };
+						 name_bytes(sw->self) };
 			handle_suspect(sw, &s, now);
 			break;
 		}
@@ -1407,12 +1795,12 @@ static void gossip(struct swim *sw, int64_t now)
 	struct member *picked[16];
 	int k = sw->cfg.gossip_nodes > 16 ? 16 : sw->cfg.gossip_nodes, n = 0;
 	for (int tries = 0; n < k && tries < k * 8; tries++) {
-		struct member *m = sw->members[rng_below(sw, sw->n_members)];
+		struct member *m = member_at(sw, rng_below(sw, sw->n_members));
 		if (m == sw->self)
 			continue;
-		if (is_gone(m) && now - m->pub.state_since > sw->cfg.gossip_to_dead_ms)
+		if (is_gone(m) && now - m->state_since > sw->cfg.gossip_to_dead_ms)
 			continue;
-		if (m->pub.state == SWIM_LEFT)
+		if (m->state == SWIM_LEFT)
 			continue;
 		bool dup = false;
 		for (int i = 0; i < n; i++)
@@ -1422,7 +1810,7 @@ static void gossip(struct swim *sw, int64_t now)
 	}
 	for (int i = 0; i < n && sw->n_bcasts; i++) {
 		struct wire_bytes msgs[COMPOUND_MAX];
-		struct bcast *taken[COMPOUND_MAX];
+		struct qlink *taken[COMPOUND_MAX];
 		size_t budget = (size_t)sw->cfg.udp_buffer_size - 2 - 5;
 		size_t cnt = bcast_take(sw, budget, msgs, COMPOUND_MAX, taken);
 		if (cnt == 0)
@@ -1433,13 +1821,15 @@ static void gossip(struct swim *sw, int64_t now)
 		else
 			wire_make_compound(&sw->pkt, msgs, cnt);
 		wbuf_reset(&sw->scratch);
-		bool crc = picked[i]->pub.vsn[1] >= 5 || picked[i]->pub.vsn[1] == 0;
+		bool crc = picked[i]->vsn[1] >= 5 || picked[i]->vsn[1] == 0;
 		if (crc)
 			wire_add_crc(&sw->scratch, sw->pkt.p, sw->pkt.len);
 		const struct wbuf *w = crc ? &sw->scratch : &sw->pkt;
 		sw->stats.msgs_out += cnt;
-		if (!w->oom)
-			send_raw(sw, &picked[i]->pub.addr, w->p, w->len);
+		if (!w->oom) {
+			struct wire_addr to = member_addr(picked[i]);
+			send_raw(sw, &to, w->p, w->len);
+		}
 		bcast_release_parked(sw, taken, cnt);
 	}
 }
@@ -1468,10 +1858,9 @@ static void run_relays(struct swim *sw, int64_t now)
 }
 
 /* When a suspicion of ours expires (Lifeguard: moved by confirmations). */
-static int64_t suspicion_due(const struct swim *sw, const struct member *m)
+static int64_t suspicion_due(const struct suspicion *sp)
 {
-	(void)sw;
-	return m->suspect_deadline;
+	return sp->deadline;
 }
 
 static void run_suspicions(struct swim *sw, int64_t now)
@@ -1480,33 +1869,35 @@ static void run_suspicions(struct swim *sw, int64_t now)
 	for (size_t i = sw->n_suspects; i-- > 0;) {
 		if (i >= sw->n_suspects)
 			continue;
-		struct member *m = sw->suspects[i];
-		if (now < suspicion_due(sw, m))
+		struct member *m = sw->suspects[i].m;
+		if (now < suspicion_due(&sw->suspects[i]))
 			continue;
-		struct wire_accuse d = { m->pub.incarnation, str_bytes(m->pub.name),
-					 str_bytes(sw->self->pub.name) };
-		logf_(sw, 1, "marking %s dead: suspicion timed out", m->pub.name);
+		struct wire_accuse d = { m->incarnation, name_bytes(m),
+					 name_bytes(sw->self) };
+		logf_(sw, 1, "marking %s dead: suspicion timed out", member_name(m));
 		handle_dead(sw, &d, now);
 	}
 }
 
-static void member_free(struct swim *sw, struct member *m)
+static void member_free(struct swim *sw, uint32_t id)
 {
-	if (m->bcast)
-		bcast_drop(sw, m->bcast);
-	free(m);
+	struct member *m = member_of(sw, id);
+	rumour_drop(sw, m);
+	buddy_forget(sw, m);
+	id_free(sw, id);
 }
 
 static void reap(struct swim *sw, int64_t now)
 {
 	bool any = false;
 	for (size_t i = 0; i < sw->n_members;) {
-		struct member *m = sw->members[i];
-		if (m != sw->self && is_gone(m) && now - m->pub.state_since >= sw->cfg.reap_interval_ms) {
+		uint32_t id = sw->members[i];
+		struct member *m = member_of(sw, id);
+		if (m != sw->self && is_gone(m) && now - m->state_since >= sw->cfg.reap_interval_ms) {
 			notify(sw, SWIM_EV_REAP, m);
-			index_del(sw, m);
+			index_del(sw, id);
 			sw->members[i] = sw->members[--sw->n_members];
-			member_free(sw, m);
+			member_free(sw, id);
 			any = true;
 			continue;
 		}
@@ -1521,7 +1912,7 @@ static void reconnect(struct swim *sw)
 {
 	size_t dead = 0;
 	for (size_t i = 0; i < sw->n_members; i++)
-		dead += sw->members[i]->pub.state == SWIM_DEAD;
+		dead += member_at(sw, i)->state == SWIM_DEAD;
 	if (dead == 0)
 		return;
 	double prob = (double)dead / (double)(sw->n_alive ? sw->n_alive : 1);
@@ -1529,11 +1920,12 @@ static void reconnect(struct swim *sw)
 		return;
 	size_t pick = rng_below(sw, dead);
 	for (size_t i = 0; i < sw->n_members; i++) {
-		struct member *m = sw->members[i];
-		if (m->pub.state != SWIM_DEAD)
+		struct member *m = member_at(sw, i);
+		if (m->state != SWIM_DEAD)
 			continue;
 		if (pick-- == 0) {
-			start_push_pull(sw, &m->pub.addr, false);
+			struct wire_addr to = member_addr(m);
+			start_push_pull(sw, &to, false);
 			return;
 		}
 	}
@@ -1561,7 +1953,7 @@ int64_t swim_next_deadline(const struct swim *sw)
 			t = min64(t, r->nack_at);
 	}
 	for (size_t i = 0; i < sw->n_suspects; i++)
-		t = min64(t, suspicion_due(sw, sw->suspects[i]));
+		t = min64(t, suspicion_due(&sw->suspects[i]));
 	return t;
 }
 
@@ -1588,8 +1980,10 @@ void swim_tick(struct swim *sw, int64_t now)
 	}
 	if (now >= sw->next_push_pull) {
 		struct member *peer = sw->leaving ? NULL : random_live(sw, NULL);
-		if (peer)
-			start_push_pull(sw, &peer->pub.addr, false);
+		if (peer) {
+			struct wire_addr to = member_addr(peer);
+			start_push_pull(sw, &to, false);
+		}
 		sw->next_push_pull = sw->cfg.push_pull_interval_ms > 0
 			? now + push_pull_interval(sw) : NEVER;
 	}
@@ -1615,9 +2009,8 @@ void swim_notice_stall(struct swim *sw, int64_t gap_ms, int64_t now)
 	sw->probe_phase = PROBE_IDLE;
 	sw->n_relays = 0;
 	for (size_t i = 0; i < sw->n_suspects; i++) {
-		struct member *m = sw->suspects[i];
-		m->suspect_start = now;
-		suspicion_rearm(m);
+		sw->suspects[i].start = now;
+		suspicion_rearm(&sw->suspects[i]);
 	}
 	/* (2) we are the unhealthy one: probe slowly until acks prove otherwise */
 	if (sw->cfg.lifeguard)
@@ -1626,16 +2019,18 @@ void swim_notice_stall(struct swim *sw, int64_t gap_ms, int64_t now)
 	sw->next_gossip = now;
 	/* (3) outbid any death rumour and fetch the current view at once */
 	if (!sw->leaving) {
-		refute(sw, sw->self->pub.incarnation, now);
+		refute(sw, sw->self->incarnation, now);
 		struct member *peer = random_live(sw, NULL);
 		if (!peer) {
 			/* everyone may have been declared dead while we slept */
 			for (size_t i = 0; i < sw->n_members && !peer; i++)
-				if (sw->members[i] != sw->self && sw->members[i]->pub.state == SWIM_DEAD)
-					peer = sw->members[i];
+				if (member_at(sw, i) != sw->self && member_at(sw, i)->state == SWIM_DEAD)
+					peer = member_at(sw, i);
 		}
-		if (peer)
-			start_push_pull(sw, &peer->pub.addr, false);
+		if (peer) {
+			struct wire_addr to = member_addr(peer);
+			start_push_pull(sw, &to, false);
+		}
 	}
 }
 
@@ -1682,25 +2077,29 @@ struct swim *swim_new(const struct swim_config *cfg, const struct swim_hooks *ho
 	if (!sw->rng)
 		sw->rng = 1;
 	sw->index_cap = 64;
-	sw->index = calloc(sw->index_cap, sizeof *sw->index);
+	sw->index = malloc(sw->index_cap * sizeof *sw->index);
+	if (sw->index)
+		memset(sw->index, 0xff, sw->index_cap * sizeof *sw->index);
+	sw->free_id = NO_ID;
 	sw->n_buckets = 64; /* more than any retransmit limit we will compute */
 	sw->buckets = calloc((size_t)sw->n_buckets, sizeof *sw->buckets);
 	wbuf_init(&sw->scratch);
 	wbuf_init(&sw->pkt);
 	wbuf_init(&sw->body);
+	wbuf_init(&sw->alive_out);
 	if (!sw->index || !sw->buckets || !cfg->name[0])
 		goto fail;
 	sw->self = member_add(sw, cfg->name);
 	if (!sw->self)
 		goto fail;
 	struct member *me = sw->self;
-	me->pub.addr = cfg->addr;
-	me->pub.meta_len = cfg->meta_len > WIRE_META_MAX ? WIRE_META_MAX : cfg->meta_len;
-	memcpy(me->pub.meta, cfg->meta, me->pub.meta_len);
-	memcpy(me->pub.vsn, cfg->vsn, 6);
-	me->pub.incarnation = 1;
+	if (!member_set_ext(me, &cfg->addr, cfg->meta,
+			    cfg->meta_len > WIRE_META_MAX ? WIRE_META_MAX : cfg->meta_len))
+		goto fail;
+	memcpy(me->vsn, cfg->vsn, 6);
+	me->incarnation = 1;
 	set_state(sw, me, SWIM_ALIVE, now);
-	me->pub.state_since = now;
+	me->state_since = now;
 	/* spread the first probe over one interval so restarted clusters don't pulse */
 	sw->next_probe = now + (int64_t)rng_below(sw, (size_t)cfg->probe_interval_ms + 1);
 	sw->next_gossip = now + cfg->gossip_interval_ms;
@@ -1722,23 +2121,33 @@ void swim_free(struct swim *sw)
 	if (!sw)
 		return;
 	for (int t = 0; sw->buckets && t < sw->n_buckets; t++) {
-		struct bcast *b = sw->buckets[t];
-		while (b) {
-			struct bcast *n = b->next;
-			free(b);
-			b = n;
+		struct qlink *q = sw->buckets[t];
+		while (q) {
+			struct qlink *n = q->next;
+			if (!q->in_member)
+				free(q_bcast(q));
+			q = n;
 		}
 	}
 	for (size_t i = 0; i < sw->n_members; i++)
-		free(sw->members[i]);
+		free(member_at(sw, i)->ext);
+	for (size_t i = 0; i < sw->n_chunks; i++)
+		free(sw->chunks[i]);
+	free(sw->chunks);
+	for (size_t i = 0; i < sw->views_cap; i++)
+		free(sw->views[i]);
+	free(sw->views);
 	free(sw->members);
 	free(sw->probe_order);
 	free(sw->suspects);
+	free(sw->buddies);
+	free(sw->relays);
 	free(sw->index);
 	free(sw->buckets);
 	wbuf_free(&sw->scratch);
 	wbuf_free(&sw->pkt);
 	wbuf_free(&sw->body);
+	wbuf_free(&sw->alive_out);
 	free(sw);
 }
 
@@ -1748,7 +2157,7 @@ void swim_leave(struct swim *sw, int64_t now)
 		return;
 	sw->leaving = true;
 	struct member *me = sw->self;
-	broadcast_accuse(sw, WIRE_DEAD, me, me->pub.incarnation, me->pub.name);
+	broadcast_accuse(sw, WIRE_DEAD, me, me->incarnation, member_name(me));
 	sw->leave_bcast_id = sw->next_bcast_id;
 	set_state(sw, me, SWIM_LEFT, now);
 	if (sw->n_alive == 0)
@@ -1767,11 +2176,10 @@ int swim_set_meta(struct swim *sw, const uint8_t *meta, size_t len, int64_t now)
 	if (len > WIRE_META_MAX)
 		return WIRE_ETOOBIG;
 	struct member *me = sw->self;
-	if (len)
-		memcpy(me->pub.meta, meta, len);
-	me->pub.meta_len = (uint16_t)len;
-	me->pub.incarnation++;
-	me->pub.state_since = now;
+	if (!member_set_meta(me, meta, len))
+		return WIRE_ENOMEM;
+	me->incarnation++;
+	me->state_since = now;
 	broadcast_alive(sw, me);
 	notify(sw, SWIM_EV_UPDATE, me);
 	return WIRE_OK;
@@ -1804,16 +2212,68 @@ void swim_send_user(struct swim *sw, const struct wire_addr *to, const uint8_t *
 }
 
 size_t swim_member_count(const struct swim *sw) { return sw->n_members; }
+
+/*
+ * The accessors hand out a view per member, made on first use and
+ * refreshed on every call, so a caller sees the same pointer for the same
+ * member until it is reaped.  The views are a cache behind a const
+ * interface: the swim itself is never const, so casting that away is sound.
+ */
+static const struct swim_member *view_of(const struct swim *csw, uint32_t id)
+{
+	struct swim *sw = (struct swim *)csw;
+	if (id >= sw->views_cap) {
+		size_t cap = sw->n_ids;
+		struct swim_member **v = realloc(sw->views, cap * sizeof *v);
+		if (!v)
+			return NULL;
+		memset(v + sw->views_cap, 0, (cap - sw->views_cap) * sizeof *v);
+		sw->views = v;
+		sw->views_cap = cap;
+	}
+	if (!sw->views[id]) {
+		sw->views[id] = calloc(1, sizeof **sw->views);
+		if (!sw->views[id])
+			return NULL;
+	}
+	view_fill(member_of(sw, id), sw->views[id]);
+	return sw->views[id];
+}
+
 const struct swim_member *swim_member_at(const struct swim *sw, size_t i)
 {
-	return i < sw->n_members ? &sw->members[i]->pub : NULL;
+	return i < sw->n_members ? view_of(sw, sw->members[i]) : NULL;
 }
 const struct swim_member *swim_member_find(const struct swim *sw, const char *name)
 {
-	const struct member *m = find(sw, name);
-	return m ? &m->pub : NULL;
+	uint32_t id = find_id(sw, name);
+	return id == NO_ID ? NULL : view_of(sw, id);
 }
-const struct swim_member *swim_self(const struct swim *sw) { return &sw->self->pub; }
+const struct swim_member *swim_self(const struct swim *sw)
+{
+	/* added first and never reaped, so always members[0] */
+	return view_of(sw, sw->members[0]);
+}
+int swim_member_state(const struct swim *sw, const char *name, uint32_t *incarnation)
+{
+	const struct member *m = find(sw, name);
+	if (!m)
+		return -1;
+	if (incarnation)
+		*incarnation = m->incarnation;
+	return m->state;
+}
+bool swim_member_brief(const struct swim *sw, size_t i, const char **name,
+		       struct wire_addr *addr, enum swim_state *state)
+{
+	if (i >= sw->n_members)
+		return false;
+	const struct member *m = member_at(sw, i);
+	*name = member_name(m);
+	*addr = member_addr(m);
+	*state = (enum swim_state)m->state;
+	return true;
+}
 size_t swim_alive_count(const struct swim *sw) { return sw->n_alive; }
 int swim_health(const struct swim *sw) { return sw->awareness; }
 const struct swim_stats *swim_stats(const struct swim *sw) { return &sw->stats; }

@@ -163,6 +163,16 @@ size_t swim_member_count(const struct swim *sw);
 const struct swim_member *swim_member_at(const struct swim *sw, size_t i);
 const struct swim_member *swim_member_find(const struct swim *sw, const char *name);
 const struct swim_member *swim_self(const struct swim *sw);
+/*
+ * The views above are built on demand (members are stored more compactly)
+ * and stay valid, refreshed by each call, until the member is reaped.
+ * These two answer without building one, for O(n^2) checks over many
+ * swims (the simulator's): the state of `name` (-1 if unknown) and its
+ * incarnation; and member i's name, address and state (false past the end).
+ */
+int swim_member_state(const struct swim *sw, const char *name, uint32_t *incarnation);
+bool swim_member_brief(const struct swim *sw, size_t i, const char **name,
+		       struct wire_addr *addr, enum swim_state *state);
 /* Number of members not dead/left (including ourselves). */
 size_t swim_alive_count(const struct swim *sw);
 /* Lifeguard local health score (0 = healthy .. awareness_max_multiplier-1). */
