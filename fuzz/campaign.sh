@@ -4,7 +4,11 @@
 #
 #   fuzz/campaign.sh                       every fuzz/fuzz_*.c, 10 M executions each
 #   VIGIL_CAMPAIGN_RUNS=1000000 fuzz/campaign.sh packet serf
+#   VIGIL_CAMPAIGN_SECONDS=1800 ...       also stop each run after 30 min
 #   VIGIL_CAMPAIGN_PAR=2 fuzz/campaign.sh  two targets at a time (one core each)
+#   VIGIL_CAMPAIGN_BUILD=0 ...             use build-fuzz/ as it is (a second
+#                                          queue beside a running campaign:
+#                                          relinking under it breaks its runs)
 #
 # Builds with `make fuzz`.  New inputs go to fuzz/out/<target>/ (git-ignored;
 # the committed seeds in fuzz/corpus/<target>/ are read, never written);
@@ -13,13 +17,15 @@
 #
 #   date  commit  target  executions  seconds  exec/s  result  corpus_files
 #
-# result is "clean" (libFuzzer reached the run count and exited 0) or
+# result is "clean" (libFuzzer reached the run count and exited 0), "clean,
+# time limit" (stopped by VIGIL_CAMPAIGN_SECONDS first, nothing found) or
 # "FAILED rc=N" (a crash, leak, UB report or invariant failure: the log is
 # fuzz/out/<target>.log).  Exits non-zero if any run failed.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
 runs=${VIGIL_CAMPAIGN_RUNS:-10000000}
+seconds=${VIGIL_CAMPAIGN_SECONDS:-0}    # 0: no time limit
 par=${VIGIL_CAMPAIGN_PAR:-1}
 out=fuzz/out
 mkdir -p "$out"
@@ -32,8 +38,10 @@ if [ ${#targets[@]} -eq 0 ]; then
     done
 fi
 
-make --no-print-directory -j"$par" fuzz >"$out/build.log" 2>&1 ||
-    { echo "make fuzz failed, see $out/build.log" >&2; exit 2; }
+if [ "${VIGIL_CAMPAIGN_BUILD:-1}" = 1 ]; then
+    make --no-print-directory -j"$par" fuzz >"$out/build.log" 2>&1 ||
+        { echo "make fuzz failed, see $out/build.log" >&2; exit 2; }
+fi
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -43,7 +51,7 @@ run_target() {
     mkdir -p "$out/$t"
     [ -f "fuzz/$t.dict" ] && dict=(-dict="fuzz/$t.dict")
     start=$(date +%s)
-    build-fuzz/fuzz_"$t" -runs="$runs" -print_final_stats=1 -timeout=25 \
+    build-fuzz/fuzz_"$t" -runs="$runs" -max_total_time="$seconds" -print_final_stats=1 -timeout=25 \
         "${dict[@]}" -artifact_prefix="$out/" "$out/$t" "fuzz/corpus/$t" \
         >"$out/$t.log" 2>&1
     rc=$?
@@ -52,6 +60,7 @@ run_target() {
     secs=$((end - start))
     rate=$(( ${execs:-0} / (secs > 0 ? secs : 1) ))
     result=clean
+    [ "${execs:-0}" -lt "$runs" ] && result="clean, time limit"
     [ "$rc" -ne 0 ] && result="FAILED rc=$rc"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$commit" "$t" \
         "${execs:-0}" "$secs" "$rate" "$result" "$(ls "$out/$t" | wc -l)" \
@@ -60,6 +69,6 @@ run_target() {
     [ "$rc" -eq 0 ]
 }
 export -f run_target
-export runs out commit
+export runs seconds out commit
 
 printf '%s\n' "${targets[@]}" | xargs -P "$par" -I{} bash -c 'run_target "$@"' _ {}
