@@ -57,16 +57,17 @@ static void keys_free_all(struct vigil *v);
 static bool keys_ready(const struct vigil *v);
 static void keys_dispatch(struct vigil *v);
 
+#define JOINS_TRACKED_MAX 64
+/* Every seed's push-pull ends by the TCP timeout; a seed the library could
+ * not even start (no stream slot) never reports, so decide by then anyway. */
+#define JOIN_DECIDE_MS (TRANSPORT_TCP_TIMEOUT_MS + 1000)
+
 /*
  * One vigil_join_begin call: its seeds, and how many of them have finished
  * their join push-pull (and how many of those answered), so a caller can
  * report like serf's Join: the number of nodes contacted, or failure as soon
  * as every seed has failed.
  */
-#define JOINS_TRACKED_MAX 64
-/* Every seed's push-pull ends by the TCP timeout; a seed the library could
- * not even start (no stream slot) never reports, so decide by then anyway. */
-#define JOIN_DECIDE_MS (TRANSPORT_TCP_TIMEOUT_MS + 1000)
 struct join_batch {
 	uint32_t id;
 	int64_t deadline;            /* decided by then even if a seed never reports */
@@ -326,9 +327,7 @@ static void join_batch_note(struct vigil *v, const struct wire_addr *seed, bool 
 	for (size_t b = 0; b < v->n_joins; b++) {
 		struct join_batch *jb = &v->joins[b];
 		for (size_t i = 0; i < jb->n; i++) {
-			const struct wire_addr *s = &jb->seeds[i];
-			if (jb->finished[i] || s->ip_len != seed->ip_len || s->port != seed->port ||
-			    memcmp(s->ip, seed->ip, s->ip_len) != 0)
+			if (jb->finished[i] || !transport_addr_equal(&jb->seeds[i], seed))
 				continue;
 			jb->finished[i] = true;
 			jb->n_finished++;
@@ -348,9 +347,7 @@ static void h_join_result(void *ctx, const struct wire_addr *seed, bool ok)
 {
 	struct vigil *v = ctx;
 	char a[80];
-	if (v->rejoin_active && seed->ip_len == v->rejoin_addr.ip_len &&
-	    seed->port == v->rejoin_addr.port &&
-	    memcmp(seed->ip, v->rejoin_addr.ip, seed->ip_len) == 0) {
+	if (v->rejoin_active && transport_addr_equal(seed, &v->rejoin_addr)) {
 		/* serf handleRejoin: a plain memberlist join, one node at a time */
 		const struct snap_node *nd = &v->rejoin[v->rejoin_next - 1];
 		v->rejoin_active = false;
@@ -411,8 +408,7 @@ static void rejoin_next(struct vigil *v)
 		/* serf skips only its own name; our own address (say, we were
 		 * renamed) would "succeed" without reaching anyone */
 		const struct swim_member *self = swim_self(v->sw);
-		if (self && self->addr.ip_len == a.ip_len && self->addr.port == a.port &&
-		    memcmp(self->addr.ip, a.ip, a.ip_len) == 0) {
+		if (self && transport_addr_equal(&self->addr, &a)) {
 			vlog(v, 0, "vigil: not re-joining %s at our own address %s", nd->name,
 			     nd->addr);
 			continue;
