@@ -4,6 +4,7 @@
 #   make tests      build/tests/test_*  (one per tests/unit/test_*.c)
 #   make asan       the same library + agent in build-asan/ with ASan+UBSan
 #   make asan-tests build-asan/tests/test_*
+#   make sim-benches build/sim_bench, build/sim_falsepos (bench/sim_*.c)
 #   make test       deps, all of the above, then tests/run.sh
 #   make run        deps, build, then scripts/demo.sh
 #   make clean
@@ -35,7 +36,7 @@ AGENT_SRCS := $(sort $(wildcard agent/*.c))
 TEST_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
 
 .DEFAULT_GOAL := all
-.PHONY: all asan tests asan-tests test run clean deps FORCE
+.PHONY: all asan tests asan-tests sim-benches test run clean deps FORCE
 
 # $(1) = output directory, $(2) = compile/link flags, $(3) = extra daemon link flags
 define variant
@@ -94,6 +95,12 @@ tests: $(build_TESTS)
 asan: build-asan/libvigil.a $(build-asan_AGENT)
 asan-tests: $(build-asan_TESTS)
 
+# Simulator benchmarks (docs/BENCHMARKS.md), one program per bench/sim_*.c.
+SIM_BENCHES := $(patsubst bench/%.c,build/%,$(sort $(wildcard bench/sim_*.c)))
+sim-benches: $(SIM_BENCHES)
+build/sim_%: bench/sim_%.c build/libvigil.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< build/libvigil.a $(LDLIBS)
+
 FORCE:
 
 deps:
@@ -102,7 +109,7 @@ deps:
 # deps first, then everything (in parallel under -jN), then the runner.
 test:
 	@scripts/deps.sh
-	$(MAKE) --no-print-directory all tests asan asan-tests
+	$(MAKE) --no-print-directory all tests asan asan-tests sim-benches
 	tests/run.sh
 
 run:

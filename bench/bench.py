@@ -931,6 +931,16 @@ def compute_ratios(res):
                                 "limit": 1.2, "measured": {"rounds_99/bound@%d" % big_ok: x},
                                 "met": x <= 1.2,
                                 "note": None if big_ok >= 10000 else "measured at %d members" % big_ok})
+    fp = res.get("falsepos") or {}
+    if fp.get("ok") and fp.get("by_delay"):
+        plain = sum(d["plain"].get("healthy_incidents", 0) for d in fp["by_delay"].values())
+        lg = sum(d["lifeguard"].get("healthy_incidents", 0) for d in fp["by_delay"].values())
+        x = plain / max(lg, 1)
+        targets.append({"target": "simulator: > 50 x fewer false positives with Lifeguard than "
+                        "plain SWIM, slow members (Lifeguard paper)", "limit": 50,
+                        "measured": {"plain/lifeguard": x}, "met": x > 50,
+                        "note": "healthy members falsely declared dead, all delays: plain %d, "
+                        "Lifeguard %d%s" % (plain, lg, "; a lower bound" if lg == 0 else "")})
     return r, targets
 
 
@@ -1047,11 +1057,22 @@ def main():
     ap.add_argument("--max-time", type=float, help="hard bound on the whole run, seconds "
                     "(default 2400; 150 with --quick)")
     ap.add_argument("--sim", default="auto", choices=["auto", "yes", "no"],
-                    help="also run build/sim_bench and include its numbers (auto: if built)")
-    ap.add_argument("--sim-members", default="1000,10000",
-                    help="member counts for build/sim_bench, comma separated (default 1000,10000)")
-    ap.add_argument("--sim-dir", default=ROOT, help="tree whose build/sim_bench is run")
+                    help="also run the simulator benchmarks (build/sim_bench, build/sim_falsepos) "
+                    "and include their numbers (auto: those that are built)")
+    ap.add_argument("--sim-members", help="member counts for build/sim_bench, comma separated "
+                    "(default 100,1000,10000; 200 with --quick)")
+    ap.add_argument("--sim-dir", default=ROOT, help="tree whose build/sim_* are run")
     ap.add_argument("--sim-timeout", type=float, default=900)
+    ap.add_argument("--fp-members", type=int, default=100,
+                    help="build/sim_falsepos: cluster size (default 100)")
+    ap.add_argument("--fp-slow", type=float, default=0.1,
+                    help="build/sim_falsepos: fraction of members slowed (default 0.1)")
+    ap.add_argument("--fp-delays", help="build/sim_falsepos: maximum extra delay of a slow member, "
+                    "ms, comma separated (default 5000,10000,20000; 20000 with --quick)")
+    ap.add_argument("--fp-seconds", type=int, help="build/sim_falsepos: virtual seconds per run "
+                    "(default 600; 60 with --quick)")
+    ap.add_argument("--fp-seeds", type=int, help="build/sim_falsepos: seeds per delay "
+                    "(default 3; 1 with --quick)")
     ap.add_argument("--source", help="where the vigil binary was built from (recorded)")
     args = ap.parse_args()
 
@@ -1074,9 +1095,11 @@ def main():
         b = args.vigil_bin if k == "vigil" else args.serf_bin
         if not shutil.which(b):
             ap.error("%s binary %s not found (make?)" % (k, b))
-    if args.sim == "auto" and q:
-        args.sim = "no"
-    args.sim_members = [int(x) for x in args.sim_members.split(",") if x]
+    # the quick form runs the simulator benchmarks small: the harness, not the figures
+    args.sim_members = [int(x) for x in dflt(args.sim_members, "200", "100,1000,10000").split(",") if x]
+    args.fp_delays = dflt(args.fp_delays, "20000", "5000,10000,20000")
+    args.fp_seconds = dflt(args.fp_seconds, 60, 600)
+    args.fp_seeds = dflt(args.fp_seeds, 1, 3)
 
     t_start = time.time()
     res = {
@@ -1144,8 +1167,12 @@ def main():
                             and not open("/proc/%d/stat" % p).read().split(") ")[1].startswith("Z")]
 
     if rc == 0 and args.sim != "no":
-        from sim import run_sims  # bench/sim.py
+        from sim import run_sims, run_falsepos  # bench/sim.py
         res["simulator"] = run_sims(args.sim_dir, args.sim_members, timeout=args.sim_timeout, log=log)
+        log("simulator: build/sim_falsepos %d members, %g slow, delays %s ms, %d s x %d seeds" % (
+            args.fp_members, args.fp_slow, args.fp_delays, args.fp_seconds, args.fp_seeds))
+        res["falsepos"] = run_falsepos(args.sim_dir, args.fp_members, args.fp_slow, args.fp_delays,
+                                       args.fp_seconds, args.fp_seeds, timeout=args.sim_timeout)
 
     res["duration_s"] = time.time() - t_start
     res["ratios"], res["targets"] = compute_ratios(res)

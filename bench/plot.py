@@ -5,7 +5,9 @@
 
 Writes OUTDIR/bench-detection.png (detection and join latency ECDFs, vigil vs
 serf), OUTDIR/bench-ratios.png (vigil/serf ratios with the DESIGN.md targets)
-and, if the results hold simulator data, OUTDIR/bench-sim-dissemination.png.
+and, if the results hold simulator data, OUTDIR/bench-sim-dissemination.png
+(dissemination curves per size) and OUTDIR/bench-sim-falsepos.png (false
+positives with slow members, plain SWIM vs Lifeguard).
 Each chart is labelled with the machine, date and git commit of the run.
 """
 
@@ -176,48 +178,79 @@ plot '%s' u 1:3:xtic(2) w boxes lc rgb '#1f77b4' t 'ratio', \\
 
 
 def plot_sim(res, out, tmp):
-    sim = res.get("simulator") or {}
-    if sim.get("largest_ok"):
-        sim = sim["runs"][str(sim["largest_ok"])]
-    if not sim.get("rumours"):
+    """Dissemination curves of every simulated size, one panel per rumour;
+    x is gossip rounds over that size's log bound, so 1.0 and 1.2 line up."""
+    runs = (res.get("simulator") or {}).get("runs") or {}
+    sizes = sorted((int(n), r) for n, r in runs.items() if r.get("ok") and r.get("rumours"))
+    if not sizes:
         return None
-    plots = []
-    arrows = []
-    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
-    n = None
-    for i, (name, r) in enumerate(sorted(sim["rumours"].items())):
-        if not r.get("curve"):
-            continue
-        f = os.path.join(tmp, "sim_%d.dat" % i)
-        write(f, [(c[0], c[2] / c[3]) for c in r["curve"]])
-        n = r["n"]
-        plots.append("'%s' w lp pt 7 ps 0.6 lw 2 lc rgb '%s' t '%s (99%% after %s rounds)'"
-                     % (f, colors[i % 4], name, r.get("rounds_99", "?")))
-        exp = r.get("expected_rounds")
-        if exp and i == 0:
-            arrows.append("set arrow from %g,0 to %g,1 nohead dt 2 lw 1.5 lc rgb '#555555'" % (exp, exp))
-            arrows.append("set label 'log bound %.1f rounds' at %g,0.45 left offset 0.5,0" % (exp, exp))
-            arrows.append("set arrow from %g,0 to %g,1 nohead dt 3 lw 1.5 lc rgb '#d62728'"
-                          % (1.2 * exp, 1.2 * exp))
-            arrows.append("set label '1.2 x bound' at %g,0.52 left offset 0.5,0 tc rgb '#d62728'"
-                          % (1.2 * exp))
-    if not plots:
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+    panels = []
+    for j, name in enumerate(("alive rumour", "dead rumour")):
+        plots = []
+        for i, (n, r) in enumerate(sizes):
+            ru = (r.get("rumours") or {}).get(name) or {}
+            exp = ru.get("expected_rounds")
+            if not ru.get("curve") or not exp:
+                continue
+            f = os.path.join(tmp, "sim_%d_%d.dat" % (j, n))
+            write(f, [(c[0] / exp, c[2] / c[3]) for c in ru["curve"]])
+            plots.append("'%s' w lp pt 7 ps 0.5 lw 2 lc rgb '%s' t 'n = %d: 99%% after %s rounds "
+                         "(bound %.1f)'" % (f, colors[i % len(colors)], n, ru.get("rounds_99", "?"), exp))
+        if plots:
+            panels.append("""set title "{/:Bold %s}"
+plot %s""" % (name, ", ".join(plots)))
+    if not panels:
         return None
-    last = max(c[0] for r in sim["rumours"].values() for c in r.get("curve") or [[0]])
-    exp = max((r.get("expected_rounds") or 0) for r in sim["rumours"].values())
-    arrows.append("set xrange [0:%g]" % (max(last, 1.2 * exp + 1.5)))
     png = os.path.join(out, "bench-sim-dissemination.png")
-    s = """set terminal pngcairo size 900,520 font 'DejaVu Sans,10'
+    s = """set terminal pngcairo size 1100,480 font 'DejaVu Sans,10'
 set output '%s'
-set title "{/:Bold Simulator: dissemination, %s members}\\n%s"
+set multiplot layout 1,%d title "{/:Bold Simulator: dissemination against the SWIM log bound}\\n%s"
 set grid
 set key top left
-set xlabel 'gossip rounds since the rumour started'
+set xlabel 'gossip rounds / log bound (log_4 n + ln n / 3)'
 set ylabel 'fraction of members informed'
 set yrange [0:1.02]
+set xrange [0:2]
+set arrow 1 from 1,0 to 1,1.02 nohead dt 2 lw 1.5 lc rgb '#555555'
+set arrow 2 from 1.2,0 to 1.2,1.02 nohead dt 3 lw 1.5 lc rgb '#d62728'
+set label 1 'bound' at 1,0.45 right offset -0.5,0
+set label 2 '1.2 x bound' at 1.2,0.45 left offset 0.5,0 tc rgb '#d62728'
 %s
-plot %s
-""" % (png, n, gp_escape(subtitle(res)), "\n".join(arrows), ", ".join(plots))
+unset multiplot
+""" % (png, len(panels), gp_escape(subtitle(res)), "\n".join(panels))
+    run_gnuplot(s, tmp)
+    return png
+
+
+def plot_falsepos(res, out, tmp):
+    """Healthy members falsely declared dead per slow-member delay, plain SWIM vs Lifeguard."""
+    fp = res.get("falsepos") or {}
+    rows = sorted((int(d), x) for d, x in (fp.get("by_delay") or {}).items())
+    if not rows:
+        return None
+    dat = os.path.join(tmp, "falsepos.dat")
+    write(dat, [("0-%gs" % (d / 1000.0), x["plain"].get("healthy_incidents", 0),
+                 x["lifeguard"].get("healthy_incidents", 0)) for d, x in rows])
+    png = os.path.join(out, "bench-sim-falsepos.png")
+    s = """set terminal pngcairo size 800,480 font 'DejaVu Sans,10'
+set output '%s'
+set title "{/:Bold Simulator: healthy members falsely declared dead, %s of %s members slow, %s s x %s seeds}\\n%s"
+set style data histogram
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set grid ytics
+set key top left
+set xlabel "extra delay of everything a slow member receives (uniform)"
+set ylabel 'false dead verdicts (distinct member, incarnation)'
+set offsets 0,0,graph 0.1,0
+set yrange [0:*]
+plot '%s' u 2:xtic(1) lc rgb '#d62728' t 'plain SWIM', \\
+     '' u 3 lc rgb '#1f77b4' t 'Lifeguard', \\
+     '' u ($0-0.17):2:2 w labels offset 0,0.7 notitle, \\
+     '' u ($0+0.17):3:3 w labels offset 0,0.7 notitle
+""" % (png, fp.get("slow_fraction"), fp.get("members"), fp.get("seconds"),
+       (rows[0][1] or {}).get("seeds"), gp_escape(subtitle(res)), dat)
     run_gnuplot(s, tmp)
     return png
 
@@ -233,7 +266,7 @@ def main():
         sys.exit("plot.py: gnuplot not installed (apt-get install gnuplot-nox)")
     tmp = tempfile.mkdtemp(prefix="vigil-plot.")
     try:
-        for fn in (plot_latency, plot_ratios, plot_sim):
+        for fn in (plot_latency, plot_ratios, plot_sim, plot_falsepos):
             p = fn(res, out, tmp)
             if p:
                 print("plot: %s" % p)

@@ -146,6 +146,26 @@ def render(r):
                 f("%.3g", st.get("messages_per_cpu_s")), f("%.3g", st.get("messages_per_wall_s")),
                 rr("alive rumour"), rr("dead rumour"), f("%.1f s", run.get("crash_first_dead_verdict_s"))))
         out.append("")
+    fp = r.get("falsepos")
+    if fp and fp.get("available"):
+        out.append("False positives with slow members (`%s`; %s members, %g of them slow, "
+                   "%s virtual s per run; every dead verdict is false, nobody crashes):" % (
+                       fp.get("command"), fp.get("members"), fp.get("slow_fraction"), fp.get("seconds")))
+        out.append("")
+        out.append("| slow members' extra delay | seeds | healthy members declared dead: plain SWIM | Lifeguard | plain/Lifeguard | slow members declared dead: plain | Lifeguard | suspicions: plain | Lifeguard |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for dl, d in sorted((fp.get("by_delay") or {}).items(), key=lambda x: int(x[0])):
+            p, lg = d.get("plain") or {}, d.get("lifeguard") or {}
+            ratio = d.get("ratio_plain_over_lifeguard")
+            out.append("| 0–%d ms | %d | %d | %d | %s | %d | %d | %d | %d |" % (
+                int(dl), d.get("seeds", 0), p.get("healthy_incidents", 0), lg.get("healthy_incidents", 0),
+                "–" if ratio is None else ("≥ %.0f" if d.get("ratio_is_lower_bound") else "%.1f") % ratio,
+                p.get("slow_incidents", 0), lg.get("slow_incidents", 0),
+                p.get("suspicions", 0), lg.get("suspicions", 0)))
+        if not fp.get("ok"):
+            out.append("")
+            out.append("(did not finish: %s)" % (fp.get("reason") or "exit %s" % fp.get("exit")))
+        out.append("")
     return "\n".join(out)
 
 

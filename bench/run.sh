@@ -55,13 +55,10 @@ if [ "$at_head" = 1 ]; then
             echo "bench/run.sh: build/vigil is linked statically (STATIC=${STATIC:-1})" >&2
         fi
     fi
-    # the simulator benchmark is a separate program (not the daemon), linked
+    # the simulator benchmarks are separate programs (not the daemon), linked
     # dynamically like the unit tests
-    if [ -f "$srcdir/bench/sim_bench.c" ]; then
-        (cd "$srcdir" && nice cc -std=c11 -D_GNU_SOURCE -O2 -Isrc -Iinclude -o build/sim_bench \
-            bench/sim_bench.c build/libvigil.a -lmsgpackc -lcrypto -ljansson -lz -lm) >>"$srcdir/build.log" 2>&1 ||
-            echo "bench/run.sh: build/sim_bench did not build at HEAD (simulator numbers skipped)" >&2
-    fi
+    nice make -C "$srcdir" -j"$(nproc)" sim-benches >>"$srcdir/build.log" 2>&1 ||
+        echo "bench/run.sh: the simulator benchmarks did not build at HEAD (simulator numbers skipped)" >&2
     args=(--vigil-bin "$srcdir/build/vigil" --source "git archive $commit" --sim-dir "$srcdir" "${args[@]+"${args[@]}"}")
 fi
 

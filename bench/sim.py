@@ -1,10 +1,10 @@
-"""sim.py -- run the simulator benchmark (build/sim_bench, owned by the
-simulator; see bench/sim_bench.c) and parse its text output into a dict for
-bench/bench.py's JSON.  Never builds anything: if build/sim_bench is not
-there, the simulator section says so.
+"""sim.py -- run the simulator benchmarks (build/sim_bench and
+build/sim_falsepos, built by `make sim-benches` from bench/sim_*.c) and parse
+their text output into dicts for bench/bench.py's JSON.  Never builds
+anything: if a program is not there, its section says so.
 
     python3 bench/sim.py [members[,members...]] [results.json]
-        run alone (default 10000 members); merge into a results file
+        run sim_bench alone (default 10000 members); merge into a results file
 """
 
 import json
@@ -74,14 +74,10 @@ def parse(text):
     return out
 
 
-def run_sim(root, members, required=False, timeout=900):
-    exe = os.path.join(root, "build", "sim_bench")
-    if not os.access(exe, os.X_OK):
-        return {"available": False, "reason": "build/sim_bench not built"}
-
-    # keep a runaway simulation from taking a shared machine down: address
-    # space at most half of the memory available when it starts (and at
-    # most 3/4 of RAM)
+def memory_limit():
+    """Address-space limit for a simulation, so a runaway one cannot take a
+    shared machine down: half of the memory available when it starts, at
+    most 3/4 of RAM (None if /proc/meminfo cannot be read)."""
     lim = None
     try:
         info = {}
@@ -92,6 +88,14 @@ def run_sim(root, members, required=False, timeout=900):
         lim = min(info["MemTotal"] * 3 // 4, info.get("MemAvailable", info["MemTotal"]) // 2)
     except (OSError, ValueError, KeyError):
         pass
+    return lim
+
+
+def run_sim(root, members, required=False, timeout=900):
+    exe = os.path.join(root, "build", "sim_bench")
+    if not os.access(exe, os.X_OK):
+        return {"available": False, "reason": "build/sim_bench not built"}
+    lim = memory_limit()
 
     def limits():
         if lim:
@@ -134,6 +138,59 @@ def run_sims(root, sizes, timeout=900, log=None):
     ok = [int(k) for k, r in runs.items() if r.get("ok")]
     return {"available": any(r.get("available") for r in runs.values()),
             "runs": runs, "largest_ok": max(ok) if ok else None}
+
+
+# "run delay=5000 seed=1 mode=lifeguard converged=1 healthy_incidents=0 ..."
+FP_RUN_RE = re.compile(r"^run ((?:\w+=\S+ ?)+)$")
+
+
+def parse_falsepos(text):
+    runs = []
+    for line in text.splitlines():
+        m = FP_RUN_RE.match(line)
+        if not m:
+            continue
+        kv = dict(x.split("=", 1) for x in m.group(1).split())
+        runs.append({k: (v if k == "mode" else int(v)) for k, v in kv.items()})
+    by_delay = {}
+    for r in runs:
+        d = by_delay.setdefault(str(r["delay"]), {"lifeguard": {}, "plain": {}, "seeds": 0})
+        agg = d[r["mode"]]
+        for k in ("healthy_incidents", "healthy_events", "slow_incidents", "slow_events", "suspicions"):
+            agg[k] = agg.get(k, 0) + r.get(k, 0)
+        agg["runs"] = agg.get("runs", 0) + 1
+        agg["all_converged"] = agg.get("all_converged", True) and bool(r.get("converged"))
+    for d in by_delay.values():
+        d["seeds"] = d["lifeguard"].get("runs", 0)
+        p, lg = d["plain"].get("healthy_incidents"), d["lifeguard"].get("healthy_incidents")
+        # plain / lifeguard, with a floor of one so that 0 stays finite ("at least")
+        d["ratio_plain_over_lifeguard"] = None if p is None or lg is None else p / max(lg, 1)
+        d["ratio_is_lower_bound"] = lg == 0
+    return {"runs": runs, "by_delay": by_delay}
+
+
+def run_falsepos(root, members=100, slow=0.1, delays="5000,10000,20000", seconds=600, seeds=3,
+                 timeout=900):
+    """build/sim_falsepos: false positives with slow members, Lifeguard vs plain SWIM."""
+    exe = os.path.join(root, "build", "sim_falsepos")
+    if not os.access(exe, os.X_OK):
+        return {"available": False, "reason": "build/sim_falsepos not built"}
+    cmd = [exe, str(members), str(slow), delays, str(seconds), str(seeds)]
+    lim = memory_limit()
+    t0 = time.time()
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                           preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_AS, (lim, lim)))
+                           if lim else None)
+    except subprocess.TimeoutExpired:
+        return {"available": True, "ok": False, "reason": "timed out after %d s" % timeout}
+    res = parse_falsepos(r.stdout)
+    res.update({"available": True, "ok": r.returncode == 0 and bool(res["runs"]),
+                "exit": r.returncode, "members": members, "slow_fraction": slow,
+                "seconds": seconds, "wall_s": time.time() - t0,
+                "command": "build/sim_falsepos " + " ".join(cmd[1:]),
+                "output": r.stdout[-20000:], "stderr": r.stderr[-2000:]})
+    return res
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ struct sim_node {
 	bool exit_on_leave;
 	bool dying;              /* inside swim_free: ignore hooks */
 	int join_result;
+	int slow_ms;             /* sim_set_slow: extra arrival delay, 0..slow_ms */
 	int64_t paused_at;
 	struct qent *queue;      /* arrivals while paused, in arrival order */
 	size_t qlen, qcap, qbytes;
@@ -456,6 +457,16 @@ static int latency(struct sim *s)
 	return s->lat_min + (int)(rnd(s) % (uint64_t)(s->lat_max - s->lat_min + 1));
 }
 
+/* When something sent now reaches node `dst`: the link, then the node's slowness. */
+static int64_t arrival(struct sim *s, int dst)
+{
+	int64_t t = s->now + latency(s);
+	int slow = s->nodes[dst]->slow_ms;
+	if (slow > 0)
+		t += (int64_t)(rnd(s) % (uint64_t)(slow + 1));
+	return t;
+}
+
 /* Make sure a timer entry exists for the node's current deadline. */
 static void arm(struct sim *s, struct sim_node *n)
 {
@@ -537,7 +548,7 @@ static void hook_send_packet(void *ctx, const struct wire_addr *to,
 	p->from = n->idx;
 	p->to = dst;
 	memcpy(p->data, data, len);
-	heap_push(s, s->now + latency(s), EV_PACKET, dst, p);
+	heap_push(s, arrival(s, dst), EV_PACKET, dst, p);
 }
 
 static void hook_send_stream(void *ctx, const struct wire_addr *to,
@@ -582,7 +593,7 @@ static void hook_send_stream(void *ctx, const struct wire_addr *to,
 	}
 	memcpy(st->req, msg, len);
 	st->req_len = len;
-	heap_push(s, s->now + latency(s), EV_STREAM_REQ, dst, st);
+	heap_push(s, arrival(s, dst), EV_STREAM_REQ, dst, st);
 }
 
 static void hook_on_member(void *ctx, enum swim_member_event ev,
@@ -717,7 +728,7 @@ static void stream_request(struct sim *s, struct sim_node *n, struct strm *st)
 		free(st->req);
 		st->req = NULL;
 		st->ok = false;
-		heap_push(s, s->now + latency(s), EV_STREAM_REPLY, st->from, st);
+		heap_push(s, arrival(s, st->from), EV_STREAM_REPLY, st->from, st);
 		return;
 	}
 	if (!sim_reachable(s, st->from, st->to)) {
@@ -739,7 +750,7 @@ static void stream_request(struct sim *s, struct sim_node *n, struct strm *st)
 		strm_release(st); /* the answer cannot get back; timeout */
 		return;
 	}
-	heap_push(s, s->now + latency(s), EV_STREAM_REPLY, st->from, st);
+	heap_push(s, arrival(s, st->from), EV_STREAM_REPLY, st->from, st);
 }
 
 /* Settle a stream at the requester: the answer (ok) or a failure. */
@@ -763,6 +774,12 @@ static void stream_settle(struct sim *s, struct sim_node *n, struct strm *st, bo
 		s->stats.streams_failed++;
 		swim_handle_stream_reply(n->sw, st->cookie, NULL, 0, s->now);
 	}
+	/*
+	 * The timeout event still holds a reference for up to stream_timeout
+	 * of virtual time; the answer (a whole member list, over 1 MB at
+	 * 10,000 members) is not needed any more, so do not keep it that long.
+	 */
+	wbuf_free(&st->reply);
 	strm_release(st);
 	after_node(s, n);
 }
@@ -1070,6 +1087,13 @@ void sim_resume(struct sim *s, int node)
 }
 
 /* ---- knobs ---- */
+
+void sim_set_slow(struct sim *s, int node, int max_ms)
+{
+	struct sim_node *n = node_get(s, node);
+	if (n)
+		n->slow_ms = max_ms > 0 ? max_ms : 0;
+}
 
 void sim_set_latency(struct sim *s, int min_ms, int max_ms)
 {

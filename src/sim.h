@@ -168,6 +168,13 @@ void sim_set_stream_timeout(struct sim *s, int ms);
 void sim_set_refuse_when_down(struct sim *s, bool refuse);
 /* Socket receive buffer of a paused node, in bytes (default 212992). */
 void sim_set_socket_buffer(struct sim *s, size_t bytes);
+/*
+ * A slow member (Lifeguard's "slow message processing": CPU starvation,
+ * a long GC): everything arriving at `node` (datagrams, stream requests and
+ * answers) is handled an extra uniform 0..max_ms late, on top of the link
+ * latency; 0 makes it normal again.  Its timers still fire on time.
+ */
+void sim_set_slow(struct sim *s, int node, int max_ms);
 
 /*
  * Partitions by group: nodes talk only within their group; all start in

@@ -9,7 +9,8 @@
 #   - writes the JSON and the PNG plots,
 #   - leaves no agent process and no nftables table behind.
 # If build/vigil is not built, serf stands in for vigil (still a harness
-# test).  Takes about 70 s.
+# test).  The simulator benchmarks run small (200 members; false positives
+# with 100 members for 60 s).  Takes about 80 s.
 set -u
 . "$(dirname "$0")/lib.sh"
 cd "$VIGIL_ROOT" || exit 2
@@ -104,6 +105,25 @@ check("link mode of both binaries recorded (static/dynamic)",
       str(r.get("link_mode")))
 check("harness saw no leftover agent", r.get("leftover_pids") == [] and len(r.get("all_pids", [])) > 0,
       str(r.get("leftover_pids")))
+# the simulator benchmarks, small (make sim-benches builds them; make test does)
+sim = r.get("simulator") or {}
+runs = [x for x in (sim.get("runs") or {}).values() if x.get("available")]
+check("simulator: sim_bench ran ok, steady-state messages/s > 0",
+      runs and all(x.get("ok") and pos(x.get("steady_messages_per_s")) for x in runs),
+      str([(x.get("members"), x.get("reason")) for x in (sim.get("runs") or {}).values()]))
+check("simulator: alive and dead rumours reach every member, curves recorded",
+      runs and all(get(x, "rumours", name, "rounds_100") is not None
+                   and get(x, "rumours", name, "rounds_100") >= 0
+                   and len(get(x, "rumours", name, "curve") or []) > 1
+                   for x in runs for name in ("alive rumour", "dead rumour")), "")
+fp = r.get("falsepos") or {}
+modes = sorted({x.get("mode") for x in fp.get("runs") or []})
+check("simulator: sim_falsepos ran both modes, clusters converged",
+      fp.get("ok") and modes == ["lifeguard", "plain"]
+      and all(x.get("converged") == 1 for x in fp.get("runs") or []),
+      "%s %s" % (fp.get("reason"), fp.get("runs")))
+check("simulator: false-positive target evaluated",
+      any("false positives" in t["target"] for t in r.get("targets") or []), "")
 with open(sys.argv[1] + ".pids", "w") as f:
     f.write("\n".join(str(p) for p in r.get("all_pids", [])) + "\n")
 sys.exit(1 if fails else 0)
@@ -113,8 +133,9 @@ else
     not_ok "results JSON written" "$out missing"
 fi
 
-if [ -s "$plots/bench-detection.png" ] && [ -s "$plots/bench-ratios.png" ]; then
-    ok "plots written (bench-detection.png, bench-ratios.png)"
+if [ -s "$plots/bench-detection.png" ] && [ -s "$plots/bench-ratios.png" ] &&
+    [ -s "$plots/bench-sim-dissemination.png" ] && [ -s "$plots/bench-sim-falsepos.png" ]; then
+    ok "plots written (bench-detection, bench-ratios, bench-sim-dissemination, bench-sim-falsepos)"
 else
     not_ok "plots written" "$(ls -la "$plots" 2>&1 | tr '\n' '|')"
 fi
