@@ -76,8 +76,9 @@ def parse(text):
 
 def memory_limit():
     """Address-space limit for a simulation, so a runaway one cannot take a
-    shared machine down: half of the memory available when it starts, at
-    most 3/4 of RAM (None if /proc/meminfo cannot be read)."""
+    shared machine down: the memory available when it starts less 4 GiB for
+    everything else, at most 3/4 of RAM (None if /proc/meminfo cannot be
+    read).  10,000 members need about 11 GiB."""
     lim = None
     try:
         info = {}
@@ -85,7 +86,8 @@ def memory_limit():
             for line in f:
                 k, v = line.split(":", 1)
                 info[k] = int(v.split()[0]) * 1024
-        lim = min(info["MemTotal"] * 3 // 4, info.get("MemAvailable", info["MemTotal"]) // 2)
+        lim = min(info["MemTotal"] * 3 // 4, info.get("MemAvailable", info["MemTotal"]) - (4 << 30))
+        lim = max(lim, 1 << 30)  # a small machine still runs the small sizes
     except (OSError, ValueError, KeyError):
         pass
     return lim

@@ -297,11 +297,11 @@ static void awareness_apply(struct swim *sw, int delta)
 /* ------------------------------------------------------------------ */
 /* member index                                                        */
 
-static uint64_t hash_name(const char *s)
+static uint64_t hash_bytes(const uint8_t *p, size_t len)
 {
 	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
 	/* FNV's low bits mix poorly for names that differ only at the end
 	 * ("node-0001", "node-0002"); finish with murmur3's avalanche so the
 	 * masked index spreads and linear probing chains stay short */
@@ -311,6 +311,11 @@ static uint64_t hash_name(const char *s)
 	h *= 0xc4ceb9fe1a85ec53ULL;
 	h ^= h >> 33;
 	return h;
+}
+
+static uint64_t hash_name(const char *s)
+{
+	return hash_bytes((const uint8_t *)s, strlen(s));
 }
 
 /* ---- member records ---- */
@@ -1522,51 +1527,107 @@ struct packet_ctx {
 	int64_t now;
 };
 
-static void handle_one(void *vctx, const uint8_t *buf, size_t len)
+static void handle_decoded(struct packet_ctx *pc, const struct wire_msg *m)
 {
-	struct packet_ctx *pc = vctx;
 	struct swim *sw = pc->sw;
-	struct wire_msg m;
-	sw->stats.msgs_in++;
-	if (len > 0 && buf[0] == WIRE_USER) {
-		if (sw->hooks.on_user_msg)
-			sw->hooks.on_user_msg(sw->hooks.ctx, buf + 1, len - 1);
-		return;
-	}
-	int rc = wire_decode(buf, len, &m);
-	if (rc != WIRE_OK) {
-		sw->stats.decode_errors++;
-		return;
-	}
-	switch (m.type) {
+	switch (m->type) {
 	case WIRE_PING:
-		handle_ping(sw, &m.u.ping, pc->from);
+		handle_ping(sw, &m->u.ping, pc->from);
 		break;
 	case WIRE_INDIRECT_PING:
-		handle_indirect(sw, &m.u.indirect, pc->from, pc->now);
+		handle_indirect(sw, &m->u.indirect, pc->from, pc->now);
 		break;
 	case WIRE_ACK:
-		handle_ack(sw, m.u.ack.seq);
+		handle_ack(sw, m->u.ack.seq);
 		break;
 	case WIRE_NACK:
-		handle_nack(sw, m.u.nack.seq);
+		handle_nack(sw, m->u.nack.seq);
 		break;
 	case WIRE_SUSPECT:
-		handle_suspect(sw, &m.u.suspect, pc->now);
+		handle_suspect(sw, &m->u.suspect, pc->now);
 		break;
 	case WIRE_ALIVE:
-		handle_alive(sw, &m.u.alive, pc->now);
+		handle_alive(sw, &m->u.alive, pc->now);
 		break;
 	case WIRE_DEAD:
-		handle_dead(sw, &m.u.dead, pc->now);
+		handle_dead(sw, &m->u.dead, pc->now);
 		break;
 	case WIRE_ERR:
-		logf_(sw, 2, "peer reported an error: %.*s", (int)m.u.err.error.len,
-		      (const char *)m.u.err.error.p);
+		logf_(sw, 2, "peer reported an error: %.*s", (int)m->u.err.error.len,
+		      (const char *)m->u.err.error.p);
 		break;
 	default:
 		sw->stats.decode_errors++;
 		break;
+	}
+}
+
+/* The member a rumour is about, or NULL for other messages. */
+static const struct wire_bytes *rumour_subject(const struct wire_msg *m)
+{
+	switch (m->type) {
+	case WIRE_ALIVE:
+		return &m->u.alive.node;
+	case WIRE_SUSPECT:
+		return &m->u.suspect.node;
+	case WIRE_DEAD:
+		return &m->u.dead.node;
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * Messages of one packet, in order.  A compound carries up to about 20
+ * rumours, each about a member whose index slot and record are, in a big
+ * cluster, rarely in cache (10,000 members: 800 KB of records per node):
+ * looked up one after the other, every rumour waits for memory twice.  So
+ * a batch is decoded first, the index slots of its subjects prefetched,
+ * then the records those slots name, and only then are the messages
+ * handled, exactly in order as before.  The look-ahead only warms caches:
+ * whatever a handler changes (a new member, a grown index) is looked up
+ * again by the handler itself.
+ */
+#define LOOKAHEAD 32
+
+static void handle_msgs(void *vctx, const struct wire_bytes *msgs, size_t n)
+{
+	struct packet_ctx *pc = vctx;
+	struct swim *sw = pc->sw;
+	struct wire_msg dec[LOOKAHEAD];
+	int rc[LOOKAHEAD];
+	size_t slot[LOOKAHEAD];
+	for (size_t base = 0; base < n; base += LOOKAHEAD) {
+		size_t k = n - base < LOOKAHEAD ? n - base : LOOKAHEAD;
+		const struct wire_bytes *in = msgs + base;
+		size_t mask = sw->index_cap - 1;
+		for (size_t i = 0; i < k; i++) {
+			slot[i] = SIZE_MAX;
+			if (in[i].len > 0 && in[i].p[0] == WIRE_USER)
+				continue;
+			rc[i] = wire_decode(in[i].p, in[i].len, &dec[i]);
+			const struct wire_bytes *who = rc[i] == WIRE_OK ? rumour_subject(&dec[i]) : NULL;
+			if (who) {
+				slot[i] = hash_bytes(who->p, who->len) & mask;
+				__builtin_prefetch(&sw->index[slot[i]]);
+			}
+		}
+		for (size_t i = 0; i < k; i++) {
+			uint32_t e = slot[i] == SIZE_MAX ? NO_ID : sw->index[slot[i]];
+			if (e != NO_ID)
+				__builtin_prefetch(member_of(sw, slot_id(e)));
+		}
+		for (size_t i = 0; i < k; i++) {
+			sw->stats.msgs_in++;
+			if (in[i].len > 0 && in[i].p[0] == WIRE_USER) {
+				if (sw->hooks.on_user_msg)
+					sw->hooks.on_user_msg(sw->hooks.ctx, in[i].p + 1, in[i].len - 1);
+			} else if (rc[i] != WIRE_OK) {
+				sw->stats.decode_errors++;
+			} else {
+				handle_decoded(pc, &dec[i]);
+			}
+		}
 	}
 }
 
@@ -1577,7 +1638,7 @@ void swim_handle_packet(struct swim *sw, const struct wire_addr *from,
 	sw->cur_from = from;
 	sw->stats.packets_in++;
 	sw->stats.bytes_in += len;
-	int rc = wire_unwrap_packet(pkt, len, handle_one, &pc);
+	int rc = wire_unwrap_packet_all(pkt, len, handle_msgs, &pc);
 	sw->cur_from = NULL;
 	if (rc != WIRE_OK) {
 		sw->stats.decode_errors++;

@@ -64,7 +64,7 @@ void wbuf_reset(struct wbuf *b)
 	b->oom = false;
 }
 
-int wbuf_append(struct wbuf *b, const void *data, size_t n)
+int wbuf_append_grow(struct wbuf *b, const void *data, size_t n)
 {
 	if (b->oom)
 		return WIRE_ENOMEM;
@@ -261,7 +261,10 @@ struct span {
 	const uint8_t *lo, *hi;
 };
 
-static bool key_is(const msgpack_object *k, const char *name)
+/* Always inlined: name is a literal, so its strlen folds to a constant
+ * (decoding compares every key of every message against several). */
+static inline __attribute__((always_inline)) bool key_is(const msgpack_object *k,
+							 const char *name)
 {
 	const char *p;
 	uint32_t n;
@@ -641,7 +644,7 @@ static void pk_raw(msgpack_packer *pk, const void *p, size_t n)
 		msgpack_pack_v4raw_body(pk, p, n);
 }
 
-static void pk_key(msgpack_packer *pk, const char *k)
+static inline __attribute__((always_inline)) void pk_key(msgpack_packer *pk, const char *k)
 {
 	pk_raw(pk, k, strlen(k));
 }
@@ -1115,7 +1118,7 @@ static int unwrap_rec(struct unwrap *u, const uint8_t *p, size_t len, int depth)
 	return unwrap_push(u, p, len);
 }
 
-int wire_unwrap_packet(const uint8_t *pkt, size_t len, wire_msg_fn fn, void *ctx)
+int wire_unwrap_packet_all(const uint8_t *pkt, size_t len, wire_msgs_fn fn, void *ctx)
 {
 	struct unwrap u = { .inflate_left = WIRE_PACKET_INFLATE_MAX };
 	int rc;
@@ -1123,14 +1126,31 @@ int wire_unwrap_packet(const uint8_t *pkt, size_t len, wire_msg_fn fn, void *ctx
 	if (len > WIRE_UDP_MAX)
 		return WIRE_ETOOBIG;
 	rc = unwrap_rec(&u, pkt, len, 0);
-	if (rc == WIRE_OK)
-		for (size_t i = 0; i < u.n; i++)
-			fn(ctx, u.msgs[i].p, u.msgs[i].len);
+	if (rc == WIRE_OK && u.n > 0)
+		fn(ctx, u.msgs, u.n);
 	for (size_t i = 0; i < u.nbufs; i++)
 		wbuf_free(&u.bufs[i]);
 	free(u.bufs);
 	free(u.msgs);
 	return rc;
+}
+
+struct each_msg {
+	wire_msg_fn fn;
+	void *ctx;
+};
+
+static void call_each(void *vctx, const struct wire_bytes *msgs, size_t n)
+{
+	const struct each_msg *e = vctx;
+	for (size_t i = 0; i < n; i++)
+		e->fn(e->ctx, msgs[i].p, msgs[i].len);
+}
+
+int wire_unwrap_packet(const uint8_t *pkt, size_t len, wire_msg_fn fn, void *ctx)
+{
+	struct each_msg e = { fn, ctx };
+	return wire_unwrap_packet_all(pkt, len, call_each, &e);
 }
 
 /* -------------------------------------------------------------- streams */

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <string.h>
 
 enum wire_type {
 	WIRE_PING = 0,
@@ -169,7 +170,18 @@ struct wbuf {
 void wbuf_init(struct wbuf *b);
 void wbuf_free(struct wbuf *b);
 void wbuf_reset(struct wbuf *b);
-int wbuf_append(struct wbuf *b, const void *data, size_t n);
+/* Append n bytes (WIRE_OK, or WIRE_ENOMEM and oom set).  Inline when they
+ * fit, because the msgpack packer appends every header and key separately. */
+int wbuf_append_grow(struct wbuf *b, const void *data, size_t n);
+static inline int wbuf_append(struct wbuf *b, const void *data, size_t n)
+{
+	if (!b->oom && n - 1 < b->cap - b->len) { /* 0 < n <= room */
+		memcpy(b->p + b->len, data, n);
+		b->len += n;
+		return WIRE_OK;
+	}
+	return wbuf_append_grow(b, data, n);
+}
 
 /* ---- single messages (buf[0] is the type byte) ---- */
 
@@ -189,6 +201,13 @@ typedef void (*wire_msg_fn)(void *ctx, const uint8_t *msg, size_t len);
  * anything in the malformed envelope; returns WIRE_OK or a WIRE_E* code.
  */
 int wire_unwrap_packet(const uint8_t *pkt, size_t len, wire_msg_fn fn, void *ctx);
+/*
+ * The same, but all the messages of the packet are handed over in one call
+ * (in packet order; none if the packet is malformed), so that a receiver
+ * can look ahead: swim prefetches the member records a compound touches.
+ */
+typedef void (*wire_msgs_fn)(void *ctx, const struct wire_bytes *msgs, size_t n);
+int wire_unwrap_packet_all(const uint8_t *pkt, size_t len, wire_msgs_fn fn, void *ctx);
 
 /* Build a compound message from n already-encoded messages (n <= 255, each < 64 KiB). */
 int wire_make_compound(struct wbuf *out, const struct wire_bytes *msgs, size_t n);
