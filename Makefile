@@ -149,9 +149,16 @@ FUZZ_LDLIBS := $(LDLIBS)
 
 fuzz: $(FUZZ_TARGETS)
 
+# LZW's inner loop is nothing but comparisons of codes against table sizes,
+# none of them against input magic: with libFuzzer's comparison tracing
+# (trace-cmp) its callbacks took 73 % of fuzz_lzw's time.  Without it the
+# target runs 3.4x faster with the same coverage (docs/FUZZING.md); edge
+# coverage and ASan+UBSan are unchanged.
+FUZZ_COV_src/lzw := -fno-sanitize-coverage=trace-cmp
+
 $(FUZZ_DIR)/src/%.o: src/%.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_COV_src/$*) -MMD -MP -c -o $@ $<
 
 $(FUZZ_DIR)/agent/%.o: agent/%.c
 	@mkdir -p $(@D)

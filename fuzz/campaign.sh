@@ -18,8 +18,9 @@
 #   date  commit  target  executions  seconds  exec/s  result  corpus_files
 #
 # result is "clean" (libFuzzer reached the run count and exited 0), "clean,
-# time limit" (stopped by VIGIL_CAMPAIGN_SECONDS first, nothing found) or
-# "FAILED rc=N" (a crash, leak, UB report or invariant failure: the log is
+# time limit" (stopped by VIGIL_CAMPAIGN_SECONDS first, nothing found),
+# "interrupted, clean" (SIGINT, e.g. pkill -INT -f build-fuzz/fuzz_, nothing
+# found; a later run continues from the same corpus) or "FAILED rc=N" (a crash, leak, UB report or invariant failure: the log is
 # fuzz/out/<target>.log).  Exits non-zero if any run failed.
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -61,7 +62,12 @@ run_target() {
     rate=$(( ${execs:-0} / (secs > 0 ? secs : 1) ))
     result=clean
     [ "${execs:-0}" -lt "$runs" ] && result="clean, time limit"
-    [ "$rc" -ne 0 ] && result="FAILED rc=$rc"
+    # 72: libFuzzer's exit code when interrupted (SIGINT), nothing found
+    if [ "$rc" -eq 72 ] && ! grep -q '^==[0-9]*==ERROR\|^SUMMARY: ' "$out/$t.log"; then
+        result="interrupted, clean"
+    elif [ "$rc" -ne 0 ]; then
+        result="FAILED rc=$rc"
+    fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$commit" "$t" \
         "${execs:-0}" "$secs" "$rate" "$result" "$(ls "$out/$t" | wc -l)" \
         >>"$out/campaign.tsv"
