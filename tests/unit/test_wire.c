@@ -1039,6 +1039,65 @@ TEST(random_bytes_never_crash)
 	}
 }
 
+/* wire_unwrap_packet_all: one call with every message of the packet, in order. */
+struct batches {
+	int calls;
+	size_t n;
+	char types[16];
+};
+
+static void collect_all(void *ctx, const struct wire_bytes *msgs, size_t n)
+{
+	struct batches *b = ctx;
+	b->calls++;
+	b->n = n;
+	for (size_t i = 0; i < n && i < sizeof b->types - 1; i++)
+		b->types[i] = "0123456789abcdef"[msgs[i].p[0] & 15];
+}
+
+TEST(unwrap_all_hands_over_the_whole_packet)
+{
+	struct wbuf ping, alive, c, z;
+	wbuf_init(&ping);
+	wbuf_init(&alive);
+	wbuf_init(&c);
+	wbuf_init(&z);
+	struct wire_msg m;
+	memset(&m, 0, sizeof m);
+	m.type = WIRE_PING;
+	m.u.ping.seq = 7;
+	m.u.ping.node = (struct wire_bytes){ (const uint8_t *)"b", 1 };
+	REQUIRE(wire_encode(&ping, &m) == WIRE_OK);
+	memset(&m, 0, sizeof m);
+	m.type = WIRE_ALIVE;
+	m.u.alive.incarnation = 3;
+	m.u.alive.node = (struct wire_bytes){ (const uint8_t *)"a", 1 };
+	m.u.alive.addr.ip_len = 4;
+	m.u.alive.addr.port = 7946;
+	REQUIRE(wire_encode(&alive, &m) == WIRE_OK);
+	/* compound(ping, compress(compound(alive, ping)), alive): 4 messages */
+	struct wire_bytes in[2] = { { alive.p, (uint32_t)alive.len }, { ping.p, (uint32_t)ping.len } };
+	REQUIRE(wire_make_compound(&c, in, 2) == WIRE_OK);
+	REQUIRE(wire_compress(&z, c.p, c.len) == WIRE_OK);
+	struct wire_bytes out[3] = { { ping.p, (uint32_t)ping.len }, { z.p, (uint32_t)z.len },
+				     { alive.p, (uint32_t)alive.len } };
+	wbuf_reset(&c);
+	REQUIRE(wire_make_compound(&c, out, 3) == WIRE_OK);
+	struct batches b = { 0 };
+	CHECK_EQ_INT(wire_unwrap_packet_all(c.p, c.len, collect_all, &b), WIRE_OK);
+	CHECK_EQ_INT(b.calls, 1);
+	CHECK_EQ_INT(b.n, 4);
+	CHECK_EQ_STR(b.types, "0404");
+	/* a malformed envelope: no call at all */
+	memset(&b, 0, sizeof b);
+	CHECK_EQ_INT(wire_unwrap_packet_all(c.p, c.len - 1, collect_all, &b), WIRE_ETRUNC);
+	CHECK_EQ_INT(b.calls, 0);
+	wbuf_free(&ping);
+	wbuf_free(&alive);
+	wbuf_free(&c);
+	wbuf_free(&z);
+}
+
 TEST_MAIN(golden_ping, golden_alive, golden_compound_crc_compress_headers,
 	  roundtrip_every_type, encoder_refuses_what_decoder_refuses,
 	  decoder_accepts_modern_msgpack_any_order, decoder_strict_about_values,
@@ -1047,4 +1106,4 @@ TEST_MAIN(golden_ping, golden_alive, golden_compound_crc_compress_headers,
 	  unwrap_rejects_bad_compound_whole, unwrap_bounds_decompression,
 	  stream_push_pull_and_user_roundtrip, stream_frame_len_limits,
 	  strerror_covers_codes, every_prefix_of_every_vector, mutated_vectors_never_crash,
-	  random_bytes_never_crash)
+	  random_bytes_never_crash, unwrap_all_hands_over_the_whole_packet)
