@@ -207,7 +207,7 @@ plot %s""" % (name, ", ".join(plots)))
 set output '%s'
 set multiplot layout 1,%d title "{/:Bold Simulator: dissemination against the SWIM log bound}\\n%s"
 set grid
-set key top left
+set key bottom right
 set xlabel 'gossip rounds / log bound (log_4 n + ln n / 3)'
 set ylabel 'fraction of members informed'
 set yrange [0:1.02]
