@@ -93,20 +93,23 @@ def memory_limit():
     return lim
 
 
+def address_space_limiter(lim):
+    """preexec_fn for subprocess: apply memory_limit()'s limit in the child."""
+    if not lim:
+        return None
+    return lambda: resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+
+
 def run_sim(root, members, required=False, timeout=900):
     exe = os.path.join(root, "build", "sim_bench")
     if not os.access(exe, os.X_OK):
         return {"available": False, "reason": "build/sim_bench not built"}
     lim = memory_limit()
 
-    def limits():
-        if lim:
-            resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
-
     t0 = time.time()
     try:
         r = subprocess.run([exe, str(members)], capture_output=True, text=True, timeout=timeout,
-                           preexec_fn=limits)
+                           preexec_fn=address_space_limiter(lim))
     except subprocess.TimeoutExpired as e:
         return {"available": True, "ok": False, "members": members,
                 "reason": "timed out after %d s" % timeout,
@@ -146,6 +149,12 @@ def run_sims(root, sizes, timeout=900, log=None):
 FP_RUN_RE = re.compile(r"^run ((?:\w+=\S+ ?)+)$")
 
 
+def plain_over_lifeguard(plain, lifeguard):
+    """The false-positive ratio, with a floor of one Lifeguard incident so
+    that 0 stays finite (the ratio is then a lower bound)."""
+    return plain / max(lifeguard, 1)
+
+
 def parse_falsepos(text):
     runs = []
     for line in text.splitlines():
@@ -165,8 +174,7 @@ def parse_falsepos(text):
     for d in by_delay.values():
         d["seeds"] = d["lifeguard"].get("runs", 0)
         p, lg = d["plain"].get("healthy_incidents"), d["lifeguard"].get("healthy_incidents")
-        # plain / lifeguard, with a floor of one so that 0 stays finite ("at least")
-        d["ratio_plain_over_lifeguard"] = None if p is None or lg is None else p / max(lg, 1)
+        d["ratio_plain_over_lifeguard"] = None if p is None or lg is None else plain_over_lifeguard(p, lg)
         d["ratio_is_lower_bound"] = lg == 0
     return {"runs": runs, "by_delay": by_delay}
 
@@ -182,8 +190,7 @@ def run_falsepos(root, members=100, slow=0.1, delays="5000,10000,20000", seconds
     t0 = time.time()
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                           preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_AS, (lim, lim)))
-                           if lim else None)
+                           preexec_fn=address_space_limiter(lim))
     except subprocess.TimeoutExpired:
         return {"available": True, "ok": False, "reason": "timed out after %d s" % timeout}
     res = parse_falsepos(r.stdout)

@@ -166,11 +166,6 @@ static void spread(struct sim *s, struct watch *w, int alive, int round_ms, int 
 	fflush(stdout);
 }
 
-static bool pred_all_alive(struct sim *s, void *ctx)
-{
-	(void)ctx;
-	return sim_all_alive(s);
-}
 
 int main(int argc, char **argv)
 {
@@ -249,7 +244,7 @@ int main(int argc, char **argv)
 		printf("\n");
 		fflush(stdout);
 	}
-	int64_t conv = sim_run_until_pred(s, pred_all_alive, NULL, 1000, sim_now(s) + 3600 * 1000);
+	int64_t conv = sim_run_until_pred(s, sim_pred_all_alive, NULL, 1000, sim_now(s) + 3600 * 1000);
 	timing_report(s, &t, "build");
 	if (conv < 0) {
 		printf("did not converge within a virtual hour\n");

@@ -63,11 +63,6 @@ static void on_member(void *ctx, const struct sim_event *e, const struct swim_me
 	}
 }
 
-static bool pred_all_alive(struct sim *s, void *ctx)
-{
-	(void)ctx;
-	return sim_all_alive(s);
-}
 
 struct result {
 	uint64_t healthy_incidents, healthy_events, slow_incidents, slow_events, suspicions;
@@ -103,7 +98,7 @@ static struct result run_one(int n, int n_slow, int delay_ms, int seconds, uint6
 	}
 	for (int i = 1; i < n; i++)
 		sim_join(s, i, 0);
-	r.converged = sim_run_until_pred(s, pred_all_alive, NULL, 500, sim_now(s) + 600000) >= 0;
+	r.converged = sim_run_until_pred(s, sim_pred_all_alive, NULL, 500, sim_now(s) + 600000) >= 0;
 
 	/* the same members slow in both modes: drawn from the seed alone */
 	uint64_t rs = seed * 0x9E3779B97F4A7C15ull + 7;

@@ -1226,6 +1226,12 @@ bool sim_all_alive(const struct sim *s)
 	return true;
 }
 
+bool sim_pred_all_alive(struct sim *s, void *ctx)
+{
+	(void)ctx;
+	return sim_all_alive(s);
+}
+
 const struct sim_stats *sim_stats(const struct sim *s)
 {
 	return &s->stats;

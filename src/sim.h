@@ -212,6 +212,8 @@ bool sim_all_see(const struct sim *s, int subject, enum swim_state state);
  * nodes may be seen either way).  O(n) fast path, O(n^2) in the worst case.
  */
 bool sim_all_alive(const struct sim *s);
+/* sim_all_alive as a sim_run_until_pred predicate (ctx unused). */
+bool sim_pred_all_alive(struct sim *s, void *ctx);
 /* Number of nodes with the given status. */
 int sim_count_status(const struct sim *s, enum sim_node_status st);
 

@@ -1590,6 +1590,12 @@ static const struct wire_bytes *rumour_subject(const struct wire_msg *m)
  */
 #define LOOKAHEAD 32
 
+/* memberlist userMsg in UDP: the type byte, then a raw payload (no msgpack). */
+static bool is_user_msg(const struct wire_bytes *m)
+{
+	return m->len > 0 && m->p[0] == WIRE_USER;
+}
+
 static void handle_msgs(void *vctx, const struct wire_bytes *msgs, size_t n)
 {
 	struct packet_ctx *pc = vctx;
@@ -1603,7 +1609,7 @@ static void handle_msgs(void *vctx, const struct wire_bytes *msgs, size_t n)
 		size_t mask = sw->index_cap - 1;
 		for (size_t i = 0; i < k; i++) {
 			slot[i] = SIZE_MAX;
-			if (in[i].len > 0 && in[i].p[0] == WIRE_USER)
+			if (is_user_msg(&in[i]))
 				continue;
 			rc[i] = wire_decode(in[i].p, in[i].len, &dec[i]);
 			const struct wire_bytes *who = rc[i] == WIRE_OK ? rumour_subject(&dec[i]) : NULL;
@@ -1619,7 +1625,7 @@ static void handle_msgs(void *vctx, const struct wire_bytes *msgs, size_t n)
 		}
 		for (size_t i = 0; i < k; i++) {
 			sw->stats.msgs_in++;
-			if (in[i].len > 0 && in[i].p[0] == WIRE_USER) {
+			if (is_user_msg(&in[i])) {
 				if (sw->hooks.on_user_msg)
 					sw->hooks.on_user_msg(sw->hooks.ctx, in[i].p + 1, in[i].len - 1);
 			} else if (rc[i] != WIRE_OK) {

@@ -47,11 +47,6 @@ static int scaled_n(int base, int min)
 }
 
 
-static bool pred_all_alive(struct sim *s, void *ctx)
-{
-	(void)ctx;
-	return sim_all_alive(s);
-}
 
 struct see {
 	int subject;
@@ -104,7 +99,7 @@ static struct sim *converged_cluster(uint64_t seed, int n, const struct swim_con
 	struct sim *s = make_cluster(seed, n, cfg);
 	if (!s)
 		return NULL;
-	if (sim_run_until_pred(s, pred_all_alive, NULL, 100, 60000) < 0) {
+	if (sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, 60000) < 0) {
 		printf("# seed %" PRIu64 ": %d nodes did not converge in 60 s\n", seed, n);
 		sim_free(s);
 		return NULL;
@@ -281,7 +276,7 @@ TEST(join_100_converges)
 	const int n = 100;
 	struct sim *s = make_cluster(seed(101), n, NULL);
 	REQUIRE(s != NULL);
-	int64_t t = sim_run_until_pred(s, pred_all_alive, NULL, 100, 30000);
+	int64_t t = sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, 30000);
 	printf("# %d members converged at t=%" PRId64 " ms; %" PRIu64 " packets, %" PRIu64
 	       " bytes\n", n, t, sim_stats(s)->packets_delivered, sim_stats(s)->bytes_delivered);
 	CHECK(t >= 0);
@@ -454,7 +449,7 @@ TEST(isolation_suspected_then_refuted)
 	const char *name = sim_name(s, x);
 	int64_t inc0 = sim_view_incarnation(s, 0, name);
 	CHECK(away_until_suspected(s, x, false));
-	int64_t t = sim_run_until_pred(s, pred_all_alive, NULL, 50, sim_now(s) + 60000);
+	int64_t t = sim_run_until_pred(s, sim_pred_all_alive, NULL, 50, sim_now(s) + 60000);
 	CHECK(t >= 0);
 	sim_run_for(s, 30000);
 	CHECK(sim_all_alive(s));
@@ -524,7 +519,7 @@ TEST(partition_heal)
 				CHECK_EQ_INT(sim_view(s, i, sim_name(s, j)), SWIM_ALIVE);
 	int64_t th = sim_now(s);
 	sim_heal(s);
-	int64_t t = sim_run_until_pred(s, pred_all_alive, NULL, 100, th + 180000);
+	int64_t t = sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, th + 180000);
 	printf("# partition healed: all alive %" PRId64 " ms after heal\n", t - th);
 	CHECK(t >= 0);
 	sim_run_for(s, 60000);
@@ -560,7 +555,7 @@ TEST(return_after_reap)
 	int64_t tr = sim_now(s);
 	sim_restart(s, x);
 	sim_join(s, x, 0);
-	int64_t t = sim_run_until_pred(s, pred_all_alive, NULL, 100, tr + 30000);
+	int64_t t = sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, tr + 30000);
 	CHECK(t >= 0);
 	CHECK_EQ_INT(sim_join_result(s, x), 1);
 	/* nobody else was lost on the way */
@@ -589,7 +584,7 @@ TEST(return_before_reap)
 	int64_t tr = sim_now(s);
 	sim_restart(s, x);
 	sim_join(s, x, 0);
-	int64_t t = sim_run_until_pred(s, pred_all_alive, NULL, 100, tr + 60000);
+	int64_t t = sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, tr + 60000);
 	CHECK(t >= 0);
 	for (int i = 0; i < n; i++)
 		CHECK(sim_view_incarnation(s, i, name) > dead_inc);
@@ -775,7 +770,7 @@ static size_t healthy_deaths_with_slow_members(bool lifeguard, size_t *slow_deat
 	/* the slowness ends: everyone is alive again */
 	for (size_t i = 0; i < sizeof slow / sizeof slow[0]; i++)
 		sim_set_slow(s, slow[i], 0);
-	if (sim_run_until_pred(s, pred_all_alive, NULL, 500, sim_now(s) + 120000) < 0)
+	if (sim_run_until_pred(s, sim_pred_all_alive, NULL, 500, sim_now(s) + 120000) < 0)
 		healthy = (size_t)-1;
 	sim_free(s);
 	*slow_deaths = of_slow;
