@@ -55,12 +55,29 @@
  *    built only for hooks and for callers of the accessors.
  */
 
-/* The links of one queued rumour: the first field of both kinds of entry. */
+/* The queue entry of one rumour: the first field of both kinds of entry. */
 struct qlink {
-	struct qlink *prev, *next;   /* within its transmit-count bucket */
+	uint32_t pos;                /* its slot in buckets[transmits] */
 	int8_t transmits;            /* sends so far; -1 while parked (see bcast_take) */
 	bool in_member;              /* a member's alive rumour, else a struct bcast */
 	uint16_t len;                /* encoded length */
+};
+
+/*
+ * One transmit-count bucket of the broadcast queue: a stack of entries,
+ * newest on top.  An array, not a list threaded through the entries: a
+ * packet takes some twenty rumours, and in a big cluster each sits in a
+ * cold member record, so walking a list waits for memory twenty times in
+ * a row, while slots of an array name records that can be fetched in
+ * parallel.  It also keeps the links out of the record (8 bytes instead
+ * of 24, see struct member).  A removed entry leaves a hole (NULL),
+ * trimmed at once at the top and compacted away when holes are half the
+ * bucket; the array shrinks as the bucket empties, so the slots a big
+ * join needed are returned.
+ */
+struct qbucket {
+	struct qlink **v;
+	uint32_t n, cap, holes;
 };
 
 /* A rumour kept encoded: suspect/dead about a member, or a user message. */
@@ -73,7 +90,7 @@ struct bcast {
 
 enum rumour_kind { RUMOUR_NONE, RUMOUR_ALIVE, RUMOUR_BCAST };
 
-#define NAME_INLINE 18           /* fills the record to its 8-byte alignment; "node-00001" fits */
+#define NAME_INLINE 18           /* fills the record to 64 bytes; "node-00001" fits */
 
 struct member {
 	union {
@@ -94,9 +111,13 @@ struct member {
 	char name[NAME_INLINE];      /* NUL-terminated, if name_len < NAME_INLINE */
 };
 
-/* The 10,000-member simulation fits in 11 GiB with records of this size. */
-_Static_assert(sizeof(void *) != 8 || sizeof(struct member) <= 80,
-	       "struct member grew: see the memory layout note above");
+/*
+ * One cache line per record (chunks are line-aligned): a lookup waits for
+ * memory once, and 10,000 members of 10,000 fit in 6.4 GB of records.
+ */
+#define RECORD_ALIGN 64
+_Static_assert(sizeof(void *) != 8 || sizeof(struct member) == RECORD_ALIGN,
+	       "struct member changed size: see the memory layout note above");
 
 /* Lifeguard suspicion of one member, alive while it is SWIM_SUSPECT. */
 struct suspicion {
@@ -185,7 +206,7 @@ struct swim {
 	uint64_t next_cookie;
 
 	/* broadcast queue: buckets by transmit count, newest first */
-	struct qlink **buckets;
+	struct qbucket *buckets;
 	int n_buckets;
 	size_t n_bcasts;
 	uint64_t next_bcast_id;
@@ -562,9 +583,10 @@ static uint32_t id_alloc(struct swim *sw)
 		if (!c)
 			return NO_ID;
 		sw->chunks = c;
-		c[sw->n_chunks] = calloc(CHUNK_LEN, sizeof **c);
+		c[sw->n_chunks] = aligned_alloc(RECORD_ALIGN, CHUNK_LEN * sizeof **c);
 		if (!c[sw->n_chunks])
 			return NO_ID;
+		memset(c[sw->n_chunks], 0, CHUNK_LEN * sizeof **c);
 		sw->n_chunks++;
 	}
 	return sw->n_ids++;
@@ -624,24 +646,53 @@ static struct member *member_add(struct swim *sw, const char *name)
 /* ------------------------------------------------------------------ */
 /* broadcast queue                                                     */
 
-static void q_unlink(struct swim *sw, struct qlink *q)
+static bool q_resize(struct qbucket *b, uint32_t cap)
 {
-	if (q->prev)
-		q->prev->next = q->next;
-	else
-		sw->buckets[q->transmits] = q->next;
-	if (q->next)
-		q->next->prev = q->prev;
-	q->prev = q->next = NULL;
+	struct qlink **v = realloc(b->v, (size_t)cap * sizeof *v);
+	if (!v)
+		return false;
+	b->v = v;
+	b->cap = cap;
+	return true;
 }
 
-static void q_push(struct swim *sw, struct qlink *q)
+static void q_unlink(struct swim *sw, struct qlink *q)
 {
-	q->prev = NULL;
-	q->next = sw->buckets[q->transmits];
-	if (q->next)
-		q->next->prev = q;
-	sw->buckets[q->transmits] = q;
+	struct qbucket *b = &sw->buckets[q->transmits];
+	b->v[q->pos] = NULL;
+	b->holes++;
+	while (b->n > 0 && !b->v[b->n - 1]) {
+		b->n--;
+		b->holes--;
+	}
+	if (b->holes >= 16 && b->holes * 2 >= b->n) {
+		uint32_t k = 0;
+		for (uint32_t i = 0; i < b->n; i++) {
+			if (b->v[i]) {
+				b->v[i]->pos = k;
+				b->v[k++] = b->v[i];
+			}
+		}
+		b->n = k;
+		b->holes = 0;
+	}
+	if (b->n == 0) {
+		free(b->v);
+		*b = (struct qbucket){ 0 };
+	} else if (b->cap > 64 && b->n < b->cap / 4) {
+		q_resize(b, b->cap / 2); /* on failure it just stays bigger */
+	}
+}
+
+/* Put q on top of its bucket; false (q not queued) if out of memory. */
+static bool q_push(struct swim *sw, struct qlink *q)
+{
+	struct qbucket *b = &sw->buckets[q->transmits];
+	if (b->n == b->cap && (b->cap >= UINT32_MAX / 2 || !q_resize(b, b->cap ? b->cap * 2 : 16)))
+		return false;
+	q->pos = b->n;
+	b->v[b->n++] = q;
+	return true;
 }
 
 static struct member *q_member(struct qlink *q)
@@ -696,7 +747,10 @@ static void bcast_queue(struct swim *sw, struct member *m, const uint8_t *data, 
 	b->q.len = (uint16_t)len;
 	b->id = ++sw->next_bcast_id;
 	memcpy(b->data, data, len);
-	q_push(sw, &b->q);
+	if (!q_push(sw, &b->q)) {
+		free(b);
+		return;
+	}
 	sw->n_bcasts++;
 	if (m) {
 		m->rumour = RUMOUR_BCAST;
@@ -714,7 +768,8 @@ static void alive_queue(struct swim *sw, struct member *m, size_t len)
 	memset(q, 0, sizeof *q);
 	q->in_member = true;
 	q->len = (uint16_t)len;
-	q_push(sw, q);
+	if (!q_push(sw, q))
+		return;
 	sw->n_bcasts++;
 	m->rumour = RUMOUR_ALIVE;
 }
@@ -742,7 +797,13 @@ static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs
 	 */
 	int misses = 0;
 	for (int t = 0; t < sw->n_buckets && n < max && misses < 32 && budget >= 16; t++) {
-		for (struct qlink *q = sw->buckets[t]; q && n < max; q = q->next) {
+		const struct qbucket *b = &sw->buckets[t];
+		for (uint32_t j = b->n; j-- > 0 && n < max;) {
+			struct qlink *q = b->v[j];
+			if (j >= 8 && b->v[j - 8])
+				__builtin_prefetch(b->v[j - 8]);
+			if (!q)
+				continue;
 			size_t need = (size_t)q->len + 2; /* memberlist compoundOverhead */
 			if (need > budget) {
 				if (++misses >= 32 || budget < 16)
@@ -778,12 +839,10 @@ static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs
 		struct qlink *q = taken[i];
 		q_unlink(sw, q);
 		q->transmits++;
-		if (q->transmits >= limit || q->transmits >= sw->n_buckets) {
-			/* keep the payload alive until the packet is built: park it */
+		/* past the limit (or out of memory to requeue it): keep the
+		 * payload alive until the packet is built, parked */
+		if (q->transmits >= limit || q->transmits >= sw->n_buckets || !q_push(sw, q))
 			q->transmits = -1;
-		} else {
-			q_push(sw, q);
-		}
 	}
 	return n;
 }
@@ -1580,7 +1639,7 @@ static const struct wire_bytes *rumour_subject(const struct wire_msg *m)
 /*
  * Messages of one packet, in order.  A compound carries up to about 20
  * rumours, each about a member whose index slot and record are, in a big
- * cluster, rarely in cache (10,000 members: 800 KB of records per node):
+ * cluster, rarely in cache (10,000 members: 640 KB of records per node):
  * looked up one after the other, every rumour waits for memory twice.  So
  * a batch is decoded first, the index slots of its subjects prefetched,
  * then the records those slots name, and only then are the messages
@@ -1620,8 +1679,9 @@ static void handle_msgs(void *vctx, const struct wire_bytes *msgs, size_t n)
 		}
 		for (size_t i = 0; i < k; i++) {
 			uint32_t e = slot[i] == SIZE_MAX ? NO_ID : sw->index[slot[i]];
-			if (e != NO_ID)
-				__builtin_prefetch(member_of(sw, slot_id(e)));
+			if (e == NO_ID)
+				continue;
+			__builtin_prefetch(member_of(sw, slot_id(e)));
 		}
 		for (size_t i = 0; i < k; i++) {
 			sw->stats.msgs_in++;
@@ -2188,13 +2248,11 @@ void swim_free(struct swim *sw)
 	if (!sw)
 		return;
 	for (int t = 0; sw->buckets && t < sw->n_buckets; t++) {
-		struct qlink *q = sw->buckets[t];
-		while (q) {
-			struct qlink *n = q->next;
-			if (!q->in_member)
-				free(q_bcast(q));
-			q = n;
-		}
+		struct qbucket *b = &sw->buckets[t];
+		for (uint32_t j = 0; j < b->n; j++)
+			if (b->v[j] && !b->v[j]->in_member)
+				free(q_bcast(b->v[j]));
+		free(b->v);
 	}
 	for (size_t i = 0; i < sw->n_members; i++)
 		free(member_at(sw, i)->ext);
