@@ -236,24 +236,18 @@ static bool make_addr(const uint8_t *ip, size_t len, uint16_t port, struct wire_
 /* ------------------------------------------------------------------ */
 /* msgpack: bounds pre-check, decoding views, encoding                 */
 
-/* Unpack one msgpack value from p; *used gets its length. */
+/*
+ * Unpack one msgpack value from p; *used gets its length.  On failure u is
+ * left destroyed; on success the caller destroys it.
+ */
 static int mp_unpack(const uint8_t *p, size_t len, msgpack_unpacked *u, size_t *used)
 {
-	size_t off = 0;
-	int rc;
-
-	size_t span;
-	if (len == 0 || wire_msgpack_span(p, len, SIZE_MAX, &span) != WIRE_OK)
-		return SERF_EFORMAT; /* before msgpack-c can allocate for lying headers */
 	msgpack_unpacked_init(u);
-	rc = msgpack_unpack_next(u, (const char *)p, len, &off);
-	if (rc != MSGPACK_UNPACK_SUCCESS && rc != MSGPACK_UNPACK_EXTRA_BYTES) {
-		msgpack_unpacked_destroy(u);
-		return rc == MSGPACK_UNPACK_NOMEM_ERROR ? SERF_ENOMEM : SERF_EFORMAT;
-	}
-	if (used)
-		*used = off;
-	return SERF_OK;
+	int rc = wire_msgpack_unpack(p, len, SIZE_MAX, u, used);
+	if (rc == WIRE_OK)
+		return SERF_OK;
+	msgpack_unpacked_destroy(u);
+	return rc == WIRE_ENOMEM ? SERF_ENOMEM : SERF_EFORMAT;
 }
 
 static bool mp_key_is(const msgpack_object *k, const char *name)

@@ -1529,13 +1529,12 @@ static void encode_key_response(struct wbuf *b, bool result, const char *message
 static int decode_key_request(const uint8_t *p, size_t len, uint8_t *key, size_t *key_len)
 {
 	msgpack_unpacked u;
-	size_t off = 0;
 	int rc = -1;
 	if (len < 2)
 		return -1;
 	msgpack_unpacked_init(&u);
 	/* serf skips the type byte without looking at it; so do we */
-	if (msgpack_unpack_next(&u, (const char *)p + 1, len - 1, &off) == MSGPACK_UNPACK_SUCCESS &&
+	if (wire_msgpack_unpack(p + 1, len - 1, SIZE_MAX, &u, NULL) == WIRE_OK &&
 	    u.data.type == MSGPACK_OBJECT_MAP) {
 		const msgpack_object_map *m = &u.data.via.map;
 		for (uint32_t i = 0; i < m->size; i++) {
@@ -1832,14 +1831,12 @@ static void key_op_response(struct vigil *v, struct key_op *op, const char *from
 		return;
 	}
 	msgpack_unpacked u;
-	size_t off = 0;
 	bool ok = false, result = false;
 	const char *msg = "", *pk = "";
 	size_t msg_len = 0, pk_len = 0;
 	const msgpack_object *keys = NULL;
 	msgpack_unpacked_init(&u);
-	if (len > 1 && msgpack_unpack_next(&u, (const char *)p + 1, len - 1, &off) ==
-			       MSGPACK_UNPACK_SUCCESS &&
+	if (len > 1 && wire_msgpack_unpack(p + 1, len - 1, SIZE_MAX, &u, NULL) == WIRE_OK &&
 	    u.data.type == MSGPACK_OBJECT_MAP) {
 		const msgpack_object_map *m = &u.data.via.map;
 		ok = true;

@@ -488,11 +488,8 @@ static uint64_t rd_be(const uint8_t *p, unsigned n)
 /* Unpack exactly one object filling p[0..len) (no trailing bytes). */
 static bool mp_unpack_all(const uint8_t *p, size_t len, msgpack_unpacked *u)
 {
-	size_t off = 0, n;
-	if (wire_msgpack_span(p, len, SIZE_MAX, &n) != WIRE_OK || n != len)
-		return false;
-	return msgpack_unpack_next(u, (const char *)p, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-	       off == len;
+	size_t n;
+	return wire_msgpack_unpack(p, len, SIZE_MAX, u, &n) == WIRE_OK && n == len;
 }
 
 static bool get_uint(const msgpack_object *o, uint64_t max, uint64_t *v)
