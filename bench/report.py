@@ -125,13 +125,15 @@ def render(r):
         out.append("")
     sim = r.get("simulator")
     if sim and sim.get("runs"):
-        out.append("Simulator (`build/sim_bench N`, one process, single-threaded):")
+        cmds = [run.get("command") for run in sim["runs"].values() if run.get("command")]
+        cmd = cmds[0].rsplit(" ", 1)[0] + " N" if cmds else "build/sim_bench N"
+        out.append("Simulator (`%s`, one process, single-threaded):" % cmd)
         out.append("")
-        out.append("| members | result | steady-state messages/s (per CPU s) | per wall s | alive rumour 99%/100% (rounds; bound) | dead rumour 99%/100% | first dead verdict after |")
-        out.append("|---:|---|---:|---:|---|---|---:|")
+        out.append("| members | result | steady-state messages/s (per CPU s) | per wall s | RSS when converged (in huge pages) | alive rumour 99%/100% (rounds; bound) | dead rumour 99%/100% | first dead verdict after |")
+        out.append("|---:|---|---:|---:|---:|---|---|---:|")
         for n, run in sorted(sim["runs"].items(), key=lambda x: int(x[0])):
             if not run.get("available"):
-                out.append("| %s | %s | | | | | |" % (n, run.get("reason")))
+                out.append("| %s | %s | | | | | | |" % (n, run.get("reason")))
                 continue
             st = get(run, "phases", "steady") or {}
             ru = run.get("rumours") or {}
@@ -141,10 +143,13 @@ def render(r):
                 if not x or x.get("rounds_99") is None:
                     return "–"
                 return "%d / %d (%.1f)" % (x["rounds_99"], x["rounds_100"], x["expected_rounds"])
-            out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            rss = f("%.2f GB", run.get("converged_rss_gb"))
+            if run.get("huge_pages_gb") is not None:
+                rss += " (%.2f GB)" % run["huge_pages_gb"]
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 n, "ok" if run.get("ok") else (run.get("reason") or "exit %s" % run.get("exit")),
                 f("%.3g", st.get("messages_per_cpu_s")), f("%.3g", st.get("messages_per_wall_s")),
-                rr("alive rumour"), rr("dead rumour"), f("%.1f s", run.get("crash_first_dead_verdict_s"))))
+                rss, rr("alive rumour"), rr("dead rumour"), f("%.1f s", run.get("crash_first_dead_verdict_s"))))
         out.append("")
     fp = r.get("falsepos")
     if fp and fp.get("available"):
