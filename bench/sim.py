@@ -111,13 +111,13 @@ def address_space_limiter(lim):
 
 
 # glibc's malloc asks the kernel for transparent huge pages (madvise) for
-# its heap.  10,000 members keep 10^8 member records, about 2.5 million 4 KB
-# pages, so with small pages nearly every record touched is also a TLB miss
-# whose page walk misses the cache too; the simulator's rate at that size
-# is bound by it.  It is a setting of the C library, no code: a program
-# embedding libvigil at that scale would set it the same way.  sim_bench
-# prints how much of its memory it got in huge pages (the kernel's THP mode
-# must allow madvise).
+# its heap.  10,000 members keep 10^8 member records, about 12 GB of state
+# on 3 million 4 KB pages, so with small pages nearly every record touched
+# is also a TLB miss whose page walk misses the cache too; the simulator's
+# rate at that size is bound by it.  It is a setting of the C library, no
+# code: a program embedding libvigil at that scale would set it the same
+# way.  sim_bench prints how much of its memory it got in huge pages (the
+# kernel's THP mode must allow madvise).
 HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"
 
 

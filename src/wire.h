@@ -179,9 +179,9 @@ static inline int wbuf_append(struct wbuf *b, const void *data, size_t n)
 		uint8_t *d = b->p + b->len;
 		const uint8_t *s = data;
 		/*
-		 * Most appends are msgpack headers of 1 to 9 bytes: copied
-		 * with fixed-size moves the compiler inlines, instead of a
-		 * call into memmove for each.
+		 * Most appends are msgpack headers of 1 to 9 bytes and map
+		 * keys of up to 16: copied with fixed-size moves the compiler
+		 * inlines, instead of a call into memmove for each.
 		 */
 		if (n <= 3) {
 			d[0] = s[0];
