@@ -5,7 +5,7 @@
  * SWIM paper's O(log n) bound).
  *
  *   gcc -std=c11 -D_GNU_SOURCE -O2 -Isrc -Iinclude -o build/sim_bench \
- *       bench/sim_bench.c build/libvigil.a -lmsgpackc -lcrypto -ljansson -lz -lm
+ *       bench/sim_bench.c build/libvigil.a -lmsgpackc -lcrypto -ljansson -ldeflate -lm
  *   build/sim_bench [members=10000] [seed=1] [--plain]
  *   GLIBC_TUNABLES=glibc.malloc.hugetlb=1 build/sim_bench 10000
  *       as bench/sim.py runs it: the heap in transparent huge pages

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <zlib.h>
+#include <libdeflate.h>
 
 int (*snap_before_rename_hook)(const char *tmp_path, const char *path);
 
@@ -506,7 +506,7 @@ int snap_parse(const char *buf, size_t len, bool rejoin_after_leave,
 		const char *tl = buf + ls;
 		size_t tn = len - 1 - ls;
 		char want[64];
-		uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)buf, (uInt)ls);
+		uint32_t crc = libdeflate_crc32(0, buf, ls);
 		int wl = snprintf(want, sizeof want, "# end %zu %08x", ls, (unsigned)crc);
 		if (ls < hl || !starts_with(tl, tn, "# end ")) {
 			set_err(err, errlen, "truncated: no end marker");
@@ -731,7 +731,7 @@ int snap_render(const struct snap_image *img, char **out, size_t *len)
 	}
 	if (!b.oom) {
 		size_t body = b.len;
-		uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)b.p, (uInt)body);
+		uint32_t crc = libdeflate_crc32(0, b.p, body);
 		sb_printf(&b, "# end %zu %08x\n", body, (unsigned)crc);
 	}
 	if (b.oom) {

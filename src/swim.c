@@ -24,6 +24,8 @@
  */
 #include "swim.h"
 
+#include <msgpack.h>
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -482,24 +484,48 @@ static uint32_t slot_id(uint32_t slot)
 	return slot & MAX_IDS;
 }
 
-static uint32_t find_id(const struct swim *sw, const char *name)
+/* The id of the member called name (len bytes, hashing to h), or NO_ID. */
+static uint32_t find_id_hashed(const struct swim *sw, const char *name, size_t len, uint64_t h)
 {
 	size_t mask = sw->index_cap - 1;
-	uint64_t h = hash_name(name);
 	uint32_t tag = (uint32_t)(h >> 56);
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
 		uint32_t e = sw->index[i];
 		if (e == NO_ID)
 			return NO_ID;
-		if (e >> ID_BITS == tag && strcmp(member_name(member_of(sw, slot_id(e))), name) == 0)
+		if (e >> ID_BITS != tag)
+			continue;
+		const struct member *m = member_of(sw, slot_id(e));
+		if (m->name_len == len && memcmp(member_name(m), name, len) == 0)
 			return slot_id(e);
 	}
+}
+
+static uint32_t find_id(const struct swim *sw, const char *name)
+{
+	size_t len = strlen(name);
+	return find_id_hashed(sw, name, len, hash_bytes((const uint8_t *)name, len));
 }
 
 static struct member *find(const struct swim *sw, const char *name)
 {
 	uint32_t id = find_id(sw, name);
 	return id == NO_ID ? NULL : member_of(sw, id);
+}
+
+/*
+ * The member a rumour is about.  h is the hash of its name, which the
+ * packet's look-ahead has already computed (subject_hash otherwise).
+ */
+static struct member *find_subject(const struct swim *sw, const char *name, size_t len, uint64_t h)
+{
+	uint32_t id = find_id_hashed(sw, name, len, h);
+	return id == NO_ID ? NULL : member_of(sw, id);
+}
+
+static uint64_t subject_hash(struct wire_bytes node)
+{
+	return hash_bytes(node.p, node.len);
 }
 
 static void index_put(uint32_t *idx, size_t cap, uint64_t h, uint32_t id)
@@ -646,6 +672,14 @@ static struct member *member_add(struct swim *sw, const char *name)
 /* ------------------------------------------------------------------ */
 /* broadcast queue                                                     */
 
+/*
+ * A bucket keeps up to this many slots when it empties: the low buckets
+ * empty and fill again all the time (a rumour passes through each), and
+ * freeing their arrays at every turn cost a malloc, a free and the
+ * regrowth.  512 bytes for each of the dozen-odd buckets in use.
+ */
+#define Q_KEEP 64
+
 static bool q_resize(struct qbucket *b, uint32_t cap)
 {
 	struct qlink **v = realloc(b->v, (size_t)cap * sizeof *v);
@@ -676,10 +710,10 @@ static void q_unlink(struct swim *sw, struct qlink *q)
 		b->n = k;
 		b->holes = 0;
 	}
-	if (b->n == 0) {
+	if (b->n == 0 && b->cap > Q_KEEP) {
 		free(b->v);
 		*b = (struct qbucket){ 0 };
-	} else if (b->cap > 64 && b->n < b->cap / 4) {
+	} else if (b->cap > Q_KEEP && b->n < b->cap / 4) {
 		q_resize(b, b->cap / 2); /* on failure it just stays bigger */
 	}
 }
@@ -1108,7 +1142,8 @@ static void answer_stale_accusation(struct swim *sw, struct wire_bytes accuser)
 	encode_send(sw, to, &msg, false);
 }
 
-static void handle_alive(struct swim *sw, const struct wire_alive *a, int64_t now)
+/* h: subject_hash(a->node), as for the other two rumour handlers. */
+static void handle_alive(struct swim *sw, const struct wire_alive *a, uint64_t h, int64_t now)
 {
 	char name[WIRE_NAME_MAX + 1];
 	if (!valid_name(a->node) || a->addr.ip_len == 0 || a->meta.len > WIRE_META_MAX)
@@ -1116,7 +1151,7 @@ static void handle_alive(struct swim *sw, const struct wire_alive *a, int64_t no
 	bytes_to_name(a->node, name);
 	if (a->vsn_len >= 3 && (a->vsn[0] == 0 || a->vsn[1] == 0 || a->vsn[0] > a->vsn[1]))
 		return;
-	struct member *m = find(sw, name);
+	struct member *m = find_subject(sw, name, a->node.len, h);
 	bool is_self = m == sw->self;
 	if (is_self) {
 		if (sw->leaving)
@@ -1190,14 +1225,14 @@ static void suspicion_rearm(struct suspicion *sp)
 	sp->deadline = sp->start + t;
 }
 
-static void handle_suspect(struct swim *sw, const struct wire_accuse *s, int64_t now)
+static void handle_suspect(struct swim *sw, const struct wire_accuse *s, uint64_t h, int64_t now)
 {
 	char name[WIRE_NAME_MAX + 1], from[WIRE_NAME_MAX + 1];
 	if (!valid_name(s->node) || memchr(s->from.p ? s->from.p : (const uint8_t *)"", 0, s->from.len))
 		return;
 	bytes_to_name(s->node, name);
 	bytes_to_name(s->from, from);
-	struct member *m = find(sw, name);
+	struct member *m = find_subject(sw, name, s->node.len, h);
 	if (m == sw->self && s->incarnation < m->incarnation) {
 		answer_stale_accusation(sw, s->from);
 		return;
@@ -1252,13 +1287,13 @@ static void handle_suspect(struct swim *sw, const struct wire_accuse *s, int64_t
 	logf_(sw, 1, "suspect %s (from %s)", name, from);
 }
 
-static void handle_dead(struct swim *sw, const struct wire_accuse *d, int64_t now)
+static void handle_dead(struct swim *sw, const struct wire_accuse *d, uint64_t h, int64_t now)
 {
 	char name[WIRE_NAME_MAX + 1];
 	if (!valid_name(d->node) || memchr(d->from.p ? d->from.p : (const uint8_t *)"", 0, d->from.len))
 		return;
 	bytes_to_name(d->node, name);
-	struct member *m = find(sw, name);
+	struct member *m = find_subject(sw, name, d->node.len, h);
 	if (m == sw->self && d->incarnation < m->incarnation &&
 	    !bytes_eq_str(d->from, member_name(m))) {
 		answer_stale_accusation(sw, d->from);
@@ -1494,7 +1529,7 @@ static void probe_failed(struct swim *sw, int64_t now)
 	logf_(sw, 1, "probe of %s failed", member_name(target));
 	struct wire_accuse s = { target->incarnation, name_bytes(target),
 				 name_bytes(sw->self) };
-	handle_suspect(sw, &s, now);
+	handle_suspect(sw, &s, subject_hash(s.node), now);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1586,7 +1621,8 @@ struct packet_ctx {
 	int64_t now;
 };
 
-static void handle_decoded(struct packet_ctx *pc, const struct wire_msg *m)
+/* h: the hash of the subject's name if m is a rumour (see rumour_subject). */
+static void handle_decoded(struct packet_ctx *pc, const struct wire_msg *m, uint64_t h)
 {
 	struct swim *sw = pc->sw;
 	switch (m->type) {
@@ -1603,13 +1639,13 @@ static void handle_decoded(struct packet_ctx *pc, const struct wire_msg *m)
 		handle_nack(sw, m->u.nack.seq);
 		break;
 	case WIRE_SUSPECT:
-		handle_suspect(sw, &m->u.suspect, pc->now);
+		handle_suspect(sw, &m->u.suspect, h, pc->now);
 		break;
 	case WIRE_ALIVE:
-		handle_alive(sw, &m->u.alive, pc->now);
+		handle_alive(sw, &m->u.alive, h, pc->now);
 		break;
 	case WIRE_DEAD:
-		handle_dead(sw, &m->u.dead, pc->now);
+		handle_dead(sw, &m->u.dead, h, pc->now);
 		break;
 	case WIRE_ERR:
 		logf_(sw, 2, "peer reported an error: %.*s", (int)m->u.err.error.len,
@@ -1648,6 +1684,7 @@ static const struct wire_bytes *rumour_subject(const struct wire_msg *m)
  * again by the handler itself.
  */
 #define LOOKAHEAD 32
+#define DECODE_ZONE_CHUNK 1024   /* an alive message decodes into about 300 bytes */
 
 /* memberlist userMsg in UDP: the type byte, then a raw payload (no msgpack). */
 static bool is_user_msg(const struct wire_bytes *m)
@@ -1661,23 +1698,33 @@ static void handle_msgs(void *vctx, const struct wire_bytes *msgs, size_t n)
 	struct swim *sw = pc->sw;
 	struct wire_msg dec[LOOKAHEAD];
 	int rc[LOOKAHEAD];
-	size_t slot[LOOKAHEAD];
-	uint32_t tag[LOOKAHEAD];
+	uint64_t hash[LOOKAHEAD];    /* of the subject's name, for the handler */
+	bool rumour[LOOKAHEAD];
+	/*
+	 * One msgpack zone for the whole packet, cleared after each message
+	 * (the decoded views point into the packet, not the zone): a malloc
+	 * and a free per packet rather than per message.
+	 */
+	msgpack_zone zone;
+	if (!msgpack_zone_init(&zone, DECODE_ZONE_CHUNK)) {
+		sw->stats.decode_errors += n;
+		return;
+	}
 	for (size_t base = 0; base < n; base += LOOKAHEAD) {
 		size_t k = n - base < LOOKAHEAD ? n - base : LOOKAHEAD;
 		const struct wire_bytes *in = msgs + base;
 		size_t mask = sw->index_cap - 1;
 		for (size_t i = 0; i < k; i++) {
-			slot[i] = SIZE_MAX;
+			rumour[i] = false;
+			hash[i] = 0;
 			if (is_user_msg(&in[i]))
 				continue;
-			rc[i] = wire_decode(in[i].p, in[i].len, &dec[i]);
+			rc[i] = wire_decode_in(&zone, in[i].p, in[i].len, &dec[i]);
 			const struct wire_bytes *who = rc[i] == WIRE_OK ? rumour_subject(&dec[i]) : NULL;
 			if (who) {
-				uint64_t h = hash_bytes(who->p, who->len);
-				slot[i] = h & mask;
-				tag[i] = (uint32_t)(h >> 56);
-				__builtin_prefetch(&sw->index[slot[i]]);
+				rumour[i] = true;
+				hash[i] = subject_hash(*who);
+				__builtin_prefetch(&sw->index[hash[i] & mask]);
 			}
 		}
 		/*
@@ -1687,13 +1734,14 @@ static void handle_msgs(void *vctx, const struct wire_bytes *msgs, size_t n)
 		 * The chain is short and its slots share a cache line or two.
 		 */
 		for (size_t i = 0; i < k; i++) {
-			if (slot[i] == SIZE_MAX)
+			if (!rumour[i])
 				continue;
-			for (size_t j = slot[i], hops = 0; hops < 8; j = (j + 1) & mask, hops++) {
+			uint32_t tag = (uint32_t)(hash[i] >> 56);
+			for (size_t j = hash[i] & mask, hops = 0; hops < 8; j = (j + 1) & mask, hops++) {
 				uint32_t e = sw->index[j];
 				if (e == NO_ID)
 					break;
-				if (e >> ID_BITS == tag[i]) {
+				if (e >> ID_BITS == tag) {
 					__builtin_prefetch(member_of(sw, slot_id(e)));
 					break;
 				}
@@ -1707,10 +1755,11 @@ static void handle_msgs(void *vctx, const struct wire_bytes *msgs, size_t n)
 			} else if (rc[i] != WIRE_OK) {
 				sw->stats.decode_errors++;
 			} else {
-				handle_decoded(pc, &dec[i]);
+				handle_decoded(pc, &dec[i], hash[i]);
 			}
 		}
 	}
+	msgpack_zone_destroy(&zone);
 }
 
 void swim_handle_packet(struct swim *sw, const struct wire_addr *from,
@@ -1767,12 +1816,12 @@ static void merge_remote_state(struct swim *sw, const struct wire_push_pull *pp,
 		case WIRE_STATE_ALIVE: {
 			struct wire_alive a = { n->incarnation, n->name, n->addr, n->meta, {0}, n->vsn_len };
 			memcpy(a.vsn, n->vsn, sizeof a.vsn);
-			handle_alive(sw, &a, now);
+			handle_alive(sw, &a, subject_hash(a.node), now);
 			break;
 		}
 		case WIRE_STATE_LEFT: {
 			struct wire_accuse d = { n->incarnation, n->name, n->name };
-			handle_dead(sw, &d, now);
+			handle_dead(sw, &d, subject_hash(d.node), now);
 			break;
 		}
 		case WIRE_STATE_DEAD:
@@ -1781,7 +1830,7 @@ static void merge_remote_state(struct swim *sw, const struct wire_push_pull *pp,
 			 * the member gets its chance to refute */
 			struct wire_accuse s = { n->incarnation, n->name,
 						 name_bytes(sw->self) };
-			handle_suspect(sw, &s, now);
+			handle_suspect(sw, &s, subject_hash(s.node), now);
 			break;
 		}
 		default:
@@ -2018,7 +2067,7 @@ static void run_suspicions(struct swim *sw, int64_t now)
 		struct wire_accuse d = { m->incarnation, name_bytes(m),
 					 name_bytes(sw->self) };
 		logf_(sw, 1, "marking %s dead: suspicion timed out", member_name(m));
-		handle_dead(sw, &d, now);
+		handle_dead(sw, &d, subject_hash(d.node), now);
 	}
 }
 

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include <msgpack.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #define NEVER INT64_MAX
 #define KIND_MEMBER 0
@@ -1415,7 +1415,7 @@ int will_save(const struct will *w, const char *path)
 			msgpack_pack_false(&e.pk);
 	}
 	size_t blen = e.sb.size;
-	uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)e.sb.data, (uInt)blen);
+	uint32_t crc = libdeflate_crc32(0, e.sb.data, blen);
 	uint8_t head[8] = { 'V', 'W', 'I', 'L', (uint8_t)(blen >> 24), (uint8_t)(blen >> 16),
 			    (uint8_t)(blen >> 8), (uint8_t)blen };
 	uint8_t tail[4] = { (uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8),
@@ -1616,7 +1616,7 @@ int will_load(struct will *w, const char *path)
 	uint64_t blen = rd_be(buf + 4, 4);
 	if (memcmp(buf, STATE_MAGIC, 4) != 0 || blen != n - 12)
 		goto bad;
-	uint32_t crc = (uint32_t)crc32(0L, buf + 8, (uInt)blen);
+	uint32_t crc = libdeflate_crc32(0, buf + 8, blen);
 	if (crc != (uint32_t)rd_be(buf + 8 + blen, 4))
 		goto bad;
 	rc = load_body(w, buf + 8, (size_t)blen);

@@ -31,7 +31,7 @@
 #include <string.h>
 
 #include <msgpack.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "wire.h"
 
@@ -245,20 +245,13 @@ static size_t zone_chunk_for(size_t objlen)
 	return c < 512 ? 512 : c > MSGPACK_ZONE_CHUNK_SIZE ? MSGPACK_ZONE_CHUNK_SIZE : c;
 }
 
-int wire_msgpack_unpack(const uint8_t *p, size_t len, size_t limit,
-			msgpack_unpacked *u, size_t *used)
+/* Unpack the object wire_msgpack_span proved, of n bytes, into zone. */
+static int unpack_spanned(const uint8_t *p, size_t n, msgpack_zone *zone, msgpack_object *obj)
 {
-	size_t n, off = 0;
-	int rc = wire_msgpack_span(p, len, limit, &n);
-	if (rc != WIRE_OK)
-		return rc;
-	msgpack_unpacked_destroy(u);
-	u->zone = msgpack_zone_new(zone_chunk_for(n));
-	if (!u->zone)
-		return WIRE_ENOMEM;
-	switch (msgpack_unpack((const char *)p, n, &off, u->zone, &u->data)) {
+	size_t off = 0;
+	switch (msgpack_unpack((const char *)p, n, &off, zone, obj)) {
 	case MSGPACK_UNPACK_SUCCESS:
-		break;
+		return WIRE_OK;
 	case MSGPACK_UNPACK_NOMEM_ERROR:
 		return WIRE_ENOMEM;
 	case MSGPACK_UNPACK_CONTINUE:
@@ -266,9 +259,23 @@ int wire_msgpack_unpack(const uint8_t *p, size_t len, size_t limit,
 	default:
 		return WIRE_EFORMAT; /* e.g. nesting deeper than msgpack-c's stack */
 	}
-	if (used)
-		*used = off;
-	return WIRE_OK;
+}
+
+int wire_msgpack_unpack(const uint8_t *p, size_t len, size_t limit,
+			msgpack_unpacked *u, size_t *used)
+{
+	size_t n;
+	int rc = wire_msgpack_span(p, len, limit, &n);
+	if (rc != WIRE_OK)
+		return rc;
+	msgpack_unpacked_destroy(u);
+	u->zone = msgpack_zone_new(zone_chunk_for(n));
+	if (!u->zone)
+		return WIRE_ENOMEM;
+	rc = unpack_spanned(p, n, u->zone, &u->data);
+	if (rc == WIRE_OK && used)
+		*used = n;
+	return rc;
 }
 
 /* The input range that decoded views must point into. */
@@ -574,15 +581,26 @@ static int dec_node_state(const msgpack_object *o, const struct span *in,
 /* Decode the msgpack map at p (a message body) with fn-specific logic. */
 enum body_kind { B_PING, B_INDIRECT, B_ACK, B_NACK, B_ERR, B_ACCUSE, B_ALIVE };
 
-static int decode_body(const uint8_t *p, size_t len, enum body_kind k, void *out)
+/*
+ * The objects live in scratch (cleared before returning) or, without one,
+ * in a zone of their own; either way the views decoded point into p.
+ */
+static int decode_body(msgpack_zone *scratch, const uint8_t *p, size_t len,
+		       enum body_kind k, void *out)
 {
 	msgpack_unpacked u;
-	size_t used;
+	size_t n;
 	struct span in = { p, p + len };
 	int rc;
 
 	msgpack_unpacked_init(&u);
-	rc = wire_msgpack_unpack(p, len, SIZE_MAX, &u, &used);
+	if (scratch) {
+		rc = wire_msgpack_span(p, len, SIZE_MAX, &n);
+		if (rc == WIRE_OK)
+			rc = unpack_spanned(p, n, scratch, &u.data);
+	} else {
+		rc = wire_msgpack_unpack(p, len, SIZE_MAX, &u, NULL);
+	}
 	if (rc == WIRE_OK && u.data.type != MSGPACK_OBJECT_MAP)
 		rc = WIRE_EFORMAT;
 	if (rc == WIRE_OK) {
@@ -597,7 +615,10 @@ static int decode_body(const uint8_t *p, size_t len, enum body_kind k, void *out
 		case B_ALIVE: rc = dec_alive(o, &in, out); break;
 		}
 	}
-	msgpack_unpacked_destroy(&u);
+	if (scratch)
+		msgpack_zone_clear(scratch);
+	else
+		msgpack_unpacked_destroy(&u);
 	return rc;
 }
 
@@ -605,7 +626,7 @@ static int decode_body(const uint8_t *p, size_t len, enum body_kind k, void *out
  * Bytes after the msgpack map are ignored, as memberlist's decoder (which
  * reads one object from the buffer) ignores them.
  */
-int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
+int wire_decode_in(msgpack_zone *scratch, const uint8_t *buf, size_t len, struct wire_msg *out)
 {
 	int rc;
 
@@ -617,14 +638,14 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
 	size_t n = len - 1;
 
 	switch (buf[0]) {
-	case WIRE_PING: rc = decode_body(p, n, B_PING, &out->u.ping); break;
-	case WIRE_INDIRECT_PING: rc = decode_body(p, n, B_INDIRECT, &out->u.indirect); break;
-	case WIRE_ACK: rc = decode_body(p, n, B_ACK, &out->u.ack); break;
-	case WIRE_NACK: rc = decode_body(p, n, B_NACK, &out->u.nack); break;
-	case WIRE_ERR: rc = decode_body(p, n, B_ERR, &out->u.err); break;
-	case WIRE_SUSPECT: rc = decode_body(p, n, B_ACCUSE, &out->u.suspect); break;
-	case WIRE_DEAD: rc = decode_body(p, n, B_ACCUSE, &out->u.dead); break;
-	case WIRE_ALIVE: rc = decode_body(p, n, B_ALIVE, &out->u.alive); break;
+	case WIRE_PING: rc = decode_body(scratch, p, n, B_PING, &out->u.ping); break;
+	case WIRE_INDIRECT_PING: rc = decode_body(scratch, p, n, B_INDIRECT, &out->u.indirect); break;
+	case WIRE_ACK: rc = decode_body(scratch, p, n, B_ACK, &out->u.ack); break;
+	case WIRE_NACK: rc = decode_body(scratch, p, n, B_NACK, &out->u.nack); break;
+	case WIRE_ERR: rc = decode_body(scratch, p, n, B_ERR, &out->u.err); break;
+	case WIRE_SUSPECT: rc = decode_body(scratch, p, n, B_ACCUSE, &out->u.suspect); break;
+	case WIRE_DEAD: rc = decode_body(scratch, p, n, B_ACCUSE, &out->u.dead); break;
+	case WIRE_ALIVE: rc = decode_body(scratch, p, n, B_ALIVE, &out->u.alive); break;
 	case WIRE_USER:
 		/* Over UDP the user payload follows the type byte verbatim. */
 		out->u.user.payload.p = p;
@@ -642,6 +663,11 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
 		out->type = (enum wire_type)buf[0];
 	}
 	return rc;
+}
+
+int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out)
+{
+	return wire_decode_in(NULL, buf, len, out);
 }
 
 /* ---------------------------------------------------------------- encode */
@@ -909,7 +935,7 @@ int wire_add_crc(struct wbuf *out, const uint8_t *pkt, size_t len)
 	uint8_t hdr[5];
 	size_t start = out->len;
 	hdr[0] = WIRE_HAS_CRC;
-	put_be32(hdr + 1, (uint32_t)crc32_z(0, pkt, len));
+	put_be32(hdr + 1, libdeflate_crc32(0, pkt, len));
 	wbuf_append(out, hdr, sizeof hdr);
 	wbuf_append(out, pkt, len);
 	if (out->oom) {
@@ -1009,9 +1035,12 @@ int wire_decompress(const uint8_t *buf, size_t len, struct wbuf *out)
  * everything and collects message ranges (keeping inflated buffers alive),
  * the second calls fn.
  */
+#define UNWRAP_INLINE 64     /* messages of one packet held without a heap array */
+
 struct unwrap {
-	struct wire_bytes *msgs;
+	struct wire_bytes *msgs;     /* inline_msgs until more are needed */
 	size_t n, cap;
+	struct wire_bytes inline_msgs[UNWRAP_INLINE];
 	struct wbuf *bufs;
 	size_t nbufs, capbufs;
 	size_t inflate_left;
@@ -1020,10 +1049,14 @@ struct unwrap {
 static int unwrap_push(struct unwrap *u, const uint8_t *p, size_t len)
 {
 	if (u->n == u->cap) {
-		size_t cap = u->cap ? u->cap * 2 : 16;
-		struct wire_bytes *m = realloc(u->msgs, cap * sizeof *m);
+		/* Past the inline array (a compound of compounds): to the heap. */
+		size_t cap = u->cap * 2;
+		struct wire_bytes *m = malloc(cap * sizeof *m);
 		if (!m)
 			return WIRE_ENOMEM;
+		memcpy(m, u->msgs, u->n * sizeof *m);
+		if (u->msgs != u->inline_msgs)
+			free(u->msgs);
 		u->msgs = m;
 		u->cap = cap;
 	}
@@ -1064,7 +1097,7 @@ static int unwrap_rec(struct unwrap *u, const uint8_t *p, size_t len, int depth)
 			break;
 		if (len < 5)
 			return WIRE_ETRUNC;
-		if ((uint32_t)crc32_z(0, p + 5, len - 5) != get_be32(p + 1))
+		if (libdeflate_crc32(0, p + 5, len - 5) != get_be32(p + 1))
 			return WIRE_ECRC;
 		if (depth + 1 > WIRE_NEST_MAX)
 			return WIRE_ENEST;
@@ -1135,18 +1168,26 @@ static int unwrap_rec(struct unwrap *u, const uint8_t *p, size_t len, int depth)
 
 int wire_unwrap_packet_all(const uint8_t *pkt, size_t len, wire_msgs_fn fn, void *ctx)
 {
-	struct unwrap u = { .inflate_left = WIRE_PACKET_INFLATE_MAX };
+	struct unwrap u;
 	int rc;
 
 	if (len > WIRE_UDP_MAX)
 		return WIRE_ETOOBIG;
+	/* Not zeroed whole: the inline array is written before it is read. */
+	u.msgs = u.inline_msgs;
+	u.n = 0;
+	u.cap = UNWRAP_INLINE;
+	u.bufs = NULL;
+	u.nbufs = u.capbufs = 0;
+	u.inflate_left = WIRE_PACKET_INFLATE_MAX;
 	rc = unwrap_rec(&u, pkt, len, 0);
 	if (rc == WIRE_OK && u.n > 0)
 		fn(ctx, u.msgs, u.n);
 	for (size_t i = 0; i < u.nbufs; i++)
 		wbuf_free(&u.bufs[i]);
 	free(u.bufs);
-	free(u.msgs);
+	if (u.msgs != u.inline_msgs)
+		free(u.msgs);
 	return rc;
 }
 

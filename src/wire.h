@@ -208,6 +208,15 @@ static inline int wbuf_append(struct wbuf *b, const void *data, size_t n)
 int wire_encode(struct wbuf *out, const struct wire_msg *m);
 /* Decode one message of type ping/indirect/ack/nack/err/suspect/alive/dead/user. */
 int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *out);
+/*
+ * The same with a scratch zone of the caller's (msgpack_zone_init'ed),
+ * cleared again before this returns: a receiver decoding message after
+ * message keeps one zone instead of allocating and freeing one for each.
+ * The views in *out point into buf, never into the zone.
+ */
+struct msgpack_zone;
+int wire_decode_in(struct msgpack_zone *scratch, const uint8_t *buf, size_t len,
+		   struct wire_msg *out);
 
 /* ---- packets (UDP payloads after decryption) ---- */
 

@@ -217,6 +217,24 @@ static void rt(const struct wire_msg *m, struct wire_msg *d)
 	/* views point into b, which dies here: compare before returning */
 	struct wire_msg again;
 	CHECK_EQ_INT(wire_decode(b2.p, b2.len, &again), WIRE_OK);
+	/*
+	 * With a scratch zone, used twice as a receiver does: the same
+	 * message, views into the input, and the zone left empty for reuse.
+	 */
+	msgpack_zone z;
+	REQUIRE(msgpack_zone_init(&z, 64));
+	for (int i = 0; i < 2; i++) {
+		struct wire_msg zd;
+		CHECK_EQ_INT(wire_decode_in(&z, b2.p, b2.len, &zd), WIRE_OK);
+		CHECK_EQ_INT(zd.type, m->type);
+		CHECK(msgpack_zone_is_empty(&z));
+		wbuf_reset(&b);
+		CHECK_EQ_INT(wire_encode(&b, &zd), WIRE_OK);
+		CHECK_EQ_INT(b.len, b2.len);
+		if (b.len == b2.len)
+			CHECK_MEM(b.p, b2.p, b2.len);
+	}
+	msgpack_zone_destroy(&z);
 	wbuf_free(&b);
 	wbuf_free(&b2);
 }
@@ -1055,6 +1073,25 @@ static void collect_all(void *ctx, const struct wire_bytes *msgs, size_t n)
 		b->types[i] = "0123456789abcdef"[msgs[i].p[0] & 15];
 }
 
+struct seqs {
+	int calls;
+	size_t n;
+	bool in_order;               /* every message a ping, seq = its position */
+};
+
+static void collect_seqs(void *ctx, const struct wire_bytes *msgs, size_t n)
+{
+	struct seqs *got = ctx;
+	got->calls++;
+	got->n = n;
+	for (size_t i = 0; i < n; i++) {
+		struct wire_msg d;
+		if (wire_decode(msgs[i].p, msgs[i].len, &d) != WIRE_OK || d.type != WIRE_PING ||
+		    d.u.ping.seq != i)
+			got->in_order = false;
+	}
+}
+
 TEST(unwrap_all_hands_over_the_whole_packet)
 {
 	struct wbuf ping, alive, c, z;
@@ -1098,6 +1135,40 @@ TEST(unwrap_all_hands_over_the_whole_packet)
 	wbuf_free(&z);
 }
 
+/* 200 messages (more than the unwrapper holds without the heap), in order. */
+TEST(unwrap_all_hands_over_long_packets)
+{
+	struct wbuf ping[200], inner[2], c;
+	struct wire_bytes part[100], outer[2];
+	for (int h = 0; h < 2; h++) {
+		for (int i = 0; i < 100; i++) {
+			struct wire_msg m;
+			memset(&m, 0, sizeof m);
+			m.type = WIRE_PING;
+			m.u.ping.seq = (uint32_t)(h * 100 + i);
+			m.u.ping.node = (struct wire_bytes){ (const uint8_t *)"b", 1 };
+			wbuf_init(&ping[h * 100 + i]);
+			REQUIRE(wire_encode(&ping[h * 100 + i], &m) == WIRE_OK);
+			part[i] = (struct wire_bytes){ ping[h * 100 + i].p, (uint32_t)ping[h * 100 + i].len };
+		}
+		wbuf_init(&inner[h]);
+		REQUIRE(wire_make_compound(&inner[h], part, 100) == WIRE_OK);
+		outer[h] = (struct wire_bytes){ inner[h].p, (uint32_t)inner[h].len };
+	}
+	wbuf_init(&c);
+	REQUIRE(wire_make_compound(&c, outer, 2) == WIRE_OK);
+	struct seqs got = { 0, 0, true };
+	CHECK_EQ_INT(wire_unwrap_packet_all(c.p, c.len, collect_seqs, &got), WIRE_OK);
+	CHECK_EQ_INT(got.calls, 1);
+	CHECK_EQ_INT(got.n, 200);
+	CHECK(got.in_order);
+	for (int i = 0; i < 200; i++)
+		wbuf_free(&ping[i]);
+	wbuf_free(&inner[0]);
+	wbuf_free(&inner[1]);
+	wbuf_free(&c);
+}
+
 TEST_MAIN(golden_ping, golden_alive, golden_compound_crc_compress_headers,
 	  roundtrip_every_type, encoder_refuses_what_decoder_refuses,
 	  decoder_accepts_modern_msgpack_any_order, decoder_strict_about_values,
@@ -1106,4 +1177,5 @@ TEST_MAIN(golden_ping, golden_alive, golden_compound_crc_compress_headers,
 	  unwrap_rejects_bad_compound_whole, unwrap_bounds_decompression,
 	  stream_push_pull_and_user_roundtrip, stream_frame_len_limits,
 	  strerror_covers_codes, every_prefix_of_every_vector, mutated_vectors_never_crash,
-	  random_bytes_never_crash, unwrap_all_hands_over_the_whole_packet)
+	  random_bytes_never_crash, unwrap_all_hands_over_the_whole_packet,
+	  unwrap_all_hands_over_long_packets)
