@@ -35,6 +35,7 @@ enum ev_kind {
 	EV_STREAM_REQ,     /* node: stream target; p: struct strm */
 	EV_STREAM_REPLY,   /* node: requester; p: struct strm (failed if !ok) */
 	EV_STREAM_TIMEOUT, /* node: requester; p: struct strm */
+	EV_UNREACHABLE,    /* node: sender of a datagram to a crashed process; p: (intptr_t) its node */
 };
 
 struct qent {
@@ -551,6 +552,14 @@ static void hook_send_packet(void *ctx, const struct wire_addr *to,
 		return;
 	s->stats.packets_sent++;
 	int dst = addr_node(s, to);
+	if (dst >= 0 && s->nodes[dst]->status == SIM_NODE_DOWN && s->refuse_when_down &&
+	    sim_reachable(s, n->idx, dst)) {
+		/* The host answers for its dead process: ICMP port unreachable. */
+		s->stats.packets_cut++;
+		heap_push(s, s->now + latency(s) + latency(s), EV_UNREACHABLE, n->idx,
+			  (void *)(intptr_t)dst);
+		return;
+	}
 	if (dst < 0 || s->nodes[dst]->status == SIM_NODE_DOWN ||
 	    !sim_reachable(s, n->idx, dst)) {
 		s->stats.packets_cut++;
@@ -854,6 +863,17 @@ static void dispatch(struct sim *s, const struct qent *e)
 	case EV_STREAM_TIMEOUT:
 		stream_settle(s, n, e->p, false);
 		break;
+	case EV_UNREACHABLE: {
+		if (n->status != SIM_NODE_UP)
+			break; /* the error was for a process that has died since */
+		struct wire_addr to;
+		node_addr((int)(intptr_t)e->p, &to);
+		s->stats.events++;
+		trace_mix(s, (uint64_t)s->now << 20 ^ 0x5555 ^ (uint64_t)n->idx << 40);
+		swim_hint_unreachable(n->sw, &to, s->now);
+		after_node(s, n);
+		break;
+	}
 	default:
 		break;
 	}

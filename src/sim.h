@@ -36,7 +36,9 @@
  *     stays paused makes the requester see a failure after the stream
  *     timeout (memberlist's TCPTimeout, 10 s by default);
  *     sim_set_refuse_when_down makes a crashed target refuse instead
- *     (the process died but its host answers: failure after a round trip);
+ *     (the process died but its host answers: failure after a round trip)
+ *     and answer its datagrams with "port unreachable" after a round trip
+ *     (swim_hint_unreachable on the sender);
  *   - a paused node runs nothing: datagrams for it wait in its socket
  *     buffer (bounded in bytes like a kernel receive buffer; overflow is
  *     dropped), stream legs wait too; on resume it is told about the clock

@@ -196,6 +196,8 @@ struct swim {
 	int64_t probe_start, probe_ack_deadline, probe_end;
 	int probe_expected_nacks, probe_nacks;
 	int64_t next_probe;
+	uint32_t hinted;             /* member to probe next (unreachable hint), NO_ID if none */
+	int64_t last_hint_probe;     /* when a hint last moved a probe forward */
 
 	int64_t next_gossip, next_push_pull, next_reconnect, next_reap;
 	uint32_t seq;
@@ -1401,9 +1403,22 @@ static struct member *buddy_due(struct swim *sw, int64_t now)
 	return best ? best->m : NULL;
 }
 
+/* The member an unreachable hint named, if it is still worth probing. */
+static struct member *take_hinted(struct swim *sw)
+{
+	uint32_t id = sw->hinted;
+	sw->hinted = NO_ID;
+	if (id == NO_ID)
+		return NULL;
+	struct member *m = member_of(sw, id);
+	return m != sw->self && !is_gone(m) ? m : NULL;
+}
+
 static void probe_start(struct swim *sw, int64_t now)
 {
 	struct member *target = buddy_due(sw, now);
+	if (!target)
+		target = take_hinted(sw);
 	for (size_t scanned = 0; !target && scanned <= sw->probe_n; scanned++) {
 		if (sw->probe_pos >= sw->probe_n)
 			reshuffle(sw);
@@ -2076,6 +2091,8 @@ static void member_free(struct swim *sw, uint32_t id)
 	struct member *m = member_of(sw, id);
 	rumour_drop(sw, m);
 	buddy_forget(sw, m);
+	if (sw->hinted == id)
+		sw->hinted = NO_ID;
 	id_free(sw, id);
 }
 
@@ -2147,6 +2164,32 @@ int64_t swim_next_deadline(const struct swim *sw)
 	for (size_t i = 0; i < sw->n_suspects; i++)
 		t = min64(t, suspicion_due(&sw->suspects[i]));
 	return t;
+}
+
+void swim_hint_unreachable(struct swim *sw, const struct wire_addr *to, int64_t now)
+{
+	if (sw->leaving || sw->hinted != NO_ID ||
+	    now - sw->last_hint_probe < scaled(sw, sw->cfg.probe_interval_ms))
+		return;
+	/* A scan, but a rare one: at most once per probe interval. */
+	struct member *m = NULL;
+	uint32_t id = NO_ID;
+	for (size_t i = 0; i < sw->n_members && !m; i++) {
+		struct member *c = member_at(sw, i);
+		if (c != sw->self && !is_gone(c) && member_addr_is(c, to)) {
+			m = c;
+			id = sw->members[i];
+		}
+	}
+	if (!m || (sw->probe_phase != PROBE_IDLE && bytes_eq_str(name_bytes(m), sw->probe_target)))
+		return; /* nobody we probe, or being probed already */
+	sw->stats.unreachable_hints++;
+	sw->last_hint_probe = now;
+	sw->hinted = id;
+	logf_(sw, 1, "%s is unreachable (ICMP): probing it now", member_name(m));
+	/* The probe under way keeps its time; an idle one starts at once. */
+	if (sw->probe_phase == PROBE_IDLE && sw->next_probe > now)
+		sw->next_probe = now;
 }
 
 void swim_tick(struct swim *sw, int64_t now)
@@ -2273,6 +2316,8 @@ struct swim *swim_new(const struct swim_config *cfg, const struct swim_hooks *ho
 	if (sw->index)
 		memset(sw->index, 0xff, sw->index_cap * sizeof *sw->index);
 	sw->free_id = NO_ID;
+	sw->hinted = NO_ID;
+	sw->last_hint_probe = INT64_MIN / 2;
 	sw->n_buckets = 64; /* more than any retransmit limit we will compute */
 	sw->buckets = calloc((size_t)sw->n_buckets, sizeof *sw->buckets);
 	wbuf_init(&sw->scratch);

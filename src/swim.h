@@ -107,6 +107,7 @@ struct swim_stats {
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 	uint64_t packets_in, packets_out, decode_errors;
 	uint64_t push_pulls, stalls;
+	uint64_t unreachable_hints;  /* hints that moved a probe forward */
 };
 
 struct swim;
@@ -138,6 +139,17 @@ int swim_handle_stream(struct swim *sw, const struct wire_addr *from,
 /* The answer to a send_stream(cookie); msg == NULL means the exchange failed. */
 void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 			      const uint8_t *msg, size_t len, int64_t now);
+
+/*
+ * Input: a datagram we sent to `to` came back as "port unreachable" (an
+ * ICMP error: the host is up but nothing listens there, as when a member's
+ * process has crashed).  Not an accusation: if a live member has that
+ * address, the next probe goes to it now instead of when the round-robin
+ * comes to it, and the usual probe, indirect probe and suspicion decide.
+ * At most one such early probe per probe interval; addresses that are no
+ * member's, our own, and members already gone are ignored.
+ */
+void swim_hint_unreachable(struct swim *sw, const struct wire_addr *to, int64_t now);
 
 /* Run every timer due at `now`. */
 void swim_tick(struct swim *sw, int64_t now);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <linux/errqueue.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -462,6 +463,15 @@ static int bind_pair(struct transport *t, const struct wire_addr *bind_ip, bool 
 	 * not dropped; Linux clamps to rmem_max instead of failing. */
 	int rcv = 2 * 1024 * 1024;
 	(void)setsockopt(t->udp_fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+	/*
+	 * Queue ICMP errors for our datagrams (udp_errors reads them): a
+	 * "port unreachable" from a peer's host says its process is gone,
+	 * which the agent uses to probe that peer at once.  An unconnected
+	 * socket hears nothing of them otherwise.  Best effort.
+	 */
+	if (t->family == AF_INET6)
+		(void)setsockopt(t->udp_fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof one);
+	(void)setsockopt(t->udp_fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
 
 	t->local = a;
 	return 0;
@@ -639,9 +649,11 @@ static void udp_drain(struct transport *t)
 		ssize_t n = recvfrom(t->udp_fd, t->udp_buf, TRANSPORT_UDP_RECV_MAX, MSG_DONTWAIT,
 				     (struct sockaddr *)&ss, &sl);
 		if (n < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			/* ICMP errors (ECONNREFUSED) surface here too: udp_errors
+			 * reports them from the error queue; keep draining. */
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNREFUSED)
 				tlog(t, 2, "transport: udp recv: %s", strerror(errno));
-			/* ICMP errors (ECONNREFUSED) surface here; keep draining. */
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
 			continue;
@@ -656,6 +668,55 @@ static void udp_drain(struct transport *t)
 		t->st.udp_in_bytes += (uint64_t)n;
 		if (t->hooks.on_packet)
 			t->hooks.on_packet(t->hooks.ctx, &from, t->udp_buf, (size_t)n);
+	}
+}
+
+/* Whether a queued socket error is an ICMP (or ICMPv6) port unreachable. */
+static bool is_port_unreachable(struct msghdr *mh)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		bool v4 = c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR;
+		bool v6 = c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR;
+		if (!v4 && !v6)
+			continue;
+		struct sock_extended_err ee;
+		memcpy(&ee, CMSG_DATA(c), sizeof ee);
+		if (ee.ee_errno == ECONNREFUSED &&
+		    (ee.ee_origin == SO_EE_ORIGIN_ICMP || ee.ee_origin == SO_EE_ORIGIN_ICMP6))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Empty the socket's error queue (poll reports POLLERR until it is empty),
+ * reporting each port unreachable with the address we had sent to.
+ */
+static void udp_errors(struct transport *t)
+{
+	for (int i = 0; i < UDP_BATCH; i++) {
+		struct sockaddr_storage ss;
+		union {
+			char buf[256];
+			struct cmsghdr align;
+		} ctrl;
+		uint8_t head[64]; /* the start of our datagram; not needed */
+		struct iovec iov = { head, sizeof head };
+		struct msghdr mh = { .msg_name = &ss, .msg_namelen = sizeof ss,
+				     .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = ctrl.buf, .msg_controllen = sizeof ctrl.buf };
+		memset(&ss, 0, sizeof ss);
+		if (recvmsg(t->udp_fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+			return; /* EAGAIN: the queue is empty */
+		if (!is_port_unreachable(&mh))
+			continue;
+		struct wire_addr to;
+		addr_from_sockaddr(&ss, &to);
+		if (to.ip_len == 0)
+			continue;
+		t->st.udp_unreachable++;
+		if (t->hooks.on_unreachable)
+			t->hooks.on_unreachable(t->hooks.ctx, &to);
 	}
 }
 
@@ -1149,7 +1210,9 @@ void transport_step(struct transport *t, int64_t now)
 		pr = 0;
 	}
 
-	if (pr > 0 && fds[0].revents)
+	if (pr > 0 && (fds[0].revents & POLLERR))
+		udp_errors(t);
+	if (pr > 0 && (fds[0].revents & POLLIN))
 		udp_drain(t);
 
 	for (int i = 0; pr > 0 && i < nconn; i++) {

@@ -63,6 +63,11 @@ struct transport_hooks {
 	 */
 	void (*on_stream)(void *ctx, const struct wire_addr *from,
 			  const uint8_t *msg, size_t len, struct wbuf *reply);
+	/*
+	 * Optional: a datagram we sent to `to` was answered with ICMP "port
+	 * unreachable" (the host is up, nothing listens on that port).
+	 */
+	void (*on_unreachable)(void *ctx, const struct wire_addr *to);
 	/* Outcome of transport_send_stream: msg == NULL on any failure. */
 	void (*on_stream_reply)(void *ctx, uint64_t cookie,
 				const uint8_t *msg, size_t len);
@@ -81,6 +86,7 @@ struct transport_config {
 /* Counters; only ever increase. */
 struct transport_stats {
 	uint64_t udp_in, udp_out, udp_in_bytes, udp_out_bytes, udp_send_errors;
+	uint64_t udp_unreachable;    /* ICMP port unreachable for datagrams we sent */
 	uint64_t tcp_accepted, tcp_connects, tcp_rejected; /* rejected: conn cap */
 	uint64_t tcp_errors, tcp_timeouts, tcp_bad_frames;
 	uint64_t tcp_in_bytes, tcp_out_bytes;

@@ -671,6 +671,13 @@ static void t_on_stream(void *ctx, const struct wire_addr *from, const uint8_t *
 	wbuf_free(&out);
 }
 
+static void t_on_unreachable(void *ctx, const struct wire_addr *to)
+{
+	struct vigil *v = ctx;
+	if (v->sw)
+		swim_hint_unreachable(v->sw, to, v->now);
+}
+
 static void t_on_stream_reply(void *ctx, uint64_t cookie, const uint8_t *msg, size_t len)
 {
 	struct vigil *v = ctx;
@@ -826,6 +833,7 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		.on_packet = t_on_packet,
 		.on_stream = t_on_stream,
 		.on_stream_reply = t_on_stream_reply,
+		.on_unreachable = t_on_unreachable,
 		.log = layer_log,
 	};
 	if (transport_open(&tc, &th, &v->tr, err, errlen) != 0)
@@ -2155,6 +2163,8 @@ int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 		{"joins", (double)ss->joins},
 		{"push_pulls", (double)ss->push_pulls},
 		{"stalls", (double)ss->stalls},
+		{"unreachable_hints", (double)ss->unreachable_hints},
+		{"udp_unreachable", (double)ts->udp_unreachable},
 		{"msgs_in", (double)ss->msgs_in},
 		{"msgs_out", (double)ss->msgs_out},
 		{"decode_errors", (double)ss->decode_errors},

@@ -334,11 +334,23 @@ rpc_ok() { members_of "$RV1" >/dev/null; }
 check "after the garbage, the agent is up and answers RPC" rpc_ok
 expo "after the garbage, /metrics still works" "$MV1"
 
-start_vigil v3 "$PV3" "$RV3"
+start_vigil v3 "$PV3" "$RV3" -join=127.0.0.1:"$PV1"
 wait_ready "$RV3"
 check "without -metrics-addr no endpoint is announced" \
     sh -c "! grep -q 'Metrics addr' '$(log_of v3)'"
-stop_node v3
+# A crashed process on a live host: its port answers "unreachable", which
+# v1 counts and answers with an early probe of v3 (see swim_hint_unreachable).
+check "v1 sees v3 alive" wait_until 15 members_have "$RV1" v3 alive
+u0=$(metric "$MV1" vigil_udp_unreachable_total)
+h0=$(metric "$MV1" vigil_unreachable_probes_total)
+kill_node v3
+unreachable_counted() {
+    [ "$(metric "$MV1" vigil_udp_unreachable_total)" -gt "$u0" ] &&
+        [ "$(metric "$MV1" vigil_unreachable_probes_total)" -gt "$h0" ]
+}
+check "after kill -9 of v3, v1 counts port unreachable and probes v3 early" \
+    wait_until 10 unreachable_counted
+check "v1 then reports v3 failed" wait_until 20 members_have "$RV1" v3 failed
 stop_node v2
 stop_node v1
 

@@ -789,9 +789,110 @@ TEST(slow_members_lifeguard_vs_plain)
 	CHECK(lg * 10 <= plain); /* and Lifeguard prevents most of them */
 }
 
+static bool pred_anyone_suspects(struct sim *s, void *ctx)
+{
+	return anyone_suspects(s, *(const int *)ctx);
+}
+
+static uint64_t total_hints(struct sim *s)
+{
+	uint64_t c = 0;
+	for (int i = 0; i < sim_node_count(s); i++) {
+		struct swim *sw = sim_swim(s, i);
+		if (sw)
+			c += swim_stats(sw)->unreachable_hints;
+	}
+	return c;
+}
+
+/*
+ * Crash `crashes` members one after the other; for each, the time from the
+ * crash to the first suspicion of it goes into first_suspicion_ms[].  Each
+ * victim is declared dead by all, restarted and seen alive again before
+ * the next.  Returns false if a phase did not finish in time.
+ */
+static bool crash_series(struct sim *s, int crashes, int64_t *first_suspicion_ms)
+{
+	for (int k = 0; k < crashes; k++) {
+		int victim = 1 + k;
+		int64_t t0 = sim_now(s);
+		sim_crash(s, victim);
+		int64_t t = sim_run_until_pred(s, pred_anyone_suspects, &victim, 10, t0 + 30000);
+		struct see w = { victim, SWIM_DEAD };
+		if (t < 0 || sim_run_until_pred(s, pred_all_see, &w, 100, t0 + 60000) < 0)
+			return false;
+		first_suspicion_ms[k] = t - t0;
+		sim_restart(s, victim);
+		sim_join(s, victim, 0);
+		if (sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, sim_now(s) + 60000) < 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A crashed process on a live host: datagrams to it come back as "port
+ * unreachable", and the member that gets one probes the victim at once.
+ * The first suspicion then comes one probe interval (1 s) after the crash,
+ * plus the few ms until someone sends the victim anything, instead of after
+ * waiting for the round-robin too.  The same crashes without the hint
+ * (host gone, no ICMP) wait longer.
+ */
+TEST(unreachable_hint_probes_at_once)
+{
+	enum { CRASHES = 6 };
+	int n = scaled_n(20, 10);
+	int64_t hinted[CRASHES], plain[CRASHES];
+	for (int with_hint = 1; with_hint >= 0; with_hint--) {
+		struct sim *s = converged_cluster(seed(303), n, NULL);
+		REQUIRE(s != NULL);
+		sim_set_refuse_when_down(s, with_hint);
+		REQUIRE(crash_series(s, CRASHES, with_hint ? hinted : plain));
+		if (with_hint)
+			CHECK(total_hints(s) >= CRASHES);
+		else
+			CHECK_EQ_INT(total_hints(s), 0);
+		CHECK_EQ_INT(deaths_since(s, 0, 0), 0); /* nobody else accused */
+		sim_free(s);
+	}
+	int64_t sum_hinted = 0, sum_plain = 0;
+	for (int k = 0; k < CRASHES; k++) {
+		printf("# crash %d: first suspicion after %" PRId64 " ms with the hint, %" PRId64
+		       " ms without\n", k, hinted[k], plain[k]);
+		CHECK(hinted[k] <= 1300);
+		sum_hinted += hinted[k];
+		sum_plain += plain[k];
+	}
+	CHECK(sum_hinted + CRASHES * 200 < sum_plain);
+}
+
+/* Hints that name no live member, or come too often, change nothing. */
+TEST(unreachable_hint_ignored_unless_useful)
+{
+	struct sim *s = converged_cluster(seed(304), 5, NULL);
+	REQUIRE(s != NULL);
+	struct swim *sw = sim_swim(s, 0);
+	struct wire_addr stranger = *sim_addr(s, 1);
+	stranger.port ^= 1;
+	int64_t now = sim_now(s);
+	swim_hint_unreachable(sw, &stranger, now);
+	swim_hint_unreachable(sw, sim_addr(s, 0), now); /* our own address */
+	CHECK_EQ_INT(swim_stats(sw)->unreachable_hints, 0);
+	swim_hint_unreachable(sw, sim_addr(s, 2), now);
+	CHECK_EQ_INT(swim_stats(sw)->unreachable_hints, 1);
+	swim_hint_unreachable(sw, sim_addr(s, 3), now + 10); /* within the interval */
+	CHECK_EQ_INT(swim_stats(sw)->unreachable_hints, 1);
+	/* node 2 is alive: the early probe is acked and nobody suspects it */
+	sim_run_for(s, 10000);
+	CHECK(!anyone_suspects(s, 2));
+	CHECK(sim_all_alive(s));
+	sim_free(s);
+}
+
 TEST_MAIN(sim_basics, sim_loss_rate, join_100_converges, crash_detected,
 	  pause_suspected_then_refuted, frozen_30s_refutes_own_death,
 	  isolation_suspected_then_refuted, graceful_leave,
 	  partition_heal, return_after_reap, return_before_reap, determinism,
 	  lossy_no_false_deaths, isolated_accuser, leave_does_not_spin,
-	  stale_suspicion_answered, slow_members_lifeguard_vs_plain)
+	  stale_suspicion_answered, slow_members_lifeguard_vs_plain,
+	  unreachable_hint_probes_at_once, unreachable_hint_ignored_unless_useful)

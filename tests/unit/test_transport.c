@@ -103,7 +103,16 @@ struct tctx {
 	uint64_t last_cookie;
 	size_t last_reply_len;
 	uint8_t last_reply_first;
+	int unreachable;        /* port unreachable reports */
+	struct wire_addr last_unreachable;
 };
+
+static void tc_unreachable(void *ctx, const struct wire_addr *to)
+{
+	struct tctx *c = ctx;
+	c->unreachable++;
+	c->last_unreachable = *to;
+}
 
 static void tc_packet(void *ctx, const struct wire_addr *from, const uint8_t *p, size_t len)
 {
@@ -154,6 +163,7 @@ static struct transport *open_t(struct tctx *c, const char *bind, int timeout_ms
 		.on_packet = tc_packet,
 		.on_stream = tc_stream,
 		.on_stream_reply = tc_stream_reply,
+		.on_unreachable = tc_unreachable,
 	};
 	char err[256] = "";
 	memset(c, 0, sizeof *c);
@@ -207,6 +217,64 @@ TEST(transport_packet_roundtrip)
 
 	transport_close(a);
 	transport_close(b);
+}
+
+/*
+ * A datagram to a port where nothing listens comes back as ICMP port
+ * unreachable: reported once, with the address we sent to, and the socket
+ * keeps working (the error queue is emptied, so poll does not spin on it).
+ */
+TEST(transport_port_unreachable)
+{
+	struct tctx ca, cb;
+	struct transport *a = open_t(&ca, "127.0.0.1", 0);
+	struct transport *b = open_t(&cb, "127.0.0.1", 0);
+	REQUIRE(a && b);
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	REQUIRE(bind(s, (struct sockaddr *)&sin, sizeof sin) == 0);
+	socklen_t sl = sizeof sin;
+	getsockname(s, (struct sockaddr *)&sin, &sl);
+	close(s); /* now nothing listens there */
+	struct wire_addr gone = {.ip = {127, 0, 0, 1}, .ip_len = 4, .port = ntohs(sin.sin_port)};
+
+	const uint8_t msg[] = {WIRE_PING, 1, 2, 3};
+	CHECK_EQ_INT(transport_send_packet(a, &gone, msg, sizeof msg), 0);
+	PUMP(a, (struct transport *)NULL, 2000, ca.unreachable > 0);
+	CHECK_EQ_INT(ca.unreachable, 1);
+	CHECK(transport_addr_equal(&ca.last_unreachable, &gone));
+	CHECK_EQ_INT(transport_stats(a)->udp_unreachable, 1);
+	/* the queue is empty again: poll says nothing is ready */
+	struct pollfd fds[TRANSPORT_POLLFDS_MAX];
+	int n = transport_pollfds(a, fds, TRANSPORT_POLLFDS_MAX);
+	CHECK_EQ_INT(poll(fds, (nfds_t)n, 0), 0);
+	/* and datagrams still flow both ways */
+	struct wire_addr la, lb;
+	transport_local_addr(a, &la);
+	transport_local_addr(b, &lb);
+	CHECK_EQ_INT(transport_send_packet(b, &la, msg, sizeof msg), 0);
+	PUMP(a, b, 2000, ca.packets > 0);
+	CHECK_EQ_INT(ca.packets, 1);
+	/* a live peer is no reason for a report */
+	CHECK_EQ_INT(transport_send_packet(a, &lb, msg, sizeof msg), 0);
+	PUMP(a, b, 2000, cb.packets > 0);
+	PUMP(a, b, 100, false);
+	CHECK_EQ_INT(ca.unreachable, 1);
+	transport_close(a);
+	transport_close(b);
+
+	/* a dual-stack socket hears of its IPv4 datagrams too */
+	struct tctx c6;
+	struct transport *d = open_t(&c6, "::", 0);
+	if (!d) {
+		printf("# no IPv6 here: dual-stack case skipped\n");
+		return;
+	}
+	CHECK_EQ_INT(transport_send_packet(d, &gone, msg, sizeof msg), 0);
+	PUMP(d, (struct transport *)NULL, 2000, c6.unreachable > 0);
+	CHECK_EQ_INT(c6.unreachable, 1);
+	CHECK(transport_addr_equal(&c6.last_unreachable, &gone));
+	transport_close(d);
 }
 
 TEST(transport_stream_roundtrip)
@@ -1199,6 +1267,7 @@ TEST(vigil_api_edges)
 }
 
 TEST_MAIN(parse_addresses, default_advertise_is_not_wildcard, transport_packet_roundtrip,
+	  transport_port_unreachable,
 	  transport_stream_roundtrip, transport_big_stream, transport_stream_refused,
 	  transport_stream_timeout, transport_garbage_stream, transport_conn_cap,
 	  transport_ipv6_dualstack, vigil_join_outcome, vigil_join_ipv4, vigil_join_ipv6, vigil_join_encrypted,
