@@ -14,6 +14,11 @@ time -- and measures, per kind:
   detect   kill -9 of one agent -> every surviving agent has logged
            "serf: EventMemberFailed: NAME"; the killed agent is restarted
            (same name and ports) and waited for before the next kill;
+           its host answers datagrams to the dead port with ICMP port
+           unreachable, which vigil uses (probes the member at once);
+  freeze   the same with SIGSTOP: the process hangs, keeps its port, and
+           nothing answers (as when a host vanishes); then SIGCONT, and
+           the member refutes its death;
   join     spawn of a new agent (-join to a random member) -> every member
            has logged "serf: EventMemberJoin: NAME"; the newcomer then
            leaves gracefully (SIGINT).
@@ -615,19 +620,28 @@ class Harness:
         res["failed_events_in_window"] = sum(1 for e in evs if e[2] == "EventMemberFailed")
         return res
 
-    def detection(self, kind, agents):
+    def detection(self, kind, agents, freeze=False):
+        """kill -9 rounds (the process dies, its host answers for its port:
+        ICMP port unreachable), or with freeze=True SIGSTOP rounds (the
+        process hangs and still holds its port: nothing answers, as when a
+        host vanishes)."""
         a_args = self.args
         kills = []
         rejoins = []
         order = agents[1:] + agents[:1]
-        rnd = random.Random(a_args.seed)
-        for k in range(a_args.kills):
+        rnd = random.Random(a_args.seed + (2 if freeze else 0))
+        rounds = a_args.freezes if freeze else a_args.kills
+        what = "freeze" if freeze else "kill"
+        for k in range(rounds):
             self.check_time()
             victim = order[k % len(order)]
             others = [a for a in agents if a is not victim]
             t0 = time.monotonic()
-            victim.proc.send_signal(signal.SIGKILL)
-            victim.proc.wait()
+            if freeze:
+                victim.proc.send_signal(signal.SIGSTOP)
+            else:
+                victim.proc.send_signal(signal.SIGKILL)
+                victim.proc.wait()
             self.hub.wait_for(lambda: all(o.since(victim.name, "failed", t0) for o in others),
                               a_args.detect_timeout)
             with self.hub.cond:
@@ -648,14 +662,18 @@ class Harness:
             if rec["all_s"] is not None and rec["first_s"] is not None:
                 rec["spread_s"] = rec["all_s"] - rec["first_s"]
             kills.append(rec)
-            log("%s kill %d/%d %s: all %s, first %s%s" % (
-                kind, k + 1, a_args.kills, victim.name, fmt_s(rec["all_s"]), fmt_s(rec["first_s"]),
+            log("%s %s %d/%d %s: all %s, first %s%s" % (
+                kind, what, k + 1, rounds, victim.name, fmt_s(rec["all_s"]), fmt_s(rec["first_s"]),
                 (" MISSING %s" % rec["missing"]) if rec["missing"] else ""))
-            # restart it under the same name and ports; wait until everybody
-            # (and it) sees the cluster whole again
+            # wake it (it refutes its death) or restart it under the same
+            # name and ports; wait until everybody (and it) sees the
+            # cluster whole again
             self.check_time()
             t1 = time.monotonic()
-            self.spawn(victim, join=rnd.choice(others))
+            if freeze:
+                victim.proc.send_signal(signal.SIGCONT)
+            else:
+                self.spawn(victim, join=rnd.choice(others))
             ok = self.hub.wait_for(
                 lambda: all(o.since(victim.name, "alive", t1) for o in others)
                 and all(victim.since(o.name, "alive", 0) for o in others),
@@ -764,6 +782,9 @@ class Harness:
                 if self.args.kills:
                     lat["detection"] = self.detection(kind, agents)
                     self.loadavg("%s-%d after kills" % (kind, n))
+                if self.args.freezes:
+                    lat["detection_freeze"] = self.detection(kind, agents, freeze=True)
+                    self.loadavg("%s-%d after freezes" % (kind, n))
                 if self.args.joins:
                     lat["join"] = self.joins(kind, agents)
             return out, lat
@@ -875,14 +896,15 @@ def compute_ratios(res):
             r["packets_%d" % size] = ratio(cv["net"]["packets_per_member_per_s"],
                                            cs["net"]["packets_per_member_per_s"])
     ci = {}
-    dv, ds = v.get("detection"), s.get("detection")
-    if dv and ds and dv["all_s"] and ds["all_s"]:
-        r["detect_median"] = ratio(dv["all_s"]["median"], ds["all_s"]["median"])
-        r["detect_p99"] = ratio(dv["all_s"]["p99"], ds["all_s"]["p99"])
-        a = [k["all_s"] for k in dv["kills"] if k["all_s"] is not None]
-        b = [k["all_s"] for k in ds["kills"] if k["all_s"] is not None]
-        ci["detect_median"] = bootstrap_ratio_ci(a, b, statistics.median)
-        ci["detect_p99"] = bootstrap_ratio_ci(a, b, lambda x: quantile(x, 0.99))
+    for key, prefix in (("detection", "detect"), ("detection_freeze", "freeze")):
+        dv, ds = v.get(key), s.get(key)
+        if dv and ds and dv["all_s"] and ds["all_s"]:
+            r[prefix + "_median"] = ratio(dv["all_s"]["median"], ds["all_s"]["median"])
+            r[prefix + "_p99"] = ratio(dv["all_s"]["p99"], ds["all_s"]["p99"])
+            a = [k["all_s"] for k in dv["kills"] if k["all_s"] is not None]
+            b = [k["all_s"] for k in ds["kills"] if k["all_s"] is not None]
+            ci[prefix + "_median"] = bootstrap_ratio_ci(a, b, statistics.median)
+            ci[prefix + "_p99"] = bootstrap_ratio_ci(a, b, lambda x: quantile(x, 0.99))
     jv, js = v.get("join"), s.get("join")
     if jv and js and jv["all_s"] and js["all_s"]:
         r["join_median"] = ratio(jv["all_s"]["median"], js["all_s"]["median"])
@@ -991,6 +1013,12 @@ def print_table(res):
                  [val(k, ["detection", "suspicion_s", "median"]) for k in ks], None, "%.2f"))
     rows.append(("  first -> last member, median (s)",
                  [val(k, ["detection", "spread_s", "median"]) for k in ks], None, "%.2f"))
+    rows.append(("SIGSTOP (no ICMP) to all, median (s)",
+                 [val(k, ["detection_freeze", "all_s", "median"]) for k in ks],
+                 res["ratios"].get("freeze_median"), "%.2f"))
+    rows.append(("SIGSTOP (no ICMP) to all, p99 (s)",
+                 [val(k, ["detection_freeze", "all_s", "p99"]) for k in ks],
+                 res["ratios"].get("freeze_p99"), "%.2f"))
     rows.append(("join known by all, median (s), %d agents" % ls,
                  [val(k, ["join", "all_s", "median"]) for k in ks],
                  res["ratios"].get("join_median"), "%.2f"))
@@ -1031,13 +1059,15 @@ def main():
                                  "docs/bench-results.json and the plots to docs/).  "
                                  "See docs/BENCHMARKS.md.")
     ap.add_argument("--quick", action="store_true",
-                    help="small run: 4 agents, 5 s windows, 3 kills, 3 joins")
+                    help="small run: 4 agents, 5 s windows, 3 kills, 1 freeze, 3 joins")
     ap.add_argument("--sizes", help="cluster sizes, comma separated (default 32,64)")
     ap.add_argument("--latency-size", type=int,
                     help="cluster size in which kills and joins are done (default: smallest size)")
     ap.add_argument("--window", type=float, help="CPU/bytes window, seconds (default 60)")
     ap.add_argument("--settle", type=float, help="seconds after convergence before the window (default 15)")
     ap.add_argument("--kills", type=int, help="kill -9 rounds per kind (default 20)")
+    ap.add_argument("--freezes", type=int, help="SIGSTOP rounds per kind: a hung process, "
+                    "no ICMP for its port (default 20)")
     ap.add_argument("--joins", type=int, help="new-member joins per kind (default 10)")
     ap.add_argument("--between", type=float, help="pause between kill/join rounds (default 2)")
     ap.add_argument("--kinds", default="vigil,serf")
@@ -1086,6 +1116,7 @@ def main():
     args.window = dflt(args.window, 5.0, 60.0)
     args.settle = dflt(args.settle, 2.0, 15.0)
     args.kills = dflt(args.kills, 3, 20)
+    args.freezes = dflt(args.freezes, 1, 20)
     args.joins = dflt(args.joins, 3, 10)
     args.between = dflt(args.between, 0.5, 2.0)
     args.max_time = dflt(args.max_time, 150.0, 2400.0)
@@ -1120,7 +1151,7 @@ def main():
         "versions": {"vigil": bin_version(args.vigil_bin) if "vigil" in args.kinds else None,
                      "serf": bin_version(args.serf_bin) if "serf" in args.kinds else None},
         "config": {"quick": q, "sizes": args.sizes, "latency_size": args.latency_size,
-                   "window_s": args.window, "settle_s": args.settle, "kills": args.kills,
+                   "window_s": args.window, "settle_s": args.settle, "kills": args.kills, "freezes": args.freezes,
                    "joins": args.joins, "between_s": args.between, "kinds": args.kinds,
                    "timings": "agent defaults (LAN profile) for both kinds",
                    "vigil_bin": args.vigil_bin, "serf_bin": shutil.which(args.serf_bin),

@@ -86,6 +86,12 @@ def render(r):
     row("&nbsp;&nbsp;phase: kill → first failed probe, median s", ["detection", "first_probe_failure_s", "median"], "-", "%.2f")
     row("&nbsp;&nbsp;phase: failed probe → first failure verdict (suspicion), median s", ["detection", "suspicion_s", "median"], "-", "%.2f")
     row("&nbsp;&nbsp;phase: first → last member, median s", ["detection", "spread_s", "median"], "-", "%.2f")
+    if any(get(r, "kinds", k, "detection_freeze") for k in ks):
+        row("detection, SIGSTOP (hung, no ICMP) → all report failed, median s",
+            ["detection_freeze", "all_s", "median"], "freeze_median", "%.2f")
+        row("detection, SIGSTOP, p99 s", ["detection_freeze", "all_s", "p99"], "freeze_p99", "%.2f")
+        row("&nbsp;&nbsp;phase: SIGSTOP → first failed probe, median s",
+            ["detection_freeze", "first_probe_failure_s", "median"], "-", "%.2f")
     row("join, spawn → known by all members, median s (%d agents)" % ls,
         ["join", "all_s", "median"], "join_median", "%.2f")
     row("join, p99 s", ["join", "all_s", "p99"], "join_p99", "%.2f")
@@ -96,14 +102,21 @@ def render(r):
                    % (tuple(ci["detect_median"]) + tuple(ci.get("detect_p99") or (float("nan"),) * 2)
                       + ((", join median %.2f–%.2f" % tuple(ci["join_median"])) if ci.get("join_median") else "",)))
         out.append("")
+    if ci.get("freeze_median"):
+        out.append("Bootstrap 95%% interval of the SIGSTOP detection ratio: median %.2f–%.2f, p99 %.2f–%.2f."
+                   % (tuple(ci["freeze_median"]) + tuple(ci.get("freeze_p99") or (float("nan"),) * 2)))
+        out.append("")
     notes = []
     for k in ks:
         d = get(r, "kinds", k, "detection") or {}
         j = get(r, "kinds", k, "join") or {}
-        notes.append("%s: %d/%d kills seen failed by every member, %d/%d joins seen by every member, "
+        f = get(r, "kinds", k, "detection_freeze") or {}
+        notes.append("%s: %d/%d kills and %d/%d freezes seen failed by every member, "
+                     "%d/%d joins seen by every member, "
                      "%d graceful leaves reported as failed by some member, "
                      "%s failure events during the quiet windows"
-                     % (k, d.get("complete", 0), len(d.get("kills") or []), j.get("complete", 0),
+                     % (k, d.get("complete", 0), len(d.get("kills") or []),
+                        f.get("complete", 0), len(f.get("kills") or []), j.get("complete", 0),
                         len(j.get("joins") or []), j.get("graceful_leaves_reported_failed", 0),
                         "/".join(str(get(r, "kinds", k, "clusters", str(n), "failed_events_in_window"))
                                  for n in cfg["sizes"])))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh --quick: the benchmark harness works (not how fast anything
 # is).  Runs the quick benchmark (4 vigil + 4 serf agents, 5 s windows,
-# 3 kills, 3 joins each) and checks that it
+# 3 kills, 1 freeze, 3 joins each) and checks that it
 #   - exits 0 and prints the ratio table,
 #   - produces every metric for both kinds, with positive numbers (CPU
 #     seconds only non-negative: /proc ticks are 10 ms and an idle vigil
@@ -86,6 +86,12 @@ for k in ("vigil", "serf"):
     check("%s: every killed agent restarted and rejoined" % k,
           get(d, "rejoin_s", "n") == cfg.get("kills") and pos(get(d, "rejoin_s", "max")),
           str(d.get("rejoin_s")))
+    f = get(r, "kinds", k, "detection_freeze") or {}
+    frozen = f.get("kills") or []
+    check("%s: %d SIGSTOP rounds, each seen failed by every member, then alive again" % (k, cfg.get("freezes", 0)),
+          len(frozen) == cfg.get("freezes") and f.get("incomplete") == 0
+          and all(pos(x["all_s"]) for x in frozen)
+          and get(f, "rejoin_s", "n") == cfg.get("freezes"), str(f)[:400])
     j = get(r, "kinds", k, "join") or {}
     joins = j.get("joins") or []
     check("%s: %d joins, each known by every member, latencies > 0" % (k, cfg.get("joins", 0)),
@@ -94,7 +100,7 @@ for k in ("vigil", "serf"):
           str(joins)[:400])
 rt = r.get("ratios") or {}
 want = ["rss_" + size, "cpu_" + size, "bytes_" + size, "detect_median", "detect_p99",
-        "join_median", "join_p99"]
+        "freeze_median", "freeze_p99", "join_median", "join_p99"]
 check("every vigil/serf ratio is computed", all(isinstance(rt.get(w), (int, float)) for w in want),
       str(rt))
 check("targets are evaluated", len(r.get("targets") or []) >= 3, str(r.get("targets")))
