@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "sim.h"
@@ -107,15 +108,24 @@ static struct sim *converged_cluster(uint64_t seed, int n, const struct swim_con
 	return s;
 }
 
-static uint64_t total_suspicions(struct sim *s)
+/* A swim_stats counter summed over every running node (field: its offsetof). */
+static uint64_t total_stat(struct sim *s, size_t field)
 {
 	uint64_t c = 0;
 	for (int i = 0; i < sim_node_count(s); i++) {
 		struct swim *sw = sim_swim(s, i);
-		if (sw)
-			c += swim_stats(sw)->suspicions;
+		if (sw) {
+			uint64_t v;
+			memcpy(&v, (const char *)swim_stats(sw) + field, sizeof v);
+			c += v;
+		}
 	}
 	return c;
+}
+
+static uint64_t total_suspicions(struct sim *s)
+{
+	return total_stat(s, offsetof(struct swim_stats, suspicions));
 }
 
 /* Deaths ("failed", not "left") of anyone, as logged by anyone since t. */
@@ -796,13 +806,7 @@ static bool pred_anyone_suspects(struct sim *s, void *ctx)
 
 static uint64_t total_hints(struct sim *s)
 {
-	uint64_t c = 0;
-	for (int i = 0; i < sim_node_count(s); i++) {
-		struct swim *sw = sim_swim(s, i);
-		if (sw)
-			c += swim_stats(sw)->unreachable_hints;
-	}
-	return c;
+	return total_stat(s, offsetof(struct swim_stats, unreachable_hints));
 }
 
 /*
