@@ -149,6 +149,7 @@ struct buddy_time {
 struct relay {
 	uint32_t local_seq, orig_seq;
 	struct wire_addr requester;
+	struct wire_addr target;     /* whom we pinged for the requester */
 	bool want_nack, nack_sent;
 	int64_t nack_at, expire_at;
 };
@@ -195,6 +196,7 @@ struct swim {
 	uint32_t probe_seq;
 	int64_t probe_start, probe_ack_deadline, probe_end;
 	int probe_expected_nacks, probe_nacks;
+	bool probe_unreachable;      /* the target's port answered our ping with ICMP unreachable */
 	int64_t next_probe;
 	uint32_t hinted;             /* member to probe next (unreachable hint), NO_ID if none */
 	int64_t last_hint_probe;     /* when a hint last moved a probe forward */
@@ -1441,6 +1443,7 @@ static void probe_start(struct swim *sw, int64_t now)
 	sw->probe_end = sw->next_probe;
 	sw->probe_expected_nacks = 0;
 	sw->probe_nacks = 0;
+	sw->probe_unreachable = false;
 	sw->probe_phase = PROBE_DIRECT;
 	if (target->state == SWIM_SUSPECT && sw->cfg.lifeguard) {
 		struct suspicion *sp = suspicion_of(sw, target);
@@ -1587,6 +1590,7 @@ static void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip
 	r->orig_seq = ip->seq;
 	reply_addr(&ip->source, from, &r->requester);
 	r->want_nack = ip->nack;
+	r->target = ip->target;
 	/*
 	 * The requester sent us this after its own probe timeout and gives up
 	 * one probe interval after its ping, i.e. about one probe timeout from
@@ -1622,11 +1626,24 @@ static void handle_ack(struct swim *sw, uint32_t seq)
 	}
 }
 
-static void handle_nack(struct swim *sw, uint32_t seq)
+/*
+ * The probe has its verdict before probe_end when the target's own port
+ * said "unreachable" and every helper we asked has nacked (could not reach
+ * it either): waiting out the interval would only delay the suspicion.
+ */
+static bool probe_settled_unreachable(const struct swim *sw)
+{
+	return sw->probe_phase == PROBE_INDIRECT && sw->probe_unreachable &&
+	       sw->probe_expected_nacks > 0 && sw->probe_nacks >= sw->probe_expected_nacks;
+}
+
+static void handle_nack(struct swim *sw, uint32_t seq, int64_t now)
 {
 	if (sw->probe_phase == PROBE_INDIRECT && seq == sw->probe_seq) {
 		sw->probe_nacks++;
 		sw->stats.nacks++;
+		if (probe_settled_unreachable(sw))
+			probe_failed(sw, now);
 	}
 }
 
@@ -1651,7 +1668,7 @@ static void handle_decoded(struct packet_ctx *pc, const struct wire_msg *m, uint
 		handle_ack(sw, m->u.ack.seq);
 		break;
 	case WIRE_NACK:
-		handle_nack(sw, m->u.nack.seq);
+		handle_nack(sw, m->u.nack.seq, pc->now);
 		break;
 	case WIRE_SUSPECT:
 		handle_suspect(sw, &m->u.suspect, h, pc->now);
@@ -2166,8 +2183,37 @@ int64_t swim_next_deadline(const struct swim *sw)
 	return t;
 }
 
+/* Nack at once the indirect pings we relayed to `to`: it cannot answer. */
+static void nack_relays_to(struct swim *sw, const struct wire_addr *to, int64_t now)
+{
+	for (size_t i = 0; i < sw->n_relays; i++) {
+		struct relay *r = &sw->relays[i];
+		if (r->want_nack && !r->nack_sent && wire_addr_equal(&r->target, to))
+			r->nack_at = now; /* run_relays sends it */
+	}
+	run_relays(sw, now);
+}
+
 void swim_hint_unreachable(struct swim *sw, const struct wire_addr *to, int64_t now)
 {
+	/*
+	 * Our own probe's ping came back unreachable: ask the helpers now
+	 * rather than after the probe timeout, and let their nacks settle it
+	 * (probe_settled_unreachable).  Relayed pings: nack now.
+	 */
+	if (sw->probe_phase != PROBE_IDLE) {
+		struct member *t = find(sw, sw->probe_target);
+		if (t && member_addr_is(t, to)) {
+			sw->probe_unreachable = true;
+			if (sw->probe_phase == PROBE_DIRECT)
+				probe_go_indirect(sw, now);
+			if (probe_settled_unreachable(sw))
+				probe_failed(sw, now);
+			return;
+		}
+	}
+	if (sw->n_relays)
+		nack_relays_to(sw, to, now);
 	if (sw->leaving || sw->hinted != NO_ID ||
 	    now - sw->last_hint_probe < scaled(sw, sw->cfg.probe_interval_ms))
 		return;

@@ -143,11 +143,16 @@ void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 /*
  * Input: a datagram we sent to `to` came back as "port unreachable" (an
  * ICMP error: the host is up but nothing listens there, as when a member's
- * process has crashed).  Not an accusation: if a live member has that
- * address, the next probe goes to it now instead of when the round-robin
- * comes to it, and the usual probe, indirect probe and suspicion decide.
- * At most one such early probe per probe interval; addresses that are no
- * member's, our own, and members already gone are ignored.
+ * process has crashed).  Not an accusation on its own:
+ *   - if it answers our probe's ping, the helpers are asked now instead of
+ *     after the probe timeout, and once every helper has nacked the probe
+ *     fails then instead of at the end of the interval;
+ *   - pings we relay for a helper request are nacked now;
+ *   - otherwise, if a live member has that address, the next probe goes to
+ *     it now instead of when the round-robin comes to it (at most one such
+ *     early probe per probe interval).
+ * Addresses that are no member's, our own, and members already gone are
+ * ignored.
  */
 void swim_hint_unreachable(struct swim *sw, const struct wire_addr *to, int64_t now);
 

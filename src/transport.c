@@ -193,8 +193,7 @@ char *transport_format_addr(const struct wire_addr *a, char *out, size_t outlen)
 
 bool transport_addr_equal(const struct wire_addr *a, const struct wire_addr *b)
 {
-	return a->ip_len == b->ip_len && a->port == b->port &&
-	       memcmp(a->ip, b->ip, a->ip_len) == 0;
+	return wire_addr_equal(a, b);
 }
 
 static int parse_port(const char *s, uint16_t *port)

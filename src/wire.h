@@ -77,6 +77,13 @@ struct wire_addr {
 	uint16_t port;
 };
 
+/* Same IP (same length and bytes) and port. */
+static inline bool wire_addr_equal(const struct wire_addr *a, const struct wire_addr *b)
+{
+	return a->ip_len == b->ip_len && a->port == b->port &&
+	       memcmp(a->ip, b->ip, a->ip_len) == 0;
+}
+
 struct wire_ping {
 	uint32_t seq;
 	struct wire_bytes node;        /* target's name; may be empty */
