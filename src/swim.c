@@ -676,14 +676,6 @@ static struct member *member_add(struct swim *sw, const char *name)
 /* ------------------------------------------------------------------ */
 /* broadcast queue                                                     */
 
-/*
- * A bucket keeps up to this many slots when it empties: the low buckets
- * empty and fill again all the time (a rumour passes through each), and
- * freeing their arrays at every turn cost a malloc, a free and the
- * regrowth.  512 bytes for each of the dozen-odd buckets in use.
- */
-#define Q_KEEP 64
-
 static bool q_resize(struct qbucket *b, uint32_t cap)
 {
 	struct qlink **v = realloc(b->v, (size_t)cap * sizeof *v);
@@ -714,10 +706,16 @@ static void q_unlink(struct swim *sw, struct qlink *q)
 		b->n = k;
 		b->holes = 0;
 	}
-	if (b->n == 0 && b->cap > Q_KEEP) {
+	/*
+	 * An empty bucket gives its array back.  Keeping small ones for
+	 * reuse saved a malloc per turn (~1 % CPU) but pinned enough heap
+	 * between the big join-time allocations to cost 55 % more RSS at
+	 * 1,000 members (200 instead of 129 bytes per membership record).
+	 */
+	if (b->n == 0) {
 		free(b->v);
 		*b = (struct qbucket){ 0 };
-	} else if (b->cap > Q_KEEP && b->n < b->cap / 4) {
+	} else if (b->cap > 64 && b->n < b->cap / 4) {
 		q_resize(b, b->cap / 2); /* on failure it just stays bigger */
 	}
 }
