@@ -110,13 +110,13 @@ def render(r):
     for k in ks:
         d = get(r, "kinds", k, "detection") or {}
         j = get(r, "kinds", k, "join") or {}
-        f = get(r, "kinds", k, "detection_freeze") or {}
+        fz = get(r, "kinds", k, "detection_freeze") or {}
         notes.append("%s: %d/%d kills and %d/%d freezes seen failed by every member, "
                      "%d/%d joins seen by every member, "
                      "%d graceful leaves reported as failed by some member, "
                      "%s failure events during the quiet windows"
                      % (k, d.get("complete", 0), len(d.get("kills") or []),
-                        f.get("complete", 0), len(f.get("kills") or []), j.get("complete", 0),
+                        fz.get("complete", 0), len(fz.get("kills") or []), j.get("complete", 0),
                         len(j.get("joins") or []), j.get("graceful_leaves_reported_failed", 0),
                         "/".join(str(get(r, "kinds", k, "clusters", str(n), "failed_events_in_window"))
                                  for n in cfg["sizes"])))
