@@ -139,6 +139,15 @@ else
     not_ok "results JSON written" "$out missing"
 fi
 
+# the report that docs/BENCHMARKS.md is made from renders these results
+if [ -s "$out" ] && python3 bench/report.py "$out" >"$VIGIL_TMP/report.md" 2>&1 &&
+    grep -q '^| detection, kill -9' "$VIGIL_TMP/report.md" &&
+    grep -q '^| detection, SIGSTOP' "$VIGIL_TMP/report.md"; then
+    ok "bench/report.py renders the results (kill and SIGSTOP rows)"
+else
+    not_ok "bench/report.py renders the results" "$(tail -n 5 "$VIGIL_TMP/report.md" 2>&1 | tr '\n' '|')"
+fi
+
 if [ -s "$plots/bench-detection.png" ] && [ -s "$plots/bench-ratios.png" ] &&
     [ -s "$plots/bench-sim-dissemination.png" ] && [ -s "$plots/bench-sim-falsepos.png" ]; then
     ok "plots written (bench-detection, bench-ratios, bench-sim-dissemination, bench-sim-falsepos)"
