@@ -627,6 +627,14 @@ int transport_send_packet(struct transport *t, const struct wire_addr *to,
 	}
 	ssize_t n = sendto(t->udp_fd, pkt, len, MSG_DONTWAIT | MSG_NOSIGNAL,
 			   (struct sockaddr *)&ss, sl);
+	/*
+	 * With IP_RECVERR, an ICMP error for an earlier datagram that has not
+	 * been read yet fails this send instead, and is consumed by doing so
+	 * (its copy stays in the error queue): this datagram was not sent.
+	 */
+	if (n < 0 && errno == ECONNREFUSED)
+		n = sendto(t->udp_fd, pkt, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+			   (struct sockaddr *)&ss, sl);
 	if (n < 0) {
 		/* UDP is lossy anyway: a full socket buffer is just a drop. */
 		char a[80];

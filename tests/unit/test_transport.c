@@ -255,11 +255,22 @@ TEST(transport_port_unreachable)
 	CHECK_EQ_INT(transport_send_packet(b, &la, msg, sizeof msg), 0);
 	PUMP(a, b, 2000, ca.packets > 0);
 	CHECK_EQ_INT(ca.packets, 1);
+	/*
+	 * A bounce not read yet must not cost the next datagram: the kernel
+	 * fails the next send with it (IP_RECVERR) unless the send is retried.
+	 */
+	CHECK_EQ_INT(transport_send_packet(a, &gone, msg, sizeof msg), 0);
+	usleep(50 * 1000); /* the ICMP is back, a not stepped */
+	int before = cb.packets;
+	CHECK_EQ_INT(transport_send_packet(a, &lb, msg, sizeof msg), 0);
+	PUMP(a, b, 2000, cb.packets > before && ca.unreachable > 1);
+	CHECK_EQ_INT(cb.packets, before + 1);
+	CHECK_EQ_INT(ca.unreachable, 2);
 	/* a live peer is no reason for a report */
 	CHECK_EQ_INT(transport_send_packet(a, &lb, msg, sizeof msg), 0);
-	PUMP(a, b, 2000, cb.packets > 0);
+	PUMP(a, b, 2000, cb.packets > before + 1);
 	PUMP(a, b, 100, false);
-	CHECK_EQ_INT(ca.unreachable, 1);
+	CHECK_EQ_INT(ca.unreachable, 2);
 	transport_close(a);
 	transport_close(b);
 
