@@ -149,16 +149,6 @@ static uint64_t rd_be(const uint8_t *p, unsigned n)
 }
 
 /*
- * Find the length of the first msgpack object in p[0..len).  Nothing is
- * decoded: the scan keeps a count of objects still owed and checks that the
- * bytes they need (at least one each) and every declared payload fit.
- *
- * Returns WIRE_OK and *objlen, WIRE_EFORMAT for a reserved type byte,
- * WIRE_ETOOBIG when the object provably needs more than `limit` bytes (used
- * on streams to refuse absurd sizes before they arrive), else WIRE_ETRUNC
- * when the input ends first.  Pass limit = SIZE_MAX for "no limit".
- */
-/*
  * What a msgpack type byte says about its object, for wire_msgpack_span:
  * one table load per object instead of a chain of range tests.  All-zero
  * (the default) is a one-byte scalar: fixints, nil, booleans.
@@ -203,6 +193,16 @@ static const struct mp_head mp_heads[256] = {
 	[0xde] = { .lenbytes = 2, .kind = MP_MAP }, [0xdf] = { .lenbytes = 4, .kind = MP_MAP },
 };
 
+/*
+ * Find the length of the first msgpack object in p[0..len).  Nothing is
+ * decoded: the scan keeps a count of objects still owed and checks that the
+ * bytes they need (at least one each) and every declared payload fit.
+ *
+ * Returns WIRE_OK and *objlen, WIRE_EFORMAT for a reserved type byte,
+ * WIRE_ETOOBIG when the object provably needs more than `limit` bytes (used
+ * on streams to refuse absurd sizes before they arrive), else WIRE_ETRUNC
+ * when the input ends first.  Pass limit = SIZE_MAX for "no limit".
+ */
 int wire_msgpack_span(const uint8_t *p, size_t len, size_t limit, size_t *objlen)
 {
 	uint64_t off = 0, pending = 1;
