@@ -177,6 +177,11 @@ struct swim {
 	size_t n_members, cap_members;
 	uint32_t *index;             /* open-addressed name hash -> id; NO_ID = empty */
 	size_t index_cap;            /* power of two */
+	/* open-addressed address hash -> id of every live member but us, for
+	 * unreachable hints; built at the first hint that needs it (most
+	 * swims never get one), dropped if it cannot grow */
+	uint32_t *addr_index;
+	size_t addr_index_cap, addr_index_n;
 	struct member *self;
 	size_t n_alive;              /* not dead/left, incl. self */
 	struct swim_member **views;  /* by id: views handed out by the accessors */
@@ -556,24 +561,143 @@ static bool index_grow(struct swim *sw)
 	return true;
 }
 
-/* Linear-probing delete with backward shift, so lookups never need tombstones. */
-static void index_del(struct swim *sw, uint32_t id)
+static uint64_t name_hash_of(const struct swim *sw, uint32_t id)
 {
-	size_t mask = sw->index_cap - 1;
-	size_t i = hash_name(member_name(member_of(sw, id))) & mask;
-	while (slot_id(sw->index[i]) != id)
-		i = (i + 1) & mask;
-	sw->index[i] = NO_ID;
-	for (size_t j = (i + 1) & mask; sw->index[j] != NO_ID; j = (j + 1) & mask) {
-		uint32_t e = sw->index[j];
-		size_t home = hash_name(member_name(member_of(sw, slot_id(e)))) & mask;
+	return hash_name(member_name(member_of(sw, id)));
+}
+
+/*
+ * Empty slot i of a linear-probing table and shift the entries after it
+ * back, so lookups never need tombstones.  home_hash gives the hash an
+ * entry was put under.
+ */
+static void slots_remove_at(const struct swim *sw, uint32_t *idx, size_t cap, size_t i,
+			    uint64_t (*home_hash)(const struct swim *, uint32_t))
+{
+	size_t mask = cap - 1;
+	idx[i] = NO_ID;
+	for (size_t j = (i + 1) & mask; idx[j] != NO_ID; j = (j + 1) & mask) {
+		uint32_t e = idx[j];
+		size_t home = home_hash(sw, slot_id(e)) & mask;
 		/* move the entry back if its home slot is not in (i, j] cyclically */
 		bool in_range = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
 		if (!in_range) {
-			sw->index[i] = e;
-			sw->index[j] = NO_ID;
+			idx[i] = e;
+			idx[j] = NO_ID;
 			i = j;
 		}
+	}
+}
+
+static void index_del(struct swim *sw, uint32_t id)
+{
+	size_t mask = sw->index_cap - 1;
+	size_t i = name_hash_of(sw, id) & mask;
+	while (slot_id(sw->index[i]) != id)
+		i = (i + 1) & mask;
+	slots_remove_at(sw, sw->index, sw->index_cap, i, name_hash_of);
+}
+
+/* ---- address index (see struct swim) ---- */
+
+static uint64_t hash_addr(const struct wire_addr *a)
+{
+	uint8_t key[sizeof a->ip + 2];
+	size_t n = a->ip_len <= sizeof a->ip ? a->ip_len : sizeof a->ip;
+	memcpy(key, a->ip, n);
+	key[n] = (uint8_t)(a->port >> 8);
+	key[n + 1] = (uint8_t)a->port;
+	return hash_bytes(key, n + 2);
+}
+
+static uint64_t addr_hash_of(const struct swim *sw, uint32_t id)
+{
+	struct wire_addr a = member_addr(member_of(sw, id));
+	return hash_addr(&a);
+}
+
+static bool addr_indexed(const struct swim *sw, const struct member *m)
+{
+	return m != sw->self && !is_gone(m);
+}
+
+static void addr_index_drop(struct swim *sw)
+{
+	free(sw->addr_index);
+	sw->addr_index = NULL;
+	sw->addr_index_cap = sw->addr_index_n = 0;
+}
+
+/* (Re)build it, at most half full; false and no index if out of memory. */
+static bool addr_index_build(struct swim *sw)
+{
+	size_t cap = 64;
+	while (cap < 2 * (sw->n_alive + 1))
+		cap *= 2;
+	uint32_t *idx = malloc(cap * sizeof *idx);
+	if (!idx) {
+		addr_index_drop(sw);
+		return false;
+	}
+	memset(idx, 0xff, cap * sizeof *idx);
+	size_t n = 0;
+	for (size_t i = 0; i < sw->n_members; i++) {
+		if (addr_indexed(sw, member_at(sw, i))) {
+			index_put(idx, cap, addr_hash_of(sw, sw->members[i]), sw->members[i]);
+			n++;
+		}
+	}
+	free(sw->addr_index);
+	sw->addr_index = idx;
+	sw->addr_index_cap = cap;
+	sw->addr_index_n = n;
+	return true;
+}
+
+/*
+ * m has just become live (or gone).  A live member's address never
+ * changes (an alive from elsewhere is ignored), so these transitions are
+ * the only updates the index needs.
+ */
+static void addr_index_update(struct swim *sw, struct member *m)
+{
+	if (!sw->addr_index || m == sw->self)
+		return;
+	size_t mask = sw->addr_index_cap - 1;
+	if (addr_indexed(sw, m)) {
+		if ((sw->addr_index_n + 1) * 4 > sw->addr_index_cap * 3) {
+			addr_index_build(sw); /* includes m */
+			return;
+		}
+		uint32_t id = find_id(sw, member_name(m));
+		index_put(sw->addr_index, sw->addr_index_cap, addr_hash_of(sw, id), id);
+		sw->addr_index_n++;
+		return;
+	}
+	struct wire_addr a = member_addr(m);
+	for (size_t i = hash_addr(&a) & mask; sw->addr_index[i] != NO_ID; i = (i + 1) & mask) {
+		if (member_of(sw, slot_id(sw->addr_index[i])) == m) {
+			slots_remove_at(sw, sw->addr_index, sw->addr_index_cap, i, addr_hash_of);
+			sw->addr_index_n--;
+			return;
+		}
+	}
+}
+
+/* The id of a live member (not us) at address a, or NO_ID. */
+static uint32_t find_live_at(struct swim *sw, const struct wire_addr *a)
+{
+	if (!sw->addr_index && !addr_index_build(sw))
+		return NO_ID;
+	uint64_t h = hash_addr(a);
+	uint32_t tag = (uint32_t)(h >> 56);
+	size_t mask = sw->addr_index_cap - 1;
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		uint32_t e = sw->addr_index[i];
+		if (e == NO_ID)
+			return NO_ID;
+		if (e >> ID_BITS == tag && member_addr_is(member_of(sw, slot_id(e)), a))
+			return slot_id(e);
 	}
 }
 
@@ -1102,6 +1226,8 @@ static void set_state(struct swim *sw, struct member *m, enum swim_state st, int
 	if (st != m->state)
 		m->state_since = now;
 	m->state = st;
+	if (was_gone != now_gone)
+		addr_index_update(sw, m);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2215,16 +2341,8 @@ void swim_hint_unreachable(struct swim *sw, const struct wire_addr *to, int64_t 
 	if (sw->leaving || sw->hinted != NO_ID ||
 	    now - sw->last_hint_probe < scaled(sw, sw->cfg.probe_interval_ms))
 		return;
-	/* A scan, but a rare one: at most once per probe interval. */
-	struct member *m = NULL;
-	uint32_t id = NO_ID;
-	for (size_t i = 0; i < sw->n_members && !m; i++) {
-		struct member *c = member_at(sw, i);
-		if (c != sw->self && !is_gone(c) && member_addr_is(c, to)) {
-			m = c;
-			id = sw->members[i];
-		}
-	}
+	uint32_t id = find_live_at(sw, to);
+	struct member *m = id == NO_ID ? NULL : member_of(sw, id);
 	if (!m || (sw->probe_phase != PROBE_IDLE && bytes_eq_str(name_bytes(m), sw->probe_target)))
 		return; /* nobody we probe, or being probed already */
 	sw->stats.unreachable_hints++;
@@ -2422,6 +2540,7 @@ void swim_free(struct swim *sw)
 	free(sw->buddies);
 	free(sw->relays);
 	free(sw->index);
+	free(sw->addr_index);
 	free(sw->buckets);
 	wbuf_free(&sw->scratch);
 	wbuf_free(&sw->pkt);

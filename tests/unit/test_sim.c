@@ -895,6 +895,44 @@ TEST(unreachable_hint_ignored_unless_useful)
 }
 
 /*
+ * Hints find their member through an address index that must follow the
+ * membership: a hint about a dead member's address moves no probe, one
+ * about the member once it is back does, and so does one about a member
+ * that joined after the index was built and grew it (5 -> 70 members).
+ */
+TEST(unreachable_hint_follows_membership)
+{
+	struct sim *s = converged_cluster(seed(306), 5, NULL);
+	REQUIRE(s != NULL);
+	struct swim *sw = sim_swim(s, 0);
+	swim_hint_unreachable(sw, sim_addr(s, 3), sim_now(s)); /* builds the index */
+	CHECK_EQ_INT(swim_stats(sw)->unreachable_hints, 1);
+	sim_crash(s, 2);
+	struct see dead = { 2, SWIM_DEAD };
+	REQUIRE(sim_run_until_pred(s, pred_all_see, &dead, 100, sim_now(s) + 60000) >= 0);
+	sim_run_for(s, 10000); /* health back to normal: past the one-hint-per-interval limit */
+	swim_hint_unreachable(sw, sim_addr(s, 2), sim_now(s));
+	CHECK_EQ_INT(swim_stats(sw)->unreachable_hints, 1);
+	sim_restart(s, 2);
+	sim_join(s, 2, 0);
+	REQUIRE(sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, sim_now(s) + 60000) >= 0);
+	sim_run_for(s, 2000); /* past the one-hint-per-interval limit */
+	swim_hint_unreachable(sw, sim_addr(s, 2), sim_now(s));
+	CHECK_EQ_INT(swim_stats(sw)->unreachable_hints, 2);
+	for (int i = 5; i < 70; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "late-%03d", i);
+		REQUIRE(sim_add_node(s, name, NULL) == i);
+		sim_join(s, i, 0);
+	}
+	REQUIRE(sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, sim_now(s) + 60000) >= 0);
+	sim_run_for(s, 2000);
+	swim_hint_unreachable(sw, sim_addr(s, 69), sim_now(s));
+	CHECK_EQ_INT(swim_stats(sw)->unreachable_hints, 3);
+	sim_free(s);
+}
+
+/*
  * Forged "unreachable" reports about live members, 20 a second for 30 s to
  * random members: probes go indirect early and helpers nack early, but a
  * live member's acks still come back, so nobody is declared dead (a probe
@@ -930,4 +968,4 @@ TEST_MAIN(sim_basics, sim_loss_rate, join_100_converges, crash_detected,
 	  lossy_no_false_deaths, isolated_accuser, leave_does_not_spin,
 	  stale_suspicion_answered, slow_members_lifeguard_vs_plain,
 	  unreachable_hint_probes_at_once, unreachable_hint_ignored_unless_useful,
-	  unreachable_hints_forged_do_no_harm)
+	  unreachable_hint_follows_membership, unreachable_hints_forged_do_no_harm)
