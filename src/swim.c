@@ -297,6 +297,12 @@ static bool is_gone(const struct member *m)
 	return m->state == SWIM_DEAD || m->state == SWIM_LEFT;
 }
 
+/* A member other than us that is not dead or left: one we probe. */
+static bool is_live_peer(const struct swim *sw, const struct member *m)
+{
+	return m != sw->self && !is_gone(m);
+}
+
 /* memberlist's retransmitLimit: mult * ceil(log10(n + 1)). */
 static int retransmit_limit(const struct swim *sw)
 {
@@ -616,11 +622,6 @@ static uint64_t addr_hash_of(const struct swim *sw, uint32_t id)
 	return hash_addr(&a);
 }
 
-static bool addr_indexed(const struct swim *sw, const struct member *m)
-{
-	return m != sw->self && !is_gone(m);
-}
-
 static void addr_index_drop(struct swim *sw)
 {
 	free(sw->addr_index);
@@ -642,7 +643,7 @@ static bool addr_index_build(struct swim *sw)
 	memset(idx, 0xff, cap * sizeof *idx);
 	size_t n = 0;
 	for (size_t i = 0; i < sw->n_members; i++) {
-		if (addr_indexed(sw, member_at(sw, i))) {
+		if (is_live_peer(sw, member_at(sw, i))) {
 			index_put(idx, cap, addr_hash_of(sw, sw->members[i]), sw->members[i]);
 			n++;
 		}
@@ -664,7 +665,7 @@ static void addr_index_update(struct swim *sw, struct member *m)
 	if (!sw->addr_index || m == sw->self)
 		return;
 	size_t mask = sw->addr_index_cap - 1;
-	if (addr_indexed(sw, m)) {
+	if (is_live_peer(sw, m)) {
 		if ((sw->addr_index_n + 1) * 4 > sw->addr_index_cap * 3) {
 			addr_index_build(sw); /* includes m */
 			return;
@@ -1537,7 +1538,7 @@ static struct member *take_hinted(struct swim *sw)
 	if (id == NO_ID)
 		return NULL;
 	struct member *m = member_of(sw, id);
-	return m != sw->self && !is_gone(m) ? m : NULL;
+	return is_live_peer(sw, m) ? m : NULL;
 }
 
 static void probe_start(struct swim *sw, int64_t now)
@@ -1551,7 +1552,7 @@ static void probe_start(struct swim *sw, int64_t now)
 		if (sw->probe_n == 0)
 			break;
 		struct member *m = member_of(sw, sw->probe_order[sw->probe_pos++]);
-		if (m != sw->self && !is_gone(m)) {
+		if (is_live_peer(sw, m)) {
 			target = m;
 			break;
 		}
