@@ -35,10 +35,7 @@ struct watch {
 static bool anyone_suspects(struct sim *s, void *ctx)
 {
 	const struct watch *w = ctx;
-	for (int i = 0; i < sim_node_count(s); i++)
-		if (i != w->victim && sim_view(s, i, sim_name(s, w->victim)) == SWIM_SUSPECT)
-			return true;
-	return false;
+	return sim_any_sees(s, w->victim, SWIM_SUSPECT);
 }
 
 static bool all_see_dead(struct sim *s, void *ctx)

@@ -1218,6 +1218,17 @@ bool sim_all_see(const struct sim *s, int subject, enum swim_state state)
 	return true;
 }
 
+bool sim_any_sees(const struct sim *s, int subject, enum swim_state state)
+{
+	const char *name = sim_name(s, subject);
+	if (!name)
+		return false;
+	for (int i = 0; i < s->n_nodes; i++)
+		if (i != subject && sim_view(s, i, name) == (int)state)
+			return true;
+	return false;
+}
+
 int sim_count_status(const struct sim *s, enum sim_node_status st)
 {
 	int c = 0;

@@ -210,6 +210,11 @@ int64_t sim_view_incarnation(const struct sim *s, int observer, const char *name
 /* Every UP node other than `subject` sees subject in `state`. */
 bool sim_all_see(const struct sim *s, int subject, enum swim_state state);
 /*
+ * Some node other than `subject` sees it in `state`; paused nodes count
+ * (with the view they hold), DOWN ones have none.
+ */
+bool sim_any_sees(const struct sim *s, int subject, enum swim_state state);
+/*
  * Every UP node sees every UP node alive, and nothing else alive (paused
  * nodes may be seen either way).  O(n) fast path, O(n^2) in the worst case.
  */

@@ -328,14 +328,6 @@ TEST(crash_detected)
 	sim_free(s);
 }
 
-static bool anyone_suspects(struct sim *s, int x)
-{
-	for (int i = 0; i < sim_node_count(s); i++)
-		if (i != x && sim_view(s, i, sim_name(s, x)) == SWIM_SUSPECT)
-			return true;
-	return false;
-}
-
 /*
  * Take x away (freeze it, or cut it off) until some member suspects it,
  * then 500 ms more, but never longer than 5 s in all: the suspicion
@@ -357,7 +349,7 @@ static bool away_until_suspected(struct sim *s, int x, bool pause)
 		bool suspected = false;
 		while (sim_now(s) < until) {
 			sim_run_for(s, 100);
-			if (!suspected && anyone_suspects(s, x)) {
+			if (!suspected && sim_any_sees(s, x, SWIM_SUSPECT)) {
 				suspected = true;
 				until = sim_now(s) + 500;
 			}
@@ -801,7 +793,7 @@ TEST(slow_members_lifeguard_vs_plain)
 
 static bool pred_anyone_suspects(struct sim *s, void *ctx)
 {
-	return anyone_suspects(s, *(const int *)ctx);
+	return sim_any_sees(s, *(const int *)ctx, SWIM_SUSPECT);
 }
 
 static uint64_t total_hints(struct sim *s)
@@ -889,7 +881,7 @@ TEST(unreachable_hint_ignored_unless_useful)
 	CHECK_EQ_INT(swim_stats(sw)->unreachable_hints, 1);
 	/* node 2 is alive: the early probe is acked and nobody suspects it */
 	sim_run_for(s, 10000);
-	CHECK(!anyone_suspects(s, 2));
+	CHECK(!sim_any_sees(s, 2, SWIM_SUSPECT));
 	CHECK(sim_all_alive(s));
 	sim_free(s);
 }
