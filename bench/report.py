@@ -97,15 +97,19 @@ def render(r):
     row("join, p99 s", ["join", "all_s", "p99"], "join_p99", "%.2f")
     out.append("")
     ci = r.get("ratio_ci95") or {}
+
+    def ci_sentence(prefix, what, extra=""):
+        """The bootstrap intervals of one detection kind's median and p99 ratios."""
+        p99 = ci.get(prefix + "_p99") or (float("nan"),) * 2
+        out.append("Bootstrap 95%% interval of the %s ratio: median %.2f–%.2f, p99 %.2f–%.2f%s."
+                   % ((what,) + tuple(ci[prefix + "_median"]) + tuple(p99) + (extra,)))
+        out.append("")
+
     if ci.get("detect_median"):
-        out.append("Bootstrap 95%% interval of the detection ratio: median %.2f–%.2f, p99 %.2f–%.2f%s."
-                   % (tuple(ci["detect_median"]) + tuple(ci.get("detect_p99") or (float("nan"),) * 2)
-                      + ((", join median %.2f–%.2f" % tuple(ci["join_median"])) if ci.get("join_median") else "",)))
-        out.append("")
+        ci_sentence("detect", "detection",
+                    (", join median %.2f–%.2f" % tuple(ci["join_median"])) if ci.get("join_median") else "")
     if ci.get("freeze_median"):
-        out.append("Bootstrap 95%% interval of the SIGSTOP detection ratio: median %.2f–%.2f, p99 %.2f–%.2f."
-                   % (tuple(ci["freeze_median"]) + tuple(ci.get("freeze_p99") or (float("nan"),) * 2)))
-        out.append("")
+        ci_sentence("freeze", "SIGSTOP detection")
     notes = []
     for k in ks:
         d = get(r, "kinds", k, "detection") or {}
