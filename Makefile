@@ -26,7 +26,9 @@ ASAN_FLAGS := $(WARN) $(ASAN_OPT) $(INCS)
 # libvigil's libraries: msgpack-c, libcrypto (AES-GCM), jansson (config),
 # libdeflate (the packets' CRC-32, with carry-less multiply: a fifth of
 # zlib's time, and unlike ISA-L it ships a static library for the daemon).
-LDLIBS     := -lmsgpackc -lcrypto -ljansson -ldeflate -lm
+# RE2 (Go's regexp syntax, linear-time matching) evaluates every filter,
+# through a small C++ shim (src/goregex.cc); hence libstdc++.
+LDLIBS     := -lmsgpackc -lcrypto -ljansson -ldeflate -lre2 -lstdc++ -lm
 # Tests and fuzz targets check CRCs against zlib's, an independent one.
 TEST_LDLIBS := $(LDLIBS) -lz
 # The daemon is linked statically by default, like serf's Go binary: a
@@ -37,6 +39,9 @@ STATIC     ?= 1
 AGENT_LINK := $(if $(filter 1,$(STATIC)),-static)
 
 LIB_SRCS   := $(sort $(wildcard src/*.c))
+LIB_CXX_SRCS := $(sort $(wildcard src/*.cc))
+# C++ is compiled with the C flags of its variant, C++17 instead of C11.
+CXX_STD    := -std=c++17
 AGENT_SRCS := $(sort $(wildcard agent/*.c))
 TEST_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
 
@@ -45,7 +50,7 @@ TEST_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
 
 # $(1) = output directory, $(2) = compile/link flags, $(3) = extra daemon link flags
 define variant
-$(1)_LIB_OBJS   := $$(LIB_SRCS:%.c=$(1)/%.o)
+$(1)_LIB_OBJS   := $$(LIB_SRCS:%.c=$(1)/%.o) $$(LIB_CXX_SRCS:%.cc=$(1)/%.o)
 $(1)_AGENT_OBJS := $$(AGENT_SRCS:%.c=$(1)/%.o)
 $(1)_TEST_OBJS  := $$(TEST_SRCS:%.c=$(1)/%.o)
 $(1)_TESTS      := $$(patsubst tests/unit/%.c,$(1)/tests/%,$$(TEST_SRCS))
@@ -74,6 +79,10 @@ $(1)/vigil: $$($(1)_AGENT_OBJS) $(1)/libvigil.a $(1)/.agent-objs
 $(1)/src/%.o: src/%.c
 	@mkdir -p $$(@D)
 	$$(CC) $(2) $$(CPPFLAGS) -MMD -MP -c -o $$@ $$<
+
+$(1)/src/%.o: src/%.cc
+	@mkdir -p $$(@D)
+	$$(CXX) $$(filter-out -std=c11,$(2)) $(CXX_STD) $$(CPPFLAGS) -MMD -MP -c -o $$@ $$<
 
 $(1)/agent/%.o: agent/%.c
 	@mkdir -p $$(@D)
@@ -144,7 +153,8 @@ FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -std=c11 -D_GNU_SOURCE
                -Iinclude -Isrc
 FUZZ_SRCS    := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_TARGETS := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRCS))
-FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/%.o)
+FUZZ_CXX    ?= clang++
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/%.o) $(LIB_CXX_SRCS:%.cc=$(FUZZ_DIR)/%.o)
 # Agent files some targets link (only those that exist are used).
 FUZZ_AGENT_OBJS := $(patsubst %.c,$(FUZZ_DIR)/%.o,\
                    $(wildcard agent/config.c agent/flags.c agent/mp.c))
@@ -164,6 +174,10 @@ FUZZ_COV_src/lzw := -fno-sanitize-coverage=trace-cmp
 $(FUZZ_DIR)/src/%.o: src/%.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_COV_src/$*) -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/src/%.o: src/%.cc
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(filter-out -std=c11,$(FUZZ_CFLAGS)) $(CXX_STD) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
 
 $(FUZZ_DIR)/agent/%.o: agent/%.c
 	@mkdir -p $(@D)

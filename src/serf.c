@@ -11,6 +11,7 @@
  * bin, nil as the zero value, unknown keys ignored) like go-msgpack does.
  */
 #include "serf.h"
+#include "goregex.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -19,7 +20,6 @@
 #include <limits.h>
 #include <math.h>
 #include <msgpack.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +39,6 @@
 #define SL_INQUERIES_MAX 1024    /* incoming queries awaiting a response */
 #define SL_MYQUERIES_MAX 256     /* our own open queries */
 #define SL_QUERY_TIMEOUT_MAX_MS (24LL * 3600 * 1000)
-#define SL_REGEX_MAX 1024
 
 enum sl_state { SL_ALIVE, SL_LEAVING };
 
@@ -1404,71 +1403,33 @@ static int decode_query_resp(const msgpack_object *o, struct query_resp_msg *r)
 }
 
 /*
- * Go regexp (RE2) -> POSIX ERE for the common cases serf users write:
- * "(?i)" prefix becomes REG_ICASE, \d/\D become [0-9]/[^0-9].  A back
- * reference is an error, as RE2 has none (and glibc's backtracking for
- * them can be exponential on hostile input).
+ * serf's regexp.MatchString(expr, value), with Go's syntax (goregex.h).
+ * *budget is shared by the filters of one query, so a query full of
+ * costly expressions costs no more than one (issue 15: glibc spent 1.6 s
+ * of vigil_step on one 27-byte filter).  A pattern Go would refuse, or
+ * one over the budget, admits nobody, as serf's compile error does.
  */
-static bool regex_match(const char *expr, size_t elen, const char *value)
+static bool filter_match(const struct serf_layer *sl, const struct wire_bytes *expr,
+			 const char *value, size_t *budget)
 {
-	char buf[SL_REGEX_MAX * 5 + 8];
-	size_t o = 0, i = 0;
-	bool in_bracket = false;
-	int flags = REG_EXTENDED | REG_NOSUB;
-	regex_t re;
-	bool match;
-
-	if (elen > SL_REGEX_MAX || (elen && memchr(expr, 0, elen)))
+	char err[160];
+	struct goregex *re = goregex_compile((const char *)expr->p, expr->len, budget, err,
+					     sizeof err);
+	if (!re) {
+		sl_log(sl, 2, "serf: failed to compile filter regex (%.*s): %s",
+		       (int)(expr->len > 64 ? 64 : expr->len), expr->p ? (const char *)expr->p : "",
+		       err);
 		return false;
-	if (elen >= 4 && memcmp(expr, "(?i)", 4) == 0) {
-		flags |= REG_ICASE;
-		i = 4;
 	}
-	for (; i < elen; i++) {
-		char c = expr[i];
-		if (c == '\\' && i + 1 < elen) {
-			char d = expr[i + 1];
-			if (d >= '1' && d <= '9')
-				return false;
-			if (d == 'd' || d == 'D') {
-				const char *rep = in_bracket ? "0-9" : d == 'd' ? "[0-9]" : "[^0-9]";
-				if (in_bracket && d == 'D')
-					return false;
-				memcpy(buf + o, rep, strlen(rep));
-				o += strlen(rep);
-				i++;
-				continue;
-			}
-			buf[o++] = c;
-			buf[o++] = d;
-			i++;
-			continue;
-		}
-		if (c == '[' && !in_bracket) {
-			in_bracket = true;
-			buf[o++] = c;
-			/* a leading ] or ^] is literal inside brackets */
-			if (i + 1 < elen && expr[i + 1] == '^')
-				buf[o++] = expr[++i];
-			if (i + 1 < elen && expr[i + 1] == ']')
-				buf[o++] = expr[++i];
-			continue;
-		}
-		if (c == ']' && in_bracket)
-			in_bracket = false;
-		buf[o++] = c;
-	}
-	buf[o] = '\0';
-	if (regcomp(&re, buf, flags) != 0)
-		return false;
-	match = regexec(&re, value, 0, NULL, 0) == 0;
-	regfree(&re);
+	bool match = goregex_match(re, value, strlen(value));
+	goregex_free(re);
 	return match;
 }
 
 /* shouldProcessQuery: every filter must admit us. */
 static bool should_process(const struct serf_layer *sl, const struct query_msg *q)
 {
+	size_t budget = GOREGEX_BUDGET;
 	for (uint32_t i = 0; i < q->n_filters; i++) {
 		struct wire_bytes f = {NULL, 0};
 		msgpack_unpacked u;
@@ -1508,7 +1469,7 @@ static bool should_process(const struct serf_layer *sl, const struct query_msg *
 				if (bytes_to_cstr(tag.p, tag.len, key, sizeof key))
 					val = tag_get(sl->tags, sl->n_tags, key);
 				/* a missing tag reads as "" (Go map zero value) */
-				ok = regex_match((const char *)expr.p, expr.len, val ? val : "");
+				ok = filter_match(sl, &expr, val ? val : "", &budget);
 			}
 		}
 		msgpack_unpacked_destroy(&u);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "serf.h"
 #include "testlib.h"
@@ -693,6 +694,70 @@ TEST(query_filters)
 	serf_layer_free(b);
 }
 
+static double cpu_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/*
+ * Issue 15: a query's tag filter is a pattern of the sender's choosing.
+ * With glibc's backtracking regex "((a{1,100}){1,100}){1,100}" kept
+ * vigil_step busy 1.6 s.  Now handling such a query, or one packed with
+ * costly filters that each match, takes under 10 ms (goregex.h's budget)
+ * and the query is not processed, as serf does not process a filter it
+ * cannot compile.
+ */
+TEST(query_hostile_filters_bounded)
+{
+	struct fake fa, fb;
+	static char val[401];
+	memset(val, 'a', 400);
+	const struct vigil_tag tb[] = {{"role", val}};
+	struct serf_layer *a = mk(&fa, "a", NULL, 0);
+	struct serf_layer *b = mk(&fb, "b", tb, 1);
+	REQUIRE(a && b);
+	join(a, "a", 1, 0);
+	static const char *one[] = {"role", "((a{1,100}){1,100}){1,100}"};
+	static const char *many[2 * 20];
+	for (size_t i = 0; i < 20; i++) {
+		many[2 * i] = "role";
+		many[2 * i + 1] = "(a{1,24}){1,24}$";   /* each alone would match */
+	}
+	struct {
+		const char *const *tags;
+		size_t n;
+		bool match;
+	} cases[] = {
+		{one, 2, false},
+		{many, 2, true},    /* one costly filter is fine */
+		{many, 40, false},  /* twenty are over the budget */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct vigil_query_params p = {0};
+		p.filter_tags = cases[i].tags;
+		p.n_filter_tags = cases[i].n;
+		p.timeout_ms = 500;
+		fa.n_out = 0;
+		fb.n_ev = fb.n_out = 0;
+		int64_t now = (int64_t)i * 1000;
+		REQUIRE(serf_layer_query(a, "q", NULL, 0, &p, NULL, NULL, NULL, now) == SERF_OK);
+		size_t ql;
+		uint8_t *q = find_out(&fa, SERF_MSG_QUERY, false, &ql);
+		REQUIRE(q);
+		double t0 = cpu_ms();
+		serf_layer_on_user_msg(b, q, ql, now);
+		double dt = cpu_ms() - t0;
+		printf("# hostile query %zu: %.2f ms CPU\n", i, dt);
+		CHECK(dt < 10.0);
+		CHECK_EQ_INT(count_ev(&fb, VIGIL_EV_QUERY), cases[i].match ? 1 : 0);
+		serf_layer_tick(a, now + 600);
+	}
+	serf_layer_free(a);
+	serf_layer_free(b);
+}
+
 TEST(internal_queries_hidden)
 {
 	struct fake fa, fb;
@@ -1185,7 +1250,7 @@ TEST(api_argument_checks)
 	serf_layer_free(NULL);
 }
 
-TEST_MAIN(tags_golden_and_roundtrip, tags_malformed,
+TEST_MAIN(tags_golden_and_roundtrip, tags_malformed, query_hostile_filters_bounded,
 	  leave_intent_then_memberlist_leave_is_left,
 	  memberlist_dead_without_intent_is_failed_then_force_leave,
 	  intent_before_member_and_join_intent_revives_leaving,
