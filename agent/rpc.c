@@ -17,7 +17,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "goregex.h"
 #include "handlers.h"
 #include "log.h"
 #include "mp.h"
@@ -467,154 +467,39 @@ static void h_join(struct rpc_server *s, struct client *c, uint64_t seq,
 }
 
 /*
- * glibc's regcomp expands a counted repetition x{m,n} into n copies of x,
- * so nested counts multiply: one members-filtered request with Name
- * "((a{1,100}){1,100}){1,100}" kept the agent's only thread busy for
- * seconds (gossip stalls, peers declare us failed) and "(.{1,32767}){1,32767}"
- * allocated gigabytes; deep nesting recurses in regcomp, and
- * back-references make regexec exponential.  serf's Go regexp refuses all
- * of these (repeat counts above 1000, expressions too large or nested too
- * deeply, no back-references), so refuse them too before regcomp: *budget
- * is what the request's expressions may still expand to, in atoms.
+ * serf's filterMembers compiles regexp.Compile(fmt.Sprintf("^%s$", expr)):
+ * the anchors are pasted as text, so "a|b" is "^a|b$" there and here.
+ * Go's syntax, linear-time matching and *budget (shared by the request's
+ * expressions) come from goregex.h: the glibc regcomp used before spent
+ * seconds on ".{0,999}" five times (issue 15).
  */
-#define RE_MAX_REPEAT 1000
-#define RE_MAX_DEPTH 100
-#define RE_BUDGET 5000
-
-static const char *re_check(const char *p, size_t *budget)
+static struct goregex *compile_anchored(const char *expr, size_t len, size_t *budget,
+					char *err, size_t errlen)
 {
-	size_t sum[RE_MAX_DEPTH + 1]; /* expansion of each open group so far */
-	size_t last = 0;              /* expansion of what a repeat would apply to */
-	size_t cap = *budget;
-	int depth = 0;
-	sum[0] = 0;
-	while (*p) {
-		size_t unit = 1; /* the next atom's expansion */
-		switch (*p) {
-		case '(':
-			if (depth == RE_MAX_DEPTH)
-				return "expression nests too deeply";
-			sum[++depth] = 0;
-			last = 0;
-			p++;
-			continue;
-		case ')':
-			if (depth > 0)
-				unit = sum[depth--] + 1;
-			p++; /* an unmatched ")": regcomp reports it */
-			break;
-		case '|':
-			last = 0;
-			p++;
-			continue;
-		case '\\':
-			if (p[1] >= '1' && p[1] <= '9')
-				return "invalid escape sequence (back-references are not supported)";
-			p += p[1] ? 2 : 1;
-			break;
-		case '[': {
-			/* bracket expression: "]" right after "[" or "[^" is a member */
-			const char *q = p + 1;
-			if (*q == '^')
-				q++;
-			if (*q == ']')
-				q++;
-			while (*q && *q != ']') {
-				if (*q == '[' && (q[1] == ':' || q[1] == '=' || q[1] == '.')) {
-					const char *e = strchr(q + 2, q[1]);
-					while (e && e[1] != ']')
-						e = strchr(e + 1, q[1]);
-					q = e ? e + 2 : q + 1;
-				} else {
-					q++;
-				}
-			}
-			p = *q ? q + 1 : q;
-			break;
-		}
-		case '*':
-		case '?':
-			p++;
-			continue;
-		case '+': /* x+ is x x* */
-			sum[depth] += last;
-			last *= 2;
-			p++;
-			if (sum[depth] > cap)
-				return "expression too large";
-			continue;
-		case '{': {
-			char *e;
-			if (p[1] < '0' || p[1] > '9') {
-				p++; /* not a bound: a literal, or regcomp's error */
-				break;
-			}
-			unsigned long m = strtoul(p + 1, &e, 10), n = m;
-			if (*e == ',') {
-				if (e[1] >= '0' && e[1] <= '9') {
-					n = strtoul(e + 1, &e, 10);
-				} else {
-					n = m + 1; /* x{m,} is m copies and x* */
-					e++;
-				}
-			}
-			if (*e != '}') {
-				p++;
-				break;
-			}
-			if (m > RE_MAX_REPEAT || n > RE_MAX_REPEAT)
-				return "invalid repeat count";
-			/* x{m,n}: n copies of x instead of one (a repeat of a
-			 * repeat multiplies: "a{10}{10}" is 100 a's) */
-			sum[depth] += last * (n > 0 ? n - 1 : 0);
-			last *= n > 0 ? n : 1;
-			p = e + 1;
-			if (sum[depth] > cap)
-				return "expression too large";
-			continue;
-		}
-		default:
-			p++;
-			break;
-		}
-		sum[depth] += unit;
-		last = unit;
-		if (sum[depth] > cap)
-			return "expression too large";
+	char gerr[192];
+	char *pat = malloc(len + 3);
+	if (!pat) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
 	}
-	size_t total = 0;
-	for (int d = 0; d <= depth; d++)
-		total += sum[d];
-	if (total > cap)
-		return "expression too large";
-	*budget -= total;
-	return NULL;
-}
-
-static bool compile_anchored(regex_t *re, const char *expr, size_t *budget, char *err,
-			     size_t errlen)
-{
-	const char *why = re_check(expr, budget);
-	if (why) {
-		snprintf(err, errlen, "Failed to compile regex: %s", why);
-		return false;
-	}
-	/* Go's filterMembers anchors every expression: ^expr$ */
-	size_t l = strlen(expr);
-	char *pat = malloc(l + 5);
-	if (!pat)
-		return false;
-	snprintf(pat, l + 5, "^(%s)$", expr);
-	int rc = regcomp(re, pat, REG_EXTENDED | REG_NOSUB);
+	pat[0] = '^';
+	if (len)
+		memcpy(pat + 1, expr, len);
+	pat[len + 1] = '$';
+	pat[len + 2] = '\0';
+	struct goregex *re = goregex_compile(pat, len + 2, budget, gerr, sizeof gerr);
 	free(pat);
-	if (rc != 0) {
-		char buf[128];
-		regerror(rc, re, buf, sizeof buf);
-		snprintf(err, errlen, "Failed to compile regex: %s", buf);
-		return false;
-	}
-	return true;
+	if (!re)
+		snprintf(err, errlen, "Failed to compile regex: %s", gerr);
+	return re;
 }
+
+/*
+ * Each match is bounded (goregex.h), but a request matches every member:
+ * past this much time the request fails rather than stall the node's
+ * gossip (serf would keep going; its cost grows with the cluster too).
+ */
+#define MEMBERS_FILTER_MAX_MS 100
 
 static const char *member_tag(const struct vigil_member *m, const char *k)
 {
@@ -629,44 +514,48 @@ static void h_members(struct rpc_server *s, struct client *c, uint64_t seq,
 {
 	struct vigil_member *ms = NULL;
 	size_t n = 0;
-	char err[256] = "";
-	regex_t status_re, name_re, *tag_re = NULL;
+	char err[320] = "";
+	bool fatal = false; /* serf drops the connection on a bad expression */
+	struct goregex *status_re = NULL, *name_re = NULL, **tag_re = NULL;
 	char **tag_keys = NULL;
 	size_t ntags = 0;
-	bool have_status = false, have_name = false;
-	char *status = NULL, *name = NULL;
-	size_t budget = RE_BUDGET; /* for all of this request's expressions */
+	size_t budget = GOREGEX_BUDGET; /* for all of this request's expressions */
 
 	if (filtered) {
-		status = mp_get_strdup(b, "Status");
-		name = mp_get_strdup(b, "Name");
+		const char *st = NULL, *nm = NULL;
+		size_t stn = 0, nmn = 0;
+		mp_as_bytes(mp_get(b, "Status"), &st, &stn);
+		mp_as_bytes(mp_get(b, "Name"), &nm, &nmn);
 		const msgpack_object *tags = mp_get(b, "Tags");
 		if (tags && tags->type == MSGPACK_OBJECT_MAP && tags->via.map.size) {
 			tag_re = calloc(tags->via.map.size, sizeof *tag_re);
 			tag_keys = calloc(tags->via.map.size, sizeof *tag_keys);
-			for (uint32_t i = 0; tag_re && tag_keys && i < tags->via.map.size; i++) {
+			if (!tag_re || !tag_keys) {
+				snprintf(err, sizeof err, "out of memory");
+				goto out;
+			}
+			for (uint32_t i = 0; i < tags->via.map.size; i++) {
 				const char *kp, *vp;
 				size_t kn, vn;
 				if (!mp_as_bytes(&tags->via.map.ptr[i].key, &kp, &kn) ||
 				    !mp_as_bytes(&tags->via.map.ptr[i].val, &vp, &vn))
 					continue;
-				char *v = strndup(vp, vn);
-				bool okc = v && compile_anchored(&tag_re[ntags], v, &budget, err, sizeof err);
-				free(v);
-				if (!okc)
+				tag_re[ntags] = compile_anchored(vp, vn, &budget, err, sizeof err);
+				if (!tag_re[ntags]) {
+					fatal = true;
 					goto out;
+				}
 				tag_keys[ntags++] = strndup(kp, kn);
 			}
 		}
-		if (status && *status) {
-			if (!compile_anchored(&status_re, status, &budget, err, sizeof err))
-				goto out;
-			have_status = true;
+		/* serf applies a status or name filter only when it is not "" */
+		if (stn && !(status_re = compile_anchored(st, stn, &budget, err, sizeof err))) {
+			fatal = true;
+			goto out;
 		}
-		if (name && *name) {
-			if (!compile_anchored(&name_re, name, &budget, err, sizeof err))
-				goto out;
-			have_name = true;
+		if (nmn && !(name_re = compile_anchored(nm, nmn, &budget, err, sizeof err))) {
+			fatal = true;
+			goto out;
 		}
 	}
 	if (vigil_members(s->a->v, &ms, &n) != 0) {
@@ -675,34 +564,50 @@ static void h_members(struct rpc_server *s, struct client *c, uint64_t seq,
 	}
 	bool *keep = calloc(n ? n : 1, sizeof *keep);
 	size_t nkeep = 0;
+	int64_t deadline = now_ms() + MEMBERS_FILTER_MAX_MS;
+	bool filters = ntags || status_re || name_re;
 	for (size_t i = 0; keep && i < n; i++) {
 		bool ok = true;
 		for (size_t t = 0; ok && t < ntags; t++) {
 			const char *v = tag_keys[t] ? member_tag(&ms[i], tag_keys[t]) : NULL;
-			ok = regexec(&tag_re[t], v ? v : "", 0, NULL, 0) == 0;
+			ok = goregex_match(tag_re[t], v ? v : "", v ? strlen(v) : 0);
 		}
-		if (ok && have_status)
-			ok = regexec(&status_re, vigil_status_name(ms[i].status), 0, NULL, 0) == 0;
-		if (ok && have_name)
-			ok = regexec(&name_re, ms[i].name, 0, NULL, 0) == 0;
+		if (ok && status_re) {
+			const char *sn = vigil_status_name(ms[i].status);
+			ok = goregex_match(status_re, sn, strlen(sn));
+		}
+		if (ok && name_re)
+			ok = goregex_match(name_re, ms[i].name, strlen(ms[i].name));
 		keep[i] = ok;
 		nkeep += ok;
+		if (filters && now_ms() > deadline) {
+			snprintf(err, sizeof err,
+				 "filtering %zu members took over %d ms; use a simpler expression", n,
+				 MEMBERS_FILTER_MAX_MS);
+			break;
+		}
 	}
-	msgpack_packer pk;
-	client_packer(c, &pk);
-	pack_header(&pk, seq, "");
-	msgpack_pack_map(&pk, 1);
-	mp_pack_cstr(&pk, "Members");
-	msgpack_pack_array(&pk, keep ? nkeep : 0);
-	for (size_t i = 0; keep && i < n; i++)
-		if (keep[i])
-			pack_member(&pk, &ms[i]);
+	if (!err[0]) {
+		msgpack_packer pk;
+		client_packer(c, &pk);
+		pack_header(&pk, seq, "");
+		msgpack_pack_map(&pk, 1);
+		mp_pack_cstr(&pk, "Members");
+		msgpack_pack_array(&pk, keep ? nkeep : 0);
+		for (size_t i = 0; keep && i < n; i++)
+			if (keep[i])
+				pack_member(&pk, &ms[i]);
+	}
 	free(keep);
 	vigil_members_free(ms, n);
 out:
-	if (err[0]) {
-		/* serf drops the connection here; an error reply is kinder and
-		 * the serf CLI prints it as "Error retrieving members: ..." */
+	if (fatal) {
+		/* serf's handleMembersFiltered returns the error, and its IPC
+		 * loop logs it and closes the client: the CLI sees EOF */
+		char why[400];
+		snprintf(why, sizeof why, "Failed to evaluate request: %s", err);
+		client_kill(c, why);
+	} else if (err[0]) {
 		msgpack_packer pk;
 		client_packer(c, &pk);
 		pack_header(&pk, seq, err);
@@ -711,17 +616,13 @@ out:
 		msgpack_pack_array(&pk, 0);
 	}
 	for (size_t t = 0; t < ntags; t++) {
-		regfree(&tag_re[t]);
+		goregex_free(tag_re[t]);
 		free(tag_keys[t]);
 	}
 	free(tag_re);
 	free(tag_keys);
-	if (have_status)
-		regfree(&status_re);
-	if (have_name)
-		regfree(&name_re);
-	free(status);
-	free(name);
+	goregex_free(status_re);
+	goregex_free(name_re);
 }
 
 static void h_stream(struct client *c, uint64_t seq, const msgpack_object *b)
@@ -1075,7 +976,7 @@ static void h_query(struct rpc_server *s, struct client *c, uint64_t seq,
 		.filter_nodes = (const char *const *)nodes,
 		.n_filter_nodes = kn,
 		.filter_tags = (const char *const *)tags,
-		.n_filter_tags = kt / 2,
+		.n_filter_tags = kt, /* strings, not pairs (issue 17) */
 		.request_ack = ack,
 		.timeout_ms = timeout_ns > 0 ? (int)(timeout_ns / 1000000 > 0x7fffffff
 							     ? 0x7fffffff
@@ -1107,7 +1008,11 @@ static void h_query(struct rpc_server *s, struct client *c, uint64_t seq,
 		free(tags[i]);
 	free(nodes);
 	free(tags);
-	if (rc != 0) {
+	if (rc == VIGIL_QUERY_TOO_BIG) {
+		/* serf's Query error, which its CLI prints */
+		alog(LV_WARN, "agent: failed to start user query: query exceeds limit of 1024 bytes");
+		reply(c, seq, "query exceeds limit of 1024 bytes");
+	} else if (rc != 0) {
 		alog(LV_WARN, "agent: failed to start user query: %s", name);
 		reply(c, seq, "failed to start query");
 	} else {

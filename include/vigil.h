@@ -181,11 +181,16 @@ int vigil_user_event(vigil_t *v, const char *name, const uint8_t *payload,
 		     size_t len, bool coalesce);
 struct vigil_query_params {
 	const char *const *filter_nodes; size_t n_filter_nodes;
-	const char *const *filter_tags;  size_t n_filter_tags; /* "key", "regex" pairs */
+	/* "key", "regex" pairs (Go regexp, unanchored, as serf); n_filter_tags
+	 * counts the strings: 2 per pair */
+	const char *const *filter_tags;  size_t n_filter_tags;
 	bool request_ack;
 	int timeout_ms;                  /* 0 = serf's default */
 	int relay_factor;
 };
+/* Returns 0 when sent, VIGIL_QUERY_TOO_BIG when the encoded query is over
+ * serf's QuerySizeLimit (1,024 bytes), -1 for any other failure. */
+#define VIGIL_QUERY_TOO_BIG (-2)
 int vigil_query(vigil_t *v, const char *name, const uint8_t *payload, size_t len,
 		const struct vigil_query_params *p, uint32_t *id_out);
 int vigil_respond(vigil_t *v, uint32_t query_id, const uint8_t *payload, size_t len);

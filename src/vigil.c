@@ -1408,8 +1408,8 @@ int vigil_query(vigil_t *v, const char *name, const uint8_t *payload, size_t len
 	if (!v || !name)
 		return -1;
 	v->now = clock_ms();
-	return serf_layer_query(v->sl, name, payload, len, p, NULL, NULL, id_out, v->now) ==
-			       SERF_OK ? 0 : -1;
+	int rc = serf_layer_query(v->sl, name, payload, len, p, NULL, NULL, id_out, v->now);
+	return rc == SERF_OK ? 0 : rc == SERF_ETOOBIG ? VIGIL_QUERY_TOO_BIG : -1;
 }
 
 int vigil_respond(vigil_t *v, uint32_t query_id, const uint8_t *payload, size_t len)
