@@ -113,7 +113,8 @@ out=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -status=alive -name='v.*' -tag r
 if [ "$(echo "$out" | awk '{print $1}')" = v1 ]; then ok "members filters (-status -name -tag regexps)"; else
     not_ok "members filters (-status -name -tag regexps)" "$out"; fi
 # counted repeats work; ones that would blow up regcomp (nested counts,
-# back-references) are refused at once, as Go's regexp refuses them
+# back-references) are refused at once, as Go's regexp refuses them, and
+# the connection is closed as serf closes it (tests/interop/test_filters.sh)
 out=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -name='v[0-9]{1,3}' 2>&1)
 if [ "$(echo "$out" | awk '{print $1}')" = v1 ]; then
     ok "members -name with a counted repeat"
@@ -123,8 +124,8 @@ fi
 t0=$SECONDS
 bad1=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -name='((a{1,100}){1,100}){1,100}' 2>&1); rc1=$?
 bad2=$("$SERF" members -rpc-addr=127.0.0.1:"$R2" -name='(a*)*\1' 2>&1); rc2=$?
-if [ $rc1 -ne 0 ] && [ $rc2 -ne 0 ] && echo "$bad1" | grep -q 'Failed to compile regex' &&
-   echo "$bad2" | grep -q 'Failed to compile regex' && [ $((SECONDS - t0)) -le 5 ] &&
+if [ $rc1 -ne 0 ] && [ $rc2 -ne 0 ] && echo "$bad1" | grep -q 'client closed' &&
+   echo "$bad2" | grep -q 'client closed' && [ $((SECONDS - t0)) -le 5 ] &&
    members_have "$R2" v1 alive; then
     ok "members filter: explosive regexps refused quickly, agent unharmed"
 else
