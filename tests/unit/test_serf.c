@@ -694,12 +694,8 @@ TEST(query_filters)
 	serf_layer_free(b);
 }
 
-static double cpu_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+/* Issue 15's bound on one filter's compile + match (CPU time). */
+#define BOUND_MS (10.0 * TESTLIB_SLOWDOWN)
 
 /*
  * Issue 15: a query's tag filter is a pattern of the sender's choosing.
@@ -746,11 +742,23 @@ TEST(query_hostile_filters_bounded)
 		size_t ql;
 		uint8_t *q = find_out(&fa, SERF_MSG_QUERY, false, &ql);
 		REQUIRE(q);
-		double t0 = cpu_ms();
-		serf_layer_on_user_msg(b, q, ql, now);
-		double dt = cpu_ms() - t0;
+		/* best of three receivers with b's tags (the bound is on work,
+		 * not on the machine's other load; a duplicate query would be
+		 * dropped before its filters run, hence fresh layers) */
+		double dt = 1e9;
+		for (int r = 0; r < 3; r++) {
+			struct fake fc;
+			struct serf_layer *c = r ? mk(&fc, "b", tb, 1) : b;
+			REQUIRE(c);
+			double t0 = testlib_cpu_ms();
+			serf_layer_on_user_msg(c, q, ql, now);
+			double d = testlib_cpu_ms() - t0;
+			dt = d < dt ? d : dt;
+			if (r)
+				serf_layer_free(c);
+		}
 		printf("# hostile query %zu: %.2f ms CPU\n", i, dt);
-		CHECK(dt < 10.0);
+		CHECK(dt < BOUND_MS);
 		CHECK_EQ_INT(count_ev(&fb, VIGIL_EV_QUERY), cases[i].match ? 1 : 0);
 		serf_layer_tick(a, now + 600);
 	}

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define TEST(name) static void name(void)
 
@@ -116,6 +117,25 @@ static void testlib_check_mem_(const char *file, int line, const char *ea,
 
 #define CHECK_MEM(a, b, n)                                                   \
     testlib_check_mem_(__FILE__, __LINE__, #a, #b, (a), (b), (size_t)(n))
+
+/*
+ * For tests that bound work with a clock: the calling thread's CPU time in
+ * ms (not wall time, which the other processes on a shared machine move),
+ * and how much slower the sanitizer build is allowed to be (ASan intercepts
+ * every allocation, also those of uninstrumented libraries).
+ */
+__attribute__((unused))
+static double testlib_cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+#ifdef __SANITIZE_ADDRESS__
+#define TESTLIB_SLOWDOWN 2.0
+#else
+#define TESTLIB_SLOWDOWN 1.0
+#endif
 
 /* Splits "a, b ,c" (the stringified TEST_MAIN arguments) into names. */
 __attribute__((unused))
