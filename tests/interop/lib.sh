@@ -169,10 +169,10 @@ members_have() {
         '$1 == n && $3 == s {f = 1} END {exit !f}'
 }
 
-# need_serf: end the script with one "ok - skip" line if serf is not installed.
+# need_serf NAME: end the script with one skip line if serf is not installed.
 need_serf() {
     command -v "$SERF_BIN" >/dev/null 2>&1 && return 0
-    echo "ok - skip (no serf binary)"
+    ok "$1 # SKIP serf not installed"
     exit 0
 }
 

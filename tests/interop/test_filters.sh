@@ -14,7 +14,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
-need_serf
+need_serf filters
 SERF=$SERF_BIN
 VIGIL=$VIGIL_BIN
 
