@@ -73,6 +73,25 @@ if grep -q 'Failed to compile regex: error parsing regexp: missing closing ): `^
 else
     not_ok "bad expression logged with Go's error text" "$(grep -i regex "$(log_of v1)" | tail -3)"
 fi
+# Go's refusals, with Go's words: the error serf logs for each bad -name
+# is the one vigil logs (both compile "^" + expr + "$").
+last_err() { grep -a 'Failed to compile regex' "$(log_of "$1")" | tail -1 | sed 's/.*Failed to compile regex: //'; }
+nerr() { grep -ac 'Failed to compile regex' "$(log_of "$1")"; }
+diffs=""
+for p in '(a)\1' 'a(?=b)' '(?<!a)b' 'a)' '[a' 'a**' 'a{1001}' '[z-a]' '\C' '\Z' '\pX' \
+         '((a{1,100}){1,100}){1,100}' '\8' 'x{2}{3}' '[[:foo:]]' '(?z)' '\Qa\Cb\E' '*'; do
+    ns=$(nerr s1) nv=$(nerr v1)
+    os=$("$SERF" members -rpc-addr=127.0.0.1:"$RS" -name="$p" 2>&1 | wc -l)
+    ov=$("$SERF" members -rpc-addr=127.0.0.1:"$RV" -name="$p" 2>&1 | wc -l)
+    if [ "$(nerr s1)" != "$ns" ]; then       # serf refused it: so must vigil, in the same words
+        wait_until 2 test "$(nerr v1)" != "$nv"
+        [ "$(last_err s1)" = "$(last_err v1)" ] || diffs="$diffs [$p: serf '$(last_err s1)' vigil '$(last_err v1)']"
+    elif [ "$(nerr v1)" != "$nv" ] || [ "$os" != "$ov" ]; then
+        diffs="$diffs [$p: serf accepts, vigil: $(last_err v1)]"
+    fi
+done
+if [ -z "$diffs" ]; then ok "18 bad or odd expressions: refused or accepted as serf, with Go's error text"
+else not_ok "expressions refused as serf, with Go's error text" "$diffs"; fi
 # and the agent is still there for the next client
 check "agent answers after a closed client" three "$RV"
 
