@@ -932,8 +932,12 @@ int agent_main(int argc, char **argv)
 			break;
 
 		/* --- poll set --- */
-		size_t need = 1 + 64 + (size_t)rpc_nfds(a->rpc) + (size_t)handlers_nfds(a->hs) +
-			      (size_t)metrics_nfds(metrics);
+		/* the library says how many slots it needs (never truncated) */
+		int lib_need = vigil_pollfds(a->v, NULL, 0);
+		if (lib_need < 0)
+			lib_need = 0;
+		size_t need = 1 + (size_t)lib_need + (size_t)rpc_nfds(a->rpc) +
+			      (size_t)handlers_nfds(a->hs) + (size_t)metrics_nfds(metrics);
 		if (need > fds_cap) {
 			struct pollfd *nf = realloc(fds, need * sizeof *nf);
 			if (!nf) {
@@ -946,7 +950,9 @@ int agent_main(int argc, char **argv)
 		}
 		int n = 0;
 		fds[n++] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
-		int lib_off = n, lib_n = vigil_pollfds(a->v, fds + n, 64);
+		int lib_off = n, lib_n = vigil_pollfds(a->v, fds + n, lib_need);
+		if (lib_n > lib_need)
+			lib_n = lib_need;
 		n += lib_n;
 		int rpc_off = n, rpc_n = rpc_pollfds(a->rpc, fds + n, (int)(fds_cap - (size_t)n));
 		n += rpc_n;
