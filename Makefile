@@ -148,7 +148,14 @@ $(eval $(call variant,build-asan,$(ASAN_FLAGS)))
 # Keep test objects around (they are intermediate in the pattern chain).
 .SECONDARY: $(build_TEST_OBJS) $(build-asan_TEST_OBJS)
 
-all: build/libvigil.a build/$(SO_REAL) $(build_AGENT)
+# Examples are built against the installed form of the library (public
+# header only, localized archive) so they keep compiling as users build them.
+EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(sort $(wildcard examples/*.c)))
+build/examples/%: examples/%.c include/vigil.h build/libvigil.a
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(OPT) -Iinclude $(LDFLAGS) -o $@ $< build/libvigil.a $(LDLIBS)
+
+all: build/libvigil.a build/$(SO_REAL) $(build_AGENT) $(EXAMPLES)
 tests: $(build_TESTS)
 asan: build-asan/libvigil-internal.a $(build-asan_AGENT)
 asan-tests: $(build-asan_TESTS)
