@@ -39,6 +39,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "rpc.h"
+#include "sdnotify.h"
 
 #define GRACEFUL_TIMEOUT_MS 3000  /* serf's gracefulTimeout (signals) */
 #define RPC_LEAVE_TIMEOUT_MS 5000 /* serf's BroadcastTimeout default */
@@ -882,6 +883,8 @@ int agent_main(int argc, char **argv)
 	}
 	printf("\n==> Log data will now stream in as it occurs:\n\n");
 	fflush(stdout);
+	/* systemd Type=notify: sockets, RPC and the start join are up */
+	sd_notify_state("READY=1");
 	if (cfg->retry_join.n) {
 		a->next_retry_ms = now_ms();
 	} else {
@@ -1027,6 +1030,7 @@ int agent_main(int argc, char **argv)
 			}
 			printf("==> Gracefully shutting down agent...\n");
 			fflush(stdout);
+			sd_notify_state("STOPPING=1");
 			signal_leave = true;
 			agent_begin_leave(a);
 			a->leave_deadline_ms = now_ms() + GRACEFUL_TIMEOUT_MS;

@@ -22,8 +22,9 @@ depends=$(ldd build/libvigil.so."$version" | awk '$3 ~ /^\// { print $3 }' |
 	done | sed 's/:.*//' | sort -u | paste -sd, | sed 's/,/, /g')
 
 mkdir -p "$stage/DEBIAN"
+size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s|@VERSION@|$version|" -e "s|@ARCH@|$arch|" -e "s|@DEPENDS@|$depends|" \
-	packaging/control.in > "$stage/DEBIAN/control"
+	-e "s|@SIZE@|$size|" packaging/control.in > "$stage/DEBIAN/control"
 # A new shared library: let dpkg run ldconfig once at the end.
 echo "activate-noawait ldconfig" > "$stage/DEBIAN/triggers"
 (cd "$stage" && find . -path ./DEBIAN -prune -o -type f -print | sed 's|^\./||' |
