@@ -4,7 +4,10 @@
  * vigil_version, the pollfds count, no callback inside vigil_create, and
  * host-name joins that do not block the caller.
  */
+#include <dlfcn.h>
+#include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,29 @@ static int64_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * getaddrinfo, interposed (the test executable's definition wins over
+ * libc's): counts calls made on the test's own thread and can play a slow
+ * DNS server, so join_by_name can tell whether a join waits for DNS.
+ */
+static pthread_t main_thread;
+static int gai_calls, gai_on_main, gai_delay_ms;
+
+typedef int gai_fn(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+		struct addrinfo **res)
+{
+	gai_fn *real = (gai_fn *)dlsym(RTLD_NEXT, "getaddrinfo");
+	__atomic_add_fetch(&gai_calls, 1, __ATOMIC_SEQ_CST);
+	if (pthread_equal(pthread_self(), main_thread))
+		__atomic_add_fetch(&gai_on_main, 1, __ATOMIC_SEQ_CST);
+	int delay = __atomic_load_n(&gai_delay_ms, __ATOMIC_SEQ_CST);
+	if (delay)
+		nanosleep(&(struct timespec){ .tv_nsec = delay * 1000000L }, NULL);
+	return real ? real(node, service, hints, res) : EAI_FAIL;
 }
 
 static void on_event(void *ctx, const struct vigil_event *ev)
@@ -340,7 +366,12 @@ TEST(join_by_name)
 	snprintf(seed, sizeof seed, "localhost:%u", node_port(a.v));
 	const char *seeds[] = {seed};
 	uint32_t id = 0;
+	/* DNS takes 300 ms; the call must not wait for it */
+	main_thread = pthread_self();
+	__atomic_store_n(&gai_delay_ms, 300, __ATOMIC_SEQ_CST);
+	int64_t t0 = now_ms();
 	CHECK_EQ_INT(vigil_join_begin(b.v, seeds, 1, false, &id), 1);
+	CHECK(now_ms() - t0 < 150);
 	CHECK(id != 0);
 	int joined = -1, done = 0;
 	int64_t end = now_ms() + 5000;
@@ -350,6 +381,9 @@ TEST(join_by_name)
 	}
 	CHECK_EQ_INT(done, 1);
 	CHECK_EQ_INT(joined, 1);
+	CHECK(__atomic_load_n(&gai_calls, __ATOMIC_SEQ_CST) >= 1);
+	CHECK_EQ_INT(__atomic_load_n(&gai_on_main, __ATOMIC_SEQ_CST), 0);
+	__atomic_store_n(&gai_delay_ms, 0, __ATOMIC_SEQ_CST);
 	/* a name that does not resolve counts as a failed seed */
 	const char *nx[] = {"no-such-host.invalid:7946"};
 	CHECK_EQ_INT(vigil_join_begin(b.v, nx, 1, false, &id), 1);
