@@ -42,17 +42,17 @@
  * from different threads.  The library starts a short-lived thread only to
  * resolve host names given to vigil_join* (below); callbacks never run on it.
  *
- * Callbacks.  on_event, on_log and vigil_keys_op's callback run on the
- * caller's thread, from inside vigil_step() (on_log also from any call that
- * logs, vigil_create included).  on_event never runs before vigil_create
- * has returned: events raised while creating (our own member-join, a will
- * state loaded from disk) are queued and delivered by the first
- * vigil_step().  From on_event and the keys callback you may call the
- * non-destroying calls on the same handle (vigil_members, vigil_user_event,
- * vigil_respond, vigil_query, vigil_set_tags, vigil_will_*, vigil_join*,
- * vigil_leave, ...); do not call vigil_destroy() or vigil_step() on that
- * handle from inside one of its callbacks.  on_log must not call the
- * library at all.
+ * Callbacks.  on_event and vigil_keys_op's callback run on the caller's
+ * thread, only from inside vigil_step(), and never re-entrantly.  Events
+ * raised inside any other call -- vigil_create (our own member-join, a will
+ * state loaded from disk: the caller has no handle yet), vigil_user_event
+ * (serf delivers our own event to us too), vigil_set_tags, vigil_leave --
+ * or by a call made from within a callback are held (copied) and delivered
+ * in order by the next vigil_step(); vigil_timeout_ms() returns 0 while any
+ * are held.  So on_event never runs before vigil_create has returned.
+ * From on_event and the keys callback you may call every function on the
+ * same handle except vigil_step() and vigil_destroy().  on_log runs from
+ * any call that logs (vigil_create included) and must not call the library.
  *
  * Lifetimes.  Everything an event points to (ev->member and its tags,
  * ev->name, ev->payload) is valid only during the callback: copy what you

@@ -165,12 +165,11 @@ bool resolver_take(struct resolver *r, uint64_t *tag, bool *ok, struct wire_addr
 		return false;
 	pthread_mutex_lock(&r->sh->mu);
 	struct result *res = r->sh->head;
-	if (res) {
-		r->sh->head = res->next;
-		if (!r->sh->head)
-			r->sh->tail = NULL;
-	} else {
-		/* Nothing queued: clear the counter so the fd stops being readable. */
+	if (res && !(r->sh->head = res->next))
+		r->sh->tail = NULL;
+	if (!r->sh->head) {
+		/* Queue empty: clear the counter so the fd stops being readable.
+		 * Threads append and write under this lock, so none is lost. */
 		uint64_t cnt;
 		(void)!read(r->sh->efd, &cnt, sizeof cnt);
 	}

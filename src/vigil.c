@@ -97,7 +97,9 @@ struct vigil {
 	bool rejoin_active;          /* a re-join attempt is in flight */
 	struct wire_addr rejoin_addr;
 	bool ready;                  /* vigil_create finished */
-	struct evqueue early;        /* events raised inside vigil_create */
+	struct evqueue held;         /* events raised outside vigil_step (v_on_event) */
+	bool in_step;                /* inside vigil_step */
+	bool in_callback;            /* inside the caller's on_event */
 	struct vigil_errbuf eb;      /* vigil_last_error */
 	struct resolver *res;        /* host names given to vigil_join* */
 	bool joins_replay;           /* replay flag of the latest join */
@@ -707,20 +709,37 @@ static void t_on_stream_reply(void *ctx, uint64_t cookie, const uint8_t *msg, si
 /* ------------------------------------------------------- create/destroy */
 
 /*
- * Every event of the serf and will layers passes here.  Until vigil_create
- * has returned the caller has no handle and does not expect to be called,
- * so events are held (deep copies) and the first vigil_step delivers them.
+ * Every event passes here.  The caller's on_event runs only from inside
+ * vigil_step and never re-entrantly.  Events raised anywhere else -- inside
+ * vigil_create (the caller has no handle yet), inside another API call
+ * (vigil_user_event delivers our own event at once, vigil_set_tags our own
+ * update), or by a call made from within on_event -- are held (deep
+ * copies) and delivered, in order, by the next vigil_step;
+ * vigil_timeout_ms returns 0 while any are held.
  */
 static void v_on_event(void *ctx, const struct vigil_event *ev)
 {
 	struct vigil *v = ctx;
-	if (!v->ready) {
-		if (!evqueue_push(&v->early, ev))
-			vlog(v, 3, "vigil: out of memory: a %s event raised during create is lost",
+	if (!v->ready || !v->in_step || v->in_callback) {
+		if (!evqueue_push(&v->held, ev))
+			vlog(v, 3, "vigil: out of memory: a %s event is lost",
 			     vigil_event_name(ev->type));
 		return;
 	}
+	v->in_callback = true;
 	v->cfg.on_event(v->cfg.ctx, ev);
+	v->in_callback = false;
+}
+
+/* Deliver the held events (those held so far: new ones wait for the next
+ * step, so a callback that raises an event each time cannot spin here). */
+static void deliver_held(struct vigil *v)
+{
+	if (!v->held.head)
+		return;
+	v->in_callback = true;
+	evqueue_drain(&v->held, v->cfg.on_event, v->cfg.ctx);
+	v->in_callback = false;
 }
 
 void vigil_config_default(struct vigil_config *cfg)
@@ -1054,7 +1073,7 @@ void vigil_destroy(vigil_t *v)
 	}
 	snapshotter_free(v->snap);
 	free(v->rejoin);
-	evqueue_free(&v->early);
+	evqueue_free(&v->held);
 	resolver_free(v->res);
 	for (size_t i = 0; i < v->n_joins; i++)
 		join_batch_free(&v->joins[i]);
@@ -1084,10 +1103,12 @@ int vigil_pollfds(vigil_t *v, struct pollfd *fds, int max)
 	int n = max > 0 ? transport_pollfds(v->tr, fds, max) : 0;
 	if (rfd >= 0 && n < max)
 		fds[n++] = (struct pollfd){ .fd = rfd, .events = POLLIN };
+	if (max == 0)
+		return need;   /* only asking how many */
 	/* Too few slots: the rest are still serviced, because vigil_step
 	 * polls everything itself, but only if we wake up often. */
 	v->pollfds_truncated = n < need;
-	if (n < need && max > 0)
+	if (n < need)
 		errbuf_set(&v->eb, VIGIL_ERR_BUFFER,
 			   "vigil_pollfds: %d fds needed, room for %d; the rest are polled "
 			   "every 10 ms", need, max);
@@ -1121,8 +1142,8 @@ int vigil_timeout_ms(vigil_t *v)
 	int64_t now = clock_ms();
 	int64_t d = next_deadline(v);
 	int64_t ms;
-	if (keys_ready(v))
-		d = now;   /* a key operation's callback is due */
+	if (keys_ready(v) || v->held.head)
+		d = now;   /* a key operation's callback or held events are due */
 	if (d == INT64_MAX)
 		ms = -1;
 	else if (d <= now)
@@ -1189,7 +1210,7 @@ static void detect_stall(struct vigil *v, int64_t now)
 		memset(&ev, 0, sizeof ev);
 		ev.type = VIGIL_EV_LOCAL_STALL;
 		ev.duration_ms = gap;
-		v->cfg.on_event(v->cfg.ctx, &ev);
+		v_on_event(v, &ev);
 	}
 }
 
@@ -1199,9 +1220,8 @@ void vigil_step(vigil_t *v)
 		return;
 	int64_t now = clock_ms();
 
-	/* Events raised inside vigil_create, now that the caller has v. */
-	if (v->early.head)
-		evqueue_drain(&v->early, v->cfg.on_event, v->cfg.ctx);
+	v->in_step = true;
+	deliver_held(v);   /* raised since the last step (or inside create) */
 	detect_stall(v, now);
 	v->now = now;
 	transport_step(v->tr, now);
@@ -1221,6 +1241,8 @@ void vigil_step(vigil_t *v)
 		if (snapshotter_next_deadline(v->snap) <= now)
 			snapshot_update(v, false);
 	}
+	deliver_held(v);   /* raised by calls made from callbacks this step */
+	v->in_step = false;
 	v->last_step = now;
 	note_expected_wake(v, now);
 }
@@ -2271,7 +2293,11 @@ static void key_op_report(struct vigil *v, struct key_op *op)
 		r.primary_keys = primary;
 		r.n_primary_keys = op->n_primary;
 	}
+	/* events raised by calls from this callback are held (v_on_event) */
+	bool was = v->in_callback;
+	v->in_callback = true;
 	op->cb(op->ctx, &r);
+	v->in_callback = was;
 	free(msgs);
 	free(keys);
 	free(primary);

@@ -24,6 +24,8 @@ struct node {
 	int self_joins;        /* member-join events for ourselves */
 	bool in_create;        /* set around vigil_create by the test */
 	int events_in_create;  /* on_event calls while in_create */
+	int depth, max_depth;  /* on_event nesting */
+	int pings, pongs;      /* user events "ping" / "pong" seen */
 	char name[VIGIL_NAME_MAX + 1];
 };
 
@@ -61,11 +63,21 @@ static void on_event(void *ctx, const struct vigil_event *ev)
 {
 	struct node *n = ctx;
 	n->events++;
+	if (++n->depth > n->max_depth)
+		n->max_depth = n->depth;
+	if (ev->type == VIGIL_EV_USER && strcmp(ev->name, "ping") == 0) {
+		n->pings++;
+		/* raising an event from a callback: delivered later, not nested */
+		vigil_user_event(n->v, "pong", NULL, 0, false);
+	}
+	if (ev->type == VIGIL_EV_USER && strcmp(ev->name, "pong") == 0)
+		n->pongs++;
 	if (n->in_create)
 		n->events_in_create++;
 	if (ev->type == VIGIL_EV_MEMBER_JOIN && ev->member &&
 	    strcmp(ev->member->name, n->name) == 0)
 		n->self_joins++;
+	n->depth--;
 }
 
 static void test_config(struct vigil_config *cfg, struct node *n, const char *name)
@@ -351,6 +363,24 @@ TEST(no_callback_during_create)
 	CHECK_EQ_INT(n.events, 0);
 }
 
+/* on_event runs only inside vigil_step, never nested. */
+TEST(callbacks_only_from_step)
+{
+	struct node n;
+	REQUIRE(make_node(&n, "s") == VIGIL_OK);
+	vigil_step(n.v);
+	int before = n.events;
+	CHECK_EQ_INT(vigil_user_event(n.v, "ping", NULL, 0, false), VIGIL_OK);
+	CHECK_EQ_INT(n.events, before);          /* not inside vigil_user_event */
+	CHECK_EQ_INT(vigil_timeout_ms(n.v), 0);  /* but due at once */
+	vigil_step(n.v);
+	CHECK_EQ_INT(n.pings, 1);
+	vigil_step(n.v);
+	CHECK_EQ_INT(n.pongs, 1);                /* the one raised from the callback */
+	CHECK_EQ_INT(n.max_depth, 1);
+	vigil_destroy(n.v);
+}
+
 /*
  * A host name is resolved off the caller's loop: vigil_join returns at
  * once, vigil_pollfds reports one more fd (the resolver's), and the join
@@ -403,4 +433,4 @@ TEST(join_by_name)
 }
 
 TEST_MAIN(strerror_covers_every_code, version, create_errors, call_errors, pollfds_count,
-	  no_callback_during_create, join_by_name)
+	  no_callback_during_create, callbacks_only_from_step, join_by_name)
