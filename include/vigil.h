@@ -383,7 +383,8 @@ struct vigil_will_info {
  * (payload over VIGIL_WILL_MAX, name over VIGIL_NAME_MAX).
  */
 /* Wills known here; owner NULL = all.  Free with vigil_will_list_free. */
-VIGIL_API int vigil_will_list(vigil_t *v, const char *owner, struct vigil_will_info **out, size_t *n);
+VIGIL_API int vigil_will_list(vigil_t *v, const char *owner, struct vigil_will_info **out,
+			      size_t *n);
 VIGIL_API void vigil_will_list_free(struct vigil_will_info *list, size_t n);
 
 /*

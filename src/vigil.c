@@ -102,7 +102,6 @@ struct vigil {
 	bool in_callback;            /* inside the caller's on_event */
 	struct vigil_errbuf eb;      /* vigil_last_error */
 	struct resolver *res;        /* host names given to vigil_join* */
-	bool joins_replay;           /* replay flag of the latest join */
 	struct vigil_keyring *kr;    /* NULL: plaintext cluster */
 	int enc_version;             /* memberlist encryptionVersion() */
 
@@ -783,27 +782,25 @@ static int setup_keyring(struct vigil *v, const struct vigil_config *cfg,
 			 char *err, size_t errlen)
 {
 	struct stat st;
-	int rc;
 	bool have_file = cfg->keyring_file && cfg->keyring_file[0] &&
 			 stat(cfg->keyring_file, &st) == 0;
+	int rc;
 	if (have_file) {
 		rc = vigil_keyring_load_file(cfg->keyring_file, &v->kr);
-		if (rc != VIGIL_CRYPTO_OK) {
-			return err_to_buf(err, errlen, VIGIL_ERR_KEY, "keyring file %s: %s", cfg->keyring_file,
-				vigil_crypto_strerror(rc));
-		}
+		if (rc != VIGIL_CRYPTO_OK)
+			return err_to_buf(err, errlen, VIGIL_ERR_KEY, "keyring file %s: %s",
+					  cfg->keyring_file, vigil_crypto_strerror(rc));
 	}
 	if (cfg->n_keys) {
-		if (!v->kr && !(v->kr = vigil_keyring_new())) {
+		if (!v->kr && !(v->kr = vigil_keyring_new()))
 			return err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "out of memory");
-		}
 		for (size_t i = 0; i < cfg->n_keys; i++) {
 			if (!cfg->keys[i])
 				continue;
 			rc = vigil_keyring_add_b64(v->kr, cfg->keys[i]);
-			if (rc != VIGIL_CRYPTO_OK) {
-				return err_to_buf(err, errlen, VIGIL_ERR_KEY, "key %zu: %s", i, vigil_crypto_strerror(rc));
-			}
+			if (rc != VIGIL_CRYPTO_OK)
+				return err_to_buf(err, errlen, VIGIL_ERR_KEY, "key %zu: %s", i,
+						  vigil_crypto_strerror(rc));
 		}
 		if (vigil_keyring_count(v->kr) == 0) {
 			vigil_keyring_free(v->kr);
@@ -821,22 +818,20 @@ static int setup_keyring(struct vigil *v, const struct vigil_config *cfg,
 int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_t errlen)
 {
 	int rc;
-	if (!cfg || !out) {
+	if (!cfg || !out)
 		return err_to_buf(err, errlen, VIGIL_ERR_INVALID, "vigil_create: NULL argument");
-	}
 	*out = NULL;
-	if (!cfg->name[0] || strnlen(cfg->name, sizeof cfg->name) > WIRE_NAME_MAX) {
-		return err_to_buf(err, errlen, VIGIL_ERR_INVALID, "node name must be 1..%d bytes", WIRE_NAME_MAX);
-	}
+	if (!cfg->name[0] || strnlen(cfg->name, sizeof cfg->name) > WIRE_NAME_MAX)
+		return err_to_buf(err, errlen, VIGIL_ERR_INVALID, "node name must be 1..%d bytes",
+				  WIRE_NAME_MAX);
 	int pv = cfg->protocol_version ? cfg->protocol_version : 4;
-	if (pv < 2 || pv > 5) {
-		return err_to_buf(err, errlen, VIGIL_ERR_RANGE, "serf protocol version %d not in 2..5", pv);
-	}
+	if (pv < 2 || pv > 5)
+		return err_to_buf(err, errlen, VIGIL_ERR_RANGE, "serf protocol version %d not in 2..5",
+				  pv);
 
 	struct vigil *v = calloc(1, sizeof *v);
-	if (!v) {
+	if (!v)
 		return err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "out of memory");
-	}
 	v->cfg = *cfg;
 	v->cfg.protocol_version = pv;
 	/* Not retained: the caller's arrays may go away after create. */
@@ -889,7 +884,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	transport_local_addr(v->tr, &bound);
 	if (cfg->advertise_addr[0]) {
 		if (transport_parse_addr(cfg->advertise_addr, bound.port, true, &adv) != 0) {
-			rc = err_to_buf(err, errlen, VIGIL_ERR_ADDRESS, "bad advertise address %s", cfg->advertise_addr);
+			rc = err_to_buf(err, errlen, VIGIL_ERR_ADDRESS, "bad advertise address %s",
+					cfg->advertise_addr);
 			goto fail;
 		}
 	} else if (is_wildcard(&bound)) {
@@ -908,7 +904,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	sc.addr = adv;
 	int ml = serf_encode_tags(cfg->tags, cfg->n_tags, pv, sc.meta, sizeof sc.meta);
 	if (ml < 0) {
-		rc = err_to_buf(err, errlen, VIGIL_ERR_TOO_LARGE, "tags do not fit in %d bytes of node meta", WIRE_META_MAX);
+		rc = err_to_buf(err, errlen, VIGIL_ERR_TOO_LARGE,
+				"tags do not fit in %d bytes of node meta", WIRE_META_MAX);
 		goto fail;
 	}
 	sc.meta_len = (uint16_t)ml;
@@ -949,7 +946,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	};
 	v->sw = swim_new(&sc, &sh, v->now);
 	if (!v->sw) {
-		rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the membership state machine");
+		rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM,
+				"cannot create the membership state machine");
 		goto fail;
 	}
 
@@ -1041,8 +1039,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 
 	/* serf opens (creates) its snapshot at start and fails if it cannot */
 	if (v->snap && snapshot_update(v, false) != SNAP_OK) {
-		rc = err_to_buf(err, errlen, VIGIL_ERR_IO, "failed to write snapshot %s: %s", cfg->snapshot_path,
-			snapshotter_last_error(v->snap));
+		rc = err_to_buf(err, errlen, VIGIL_ERR_IO, "failed to write snapshot %s: %s",
+				cfg->snapshot_path, snapshotter_last_error(v->snap));
 		goto fail;
 	}
 	if (v->n_rejoin)
