@@ -51,7 +51,7 @@
  * in order by the next vigil_step(); vigil_timeout_ms() returns 0 while any
  * are held.  So on_event never runs before vigil_create has returned.
  * From on_event and the keys callback you may call every function on the
- * same handle except vigil_step() and vigil_destroy().  on_log runs from
+ * same handle except vigil_destroy() (vigil_step() there does nothing).  on_log runs from
  * any call that logs (vigil_create included) and must not call the library.
  *
  * Lifetimes.  Everything an event points to (ev->member and its tags,

@@ -1214,7 +1214,9 @@ static void detect_stall(struct vigil *v, int64_t now)
 
 void vigil_step(vigil_t *v)
 {
-	if (!v)
+	/* Called from one of its own callbacks: the running step goes on
+	 * from where it is; a nested one would deliver events out of order. */
+	if (!v || v->in_step)
 		return;
 	int64_t now = clock_ms();
 

@@ -69,6 +69,7 @@ static void on_event(void *ctx, const struct vigil_event *ev)
 		n->pings++;
 		/* raising an event from a callback: delivered later, not nested */
 		vigil_user_event(n->v, "pong", NULL, 0, false);
+		vigil_step(n->v);   /* a no-op from inside a callback */
 	}
 	if (ev->type == VIGIL_EV_USER && strcmp(ev->name, "pong") == 0)
 		n->pongs++;
