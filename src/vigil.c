@@ -1633,8 +1633,23 @@ int vigil_query(vigil_t *v, const char *name, const uint8_t *payload, size_t len
 		return errbuf_set(&v->eb, VIGIL_ERR_INVALID,
 				  "vigil_query: name NULL, or payload NULL with length %zu", len);
 	v->now = clock_ms();
-	return serf_fail(v, "vigil_query", serf_layer_query(v->sl, name, payload, len, p,
-							    NULL, NULL, id_out, v->now));
+	int rc = serf_layer_query(v->sl, name, payload, len, p, NULL, NULL, id_out, v->now);
+	switch (rc) {
+	case SERF_EINVAL:
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_query: bad parameters (odd "
+				  "filter_tags count, NULL filter array, relay_factor not 0..255 "
+				  "or negative timeout)");
+	case SERF_ETOOBIG:
+		return errbuf_set(&v->eb, VIGIL_ERR_TOO_LARGE, "vigil_query: the encoded query "
+				  "is over serf's limit of 1024 bytes");
+	case SERF_EPROTO:
+		return errbuf_set(&v->eb, VIGIL_ERR_PROTOCOL, "vigil_query: queries need serf "
+				  "protocol 4 or newer (config protocol_version)");
+	case SERF_ESTATE:
+		return errbuf_set(&v->eb, VIGIL_ERR_STATE, "vigil_query: cannot query now "
+				  "(left the cluster, or too many of our queries pending)");
+	}
+	return serf_fail(v, "vigil_query", rc);
 }
 
 int vigil_respond(vigil_t *v, uint32_t query_id, const uint8_t *payload, size_t len)

@@ -222,6 +222,13 @@ TEST(create_errors)
 	CHECK_EQ_INT(vigil_create(&cfg, &v, err, sizeof err), VIGIL_ERR_IO);
 	CHECK(strstr(err, "/nonexistent-dir-vigil/snap") != NULL);
 
+	/* queries need serf protocol 4 */
+	test_config(&cfg, &n, "old");
+	cfg.protocol_version = 3;
+	REQUIRE(vigil_create(&cfg, &v, err, sizeof err) == VIGIL_OK);
+	CHECK_EQ_INT(vigil_query(v, "q", NULL, 0, NULL, NULL), VIGIL_ERR_PROTOCOL);
+	vigil_destroy(v);
+
 	/* the port of a running node is taken */
 	struct node a;
 	REQUIRE(make_node(&a, "a") == VIGIL_OK);
@@ -279,6 +286,17 @@ TEST(call_errors)
 	CHECK_EQ_INT(vigil_respond(v, 424242, payload, 3), VIGIL_ERR_NOT_FOUND);
 	CHECK(strstr(vigil_last_error(v), "424242") != NULL);
 	CHECK_EQ_INT(vigil_query(v, NULL, NULL, 0, NULL, NULL), VIGIL_ERR_INVALID);
+	struct vigil_query_params odd = {.n_filter_tags = 1, .filter_tags = (const char *[]){"k"}};
+	CHECK_EQ_INT(vigil_query(v, "q", NULL, 0, &odd, NULL), VIGIL_ERR_INVALID);
+	CHECK(strstr(vigil_last_error(v), "filter_tags") != NULL);
+	CHECK_EQ_INT(vigil_query(v, "q", payload, 1500, NULL, NULL), VIGIL_ERR_TOO_LARGE);
+	CHECK(strstr(vigil_last_error(v), "1024") != NULL);
+	/* too many of our own queries open at once */
+	int qrc = VIGIL_OK;
+	for (int i = 0; i < 1000 && qrc == VIGIL_OK; i++)
+		qrc = vigil_query(v, "q", NULL, 0, NULL, NULL);
+	CHECK_EQ_INT(qrc, VIGIL_ERR_STATE);
+	CHECK(strstr(vigil_last_error(v), "pending") != NULL);
 
 	/* joins */
 	const char *garbage[] = {"no such : address"};
