@@ -339,17 +339,23 @@ VIGIL_API int vigil_join_poll(vigil_t *v, uint32_t join_id, int *joined);
 VIGIL_API int vigil_leave(vigil_t *v);
 VIGIL_API bool vigil_leave_done(vigil_t *v);
 VIGIL_API int vigil_force_leave(vigil_t *v, const char *node, bool prune);
-/* Snapshot of the member list; free with vigil_members_free. */
+/* force_leave: VIGIL_ERR_INVALID (node NULL); an unknown node is not an
+ * error (serf broadcasts the intent anyway). */
+/* Snapshot of the member list; free with vigil_members_free.
+ * VIGIL_ERR_INVALID (out or n NULL), VIGIL_ERR_NOMEM. */
 VIGIL_API int vigil_members(vigil_t *v, struct vigil_member **out, size_t *n);
 VIGIL_API void vigil_members_free(struct vigil_member *m, size_t n);
 VIGIL_API const char *vigil_name(vigil_t *v);
 
-/* Tags: set/replace (n) and delete (keys), then gossip the new meta. */
+/* Tags: set/replace (n) and delete (keys), then gossip the new meta.
+ * VIGIL_ERR_INVALID (NULL array, NULL key or value; nothing changes),
+ * VIGIL_ERR_TOO_LARGE (the tags would not fit in 512 bytes of node meta). */
 VIGIL_API int vigil_set_tags(vigil_t *v, const struct vigil_tag *set, size_t n_set,
 		   const char *const *del, size_t n_del);
 
 /* User events and queries (serf semantics).  vigil_user_event returns
- * VIGIL_ERR_TOO_LARGE when name + payload exceed VIGIL_USER_EVENT_MAX. */
+ * VIGIL_ERR_TOO_LARGE when name + payload exceed VIGIL_USER_EVENT_MAX,
+ * VIGIL_ERR_INVALID for a NULL name (or NULL payload with len > 0). */
 VIGIL_API int vigil_user_event(vigil_t *v, const char *name, const uint8_t *payload,
 		     size_t len, bool coalesce);
 struct vigil_query_params {
@@ -359,6 +365,11 @@ struct vigil_query_params {
 	int timeout_ms;                  /* 0 = serf's default */
 	int relay_factor;
 };
+/* vigil_query: VIGIL_ERR_INVALID (bad params), VIGIL_ERR_TOO_LARGE (over
+ * 1024 bytes encoded), VIGIL_ERR_PROTOCOL (protocol_version < 4),
+ * VIGIL_ERR_STATE (256 of our queries already pending).  vigil_respond:
+ * VIGIL_ERR_NOT_FOUND (no such query pending), VIGIL_ERR_STATE (its
+ * timeout passed), VIGIL_ERR_TOO_LARGE. */
 VIGIL_API int vigil_query(vigil_t *v, const char *name, const uint8_t *payload, size_t len,
 		const struct vigil_query_params *p, uint32_t *id_out);
 VIGIL_API int vigil_respond(vigil_t *v, uint32_t query_id, const uint8_t *payload, size_t len);

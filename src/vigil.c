@@ -1663,7 +1663,10 @@ int vigil_respond(vigil_t *v, uint32_t query_id, const uint8_t *payload, size_t 
 	int rc = serf_layer_respond(v->sl, query_id, payload, len, v->now);
 	if (rc == SERF_ENOTFOUND)
 		return errbuf_set(&v->eb, VIGIL_ERR_NOT_FOUND, "vigil_respond: no pending query "
-				  "%u (unknown, timed out or answered)", query_id);
+				  "%u (unknown, or already over)", query_id);
+	if (rc == SERF_ESTATE)
+		return errbuf_set(&v->eb, VIGIL_ERR_STATE, "vigil_respond: query %u timed out",
+				  query_id);
 	return serf_fail(v, "vigil_respond", rc);
 }
 
