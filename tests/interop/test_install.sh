@@ -45,6 +45,17 @@ if [ "$(readlink "$lib/libvigil.so.$major")" = "libvigil.so.$ver" ] &&
 else
     not_ok install_symlinks "$(ls -l "$lib" | tr '\n' ' ')"
 fi
+# The installed header alone compiles as strict C99 and as C++.
+printf '#include <vigil.h>\nint main(void) { return vigil_version(0) > 0 ? 0 : 1; }\n' \
+    >"$VIGIL_TMP/hdr.c"
+if cc -std=c99 -pedantic -Wall -Wextra -Werror -I"$dest$prefix/include" -fsyntax-only \
+        "$VIGIL_TMP/hdr.c" 2>"$VIGIL_TMP/hdr.log" &&
+   { ! command -v c++ >/dev/null || c++ -Wall -Wextra -Werror -I"$dest$prefix/include" \
+        -fsyntax-only -x c++ "$VIGIL_TMP/hdr.c" 2>>"$VIGIL_TMP/hdr.log"; }; then
+    ok header_c99_and_cxx
+else
+    not_ok header_c99_and_cxx "$(head -3 "$VIGIL_TMP/hdr.log")"
+fi
 soname=$(readelf -d "$lib/libvigil.so.$ver" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
 if [ "$soname" = "libvigil.so.$major" ]; then ok soname; else not_ok soname "SONAME '$soname'"; fi
 
