@@ -67,6 +67,19 @@ if [ -z "$others" ] && echo "$exported" | grep -qx vigil_create; then
 else
     not_ok so_exports_only_vigil "also exported: $others"
 fi
+# Every function the header declares is exported (a declaration without
+# VIGIL_API would compile for users and then fail to link).
+hdr=$dest$prefix/include/vigil.h
+unmarked=$(grep -nE '^(const |unsigned |struct |enum )?[a-z_0-9]+[ *]+vigil_[a-z0-9_]+\(' "$hdr" |
+           grep -v VIGIL_API | head -3)
+declared=$(grep -oE '^VIGIL_API [^(]*\bvigil_[a-z0-9_]+\(' "$hdr" | grep -oE 'vigil_[a-z0-9_]+\($' |
+           tr -d '(' | sort)
+unexported=$(comm -23 <(echo "$declared") <(echo "$exported" | sort))
+if [ -z "$unmarked" ] && [ -z "$unexported" ] && [ -n "$declared" ]; then
+    ok header_functions_exported
+else
+    not_ok header_functions_exported "without VIGIL_API: $unmarked; not exported: $unexported"
+fi
 others=$(nm -g --defined-only "$lib/libvigil.a" | awk 'NF == 3 {print $3}' | grep -v '^vigil_' | head -5)
 if [ -z "$others" ] && nm -g --defined-only "$lib/libvigil.a" | grep -q ' T vigil_create$'; then
     ok static_defines_only_vigil
