@@ -887,7 +887,7 @@ int agent_main(int argc, char **argv)
 	}
 	printf("\n==> Log data will now stream in as it occurs:\n\n");
 	fflush(stdout);
-	/* systemd Type=notify: sockets, RPC and the start join are up */
+	/* systemd Type=notify: gossip sockets and the RPC listener are open */
 	sd_notify_state("READY=1");
 	if (cfg->retry_join.n) {
 		a->next_retry_ms = now_ms();
