@@ -329,8 +329,9 @@ VIGIL_API int vigil_join_ex(vigil_t *v, const char *const *addrs, size_t n, bool
  * vigil_join_poll() then returns 0 while seeds are still being contacted,
  * 1 once every seed's push-pull has finished (at the latest the TCP timeout
  * plus a second after the start), with *joined = the seeds that answered
- * (serf Join's count; 0 means the join failed), and forgets the join; -1
- * for an unknown id.  The 64 newest joins are remembered.
+ * (serf Join's count; 0 means the join failed), and forgets the join;
+ * VIGIL_ERR_NOT_FOUND for an unknown id.  The 64 newest joins are
+ * remembered.  A seed given as a host name counts from when it resolved.
  */
 VIGIL_API int vigil_join_begin(vigil_t *v, const char *const *addrs, size_t n, bool replay,
 		     uint32_t *join_id);
@@ -410,9 +411,10 @@ VIGIL_API void vigil_will_list_free(struct vigil_will_info *list, size_t n);
  * vigil_keys_op itself), with the result; its pointers are valid only
  * during the call.
  *
- * Returns 0 when the query was sent; -1 (and err) when it could not be:
- * b64key is not a base64 AES key (16/24/32 bytes), or the query could not
- * start.  Everything else -- no keyring, removing the primary key, using a
+ * Returns VIGIL_OK when the query was sent, or a code (message in err and
+ * vigil_last_error) when it could not be: VIGIL_ERR_KEY (b64key is not a
+ * base64 AES key of 16/24/32 bytes), VIGIL_ERR_INVALID (cb NULL, bad op),
+ * or the query could not start (vigil_query's codes).  Everything else -- no keyring, removing the primary key, using a
  * key a node lacks -- is reported per node in the result, as serf does.
  * vigil_destroy() drops pending operations without calling them back.
  */
@@ -456,7 +458,10 @@ VIGIL_API const char *vigil_keys_op_name(enum vigil_keys_opcode op); /* "install
 VIGIL_API int vigil_keys_list(vigil_t *v, char ***keys_out, size_t *n);
 VIGIL_API void vigil_keys_list_free(char **keys, size_t n);
 
-/* Stats for metrics / `serf info`: name/value pairs, NULL-terminated. */
+/* Stats for metrics / `serf info`: name/value pairs, NULL-terminated;
+ * returns how many were written.  An array too small for all of them (and
+ * the terminator) is filled as far as it goes and vigil_last_error() says
+ * so (64 entries are plenty today). */
 struct vigil_stat { const char *name; double value; };
 VIGIL_API int vigil_stats(vigil_t *v, struct vigil_stat *out, int max);
 

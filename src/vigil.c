@@ -2497,6 +2497,9 @@ int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 	/* leave room for the NULL terminator */
 	for (; n < total && n < max - 1; n++)
 		out[n] = all[n];
+	if (n < total)
+		errbuf_set(&v->eb, VIGIL_ERR_BUFFER, "vigil_stats: %d stats and a terminator, "
+			   "room for %d", total, max);
 	out[n].name = NULL;
 	out[n].value = 0;
 	return n;

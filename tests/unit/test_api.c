@@ -334,6 +334,10 @@ TEST(call_errors)
 	CHECK_EQ_INT(vigil_members(v, NULL, NULL), VIGIL_ERR_INVALID);
 	CHECK_EQ_INT(vigil_force_leave(v, NULL, false), VIGIL_ERR_INVALID);
 	CHECK_EQ_INT(vigil_stats(v, NULL, 0), VIGIL_ERR_INVALID);
+	struct vigil_stat few[3];
+	CHECK_EQ_INT(vigil_stats(v, few, 3), 2);
+	CHECK(few[2].name == NULL);
+	CHECK(strstr(vigil_last_error(v), "room for 3") != NULL);
 	CHECK_EQ_INT(vigil_leave(NULL), VIGIL_ERR_INVALID);
 	CHECK(vigil_last_error(NULL) != NULL);
 	vigil_destroy(v);
