@@ -76,7 +76,7 @@ static void on_log(void *ctx, int level, const char *msg)
 {
 	(void)ctx;
 	if (level >= 2)   /* warnings and errors */
-		fprintf(stderr, "vigil: %s\n", msg);
+		fprintf(stderr, "%s\n", msg);
 }
 
 /*
@@ -176,11 +176,13 @@ int main(int argc, char **argv)
 	uint32_t join_id = 0;
 	if (join && vigil_join_begin(v, (const char *[]){ join }, 1, false, &join_id) < 0) {
 		fprintf(stderr, "join: %s\n", vigil_last_error(v));
+		vigil_destroy(v);
 		return 1;
 	}
 
 	long long leave_at = -1, give_up_at = -1;
 	bool leaving = false;
+	int status = 0;
 	while (!(leaving && (vigil_leave_done(v) || now_ms() >= give_up_at))) {
 		if (sync_watch(&w, v) != 0)
 			break;
@@ -205,8 +207,10 @@ int main(int argc, char **argv)
 		if (join_id && vigil_join_poll(v, join_id, &joined) == 1) {
 			join_id = 0;
 			printf("joined %d node(s)\n", joined);
-			if (joined == 0)
-				return 1;
+			if (joined == 0) {
+				status = 1;   /* nobody answered: give up, as serf does */
+				break;
+			}
 			if (event) {
 				/* "-event=name=payload" */
 				const char *eq = strchr(event, '=');
@@ -231,9 +235,10 @@ int main(int argc, char **argv)
 		}
 		fflush(stdout);
 	}
-	printf("left\n");
+	if (leaving)
+		printf("left\n");
 	vigil_destroy(v);
 	close(w.epfd);
 	close(sfd);
-	return 0;
+	return status;
 }
