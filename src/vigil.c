@@ -875,7 +875,10 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		.log = layer_log,
 	};
 	if (transport_open(&tc, &th, &v->tr, err, errlen) != 0) {
-		rc = VIGIL_ERR_SOCKET;
+		/* a bind address that is no IP literal, or a socket that failed */
+		struct wire_addr ba;
+		rc = transport_parse_addr(tc.bind_addr, 0, false, &ba) == 0 ? VIGIL_ERR_SOCKET
+									   : VIGIL_ERR_ADDRESS;
 		goto fail;
 	}
 

@@ -222,6 +222,11 @@ TEST(create_errors)
 	CHECK_EQ_INT(vigil_create(&cfg, &v, err, sizeof err), VIGIL_ERR_IO);
 	CHECK(strstr(err, "/nonexistent-dir-vigil/snap") != NULL);
 
+	test_config(&cfg, &n, "x");
+	snprintf(cfg.bind_addr, sizeof cfg.bind_addr, "localhost");
+	CHECK_EQ_INT(vigil_create(&cfg, &v, err, sizeof err), VIGIL_ERR_ADDRESS);
+	CHECK(strstr(err, "localhost") != NULL);
+
 	/* queries need serf protocol 4 */
 	test_config(&cfg, &n, "old");
 	cfg.protocol_version = 3;
