@@ -1,6 +1,11 @@
 # vigil — GNU make build.
 #
-#   make            build/libvigil.a (src/*.c) and build/vigil (agent/*.c)
+#   make            build/libvigil.a, build/libvigil.so* (src/*.c but the
+#                   simulator) and build/vigil (agent/*.c)
+#   make install    PREFIX=/usr/local DESTDIR= LIBDIR=$(PREFIX)/lib: header,
+#                   libraries, vigil.pc, the vigil binary, man pages, systemd unit
+#   make uninstall  the same files removed
+#   make deb        build/vigil_<version>_<arch>.deb (dpkg-deb)
 #   make tests      build/tests/test_*  (one per tests/unit/test_*.c)
 #   make asan       the same library + agent in build-asan/ with ASan+UBSan
 #   make asan-tests build-asan/tests/test_*
@@ -11,16 +16,41 @@
 #
 # Sources are found by wildcard, so new files are picked up automatically.
 # Each test binary is built from exactly one tests/unit/test_*.c and linked
-# against libvigil.a.
+# against the internal archive (below), not the installed library.
+#
+# Three archives are built from the library objects:
+#   libvigil-internal.a  every object as compiled; tests, benchmarks and the
+#                        daemon use internal symbols (swim_*, wire_*, ...)
+#   libvigil-sim.a       the deterministic network simulator (src/sim.c),
+#                        for tests and benchmarks only; never installed
+#   libvigil.a           what is installed: one relocatable object in which
+#                        every symbol not marked VIGIL_API is made local, so
+#                        a program linking it statically sees only vigil_*
+#                        (swim_new, for one, would clash with Tarantool's)
+# and libvigil.so.$(ABI) exports only VIGIL_API functions (hidden visibility).
 
 CC      ?= cc
 AR      ?= ar
+LD      ?= ld
+OBJCOPY ?= objcopy
+
+# The version lives in include/vigil.h only (VIGIL_VERSION_*); the soname
+# carries the major number, which changes exactly when the ABI breaks
+# (docs/ABI.md).
+vigil_ver = $(shell sed -n 's/^\#define VIGIL_VERSION_$(1)  *\([0-9][0-9]*\).*/\1/p' include/vigil.h)
+VERSION := $(call vigil_ver,MAJOR).$(call vigil_ver,MINOR).$(call vigil_ver,PATCH)
+ABI     := $(call vigil_ver,MAJOR)
+SO_NAME := libvigil.so.$(ABI)
+SO_REAL := libvigil.so.$(VERSION)
 
 WARN       := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror
 INCS       := -Iinclude -Isrc
 OPT        := -O2 -g
 ASAN_OPT   := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=all
+# Library objects go into a shared library too, hence -fPIC; nothing but
+# the VIGIL_API functions of include/vigil.h is visible outside it.
+LIB_FLAGS  := -fPIC -fvisibility=hidden
 CFLAGS     := $(WARN) $(OPT) $(INCS)
 ASAN_FLAGS := $(WARN) $(ASAN_OPT) $(INCS)
 # libvigil's libraries: msgpack-c, libcrypto (AES-GCM), jansson (config),
@@ -38,7 +68,8 @@ TEST_LDLIBS := $(LDLIBS) -lz
 STATIC     ?= 1
 AGENT_LINK := $(if $(filter 1,$(STATIC)),-static)
 
-LIB_SRCS   := $(sort $(wildcard src/*.c))
+SIM_SRCS   := src/sim.c
+LIB_SRCS   := $(filter-out $(SIM_SRCS),$(sort $(wildcard src/*.c)))
 LIB_CXX_SRCS := $(sort $(wildcard src/*.cc))
 # C++ is compiled with the C flags of its variant, C++17 instead of C11.
 CXX_STD    := -std=c++17
@@ -46,11 +77,13 @@ AGENT_SRCS := $(sort $(wildcard agent/*.c))
 TEST_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
 
 .DEFAULT_GOAL := all
-.PHONY: all asan tests asan-tests sim-benches test run clean deps FORCE
+.PHONY: all asan tests asan-tests sim-benches test run clean deps FORCE \
+	install uninstall deb
 
 # $(1) = output directory, $(2) = compile/link flags, $(3) = extra daemon link flags
 define variant
 $(1)_LIB_OBJS   := $$(LIB_SRCS:%.c=$(1)/%.o) $$(LIB_CXX_SRCS:%.cc=$(1)/%.o)
+$(1)_SIM_OBJS   := $$(SIM_SRCS:%.c=$(1)/%.o)
 $(1)_AGENT_OBJS := $$(AGENT_SRCS:%.c=$(1)/%.o)
 $(1)_TEST_OBJS  := $$(TEST_SRCS:%.c=$(1)/%.o)
 $(1)_TESTS      := $$(patsubst tests/unit/%.c,$(1)/tests/%,$$(TEST_SRCS))
@@ -65,24 +98,42 @@ $(1)/.agent-objs: FORCE
 	@mkdir -p $$(@D)
 	@echo '$$($(1)_AGENT_OBJS)' | cmp -s - $$@ || echo '$$($(1)_AGENT_OBJS)' > $$@
 
-$(1)/libvigil.a: $$($(1)_LIB_OBJS) $(1)/.lib-objs
+$(1)/libvigil-internal.a: $$($(1)_LIB_OBJS) $(1)/.lib-objs
 	@mkdir -p $$(@D)
 	@rm -f $$@
 	$$(AR) rcs $$@ $$($(1)_LIB_OBJS)
 
-$(1)/vigil: $$($(1)_AGENT_OBJS) $(1)/libvigil.a $(1)/.agent-objs
+$(1)/libvigil-sim.a: $$($(1)_SIM_OBJS)
 	@rm -f $$@
-	$$(CC) $(2) $(3) $$(LDFLAGS) -o $$@ $$($(1)_AGENT_OBJS) $(1)/libvigil.a $$(LDLIBS) \
+	$$(AR) rcs $$@ $$^
+
+# ld -r joins the objects (resolving their references to each other), then
+# objcopy makes every hidden symbol local: only VIGIL_API ones stay global.
+$(1)/libvigil.a: $$($(1)_LIB_OBJS) $(1)/.lib-objs
+	@rm -f $$@ $(1)/libvigil-all.o
+	$$(LD) -r -o $(1)/libvigil-all.o $$($(1)_LIB_OBJS)
+	$$(OBJCOPY) --localize-hidden $(1)/libvigil-all.o
+	$$(AR) rcs $$@ $(1)/libvigil-all.o
+
+$(1)/$$(SO_REAL): $$($(1)_LIB_OBJS) $(1)/.lib-objs
+	$$(CC) $(2) -shared -Wl,-soname,$$(SO_NAME) -Wl,--no-undefined $$(LDFLAGS) \
+		-o $$@ $$($(1)_LIB_OBJS) $$(LDLIBS)
+	ln -sf $$(SO_REAL) $(1)/$$(SO_NAME)
+	ln -sf $$(SO_NAME) $(1)/libvigil.so
+
+$(1)/vigil: $$($(1)_AGENT_OBJS) $(1)/libvigil-internal.a $(1)/.agent-objs
+	@rm -f $$@
+	$$(CC) $(2) $(3) $$(LDFLAGS) -o $$@ $$($(1)_AGENT_OBJS) $(1)/libvigil-internal.a $$(LDLIBS) \
 		2>&1 | { grep -v 'statically linked applications requires at runtime\|in function' >&2 || true; }; \
 		test -x $$@
 
 $(1)/src/%.o: src/%.c
 	@mkdir -p $$(@D)
-	$$(CC) $(2) $$(CPPFLAGS) -MMD -MP -c -o $$@ $$<
+	$$(CC) $(2) $$(LIB_FLAGS) $$(CPPFLAGS) -MMD -MP -c -o $$@ $$<
 
 $(1)/src/%.o: src/%.cc
 	@mkdir -p $$(@D)
-	$$(CXX) $$(filter-out -std=c11,$(2)) $(CXX_STD) $$(CPPFLAGS) -MMD -MP -c -o $$@ $$<
+	$$(CXX) $$(filter-out -std=c11,$(2)) $(CXX_STD) $$(LIB_FLAGS) $$(CPPFLAGS) -MMD -MP -c -o $$@ $$<
 
 $(1)/agent/%.o: agent/%.c
 	@mkdir -p $$(@D)
@@ -92,10 +143,12 @@ $(1)/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $$(@D)
 	$$(CC) $(2) -Itests/unit $$(CPPFLAGS) -MMD -MP -c -o $$@ $$<
 
-$(1)/tests/test_%: $(1)/tests/unit/test_%.o $(1)/libvigil.a
-	$$(CC) $(2) $$(LDFLAGS) -o $$@ $$< $(1)/libvigil.a $$(TEST_LDLIBS)
+$(1)/tests/test_%: $(1)/tests/unit/test_%.o $(1)/libvigil-sim.a $(1)/libvigil-internal.a
+	$$(CC) $(2) $$(LDFLAGS) -o $$@ $$< $(1)/libvigil-sim.a $(1)/libvigil-internal.a \
+		$$(TEST_LDLIBS)
 
--include $$($(1)_LIB_OBJS:.o=.d) $$($(1)_AGENT_OBJS:.o=.d) $$($(1)_TEST_OBJS:.o=.d)
+-include $$($(1)_LIB_OBJS:.o=.d) $$($(1)_SIM_OBJS:.o=.d) $$($(1)_AGENT_OBJS:.o=.d) \
+	$$($(1)_TEST_OBJS:.o=.d)
 endef
 
 $(eval $(call variant,build,$(CFLAGS),$(AGENT_LINK)))
@@ -104,16 +157,23 @@ $(eval $(call variant,build-asan,$(ASAN_FLAGS)))
 # Keep test objects around (they are intermediate in the pattern chain).
 .SECONDARY: $(build_TEST_OBJS) $(build-asan_TEST_OBJS)
 
-all: build/libvigil.a $(build_AGENT)
+# Examples are built against the installed form of the library (public
+# header only, localized archive) so they keep compiling as users build them.
+EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(sort $(wildcard examples/*.c)))
+build/examples/%: examples/%.c include/vigil.h build/libvigil.a
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(OPT) -Iinclude $(LDFLAGS) -o $@ $< build/libvigil.a $(LDLIBS)
+
+all: build/libvigil.a build/$(SO_REAL) $(build_AGENT) $(EXAMPLES)
 tests: $(build_TESTS)
-asan: build-asan/libvigil.a $(build-asan_AGENT)
+asan: build-asan/libvigil-internal.a $(build-asan_AGENT)
 asan-tests: $(build-asan_TESTS)
 
 # Simulator benchmarks (docs/BENCHMARKS.md), one program per bench/sim_*.c.
 SIM_BENCHES := $(patsubst bench/%.c,build/%,$(sort $(wildcard bench/sim_*.c)))
 sim-benches: $(SIM_BENCHES)
-build/sim_%: bench/sim_%.c build/libvigil.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< build/libvigil.a $(LDLIBS)
+build/sim_%: bench/sim_%.c build/libvigil-sim.a build/libvigil-internal.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< build/libvigil-sim.a build/libvigil-internal.a $(LDLIBS)
 
 FORCE:
 
@@ -137,6 +197,9 @@ run:
 clean:
 	rm -rf build build-asan
 
+# install, uninstall, vigil.pc and the Debian package.
+include packaging/install.mk
+
 # ---------------------------------------------------------------- fuzz ----
 # libFuzzer targets (docs/FUZZING.md).  Everything below belongs to the fuzz
 # harness; the rest of the Makefile does not depend on it.
@@ -157,7 +220,8 @@ FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -std=c11 -D_GNU_SOURCE
 FUZZ_SRCS    := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_TARGETS := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRCS))
 FUZZ_CXX    ?= clang++
-FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/%.o) $(LIB_CXX_SRCS:%.cc=$(FUZZ_DIR)/%.o)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/%.o) $(LIB_CXX_SRCS:%.cc=$(FUZZ_DIR)/%.o) \
+                 $(SIM_SRCS:%.c=$(FUZZ_DIR)/%.o)
 # Agent files some targets link (only those that exist are used).
 FUZZ_AGENT_OBJS := $(patsubst %.c,$(FUZZ_DIR)/%.o,\
                    $(wildcard agent/config.c agent/flags.c agent/mp.c))

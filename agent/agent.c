@@ -40,6 +40,7 @@
 #include "memtrim.h"
 #include "metrics.h"
 #include "rpc.h"
+#include "sdnotify.h"
 
 #define GRACEFUL_TIMEOUT_MS 3000  /* serf's gracefulTimeout (signals) */
 /* After this long the agent's start-up (config, banner, startup join) is
@@ -886,6 +887,8 @@ int agent_main(int argc, char **argv)
 	}
 	printf("\n==> Log data will now stream in as it occurs:\n\n");
 	fflush(stdout);
+	/* systemd Type=notify: gossip sockets and the RPC listener are open */
+	sd_notify_state("READY=1");
 	if (cfg->retry_join.n) {
 		a->next_retry_ms = now_ms();
 	} else {
@@ -942,8 +945,12 @@ int agent_main(int argc, char **argv)
 		}
 
 		/* --- poll set --- */
-		size_t need = 1 + 64 + (size_t)rpc_nfds(a->rpc) + (size_t)handlers_nfds(a->hs) +
-			      (size_t)metrics_nfds(metrics);
+		/* the library says how many slots it needs (never truncated) */
+		int lib_need = vigil_pollfds(a->v, NULL, 0);
+		if (lib_need < 0)
+			lib_need = 0;
+		size_t need = 1 + (size_t)lib_need + (size_t)rpc_nfds(a->rpc) +
+			      (size_t)handlers_nfds(a->hs) + (size_t)metrics_nfds(metrics);
 		if (need > fds_cap) {
 			struct pollfd *nf = realloc(fds, need * sizeof *nf);
 			if (!nf) {
@@ -956,7 +963,9 @@ int agent_main(int argc, char **argv)
 		}
 		int n = 0;
 		fds[n++] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
-		int lib_off = n, lib_n = vigil_pollfds(a->v, fds + n, 64);
+		int lib_off = n, lib_n = vigil_pollfds(a->v, fds + n, lib_need);
+		if (lib_n > lib_need)
+			lib_n = lib_need;
 		n += lib_n;
 		int rpc_off = n, rpc_n = rpc_pollfds(a->rpc, fds + n, (int)(fds_cap - (size_t)n));
 		n += rpc_n;
@@ -1033,6 +1042,7 @@ int agent_main(int argc, char **argv)
 			}
 			printf("==> Gracefully shutting down agent...\n");
 			fflush(stdout);
+			sd_notify_state("STOPPING=1");
 			signal_leave = true;
 			agent_begin_leave(a);
 			a->leave_deadline_ms = now_ms() + GRACEFUL_TIMEOUT_MS;

@@ -12,7 +12,8 @@
 
 #include "vigil.h"
 
-#define VIGIL_VERSION "0.1.0"
+/* The agent carries the library's version (include/vigil.h). */
+#define VIGIL_VERSION VIGIL_VERSION_STRING
 
 struct kv {
 	char *key;

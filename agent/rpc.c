@@ -1008,7 +1008,7 @@ static void h_query(struct rpc_server *s, struct client *c, uint64_t seq,
 		free(tags[i]);
 	free(nodes);
 	free(tags);
-	if (rc == VIGIL_QUERY_TOO_BIG) {
+	if (rc == VIGIL_ERR_TOO_LARGE) {
 		/* serf's Query error, which its CLI prints */
 		alog(LV_WARN, "agent: failed to start user query: query exceeds limit of 1024 bytes");
 		reply(c, seq, "query exceeds limit of 1024 bytes");

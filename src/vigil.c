@@ -34,6 +34,9 @@
 #include <msgpack.h>
 
 #include "crypto.h"
+#include "errors.h"
+#include "evqueue.h"
+#include "resolve.h"
 #include "serf.h"
 #include "snapshot.h"
 #include "swim.h"
@@ -56,6 +59,7 @@ struct key_op;
 static void keys_free_all(struct vigil *v);
 static bool keys_ready(const struct vigil *v);
 static void keys_dispatch(struct vigil *v);
+static void join_resolved(struct vigil *v);
 
 #define JOINS_TRACKED_MAX 64
 /* Every seed's push-pull ends by the TCP timeout; a seed the library could
@@ -71,9 +75,10 @@ static void keys_dispatch(struct vigil *v);
 struct join_batch {
 	uint32_t id;
 	int64_t deadline;            /* decided by then even if a seed never reports */
-	struct wire_addr *seeds;
+	struct wire_addr *seeds;     /* a name being resolved has port 0 here */
 	bool *finished;
 	size_t n, n_finished;
+	size_t n_resolving;          /* host names not resolved yet */
 	int n_ok;
 };
 
@@ -92,6 +97,11 @@ struct vigil {
 	bool rejoin_active;          /* a re-join attempt is in flight */
 	struct wire_addr rejoin_addr;
 	bool ready;                  /* vigil_create finished */
+	struct evqueue held;         /* events raised outside vigil_step (v_on_event) */
+	bool in_step;                /* inside vigil_step */
+	bool in_callback;            /* inside the caller's on_event */
+	struct vigil_errbuf eb;      /* vigil_last_error */
+	struct resolver *res;        /* host names given to vigil_join* */
 	struct vigil_keyring *kr;    /* NULL: plaintext cluster */
 	int enc_version;             /* memberlist encryptionVersion() */
 
@@ -697,6 +707,40 @@ static void t_on_stream_reply(void *ctx, uint64_t cookie, const uint8_t *msg, si
 
 /* ------------------------------------------------------- create/destroy */
 
+/*
+ * Every event passes here.  The caller's on_event runs only from inside
+ * vigil_step and never re-entrantly.  Events raised anywhere else -- inside
+ * vigil_create (the caller has no handle yet), inside another API call
+ * (vigil_user_event delivers our own event at once, vigil_set_tags our own
+ * update), or by a call made from within on_event -- are held (deep
+ * copies) and delivered, in order, by the next vigil_step;
+ * vigil_timeout_ms returns 0 while any are held.
+ */
+static void v_on_event(void *ctx, const struct vigil_event *ev)
+{
+	struct vigil *v = ctx;
+	if (!v->ready || !v->in_step || v->in_callback) {
+		if (!evqueue_push(&v->held, ev))
+			vlog(v, 3, "vigil: out of memory: a %s event is lost",
+			     vigil_event_name(ev->type));
+		return;
+	}
+	v->in_callback = true;
+	v->cfg.on_event(v->cfg.ctx, ev);
+	v->in_callback = false;
+}
+
+/* Deliver the held events (those held so far: new ones wait for the next
+ * step, so a callback that raises an event each time cannot spin here). */
+static void deliver_held(struct vigil *v)
+{
+	if (!v->held.head)
+		return;
+	v->in_callback = true;
+	evqueue_drain(&v->held, v->cfg.on_event, v->cfg.ctx);
+	v->in_callback = false;
+}
+
 void vigil_config_default(struct vigil_config *cfg)
 {
 	struct swim_config sc;
@@ -743,25 +787,20 @@ static int setup_keyring(struct vigil *v, const struct vigil_config *cfg,
 	int rc;
 	if (have_file) {
 		rc = vigil_keyring_load_file(cfg->keyring_file, &v->kr);
-		if (rc != VIGIL_CRYPTO_OK) {
-			set_err(err, errlen, "keyring file %s: %s", cfg->keyring_file,
-				vigil_crypto_strerror(rc));
-			return -1;
-		}
+		if (rc != VIGIL_CRYPTO_OK)
+			return err_to_buf(err, errlen, VIGIL_ERR_KEY, "keyring file %s: %s",
+					  cfg->keyring_file, vigil_crypto_strerror(rc));
 	}
 	if (cfg->n_keys) {
-		if (!v->kr && !(v->kr = vigil_keyring_new())) {
-			set_err(err, errlen, "out of memory");
-			return -1;
-		}
+		if (!v->kr && !(v->kr = vigil_keyring_new()))
+			return err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "out of memory");
 		for (size_t i = 0; i < cfg->n_keys; i++) {
 			if (!cfg->keys[i])
 				continue;
 			rc = vigil_keyring_add_b64(v->kr, cfg->keys[i]);
-			if (rc != VIGIL_CRYPTO_OK) {
-				set_err(err, errlen, "key %zu: %s", i, vigil_crypto_strerror(rc));
-				return -1;
-			}
+			if (rc != VIGIL_CRYPTO_OK)
+				return err_to_buf(err, errlen, VIGIL_ERR_KEY, "key %zu: %s", i,
+						  vigil_crypto_strerror(rc));
 		}
 		if (vigil_keyring_count(v->kr) == 0) {
 			vigil_keyring_free(v->kr);
@@ -778,26 +817,21 @@ static int setup_keyring(struct vigil *v, const struct vigil_config *cfg,
 
 int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_t errlen)
 {
-	if (!cfg || !out) {
-		set_err(err, errlen, "vigil_create: NULL argument");
-		return -1;
-	}
+	int rc;
+	if (!cfg || !out)
+		return err_to_buf(err, errlen, VIGIL_ERR_INVALID, "vigil_create: NULL argument");
 	*out = NULL;
-	if (!cfg->name[0] || strnlen(cfg->name, sizeof cfg->name) > WIRE_NAME_MAX) {
-		set_err(err, errlen, "node name must be 1..%d bytes", WIRE_NAME_MAX);
-		return -1;
-	}
+	if (!cfg->name[0] || strnlen(cfg->name, sizeof cfg->name) > WIRE_NAME_MAX)
+		return err_to_buf(err, errlen, VIGIL_ERR_INVALID, "node name must be 1..%d bytes",
+				  WIRE_NAME_MAX);
 	int pv = cfg->protocol_version ? cfg->protocol_version : 4;
-	if (pv < 2 || pv > 5) {
-		set_err(err, errlen, "serf protocol version %d not in 2..5", pv);
-		return -1;
-	}
+	if (pv < 2 || pv > 5)
+		return err_to_buf(err, errlen, VIGIL_ERR_RANGE, "serf protocol version %d not in 2..5",
+				  pv);
 
 	struct vigil *v = calloc(1, sizeof *v);
-	if (!v) {
-		set_err(err, errlen, "out of memory");
-		return -1;
-	}
+	if (!v)
+		return err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "out of memory");
 	v->cfg = *cfg;
 	v->cfg.protocol_version = pv;
 	/* Not retained: the caller's arrays may go away after create. */
@@ -810,17 +844,21 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	v->now = v->last_step = clock_ms();
 	if (cfg->keyring_file && cfg->keyring_file[0] &&
 	    !(v->keyring_file = strdup(cfg->keyring_file))) {
-		set_err(err, errlen, "out of memory");
+		rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "out of memory");
 		goto fail;
 	}
 
+	if (!(v->res = resolver_new())) {
+		rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
 	v->crypt_cap = TRANSPORT_UDP_RECV_MAX + VIGIL_CRYPTO_OVERHEAD_V0;
 	v->crypt_buf = malloc(v->crypt_cap);
 	if (!v->crypt_buf) {
-		set_err(err, errlen, "out of memory");
+		rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	if (setup_keyring(v, cfg, err, errlen) != 0)
+	if ((rc = setup_keyring(v, cfg, err, errlen)) != 0)
 		goto fail;
 
 	/* --- sockets --- */
@@ -836,15 +874,21 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		.on_unreachable = t_on_unreachable,
 		.log = layer_log,
 	};
-	if (transport_open(&tc, &th, &v->tr, err, errlen) != 0)
+	if (transport_open(&tc, &th, &v->tr, err, errlen) != 0) {
+		/* a bind address that is no IP literal, or a socket that failed */
+		struct wire_addr ba;
+		rc = transport_parse_addr(tc.bind_addr, 0, false, &ba) == 0 ? VIGIL_ERR_SOCKET
+									   : VIGIL_ERR_ADDRESS;
 		goto fail;
+	}
 
 	/* --- advertise address (memberlist FinalAdvertiseAddr) --- */
 	struct wire_addr bound, adv;
 	transport_local_addr(v->tr, &bound);
 	if (cfg->advertise_addr[0]) {
 		if (transport_parse_addr(cfg->advertise_addr, bound.port, true, &adv) != 0) {
-			set_err(err, errlen, "bad advertise address %s", cfg->advertise_addr);
+			rc = err_to_buf(err, errlen, VIGIL_ERR_ADDRESS, "bad advertise address %s",
+					cfg->advertise_addr);
 			goto fail;
 		}
 	} else if (is_wildcard(&bound)) {
@@ -863,7 +907,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	sc.addr = adv;
 	int ml = serf_encode_tags(cfg->tags, cfg->n_tags, pv, sc.meta, sizeof sc.meta);
 	if (ml < 0) {
-		set_err(err, errlen, "tags do not fit in %d bytes of node meta", WIRE_META_MAX);
+		rc = err_to_buf(err, errlen, VIGIL_ERR_TOO_LARGE,
+				"tags do not fit in %d bytes of node meta", WIRE_META_MAX);
 		goto fail;
 	}
 	sc.meta_len = (uint16_t)ml;
@@ -904,7 +949,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	};
 	v->sw = swim_new(&sc, &sh, v->now);
 	if (!v->sw) {
-		set_err(err, errlen, "cannot create the membership state machine");
+		rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM,
+				"cannot create the membership state machine");
 		goto fail;
 	}
 
@@ -915,8 +961,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	lc.tags = cfg->tags;
 	lc.n_tags = cfg->n_tags;
 	lc.protocol_version = pv;
-	lc.on_event = cfg->on_event;
-	lc.event_ctx = cfg->ctx;
+	lc.on_event = cfg->on_event ? v_on_event : NULL;
+	lc.event_ctx = v;
 	lc.out = (struct serf_outbox){
 		.ctx = v,
 		.broadcast = o_broadcast,
@@ -935,14 +981,14 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	lc.seed = random_seed();
 	v->sl = serf_layer_new(&lc);
 	if (!v->sl) {
-		set_err(err, errlen, "cannot create the serf layer");
+		rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the serf layer");
 		goto fail;
 	}
 	/* --- snapshot: clocks before any traffic, rejoin at the end --- */
 	if (cfg->snapshot_path && cfg->snapshot_path[0]) {
 		snapshot_open(v, cfg);
 		if (!v->snap) {
-			set_err(err, errlen, "out of memory");
+			rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "out of memory");
 			goto fail;
 		}
 	}
@@ -956,14 +1002,14 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	if (cfg->snapshot_path && cfg->snapshot_path[0]) {
 		size_t pl = strlen(cfg->snapshot_path) + sizeof ".will";
 		if (!(v->will_path = malloc(pl))) {
-			set_err(err, errlen, "out of memory");
+			rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "out of memory");
 			goto fail;
 		}
 		snprintf(v->will_path, pl, "%s.will", cfg->snapshot_path);
 	}
 	wc.state_path = v->will_path;
-	wc.on_event = cfg->on_event;
-	wc.event_ctx = cfg->ctx;
+	wc.on_event = cfg->on_event ? v_on_event : NULL;
+	wc.event_ctx = v;
 	wc.out = (struct will_outbox){
 		.ctx = v,
 		.broadcast = w_broadcast,
@@ -973,7 +1019,7 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	};
 	v->will = will_new(&wc, v->now);
 	if (!v->will) {
-		set_err(err, errlen, "cannot create the will component");
+		rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the will component");
 		goto fail;
 	}
 	if (v->will_path) {
@@ -996,8 +1042,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 
 	/* serf opens (creates) its snapshot at start and fails if it cannot */
 	if (v->snap && snapshot_update(v, false) != SNAP_OK) {
-		set_err(err, errlen, "failed to write snapshot %s: %s", cfg->snapshot_path,
-			snapshotter_last_error(v->snap));
+		rc = err_to_buf(err, errlen, VIGIL_ERR_IO, "failed to write snapshot %s: %s",
+				cfg->snapshot_path, snapshotter_last_error(v->snap));
 		goto fail;
 	}
 	if (v->n_rejoin)
@@ -1010,10 +1056,10 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	     transport_format_addr(&adv, a, sizeof a),
 	     v->kr ? " (encrypted)" : "");
 	*out = v;
-	return 0;
+	return VIGIL_OK;
 fail:
 	vigil_destroy(v);
-	return -1;
+	return rc;
 }
 
 void vigil_destroy(vigil_t *v)
@@ -1028,6 +1074,8 @@ void vigil_destroy(vigil_t *v)
 	}
 	snapshotter_free(v->snap);
 	free(v->rejoin);
+	evqueue_free(&v->held);
+	resolver_free(v->res);
 	for (size_t i = 0; i < v->n_joins; i++)
 		join_batch_free(&v->joins[i]);
 	free(v->joins);
@@ -1046,13 +1094,26 @@ void vigil_destroy(vigil_t *v)
 
 int vigil_pollfds(vigil_t *v, struct pollfd *fds, int max)
 {
-	if (!v || !fds || max <= 0)
-		return 0;
-	int n = transport_pollfds(v->tr, fds, max);
+	if (!v)
+		return VIGIL_ERR_INVALID;
+	if (max < 0 || (!fds && max > 0))
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID,
+				  "vigil_pollfds: fds is NULL or max (%d) negative", max);
+	int rfd = resolver_fd(v->res);
+	int need = transport_nfds(v->tr) + (rfd >= 0);
+	int n = max > 0 ? transport_pollfds(v->tr, fds, max) : 0;
+	if (rfd >= 0 && n < max)
+		fds[n++] = (struct pollfd){ .fd = rfd, .events = POLLIN };
+	if (max == 0)
+		return need;   /* only asking how many */
 	/* Too few slots: the rest are still serviced, because vigil_step
 	 * polls everything itself, but only if we wake up often. */
-	v->pollfds_truncated = n < transport_nfds(v->tr);
-	return n;
+	v->pollfds_truncated = n < need;
+	if (n < need)
+		errbuf_set(&v->eb, VIGIL_ERR_BUFFER,
+			   "vigil_pollfds: %d fds needed, room for %d; the rest are polled "
+			   "every 10 ms", need, max);
+	return need;
 }
 
 static int64_t next_deadline(const struct vigil *v)
@@ -1082,8 +1143,8 @@ int vigil_timeout_ms(vigil_t *v)
 	int64_t now = clock_ms();
 	int64_t d = next_deadline(v);
 	int64_t ms;
-	if (keys_ready(v))
-		d = now;   /* a key operation's callback is due */
+	if (keys_ready(v) || v->held.head)
+		d = now;   /* a key operation's callback or held events are due */
 	if (d == INT64_MAX)
 		ms = -1;
 	else if (d <= now)
@@ -1150,19 +1211,24 @@ static void detect_stall(struct vigil *v, int64_t now)
 		memset(&ev, 0, sizeof ev);
 		ev.type = VIGIL_EV_LOCAL_STALL;
 		ev.duration_ms = gap;
-		v->cfg.on_event(v->cfg.ctx, &ev);
+		v_on_event(v, &ev);
 	}
 }
 
 void vigil_step(vigil_t *v)
 {
-	if (!v)
+	/* Called from one of its own callbacks: the running step goes on
+	 * from where it is; a nested one would deliver events out of order. */
+	if (!v || v->in_step)
 		return;
 	int64_t now = clock_ms();
 
+	v->in_step = true;
+	deliver_held(v);   /* raised since the last step (or inside create) */
 	detect_stall(v, now);
 	v->now = now;
 	transport_step(v->tr, now);
+	join_resolved(v);
 	if (swim_next_deadline(v->sw) <= now)
 		swim_tick(v->sw, now);
 	if (serf_layer_next_deadline(v->sl) <= now)
@@ -1178,8 +1244,43 @@ void vigil_step(vigil_t *v)
 		if (snapshotter_next_deadline(v->snap) <= now)
 			snapshot_update(v, false);
 	}
+	deliver_held(v);   /* raised by calls made from callbacks this step */
+	v->in_step = false;
 	v->last_step = now;
 	note_expected_wake(v, now);
+}
+
+/* ---------------------------------------------------------- error report */
+
+/* A serf-layer result: VIGIL_OK, or its code recorded as the last error. */
+static int serf_fail(struct vigil *v, const char *call, int serf_rc)
+{
+	if (serf_rc == SERF_OK)
+		return VIGIL_OK;
+	int code = vigil_err_from_serf(serf_rc);
+	return errbuf_set(&v->eb, code, "%s: %s", call, vigil_strerror(code));
+}
+
+/* The same for the will component. */
+static int will_fail(struct vigil *v, const char *call, int will_rc)
+{
+	if (will_rc == WILL_OK)
+		return VIGIL_OK;
+	int code = vigil_err_from_will(will_rc);
+	return errbuf_set(&v->eb, code, "%s: %s", call, vigil_strerror(code));
+}
+
+const char *vigil_last_error(vigil_t *v)
+{
+	return v ? v->eb.msg : "vigil_last_error: NULL handle";
+}
+
+int vigil_version(const char **str)
+{
+	/* The values compiled into the library, not the caller's header. */
+	if (str)
+		*str = VIGIL_VERSION_STRING;
+	return VIGIL_VERSION_NUMBER;
 }
 
 /* ------------------------------------------------------------ membership */
@@ -1229,12 +1330,14 @@ static bool join_batch_add(struct vigil *v, const struct wire_addr *seeds, size_
 int vigil_join_poll(vigil_t *v, uint32_t join_id, int *joined)
 {
 	if (!v)
-		return -1;
+		return VIGIL_ERR_INVALID;
 	for (size_t b = 0; b < v->n_joins; b++) {
 		struct join_batch *jb = &v->joins[b];
 		if (jb->id != join_id)
 			continue;
-		if (jb->n_finished < jb->n && clock_ms() < jb->deadline)
+		/* A name still resolving keeps the join open past the deadline:
+		 * the deadline restarts once it resolves (join_resolved). */
+		if (jb->n_finished < jb->n && (jb->n_resolving || clock_ms() < jb->deadline))
 			return 0;
 		if (joined)
 			*joined = jb->n_ok;
@@ -1243,7 +1346,59 @@ int vigil_join_poll(vigil_t *v, uint32_t join_id, int *joined)
 		v->n_joins--;
 		return 1;
 	}
-	return -1;
+	return errbuf_set(&v->eb, VIGIL_ERR_NOT_FOUND, "vigil_join_poll: no join %u "
+			  "(finished and polled already, or one of more than %d)",
+			  join_id, JOINS_TRACKED_MAX);
+}
+
+/* A seed of a join is over without a push-pull (its name did not resolve). */
+static void join_seed_failed(struct vigil *v, struct join_batch *jb, size_t slot)
+{
+	if (jb && !jb->finished[slot]) {
+		jb->finished[slot] = true;
+		jb->n_finished++;
+	}
+	if (v->joins_in_flight > 0 && --v->joins_in_flight == 0)
+		serf_layer_set_join_ignore(v->sl, false);
+}
+
+static struct join_batch *join_batch_find(struct vigil *v, uint32_t id)
+{
+	for (size_t b = 0; id && b < v->n_joins; b++)
+		if (v->joins[b].id == id)
+			return &v->joins[b];
+	return NULL;
+}
+
+/*
+ * Host names of vigil_join_begin come back from the resolver threads here
+ * (from vigil_step): join the address, or count the seed as failed.  The
+ * tag is the join's id (0: untracked) and the seed's slot in it.
+ */
+static void join_resolved(struct vigil *v)
+{
+	uint64_t tag;
+	bool ok;
+	struct wire_addr addr;
+	while (resolver_take(v->res, &tag, &ok, &addr)) {
+		struct join_batch *jb = join_batch_find(v, (uint32_t)(tag >> 32));
+		size_t slot = (size_t)(tag & 0xffffffffu);
+		if (jb && slot >= jb->n)
+			jb = NULL;
+		if (jb) {
+			jb->n_resolving--;
+			jb->deadline = v->now + JOIN_DECIDE_MS;
+		}
+		if (!ok) {
+			vlog(v, 2, "vigil: join: cannot resolve seed %u of join %u",
+			     (unsigned)slot + 1, (unsigned)(tag >> 32));
+			join_seed_failed(v, jb, slot);
+			continue;
+		}
+		if (jb)
+			jb->seeds[slot] = addr;
+		swim_join(v->sw, &addr, 1, v->now);
+	}
 }
 
 int vigil_join_begin(vigil_t *v, const char *const *addrs, size_t n, bool replay,
@@ -1251,38 +1406,90 @@ int vigil_join_begin(vigil_t *v, const char *const *addrs, size_t n, bool replay
 {
 	if (join_id)
 		*join_id = 0;
-	if (!v || (!addrs && n))
-		return -1;
+	if (!v)
+		return VIGIL_ERR_INVALID;
+	if (!addrs && n)
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_join: addrs is NULL");
 	v->now = clock_ms();
+	/* Parse everything first: a join with nothing usable changes nothing. */
 	struct wire_addr *seeds = calloc(n ? n : 1, sizeof *seeds);
-	if (!seeds)
-		return -1;
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (!addrs[i] || transport_parse_addr(addrs[i], TRANSPORT_DEFAULT_PORT, true,
-						      &seeds[k]) != 0) {
-			vlog(v, 2, "vigil: cannot parse join address %s",
-			     addrs[i] ? addrs[i] : "(null)");
-			continue;
+	bool *is_name = calloc(n ? n : 1, sizeof *is_name);
+	if (!seeds || !is_name) {
+		free(seeds);
+		free(is_name);
+		return errbuf_set(&v->eb, VIGIL_ERR_NOMEM, "vigil_join: out of memory");
+	}
+	size_t k = 0, n_names = 0;
+	const char *bad = NULL;
+	const char **names = calloc(n ? n : 1, sizeof *names);
+	for (size_t i = 0; names && i < n; i++) {
+		if (addrs[i] && transport_parse_addr(addrs[i], TRANSPORT_DEFAULT_PORT, false,
+						     &seeds[k]) == 0) {
+			k++;
+		} else if (addrs[i] && resolver_is_hostname(addrs[i])) {
+			is_name[k] = true;
+			names[k++] = addrs[i];
+			n_names++;
+		} else {
+			bad = addrs[i] ? addrs[i] : "(null)";
+			vlog(v, 2, "vigil: cannot parse join address %s", bad);
 		}
-		k++;
 	}
-	if (k && join_id && !join_batch_add(v, seeds, k, join_id))
-		vlog(v, 2, "vigil: out of memory tracking a join; its result is not reported");
-	if (k) {
-		v->join_broadcast_pending = true;
-		v->joins_in_flight += k;
-		serf_layer_set_join_ignore(v->sl, !replay);
-		swim_join(v->sw, seeds, k, v->now);
+	int rc = (int)k;
+	if (!names) {
+		rc = errbuf_set(&v->eb, VIGIL_ERR_NOMEM, "vigil_join: out of memory");
+	} else if (n_names > (size_t)(RESOLVE_MAX_PENDING - resolver_pending(v->res))) {
+		rc = errbuf_set(&v->eb, VIGIL_ERR_RANGE, "vigil_join: %zu host names to "
+				"resolve; at most %d at a time", n_names, RESOLVE_MAX_PENDING);
+	} else if (k == 0) {
+		rc = bad ? errbuf_set(&v->eb, VIGIL_ERR_ADDRESS, "vigil_join: no valid address "
+				      "(\"%.100s\" is neither host[:port] nor ip[:port])", bad)
+			 : errbuf_set(&v->eb, VIGIL_ERR_ADDRESS, "vigil_join: no addresses given");
 	}
+	if (rc <= 0)
+		goto out;
+	struct join_batch *jb = NULL;
+	if (join_id) {
+		if (join_batch_add(v, seeds, k, join_id)) {
+			jb = &v->joins[v->n_joins - 1];
+			jb->n_resolving = n_names;
+		} else {
+			vlog(v, 2, "vigil: out of memory tracking a join; its result is not reported");
+		}
+	}
+	v->join_broadcast_pending = true;
+	v->joins_in_flight += k;
+	serf_layer_set_join_ignore(v->sl, !replay);
+	/* Names first: a numeric seed's result may come back within the step. */
+	for (size_t i = 0; i < k; i++) {
+		if (!is_name[i])
+			continue;
+		uint64_t tag = (uint64_t)(jb ? jb->id : 0) << 32 | i;
+		if (resolver_submit(v->res, names[i], TRANSPORT_DEFAULT_PORT, tag) != 0) {
+			vlog(v, 3, "vigil: join: cannot start resolving %s", names[i]);
+			if (jb)
+				jb->n_resolving--;
+			join_seed_failed(v, jb, i);
+		}
+	}
+	/* Numeric seeds go to swim together, packed (names' slots skipped). */
+	size_t m = 0;
+	for (size_t i = 0; i < k; i++)
+		if (!is_name[i])
+			seeds[m++] = seeds[i];
+	if (m)
+		swim_join(v->sw, seeds, m, v->now);
+out:
 	free(seeds);
-	return (int)k;
+	free(is_name);
+	free(names);
+	return rc;
 }
 
 int vigil_leave(vigil_t *v)
 {
 	if (!v)
-		return -1;
+		return VIGIL_ERR_INVALID;
 	if (v->leave != LEAVE_NONE)
 		return 0;
 	v->now = clock_ms();
@@ -1323,17 +1530,21 @@ bool vigil_leave_done(vigil_t *v)
 
 int vigil_force_leave(vigil_t *v, const char *node, bool prune)
 {
-	if (!v || !node)
-		return -1;
+	if (!v)
+		return VIGIL_ERR_INVALID;
+	if (!node)
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_force_leave: node is NULL");
 	v->now = clock_ms();
-	return serf_layer_force_leave(v->sl, node, prune, v->now) == SERF_OK ? 0 : -1;
+	return serf_fail(v, "vigil_force_leave", serf_layer_force_leave(v->sl, node, prune, v->now));
 }
 
 int vigil_members(vigil_t *v, struct vigil_member **out, size_t *n)
 {
-	if (!v || !out || !n)
-		return -1;
-	return serf_layer_members(v->sl, out, n) == SERF_OK ? 0 : -1;
+	if (!v)
+		return VIGIL_ERR_INVALID;
+	if (!out || !n)
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_members: out or n is NULL");
+	return serf_fail(v, "vigil_members", serf_layer_members(v->sl, out, n));
 }
 
 void vigil_members_free(struct vigil_member *m, size_t n)
@@ -1351,8 +1562,14 @@ const char *vigil_name(vigil_t *v)
 int vigil_set_tags(vigil_t *v, const struct vigil_tag *set, size_t n_set,
 		   const char *const *del, size_t n_del)
 {
-	if (!v || (n_set && !set) || (n_del && !del))
-		return -1;
+	if (!v)
+		return VIGIL_ERR_INVALID;
+	if ((n_set && !set) || (n_del && !del))
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_set_tags: set or del is NULL");
+	for (size_t j = 0; j < n_set; j++)
+		if (!set[j].key || !set[j].value)
+			return errbuf_set(&v->eb, VIGIL_ERR_INVALID,
+					  "vigil_set_tags: tag %zu has a NULL key or value", j);
 	v->now = clock_ms();
 	size_t n_cur = 0;
 	const struct vigil_tag *cur = serf_layer_tags(v->sl, &n_cur);
@@ -1360,7 +1577,7 @@ int vigil_set_tags(vigil_t *v, const struct vigil_tag *set, size_t n_set,
 	 * Entries borrow strings from cur/set, both alive until set_tags. */
 	struct vigil_tag *next = calloc(n_cur + n_set + 1, sizeof *next);
 	if (!next)
-		return -1;
+		return errbuf_set(&v->eb, VIGIL_ERR_NOMEM, "vigil_set_tags: out of memory");
 	size_t k = 0;
 	for (size_t i = 0; i < n_cur; i++) {
 		bool drop = false;
@@ -1372,10 +1589,6 @@ int vigil_set_tags(vigil_t *v, const struct vigil_tag *set, size_t n_set,
 			next[k++] = cur[i];
 	}
 	for (size_t j = 0; j < n_set; j++) {
-		if (!set[j].key || !set[j].value) {
-			free(next);
-			return -1;
-		}
 		/* a key repeated in `set`: the last one wins */
 		bool later = false;
 		for (size_t l = j + 1; l < n_set && !later; l++)
@@ -1385,9 +1598,10 @@ int vigil_set_tags(vigil_t *v, const struct vigil_tag *set, size_t n_set,
 	}
 	int rc = serf_layer_set_tags(v->sl, next, k);
 	free(next);
-	if (rc != SERF_OK)
-		vlog(v, 2, "vigil: set tags failed (%d)", rc);
-	return rc == SERF_OK ? 0 : -1;
+	if (rc == SERF_ETOOBIG)
+		return errbuf_set(&v->eb, VIGIL_ERR_TOO_LARGE, "vigil_set_tags: the tags do not "
+				  "fit in %d bytes of node meta", WIRE_META_MAX);
+	return serf_fail(v, "vigil_set_tags", rc);
 }
 
 /* ------------------------------------------------------ events & queries */
@@ -1395,29 +1609,68 @@ int vigil_set_tags(vigil_t *v, const struct vigil_tag *set, size_t n_set,
 int vigil_user_event(vigil_t *v, const char *name, const uint8_t *payload,
 		     size_t len, bool coalesce)
 {
-	if (!v || !name)
-		return -1;
+	if (!v)
+		return VIGIL_ERR_INVALID;
+	if (!name || (len && !payload))
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID,
+				  "vigil_user_event: name NULL, or payload NULL with length %zu", len);
+	size_t nlen = strlen(name);
+	if (nlen + len > VIGIL_USER_EVENT_MAX)
+		return errbuf_set(&v->eb, VIGIL_ERR_TOO_LARGE, "vigil_user_event: name + payload "
+				  "is %zu bytes, over serf's limit of %d", nlen + len,
+				  VIGIL_USER_EVENT_MAX);
 	v->now = clock_ms();
-	return serf_layer_user_event(v->sl, name, payload, len, coalesce, v->now) == SERF_OK
-		       ? 0 : -1;
+	int rc = serf_layer_user_event(v->sl, name, payload, len, coalesce, v->now);
+	if (rc == SERF_ETOOBIG)
+		return errbuf_set(&v->eb, VIGIL_ERR_TOO_LARGE, "vigil_user_event: the encoded "
+				  "event is over serf's limit of %d bytes", VIGIL_USER_EVENT_MAX);
+	return serf_fail(v, "vigil_user_event", rc);
 }
 
 int vigil_query(vigil_t *v, const char *name, const uint8_t *payload, size_t len,
 		const struct vigil_query_params *p, uint32_t *id_out)
 {
-	if (!v || !name)
-		return -1;
+	if (!v)
+		return VIGIL_ERR_INVALID;
+	if (!name || (len && !payload))
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID,
+				  "vigil_query: name NULL, or payload NULL with length %zu", len);
 	v->now = clock_ms();
 	int rc = serf_layer_query(v->sl, name, payload, len, p, NULL, NULL, id_out, v->now);
-	return rc == SERF_OK ? 0 : rc == SERF_ETOOBIG ? VIGIL_QUERY_TOO_BIG : -1;
+	switch (rc) {
+	case SERF_EINVAL:
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_query: bad parameters (odd "
+				  "filter_tags count, NULL filter array, relay_factor not 0..255 "
+				  "or negative timeout)");
+	case SERF_ETOOBIG:
+		return errbuf_set(&v->eb, VIGIL_ERR_TOO_LARGE, "vigil_query: the encoded query "
+				  "is over serf's limit of 1024 bytes");
+	case SERF_EPROTO:
+		return errbuf_set(&v->eb, VIGIL_ERR_PROTOCOL, "vigil_query: queries need serf "
+				  "protocol 4 or newer (config protocol_version)");
+	case SERF_ESTATE:
+		return errbuf_set(&v->eb, VIGIL_ERR_STATE, "vigil_query: cannot query now "
+				  "(left the cluster, or too many of our queries pending)");
+	}
+	return serf_fail(v, "vigil_query", rc);
 }
 
 int vigil_respond(vigil_t *v, uint32_t query_id, const uint8_t *payload, size_t len)
 {
 	if (!v)
-		return -1;
+		return VIGIL_ERR_INVALID;
+	if (len && !payload)
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_respond: payload NULL with "
+				  "length %zu", len);
 	v->now = clock_ms();
-	return serf_layer_respond(v->sl, query_id, payload, len, v->now) == SERF_OK ? 0 : -1;
+	int rc = serf_layer_respond(v->sl, query_id, payload, len, v->now);
+	if (rc == SERF_ENOTFOUND)
+		return errbuf_set(&v->eb, VIGIL_ERR_NOT_FOUND, "vigil_respond: no pending query "
+				  "%u (unknown, or already over)", query_id);
+	if (rc == SERF_ESTATE)
+		return errbuf_set(&v->eb, VIGIL_ERR_STATE, "vigil_respond: query %u timed out",
+				  query_id);
+	return serf_fail(v, "vigil_respond", rc);
 }
 
 /* ----------------------------------------------------------------- wills */
@@ -1426,20 +1679,39 @@ int vigil_will_set(vigil_t *v, const char *recipient_member, const char *event_n
 		   int64_t delay_ms, const uint8_t *payload, size_t len)
 {
 	if (!v)
-		return -1;
+		return VIGIL_ERR_INVALID;
+	bool to_member = recipient_member && recipient_member[0];
+	bool to_event = event_name && event_name[0];
+	const char *target = to_member ? recipient_member : event_name;
+	if (to_member == to_event)
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_will_set: give exactly one of "
+				  "recipient_member and event_name");
+	if (to_member && strcmp(recipient_member, v->cfg.name) == 0)
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_will_set: the recipient "
+				  "cannot be this node (%s)", v->cfg.name);
+	if (delay_ms < 0 || delay_ms > VIGIL_WILL_DELAY_MAX_MS)
+		return errbuf_set(&v->eb, VIGIL_ERR_RANGE, "vigil_will_set: delay %lld ms not in "
+				  "0..%lld", (long long)delay_ms, (long long)VIGIL_WILL_DELAY_MAX_MS);
+	if (len && !payload)
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_will_set: payload NULL with "
+				  "length %zu", len);
+	if (len > VIGIL_WILL_MAX)
+		return errbuf_set(&v->eb, VIGIL_ERR_TOO_LARGE, "vigil_will_set: payload is %zu "
+				  "bytes, over the limit of %d", len, VIGIL_WILL_MAX);
+	if (strlen(target) > WIRE_NAME_MAX)
+		return errbuf_set(&v->eb, VIGIL_ERR_TOO_LARGE, "vigil_will_set: %s name is over "
+				  "%d bytes", to_member ? "recipient" : "event", WIRE_NAME_MAX);
 	v->now = clock_ms();
-	int rc = will_set(v->will, recipient_member, event_name, delay_ms, payload, len, v->now);
-	if (rc != WILL_OK)
-		vlog(v, 2, "vigil: will_set failed (%d)", rc);
-	return rc == WILL_OK ? 0 : -1;
+	return will_fail(v, "vigil_will_set", will_set(v->will, recipient_member, event_name,
+						       delay_ms, payload, len, v->now));
 }
 
 int vigil_will_clear(vigil_t *v)
 {
 	if (!v)
-		return -1;
+		return VIGIL_ERR_INVALID;
 	v->now = clock_ms();
-	return will_clear(v->will, v->now) == WILL_OK ? 0 : -1;
+	return will_fail(v, "vigil_will_clear", will_clear(v->will, v->now));
 }
 
 int vigil_will_list(vigil_t *v, const char *owner, struct vigil_will_info **out, size_t *n)
@@ -1448,9 +1720,17 @@ int vigil_will_list(vigil_t *v, const char *owner, struct vigil_will_info **out,
 		*out = NULL;
 	if (n)
 		*n = 0;
-	if (!v || !out || !n)
-		return -1;
-	return will_list(v->will, owner, out, n) == WILL_OK ? 0 : -1;
+	if (!v)
+		return VIGIL_ERR_INVALID;
+	if (!out || !n)
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_will_list: out or n is NULL");
+	return will_fail(v, "vigil_will_list", will_list(v->will, owner, out, n));
+}
+
+void vigil_will_list_free(struct vigil_will_info *list, size_t n)
+{
+	(void)n;   /* one allocation today; n keeps the door open */
+	free(list);
 }
 
 /* ------------------------------------------------------------------ keys */
@@ -1925,24 +2205,32 @@ static void key_result(void *ctx, const struct vigil_event *ev)
 	}
 }
 
+/* vigil_keys_op reports its failures both ways: err buffer and last error. */
+static int keys_op_fail(struct vigil *v, char *err, size_t errlen, int code, const char *msg)
+{
+	errbuf_set(&v->eb, code, "vigil_keys_op: %s", msg);
+	set_err(err, errlen, "%s", msg);
+	return code;
+}
+
 int vigil_keys_op(vigil_t *v, enum vigil_keys_opcode op, const char *b64key,
 		  vigil_keys_done_fn cb, void *ctx, char *err, size_t errlen)
 {
 	uint8_t key[VIGIL_KEY_MAX];
 	size_t key_len = 0;
 	int rc;
-	if (!v || !cb || (op != VIGIL_KEYS_LIST && !b64key) || (unsigned)op > VIGIL_KEYS_LIST) {
+	if (!v) {
 		set_err(err, errlen, "invalid argument");
-		return -1;
+		return VIGIL_ERR_INVALID;
 	}
+	if (!cb || (op != VIGIL_KEYS_LIST && !b64key) || (unsigned)op > VIGIL_KEYS_LIST)
+		return keys_op_fail(v, err, errlen, VIGIL_ERR_INVALID, "invalid argument");
 	/* serf fails only on bad base64 before asking the cluster; vigil also
 	 * refuses a key of the wrong size, which every node would refuse */
-	if (op != VIGIL_KEYS_LIST && (rc = vigil_key_parse(b64key, key, &key_len)) != VIGIL_CRYPTO_OK) {
-		set_err(err, errlen, "%s", rc == VIGIL_CRYPTO_EKEYLEN
-					       ? "key size must be 16, 24 or 32 bytes"
-					       : vigil_crypto_strerror(rc));
-		return -1;
-	}
+	if (op != VIGIL_KEYS_LIST && (rc = vigil_key_parse(b64key, key, &key_len)) != VIGIL_CRYPTO_OK)
+		return keys_op_fail(v, err, errlen, VIGIL_ERR_KEY, rc == VIGIL_CRYPTO_EKEYLEN
+					    ? "key size must be 16, 24 or 32 bytes"
+					    : vigil_crypto_strerror(rc));
 	struct key_op *ko = calloc(1, sizeof *ko);
 	struct wbuf req;
 	wbuf_init(&req);
@@ -1953,8 +2241,7 @@ int vigil_keys_op(vigil_t *v, enum vigil_keys_opcode op, const char *b64key,
 	if (!ko || req.oom) {
 		free(ko);
 		wbuf_free(&req);
-		set_err(err, errlen, "out of memory");
-		return -1;
+		return keys_op_fail(v, err, errlen, VIGIL_ERR_NOMEM, "out of memory");
 	}
 	ko->op = op;
 	ko->cb = cb;
@@ -1973,11 +2260,12 @@ int vigil_keys_op(vigil_t *v, enum vigil_keys_opcode op, const char *b64key,
 	if (rc != SERF_OK) {
 		key_op_free(ko);
 		if (rc == SERF_ETOOBIG)
-			set_err(err, errlen, "query exceeds limit of 1024 bytes");
-		else
-			set_err(err, errlen, "cannot start %s query (serf error %d)",
-				vigil_keys_op_name(op), rc);
-		return -1;
+			return keys_op_fail(v, err, errlen, VIGIL_ERR_TOO_LARGE,
+					    "query exceeds limit of 1024 bytes");
+		char msg[128];
+		snprintf(msg, sizeof msg, "cannot start %s query: %s", vigil_keys_op_name(op),
+			 vigil_strerror(vigil_err_from_serf(rc)));
+		return keys_op_fail(v, err, errlen, vigil_err_from_serf(rc), msg);
 	}
 	struct key_op **pp = &v->key_ops;
 	while (*pp)
@@ -2026,7 +2314,11 @@ static void key_op_report(struct vigil *v, struct key_op *op)
 		r.primary_keys = primary;
 		r.n_primary_keys = op->n_primary;
 	}
+	/* events raised by calls from this callback are held (v_on_event) */
+	bool was = v->in_callback;
+	v->in_callback = true;
 	op->cb(op->ctx, &r);
+	v->in_callback = was;
 	free(msgs);
 	free(keys);
 	free(primary);
@@ -2101,45 +2393,48 @@ static void keys_free_all(struct vigil *v)
 /* This node's own keyring, primary first (vigil_keys_op LIST asks everyone). */
 int vigil_keys_list(vigil_t *v, char ***keys_out, size_t *n)
 {
-	if (!v || !keys_out || !n)
-		return -1;
+	if (!v)
+		return VIGIL_ERR_INVALID;
+	if (!keys_out || !n)
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_keys_list: keys_out or n is NULL");
 	*keys_out = NULL;
 	*n = 0;
 	if (!v->kr)
-		return 0;
+		return VIGIL_OK;
 	char (*b64)[VIGIL_KEY_B64_SIZE] = calloc(VIGIL_KEYRING_MAX, sizeof *b64);
 	size_t cnt = 0;
-	if (!b64 || vigil_keyring_list(v->kr, b64, VIGIL_KEYRING_MAX, &cnt) != VIGIL_CRYPTO_OK) {
-		free(b64);
-		return -1;
-	}
-	char **keys = calloc(cnt ? cnt : 1, sizeof *keys);
-	if (!keys) {
-		free(b64);
-		return -1;
-	}
-	for (size_t i = 0; i < cnt; i++) {
-		keys[i] = strdup(b64[i]);
-		if (!keys[i]) {
-			for (size_t j = 0; j < i; j++)
-				free(keys[j]);
-			free(keys);
-			free(b64);
-			return -1;
-		}
-	}
+	char **keys = NULL;
+	if (!b64 || vigil_keyring_list(v->kr, b64, VIGIL_KEYRING_MAX, &cnt) != VIGIL_CRYPTO_OK ||
+	    !(keys = calloc(cnt ? cnt : 1, sizeof *keys)))
+		goto oom;
+	for (size_t i = 0; i < cnt; i++)
+		if (!(keys[i] = strdup(b64[i])))
+			goto oom;
 	free(b64);
 	*keys_out = keys;
 	*n = cnt;
-	return 0;
+	return VIGIL_OK;
+oom:
+	vigil_keys_list_free(keys, cnt);
+	free(b64);
+	return errbuf_set(&v->eb, VIGIL_ERR_NOMEM, "vigil_keys_list: out of memory");
+}
+
+void vigil_keys_list_free(char **keys, size_t n)
+{
+	for (size_t i = 0; keys && i < n; i++)
+		free(keys[i]);
+	free(keys);
 }
 
 /* ----------------------------------------------------------------- stats */
 
 int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 {
-	if (!v || !out || max <= 0)
-		return -1;
+	if (!v)
+		return VIGIL_ERR_INVALID;
+	if (!out || max <= 0)
+		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_stats: out NULL or max %d", max);
 	const struct swim_stats *ss = swim_stats(v->sw);
 	const struct transport_stats *ts = transport_stats(v->tr);
 	const struct serf_stats *fs = serf_layer_stats(v->sl);
@@ -2205,6 +2500,9 @@ int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 	/* leave room for the NULL terminator */
 	for (; n < total && n < max - 1; n++)
 		out[n] = all[n];
+	if (n < total)
+		errbuf_set(&v->eb, VIGIL_ERR_BUFFER, "vigil_stats: %d stats and a terminator, "
+			   "room for %d", total, max);
 	out[n].name = NULL;
 	out[n].value = 0;
 	return n;

@@ -34,7 +34,7 @@
 #define NEVER INT64_MAX
 #define KIND_MEMBER 0
 #define KIND_EVENT 1
-#define DELAY_MAX_MS (366LL * 24 * 3600 * 1000) /* a year; sanity bound */
+#define DELAY_MAX_MS VIGIL_WILL_DELAY_MAX_MS /* a year; sanity bound */
 #define STATE_MAGIC "VWIL"
 #define STATE_VERSION 1
 #define STATE_MAX (64u * 1024 * 1024)
