@@ -16,7 +16,10 @@
  * Differences from memberlist, on purpose:
  *  - dead and left members stay as tombstones for reap_interval (24 h) so a
  *    stale alive cannot resurrect them, but a higher incarnation always
- *    brings a member back, at any address;
+ *    brings a member back (at a new address only once it has been gone for
+ *    gossip_to_dead_ms, see "identity" below);
+ *  - claims far ahead of the incarnation we hold are refused, and no
+ *    incarnation ever wraps (docs/SECURITY.md, "Membership identity");
  *  - like Serf's reconnect loop, we periodically push-pull with a random
  *    dead member so that partitions heal at the membership layer;
  *  - no TCP ping fallback (UDP probes + indirect probes only);
@@ -228,6 +231,10 @@ struct swim {
 	struct wbuf scratch, pkt, body;
 	struct wbuf alive_out;       /* alive rumours encoded for the packet being built */
 	const struct wire_addr *cur_from; /* sender of the packet being handled */
+	/* while merging a push-pull (see jump_vouched) */
+	const struct wire_addr *pp_peer; /* the address we dialled, or the TCP source */
+	bool pp_inbound;             /* pp_peer is the source: its port is ephemeral */
+	bool pp_join;                /* we dialled it to join */
 };
 
 /* ------------------------------------------------------------------ */
@@ -1234,13 +1241,104 @@ static void set_state(struct swim *sw, struct member *m, enum swim_state st, int
 /* ------------------------------------------------------------------ */
 /* refutation, alive, suspect, dead                                    */
 
+/* ------------------------------------------------------------------ */
+/* identity: which claims about a member we believe                    */
+
+/*
+ * How far ahead of the incarnation we hold a claim about a member may be.
+ * A member's incarnation grows by one per refutation, tag change or stall,
+ * and an honest claim is at most the member's own current incarnation, so
+ * a gap is the number of bumps we missed: a handful while we are in touch,
+ * 2^16 is a tag change every 10 s for a week of separation.  A bigger jump
+ * is a forgery (one datagram at 2^32-1 would otherwise leave the member
+ * nothing to refute with) and is refused; a forger now needs 2^16 accepted
+ * messages per member to use up the number space.  A member can still
+ * bring us a bigger jump in its own words: see jump_vouched.
+ */
+#define INC_JUMP_MAX (1u << 16)
+
+/* One past inc, never wrapping: at the top a refutation can only tie. */
+static uint32_t inc_after(uint32_t inc)
+{
+	return inc == UINT32_MAX ? inc : inc + 1;
+}
+
+/*
+ * A jump past INC_JUMP_MAX is believed only over TCP (a push-pull: not a
+ * datagram with a spoofed source, and not a rumour relayed by others):
+ *  - the peer's alive about itself: at the very address we dialled, or
+ *    at the IP address the connection comes from (how a member that was
+ *    away for long comes back; each member takes the jump at its first
+ *    push-pull with it, either way);
+ *  - in the answer to our join, claims about ourselves: a restarted member
+ *    starts from 1 and learns the incarnation of its previous life there,
+ *    as in memberlist.
+ */
+static bool jump_vouched(const struct swim *sw, const struct member *m,
+			 const struct wire_addr *alive_addr)
+{
+	const struct wire_addr *p = sw->pp_peer;
+	if (!p)
+		return false;
+	if (m == sw->self)
+		return sw->pp_join;
+	if (!alive_addr)
+		return false;
+	if (!sw->pp_inbound)
+		return wire_addr_equal(alive_addr, p);
+	return alive_addr->ip_len == p->ip_len && memcmp(alive_addr->ip, p->ip, p->ip_len) == 0;
+}
+
+/* A claim about known member m at incarnation inc (alive_addr: its address if an alive). */
+static bool inc_plausible(struct swim *sw, const struct member *m, uint32_t inc,
+			  const struct wire_addr *alive_addr)
+{
+	if ((uint64_t)inc <= (uint64_t)m->incarnation + INC_JUMP_MAX ||
+	    jump_vouched(sw, m, alive_addr))
+		return true;
+	sw->stats.refused_incarnation++;
+	logf_(sw, 0, "refused a claim about %s at incarnation %u (we hold %u)",
+	      member_name(m), inc, m->incarnation);
+	return false;
+}
+
+static int64_t push_pull_interval(const struct swim *sw);
+
+/*
+ * memberlist's "conflicting address" rule: a member we hold alive or
+ * suspect never moves.  Unlike memberlist, a left member does not move at
+ * once either: a forged leave is as cheap as a forged death, and the
+ * takeover is the same (dead or left, then alive elsewhere at a higher
+ * incarnation).  A gone member may move once it has been gone long enough
+ * for a member that is in fact alive to hear the rumour and refute it at
+ * its own address: we gossip to the dead for gossip_to_dead_ms (30 s,
+ * memberlist's GossipToTheDeadTime, after which memberlist forgets a dead
+ * member and takes it back at any address), but not to the left, so a
+ * member falsely said to have left learns it from its own next push-pull,
+ * at most one push-pull interval away.
+ */
+static bool may_move(struct swim *sw, const struct member *m, int64_t now)
+{
+	int64_t wait = sw->cfg.gossip_to_dead_ms;
+	if (sw->cfg.push_pull_interval_ms > 0)
+		wait += push_pull_interval(sw);
+	if (is_gone(m) && now - m->state_since >= wait)
+		return true;
+	sw->stats.refused_address++;
+	logf_(sw, 2, "conflicting address for %s (%s); ignoring alive", member_name(m),
+	      is_gone(m) ? "gone too recently" : "not dead");
+	return false;
+}
+
 /* Someone says we are suspect/dead (or alive with other data): outbid them. */
 static void refute(struct swim *sw, uint32_t accused_inc, int64_t now)
 {
 	struct member *me = sw->self;
-	uint32_t inc = me->incarnation + 1;
+	uint32_t inc = inc_after(me->incarnation);
 	if (accused_inc >= inc)
-		inc = accused_inc + 1;
+		inc = inc_after(accused_inc);
+	if (inc == accused_inc)
+		logf_(sw, 3, "incarnation exhausted: cannot outbid a claim at %u", accused_inc);
 	me->incarnation = inc;
 	me->state_since = now;
 	sw->stats.refutations++;
@@ -1290,6 +1388,8 @@ static void handle_alive(struct swim *sw, const struct wire_alive *a, uint64_t h
 		if (a->incarnation == m->incarnation &&
 		    bytes_eq(a->meta, member_meta(m), m->meta_len))
 			return;
+		if (!inc_plausible(sw, m, a->incarnation, NULL))
+			return;
 		refute(sw, a->incarnation, now);
 		return;
 	}
@@ -1300,13 +1400,11 @@ static void handle_alive(struct swim *sw, const struct wire_alive *a, uint64_t h
 			return;
 		fresh = true; /* created dead; set_state below counts it alive */
 	} else {
-		bool moved = !member_addr_is(m, &a->addr);
-		if (a->incarnation <= m->incarnation)
+		if (a->incarnation <= m->incarnation ||
+		    !inc_plausible(sw, m, a->incarnation, &a->addr))
 			return;
-		if (moved && !is_gone(m)) {
-			logf_(sw, 2, "conflicting address for %s; ignoring alive", name);
+		if (!member_addr_is(m, &a->addr) && !may_move(sw, m, now))
 			return;
-		}
 	}
 	enum swim_state old = m->state;
 	bool meta_changed = !bytes_eq(a->meta, member_meta(m), m->meta_len) ||
@@ -1366,7 +1464,7 @@ static void handle_suspect(struct swim *sw, const struct wire_accuse *s, uint64_
 		answer_stale_accusation(sw, s->from);
 		return;
 	}
-	if (!m || s->incarnation < m->incarnation)
+	if (!m || s->incarnation < m->incarnation || !inc_plausible(sw, m, s->incarnation, NULL))
 		return;
 	if (m == sw->self) {
 		if (!sw->leaving)
@@ -1428,7 +1526,8 @@ static void handle_dead(struct swim *sw, const struct wire_accuse *d, uint64_t h
 		answer_stale_accusation(sw, d->from);
 		return;
 	}
-	if (!m || d->incarnation < m->incarnation || is_gone(m))
+	if (!m || d->incarnation < m->incarnation || is_gone(m) ||
+	    !inc_plausible(sw, m, d->incarnation, NULL))
 		return;
 	bool is_leave = bytes_eq_str(d->from, name);
 	if (m == sw->self && !sw->leaving) {
@@ -2020,7 +2119,6 @@ static void start_push_pull(struct swim *sw, const struct wire_addr *to, bool jo
 int swim_handle_stream(struct swim *sw, const struct wire_addr *from,
 		       const uint8_t *msg, size_t len, struct wbuf *reply, int64_t now)
 {
-	(void)from;
 	if (len == 0)
 		return WIRE_ETRUNC;
 	sw->stats.bytes_in += len;
@@ -2034,7 +2132,11 @@ int swim_handle_stream(struct swim *sw, const struct wire_addr *from,
 		}
 		/* answer with our state as it was before merging theirs, like memberlist */
 		encode_local_state(sw, pp.join, reply);
+		sw->pp_peer = from;
+		sw->pp_inbound = true;
+		sw->pp_join = false;
 		merge_remote_state(sw, &pp, now);
+		sw->pp_peer = NULL;
 		wire_push_pull_free(&pp);
 		return WIRE_OK;
 	}
@@ -2104,7 +2206,11 @@ void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 		struct wire_push_pull pp;
 		if (wire_decode_push_pull(msg, len, &pp) == WIRE_OK) {
 			sw->stats.bytes_in += len;
+			sw->pp_peer = &ps.to;
+			sw->pp_inbound = false;
+			sw->pp_join = ps.join;
 			merge_remote_state(sw, &pp, now);
+			sw->pp_peer = NULL;
 			wire_push_pull_free(&pp);
 			ok = true;
 		} else {
@@ -2577,7 +2683,7 @@ int swim_set_meta(struct swim *sw, const uint8_t *meta, size_t len, int64_t now)
 	struct member *me = sw->self;
 	if (!member_set_meta(me, meta, len))
 		return WIRE_ENOMEM;
-	me->incarnation++;
+	me->incarnation = inc_after(me->incarnation);
 	me->state_since = now;
 	broadcast_alive(sw, me);
 	notify(sw, SWIM_EV_UPDATE, me);

@@ -1,0 +1,328 @@
+/*
+ * test_identity.c — forged membership claims against real swim state
+ * machines on the simulator (docs/SECURITY.md, "Membership identity").
+ *
+ * The attacker is not a node of the simulator: it hands forged memberlist
+ * messages straight to a node's swim_handle_packet, as a host that can send
+ * datagrams to the gossip port (no -encrypt, or holding the key) would.
+ * Each attack test failed on the code before the identity rules.
+ */
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sim.h"
+#include "testlib.h"
+
+#define C 2 /* the victim */
+
+static const struct wire_addr attacker = { { 10, 99, 0, 1 }, 4, 7946 };
+
+static struct sim *cluster(uint64_t seed, int n)
+{
+	struct sim *s = sim_new(seed);
+	if (!s)
+		return NULL;
+	for (int i = 0; i < n; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "node-%03d", i);
+		if (sim_add_node(s, name, NULL) != i) {
+			sim_free(s);
+			return NULL;
+		}
+	}
+	for (int i = 1; i < n; i++)
+		sim_join(s, i, 0);
+	if (sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, 60000) < 0) {
+		sim_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static struct wire_bytes bytes_of(const char *s)
+{
+	struct wire_bytes b = { (const uint8_t *)s, (uint32_t)strlen(s) };
+	return b;
+}
+
+/* One forged message, as a datagram from the attacker, to `node`. */
+static void forge(struct sim *s, int node, const struct wire_msg *m)
+{
+	struct wbuf b;
+	wbuf_init(&b);
+	if (wire_encode(&b, m) == WIRE_OK && !b.oom)
+		swim_handle_packet(sim_swim(s, node), &attacker, b.p, b.len, sim_now(s));
+	wbuf_free(&b);
+}
+
+static void forge_accuse(struct sim *s, int node, enum wire_type type, int subject,
+			 uint32_t inc)
+{
+	struct wire_msg m;
+	memset(&m, 0, sizeof m);
+	m.type = type;
+	struct wire_accuse *a = type == WIRE_SUSPECT ? &m.u.suspect : &m.u.dead;
+	a->incarnation = inc;
+	a->node = bytes_of(sim_name(s, subject));
+	a->from = bytes_of("node-000");
+	forge(s, node, &m);
+}
+
+static void forge_alive(struct sim *s, int node, int subject, uint32_t inc,
+			const struct wire_addr *addr, const char *meta)
+{
+	struct wire_msg m;
+	memset(&m, 0, sizeof m);
+	m.type = WIRE_ALIVE;
+	m.u.alive.incarnation = inc;
+	m.u.alive.node = bytes_of(sim_name(s, subject));
+	m.u.alive.addr = *addr;
+	m.u.alive.meta = bytes_of(meta);
+	static const uint8_t vsn[6] = { 1, 5, 2, 2, 5, 4 };
+	memcpy(m.u.alive.vsn, vsn, 6);
+	m.u.alive.vsn_len = 6;
+	forge(s, node, &m);
+}
+
+static uint32_t inc_of(const struct sim *s, int observer, int subject)
+{
+	return (uint32_t)sim_view_incarnation(s, observer, sim_name(s, subject));
+}
+
+static uint64_t stat_sum(struct sim *s, size_t field)
+{
+	uint64_t c = 0;
+	for (int i = 0; i < sim_node_count(s); i++) {
+		struct swim *sw = sim_swim(s, i);
+		uint64_t v;
+		if (!sw)
+			continue;
+		memcpy(&v, (const char *)swim_stats(sw) + field, sizeof v);
+		c += v;
+	}
+	return c;
+}
+#define STAT(s, f) stat_sum(s, offsetof(struct swim_stats, f))
+
+/* Every other node holds the victim alive, at its own address, with no tags. */
+static bool victim_intact(struct sim *s)
+{
+	bool ok = true;
+	for (int i = 0; i < sim_node_count(s); i++) {
+		if (i == C)
+			continue;
+		const struct swim_member *m = swim_member_find(sim_swim(s, i), sim_name(s, C));
+		if (!m || m->state != SWIM_ALIVE || !wire_addr_equal(&m->addr, sim_addr(s, C)) ||
+		    m->meta_len != 0) {
+			printf("# node %d holds %s %s, %s address, %u bytes of meta, incarnation %u\n",
+			       i, sim_name(s, C), m ? (m->state == SWIM_ALIVE ? "alive" : "not alive")
+			       : "unknown", m && wire_addr_equal(&m->addr, sim_addr(s, C)) ? "its"
+			       : "another", m ? m->meta_len : 0, m ? m->incarnation : 0);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+/*
+ * The takeover: a forged death, then an alive one incarnation up at the
+ * attacker's address, to every member but the victim (so its refutation
+ * comes late).  It used to move the victim everywhere; its refutations
+ * were then "conflicting address" and it was declared dead.
+ */
+TEST(forged_death_then_new_address_is_no_takeover)
+{
+	struct sim *s = cluster(1501, 6);
+	REQUIRE(s);
+	for (int i = 0; i < sim_node_count(s); i++) {
+		if (i == C)
+			continue;
+		uint32_t inc = inc_of(s, i, C);
+		forge_accuse(s, i, WIRE_DEAD, C, inc);
+		forge_alive(s, i, C, inc + 1, &attacker, "");
+	}
+	CHECK(STAT(s, refused_address) >= 5);
+	sim_run_for(s, 20000);
+	CHECK(victim_intact(s));
+	/* a forged leave (dead "from" the victim itself) is no better */
+	for (int i = 0; i < sim_node_count(s); i++) {
+		if (i == C)
+			continue;
+		uint32_t inc = inc_of(s, i, C);
+		struct wire_msg m;
+		memset(&m, 0, sizeof m);
+		m.type = WIRE_DEAD;
+		m.u.dead.incarnation = inc;
+		m.u.dead.node = m.u.dead.from = bytes_of(sim_name(s, C));
+		forge(s, i, &m);
+		forge_alive(s, i, C, inc + 1, &attacker, "");
+	}
+	/* the left are not gossiped to: the victim learns it at its next push-pull */
+	sim_run_for(s, 40000);
+	CHECK(victim_intact(s));
+	sim_free(s);
+}
+
+/*
+ * A member that really died may come back at another address once it has
+ * been gone for gossip_to_dead_ms, as memberlist takes it back once it has
+ * forgotten it (here the restarted member's alive is written by hand: the
+ * simulator restarts nodes at their old address).
+ */
+TEST(restart_at_new_address_after_real_death)
+{
+	struct sim *s = cluster(1502, 5);
+	REQUIRE(s);
+	struct swim_config cfg;
+	swim_config_default(&cfg);
+	sim_crash(s, C);
+	int64_t t0 = sim_now(s);
+	while (!sim_all_see(s, C, SWIM_DEAD) && sim_now(s) - t0 < 60000)
+		sim_run_for(s, 100);
+	REQUIRE(sim_all_see(s, C, SWIM_DEAD));
+	const struct wire_addr moved = { { 10, 0, 0, 200 }, 4, 7946 };
+	uint32_t inc = inc_of(s, 0, C);
+	forge_alive(s, 0, C, inc + 1, &moved, "");
+	CHECK_EQ_INT(sim_view(s, 0, sim_name(s, C)), SWIM_DEAD); /* too soon */
+	sim_run_for(s, cfg.gossip_to_dead_ms + cfg.push_pull_interval_ms);
+	forge_alive(s, 0, C, inc + 1, &moved, "");
+	const struct swim_member *m = swim_member_find(sim_swim(s, 0), sim_name(s, C));
+	REQUIRE(m);
+	CHECK_EQ_INT(m->state, SWIM_ALIVE);
+	CHECK(wire_addr_equal(&m->addr, &moved));
+	sim_free(s);
+}
+
+/* dead/suspect at 2^32-1 evicted the victim for good (its refutation wrapped to 0). */
+TEST(accusation_at_top_incarnation_refused)
+{
+	struct sim *s = cluster(1503, 5);
+	REQUIRE(s);
+	for (int i = 0; i < sim_node_count(s); i++)
+		forge_accuse(s, i, WIRE_DEAD, C, UINT32_MAX);
+	for (int i = 0; i < sim_node_count(s); i++)
+		forge_accuse(s, i, WIRE_SUSPECT, C, UINT32_MAX);
+	CHECK_EQ_INT(STAT(s, refused_incarnation), 2 * sim_node_count(s));
+	sim_run_for(s, 30000);
+	CHECK(victim_intact(s));
+	CHECK(inc_of(s, C, C) < 10);
+	/* and a victim that is dead for real still gets declared dead */
+	sim_crash(s, C);
+	int64_t t0 = sim_now(s);
+	while (!sim_all_see(s, C, SWIM_DEAD) && sim_now(s) - t0 < 60000)
+		sim_run_for(s, 100);
+	CHECK(sim_all_see(s, C, SWIM_DEAD));
+	sim_free(s);
+}
+
+/* An alive at 2^32-1 pinned forged tags (the owner could never outbid it). */
+TEST(alive_at_top_incarnation_refused)
+{
+	struct sim *s = cluster(1504, 5);
+	REQUIRE(s);
+	for (int i = 0; i < sim_node_count(s); i++)
+		if (i != C)
+			forge_alive(s, i, C, UINT32_MAX, sim_addr(s, C), "role=evil");
+	CHECK_EQ_INT(STAT(s, refused_incarnation), sim_node_count(s) - 1);
+	sim_run_for(s, 10000);
+	CHECK(victim_intact(s));
+	sim_free(s);
+}
+
+/*
+ * A forger climbing in allowed steps reaches the top after 2^16 messages;
+ * the member's own incarnation then stays at 2^32-1 instead of wrapping
+ * to 0, where everybody would ignore it.
+ */
+TEST(refutation_never_wraps)
+{
+	struct sim *s = cluster(1505, 3);
+	REQUIRE(s);
+	struct swim *sw = sim_swim(s, C);
+	uint32_t last = swim_self(sw)->incarnation;
+	bool monotonic = true;
+	for (int k = 0; k < 70000 && last != UINT32_MAX; k++) {
+		uint64_t next = (uint64_t)last + 65536;
+		forge_accuse(s, C, WIRE_SUSPECT, C, next > UINT32_MAX ? UINT32_MAX : (uint32_t)next);
+		uint32_t now_inc = swim_self(sw)->incarnation;
+		monotonic = monotonic && now_inc > last;
+		last = now_inc;
+	}
+	CHECK(monotonic);
+	CHECK_EQ_INT(last, UINT32_MAX);
+	forge_accuse(s, C, WIRE_DEAD, C, UINT32_MAX);
+	CHECK_EQ_INT(swim_self(sw)->incarnation, UINT32_MAX);
+	/* a tag change at the top does not wrap either */
+	CHECK_EQ_INT(swim_set_meta(sw, (const uint8_t *)"k=v", 3, sim_now(s)), WIRE_OK);
+	CHECK_EQ_INT(swim_self(sw)->incarnation, UINT32_MAX);
+	sim_free(s);
+}
+
+/*
+ * Raise a member's incarnation by more than the jump bound, honestly: tag
+ * changes, in bursts the others can follow (each under the bound, with
+ * time to gossip in between).
+ */
+static void bump_incarnation(struct sim *s, int node, uint32_t by)
+{
+	for (uint32_t k = 0; k < by; k++) {
+		struct swim *sw = sim_swim(s, node);
+		swim_set_meta(sw, (const uint8_t *)(k & 1 ? "a" : ""), k & 1, sim_now(s));
+		if (k % 30000 == 29999)
+			sim_run_for(s, 3000);
+	}
+	swim_set_meta(sim_swim(s, node), NULL, 0, sim_now(s));
+}
+
+/*
+ * Genuine big jumps still get through, from the member's own mouth: one
+ * partitioned away while its incarnation grew past the bound comes back
+ * through the reconnect push-pulls the others open to it.
+ */
+TEST(long_separation_returns)
+{
+	struct sim *s = cluster(1506, 5);
+	REQUIRE(s);
+	int grp[] = { C };
+	sim_partition(s, grp, 1);
+	int64_t t0 = sim_now(s);
+	while (!sim_all_see(s, C, SWIM_DEAD) && sim_now(s) - t0 < 60000)
+		sim_run_for(s, 100);
+	REQUIRE(sim_all_see(s, C, SWIM_DEAD));
+	bump_incarnation(s, C, 70000);
+	sim_run_for(s, 1000);
+	sim_heal(s);
+	CHECK(sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, sim_now(s) + 120000) >= 0);
+	CHECK(victim_intact(s));
+	sim_free(s);
+}
+
+/*
+ * A restarted member starts from incarnation 1 and learns its previous
+ * life's incarnation (here past the jump bound) from its join, as in
+ * memberlist.
+ */
+TEST(restart_learns_previous_incarnation)
+{
+	struct sim *s = cluster(1507, 5);
+	REQUIRE(s);
+	bump_incarnation(s, C, 70000);
+	sim_run_for(s, 5000);
+	CHECK(inc_of(s, 0, C) > 70000);
+	sim_crash(s, C);
+	int64_t t0 = sim_now(s);
+	while (!sim_all_see(s, C, SWIM_DEAD) && sim_now(s) - t0 < 60000)
+		sim_run_for(s, 100);
+	REQUIRE(sim_all_see(s, C, SWIM_DEAD));
+	sim_restart(s, C);
+	sim_join(s, C, 0);
+	CHECK(sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, sim_now(s) + 60000) >= 0);
+	CHECK(inc_of(s, C, C) > 70000);
+	sim_free(s);
+}
+
+TEST_MAIN(forged_death_then_new_address_is_no_takeover, restart_at_new_address_after_real_death,
+	  accusation_at_top_incarnation_refused, alive_at_top_incarnation_refused,
+	  refutation_never_wraps, long_separation_returns, restart_learns_previous_incarnation)
