@@ -235,6 +235,7 @@ struct swim {
 	const struct wire_addr *pp_peer; /* the address we dialled, or the TCP source */
 	bool pp_inbound;             /* pp_peer is the source: its port is ephemeral */
 	bool pp_join;                /* we dialled it to join */
+	struct climb *climbs;        /* CLIMB_SLOTS budgets of big incarnation jumps, or NULL */
 };
 
 /* ------------------------------------------------------------------ */
@@ -1251,11 +1252,59 @@ static void set_state(struct swim *sw, struct member *m, enum swim_state st, int
  * a gap is the number of bumps we missed: a handful while we are in touch,
  * 2^16 is a tag change every 10 s for a week of separation.  A bigger jump
  * is a forgery (one datagram at 2^32-1 would otherwise leave the member
- * nothing to refute with) and is refused; a forger now needs 2^16 accepted
- * messages per member to use up the number space.  A member can still
- * bring us a bigger jump in its own words: see jump_vouched.
+ * nothing to refute with) and is refused.
+ *
+ * That alone would let a forger climb 2^16 per message and use up the
+ * number space with 2^16 datagrams.  So jumps of more than INC_STEP_FREE
+ * (rare when honest: we missed that many bumps) also draw on a budget of
+ * INC_JUMP_MAX per member per CLIMB_WINDOW_MS, kept for the few members
+ * that made one recently (CLIMB_SLOTS; when all are taken, big jumps wait).
+ * Climbing to 2^32-1 then takes 2^28 accepted forgeries or 2^16 hours.
+ * A member can still bring us a bigger jump in its own words: jump_vouched.
  */
 #define INC_JUMP_MAX (1u << 16)
+#define INC_STEP_FREE 16u
+#define CLIMB_WINDOW_MS (3600 * 1000)
+#define CLIMB_SLOTS 64
+
+struct climb {
+	const struct member *m;      /* NULL: free */
+	int64_t since;               /* start of its window */
+	uint32_t used;               /* incarnations climbed by big jumps in it */
+};
+
+/* Charge a big jump to m's budget; false if over it (or no slot is free). */
+static bool climb_charge(struct swim *sw, const struct member *m, uint32_t jump, int64_t now)
+{
+	struct climb *slot = NULL, *spare = NULL;
+	/* made at the first big jump: most swims never see one */
+	if (!sw->climbs && !(sw->climbs = calloc(CLIMB_SLOTS, sizeof *sw->climbs)))
+		return false;
+	for (int i = 0; i < CLIMB_SLOTS && !slot; i++) {
+		struct climb *c = &sw->climbs[i];
+		if (c->m == m)
+			slot = c;
+		else if (!spare && (!c->m || now - c->since >= CLIMB_WINDOW_MS))
+			spare = c;
+	}
+	if (!slot && !spare)
+		return false;
+	if (!slot || now - slot->since >= CLIMB_WINDOW_MS) {
+		slot = slot ? slot : spare;
+		*slot = (struct climb){ m, now, 0 };
+	}
+	if ((uint64_t)slot->used + jump > INC_JUMP_MAX)
+		return false;
+	slot->used += jump;
+	return true;
+}
+
+static void climb_forget(struct swim *sw, const struct member *m)
+{
+	for (int i = 0; sw->climbs && i < CLIMB_SLOTS; i++)
+		if (sw->climbs[i].m == m)
+			sw->climbs[i].m = NULL;
+}
 
 /* One past inc, never wrapping: at the top a refutation can only tie. */
 static uint32_t inc_after(uint32_t inc)
@@ -1291,10 +1340,11 @@ static bool jump_vouched(const struct swim *sw, const struct member *m,
 
 /* A claim about known member m at incarnation inc (alive_addr: its address if an alive). */
 static bool inc_plausible(struct swim *sw, const struct member *m, uint32_t inc,
-			  const struct wire_addr *alive_addr)
+			  const struct wire_addr *alive_addr, int64_t now)
 {
-	if ((uint64_t)inc <= (uint64_t)m->incarnation + INC_JUMP_MAX ||
-	    jump_vouched(sw, m, alive_addr))
+	uint32_t jump = inc > m->incarnation ? inc - m->incarnation : 0;
+	if (jump <= INC_STEP_FREE || jump_vouched(sw, m, alive_addr) ||
+	    (jump <= INC_JUMP_MAX && climb_charge(sw, m, jump, now)))
 		return true;
 	sw->stats.refused_incarnation++;
 	logf_(sw, 0, "refused a claim about %s at incarnation %u (we hold %u)",
@@ -1388,7 +1438,7 @@ static void handle_alive(struct swim *sw, const struct wire_alive *a, uint64_t h
 		if (a->incarnation == m->incarnation &&
 		    bytes_eq(a->meta, member_meta(m), m->meta_len))
 			return;
-		if (!inc_plausible(sw, m, a->incarnation, NULL))
+		if (!inc_plausible(sw, m, a->incarnation, NULL, now))
 			return;
 		refute(sw, a->incarnation, now);
 		return;
@@ -1401,7 +1451,7 @@ static void handle_alive(struct swim *sw, const struct wire_alive *a, uint64_t h
 		fresh = true; /* created dead; set_state below counts it alive */
 	} else {
 		if (a->incarnation <= m->incarnation ||
-		    !inc_plausible(sw, m, a->incarnation, &a->addr))
+		    !inc_plausible(sw, m, a->incarnation, &a->addr, now))
 			return;
 		if (!member_addr_is(m, &a->addr) && !may_move(sw, m, now))
 			return;
@@ -1464,7 +1514,7 @@ static void handle_suspect(struct swim *sw, const struct wire_accuse *s, uint64_
 		answer_stale_accusation(sw, s->from);
 		return;
 	}
-	if (!m || s->incarnation < m->incarnation || !inc_plausible(sw, m, s->incarnation, NULL))
+	if (!m || s->incarnation < m->incarnation || !inc_plausible(sw, m, s->incarnation, NULL, now))
 		return;
 	if (m == sw->self) {
 		if (!sw->leaving)
@@ -1527,7 +1577,7 @@ static void handle_dead(struct swim *sw, const struct wire_accuse *d, uint64_t h
 		return;
 	}
 	if (!m || d->incarnation < m->incarnation || is_gone(m) ||
-	    !inc_plausible(sw, m, d->incarnation, NULL))
+	    !inc_plausible(sw, m, d->incarnation, NULL, now))
 		return;
 	bool is_leave = bytes_eq_str(d->from, name);
 	if (m == sw->self && !sw->leaving) {
@@ -2339,6 +2389,7 @@ static void member_free(struct swim *sw, uint32_t id)
 	struct member *m = member_of(sw, id);
 	rumour_drop(sw, m);
 	buddy_forget(sw, m);
+	climb_forget(sw, m);
 	if (sw->hinted == id)
 		sw->hinted = NO_ID;
 	id_free(sw, id);
@@ -2645,6 +2696,7 @@ void swim_free(struct swim *sw)
 	free(sw->probe_order);
 	free(sw->suspects);
 	free(sw->buddies);
+	free(sw->climbs);
 	free(sw->relays);
 	free(sw->index);
 	free(sw->addr_index);

@@ -232,46 +232,108 @@ TEST(alive_at_top_incarnation_refused)
 }
 
 /*
- * A forger climbing in allowed steps reaches the top after 2^16 messages;
- * the member's own incarnation then stays at 2^32-1 instead of wrapping
- * to 0, where everybody would ignore it.
+ * A forger climbing in allowed steps: each step under the 2^16 bound, but
+ * together they would reach 2^32-1 after 2^16 messages.  Big steps draw
+ * on a budget of 2^16 per member per hour, at the victim itself (which
+ * would refute each one) and at the others.
  */
-TEST(refutation_never_wraps)
+TEST(climbing_is_rate_limited)
 {
 	struct sim *s = cluster(1505, 3);
 	REQUIRE(s);
-	struct swim *sw = sim_swim(s, C);
-	uint32_t last = swim_self(sw)->incarnation;
-	bool monotonic = true;
-	for (int k = 0; k < 70000 && last != UINT32_MAX; k++) {
-		uint64_t next = (uint64_t)last + 65536;
-		forge_accuse(s, C, WIRE_SUSPECT, C, next > UINT32_MAX ? UINT32_MAX : (uint32_t)next);
-		uint32_t now_inc = swim_self(sw)->incarnation;
-		monotonic = monotonic && now_inc > last;
-		last = now_inc;
+	uint32_t start = inc_of(s, C, C);
+	for (int k = 0; k < 200; k++) {
+		forge_accuse(s, C, WIRE_SUSPECT, C, inc_of(s, C, C) + 1000);
+		forge_alive(s, 0, C, inc_of(s, 0, C) + 1000, sim_addr(s, C), "");
 	}
-	CHECK(monotonic);
-	CHECK_EQ_INT(last, UINT32_MAX);
-	forge_accuse(s, C, WIRE_DEAD, C, UINT32_MAX);
-	CHECK_EQ_INT(swim_self(sw)->incarnation, UINT32_MAX);
-	/* a tag change at the top does not wrap either */
-	CHECK_EQ_INT(swim_set_meta(sw, (const uint8_t *)"k=v", 3, sim_now(s)), WIRE_OK);
-	CHECK_EQ_INT(swim_self(sw)->incarnation, UINT32_MAX);
+	CHECK(inc_of(s, C, C) <= start + 65536 + 200);
+	CHECK(inc_of(s, 0, C) <= start + 65536 + 200);
+	CHECK(STAT(s, refused_incarnation) >= 2 * (200 - 66));
+	/* a step of 16 or less is ordinary: no budget */
+	uint32_t before = inc_of(s, 0, C);
+	forge_alive(s, 0, C, before + 16, sim_addr(s, C), "");
+	CHECK_EQ_INT(inc_of(s, 0, C), before + 16);
+	/* the budget comes back after an hour */
+	sim_run_for(s, 3600 * 1000);
+	before = inc_of(s, 0, C);
+	forge_alive(s, 0, C, before + 1000, sim_addr(s, C), "");
+	CHECK_EQ_INT(inc_of(s, 0, C), before + 1000);
+	sim_run_for(s, 10000);
+	CHECK(sim_all_alive(s));
 	sim_free(s);
 }
 
+/* ---- one swim on its own, for a join answer we write ourselves ---- */
+
+static void lone_send_stream(void *ctx, const struct wire_addr *to, const uint8_t *msg,
+			     size_t len, uint64_t cookie)
+{
+	(void)to;
+	(void)msg;
+	(void)len;
+	*(uint64_t *)ctx = cookie;
+}
+
 /*
- * Raise a member's incarnation by more than the jump bound, honestly: tag
- * changes, in bursts the others can follow (each under the bound, with
- * time to gossip in between).
+ * A member's own incarnation never wraps: here it learns from its join
+ * that its previous life reached 2^32-2 (believed: the answer to our own
+ * join), refutes at 2^32-1, and then can only tie, never go back to 0
+ * (where every other member would ignore it).
  */
-static void bump_incarnation(struct sim *s, int node, uint32_t by)
+TEST(refutation_never_wraps)
+{
+	struct swim_config cfg;
+	swim_config_default(&cfg);
+	snprintf(cfg.name, sizeof cfg.name, "me");
+	cfg.addr = (struct wire_addr){ { 10, 0, 0, 1 }, 4, 7946 };
+	uint64_t cookie = 0;
+	struct swim_hooks hooks = { .ctx = &cookie, .send_stream = lone_send_stream };
+	struct swim *sw = swim_new(&cfg, &hooks, 0);
+	REQUIRE(sw);
+	const struct wire_addr seed = { { 10, 0, 0, 2 }, 4, 7946 };
+	swim_join(sw, &seed, 1, 0);
+	REQUIRE(cookie != 0);
+	struct wire_node_state_entry e;
+	memset(&e, 0, sizeof e);
+	e.name = bytes_of("me");
+	e.addr = cfg.addr;
+	e.incarnation = UINT32_MAX - 1;
+	e.state = WIRE_STATE_DEAD;
+	struct wbuf b;
+	wbuf_init(&b);
+	REQUIRE(wire_encode_push_pull(&b, true, &e, 1, NULL, 0) == WIRE_OK);
+	swim_handle_stream_reply(sw, cookie, b.p, b.len, 10);
+	wbuf_free(&b);
+	CHECK_EQ_INT(swim_self(sw)->incarnation, UINT32_MAX);
+
+	struct wire_msg m;
+	memset(&m, 0, sizeof m);
+	m.type = WIRE_SUSPECT;
+	m.u.suspect.incarnation = UINT32_MAX;
+	m.u.suspect.node = bytes_of("me");
+	m.u.suspect.from = bytes_of("x");
+	wbuf_init(&b);
+	REQUIRE(wire_encode(&b, &m) == WIRE_OK);
+	swim_handle_packet(sw, &attacker, b.p, b.len, 20);
+	wbuf_free(&b);
+	CHECK_EQ_INT(swim_self(sw)->incarnation, UINT32_MAX);
+	/* a tag change at the top does not wrap either */
+	CHECK_EQ_INT(swim_set_meta(sw, (const uint8_t *)"k=v", 3, 30), WIRE_OK);
+	CHECK_EQ_INT(swim_self(sw)->incarnation, UINT32_MAX);
+	swim_free(sw);
+}
+
+/*
+ * Raise a member's incarnation by `by`, honestly (tag changes), in bursts
+ * of at most 30,000 with gap_ms of virtual time after each.
+ */
+static void bump_incarnation(struct sim *s, int node, uint32_t by, int64_t gap_ms)
 {
 	for (uint32_t k = 0; k < by; k++) {
 		struct swim *sw = sim_swim(s, node);
 		swim_set_meta(sw, (const uint8_t *)(k & 1 ? "a" : ""), k & 1, sim_now(s));
 		if (k % 30000 == 29999)
-			sim_run_for(s, 3000);
+			sim_run_for(s, gap_ms);
 	}
 	swim_set_meta(sim_swim(s, node), NULL, 0, sim_now(s));
 }
@@ -291,7 +353,7 @@ TEST(long_separation_returns)
 	while (!sim_all_see(s, C, SWIM_DEAD) && sim_now(s) - t0 < 60000)
 		sim_run_for(s, 100);
 	REQUIRE(sim_all_see(s, C, SWIM_DEAD));
-	bump_incarnation(s, C, 70000);
+	bump_incarnation(s, C, 70000, 1000);
 	sim_run_for(s, 1000);
 	sim_heal(s);
 	CHECK(sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, sim_now(s) + 120000) >= 0);
@@ -308,7 +370,8 @@ TEST(restart_learns_previous_incarnation)
 {
 	struct sim *s = cluster(1507, 5);
 	REQUIRE(s);
-	bump_incarnation(s, C, 70000);
+	/* an hour between bursts: the others follow within their budget */
+	bump_incarnation(s, C, 70000, 3600 * 1000);
 	sim_run_for(s, 5000);
 	CHECK(inc_of(s, 0, C) > 70000);
 	sim_crash(s, C);
@@ -325,4 +388,5 @@ TEST(restart_learns_previous_incarnation)
 
 TEST_MAIN(forged_death_then_new_address_is_no_takeover, restart_at_new_address_after_real_death,
 	  accusation_at_top_incarnation_refused, alive_at_top_incarnation_refused,
-	  refutation_never_wraps, long_separation_returns, restart_learns_previous_incarnation)
+	  climbing_is_rate_limited, refutation_never_wraps, long_separation_returns,
+	  restart_learns_previous_incarnation)
