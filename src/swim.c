@@ -236,6 +236,8 @@ struct swim {
 	bool pp_inbound;             /* pp_peer is the source: its port is ephemeral */
 	bool pp_join;                /* we dialled it to join */
 	struct climb *climbs;        /* CLIMB_SLOTS budgets of big incarnation jumps, or NULL */
+	struct move_check *move;     /* the one move check under way, or NULL */
+	const struct member *move_checked; /* while applying its alive */
 };
 
 /* ------------------------------------------------------------------ */
@@ -1353,30 +1355,40 @@ static bool inc_plausible(struct swim *sw, const struct member *m, uint32_t inc,
 }
 
 static int64_t push_pull_interval(const struct swim *sw);
+static void move_check_start(struct swim *sw, struct member *m, const struct wire_alive *a,
+			     int64_t now);
 
 /*
  * memberlist's "conflicting address" rule: a member we hold alive or
- * suspect never moves.  Unlike memberlist, a left member does not move at
- * once either: a forged leave is as cheap as a forged death, and the
- * takeover is the same (dead or left, then alive elsewhere at a higher
- * incarnation).  A gone member may move once it has been gone long enough
- * for a member that is in fact alive to hear the rumour and refute it at
- * its own address: we gossip to the dead for gossip_to_dead_ms (30 s,
+ * suspect never moves.  A member we hold dead or left may: that is how a
+ * member restarted on another address comes back.  But a forged death or
+ * leave followed by an alive elsewhere would take the member over, so
+ * before moving a gone member we ask its old address, by name, whether it
+ * still answers (see move_check_start): a member that is in fact alive
+ * acks and keeps its address; a restarted one has left nothing there and
+ * moves a moment later.
+ *
+ * Once it has been gone for gossip_to_dead_ms plus a push-pull interval it
+ * moves without asking: we gossip to the dead for gossip_to_dead_ms (30 s,
  * memberlist's GossipToTheDeadTime, after which memberlist forgets a dead
- * member and takes it back at any address), but not to the left, so a
- * member falsely said to have left learns it from its own next push-pull,
- * at most one push-pull interval away.
+ * member and takes it back at any address), and a member falsely said to
+ * have left (the left are not gossiped to) learns it at its own next
+ * push-pull, so by then a live member has refuted.
  */
-static bool may_move(struct swim *sw, const struct member *m, int64_t now)
+static bool may_move(struct swim *sw, struct member *m, const struct wire_alive *a,
+		     int64_t now)
 {
 	int64_t wait = sw->cfg.gossip_to_dead_ms;
 	if (sw->cfg.push_pull_interval_ms > 0)
 		wait += push_pull_interval(sw);
-	if (is_gone(m) && now - m->state_since >= wait)
+	if (is_gone(m) && (now - m->state_since >= wait || sw->move_checked == m))
 		return true;
+	if (is_gone(m)) {
+		move_check_start(sw, m, a, now);
+		return false;
+	}
 	sw->stats.refused_address++;
-	logf_(sw, 2, "conflicting address for %s (%s); ignoring alive", member_name(m),
-	      is_gone(m) ? "gone too recently" : "not dead");
+	logf_(sw, 2, "conflicting address for %s; ignoring alive", member_name(m));
 	return false;
 }
 
@@ -1453,7 +1465,7 @@ static void handle_alive(struct swim *sw, const struct wire_alive *a, uint64_t h
 		if (a->incarnation <= m->incarnation ||
 		    !inc_plausible(sw, m, a->incarnation, &a->addr, now))
 			return;
-		if (!member_addr_is(m, &a->addr) && !may_move(sw, m, now))
+		if (!member_addr_is(m, &a->addr) && !may_move(sw, m, a, now))
 			return;
 	}
 	enum swim_state old = m->state;
@@ -1846,6 +1858,118 @@ static void handle_ping(struct swim *sw, const struct wire_ping *p, const struct
 	encode_send(sw, &to, &ack, false);
 }
 
+/* ------------------------------------------------------------------ */
+/* move checks (see may_move)                                          */
+
+#define MOVE_CHECK_PINGS 5       /* lost datagrams must not move a live member */
+
+/* An alive that would move a gone member early, held while we ask its old address. */
+struct move_check {
+	struct member *m;
+	uint32_t seq;                /* of our pings to the old address */
+	int pings_left;
+	int64_t next_ping, deadline;
+	uint32_t incarnation;
+	struct wire_addr addr;       /* where the alive says it is now */
+	uint8_t vsn[6], vsn_len;
+	uint16_t meta_len;
+	uint8_t meta[WIRE_META_MAX];
+};
+
+static void move_check_ping(struct swim *sw, int64_t now)
+{
+	struct move_check *mc = sw->move;
+	send_ping(sw, mc->m, mc->seq);
+	mc->pings_left--;
+	mc->next_ping = now + sw->cfg.probe_timeout_ms;
+}
+
+/*
+ * Ask m's old address, by name, whether m still lives there: a ping now
+ * and more a probe timeout apart (MOVE_CHECK_PINGS in all: at 10 % loss
+ * each way, all five round trips fail once in 4,000 checks), then a probe
+ * timeout for the last ack.  One check at a time (bounded work whatever a forger sends); an
+ * alive arriving while another member is being checked is refused, and a
+ * restarted member's next alive (a push-pull) comes back to it.
+ */
+static void move_check_start(struct swim *sw, struct member *m, const struct wire_alive *a,
+			     int64_t now)
+{
+	if (sw->move) {
+		if (sw->move->m == m && wire_addr_equal(&sw->move->addr, &a->addr) &&
+		    a->incarnation <= sw->move->incarnation)
+			return; /* the same news again: already being checked */
+		sw->stats.refused_address++;
+		logf_(sw, 1, "not moving %s now: another move is being checked", member_name(m));
+		return;
+	}
+	struct move_check *mc = malloc(sizeof *mc);
+	if (!mc)
+		return; /* as if the alive had been lost */
+	mc->m = m;
+	mc->seq = next_seq(sw);
+	mc->pings_left = MOVE_CHECK_PINGS;
+	mc->deadline = now + (int64_t)(MOVE_CHECK_PINGS + 1) * sw->cfg.probe_timeout_ms;
+	mc->incarnation = a->incarnation;
+	mc->addr = a->addr;
+	memcpy(mc->vsn, a->vsn, sizeof mc->vsn);
+	mc->vsn_len = a->vsn_len;
+	mc->meta_len = (uint16_t)a->meta.len; /* <= WIRE_META_MAX: handle_alive checked */
+	if (a->meta.len)
+		memcpy(mc->meta, a->meta.p, a->meta.len);
+	sw->move = mc;
+	logf_(sw, 1, "%s claims a new address while gone; asking its old one first",
+	      member_name(m));
+	move_check_ping(sw, now);
+}
+
+static void move_check_end(struct swim *sw)
+{
+	free(sw->move);
+	sw->move = NULL;
+}
+
+/* An ack: the old address still answers to the name, so the member stays there. */
+static bool move_check_ack(struct swim *sw, uint32_t seq)
+{
+	if (!sw->move || sw->move->seq != seq)
+		return false;
+	sw->stats.refused_address++;
+	logf_(sw, 2, "conflicting address for %s: its old address still answers; ignoring alive",
+	      member_name(sw->move->m));
+	move_check_end(sw);
+	return true;
+}
+
+static void handle_alive(struct swim *sw, const struct wire_alive *a, uint64_t h, int64_t now);
+
+static void move_check_tick(struct swim *sw, int64_t now)
+{
+	struct move_check *mc = sw->move;
+	if (!mc)
+		return;
+	if (now >= mc->deadline) {
+		/* no answer: apply the alive as if it had just come, rechecked */
+		struct wire_alive a = { mc->incarnation, name_bytes(mc->m), mc->addr,
+					{ mc->meta, mc->meta_len }, {0}, mc->vsn_len };
+		memcpy(a.vsn, mc->vsn, sizeof a.vsn);
+		sw->move_checked = mc->m;
+		handle_alive(sw, &a, subject_hash(a.node), now);
+		sw->move_checked = NULL;
+		move_check_end(sw);
+	} else if (mc->pings_left > 0 && now >= mc->next_ping) {
+		move_check_ping(sw, now);
+	}
+}
+
+static int64_t move_check_due(const struct swim *sw)
+{
+	const struct move_check *mc = sw->move;
+	if (!mc)
+		return NEVER;
+	return mc->pings_left > 0 && mc->next_ping < mc->deadline ? mc->next_ping : mc->deadline;
+}
+
 static void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip,
 			    const struct wire_addr *from, int64_t now)
 {
@@ -1881,6 +2005,8 @@ static void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip
 
 static void handle_ack(struct swim *sw, uint32_t seq)
 {
+	if (move_check_ack(sw, seq))
+		return;
 	if (sw->probe_phase != PROBE_IDLE && seq == sw->probe_seq) {
 		probe_succeeded(sw);
 		return;
@@ -2390,6 +2516,8 @@ static void member_free(struct swim *sw, uint32_t id)
 	rumour_drop(sw, m);
 	buddy_forget(sw, m);
 	climb_forget(sw, m);
+	if (sw->move && sw->move->m == m)
+		move_check_end(sw);
 	if (sw->hinted == id)
 		sw->hinted = NO_ID;
 	id_free(sw, id);
@@ -2462,7 +2590,7 @@ int64_t swim_next_deadline(const struct swim *sw)
 	}
 	for (size_t i = 0; i < sw->n_suspects; i++)
 		t = min64(t, suspicion_due(&sw->suspects[i]));
-	return t;
+	return min64(t, move_check_due(sw));
 }
 
 /* Nack at once the indirect pings we relayed to `to`: it cannot answer. */
@@ -2520,6 +2648,7 @@ void swim_tick(struct swim *sw, int64_t now)
 		probe_failed(sw, now);
 	run_relays(sw, now);
 	run_suspicions(sw, now);
+	move_check_tick(sw, now);
 	if (now >= sw->next_probe) {
 		if (sw->leaving) {
 			sw->next_probe = NEVER; /* a leaving member accuses nobody */
@@ -2697,6 +2826,7 @@ void swim_free(struct swim *sw)
 	free(sw->suspects);
 	free(sw->buddies);
 	free(sw->climbs);
+	free(sw->move);
 	free(sw->relays);
 	free(sw->index);
 	free(sw->addr_index);
