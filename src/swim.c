@@ -16,8 +16,8 @@
  * Differences from memberlist, on purpose:
  *  - dead and left members stay as tombstones for reap_interval (24 h) so a
  *    stale alive cannot resurrect them, but a higher incarnation always
- *    brings a member back (at a new address only once it has been gone for
- *    gossip_to_dead_ms, see "identity" below);
+ *    brings a member back (at a new address only if nothing answers to
+ *    its name at the old one, see may_move);
  *  - claims far ahead of the incarnation we hold are refused, and no
  *    incarnation ever wraps (docs/SECURITY.md, "Membership identity");
  *  - like Serf's reconnect loop, we periodically push-pull with a random
