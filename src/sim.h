@@ -119,6 +119,12 @@ void sim_set_default_config(struct sim *s, const struct swim_config *cfg);
  */
 int sim_add_node(struct sim *s, const char *name, const struct swim_config *cfg);
 int sim_node_count(const struct sim *s);
+/*
+ * The usual start of a scenario: sim_new(seed), cfg (NULL = default) as
+ * the default configuration, n nodes named node-000, node-001, ..., all
+ * joining through node 0 at once (nothing run yet).  NULL on failure.
+ */
+struct sim *sim_new_cluster(uint64_t seed, int n, const struct swim_config *cfg);
 
 /* Join through one seed node (swim_join with seed's address). */
 void sim_join(struct sim *s, int node, int seed);

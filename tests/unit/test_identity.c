@@ -19,21 +19,12 @@
 
 static const struct wire_addr attacker = { { 10, 99, 0, 1 }, 4, 7946 };
 
+/* n nodes, converged. */
 static struct sim *cluster(uint64_t seed, int n)
 {
-	struct sim *s = sim_new(seed);
+	struct sim *s = sim_new_cluster(seed, n, NULL);
 	if (!s)
 		return NULL;
-	for (int i = 0; i < n; i++) {
-		char name[32];
-		snprintf(name, sizeof name, "node-%03d", i);
-		if (sim_add_node(s, name, NULL) != i) {
-			sim_free(s);
-			return NULL;
-		}
-	}
-	for (int i = 1; i < n; i++)
-		sim_join(s, i, 0);
 	if (sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, 60000) < 0) {
 		sim_free(s);
 		return NULL;

@@ -76,22 +76,7 @@ static bool pred_split(struct sim *s, void *ctx)
 /* n nodes named node-000.., all joining through node 0 at once. */
 static struct sim *make_cluster(uint64_t seed, int n, const struct swim_config *cfg)
 {
-	struct sim *s = sim_new(seed);
-	if (!s)
-		return NULL;
-	if (cfg)
-		sim_set_default_config(s, cfg);
-	for (int i = 0; i < n; i++) {
-		char name[32];
-		snprintf(name, sizeof name, "node-%03d", i);
-		if (sim_add_node(s, name, NULL) != i) {
-			sim_free(s);
-			return NULL;
-		}
-	}
-	for (int i = 1; i < n; i++)
-		sim_join(s, i, 0);
-	return s;
+	return sim_new_cluster(seed, n, cfg);
 }
 
 /* Build and wait for full convergence; NULL (after a diagnostic) if it never comes. */
