@@ -1242,9 +1242,6 @@ static void set_state(struct swim *sw, struct member *m, enum swim_state st, int
 }
 
 /* ------------------------------------------------------------------ */
-/* refutation, alive, suspect, dead                                    */
-
-/* ------------------------------------------------------------------ */
 /* identity: which claims about a member we believe                    */
 
 /*
@@ -1391,6 +1388,9 @@ static bool may_move(struct swim *sw, struct member *m, const struct wire_alive 
 	logf_(sw, 2, "conflicting address for %s; ignoring alive", member_name(m));
 	return false;
 }
+
+/* ------------------------------------------------------------------ */
+/* refutation, alive, suspect, dead                                    */
 
 /* Someone says we are suspect/dead (or alive with other data): outbid them. */
 static void refute(struct swim *sw, uint32_t accused_inc, int64_t now)
@@ -1888,9 +1888,10 @@ static void move_check_ping(struct swim *sw, int64_t now)
  * Ask m's old address, by name, whether m still lives there: a ping now
  * and more a probe timeout apart (MOVE_CHECK_PINGS in all: at 10 % loss
  * each way, all five round trips fail once in 4,000 checks), then a probe
- * timeout for the last ack.  One check at a time (bounded work whatever a forger sends); an
- * alive arriving while another member is being checked is refused, and a
- * restarted member's next alive (a push-pull) comes back to it.
+ * timeout for the last ack.  One check at a time, so the work is bounded
+ * whatever a forger sends: an alive arriving while another member is
+ * being checked is refused, and a restarted member's next alive (its next
+ * push-pull) tries again.
  */
 static void move_check_start(struct swim *sw, struct member *m, const struct wire_alive *a,
 			     int64_t now)
