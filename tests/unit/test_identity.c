@@ -38,6 +38,11 @@ static struct wire_bytes bytes_of(const char *s)
 	return b;
 }
 
+static uint32_t inc_of(const struct sim *s, int observer, int subject)
+{
+	return (uint32_t)sim_view_incarnation(s, observer, sim_name(s, subject));
+}
+
 /* One forged message, as a datagram from the attacker, to `node`. */
 static void forge(struct sim *s, int node, const struct wire_msg *m)
 {
@@ -61,6 +66,17 @@ static void forge_accuse(struct sim *s, int node, enum wire_type type, int subje
 	forge(s, node, &m);
 }
 
+/* A leave: dead "from" the subject itself, at the incarnation node holds. */
+static void forge_leave(struct sim *s, int node, int subject)
+{
+	struct wire_msg m;
+	memset(&m, 0, sizeof m);
+	m.type = WIRE_DEAD;
+	m.u.dead.incarnation = inc_of(s, node, subject);
+	m.u.dead.node = m.u.dead.from = bytes_of(sim_name(s, subject));
+	forge(s, node, &m);
+}
+
 static void forge_alive(struct sim *s, int node, int subject, uint32_t inc,
 			const struct wire_addr *addr, const char *meta)
 {
@@ -75,11 +91,6 @@ static void forge_alive(struct sim *s, int node, int subject, uint32_t inc,
 	memcpy(m.u.alive.vsn, vsn, 6);
 	m.u.alive.vsn_len = 6;
 	forge(s, node, &m);
-}
-
-static uint32_t inc_of(const struct sim *s, int observer, int subject)
-{
-	return (uint32_t)sim_view_incarnation(s, observer, sim_name(s, subject));
 }
 
 static uint64_t stat_sum(struct sim *s, size_t field)
@@ -142,14 +153,8 @@ TEST(forged_death_then_new_address_is_no_takeover)
 	for (int i = 0; i < sim_node_count(s); i++) {
 		if (i == C)
 			continue;
-		uint32_t inc = inc_of(s, i, C);
-		struct wire_msg m;
-		memset(&m, 0, sizeof m);
-		m.type = WIRE_DEAD;
-		m.u.dead.incarnation = inc;
-		m.u.dead.node = m.u.dead.from = bytes_of(sim_name(s, C));
-		forge(s, i, &m);
-		forge_alive(s, i, C, inc + 1, &attacker, "");
+		forge_leave(s, i, C);
+		forge_alive(s, i, C, inc_of(s, i, C) + 1, &attacker, "");
 	}
 	/* the left are not gossiped to: the victim learns it at its next push-pull */
 	sim_run_for(s, 40000);
@@ -205,6 +210,68 @@ TEST(restart_at_new_address_after_real_death)
 	sim_run_for(s, cfg.gossip_to_dead_ms + cfg.push_pull_interval_ms);
 	forge_alive(s, 0, C, inc_of(s, 0, C) + 1, &moved, "");
 	CHECK(alive_at(s, &moved));
+	sim_free(s);
+}
+
+/*
+ * One move check at a time, whatever a forger sends: a second member's
+ * move during a check is refused (and counted), not queued.
+ */
+TEST(one_move_check_at_a_time)
+{
+	struct sim *s = cluster(1508, 5);
+	REQUIRE(s);
+	sim_crash(s, 3);
+	crash_victim(s);
+	REQUIRE(sim_all_see(s, C, SWIM_DEAD) && sim_all_see(s, 3, SWIM_DEAD));
+	const struct wire_addr moved = { { 10, 0, 0, 200 }, 4, 7946 };
+	const struct wire_addr moved3 = { { 10, 0, 0, 203 }, 4, 7946 };
+	uint64_t refused = STAT(s, refused_address);
+	forge_alive(s, 0, C, inc_of(s, 0, C) + 1, &moved, "");
+	forge_alive(s, 0, 3, inc_of(s, 0, 3) + 1, &moved3, "");
+	CHECK_EQ_INT(STAT(s, refused_address), refused + 1);
+	sim_run_for(s, 3200);
+	CHECK(alive_at(s, &moved));
+	CHECK_EQ_INT(sim_view(s, 0, sim_name(s, 3)), SWIM_DEAD);
+	sim_free(s);
+}
+
+/* Counts member events that show anyone at the attacker's address. */
+static void note_taken(void *ctx, const struct sim_event *ev, const struct swim_member *m)
+{
+	(void)ev;
+	if (wire_addr_equal(&m->addr, &attacker))
+		++*(int *)ctx;
+}
+
+/*
+ * Under 10 % loss no check moves the victim, not even for a while (a
+ * takeover would heal: the attacker's address does not answer probes, the
+ * victim is declared dead there and moves back when it refutes).  A forged
+ * leave, as the left are not gossiped to.  Two things hold it: one of the
+ * five pings of a check gets its ack, and the pings carry the leave rumour
+ * to the victim (piggybacked gossip), which refutes before the check ends.
+ */
+TEST(no_takeover_under_loss)
+{
+	struct sim *s = cluster(1509, 6);
+	REQUIRE(s);
+	int taken = 0;
+	sim_set_member_cb(s, note_taken, &taken);
+	sim_set_loss(s, 0.1);
+	for (int round = 0; round < 5; round++) {
+		for (int i = 0; i < sim_node_count(s); i++) {
+			if (i == C)
+				continue;
+			forge_leave(s, i, C);
+			forge_alive(s, i, C, inc_of(s, i, C) + 1, &attacker, "");
+		}
+		sim_run_for(s, 40000); /* the victim refutes at its next push-pull */
+	}
+	sim_set_loss(s, 0);
+	sim_run_for(s, 20000);
+	CHECK(victim_intact(s));
+	CHECK_EQ_INT(taken, 0); printf("# refused %d taken %d lost %d\n", (int)STAT(s, refused_address), taken, (int)sim_stats(s)->packets_lost);
 	sim_free(s);
 }
 
@@ -400,6 +467,7 @@ TEST(restart_learns_previous_incarnation)
 }
 
 TEST_MAIN(forged_death_then_new_address_is_no_takeover, restart_at_new_address_after_real_death,
+	  one_move_check_at_a_time, no_takeover_under_loss,
 	  accusation_at_top_incarnation_refused, alive_at_top_incarnation_refused,
 	  climbing_is_rate_limited, refutation_never_wraps, long_separation_returns,
 	  restart_learns_previous_incarnation)
