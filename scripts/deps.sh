@@ -6,7 +6,7 @@
 set -e
 
 PKGS="build-essential pkg-config libmsgpack-dev libssl-dev libjansson-dev
-libdeflate-dev zlib1g-dev serf clang libclang-rt-14-dev gnuplot-nox python3 python3-cryptography
+libdeflate-dev zlib1g-dev serf clang libclang-rt-14-dev gnuplot-nox python3 python3-cryptography python3-msgpack
 iproute2 procps valgrind nftables curl bc"
 
 missing=""

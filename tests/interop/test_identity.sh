@@ -17,28 +17,12 @@ set -u
 
 TOOL="$VIGIL_TMP/forge.py"
 cat >"$TOOL" <<'PY'
-import socket, struct, sys, time
+import socket, sys, time
+
+import msgpack  # Debian python3-msgpack (scripts/deps.sh)
 
 def mp(v):
-    """Tiny msgpack encoder: enough for memberlist and serf messages."""
-    if isinstance(v, bool):
-        return b"\xc3" if v else b"\xc2"
-    if isinstance(v, int):
-        if v < 128:
-            return bytes([v])
-        if v < 65536:
-            return b"\xcd" + struct.pack(">H", v)
-        if v < 2**32:
-            return b"\xce" + struct.pack(">I", v)
-        return b"\xcf" + struct.pack(">Q", v)
-    if isinstance(v, str):
-        b = v.encode()
-        return bytes([0xa0 | len(b)]) + b
-    if isinstance(v, bytes):
-        return b"\xc4" + bytes([len(v)]) + v
-    if isinstance(v, dict):
-        return bytes([0x80 | len(v)]) + b"".join(mp(k) + mp(x) for k, x in v.items())
-    raise TypeError(v)
+    return msgpack.packb(v, use_bin_type=True)
 
 LOCAL = b"\x7f\x00\x00\x01"
 VSN = b"\x01\x05\x02\x02\x05\x04"
@@ -76,7 +60,13 @@ def main(kind, node, port, *targets):
 
 main(*sys.argv[1:])
 PY
-forge() { python3 "$TOOL" "$@"; }
+# Debian's interpreter, where scripts/deps.sh installs python3-msgpack
+PY3=/usr/bin/python3
+forge() { "$PY3" "$TOOL" "$@"; }
+if ! "$PY3" -c 'import msgpack' 2>/dev/null; then
+    not_ok "python3-msgpack" "missing: run scripts/deps.sh"
+    finish
+fi
 
 read -r PA RA PB RB PC RC PX < <(free_ports 7)   # PX: the forger's address, nobody listens
 start_vigil a "$PA" "$RA"

@@ -22,14 +22,7 @@ static const struct wire_addr attacker = { { 10, 99, 0, 1 }, 4, 7946 };
 /* n nodes, converged. */
 static struct sim *cluster(uint64_t seed, int n)
 {
-	struct sim *s = sim_new_cluster(seed, n, NULL);
-	if (!s)
-		return NULL;
-	if (sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, 60000) < 0) {
-		sim_free(s);
-		return NULL;
-	}
-	return s;
+	return sim_new_converged(seed, n, NULL, 60000);
 }
 
 static struct wire_bytes bytes_of(const char *s)

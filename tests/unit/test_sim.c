@@ -73,16 +73,10 @@ static bool pred_split(struct sim *s, void *ctx)
 	return true;
 }
 
-/* n nodes named node-000.., all joining through node 0 at once. */
-static struct sim *make_cluster(uint64_t seed, int n, const struct swim_config *cfg)
-{
-	return sim_new_cluster(seed, n, cfg);
-}
-
 /* Build and wait for full convergence; NULL (after a diagnostic) if it never comes. */
 static struct sim *converged_cluster(uint64_t seed, int n, const struct swim_config *cfg)
 {
-	struct sim *s = make_cluster(seed, n, cfg);
+	struct sim *s = sim_new_cluster(seed, n, cfg);
 	if (!s)
 		return NULL;
 	if (sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, 60000) < 0) {
@@ -269,7 +263,7 @@ TEST(sim_loss_rate)
 TEST(join_100_converges)
 {
 	const int n = 100;
-	struct sim *s = make_cluster(seed(101), n, NULL);
+	struct sim *s = sim_new_cluster(seed(101), n, NULL);
 	REQUIRE(s != NULL);
 	int64_t t = sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, 30000);
 	printf("# %d members converged at t=%" PRId64 " ms; %" PRIu64 " packets, %" PRIu64
@@ -585,7 +579,7 @@ TEST(return_before_reap)
 /* Run a busy scenario and return its trace hash. */
 static uint64_t scenario_hash(uint64_t seed, struct sim_stats *st)
 {
-	struct sim *s = make_cluster(seed, 16, NULL);
+	struct sim *s = sim_new_cluster(seed, 16, NULL);
 	if (!s)
 		return 0;
 	sim_set_latency(s, 1, 10);
