@@ -258,17 +258,6 @@ char *metrics_render(struct agent *a, size_t *len)
 	sample(&b, "vigil_decode_errors_total", "layer=\"serf\"", stat_of(s, "serf_decode_errors"));
 	sample(&b, "vigil_decode_errors_total", "layer=\"will\"", stat_of(s, "will_decode_errors"));
 
-	family(&b, "vigil_claims_refused_total", "counter",
-	       "Membership claims refused as implausible (docs/SECURITY.md, Membership identity): "
-	       "address (an alive moving a member that is not dead or left long enough), "
-	       "incarnation (far ahead of the incarnation held), lamport (a serf Lamport time "
-	       "far ahead of the local clock).");
-	sample(&b, "vigil_claims_refused_total", "reason=\"address\"", stat_of(s, "refused_address"));
-	sample(&b, "vigil_claims_refused_total", "reason=\"incarnation\"",
-	       stat_of(s, "refused_incarnation"));
-	sample(&b, "vigil_claims_refused_total", "reason=\"lamport\"",
-	       stat_of(s, "serf_ltime_refused"));
-
 	/* udp_decrypt_failed counts every undecryptable datagram; the library
 	 * also says which of them were plaintext or garbage */
 	double udp_all = stat_of(s, "udp_decrypt_failed");
@@ -307,6 +296,17 @@ char *metrics_render(struct agent *a, size_t *len)
 	sample(&b, "vigil_tcp_connection_failures_total", "reason=\"error\"", stat_of(s, "tcp_errors"));
 	sample(&b, "vigil_tcp_connection_failures_total", "reason=\"timeout\"",
 	       stat_of(s, "tcp_timeouts"));
+
+	family(&b, "vigil_claims_refused_total", "counter",
+	       "Membership claims refused as implausible (docs/SECURITY.md, Membership identity): "
+	       "address (an alive moving a member that is not dead or left long enough), "
+	       "incarnation (far ahead of the incarnation held), lamport (a serf Lamport time "
+	       "far ahead of the local clock).");
+	sample(&b, "vigil_claims_refused_total", "reason=\"address\"", stat_of(s, "refused_address"));
+	sample(&b, "vigil_claims_refused_total", "reason=\"incarnation\"",
+	       stat_of(s, "refused_incarnation"));
+	sample(&b, "vigil_claims_refused_total", "reason=\"lamport\"",
+	       stat_of(s, "serf_ltime_refused"));
 
 	free(s);
 	if (b.oom) {

@@ -6,8 +6,8 @@
 set -e
 
 PKGS="build-essential pkg-config libmsgpack-dev libssl-dev libjansson-dev
-libdeflate-dev zlib1g-dev serf clang libclang-rt-14-dev gnuplot-nox python3 python3-cryptography python3-msgpack
-iproute2 procps valgrind nftables curl bc"
+libdeflate-dev zlib1g-dev serf clang libclang-rt-14-dev gnuplot-nox python3 python3-cryptography
+iproute2 procps valgrind nftables curl bc python3-msgpack"
 
 missing=""
 for p in $PKGS; do

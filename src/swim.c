@@ -2006,8 +2006,6 @@ static void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip
 
 static void handle_ack(struct swim *sw, uint32_t seq)
 {
-	if (move_check_ack(sw, seq))
-		return;
 	if (sw->probe_phase != PROBE_IDLE && seq == sw->probe_seq) {
 		probe_succeeded(sw);
 		return;
@@ -2025,6 +2023,7 @@ static void handle_ack(struct swim *sw, uint32_t seq)
 		encode_send(sw, &to, &ack, false);
 		return;
 	}
+	move_check_ack(sw, seq); /* our own seq: no probe or relay has it */
 }
 
 /*
@@ -2579,6 +2578,7 @@ int64_t swim_next_deadline(const struct swim *sw)
 	t = min64(t, sw->next_push_pull);
 	t = min64(t, sw->next_reconnect);
 	t = min64(t, sw->next_reap);
+	t = min64(t, move_check_due(sw));
 	if (sw->probe_phase == PROBE_DIRECT)
 		t = min64(t, sw->probe_ack_deadline);
 	if (sw->probe_phase != PROBE_IDLE)
@@ -2591,7 +2591,7 @@ int64_t swim_next_deadline(const struct swim *sw)
 	}
 	for (size_t i = 0; i < sw->n_suspects; i++)
 		t = min64(t, suspicion_due(&sw->suspects[i]));
-	return min64(t, move_check_due(sw));
+	return t;
 }
 
 /* Nack at once the indirect pings we relayed to `to`: it cannot answer. */
