@@ -1337,6 +1337,14 @@ static bool jump_vouched(const struct swim *sw, const struct member *m,
 	return alive_addr->ip_len == p->ip_len && memcmp(alive_addr->ip, p->ip, p->ip_len) == 0;
 }
 
+/* Set (peer) or clear (NULL) the push-pull whose state is being merged, for jump_vouched. */
+static void pp_vouching(struct swim *sw, const struct wire_addr *peer, bool inbound, bool join)
+{
+	sw->pp_peer = peer;
+	sw->pp_inbound = inbound;
+	sw->pp_join = join;
+}
+
 /* A claim about known member m at incarnation inc (alive_addr: its address if an alive). */
 static bool inc_plausible(struct swim *sw, const struct member *m, uint32_t inc,
 			  const struct wire_addr *alive_addr, int64_t now)
@@ -2308,11 +2316,9 @@ int swim_handle_stream(struct swim *sw, const struct wire_addr *from,
 		}
 		/* answer with our state as it was before merging theirs, like memberlist */
 		encode_local_state(sw, pp.join, reply);
-		sw->pp_peer = from;
-		sw->pp_inbound = true;
-		sw->pp_join = false;
+		pp_vouching(sw, from, true, false);
 		merge_remote_state(sw, &pp, now);
-		sw->pp_peer = NULL;
+		pp_vouching(sw, NULL, false, false);
 		wire_push_pull_free(&pp);
 		return WIRE_OK;
 	}
@@ -2370,6 +2376,7 @@ void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 		return;
 	struct pending_stream ps = sw->streams[i];
 	sw->streams[i] = sw->streams[--sw->n_streams];
+	pp_vouching(sw, &ps.to, false, ps.join);
 	bool ok = false;
 	struct wbuf plain;
 	wbuf_init(&plain);
@@ -2382,11 +2389,7 @@ void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 		struct wire_push_pull pp;
 		if (wire_decode_push_pull(msg, len, &pp) == WIRE_OK) {
 			sw->stats.bytes_in += len;
-			sw->pp_peer = &ps.to;
-			sw->pp_inbound = false;
-			sw->pp_join = ps.join;
 			merge_remote_state(sw, &pp, now);
-			sw->pp_peer = NULL;
 			wire_push_pull_free(&pp);
 			ok = true;
 		} else {
@@ -2394,6 +2397,7 @@ void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 		}
 	}
 	wbuf_free(&plain);
+	pp_vouching(sw, NULL, false, false);
 	if (ps.join && sw->hooks.join_result)
 		sw->hooks.join_result(sw->hooks.ctx, &ps.to, ok);
 }
