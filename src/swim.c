@@ -2376,7 +2376,6 @@ void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 		return;
 	struct pending_stream ps = sw->streams[i];
 	sw->streams[i] = sw->streams[--sw->n_streams];
-	pp_vouching(sw, &ps.to, false, ps.join);
 	bool ok = false;
 	struct wbuf plain;
 	wbuf_init(&plain);
@@ -2385,6 +2384,7 @@ void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 		msg = plain.p;
 		len = plain.len;
 	}
+	pp_vouching(sw, &ps.to, false, ps.join);
 	if (msg && len > 0 && msg[0] == WIRE_PUSH_PULL) {
 		struct wire_push_pull pp;
 		if (wire_decode_push_pull(msg, len, &pp) == WIRE_OK) {
