@@ -238,6 +238,7 @@ struct swim {
 	struct climb *climbs;        /* CLIMB_SLOTS budgets of big incarnation jumps, or NULL */
 	struct move_check *move;     /* the one move check under way, or NULL */
 	const struct member *move_checked; /* while applying its alive */
+	int64_t last_jump_ask;       /* last push-pull asking a member about a refused jump */
 };
 
 /* ------------------------------------------------------------------ */
@@ -1345,6 +1346,25 @@ static void pp_vouching(struct swim *sw, const struct wire_addr *peer, bool inbo
 	sw->pp_join = join;
 }
 
+static void start_push_pull(struct swim *sw, const struct wire_addr *to, bool join);
+
+/*
+ * We refused an alive far ahead for m, at the address we hold for it: if
+ * that was m's true incarnation (it was away long), only m's own word in a
+ * push-pull brings us there, so ask m for it now rather than waiting for
+ * the next push-pull between us to happen by chance.  If it was forged, m
+ * answers with its real incarnation.  One such push-pull per probe
+ * interval, whatever is sent to us.
+ */
+static void ask_member(struct swim *sw, const struct member *m, int64_t now)
+{
+	if (m == sw->self || now - sw->last_jump_ask < sw->cfg.probe_interval_ms)
+		return;
+	sw->last_jump_ask = now;
+	struct wire_addr to = member_addr(m);
+	start_push_pull(sw, &to, false);
+}
+
 /* A claim about known member m at incarnation inc (alive_addr: its address if an alive). */
 static bool inc_plausible(struct swim *sw, const struct member *m, uint32_t inc,
 			  const struct wire_addr *alive_addr, int64_t now)
@@ -1356,6 +1376,8 @@ static bool inc_plausible(struct swim *sw, const struct member *m, uint32_t inc,
 	sw->stats.refused_incarnation++;
 	logf_(sw, 0, "refused a claim about %s at incarnation %u (we hold %u)",
 	      member_name(m), inc, m->incarnation);
+	if (alive_addr && member_addr_is(m, alive_addr))
+		ask_member(sw, m, now);
 	return false;
 }
 
@@ -2772,6 +2794,7 @@ struct swim *swim_new(const struct swim_config *cfg, const struct swim_hooks *ho
 	sw->free_id = NO_ID;
 	sw->hinted = NO_ID;
 	sw->last_hint_probe = INT64_MIN / 2;
+	sw->last_jump_ask = INT64_MIN / 2;
 	sw->n_buckets = 64; /* more than any retransmit limit we will compute */
 	sw->buckets = calloc((size_t)sw->n_buckets, sizeof *sw->buckets);
 	wbuf_init(&sw->scratch);
