@@ -297,6 +297,17 @@ char *metrics_render(struct agent *a, size_t *len)
 	sample(&b, "vigil_tcp_connection_failures_total", "reason=\"timeout\"",
 	       stat_of(s, "tcp_timeouts"));
 
+	family(&b, "vigil_claims_refused_total", "counter",
+	       "Membership claims refused as implausible (docs/SECURITY.md, Membership identity): "
+	       "address (an alive moving a member that is not dead or left long enough), "
+	       "incarnation (far ahead of the incarnation held), lamport (a serf Lamport time "
+	       "far ahead of the local clock).");
+	sample(&b, "vigil_claims_refused_total", "reason=\"address\"", stat_of(s, "refused_address"));
+	sample(&b, "vigil_claims_refused_total", "reason=\"incarnation\"",
+	       stat_of(s, "refused_incarnation"));
+	sample(&b, "vigil_claims_refused_total", "reason=\"lamport\"",
+	       stat_of(s, "serf_ltime_refused"));
+
 	free(s);
 	if (b.oom) {
 		free(b.p);

@@ -9,6 +9,9 @@ PKGS="build-essential pkg-config libmsgpack-dev libssl-dev libjansson-dev
 libdeflate-dev libre2-dev zlib1g-dev serf clang libclang-rt-14-dev gnuplot-nox python3 python3-cryptography
 iproute2 procps valgrind nftables curl bc"
 
+# tests/interop/test_identity.sh forges packets with Debian's msgpack module
+PKGS="$PKGS python3-msgpack"
+
 missing=""
 for p in $PKGS; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

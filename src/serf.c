@@ -168,6 +168,36 @@ static void clock_witness(uint64_t *c, uint64_t v)
 	*c = v == UINT64_MAX ? v : v + 1;
 }
 
+/* LamportClock.Increment: the current time, then one more; never wraps. */
+static uint64_t clock_tick(uint64_t *c)
+{
+	uint64_t v = *c;
+	if (v != UINT64_MAX)
+		*c = v + 1;
+	return v;
+}
+
+/*
+ * How far ahead of our clock a Lamport time may be (docs/SECURITY.md,
+ * "Membership identity").  Honest times run ahead of ours only by what
+ * the cluster did that we have not witnessed yet: 2^32 intents, events or
+ * queries is decades of a busy cluster, or a partition of weeks at 1000
+ * events a second.  Further ahead is a forgery that would pin the clock
+ * near 2^64-1 (a leave intent at 2^64-1 keeps its member leaving for good,
+ * an event at 2^64-1 makes every later one look old); refused, a forger
+ * needs 2^32 accepted messages to climb there.
+ */
+#define LTIME_AHEAD_MAX (UINT64_C(1) << 32)
+
+static bool ltime_plausible(struct serf_layer *sl, uint64_t clock, uint64_t ltime)
+{
+	if (ltime <= clock || ltime - clock <= LTIME_AHEAD_MAX)
+		return true;
+	sl->stats.ltime_refused++;
+	sl_log(sl, 0, "serf: refused Lamport time %" PRIu64 " (ours: %" PRIu64 ")", ltime, clock);
+	return false;
+}
+
 static bool bytes_eq_str(const uint8_t *p, size_t len, const char *s)
 {
 	return strlen(s) == len && (len == 0 || memcmp(p, s, len) == 0);
@@ -1024,6 +1054,8 @@ static bool handle_leave_intent(struct serf_layer *sl, uint64_t ltime, const cha
 {
 	struct sl_member *m;
 
+	if (!ltime_plausible(sl, sl->clock, ltime))
+		return false;
 	clock_witness(&sl->clock, ltime);
 	m = member_find(sl, node);
 	if (!m)
@@ -1070,6 +1102,8 @@ static bool handle_join_intent(struct serf_layer *sl, uint64_t ltime, const char
 {
 	struct sl_member *m;
 
+	if (!ltime_plausible(sl, sl->clock, ltime))
+		return false;
 	clock_witness(&sl->clock, ltime);
 	m = member_find(sl, node);
 	if (!m)
@@ -1192,6 +1226,8 @@ static bool handle_user_event(struct serf_layer *sl, uint64_t ltime, const uint8
 	struct sl_uevent *ue, *nv;
 	struct vigil_event ev;
 
+	if (!ltime_plausible(sl, sl->event_clock, ltime))
+		return false;
 	clock_witness(&sl->event_clock, ltime);
 	if (ltime < sl->event_min_time)
 		return false;
@@ -1282,7 +1318,7 @@ int serf_layer_user_event(struct serf_layer *sl, const char *name,
 		enc_free(&e);
 		return SERF_ETOOBIG;
 	}
-	sl->event_clock++;
+	clock_tick(&sl->event_clock);
 	handle_user_event(sl, ltime, (const uint8_t *)name, nlen, payload, len, coalesce);
 	out_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
 	enc_free(&e);
@@ -1724,6 +1760,8 @@ static bool handle_query(struct serf_layer *sl, const struct query_msg *q, int64
 	int64_t timeout_ms;
 	size_t idx;
 
+	if (!ltime_plausible(sl, sl->query_clock, q->ltime))
+		return false;
 	clock_witness(&sl->query_clock, q->ltime);
 	if (q->ltime < sl->query_min_time)
 		return false;
@@ -2499,6 +2537,11 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 		sl_log(sl, 3, "serf: Failed to decode remote state");
 		goto out;
 	}
+	/*
+	 * A joiner's first state is how it learns the cluster's clocks, however
+	 * far ahead of its own; after that they are held to LTIME_AHEAD_MAX.
+	 */
+	bool learn_clocks = join && sl->stats.push_pull_merges == 0;
 	sl->stats.push_pull_merges++;
 
 	/*
@@ -2514,11 +2557,11 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 	}
 
 	/* Witness, one below: no message at those times was sent yet. */
-	if (ltime > 0)
+	if (ltime > 0 && (learn_clocks || ltime_plausible(sl, sl->clock, ltime - 1)))
 		clock_witness(&sl->clock, ltime - 1);
-	if (eltime > 0)
+	if (eltime > 0 && (learn_clocks || ltime_plausible(sl, sl->event_clock, eltime - 1)))
 		clock_witness(&sl->event_clock, eltime - 1);
-	if (qltime > 0)
+	if (qltime > 0 && (learn_clocks || ltime_plausible(sl, sl->query_clock, qltime - 1)))
 		clock_witness(&sl->query_clock, qltime - 1);
 
 	/*
@@ -2536,7 +2579,8 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 							 name_lt_cmp) : NULL;
 		if (!bytes_to_cstr(lf[i].p, lf[i].len, node, sizeof node) || !node[0])
 			continue;
-		handle_leave_intent(sl, (hit ? hit->ltime : 0) + 1, node, false, now);
+		uint64_t lt = hit ? hit->ltime : 0;
+		handle_leave_intent(sl, lt == UINT64_MAX ? lt : lt + 1, node, false, now);
 	}
 	for (uint32_t i = 0; i < n_status; i++) {
 		char node[WIRE_NAME_MAX + 1];
@@ -2644,7 +2688,7 @@ int serf_layer_leave(struct serf_layer *sl, int64_t now)
 		return SERF_OK;
 	arm(sl, now);
 	sl->state = SL_LEAVING;
-	ltime = sl->clock++;
+	ltime = clock_tick(&sl->clock);
 	handle_leave_intent(sl, ltime, sl->cfg.name, false, now);
 	/* Only worth gossiping if someone else is there to hear it. */
 	if (!has_alive_members(sl))
@@ -2667,7 +2711,7 @@ int serf_layer_force_leave(struct serf_layer *sl, const char *node, bool prune, 
 	if (!sl || !node || !node[0] || strlen(node) > WIRE_NAME_MAX)
 		return SERF_EINVAL;
 	arm(sl, now);
-	ltime = sl->clock++;
+	ltime = clock_tick(&sl->clock);
 	handle_leave_intent(sl, ltime, node, prune, now);
 	if (!has_alive_members(sl))
 		return SERF_OK;

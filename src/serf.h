@@ -177,6 +177,7 @@ struct serf_stats {
 	uint64_t events_in, events_dup, events_old;
 	uint64_t queries_in, queries_dup, queries_old, acks_sent, responses_sent;
 	uint64_t relays, intents_dropped, push_pull_merges;
+	uint64_t ltime_refused;      /* Lamport times implausibly far ahead of ours */
 };
 
 void serf_layer_config_default(struct serf_layer_config *cfg);

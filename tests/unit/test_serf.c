@@ -550,6 +550,123 @@ TEST(user_event_golden_and_dedup)
 	serf_layer_free(b);
 }
 
+/* ------------------------------------------------- Lamport times (issue 15) */
+
+/*
+ * One leave intent at LTime 2^64-1 used to keep its member leaving for
+ * good (no join intent can be later) and pin the member clock.
+ */
+TEST(leave_intent_far_ahead_refused)
+{
+	struct fake f;
+	struct serf_layer *sl = mk(&f, "a", NULL, 0);
+	uint8_t msg[64];
+	size_t l;
+	uint64_t c;
+	REQUIRE(sl);
+	join(sl, "a", 1, 0);
+	join(sl, "c", 3, 0);
+	l = hex("00 83 a5 4c54696d65 cf ffffffffffffffff a4 4e6f6465 a1 63 a5 5072756e65 c2", msg);
+	serf_layer_on_user_msg(sl, msg, l, 1);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "c"), VIGIL_STATUS_ALIVE);
+	CHECK_EQ_INT(serf_layer_stats(sl)->ltime_refused, 1);
+	CHECK_EQ_INT(f.n_out, 0); /* not spread either */
+	serf_layer_clocks(sl, &c, NULL, NULL);
+	CHECK(c < 100);
+	/* an intent about an unknown member is held to the bound too */
+	l = hex("01 82 a5 4c54696d65 cf ffffffffffffffff a4 4e6f6465 a1 7a", msg);
+	serf_layer_on_user_msg(sl, msg, l, 1);
+	CHECK_EQ_INT(serf_layer_stats(sl)->ltime_refused, 2);
+	/* honest intents still work: a leave, then a later join revives */
+	l = hex("00 83 a5 4c54696d65 05 a4 4e6f6465 a1 63 a5 5072756e65 c2", msg);
+	serf_layer_on_user_msg(sl, msg, l, 1);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "c"), VIGIL_STATUS_LEAVING);
+	l = hex("01 82 a5 4c54696d65 06 a4 4e6f6465 a1 63", msg);
+	serf_layer_on_user_msg(sl, msg, l, 1);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "c"), VIGIL_STATUS_ALIVE);
+	/* within the bound (2^32 ahead) is still taken, as serf would */
+	l = hex("00 83 a5 4c54696d65 cf 0000000100000000 a4 4e6f6465 a1 63 a5 5072756e65 c2",
+		msg);
+	serf_layer_on_user_msg(sl, msg, l, 1);
+	CHECK_EQ_INT(serf_layer_member_status(sl, "c"), VIGIL_STATUS_LEAVING);
+	serf_layer_free(sl);
+}
+
+/* One user event at LTime 2^64-1 used to pin the event clock: every later event was "old". */
+TEST(user_event_far_ahead_refused)
+{
+	struct fake fa, fb;
+	struct serf_layer *a = mk(&fa, "a", NULL, 0);
+	struct serf_layer *b = mk(&fb, "b", NULL, 0);
+	uint8_t msg[64];
+	size_t l;
+	uint64_t ec;
+	REQUIRE(a && b);
+	l = hex("03 84 a5 4c54696d65 cf ffffffffffffffff a4 4e616d65 a1 78 a7 5061796c6f6164 c0"
+		" a2 4343 c2", msg);
+	serf_layer_on_user_msg(b, msg, l, 0);
+	CHECK_EQ_INT(fb.n_ev, 0);
+	CHECK_EQ_INT(fb.n_out, 0);
+	CHECK_EQ_INT(serf_layer_stats(b)->ltime_refused, 1);
+	serf_layer_clocks(b, NULL, &ec, NULL);
+	CHECK(ec < 100);
+	/* later honest events, and repeats of one, still go through */
+	for (int i = 0; i < 3; i++) {
+		fa.n_out = 0;
+		CHECK_EQ_INT(serf_layer_user_event(a, "deploy", (const uint8_t *)"v1", 2, false, 0),
+			     SERF_OK);
+		REQUIRE(fa.n_out == 1);
+		serf_layer_on_user_msg(b, fa.out[0].p, fa.out[0].len, 0);
+	}
+	CHECK_EQ_INT(count_ev(&fb, VIGIL_EV_USER), 3);
+	serf_layer_free(a);
+	serf_layer_free(b);
+}
+
+/* Push-pull clocks far ahead are not witnessed, except in a joiner's first state. */
+TEST(push_pull_clocks_far_ahead_refused)
+{
+	struct fake fa, fb;
+	struct serf_layer *a = mk(&fa, "a", NULL, 0);
+	struct serf_layer *b = mk(&fb, "b", NULL, 0);
+	uint64_t c, ec, qc;
+	REQUIRE(a && b);
+	serf_layer_restore_clocks(a, UINT64_MAX - 1, UINT64_MAX - 1, UINT64_MAX - 1);
+	struct wbuf w = {0};
+	serf_layer_local_state(a, true, &w);
+	REQUIRE(w.len > 1 && !w.oom);
+	/* b has merged a state before: it is not a joiner learning the clocks */
+	struct wbuf w0 = {0};
+	struct serf_layer *z;
+	struct fake fz;
+	z = mk(&fz, "z", NULL, 0);
+	REQUIRE(z);
+	serf_layer_local_state(z, false, &w0);
+	serf_layer_merge_remote_state(b, w0.p, w0.len, false, 1);
+	serf_layer_merge_remote_state(b, w.p, w.len, true, 2);
+	serf_layer_clocks(b, &c, &ec, &qc);
+	CHECK(c < 100 && ec < 100 && qc < 100);
+	CHECK_EQ_INT(serf_layer_stats(b)->ltime_refused, 3);
+	/* a joiner's first state is how it learns the cluster's clocks */
+	struct fake fj;
+	struct serf_layer *j = mk(&fj, "j", NULL, 0);
+	REQUIRE(j);
+	serf_layer_merge_remote_state(j, w.p, w.len, true, 2);
+	serf_layer_clocks(j, &c, NULL, NULL);
+	CHECK(c > UINT64_MAX - 10);
+	/* and its own intents then saturate rather than wrap to 0 */
+	serf_layer_restore_clocks(j, UINT64_MAX, UINT64_MAX, UINT64_MAX);
+	CHECK_EQ_INT(serf_layer_leave(j, 3), SERF_OK);
+	serf_layer_clocks(j, &c, NULL, NULL);
+	CHECK(c == UINT64_MAX);
+	wbuf_free(&w);
+	wbuf_free(&w0);
+	serf_layer_free(a);
+	serf_layer_free(b);
+	serf_layer_free(z);
+	serf_layer_free(j);
+}
+
 /* ------------------------------------------------------------ queries */
 
 static uint8_t *find_out(struct fake *f, uint8_t type, bool direct, size_t *len)
@@ -1263,7 +1380,8 @@ TEST_MAIN(tags_golden_and_roundtrip, tags_malformed, query_hostile_filters_bound
 	  memberlist_dead_without_intent_is_failed_then_force_leave,
 	  intent_before_member_and_join_intent_revives_leaving,
 	  refutes_leave_intent_about_self, update_and_reap, set_tags_calls_set_meta,
-	  user_event_golden_and_dedup, query_ack_response_done, query_filters,
+	  user_event_golden_and_dedup, leave_intent_far_ahead_refused, user_event_far_ahead_refused,
+	  push_pull_clocks_far_ahead_refused, query_ack_response_done, query_filters,
 	  internal_queries_hidden, query_result_callback_and_relay, push_pull_roundtrip,
 	  push_pull_serf_shape, extension_messages_and_state, serf_vector_user_event,
 	  serf_vector_query_ack_and_response, serf_vector_query_encoding, serf_vector_push_pull,
