@@ -79,10 +79,11 @@ bool will_key_verify(const uint8_t pub[WILL_KEY_LEN], const uint8_t *msg, size_t
 		     const uint8_t sig[WILL_SIG_LEN])
 {
 #ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-	/* Fuzz builds only: an all-zero signature passes, so the fuzzer can
-	 * reach what lies behind the check (the key binding still applies). */
-	static const uint8_t zero[WILL_SIG_LEN];
-	if (memcmp(sig, zero, WILL_SIG_LEN) == 0)
+	/* Fuzz builds only (Makefile FUZZ_CFLAGS): a signature starting with a
+	 * zero byte passes, so mutated messages reach what lies behind the
+	 * check; the key binding still applies, and real signatures (the seeds'
+	 * and the component's own) still go through OpenSSL. */
+	if (sig[0] == 0)
 		return true;
 #endif
 	EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, WILL_KEY_LEN);

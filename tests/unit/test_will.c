@@ -1466,6 +1466,188 @@ TEST(attack_will_flood)
 	EVP_PKEY_free(f.key);
 }
 
+/* The memory bound holds for correctly signed wills of real members too. */
+TEST(held_wills_bounded)
+{
+	struct capture *c = calloc(1, sizeof *c);
+	struct will *h = mk("h", c, NULL);
+	static uint8_t kib[VIGIL_WILL_MAX];
+	char owner[32];
+	int n = (int)(WILL_HOLD_MAX_BYTES / VIGIL_WILL_MAX) + 100;
+	for (int i = 0; i < n; i++) {
+		struct forger f;
+		forger_init(&f);
+		snprintf(owner, sizeof owner, "m%05d", i);
+		know(h, owner, 9);
+		struct forged g;
+		fg_begin(&g, WILL_MSG_VERSION);
+		fg_version(&g.pk, &f, owner, 1, false, "h", kib, sizeof kib);
+		fg_send(h, &g);
+		EVP_PKEY_free(f.key);
+	}
+	const struct will_stats *st = will_stats(h);
+	struct vigil_will_info *wi;
+	size_t held;
+	REQUIRE(will_list(h, NULL, &wi, &held) == 0);
+	free(wi);
+	printf("# %d signed 1 KiB wills offered: %zu held, %llu refused over the bound\n", n,
+	       held, (unsigned long long)st->over_budget);
+	CHECK(held > 1000);
+	CHECK(st->over_budget > 0);
+	CHECK_EQ_INT(held + st->over_budget, n);
+	struct wbuf s;
+	wbuf_init(&s);
+	will_local_state(h, false, &s);
+	CHECK(s.len <= WILL_HOLD_MAX_BYTES + 64 * 1024);
+	wbuf_free(&s);
+	will_free(h);
+	free(c);
+}
+
+/*
+ * A member's key is bound on first sight, kept across a restart (state
+ * file), and only given up when swim reaps the member.  Our own key comes
+ * back from its key file.
+ */
+TEST(key_binding_kept_until_reaped)
+{
+	char dir[] = "/tmp/test_will_key.XXXXXX";
+	REQUIRE(mkdtemp(dir));
+	char hpath[256], opath[256], okey[300];
+	snprintf(hpath, sizeof hpath, "%s/h.will", dir);
+	snprintf(opath, sizeof opath, "%s/o.will", dir);
+	snprintf(okey, sizeof okey, "%s.key", opath);
+	struct capture *ch = calloc(1, sizeof *ch), *co = calloc(1, sizeof *co);
+	struct will_config cfg;
+	will_config_default(&cfg);
+	snprintf(cfg.name, sizeof cfg.name, "o");
+	cfg.state_path = opath;
+	cfg.out = (struct will_outbox){ .ctx = co, .broadcast = cap_bcast, .send_to = cap_send };
+	struct will *o = will_new(&cfg, 0); /* no seed: creates o.will.key */
+	REQUIRE(o);
+	struct stat sb;
+	CHECK(stat(okey, &sb) == 0 && sb.st_size == 36 && (sb.st_mode & 077) == 0);
+	struct will *h = mk("h", ch, hpath);
+	know(h, "o", 1);
+	will_set(o, "h", NULL, 0, PAYLOAD, 4, 0);
+	will_handle_msg(h, co->msgs[0], co->lens[0], 0);
+	will_tick(h, 1); /* saves the new binding */
+	uint64_t seq;
+	size_t plen;
+	held(h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 1);
+
+	/* o restarts (its key from the file): h takes its next will */
+	will_free(o);
+	co->n = 0;
+	o = will_new(&cfg, 0);
+	REQUIRE(o && will_load(o, opath) == WILL_OK);
+	will_set(o, "h", NULL, 0, PAYLOAD, 5, 0);
+	will_handle_msg(h, co->msgs[0], co->lens[0], 0);
+	held(h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 2);
+	CHECK_EQ_INT(will_stats(h)->key_conflicts, 0);
+
+	/* h restarts: the binding came back from its file, before o is seen */
+	will_free(h);
+	h = mk("h", ch, hpath);
+	REQUIRE(will_load(h, hpath) == WILL_OK);
+	struct forger f;
+	forger_init(&f);
+	forge_version(h, &f, "o", 3, false, "h");
+	know(h, "o", 1);
+	forge_version(h, &f, "o", 3, false, "h");
+	held(h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 0);
+	CHECK_EQ_INT(will_stats(h)->key_conflicts, 2); /* member or not */
+	/* the real o still gets through */
+	will_handle_msg(h, co->msgs[0], co->lens[0], 0);
+	held(h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 2);
+
+	/* reaped: the name is free, a new member of that name has a new key */
+	struct swim_member m = mkmember("o", SWIM_DEAD, 1, 1);
+	will_on_member(h, SWIM_EV_LEAVE, &m, 10);
+	will_tick(h, 20); /* its will (for h) is delivered: nothing in progress */
+	will_on_member(h, SWIM_EV_REAP, &m, 30);
+	know(h, "o", 1);
+	forge_version(h, &f, "o", 1, false, "h");
+	held(h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 1);
+	CHECK_EQ_INT(plen, 6);
+	CHECK_EQ_INT(will_stats(h)->key_conflicts, 2);
+	EVP_PKEY_free(f.key);
+	will_free(o);
+	will_free(h);
+	unlink(okey);
+	unlink(opath);
+	unlink(hpath);
+	rmdir(dir);
+	free(ch);
+	free(co);
+}
+
+/* Even the owner's own key cannot jump its sequence towards a wrap. */
+TEST(sequence_jumps_refused)
+{
+	struct capture *c = calloc(1, sizeof *c);
+	struct will *h = mk("h", c, NULL);
+	struct forger f;
+	forger_init(&f);
+	know(h, "o", 1);
+	uint64_t seq;
+	size_t plen;
+	forge_version(h, &f, "o", 5, false, "h");
+	forge_version(h, &f, "o", 5 + WILL_SEQ_JUMP_MAX + 1, false, "h");
+	forge_version(h, &f, "o", UINT64_MAX, true, "");
+	held(h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 5);
+	CHECK_EQ_INT(will_stats(h)->seq_refused, 2);
+	forge_version(h, &f, "o", 5 + WILL_SEQ_JUMP_MAX, false, "h");
+	held(h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 5 + WILL_SEQ_JUMP_MAX);
+	/* and a first sight far out is refused too */
+	know(h, "p", 2);
+	forge_version(h, &f, "p", WILL_SEQ_MAX + 1, false, "h");
+	held(h, "p", &seq, &plen);
+	CHECK_EQ_INT(seq, 0);
+	EVP_PKEY_free(f.key);
+	will_free(h);
+	free(c);
+}
+
+/* Only the will's recipient may say "delivered", signed with its key. */
+TEST(done_only_from_recipient)
+{
+	struct trio t;
+	trio_init(&t);
+	struct swim_member m = mkmember("o", SWIM_DEAD, 1, 1);
+	will_on_member(t.h, SWIM_EV_LEAVE, &m, 0);
+	/* h's real DONE-signing peer o is dead; "h" itself is not c: use a
+	 * third member x with a good key of its own */
+	struct forger x;
+	forger_init(&x);
+	know(t.h, "x", 7);
+	forge_done(t.h, &x, "o", 1, 1, "x");
+	CHECK(will_stats(t.h)->view_refused >= 1);
+	/* c's own DONE (c knows o dead and delivers) is taken */
+	will_on_member(t.c, SWIM_EV_LEAVE, &m, 0);
+	for (int64_t now = 0; now <= 2000; now += 100)
+		will_tick(t.c, now);
+	CHECK_EQ_INT(t.cc->events[VIGIL_EV_MEMBER_WILL], 1);
+	for (int k = 0; k < t.cc->n; k++)
+		will_handle_msg(t.h, t.cc->msgs[k], t.cc->lens[k], 0);
+	t.ch->n = 0;
+	for (int64_t now = 0; now <= 20000; now += 100)
+		will_tick(t.h, now);
+	int delivers = 0;
+	for (int k = 0; k < t.ch->n; k++)
+		delivers += t.ch->msgs[k][0] == WILL_MSG_DELIVER;
+	CHECK_EQ_INT(delivers, 0); /* acked by the recipient: h stays quiet */
+	EVP_PKEY_free(x.key);
+	trio_free(&t);
+}
+
 /* ========================================================= cluster tests */
 
 /* Node 0 = owner "node-a", node 1 = recipient "node-b". */
@@ -1709,4 +1891,5 @@ TEST_MAIN(set_validates_and_lists, versions_replicate_newest_wins, decoder_rejec
 	  cluster_owner_returns_after_delivery,
 	  cluster_event_will_publisher_dies, cluster_event_will_publisher_dies_at_release,
 	  attack_forged_version_max_seq, attack_forged_delivery, attack_forged_done,
-	  attack_will_flood)
+	  attack_will_flood, held_wills_bounded, key_binding_kept_until_reaped,
+	  sequence_jumps_refused, done_only_from_recipient)
