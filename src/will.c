@@ -358,6 +358,12 @@ static struct ackrec *ack_find(const struct will *w, const char *owner)
 static bool sign_done(const struct will *w, const char *owner, uint32_t inc, uint64_t seq,
 		      uint8_t kind, uint8_t sig[WILL_SIG_LEN]);
 
+/* Would a DONE for this death (ours: mine) tell more than ack `a`? */
+static bool ack_news(const struct ackrec *a, uint32_t inc, bool mine)
+{
+	return !a || a->inc < inc || (a->inc == inc && mine);
+}
+
 /*
  * Record a DONE; true if it is news (newer death than we knew acked).  `sig`
  * is by's signature, or NULL for our own (by is then our name: we sign).
@@ -366,7 +372,7 @@ static bool ack_note(struct will *w, const char *owner, uint32_t inc, uint64_t s
 		     uint8_t kind, bool mine, const char *by, const uint8_t *sig)
 {
 	struct ackrec *a = ack_find(w, owner);
-	if (a && (a->inc > inc || (a->inc == inc && !mine)))
+	if (!ack_news(a, inc, mine))
 		return false;
 	if (!a) {
 		if (!grow((void **)&w->ack, &w->cap_ack, w->n_ack + 1, sizeof *w->ack))
@@ -468,6 +474,14 @@ static void enc_str(struct enc *e, const char *s)
 	msgpack_pack_str_body(&e->pk, s, n);
 }
 
+static void enc_bool(struct enc *e, bool b)
+{
+	if (b)
+		msgpack_pack_true(&e->pk);
+	else
+		msgpack_pack_false(&e->pk);
+}
+
 static void enc_bin(struct enc *e, const uint8_t *p, size_t n)
 {
 	msgpack_pack_bin(&e->pk, n);
@@ -511,10 +525,7 @@ static void enc_version_fields(struct enc *e, const struct pver *v, uint32_t ext
 	msgpack_pack_array(&e->pk, 7 + extra);
 	enc_str(e, v->owner);
 	msgpack_pack_uint64(&e->pk, v->seq);
-	if (v->tomb)
-		msgpack_pack_true(&e->pk);
-	else
-		msgpack_pack_false(&e->pk);
+	enc_bool(e, v->tomb);
 	msgpack_pack_uint8(&e->pk, v->tomb ? 0 : v->kind);
 	enc_str(e, v->tomb ? "" : v->target);
 	msgpack_pack_int64(&e->pk, v->tomb ? 0 : v->delay);
@@ -1628,8 +1639,7 @@ static int handle_deliver(struct will *w, const msgpack_object *o, int64_t now)
  */
 static bool apply_done(struct will *w, const struct pdone *d)
 {
-	const struct ackrec *a = ack_find(w, d->owner);
-	if (a && (a->inc > d->inc || (a->inc == d->inc && !a->mine)))
+	if (!ack_news(ack_find(w, d->owner), (uint32_t)d->inc, false))
 		return false; /* not news: skip the signature check */
 	const struct wmember *om = mem_find(w, d->owner);
 	const struct wrec *r = rec_find(w, d->owner);
@@ -1845,10 +1855,7 @@ int will_save(const struct will *w, const char *path)
 		msgpack_pack_uint32(&e.pk, w->rx[i].inc);
 		msgpack_pack_uint64(&e.pk, w->rx[i].seq);
 		msgpack_pack_uint32(&e.pk, w->rx[i].returned_inc);
-		if (w->rx[i].revoked)
-			msgpack_pack_true(&e.pk);
-		else
-			msgpack_pack_false(&e.pk);
+		enc_bool(&e, w->rx[i].revoked);
 	}
 	msgpack_pack_array(&e.pk, (uint32_t)w->n_ack);
 	for (size_t i = 0; i < w->n_ack; i++) {
@@ -1857,10 +1864,7 @@ int will_save(const struct will *w, const char *path)
 		msgpack_pack_uint32(&e.pk, w->ack[i].inc);
 		msgpack_pack_uint64(&e.pk, w->ack[i].seq);
 		msgpack_pack_uint8(&e.pk, w->ack[i].kind);
-		if (w->ack[i].mine)
-			msgpack_pack_true(&e.pk);
-		else
-			msgpack_pack_false(&e.pk);
+		enc_bool(&e, w->ack[i].mine);
 		enc_str(&e, w->ack[i].by);
 		if (w->ack[i].has_sig)
 			enc_bin(&e, w->ack[i].sig, WILL_SIG_LEN);
