@@ -319,10 +319,20 @@ static const uint8_t *key_of(const struct will *w, const char *name)
 
 static bool bind_add(struct will *w, const char *name, const uint8_t pub[WILL_KEY_LEN])
 {
-	if (w->n_bind >= WILL_BINDINGS_MAX ||
-	    !grow((void **)&w->bind, &w->cap_bind, w->n_bind + 1, sizeof *w->bind))
+	struct wbind *b = NULL;
+	if (w->n_bind >= WILL_BINDINGS_MAX) {
+		/* Full: reuse the binding of a name that is neither a member nor
+		 * holds a will here (gone while we were down: never reaped here). */
+		for (size_t i = 0; i < w->n_bind && !b; i++)
+			if (!mem_find(w, w->bind[i].name) && !rec_find(w, w->bind[i].name))
+				b = &w->bind[i];
+		if (!b)
+			return false;
+	} else if (grow((void **)&w->bind, &w->cap_bind, w->n_bind + 1, sizeof *w->bind)) {
+		b = &w->bind[w->n_bind++];
+	} else {
 		return false;
-	struct wbind *b = &w->bind[w->n_bind++];
+	}
 	snprintf(b->name, sizeof b->name, "%s", name);
 	memcpy(b->pub, pub, WILL_KEY_LEN);
 	return true;
@@ -1616,7 +1626,9 @@ static int handle_deliver(struct will *w, const msgpack_object *o, int64_t now)
 		if (!apply_version(w, &v, false))
 			return WILL_OK;
 		r = rec_find(w, v.owner);
-	} else if (v.seq == r->seq && !verify_version(w, &v, false)) {
+	} else if (!verify_version(w, &v, false)) {
+		/* Even a stale copy must be the owner's: a forged one would still
+		 * make us deliver ours, earlier than our own delay says. */
 		return WILL_OK;
 	}
 	/* What we deliver is our own copy: the newest version its owner signed. */
