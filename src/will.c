@@ -936,9 +936,12 @@ static bool apply_version(struct will *w, const struct pver *v, bool may_bind)
 	if (!is_self(w, v->owner) &&
 	    w->held_bytes - (held ? REC_COST(r->plen) : 0) + REC_COST(v->tomb ? 0 : v->plen) >
 	    WILL_HOLD_MAX_BYTES) {
-		w->stats.over_budget++;
-		logf_(w, 2, "will: holding %zu bytes of wills already: %s's refused",
-		      w->held_bytes, v->owner);
+		/* Logged at the 1st, 2nd, 4th, 8th... refusal: seen, not a flood. */
+		uint64_t k = ++w->stats.over_budget;
+		if ((k & (k - 1)) == 0)
+			logf_(w, 2, "will: holding %zu bytes of wills (the limit): %s's refused, "
+			      "%llu so far", w->held_bytes, v->owner,
+			      (unsigned long long)w->stats.over_budget);
 		return false;
 	}
 	if (!verify_version(w, v, may_bind))

@@ -86,10 +86,11 @@
 #define WILL_SEQ_MAX (1ULL << 53)        /* a will's sequence never goes past */
 #define WILL_SEQ_JUMP_MAX (1ULL << 24)   /* most a version may skip at once */
 /* Wills held for others: at most this many bytes, each counted as payload
- * + 512 (so 4 MiB is ~2,700 full 1 KiB wills, or ~8,000 without payload);
- * a version that would go over is refused and counted.  Push-pull state
+ * + 512 (its record and allocation; so 8 MiB is ~5,400 full 1 KiB wills, or
+ * the key records of ~16,000 members without a will); a version that would
+ * go over is refused and counted.  Push-pull state (~1.2 KiB per full will)
  * stays well under memberlist's 20 MiB limit. */
-#define WILL_HOLD_MAX_BYTES (4u * 1024 * 1024)
+#define WILL_HOLD_MAX_BYTES (8u * 1024 * 1024)
 #define WILL_BINDINGS_MAX 16384          /* member keys remembered */
 
 enum will_msg_type {
