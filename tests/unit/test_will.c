@@ -1648,6 +1648,39 @@ TEST(done_only_from_recipient)
 	trio_free(&t);
 }
 
+/*
+ * A real, owner-signed delivery (sent by an honest holder that saw the
+ * owner die) replayed to the recipient while the recipient sees the owner
+ * alive: not run.  Once the recipient holds the owner dead, it is — once.
+ */
+TEST(delivery_needs_recipients_own_view)
+{
+	struct trio t;
+	trio_init(&t);
+	struct swim_member m = mkmember("o", SWIM_DEAD, 1, 1);
+	will_on_member(t.h, SWIM_EV_LEAVE, &m, 0);
+	for (int64_t now = 0; now <= 10000; now += 100)
+		will_tick(t.h, now);
+	int k = 0;
+	while (k < t.ch->n && t.ch->msgs[k][0] != WILL_MSG_DELIVER)
+		k++;
+	REQUIRE(k < t.ch->n);
+	/* c still sees o alive (at inc 1, and later at 2): dropped */
+	CHECK_EQ_INT(will_handle_msg(t.c, t.ch->msgs[k], t.ch->lens[k], 0), WILL_OK);
+	struct swim_member back = mkmember("o", SWIM_ALIVE, 2, 1);
+	will_on_member(t.c, SWIM_EV_UPDATE, &back, 0);
+	will_handle_msg(t.c, t.ch->msgs[k], t.ch->lens[k], 0);
+	CHECK_EQ_INT(t.cc->events[VIGIL_EV_MEMBER_WILL], 0);
+	CHECK_EQ_INT(will_stats(t.c)->view_refused, 2);
+	/* c sees o dead (at inc 2): taken, once, as o's death at c's incarnation */
+	m.incarnation = 2;
+	will_on_member(t.c, SWIM_EV_LEAVE, &m, 0);
+	will_handle_msg(t.c, t.ch->msgs[k], t.ch->lens[k], 0);
+	will_handle_msg(t.c, t.ch->msgs[k], t.ch->lens[k], 0);
+	CHECK_EQ_INT(t.cc->events[VIGIL_EV_MEMBER_WILL], 1);
+	trio_free(&t);
+}
+
 /* ========================================================= cluster tests */
 
 /* Node 0 = owner "node-a", node 1 = recipient "node-b". */
@@ -1892,4 +1925,5 @@ TEST_MAIN(set_validates_and_lists, versions_replicate_newest_wins, decoder_rejec
 	  cluster_event_will_publisher_dies, cluster_event_will_publisher_dies_at_release,
 	  attack_forged_version_max_seq, attack_forged_delivery, attack_forged_done,
 	  attack_will_flood, held_wills_bounded, key_binding_kept_until_reaped,
-	  sequence_jumps_refused, done_only_from_recipient)
+	  sequence_jumps_refused, done_only_from_recipient,
+	  delivery_needs_recipients_own_view)
