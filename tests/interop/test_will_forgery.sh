@@ -6,13 +6,15 @@
 # signed with a key of its own (python3-cryptography, Ed25519):
 #   - a version at seq 2^64-1 and a tombstone at 2^64-2 (overwrite, revoke);
 #   - a delivery to b while a is alive (b's handler must not run);
-#   - a "done" for a's next deaths (must not suppress the delivery).
+#   - a "done" for a's next deaths (must not suppress the delivery);
+#   - 21,000 wills of 1 KiB for made-up owners (c's memory stays put, and a
+#     new member still joins through c: push-pull state stays small).
 # Then a sets its will again (it must spread: no wrap) and is killed: b's
 # handler gets a's real will, exactly once.
 set -u
 . "$(dirname "$0")/lib.sh"
 
-read -r PA RA PB RB PC RC < <(free_ports 6)
+read -r PA RA PB RB PC RC PD RD < <(free_ports 8)
 
 cat >"$VIGIL_TMP/handler.sh" <<'H'
 #!/bin/sh
@@ -117,6 +119,43 @@ if python3 -c 'import cryptography' 2>/dev/null; then
 else
     echo "ok - forged messages # SKIP python3-cryptography missing"
 fi
+
+# ---- a flood of wills -------------------------------------------------------
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$(pid_of c)/status"; }
+unsigned_at_c() {
+    "$VIGIL_BIN" info -rpc-addr=127.0.0.1:"$RC" 2>/dev/null |
+        awk '$1 == "will_refused_unsigned" {print $3}'
+}
+rss0=$(rss_kb)
+python3 - "$PC" <<'PY'
+import socket, struct, sys, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+kib = bytes(1024)
+for i in range(21000):
+    owner = ("x%05d" % i).encode()
+    body = (b"\x97" + bytes([0xa0 | len(owner)]) + owner + b"\x01\xc2\x00\xa1b\x00" +
+            b"\xc5" + struct.pack(">H", len(kib)) + kib)
+    u.sendto(b"\x08\xc8" + body, ("127.0.0.1", int(sys.argv[1])))
+    if i % 200 == 199:
+        time.sleep(0.005)  # let c drain its socket: the point is what it keeps
+PY
+# wait until c has read most of them (some may drop at the socket)
+flood_read() { [ "$(unsigned_at_c)" -ge 18000 ] 2>/dev/null; }
+wait_until 20 flood_read || true
+grow=$(( $(rss_kb) - rss0 ))
+seen=$(unsigned_at_c)
+# (the count makes sure the flood got to the will layer at all)
+if [ "$grow" -lt 16384 ] && flood_read; then
+    ok "c's memory after 21,000 forged 1 KiB wills: +${grow} KiB ($seen refused)"
+else
+    not_ok "c's memory after 21,000 forged 1 KiB wills" "+${grow} KiB, ${seen:-no} refusals counted"
+fi
+start_vigil d "$PD" "$RD" -join=127.0.0.1:"$PC"
+d_joined() {
+    "$VIGIL_BIN" members -rpc-addr=127.0.0.1:"$RD" -status=alive 2>/dev/null | grep -q '^a ' &&
+        "$VIGIL_BIN" members -rpc-addr=127.0.0.1:"$RC" -status=alive 2>/dev/null | grep -q '^d '
+}
+check "a new member joins through c after the flood" wait_until 20 d_joined
 
 # ---- the real owner is unaffected ----------------------------------------
 "$VIGIL_BIN" will set -rpc-addr=127.0.0.1:"$RA" --to b --delay 2s "real two" ||
