@@ -385,6 +385,10 @@ static bool ack_note(struct will *w, const char *owner, uint32_t inc, uint64_t s
 	if (!ack_news(a, inc, mine))
 		return false;
 	if (!a) {
+		if (sig && w->n_ack >= WILL_ACKS_MAX) {
+			w->stats.over_budget++;
+			return false;
+		}
 		if (!grow((void **)&w->ack, &w->cap_ack, w->n_ack + 1, sizeof *w->ack))
 			return false;
 		a = &w->ack[w->n_ack++];
@@ -1658,7 +1662,9 @@ static bool apply_done(struct will *w, const struct pdone *d)
 		return false; /* not news: skip the signature check */
 	const struct wmember *om = mem_find(w, d->owner);
 	const struct wrec *r = rec_find(w, d->owner);
-	if ((om && alive_state(om->state) && om->inc <= d->inc) ||
+	/* An owner we know nothing of has no will here to mark: such markers
+	 * would only fill the ack table (and our push-pull) for free. */
+	if ((!om && !r) || (om && alive_state(om->state) && om->inc <= d->inc) ||
 	    (d->kind == KIND_MEMBER && r && r->has_version && !r->tomb &&
 	     (r->kind != KIND_MEMBER || strcmp(r->target, d->by) != 0))) {
 		w->stats.view_refused++;

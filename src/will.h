@@ -92,6 +92,7 @@
  * stays well under memberlist's 20 MiB limit. */
 #define WILL_HOLD_MAX_BYTES (8u * 1024 * 1024)
 #define WILL_BINDINGS_MAX 16384          /* member keys remembered */
+#define WILL_ACKS_MAX 16384              /* others' DONE markers remembered */
 
 enum will_msg_type {
 	WILL_MSG_VERSION = SERF_EXT_TYPE_MIN,     /* 200 */

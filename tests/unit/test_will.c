@@ -1681,6 +1681,31 @@ TEST(delivery_needs_recipients_own_view)
 	trio_free(&t);
 }
 
+/* A member's signed "done" markers about owners nobody knows: not kept. */
+TEST(done_flood_bounded)
+{
+	struct capture *c = calloc(1, sizeof *c);
+	struct will *h = mk("h", c, NULL);
+	struct forger x;
+	forger_init(&x);
+	know(h, "x", 7);
+	char owner[32];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(owner, sizeof owner, "ghost%05d", i);
+		forge_done(h, &x, owner, 1, 1, "x");
+	}
+	struct wbuf s;
+	wbuf_init(&s);
+	will_local_state(h, false, &s);
+	printf("# push-pull will state after 3,000 markers: %zu bytes\n", s.len);
+	CHECK(s.len < 4096);
+	CHECK_EQ_INT(will_stats(h)->view_refused, 3000);
+	wbuf_free(&s);
+	EVP_PKEY_free(x.key);
+	will_free(h);
+	free(c);
+}
+
 /* ========================================================= cluster tests */
 
 /* Node 0 = owner "node-a", node 1 = recipient "node-b". */
@@ -1926,4 +1951,4 @@ TEST_MAIN(set_validates_and_lists, versions_replicate_newest_wins, decoder_rejec
 	  attack_forged_version_max_seq, attack_forged_delivery, attack_forged_done,
 	  attack_will_flood, held_wills_bounded, key_binding_kept_until_reaped,
 	  sequence_jumps_refused, done_only_from_recipient,
-	  delivery_needs_recipients_own_view)
+	  delivery_needs_recipients_own_view, done_flood_bounded)
