@@ -1248,6 +1248,8 @@ static bool load_key(struct will *w, const struct will_config *cfg)
 			logf_(w, 3, "will: %s", err);
 	} else {
 		w->key = will_key_generate();
+		logf_(w, 1, "will: no key file: this member's will key lasts this run only, "
+		      "restarted it is a new identity (docs/SECURITY.md)");
 	}
 	free(path);
 	return w->key != NULL;
