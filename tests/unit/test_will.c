@@ -722,6 +722,15 @@ static void name_seed(const char *name, struct will_config *cfg)
 	snprintf((char *)cfg->key_seed, sizeof cfg->key_seed, "test key %s", name);
 }
 
+/* How many captured messages are of this type. */
+static int count_type(const struct capture *c, int type)
+{
+	int k = 0;
+	for (int i = 0; i < c->n; i++)
+		k += c->msgs[i][0] == type;
+	return k;
+}
+
 static struct will *mk(const char *name, struct capture *c, const char *path)
 {
 	struct will_config cfg;
@@ -1125,10 +1134,7 @@ TEST(undeliverable_after_reap_interval)
 	will_on_member(h, SWIM_EV_LEAVE, &mo, 0);
 	for (int64_t t = 0; t <= 70000; t += 500)
 		will_tick(h, t);
-	int delivers = 0;
-	for (int k = 0; k < c->n; k++)
-		delivers += c->msgs[k][0] == WILL_MSG_DELIVER;
-	CHECK_EQ_INT(delivers, 0); /* nothing sent to a dead recipient */
+	CHECK_EQ_INT(count_type(c, WILL_MSG_DELIVER), 0); /* nothing sent to a dead recipient */
 	CHECK_EQ_INT(c->events[VIGIL_EV_WILL_UNDELIVERABLE], 1);
 	for (int64_t t = 70000; t <= 200000; t += 500)
 		will_tick(h, t);
@@ -1349,6 +1355,15 @@ static void trio_init(struct trio *t)
 	t->co->n = t->ch->n = t->cc->n = 0;
 }
 
+/* w sees o die (incarnation 1), then runs its deadlines up to `until` ms. */
+static void o_dies_at(struct will *w, int64_t until)
+{
+	struct swim_member m = mkmember("o", SWIM_DEAD, 1, 1);
+	will_on_member(w, SWIM_EV_LEAVE, &m, 0);
+	for (int64_t now = 0; now <= until; now += 100)
+		will_tick(w, now);
+}
+
 static void trio_free(struct trio *t)
 {
 	will_free(t->o);
@@ -1408,8 +1423,7 @@ TEST(attack_forged_delivery)
 	forge_deliver(t.c, &f, "o", 1, 2, "c");
 	CHECK_EQ_INT(t.cc->events[VIGIL_EV_MEMBER_WILL], 0);
 	/* o dead in c's view: still not with a forged signature */
-	struct swim_member m = mkmember("o", SWIM_DEAD, 1, 1);
-	will_on_member(t.c, SWIM_EV_LEAVE, &m, 0);
+	o_dies_at(t.c, -1);
 	forge_deliver(t.c, &f, "o", 1, 2, "c");
 	forge_deliver(t.c, &f, "x", 1, 1, "c"); /* an owner c has no key for */
 	CHECK_EQ_INT(t.cc->events[VIGIL_EV_MEMBER_WILL], 0);
@@ -1427,14 +1441,8 @@ TEST(attack_forged_done)
 	forge_done(t.h, NULL, "o", UINT32_MAX, 1, "c");
 	forge_done(t.h, &f, "o", UINT32_MAX, 1, "c");
 	forge_done(t.h, &f, "o", 1, 1, "c");
-	struct swim_member m = mkmember("o", SWIM_DEAD, 1, 1);
-	will_on_member(t.h, SWIM_EV_LEAVE, &m, 0);
-	for (int64_t now = 0; now <= 10000; now += 100)
-		will_tick(t.h, now);
-	int delivers = 0;
-	for (int k = 0; k < t.ch->n; k++)
-		delivers += t.ch->msgs[k][0] == WILL_MSG_DELIVER;
-	CHECK(delivers >= 1);
+	o_dies_at(t.h, 10000);
+	CHECK(count_type(t.ch, WILL_MSG_DELIVER) >= 1);
 	trio_free(&t);
 	EVP_PKEY_free(f.key);
 }
@@ -1587,14 +1595,35 @@ TEST(key_binding_kept_until_reaped)
 	free(co);
 }
 
+/* One component h that knows member `who`, and a key for a forger. */
+struct solo {
+	struct capture *c;
+	struct will *h;
+	struct forger f;
+};
+
+static void solo_init(struct solo *s, const char *who)
+{
+	s->c = calloc(1, sizeof *s->c);
+	s->h = mk("h", s->c, NULL);
+	forger_init(&s->f);
+	know(s->h, who, 7);
+}
+
+static void solo_free(struct solo *s)
+{
+	EVP_PKEY_free(s->f.key);
+	will_free(s->h);
+	free(s->c);
+}
+
 /* Even the owner's own key cannot jump its sequence towards a wrap. */
 TEST(sequence_jumps_refused)
 {
-	struct capture *c = calloc(1, sizeof *c);
-	struct will *h = mk("h", c, NULL);
-	struct forger f;
-	forger_init(&f);
-	know(h, "o", 1);
+	struct solo so;
+	solo_init(&so, "o");
+	struct will *h = so.h;
+	const struct forger f = so.f;
 	uint64_t seq;
 	size_t plen;
 	forge_version(h, &f, "o", 5, false, "h");
@@ -1611,9 +1640,7 @@ TEST(sequence_jumps_refused)
 	forge_version(h, &f, "p", WILL_SEQ_MAX + 1, false, "h");
 	held(h, "p", &seq, &plen);
 	CHECK_EQ_INT(seq, 0);
-	EVP_PKEY_free(f.key);
-	will_free(h);
-	free(c);
+	solo_free(&so);
 }
 
 /* Only the will's recipient may say "delivered", signed with its key. */
@@ -1621,29 +1648,23 @@ TEST(done_only_from_recipient)
 {
 	struct trio t;
 	trio_init(&t);
-	struct swim_member m = mkmember("o", SWIM_DEAD, 1, 1);
-	will_on_member(t.h, SWIM_EV_LEAVE, &m, 0);
-	/* h's real DONE-signing peer o is dead; "h" itself is not c: use a
-	 * third member x with a good key of its own */
+	o_dies_at(t.h, -1);
+	/* a third member x, with a good key of its own, is not o's recipient */
 	struct forger x;
 	forger_init(&x);
 	know(t.h, "x", 7);
 	forge_done(t.h, &x, "o", 1, 1, "x");
 	CHECK(will_stats(t.h)->view_refused >= 1);
 	/* c's own DONE (c knows o dead and delivers) is taken */
-	will_on_member(t.c, SWIM_EV_LEAVE, &m, 0);
-	for (int64_t now = 0; now <= 2000; now += 100)
-		will_tick(t.c, now);
+	o_dies_at(t.c, 2000);
 	CHECK_EQ_INT(t.cc->events[VIGIL_EV_MEMBER_WILL], 1);
 	for (int k = 0; k < t.cc->n; k++)
 		will_handle_msg(t.h, t.cc->msgs[k], t.cc->lens[k], 0);
 	t.ch->n = 0;
 	for (int64_t now = 0; now <= 20000; now += 100)
 		will_tick(t.h, now);
-	int delivers = 0;
-	for (int k = 0; k < t.ch->n; k++)
-		delivers += t.ch->msgs[k][0] == WILL_MSG_DELIVER;
-	CHECK_EQ_INT(delivers, 0); /* acked by the recipient: h stays quiet */
+	/* acked by the recipient: h stays quiet */
+	CHECK_EQ_INT(count_type(t.ch, WILL_MSG_DELIVER), 0);
 	EVP_PKEY_free(x.key);
 	trio_free(&t);
 }
@@ -1657,10 +1678,7 @@ TEST(delivery_needs_recipients_own_view)
 {
 	struct trio t;
 	trio_init(&t);
-	struct swim_member m = mkmember("o", SWIM_DEAD, 1, 1);
-	will_on_member(t.h, SWIM_EV_LEAVE, &m, 0);
-	for (int64_t now = 0; now <= 10000; now += 100)
-		will_tick(t.h, now);
+	o_dies_at(t.h, 10000);
 	int k = 0;
 	while (k < t.ch->n && t.ch->msgs[k][0] != WILL_MSG_DELIVER)
 		k++;
@@ -1673,7 +1691,7 @@ TEST(delivery_needs_recipients_own_view)
 	CHECK_EQ_INT(t.cc->events[VIGIL_EV_MEMBER_WILL], 0);
 	CHECK_EQ_INT(will_stats(t.c)->view_refused, 2);
 	/* c sees o dead (at inc 2): taken, once, as o's death at c's incarnation */
-	m.incarnation = 2;
+	struct swim_member m = mkmember("o", SWIM_DEAD, 2, 1);
 	will_on_member(t.c, SWIM_EV_LEAVE, &m, 0);
 	will_handle_msg(t.c, t.ch->msgs[k], t.ch->lens[k], 0);
 	will_handle_msg(t.c, t.ch->msgs[k], t.ch->lens[k], 0);
@@ -1684,15 +1702,13 @@ TEST(delivery_needs_recipients_own_view)
 /* A member's signed "done" markers about owners nobody knows: not kept. */
 TEST(done_flood_bounded)
 {
-	struct capture *c = calloc(1, sizeof *c);
-	struct will *h = mk("h", c, NULL);
-	struct forger x;
-	forger_init(&x);
-	know(h, "x", 7);
+	struct solo so;
+	solo_init(&so, "x");
+	struct will *h = so.h;
 	char owner[32];
 	for (int i = 0; i < 3000; i++) {
 		snprintf(owner, sizeof owner, "ghost%05d", i);
-		forge_done(h, &x, owner, 1, 1, "x");
+		forge_done(h, &so.f, owner, 1, 1, "x");
 	}
 	struct wbuf s;
 	wbuf_init(&s);
@@ -1701,9 +1717,7 @@ TEST(done_flood_bounded)
 	CHECK(s.len < 4096);
 	CHECK_EQ_INT(will_stats(h)->view_refused, 3000);
 	wbuf_free(&s);
-	EVP_PKEY_free(x.key);
-	will_free(h);
-	free(c);
+	solo_free(&so);
 }
 
 /* ========================================================= cluster tests */
