@@ -258,6 +258,20 @@ char *metrics_render(struct agent *a, size_t *len)
 	sample(&b, "vigil_decode_errors_total", "layer=\"serf\"", stat_of(s, "serf_decode_errors"));
 	sample(&b, "vigil_decode_errors_total", "layer=\"will\"", stat_of(s, "will_decode_errors"));
 
+	static const char *const will_refusals[] = { "unsigned", "signature", "key", "seq",
+						     "budget", "view" };
+	family(&b, "vigil_will_refused_total", "counter",
+	       "Will messages refused (docs/SECURITY.md): unsigned (old protocol), signature "
+	       "(bad, or signer's key unknown), key (not the key bound to that member), seq "
+	       "(implausible sequence jump), budget (over the memory bound for held wills), "
+	       "view (a delivery or done marker this member's own view contradicts).");
+	for (size_t i = 0; i < sizeof will_refusals / sizeof will_refusals[0]; i++) {
+		char stat[48], label[48];
+		snprintf(stat, sizeof stat, "will_refused_%s", will_refusals[i]);
+		snprintf(label, sizeof label, "reason=\"%s\"", will_refusals[i]);
+		sample(&b, "vigil_will_refused_total", label, stat_of(s, stat));
+	}
+
 	/* udp_decrypt_failed counts every undecryptable datagram; the library
 	 * also says which of them were plaintext or garbage */
 	double udp_all = stat_of(s, "udp_decrypt_failed");

@@ -2,7 +2,12 @@
  * fuzz_will — the last-will component (src/will.c) on hostile input.
  *
  * Each input runs against a fresh `struct will` named "py" that knows
- * members py, s1, a and b.  The input is cut at every "VSEP" into segments
+ * members py, s1, a and b.  Will messages are signed (will.h); this build
+ * (FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION) lets a signature whose first
+ * byte is 0 pass, so mutations get past the check, while the seeds' real
+ * signatures and the component's own go through OpenSSL.  Key binding is
+ * real: the first key seen for a member is the one that counts, a later
+ * other key is refused.  The input is cut at every "VSEP" into segments
  * (one when there is none):
  *   - the first segment, wrapped in a valid state-file envelope ("VWIL",
  *     length, CRC-32), is loaded with will_load (from a memfd) before any
@@ -10,14 +15,16 @@
  *   - every segment goes to will_handle_msg (an extension message, p[0] is
  *     the type) and to will_merge_state (p[0] the record type, the rest its
  *     body);
- * then members a, b and s1 die and the clock runs through every deadline
- * the component asks for, and a comes back.
+ * a is dead from the start (a delivery is only taken while the owner is
+ * dead here); then b dies, s1 leaves, and the clock runs through every
+ * deadline the component asks for, and a comes back.
  *
  * Oracles, beyond the sanitizers:
  *   - will_list entries are well formed (NUL-terminated names, exactly one
  *     of recipient/event, payload within VIGIL_WILL_MAX, seq >= 1);
  *   - what will_local_state produces is records that a fresh component
- *     merges without an error (we read our own push-pull);
+ *     (knowing the same members) merges without an error (we read our own
+ *     push-pull), holding the same live wills afterwards;
  *   - every message sent starts with a serf extension type (>= 200) and
  *     every event is a will event with sane fields.
  */
@@ -94,6 +101,9 @@ static struct will *make(const char *name, int64_t now)
 	struct will_config cfg;
 	will_config_default(&cfg);
 	snprintf(cfg.name, sizeof cfg.name, "%s", name);
+	/* a fixed key: runs of one input stay identical */
+	cfg.has_key_seed = true;
+	snprintf((char *)cfg.key_seed, sizeof cfg.key_seed, "fuzz key %s", name);
 	cfg.on_event = on_event;
 	cfg.out.broadcast = o_broadcast;
 	cfg.out.send_to = o_send_to;
@@ -157,6 +167,22 @@ static void load(struct will *w, const uint8_t *body, size_t n)
 	free(f);
 }
 
+static const char *const names[] = { "py", "s1", "a", "b" };
+
+/* Live wills held of the four members (a state file may bind other names). */
+static size_t live_wills(const struct will *w)
+{
+	size_t k = 0;
+	for (int i = 0; i < 4; i++) {
+		struct vigil_will_info *v = NULL;
+		size_t n = 0;
+		FUZZ_ASSERT(will_list(w, names[i], &v, &n) == WILL_OK);
+		free(v);
+		k += n;
+	}
+	return k;
+}
+
 static void invariants(const struct will *w)
 {
 	struct vigil_will_info *v = NULL;
@@ -189,6 +215,10 @@ static void check_local_state(struct will *w, int64_t now)
 	will_local_state(w, false, &out);
 	FUZZ_ASSERT(!out.oom);
 	struct will *o = make("other", now);
+	for (uint8_t i = 0; i < 4; i++) {
+		struct swim_member m = member(names[i], (uint8_t)(i + 1), SWIM_ALIVE, 1);
+		will_on_member(o, SWIM_EV_JOIN, &m, now);
+	}
 	size_t off = 0;
 	while (off < out.len) {
 		FUZZ_ASSERT(out.len - off >= 5);
@@ -202,6 +232,10 @@ static void check_local_state(struct will *w, int64_t now)
 		off += 5 + (size_t)l;
 	}
 	invariants(o);
+	/* Every live will we hold is signed by a key we bound, so the other
+	 * side (same members, no keys yet) takes them all. */
+	FUZZ_ASSERTF(live_wills(o) == live_wills(w), "merged %zu of our %zu wills",
+		     live_wills(o), live_wills(w));
 	will_free(o);
 	wbuf_free(&out);
 }
@@ -225,6 +259,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	for (int i = 0; i < 4; i++)
 		will_on_member(w, SWIM_EV_JOIN, &ms[i], now);
+	/* a is dead from the start too: a delivery of a's will is only taken
+	 * while we hold a dead, and the seeds carry one */
+	struct swim_member dead_a = member("a", 3, SWIM_DEAD, 1);
+	will_on_member(w, SWIM_EV_LEAVE, &dead_a, now);
 	invariants(w);
 
 	const uint8_t *p = data, *end = data + size;
@@ -249,7 +287,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_local_state(w, now);
 
 	/* deaths: a and b dead, s1 left; then run every deadline */
-	struct swim_member dead_a = member("a", 3, SWIM_DEAD, 1);
 	struct swim_member dead_b = member("b", 4, SWIM_DEAD, 2);
 	struct swim_member left_s1 = member("s1", 1, SWIM_LEFT, 1);
 	will_on_member(w, SWIM_EV_LEAVE, &dead_a, now);

@@ -816,6 +816,8 @@ static void will_seeds(void)
 	char tmp[160];
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	unlink(tmp);
+	snprintf(tmp, sizeof tmp, "%s.key", path); /* py's will key (will_key.h) */
+	unlink(tmp);
 	rmdir(dir);
 	wbuf_free(&st);
 	will_free(wa);

@@ -264,6 +264,13 @@ struct vigil_config {
 	 * "<snapshot_path>.will".  NULL = none. */
 	const char *snapshot_path;
 	bool rejoin_after_leave;   /* serf -rejoin: ignore a recorded leave */
+	/* The Ed25519 key that signs this member's will messages; it is the
+	 * member's will identity, so keep it across restarts
+	 * (docs/SECURITY.md).  will_key_seed: 32 bytes the embedder keeps;
+	 * else will_key_file, created on first start; else
+	 * "<snapshot_path>.will.key"; else a key for this run only. */
+	const uint8_t *will_key_seed;
+	const char *will_key_file;
 
 	vigil_event_fn on_event;
 	vigil_log_fn on_log;

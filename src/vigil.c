@@ -1008,6 +1008,11 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		snprintf(v->will_path, pl, "%s.will", cfg->snapshot_path);
 	}
 	wc.state_path = v->will_path;
+	wc.key_path = cfg->will_key_file; /* else next to the will state */
+	if (cfg->will_key_seed) {
+		wc.has_key_seed = true;
+		memcpy(wc.key_seed, cfg->will_key_seed, sizeof wc.key_seed);
+	}
 	wc.on_event = cfg->on_event ? v_on_event : NULL;
 	wc.event_ctx = v;
 	wc.out = (struct will_outbox){
@@ -1019,7 +1024,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	};
 	v->will = will_new(&wc, v->now);
 	if (!v->will) {
-		rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the will component");
+		rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the will component "
+				"(out of memory, or its signing key: see the log)");
 		goto fail;
 	}
 	if (v->will_path) {
@@ -2497,6 +2503,12 @@ int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 		{"wills_delivered", (double)will_stats(v->will)->delivered},
 		{"wills_published", (double)will_stats(v->will)->published},
 		{"will_decode_errors", (double)will_stats(v->will)->decode_errors},
+		{"will_refused_unsigned", (double)will_stats(v->will)->unsigned_refused},
+		{"will_refused_signature", (double)will_stats(v->will)->sig_refused},
+		{"will_refused_key", (double)will_stats(v->will)->key_conflicts},
+		{"will_refused_seq", (double)will_stats(v->will)->seq_refused},
+		{"will_refused_budget", (double)will_stats(v->will)->over_budget},
+		{"will_refused_view", (double)will_stats(v->will)->view_refused},
 	};
 	int total = (int)(sizeof all / sizeof all[0]);
 	int n = 0;

@@ -31,12 +31,19 @@
 #include <msgpack.h>
 #include <libdeflate.h>
 
+#include "will_key.h"
+
 #define NEVER INT64_MAX
 #define KIND_MEMBER 0
 #define KIND_EVENT 1
 #define DELAY_MAX_MS VIGIL_WILL_DELAY_MAX_MS /* a year; sanity bound */
 #define STATE_MAGIC "VWIL"
-#define STATE_VERSION 1
+#define STATE_VERSION 2 /* 1: before signed wills (no key bindings, unsigned acks) */
+#define SIG_TAG "vigil-will-v1" /* signed bytes: tag | type | msgpack fields */
+#define SIG_TAG_LEN (sizeof SIG_TAG - 1)
+/* What one held will costs against WILL_HOLD_MAX_BYTES: payload plus its
+ * names, key, signature and bookkeeping (struct wrec is ~400 bytes). */
+#define REC_COST(plen) ((size_t)(plen) + 512)
 #define STATE_MAX (64u * 1024 * 1024)
 
 enum trig {
@@ -75,6 +82,7 @@ struct wrec {
 	int64_t rank_t;     /* ... since this time */
 	int64_t last_send, gap;
 	unsigned attempts;
+	uint8_t sig[WILL_SIG_LEN]; /* the owner's signature of the version held */
 };
 
 /* Recipient-side dedup: one per owner, persisted. */
@@ -93,6 +101,17 @@ struct ackrec {
 	uint64_t seq;
 	uint8_t kind;
 	bool mine; /* we published it */
+	/* who said so, and its signature (has_sig false: from a version-1 state
+	 * file; such an ack is used here but not passed on) */
+	char by[WIRE_NAME_MAX + 1];
+	bool has_sig;
+	uint8_t sig[WILL_SIG_LEN];
+};
+
+/* A member name bound to the first public key seen for it (TOFU). */
+struct wbind {
+	char name[WIRE_NAME_MAX + 1];
+	uint8_t pub[WILL_KEY_LEN];
 };
 
 struct will {
@@ -106,8 +125,15 @@ struct will {
 	size_t n_rx, cap_rx;
 	struct ackrec *ack;
 	size_t n_ack, cap_ack;
+	struct wbind *bind;
+	size_t n_bind, cap_bind;
 	uint64_t own_hi;  /* highest seq of our own will seen anywhere */
 	bool own_auth;    /* our will was set/cleared here or loaded from file */
+	struct will_key *key;
+	uint8_t pub[WILL_KEY_LEN];
+	size_t held_bytes; /* REC_COST of the versions held for others */
+	bool announced;    /* our version was broadcast since the start */
+	bool dirty;        /* a new key binding waits for will_tick to save it */
 	struct will_stats stats;
 };
 
@@ -268,9 +294,56 @@ static void rec_drop(struct will *w, struct wrec *r)
 {
 	for (size_t i = 0; i < w->n_rec; i++) {
 		if (w->rec[i] == r) {
+			if (r->has_version && !is_self(w, r->owner))
+				w->held_bytes -= REC_COST(r->plen);
 			w->rec[i] = w->rec[--w->n_rec];
 			free(r->payload);
 			free(r);
+			return;
+		}
+	}
+}
+
+/* ------------------------------------------------------ key bindings */
+
+/* The public key bound to `name` (ours for our name), or NULL. */
+static const uint8_t *key_of(const struct will *w, const char *name)
+{
+	if (is_self(w, name))
+		return w->pub;
+	for (size_t i = 0; i < w->n_bind; i++)
+		if (strcmp(w->bind[i].name, name) == 0)
+			return w->bind[i].pub;
+	return NULL;
+}
+
+static bool bind_add(struct will *w, const char *name, const uint8_t pub[WILL_KEY_LEN])
+{
+	struct wbind *b = NULL;
+	if (w->n_bind >= WILL_BINDINGS_MAX) {
+		/* Full: reuse the binding of a name that is neither a member nor
+		 * holds a will here (gone while we were down: never reaped here). */
+		for (size_t i = 0; i < w->n_bind && !b; i++)
+			if (!mem_find(w, w->bind[i].name) && !rec_find(w, w->bind[i].name))
+				b = &w->bind[i];
+		if (!b)
+			return false;
+	} else if (grow((void **)&w->bind, &w->cap_bind, w->n_bind + 1, sizeof *w->bind)) {
+		b = &w->bind[w->n_bind++];
+	} else {
+		return false;
+	}
+	snprintf(b->name, sizeof b->name, "%s", name);
+	memcpy(b->pub, pub, WILL_KEY_LEN);
+	return true;
+}
+
+static void bind_remove(struct will *w, const char *name)
+{
+	for (size_t i = 0; i < w->n_bind; i++) {
+		if (strcmp(w->bind[i].name, name) == 0) {
+			w->bind[i] = w->bind[--w->n_bind];
+			w->dirty = true;
 			return;
 		}
 	}
@@ -292,14 +365,30 @@ static struct ackrec *ack_find(const struct will *w, const char *owner)
 	return NULL;
 }
 
-/* Record a DONE; true if it is news (newer death than we knew acked). */
+static bool sign_done(const struct will *w, const char *owner, uint32_t inc, uint64_t seq,
+		      uint8_t kind, uint8_t sig[WILL_SIG_LEN]);
+
+/* Would a DONE for this death (ours: mine) tell more than ack `a`? */
+static bool ack_news(const struct ackrec *a, uint32_t inc, bool mine)
+{
+	return !a || a->inc < inc || (a->inc == inc && mine);
+}
+
+/*
+ * Record a DONE; true if it is news (newer death than we knew acked).  `sig`
+ * is by's signature, or NULL for our own (by is then our name: we sign).
+ */
 static bool ack_note(struct will *w, const char *owner, uint32_t inc, uint64_t seq,
-		     uint8_t kind, bool mine)
+		     uint8_t kind, bool mine, const char *by, const uint8_t *sig)
 {
 	struct ackrec *a = ack_find(w, owner);
-	if (a && (a->inc > inc || (a->inc == inc && !mine)))
+	if (!ack_news(a, inc, mine))
 		return false;
 	if (!a) {
+		if (sig && w->n_ack >= WILL_ACKS_MAX) {
+			w->stats.over_budget++;
+			return false;
+		}
 		if (!grow((void **)&w->ack, &w->cap_ack, w->n_ack + 1, sizeof *w->ack))
 			return false;
 		a = &w->ack[w->n_ack++];
@@ -310,6 +399,13 @@ static bool ack_note(struct will *w, const char *owner, uint32_t inc, uint64_t s
 	a->seq = seq;
 	a->kind = kind;
 	a->mine = mine;
+	snprintf(a->by, sizeof a->by, "%s", by);
+	if (sig) {
+		memcpy(a->sig, sig, WILL_SIG_LEN);
+		a->has_sig = true;
+	} else {
+		a->has_sig = sign_done(w, owner, inc, seq, kind, a->sig);
+	}
 	return true;
 }
 
@@ -392,38 +488,190 @@ static void enc_str(struct enc *e, const char *s)
 	msgpack_pack_str_body(&e->pk, s, n);
 }
 
+static void enc_bool(struct enc *e, bool b)
+{
+	if (b)
+		msgpack_pack_true(&e->pk);
+	else
+		msgpack_pack_false(&e->pk);
+}
+
 static void enc_bin(struct enc *e, const uint8_t *p, size_t n)
 {
 	msgpack_pack_bin(&e->pk, n);
 	msgpack_pack_bin_body(&e->pk, p, n);
 }
 
-/* [owner, seq, tomb, kind, target, delay_ms, payload] */
-static void enc_version(struct enc *e, const struct wrec *r)
+struct pver {
+	char owner[WIRE_NAME_MAX + 1];
+	uint64_t seq;
+	bool tomb;
+	uint8_t kind;
+	char target[WIRE_NAME_MAX + 1];
+	int64_t delay;
+	const uint8_t *payload;
+	size_t plen;
+	const uint8_t *pub, *sig; /* signer's key and signature (decoded only) */
+};
+
+static void pver_of(const struct wrec *r, struct pver *v)
 {
-	msgpack_pack_array(&e->pk, 7);
-	enc_str(e, r->owner);
-	msgpack_pack_uint64(&e->pk, r->seq);
-	if (r->tomb)
-		msgpack_pack_true(&e->pk);
-	else
-		msgpack_pack_false(&e->pk);
-	msgpack_pack_uint8(&e->pk, r->kind);
-	enc_str(e, r->tomb ? "" : r->target);
-	msgpack_pack_int64(&e->pk, r->tomb ? 0 : r->delay);
-	enc_bin(e, r->payload, r->tomb ? 0 : r->plen);
+	memset(v, 0, sizeof *v);
+	snprintf(v->owner, sizeof v->owner, "%s", r->owner);
+	v->seq = r->seq;
+	v->tomb = r->tomb;
+	v->kind = r->kind;
+	snprintf(v->target, sizeof v->target, "%s", r->target);
+	v->delay = r->delay;
+	v->payload = r->payload;
+	v->plen = r->plen;
 }
 
-/* [owner, inc, seq, kind, by] */
-static void enc_done(struct enc *e, const char *owner, uint32_t inc, uint64_t seq,
-		     uint8_t kind, const char *by)
+/*
+ * The signed fields of a version, [owner, seq, tomb, kind, target,
+ * delay_ms, payload], as the head of an array of 7 + extra elements.  The
+ * encoding is canonical (msgpack-c packs every integer in its shortest form,
+ * names as str), so a receiver re-encodes what it decoded and checks the
+ * signature over exactly these bytes.
+ */
+static void enc_version_fields(struct enc *e, const struct pver *v, uint32_t extra)
 {
-	msgpack_pack_array(&e->pk, 5);
+	msgpack_pack_array(&e->pk, 7 + extra);
+	enc_str(e, v->owner);
+	msgpack_pack_uint64(&e->pk, v->seq);
+	enc_bool(e, v->tomb);
+	msgpack_pack_uint8(&e->pk, v->tomb ? 0 : v->kind);
+	enc_str(e, v->tomb ? "" : v->target);
+	msgpack_pack_int64(&e->pk, v->tomb ? 0 : v->delay);
+	enc_bin(e, v->payload, v->tomb ? 0 : v->plen);
+}
+
+/* [owner, seq, tomb, kind, target, delay_ms, payload, pubkey, sig] */
+static void enc_version(struct enc *e, const struct wrec *r, const uint8_t *pub)
+{
+	struct pver v;
+	pver_of(r, &v);
+	enc_version_fields(e, &v, 2);
+	enc_bin(e, pub, WILL_KEY_LEN);
+	enc_bin(e, r->sig, WILL_SIG_LEN);
+}
+
+/* The signed fields of a DONE: [owner, inc, seq, kind, by]. */
+static void enc_done_fields(struct enc *e, const char *owner, uint32_t inc, uint64_t seq,
+			    uint8_t kind, const char *by, uint32_t extra)
+{
+	msgpack_pack_array(&e->pk, 5 + extra);
 	enc_str(e, owner);
 	msgpack_pack_uint32(&e->pk, inc);
 	msgpack_pack_uint64(&e->pk, seq);
 	msgpack_pack_uint8(&e->pk, kind);
 	enc_str(e, by);
+}
+
+/* [owner, inc, seq, kind, by, by's pubkey, by's sig] */
+static void enc_done(struct enc *e, const char *owner, uint32_t inc, uint64_t seq,
+		     uint8_t kind, const char *by, const uint8_t *pub, const uint8_t *sig)
+{
+	enc_done_fields(e, owner, inc, seq, kind, by, 2);
+	enc_bin(e, pub, WILL_KEY_LEN);
+	enc_bin(e, sig, WILL_SIG_LEN);
+}
+
+/* The signed fields of a DUE: [owner, inc, by]. */
+static void enc_due_fields(struct enc *e, const char *owner, uint32_t inc, const char *by,
+			   uint32_t extra)
+{
+	msgpack_pack_array(&e->pk, 3 + extra);
+	enc_str(e, owner);
+	msgpack_pack_uint32(&e->pk, inc);
+	enc_str(e, by);
+}
+
+/* tag | type | fields: what a signature covers (the type byte keeps a
+ * signature for one message kind from passing as another's). */
+static uint8_t *signed_bytes(uint8_t type, const struct enc *fields, size_t *n)
+{
+	*n = SIG_TAG_LEN + 1 + fields->sb.size;
+	uint8_t *m = malloc(*n);
+	if (m) {
+		memcpy(m, SIG_TAG, SIG_TAG_LEN);
+		m[SIG_TAG_LEN] = type;
+		memcpy(m + SIG_TAG_LEN + 1, fields->sb.data, fields->sb.size);
+	}
+	return m;
+}
+
+/* Sign fields (consumed) with our key. */
+static bool sign_fields(const struct will *w, uint8_t type, struct enc *fields,
+			uint8_t sig[WILL_SIG_LEN])
+{
+	size_t n;
+	uint8_t *m = signed_bytes(type, fields, &n);
+	bool ok = m && will_key_sign(w->key, m, n, sig);
+	free(m);
+	msgpack_sbuffer_destroy(&fields->sb);
+	if (!ok)
+		memset(sig, 0, WILL_SIG_LEN);
+	return ok;
+}
+
+/* Our version of our own will: sign what r now holds. */
+static void sign_rec(const struct will *w, struct wrec *r)
+{
+	struct enc f;
+	struct pver v;
+	pver_of(r, &v);
+	enc_init(&f, -1);
+	enc_version_fields(&f, &v, 0);
+	sign_fields(w, WILL_MSG_VERSION, &f, r->sig);
+}
+
+static bool sign_done(const struct will *w, const char *owner, uint32_t inc, uint64_t seq,
+		      uint8_t kind, uint8_t sig[WILL_SIG_LEN])
+{
+	struct enc f;
+	enc_init(&f, -1);
+	enc_done_fields(&f, owner, inc, seq, kind, w->cfg.name, 0);
+	return sign_fields(w, WILL_MSG_DONE, &f, sig);
+}
+
+/*
+ * Did `signer` sign fields (consumed)?  `pub` is the key the message came
+ * with: it must be the key bound to signer, or, for a member we know (swim
+ * reported it) and have no key for yet, it becomes the binding once the
+ * signature checks out (trust on first use, when may_bind).  A refusal is
+ * counted; it is logged at debug level only: a flood must not flood the log.
+ */
+static bool check_sig(struct will *w, const char *signer, const uint8_t *pub, uint8_t type,
+		      struct enc *fields, const uint8_t *sig, bool may_bind)
+{
+	const uint8_t *bound = key_of(w, signer);
+	bool ok = false;
+	if (bound && memcmp(bound, pub, WILL_KEY_LEN) != 0) {
+		w->stats.key_conflicts++;
+		logf_(w, 0, "will: %s message signed by a key that is not %s's: refused",
+		      type == WILL_MSG_VERSION ? "version" : "marker", signer);
+	} else if (!bound && (!may_bind || !mem_find(w, signer))) {
+		w->stats.sig_refused++;
+		logf_(w, 0, "will: message signed by %s, whose key we do not know: refused",
+		      signer);
+	} else {
+		size_t n;
+		uint8_t *m = signed_bytes(type, fields, &n);
+		ok = m && will_key_verify(pub, m, n, sig);
+		free(m);
+		if (!ok) {
+			w->stats.sig_refused++;
+			logf_(w, 0, "will: bad signature on a message from %s: refused", signer);
+		} else if (!bound) {
+			if (bind_add(w, signer, pub))
+				w->dirty = true;
+			else
+				ok = false; /* over WILL_BINDINGS_MAX */
+		}
+	}
+	msgpack_sbuffer_destroy(&fields->sb);
+	return ok;
 }
 
 static void out_broadcast(struct will *w, struct enc *e)
@@ -434,9 +682,12 @@ static void out_broadcast(struct will *w, struct enc *e)
 
 static void broadcast_version(struct will *w, const struct wrec *r)
 {
+	const uint8_t *pub = key_of(w, r->owner);
+	if (!pub)
+		return;
 	struct enc e;
 	enc_init(&e, WILL_MSG_VERSION);
-	enc_version(&e, r);
+	enc_version(&e, r, pub);
 	out_broadcast(w, &e);
 	msgpack_sbuffer_destroy(&e.sb);
 }
@@ -455,8 +706,10 @@ static void send_done(struct will *w, const char *owner, uint32_t inc, uint64_t 
 		      uint8_t kind, const struct wire_addr *also_to, bool fanout)
 {
 	struct enc e;
+	uint8_t sig[WILL_SIG_LEN];
+	sign_done(w, owner, inc, seq, kind, sig);
 	enc_init(&e, WILL_MSG_DONE);
-	enc_done(&e, owner, inc, seq, kind, w->cfg.name);
+	enc_done(&e, owner, inc, seq, kind, w->cfg.name, w->pub, sig);
 	out_broadcast(w, &e);
 	if (w->cfg.out.send_to) {
 		const uint8_t *p = (const uint8_t *)e.sb.data;
@@ -546,23 +799,44 @@ static const msgpack_object *arr(const msgpack_object *o, uint32_t n)
 	return o->via.array.ptr;
 }
 
-struct pver {
-	char owner[WIRE_NAME_MAX + 1];
-	uint64_t seq;
-	bool tomb;
-	uint8_t kind;
-	char target[WIRE_NAME_MAX + 1];
-	int64_t delay;
-	const uint8_t *payload;
-	size_t plen;
-};
-
-static bool dec_version(const msgpack_object *o, struct pver *v)
+/* A bin of exactly n bytes (a key or a signature). */
+static bool get_fixed(const msgpack_object *o, size_t n, const uint8_t **p)
 {
-	const msgpack_object *a = arr(o, 7);
+	if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size != n)
+		return false;
+	*p = (const uint8_t *)o->via.bin.ptr;
+	return true;
+}
+
+/* An array of n elements, or of the unsigned protocol's `old_n` (counted:
+ * every node of a cluster must run signed wills). */
+static const msgpack_object *arr_signed(struct will *w, const msgpack_object *o, uint32_t n,
+					uint32_t old_n)
+{
+	if (w && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == old_n)
+		w->stats.unsigned_refused++;
+	return arr(o, n);
+}
+
+/*
+ * [owner, seq, tomb, kind, target, delay_ms, payload, pubkey, sig].  Seq 0
+ * is only a tombstone: a member's "no will, and this is my key" record.
+ */
+static bool dec_fields(const msgpack_object *a, struct pver *v);
+
+static bool dec_version(struct will *w, const msgpack_object *o, struct pver *v)
+{
+	const msgpack_object *a = arr_signed(w, o, 9, 7);
+	return a && get_fixed(&a[7], WILL_KEY_LEN, &v->pub) &&
+	       get_fixed(&a[8], WILL_SIG_LEN, &v->sig) && dec_fields(a, v);
+}
+
+/* The 7 signed fields (also a version-1 state file's own will, unsigned). */
+static bool dec_fields(const msgpack_object *a, struct pver *v)
+{
 	uint64_t kind, delay;
-	if (!a || !get_name(&a[0], v->owner) || !v->owner[0] ||
-	    !get_uint(&a[1], UINT64_MAX, &v->seq) || v->seq == 0 ||
+	if (!get_name(&a[0], v->owner) || !v->owner[0] ||
+	    !get_uint(&a[1], UINT64_MAX, &v->seq) ||
 	    a[2].type != MSGPACK_OBJECT_BOOLEAN || !get_uint(&a[3], KIND_EVENT, &kind) ||
 	    !get_name(&a[4], v->target) || !get_uint(&a[5], DELAY_MAX_MS, &delay) ||
 	    !get_bytes(&a[6], VIGIL_WILL_MAX, &v->payload, &v->plen))
@@ -570,7 +844,7 @@ static bool dec_version(const msgpack_object *o, struct pver *v)
 	v->tomb = a[2].via.boolean;
 	v->kind = (uint8_t)kind;
 	v->delay = (int64_t)delay;
-	if (!v->tomb && !v->target[0])
+	if ((!v->tomb && !v->target[0]) || (v->seq == 0 && !v->tomb))
 		return false;
 	if (!v->tomb && v->kind == KIND_MEMBER && strcmp(v->target, v->owner) == 0)
 		return false;
@@ -581,19 +855,32 @@ struct pdone {
 	char owner[WIRE_NAME_MAX + 1];
 	uint64_t inc, seq, kind;
 	char by[WIRE_NAME_MAX + 1];
+	const uint8_t *pub, *sig;
 };
 
-static bool dec_done(const msgpack_object *o, struct pdone *d)
+/* [owner, inc, seq, kind, by, pubkey, sig] */
+static bool dec_done(struct will *w, const msgpack_object *o, struct pdone *d)
 {
-	const msgpack_object *a = arr(o, 5);
+	const msgpack_object *a = arr_signed(w, o, 7, 5);
 	return a && get_name(&a[0], d->owner) && d->owner[0] &&
 	       get_uint(&a[1], UINT32_MAX, &d->inc) && get_uint(&a[2], UINT64_MAX, &d->seq) &&
-	       get_uint(&a[3], KIND_EVENT, &d->kind) && get_name(&a[4], d->by);
+	       get_uint(&a[3], KIND_EVENT, &d->kind) && get_name(&a[4], d->by) && d->by[0] &&
+	       get_fixed(&a[5], WILL_KEY_LEN, &d->pub) && get_fixed(&a[6], WILL_SIG_LEN, &d->sig);
+}
+
+/* Is v signed by its owner (binding the owner's key on first sight)? */
+static bool verify_version(struct will *w, const struct pver *v, bool may_bind)
+{
+	struct enc f;
+	enc_init(&f, -1);
+	enc_version_fields(&f, v, 0);
+	return check_sig(w, v->owner, v->pub, WILL_MSG_VERSION, &f, v->sig, may_bind);
 }
 
 /* ---------------------------------------------------- applying versions */
 
-static bool store_version(struct wrec *r, const struct pver *v)
+/* Store v in r; a version of ours is (re)signed, another's keeps v's signature. */
+static bool store_version(struct will *w, struct wrec *r, const struct pver *v)
 {
 	uint8_t *np = NULL;
 	if (!v->tomb && v->plen) {
@@ -602,15 +889,24 @@ static bool store_version(struct wrec *r, const struct pver *v)
 			return false;
 		memcpy(np, v->payload, v->plen);
 	}
+	bool mine = is_self(w, r->owner);
+	if (r->has_version && !mine)
+		w->held_bytes -= REC_COST(r->plen);
 	free(r->payload);
 	r->payload = np;
 	r->plen = v->tomb ? 0 : v->plen;
+	if (!mine)
+		w->held_bytes += REC_COST(r->plen);
 	r->has_version = true;
 	r->seq = v->seq;
 	r->tomb = v->tomb;
 	r->kind = v->kind;
 	snprintf(r->target, sizeof r->target, "%s", v->tomb ? "" : v->target);
 	r->delay = v->tomb ? 0 : v->delay;
+	if (mine)
+		sign_rec(w, r);
+	else if (v->sig)
+		memcpy(r->sig, v->sig, WILL_SIG_LEN);
 	return true;
 }
 
@@ -620,14 +916,40 @@ static bool store_version(struct wrec *r, const struct pver *v)
  * versions, so a newer one means we lost state (restart without a state
  * file) — adopt it then; but if our will was set here since, the cluster's
  * copy is an echo of an older life: re-issue ours above it.
+ *
+ * Checked before the (costly) signature: a stale version is dropped, and so
+ * is a sequence number past WILL_SEQ_MAX or more than WILL_SEQ_JUMP_MAX
+ * above the one held (no owner sets its will that often; refusing keeps a
+ * leaked or buggy signer from pushing the sequence to where it wraps), and
+ * a version that would take the wills held over WILL_HOLD_MAX_BYTES.
  */
-static bool apply_version(struct will *w, const struct pver *v)
+static bool apply_version(struct will *w, const struct pver *v, bool may_bind)
 {
 	struct wrec *r = rec_find(w, v->owner);
-	if (r && r->has_version && v->seq <= r->seq) {
+	bool held = r && r->has_version;
+	if ((held && v->seq <= r->seq) || (is_self(w, v->owner) && v->seq == 0)) {
 		w->stats.versions_stale++;
 		return false;
 	}
+	if (v->seq > WILL_SEQ_MAX || (held && v->seq - r->seq > WILL_SEQ_JUMP_MAX)) {
+		w->stats.seq_refused++;
+		logf_(w, 0, "will: %s's version %llu is an implausible jump: refused", v->owner,
+		      (unsigned long long)v->seq);
+		return false;
+	}
+	if (!is_self(w, v->owner) &&
+	    w->held_bytes - (held ? REC_COST(r->plen) : 0) + REC_COST(v->tomb ? 0 : v->plen) >
+	    WILL_HOLD_MAX_BYTES) {
+		/* Logged at the 1st, 2nd, 4th, 8th... refusal: seen, not a flood. */
+		uint64_t k = ++w->stats.over_budget;
+		if ((k & (k - 1)) == 0)
+			logf_(w, 2, "will: holding %zu bytes of wills (the limit): %s's refused, "
+			      "%llu so far", w->held_bytes, v->owner,
+			      (unsigned long long)w->stats.over_budget);
+		return false;
+	}
+	if (!verify_version(w, v, may_bind))
+		return false;
 	if (is_self(w, v->owner)) {
 		if (v->seq > w->own_hi)
 			w->own_hi = v->seq;
@@ -640,6 +962,7 @@ static bool apply_version(struct will *w, const struct pver *v)
 				r->tomb = true;
 			}
 			r->seq = ++w->own_hi;
+			sign_rec(w, r);
 			persist(w);
 			broadcast_version(w, r);
 			logf_(w, 1, "will: re-issued our will above an old copy (seq %llu)",
@@ -648,7 +971,7 @@ static bool apply_version(struct will *w, const struct pver *v)
 		}
 	}
 	r = rec_get(w, v->owner);
-	if (!r || !store_version(r, v))
+	if (!r || !store_version(w, r, v))
 		return false;
 	w->stats.versions_new++;
 	if (is_self(w, v->owner)) {
@@ -675,12 +998,20 @@ static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uin
 {
 	(void)now;
 	const struct wmember *om = mem_find(w, owner);
-	if (om && alive_state(om->state) && om->inc > inc) {
-		/* The owner came back since; the sender will see it and stop. */
-		logf_(w, 1, "will: stale delivery of %s's will (inc %u < %u)", owner, inc,
-		      om->inc);
+	if (om && om->state != SWIM_DEAD) {
+		/* Our own view decides (DESIGN.md "Last will"): the owner is alive,
+		 * suspect or gracefully gone here, so this is no death of ours to
+		 * act on — a stale copy, one from across a partition, or forged.
+		 * A sender that is right retries and gets through once we agree. */
+		w->stats.view_refused++;
+		logf_(w, 1, "will: delivery of %s's will while it is not dead here: dropped",
+		      owner);
 		return;
 	}
+	/* Which death this is is ours to say too: a sender's (or forger's)
+	 * higher incarnation would make us refuse the owner's next real death. */
+	if (om && inc > om->inc)
+		inc = om->inc;
 	struct rxrec *rx = rx_find(w, owner);
 	if (rx && !(rx->returned_inc > rx->inc && inc >= rx->returned_inc)) {
 		w->stats.deliveries_dup++;
@@ -698,7 +1029,7 @@ static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uin
 	rx->seq = seq;
 	rx->returned_inc = 0;
 	rx->revoked = false;
-	ack_note(w, owner, inc, seq, KIND_MEMBER, false);
+	ack_note(w, owner, inc, seq, KIND_MEMBER, false, w->cfg.name, NULL);
 	persist(w);
 	w->stats.delivered++;
 	emit(w, VIGIL_EV_MEMBER_WILL, owner, inc, seq, payload, plen, 0);
@@ -711,16 +1042,18 @@ static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uin
 	}
 }
 
+/* [owner's signed version, inc, sender]: the recipient checks the owner's
+ * signature itself, so a holder can pass the will on but not change it. */
 static void send_deliver(struct will *w, struct wrec *r, const struct wmember *to)
 {
+	const uint8_t *pub = key_of(w, r->owner);
+	if (!pub)
+		return;
 	struct enc e;
 	enc_init(&e, WILL_MSG_DELIVER);
-	msgpack_pack_array(&e.pk, 6);
-	enc_str(&e, r->owner);
+	msgpack_pack_array(&e.pk, 3);
+	enc_version(&e, r, pub);
 	msgpack_pack_uint32(&e.pk, r->death_inc);
-	msgpack_pack_uint64(&e.pk, r->seq);
-	enc_str(&e, r->target);
-	enc_bin(&e, r->payload, r->plen);
 	enc_str(&e, w->cfg.name);
 	if (w->cfg.out.send_to)
 		w->cfg.out.send_to(w->cfg.out.ctx, &to->addr, (const uint8_t *)e.sb.data,
@@ -734,7 +1067,7 @@ static void publish(struct will *w, struct wrec *r, int64_t now)
 {
 	logf_(w, 1, "will: publishing %s's will as event %s (rank %u since %lld, released %lld)",
 	      r->owner, r->target, r->rank, (long long)r->rank_t, (long long)r->release_t);
-	ack_note(w, r->owner, r->death_inc, r->seq, KIND_EVENT, true);
+	ack_note(w, r->owner, r->death_inc, r->seq, KIND_EVENT, true, w->cfg.name, NULL);
 	persist(w);
 	int rc = w->cfg.out.user_event ?
 		 w->cfg.out.user_event(w->cfg.out.ctx, r->target, r->payload, r->plen, now) :
@@ -790,13 +1123,18 @@ static int64_t rec_due(const struct will *w, const struct wrec *r)
 	}
 }
 
+/* [owner, inc, by, pubkey, sig] */
 static void broadcast_due(struct will *w, const char *owner, uint32_t inc)
 {
-	struct enc e;
+	struct enc e, f;
+	uint8_t sig[WILL_SIG_LEN];
+	enc_init(&f, -1);
+	enc_due_fields(&f, owner, inc, w->cfg.name, 0);
+	sign_fields(w, WILL_MSG_DUE, &f, sig);
 	enc_init(&e, WILL_MSG_DUE);
-	msgpack_pack_array(&e.pk, 2);
-	enc_str(&e, owner);
-	msgpack_pack_uint32(&e.pk, inc);
+	enc_due_fields(&e, owner, inc, w->cfg.name, 2);
+	enc_bin(&e, w->pub, WILL_KEY_LEN);
+	enc_bin(&e, sig, WILL_SIG_LEN);
 	out_broadcast(w, &e);
 	msgpack_sbuffer_destroy(&e.sb);
 }
@@ -878,6 +1216,45 @@ static void rec_step(struct will *w, struct wrec *r, int64_t now)
 
 /* ------------------------------------------------------------- public */
 
+/* Our version says "no will" (seq 0): a fresh start, or a corrupt file. */
+static bool own_identity(struct will *w)
+{
+	struct wrec *own = rec_get(w, w->cfg.name);
+	struct pver v = { .tomb = true };
+	snprintf(v.owner, sizeof v.owner, "%s", w->cfg.name);
+	return own && store_version(w, own, &v);
+}
+
+/*
+ * Our signing key: the embedder's seed, else the key file (given, or next
+ * to the state file), else a key for this run only.
+ */
+static bool load_key(struct will *w, const struct will_config *cfg)
+{
+	char err[320];
+	char *path = NULL;
+	if (cfg->has_key_seed) {
+		w->key = will_key_from_seed(cfg->key_seed);
+	} else if (cfg->key_path || cfg->state_path) {
+		const char *p = cfg->key_path;
+		if (!p) {
+			size_t n = strlen(cfg->state_path) + sizeof ".key";
+			if (!(path = malloc(n)))
+				return false;
+			snprintf(path, n, "%s.key", cfg->state_path);
+			p = path;
+		}
+		if (will_key_load_or_create(p, &w->key, err, sizeof err) != 0)
+			logf_(w, 3, "will: %s", err);
+	} else {
+		w->key = will_key_generate();
+		logf_(w, 1, "will: no key file: this member's will key lasts this run only, "
+		      "restarted it is a new identity (docs/SECURITY.md)");
+	}
+	free(path);
+	return w->key != NULL;
+}
+
 void will_config_default(struct will_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
@@ -915,6 +1292,19 @@ struct will *will_new(const struct will_config *cfg, int64_t now)
 		}
 	}
 	w->cfg.state_path = w->state_path;
+	w->cfg.key_path = NULL; /* not kept: only read here */
+	if (!load_key(w, cfg)) {
+		will_free(w);
+		return NULL;
+	}
+	will_key_public(w->key, w->pub);
+	/* Even without a will we have a version: seq 0 "no will", which carries
+	 * our key to the others (push-pull, and the broadcast at our first
+	 * peer), so they can check our markers and bind our name to it. */
+	if (!own_identity(w)) {
+		will_free(w);
+		return NULL;
+	}
 	return w;
 }
 
@@ -930,6 +1320,8 @@ void will_free(struct will *w)
 	free(w->mem);
 	free(w->rx);
 	free(w->ack);
+	free(w->bind);
+	will_key_free(w->key);
 	free(w->state_path);
 	free(w);
 }
@@ -981,8 +1373,13 @@ static void on_member(struct will *w, enum swim_member_event ev,
 		mem_remove(w, m->name);
 		struct wrec *r = rec_find(w, m->name);
 		/* Keep a will whose delivery is still in progress. */
-		if (r && !is_self(w, m->name) && r->trig != T_ARMED && r->trig != T_RELEASED)
+		if (r && !is_self(w, m->name) && r->trig != T_ARMED && r->trig != T_RELEASED) {
 			rec_drop(w, r);
+			r = NULL;
+		}
+		/* Reaped: the name is free again, a new key may claim it. */
+		if (!r)
+			bind_remove(w, m->name);
 		/* Its acks are only needed while a delivery is pending (those keep
 		 * the flag on the record); ours we keep: we published. */
 		struct ackrec *a = ack_find(w, m->name);
@@ -999,6 +1396,12 @@ static void on_member(struct will *w, enum swim_member_event ev,
 	wm->state = m->state;
 	if (is_self(w, m->name))
 		return;
+	if (!w->announced && alive_state(m->state)) {
+		/* Our first peer: tell the cluster our key (and will) right away
+		 * rather than at the next push-pull. */
+		w->announced = true;
+		broadcast_version(w, rec_find(w, w->cfg.name));
+	}
 
 	struct wrec *r = rec_find(w, m->name);
 	if (ev == SWIM_EV_JOIN || (ev == SWIM_EV_UPDATE && !was_alive)) {
@@ -1067,6 +1470,12 @@ void will_tick(struct will *w, int64_t now)
 {
 	if (!w)
 		return;
+	if (w->dirty) {
+		/* New key bindings, saved in one write however many came at once
+		 * (a join's push-pull brings one per member). */
+		w->dirty = false;
+		persist(w);
+	}
 	for (size_t i = 0; i < w->n_rec; i++) {
 		struct wrec *r = w->rec[i];
 		/* Each step changes state or pushes the due time; bound it anyway. */
@@ -1077,6 +1486,8 @@ void will_tick(struct will *w, int64_t now)
 
 int64_t will_next_deadline(const struct will *w)
 {
+	if (w && w->dirty && w->state_path)
+		return 0; /* now: see will_tick */
 	int64_t t = NEVER;
 	for (size_t i = 0; w && i < w->n_rec; i++) {
 		int64_t d = rec_due(w, w->rec[i]);
@@ -1098,7 +1509,7 @@ int will_set(struct will *w, const char *recipient, const char *event, int64_t d
 		return WILL_EINVAL;
 	if (len > VIGIL_WILL_MAX || strlen(target) > WIRE_NAME_MAX)
 		return WILL_ETOOBIG;
-	if (to_member && is_self(w, target))
+	if ((to_member && is_self(w, target)) || w->own_hi >= WILL_SEQ_MAX)
 		return WILL_EINVAL;
 	struct wrec *r = rec_get(w, w->cfg.name);
 	if (!r)
@@ -1112,7 +1523,7 @@ int will_set(struct will *w, const char *recipient, const char *event, int64_t d
 	v.delay = delay_ms;
 	v.payload = payload;
 	v.plen = len;
-	if (!store_version(r, &v))
+	if (!store_version(w, r, &v))
 		return WILL_ENOMEM;
 	w->own_hi = v.seq;
 	w->own_auth = true;
@@ -1124,7 +1535,7 @@ int will_set(struct will *w, const char *recipient, const char *event, int64_t d
 int will_clear(struct will *w, int64_t now)
 {
 	(void)now;
-	if (!w)
+	if (!w || w->own_hi >= WILL_SEQ_MAX)
 		return WILL_EINVAL;
 	struct wrec *r = rec_get(w, w->cfg.name);
 	if (!r)
@@ -1134,7 +1545,7 @@ int will_clear(struct will *w, int64_t now)
 	snprintf(v.owner, sizeof v.owner, "%s", w->cfg.name);
 	v.seq = w->own_hi + 1;
 	v.tomb = true;
-	if (!store_version(r, &v))
+	if (!store_version(w, r, &v))
 		return WILL_ENOMEM;
 	w->own_hi = v.seq;
 	w->own_auth = true;
@@ -1189,46 +1600,95 @@ int will_list(const struct will *w, const char *owner, struct vigil_will_info **
 static int handle_version(struct will *w, const msgpack_object *o)
 {
 	struct pver v;
-	if (!dec_version(o, &v))
+	if (!dec_version(w, o, &v))
 		return WILL_EFORMAT;
-	if (apply_version(w, &v))
+	if (apply_version(w, &v, true))
 		broadcast_version(w, rec_find(w, v.owner)); /* gossip it on once */
 	return WILL_OK;
 }
 
+/*
+ * [owner's signed version, inc, sender].  Only a will its owner signed with
+ * the key we bound to it before (a delivery comes after the owner's death:
+ * no moment to trust a first key), the newest we know, and for us.
+ */
 static int handle_deliver(struct will *w, const msgpack_object *o, int64_t now)
 {
-	const msgpack_object *a = arr(o, 6);
-	char owner[WIRE_NAME_MAX + 1], target[WIRE_NAME_MAX + 1], sender[WIRE_NAME_MAX + 1];
-	uint64_t inc, seq;
-	const uint8_t *payload;
-	size_t plen;
-	if (!a || !get_name(&a[0], owner) || !owner[0] || !get_uint(&a[1], UINT32_MAX, &inc) ||
-	    !get_uint(&a[2], UINT64_MAX, &seq) || !get_name(&a[3], target) ||
-	    !get_bytes(&a[4], VIGIL_WILL_MAX, &payload, &plen) || !get_name(&a[5], sender))
+	const msgpack_object *a = arr_signed(w, o, 3, 6);
+	char sender[WIRE_NAME_MAX + 1];
+	uint64_t inc;
+	struct pver v;
+	if (!a || !dec_version(w, &a[0], &v) || !get_uint(&a[1], UINT32_MAX, &inc) ||
+	    !get_name(&a[2], sender))
 		return WILL_EFORMAT;
-	if (!is_self(w, target) || is_self(w, owner))
+	if (v.tomb || v.kind != KIND_MEMBER || !is_self(w, v.target) || is_self(w, v.owner))
 		return WILL_EINVAL; /* not for us: ignore */
 	w->stats.deliveries_in++;
+	struct wrec *r = rec_find(w, v.owner);
+	if (!(r && r->has_version && v.seq <= r->seq)) {
+		if (!key_of(w, v.owner)) {
+			w->stats.sig_refused++;
+			logf_(w, 1, "will: delivery of %s's will, whose key we never saw: dropped",
+			      v.owner);
+			return WILL_OK;
+		}
+		if (!apply_version(w, &v, false))
+			return WILL_OK;
+		r = rec_find(w, v.owner);
+	} else if (!verify_version(w, &v, false)) {
+		/* Even a stale copy must be the owner's: a forged one would still
+		 * make us deliver ours, earlier than our own delay says. */
+		return WILL_OK;
+	}
+	/* What we deliver is our own copy: the newest version its owner signed. */
+	if (!r || !r->has_version || r->tomb || r->kind != KIND_MEMBER || !is_self(w, r->target))
+		return WILL_OK;
 	const struct wmember *sm = sender[0] ? mem_find(w, sender) : NULL;
 	struct wire_addr saddr;
 	if (sm)
 		saddr = sm->addr;
-	accept_delivery(w, owner, (uint32_t)inc, seq, payload, plen, sm ? &saddr : NULL, now);
+	accept_delivery(w, r->owner, (uint32_t)inc, r->seq, r->payload, r->plen,
+			sm ? &saddr : NULL, now);
 	return WILL_OK;
 }
 
+/*
+ * A DONE counts when its signer is who may say it (the will's recipient for
+ * "delivered"; any member for "published") and it is about a death we can
+ * agree happened: not while we see the owner alive at that incarnation or
+ * later — else one marker sent ahead would silence the owner's next death.
+ */
 static bool apply_done(struct will *w, const struct pdone *d)
 {
-	if (!ack_note(w, d->owner, (uint32_t)d->inc, d->seq, (uint8_t)d->kind, false))
+	if (!ack_news(ack_find(w, d->owner), (uint32_t)d->inc, false))
+		return false; /* not news: skip the signature check */
+	const struct wmember *om = mem_find(w, d->owner);
+	const struct wrec *r = rec_find(w, d->owner);
+	/* An owner we know nothing of has no will here to mark: such markers
+	 * would only fill the ack table (and our push-pull) for free. */
+	if ((!om && !r) || (om && alive_state(om->state) && om->inc <= d->inc) ||
+	    (d->kind == KIND_MEMBER && r && r->has_version && !r->tomb &&
+	     (r->kind != KIND_MEMBER || strcmp(r->target, d->by) != 0))) {
+		w->stats.view_refused++;
+		logf_(w, 0, "will: %s's will (inc %u) marked done by %s: not so here, ignored",
+		      d->owner, (unsigned)d->inc, d->by);
+		return false;
+	}
+	struct enc f;
+	enc_init(&f, -1);
+	enc_done_fields(&f, d->owner, (uint32_t)d->inc, d->seq, (uint8_t)d->kind, d->by, 0);
+	if (!check_sig(w, d->by, d->pub, WILL_MSG_DONE, &f, d->sig, true))
+		return false;
+	if (!ack_note(w, d->owner, (uint32_t)d->inc, d->seq, (uint8_t)d->kind, false, d->by,
+		      d->sig))
 		return false;
 	logf_(w, 0, "will: %s's will (inc %u) %s by %s", d->owner, (unsigned)d->inc,
-	      d->kind == KIND_EVENT ? "published" : "delivered", d->by[0] ? d->by : "?");
-	struct wrec *r = rec_find(w, d->owner);
-	if (r && (r->trig == T_ARMED || r->trig == T_RELEASED) && r->death_inc <= d->inc) {
-		r->acked = true;
-		if (r->trig == T_RELEASED)
-			r->trig = T_DONE;
+	      d->kind == KIND_EVENT ? "published" : "delivered", d->by);
+	struct wrec *rr = rec_find(w, d->owner);
+	if (rr && (rr->trig == T_ARMED || rr->trig == T_RELEASED) && rr->death_inc <= d->inc) {
+		rr->acked = true;
+		if (rr->trig == T_RELEASED)
+			rr->trig = T_DONE;
 	}
 	return true;
 }
@@ -1236,13 +1696,13 @@ static bool apply_done(struct will *w, const struct pdone *d)
 static int handle_done(struct will *w, const msgpack_object *o)
 {
 	struct pdone d;
-	if (!dec_done(o, &d))
+	if (!dec_done(w, o, &d))
 		return WILL_EFORMAT;
 	if (apply_done(w, &d)) {
 		/* News: gossip it on once, so holders that missed it stop. */
 		struct enc e;
 		enc_init(&e, WILL_MSG_DONE);
-		enc_done(&e, d.owner, (uint32_t)d.inc, d.seq, (uint8_t)d.kind, d.by);
+		enc_done(&e, d.owner, (uint32_t)d.inc, d.seq, (uint8_t)d.kind, d.by, d.pub, d.sig);
 		out_broadcast(w, &e);
 		msgpack_sbuffer_destroy(&e.sb);
 	}
@@ -1252,17 +1712,26 @@ static int handle_done(struct will *w, const msgpack_object *o)
 /*
  * Another member released a will whose owner we also saw die: release it
  * here too (and pass the news on, once).  A member that has not seen the
- * death ignores it — it acts on its own view, or on the DONE.
+ * death ignores it — it acts on its own view, or on the DONE.  Signed by
+ * the member that released, so only a member can cut a delay short.
  */
 static int handle_due(struct will *w, const msgpack_object *o, int64_t now)
 {
-	const msgpack_object *a = arr(o, 2);
-	char owner[WIRE_NAME_MAX + 1];
+	const msgpack_object *a = arr_signed(w, o, 5, 2);
+	char owner[WIRE_NAME_MAX + 1], by[WIRE_NAME_MAX + 1];
 	uint64_t inc;
-	if (!a || !get_name(&a[0], owner) || !owner[0] || !get_uint(&a[1], UINT32_MAX, &inc))
+	const uint8_t *pub, *sig;
+	if (!a || !get_name(&a[0], owner) || !owner[0] || !get_uint(&a[1], UINT32_MAX, &inc) ||
+	    !get_name(&a[2], by) || !by[0] || !get_fixed(&a[3], WILL_KEY_LEN, &pub) ||
+	    !get_fixed(&a[4], WILL_SIG_LEN, &sig))
 		return WILL_EFORMAT;
 	struct wrec *r = rec_find(w, owner);
-	if (r && r->trig == T_ARMED && r->death_inc == inc && r->has_version && !r->tomb)
+	if (!(r && r->trig == T_ARMED && r->death_inc == inc && r->has_version && !r->tomb))
+		return WILL_OK;
+	struct enc f;
+	enc_init(&f, -1);
+	enc_due_fields(&f, owner, (uint32_t)inc, by, 0);
+	if (check_sig(w, by, pub, WILL_MSG_DUE, &f, sig, true))
 		release(w, r, now);
 	return WILL_OK;
 }
@@ -1305,21 +1774,30 @@ void will_local_state(struct will *w, bool join, struct wbuf *out)
 	if (!w || !out)
 		return;
 	struct enc e;
-	size_t nv = 0;
+	size_t nv = 0, na = 0;
 	for (size_t i = 0; i < w->n_rec; i++)
-		nv += w->rec[i]->has_version;
+		nv += w->rec[i]->has_version && key_of(w, w->rec[i]->owner);
 	enc_init(&e, -1);
 	msgpack_pack_array(&e.pk, (uint32_t)nv);
-	for (size_t i = 0; i < w->n_rec; i++)
-		if (w->rec[i]->has_version)
-			enc_version(&e, w->rec[i]);
+	for (size_t i = 0; i < w->n_rec; i++) {
+		const uint8_t *pub = key_of(w, w->rec[i]->owner);
+		if (w->rec[i]->has_version && pub)
+			enc_version(&e, w->rec[i], pub);
+	}
 	put_record(out, WILL_MSG_VERSION, &e);
 	msgpack_sbuffer_destroy(&e.sb);
 
-	enc_init(&e, -1);
-	msgpack_pack_array(&e.pk, (uint32_t)w->n_ack);
+	/* Acks travel with their signer's signature, so others check them too. */
 	for (size_t i = 0; i < w->n_ack; i++)
-		enc_done(&e, w->ack[i].owner, w->ack[i].inc, w->ack[i].seq, w->ack[i].kind, "");
+		na += w->ack[i].has_sig && key_of(w, w->ack[i].by);
+	enc_init(&e, -1);
+	msgpack_pack_array(&e.pk, (uint32_t)na);
+	for (size_t i = 0; i < w->n_ack; i++) {
+		const struct ackrec *a = &w->ack[i];
+		const uint8_t *pub = key_of(w, a->by);
+		if (a->has_sig && pub)
+			enc_done(&e, a->owner, a->inc, a->seq, a->kind, a->by, pub, a->sig);
+	}
 	put_record(out, WILL_MSG_DONE, &e);
 	msgpack_sbuffer_destroy(&e.sb);
 }
@@ -1344,19 +1822,19 @@ int will_merge_state(struct will *w, uint8_t type, const uint8_t *p, size_t len,
 	if (type == WILL_MSG_VERSION) {
 		struct pver v;
 		for (uint32_t i = 0; i < n; i++)
-			if (!dec_version(&a[i], &v))
+			if (!dec_version(w, &a[i], &v))
 				goto out;
 		for (uint32_t i = 0; i < n; i++) {
-			dec_version(&a[i], &v);
-			apply_version(w, &v);
+			dec_version(NULL, &a[i], &v);
+			apply_version(w, &v, true);
 		}
 	} else {
 		struct pdone d;
 		for (uint32_t i = 0; i < n; i++)
-			if (!dec_done(&a[i], &d))
+			if (!dec_done(w, &a[i], &d))
 				goto out;
 		for (uint32_t i = 0; i < n; i++) {
-			dec_done(&a[i], &d);
+			dec_done(NULL, &a[i], &d);
 			apply_done(w, &d);
 		}
 	}
@@ -1372,9 +1850,12 @@ out:
 
 /*
  * File: "VWIL" | body length u32 BE | body | crc32(body) u32 BE, body =
- * msgpack [1, own_hi, own will version or nil,
+ * msgpack [2, own_hi, own will version or nil,
  *          [[owner, inc, seq, returned_inc, revoked]...],   (rx)
- *          [[owner, inc, seq, kind, mine]...]]              (acks)
+ *          [[owner, inc, seq, kind, mine, by, sig]...],     (acks)
+ *          [[name, pubkey]...]]                             (key bindings)
+ * Version 1 (before signed wills) had no bindings, acks without by/sig and
+ * an unsigned own version; it still loads.
  */
 int will_save(const struct will *w, const char *path)
 {
@@ -1382,12 +1863,12 @@ int will_save(const struct will *w, const char *path)
 		return WILL_EINVAL;
 	struct enc e;
 	enc_init(&e, -1);
-	msgpack_pack_array(&e.pk, 5);
+	msgpack_pack_array(&e.pk, 6);
 	msgpack_pack_uint32(&e.pk, STATE_VERSION);
 	msgpack_pack_uint64(&e.pk, w->own_hi);
 	const struct wrec *own = rec_find(w, w->cfg.name);
 	if (own && own->has_version)
-		enc_version(&e, own);
+		enc_version(&e, own, w->pub);
 	else
 		msgpack_pack_nil(&e.pk);
 	msgpack_pack_array(&e.pk, (uint32_t)w->n_rx);
@@ -1397,22 +1878,27 @@ int will_save(const struct will *w, const char *path)
 		msgpack_pack_uint32(&e.pk, w->rx[i].inc);
 		msgpack_pack_uint64(&e.pk, w->rx[i].seq);
 		msgpack_pack_uint32(&e.pk, w->rx[i].returned_inc);
-		if (w->rx[i].revoked)
-			msgpack_pack_true(&e.pk);
-		else
-			msgpack_pack_false(&e.pk);
+		enc_bool(&e, w->rx[i].revoked);
 	}
 	msgpack_pack_array(&e.pk, (uint32_t)w->n_ack);
 	for (size_t i = 0; i < w->n_ack; i++) {
-		msgpack_pack_array(&e.pk, 5);
+		msgpack_pack_array(&e.pk, 7);
 		enc_str(&e, w->ack[i].owner);
 		msgpack_pack_uint32(&e.pk, w->ack[i].inc);
 		msgpack_pack_uint64(&e.pk, w->ack[i].seq);
 		msgpack_pack_uint8(&e.pk, w->ack[i].kind);
-		if (w->ack[i].mine)
-			msgpack_pack_true(&e.pk);
+		enc_bool(&e, w->ack[i].mine);
+		enc_str(&e, w->ack[i].by);
+		if (w->ack[i].has_sig)
+			enc_bin(&e, w->ack[i].sig, WILL_SIG_LEN);
 		else
-			msgpack_pack_false(&e.pk);
+			msgpack_pack_nil(&e.pk);
+	}
+	msgpack_pack_array(&e.pk, (uint32_t)w->n_bind);
+	for (size_t i = 0; i < w->n_bind; i++) {
+		msgpack_pack_array(&e.pk, 2);
+		enc_str(&e, w->bind[i].name);
+		enc_bin(&e, w->bind[i].pub, WILL_KEY_LEN);
 	}
 	size_t blen = e.sb.size;
 	uint32_t crc = libdeflate_crc32(0, e.sb.data, blen);
@@ -1489,11 +1975,10 @@ static void reset_durable(struct will *w)
 {
 	w->own_hi = 0;
 	w->own_auth = false;
-	struct wrec *own = rec_find(w, w->cfg.name);
-	if (own)
-		rec_drop(w, own);
+	own_identity(w);
 	w->n_rx = 0;
 	w->n_ack = 0;
+	w->n_bind = 0;
 }
 
 static int load_body(struct will *w, const uint8_t *p, size_t len)
@@ -1501,30 +1986,39 @@ static int load_body(struct will *w, const uint8_t *p, size_t len)
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
 	int rc = WILL_EFORMAT;
-	const msgpack_object *a, *rxa, *aka;
+	const msgpack_object *a, *rxa, *aka, *bda = NULL;
 	uint64_t ver, own_hi;
 	struct pver own;
 	bool have_own = false;
-	if (!mp_unpack_all(p, len, &u) || !(a = arr(&u.data, 5)) ||
-	    !get_uint(&a[0], UINT32_MAX, &ver) || ver != STATE_VERSION ||
+	struct rxrec *rx = NULL;
+	struct ackrec *ak = NULL;
+	struct wbind *bd = NULL;
+	if (!mp_unpack_all(p, len, &u) || u.data.type != MSGPACK_OBJECT_ARRAY ||
+	    u.data.via.array.size < 1 || !get_uint(&u.data.via.array.ptr[0], 2, &ver) ||
+	    ver < 1 || !(a = arr(&u.data, ver == 1 ? 5 : 6)) ||
 	    !get_uint(&a[1], UINT64_MAX, &own_hi) || a[3].type != MSGPACK_OBJECT_ARRAY ||
-	    a[4].type != MSGPACK_OBJECT_ARRAY)
+	    a[4].type != MSGPACK_OBJECT_ARRAY ||
+	    (ver >= 2 && a[5].type != MSGPACK_OBJECT_ARRAY))
 		goto out;
 	if (a[2].type != MSGPACK_OBJECT_NIL) {
-		if (!dec_version(&a[2], &own) || strcmp(own.owner, w->cfg.name) != 0 ||
-		    own.seq > own_hi)
+		const msgpack_object *f = ver == 1 ? arr(&a[2], 7) : NULL;
+		if (!(f ? dec_fields(f, &own) : dec_version(NULL, &a[2], &own)) ||
+		    strcmp(own.owner, w->cfg.name) != 0 || own.seq > own_hi)
 			goto out;
-		have_own = true;
+		have_own = true; /* re-signed with our key as it is stored */
 	}
 	rxa = a[3].via.array.ptr;
 	aka = a[4].via.array.ptr;
-	uint32_t nrx = a[3].via.array.size, nak = a[4].via.array.size;
-	struct rxrec *rx = nrx ? calloc(nrx, sizeof *rx) : NULL;
-	struct ackrec *ak = nak ? calloc(nak, sizeof *ak) : NULL;
-	if ((nrx && !rx) || (nak && !ak)) {
-		free(rx);
-		free(ak);
-		rc = WILL_ENOMEM;
+	uint32_t nrx = a[3].via.array.size, nak = a[4].via.array.size, nbd = 0;
+	if (ver >= 2) {
+		bda = a[5].via.array.ptr;
+		nbd = a[5].via.array.size;
+	}
+	rx = nrx ? calloc(nrx, sizeof *rx) : NULL;
+	ak = nak ? calloc(nak, sizeof *ak) : NULL;
+	bd = nbd ? calloc(nbd, sizeof *bd) : NULL;
+	if ((nrx && !rx) || (nak && !ak) || (nbd && !bd) || nbd > WILL_BINDINGS_MAX) {
+		rc = nbd > WILL_BINDINGS_MAX ? WILL_EFORMAT : WILL_ENOMEM;
 		goto out;
 	}
 	bool ok = true;
@@ -1542,42 +2036,63 @@ static int load_body(struct will *w, const uint8_t *p, size_t len)
 		}
 	}
 	for (uint32_t i = 0; i < nak && ok; i++) {
-		const msgpack_object *e = arr(&aka[i], 5);
+		const msgpack_object *e = arr(&aka[i], ver == 1 ? 5 : 7);
+		const uint8_t *sig = NULL;
 		uint64_t inc, seq, kind;
 		ok = e && get_name(&e[0], ak[i].owner) && ak[i].owner[0] &&
 		     get_uint(&e[1], UINT32_MAX, &inc) && get_uint(&e[2], UINT64_MAX, &seq) &&
-		     get_uint(&e[3], KIND_EVENT, &kind) && e[4].type == MSGPACK_OBJECT_BOOLEAN;
+		     get_uint(&e[3], KIND_EVENT, &kind) && e[4].type == MSGPACK_OBJECT_BOOLEAN &&
+		     (ver == 1 || (get_name(&e[5], ak[i].by) &&
+				   (e[6].type == MSGPACK_OBJECT_NIL ||
+				    get_fixed(&e[6], WILL_SIG_LEN, &sig))));
 		if (ok) {
 			ak[i].inc = (uint32_t)inc;
 			ak[i].seq = seq;
 			ak[i].kind = (uint8_t)kind;
 			ak[i].mine = e[4].via.boolean;
+			ak[i].has_sig = sig != NULL;
+			if (sig)
+				memcpy(ak[i].sig, sig, WILL_SIG_LEN);
 		}
 	}
-	if (!ok) {
-		free(rx);
-		free(ak);
-		goto out;
+	for (uint32_t i = 0; i < nbd && ok; i++) {
+		const msgpack_object *e = arr(&bda[i], 2);
+		const uint8_t *pub;
+		ok = e && get_name(&e[0], bd[i].name) && bd[i].name[0] &&
+		     get_fixed(&e[1], WILL_KEY_LEN, &pub);
+		if (ok)
+			memcpy(bd[i].pub, pub, WILL_KEY_LEN);
 	}
+	if (!ok)
+		goto out;
 	/* All valid: replace. */
 	reset_durable(w);
 	free(w->rx);
 	free(w->ack);
+	free(w->bind);
 	w->rx = rx;
 	w->n_rx = w->cap_rx = nrx;
 	w->ack = ak;
 	w->n_ack = w->cap_ack = nak;
+	w->bind = bd;
+	w->n_bind = w->cap_bind = nbd;
+	rx = NULL;
+	ak = NULL;
+	bd = NULL;
 	w->own_hi = own_hi;
 	w->own_auth = true;
 	if (have_own) {
 		struct wrec *r = rec_get(w, w->cfg.name);
-		if (!r || !store_version(r, &own)) {
+		if (!r || !store_version(w, r, &own)) {
 			rc = WILL_ENOMEM;
 			goto out;
 		}
 	}
 	rc = WILL_OK;
 out:
+	free(rx);
+	free(ak);
+	free(bd);
 	msgpack_unpacked_destroy(&u);
 	return rc;
 }

@@ -14,25 +14,43 @@
  * survive a restart: our own will and sequence, and which wills were
  * delivered here (so a restart never delivers one twice).
  *
- * Protocol (serf extension messages, type byte + one msgpack array):
- *   WILL_MSG_VERSION  200  [owner, seq, tomb, kind, target, delay_ms, payload]
+ * Protocol (serf extension messages, type byte + one msgpack array).  Every
+ * message is signed (Ed25519, will_key.h) by the member that may say it,
+ * over "vigil-will-v1" | type byte | the msgpack array of its fields before
+ * pubkey (canonical: re-encoded by the receiver from what it decoded):
+ *   WILL_MSG_VERSION  200  [owner, seq, tomb, kind, target, delay_ms, payload,
+ *                           pubkey, sig]                  signed by owner
  *       A will version.  The owner broadcasts it on set/clear (clear = a
  *       tombstone version); a member that learns a newer version gossips it
  *       on once, and every member sends all versions it holds in push-pull,
  *       so late joiners and anti-entropy get them.  Newest seq per owner
- *       wins; seq is monotonic per owner across restarts.
- *   WILL_MSG_DELIVER  201  [owner, inc, seq, recipient, payload, sender]
+ *       wins; seq is monotonic per owner across restarts, never past
+ *       WILL_SEQ_MAX, never more than WILL_SEQ_JUMP_MAX at once.  Seq 0 is a
+ *       tombstone that only says "no will, and this is my key": every
+ *       member has one until it sets a will.
+ *   WILL_MSG_DELIVER  201  [owner's signed version (as 200), inc, sender]
  *       Unicast by a holder to the recipient once the will is due.
- *   WILL_MSG_DONE     202  [owner, inc, seq, kind, by]
+ *   WILL_MSG_DONE     202  [owner, inc, seq, kind, by, pubkey, sig]  by `by`
  *       Broadcast by the recipient once it has the will ("delivered"), or
  *       by the publisher of an event will ("published"); holders record it
  *       and stop sending.
- *   WILL_MSG_DUE      203  [owner, inc]
+ *   WILL_MSG_DUE      203  [owner, inc, by, pubkey, sig]             by `by`
  *       Broadcast by a member whose delay ran out; members that also saw
  *       that death release at once, so sender/publisher schedules start
  *       together rather than spread over the failure detector's skew.
  * Push-pull state is one record of type 200 whose body is a msgpack array
  * of version arrays, and one of type 202 with recent DONE arrays.
+ *
+ * Keys (docs/SECURITY.md, "Wills"): a member name is bound to the first
+ * public key seen for it, from a correctly signed message, while swim
+ * reports that name as a member (trust on first use); the binding is
+ * persisted and only dropped when swim reaps the member.  A message with
+ * another key, no key we know, or a bad signature is refused and counted,
+ * as is every message of the unsigned protocol.  A delivery needs the
+ * owner's key bound beforehand, and is only run while this member itself
+ * holds the owner dead; a DONE only counts from the will's recipient (or
+ * any member for an event will) and for a death this member does not
+ * contradict (it does not see the owner alive at that incarnation).
  *
  * Delivery (key: owner, owner incarnation at death, will seq):
  *   - trigger only on SWIM_EV_LEAVE with state SWIM_DEAD (never SWIM_LEFT);
@@ -64,6 +82,17 @@
 #include "swim.h"
 #include "vigil.h"
 #include "wire.h"
+
+#define WILL_SEQ_MAX (1ULL << 53)        /* a will's sequence never goes past */
+#define WILL_SEQ_JUMP_MAX (1ULL << 24)   /* most a version may skip at once */
+/* Wills held for others: at most this many bytes, each counted as payload
+ * + 512 (its record and allocation; so 8 MiB is ~5,400 full 1 KiB wills, or
+ * the key records of ~16,000 members without a will); a version that would
+ * go over is refused and counted.  Push-pull state (~1.2 KiB per full will)
+ * stays well under memberlist's 20 MiB limit. */
+#define WILL_HOLD_MAX_BYTES (8u * 1024 * 1024)
+#define WILL_BINDINGS_MAX 16384          /* member keys remembered */
+#define WILL_ACKS_MAX 16384              /* others' DONE markers remembered */
 
 enum will_msg_type {
 	WILL_MSG_VERSION = SERF_EXT_TYPE_MIN,     /* 200 */
@@ -112,6 +141,16 @@ struct will_config {
 	 * Copied.  Load it with will_load() right after will_new().
 	 */
 	const char *state_path;
+	/*
+	 * Our signing key (restart-stable: a new key is a new identity, which
+	 * the others refuse until they reap the old one): key_seed when
+	 * has_key_seed (an embedder keeping its own), else the file key_path,
+	 * else "<state_path>.key"; created on first start.  With neither a seed
+	 * nor a path, a key for this run only.
+	 */
+	bool has_key_seed;
+	uint8_t key_seed[32];
+	const char *key_path;
 	vigil_event_fn on_event;
 	void *event_ctx;
 	struct will_outbox out;
@@ -121,6 +160,11 @@ struct will_stats {
 	uint64_t msgs_in, decode_errors, versions_new, versions_stale;
 	uint64_t deliveries_sent, deliveries_in, deliveries_dup, delivered;
 	uint64_t published, undeliverable, cancelled, revoked, save_errors;
+	/* refused: the unsigned protocol; bad signature or signer's key unknown;
+	 * a key other than the one bound to the name; a sequence jump; over
+	 * WILL_HOLD_MAX_BYTES; a delivery or DONE our own view contradicts */
+	uint64_t unsigned_refused, sig_refused, key_conflicts, seq_refused;
+	uint64_t over_budget, view_refused;
 };
 
 struct will;
@@ -153,7 +197,7 @@ int will_merge_state(struct will *w, uint8_t type, const uint8_t *p, size_t len,
 		     bool join, int64_t now);
 
 /*
- * Persistence.  will_save writes path.tmp, fsyncs, renames over path and
+ * Persistence (also our key bindings).  will_save writes path.tmp, fsyncs, renames over path and
  * fsyncs the directory.  will_load replaces the persisted part of the state
  * (call it before any traffic); WILL_ENOENT if there is no file,
  * WILL_EFORMAT for a corrupt one — the state is then left fresh.

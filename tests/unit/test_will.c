@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include <msgpack.h>
+#include <openssl/evp.h>
 
 #include "serf.h"
 #include "swim.h"
@@ -446,6 +447,8 @@ static void net_free(void)
 		node_stop(i);
 		unlink(N.nodes[i].state_path);
 		char tmp[300];
+		snprintf(tmp, sizeof tmp, "%s.key", N.nodes[i].state_path);
+		unlink(tmp);
 		snprintf(tmp, sizeof tmp, "%s.tmp", N.nodes[i].state_path);
 		unlink(tmp);
 	}
@@ -711,6 +714,23 @@ static void cap_event(void *ctx, const struct vigil_event *ev)
 		c->events[ev->type]++;
 }
 
+/* A signing key per name that survives a "restart" without a state file. */
+static void name_seed(const char *name, struct will_config *cfg)
+{
+	cfg->has_key_seed = true;
+	memset(cfg->key_seed, 0, sizeof cfg->key_seed);
+	snprintf((char *)cfg->key_seed, sizeof cfg->key_seed, "test key %s", name);
+}
+
+/* How many captured messages are of this type. */
+static int count_type(const struct capture *c, int type)
+{
+	int k = 0;
+	for (int i = 0; i < c->n; i++)
+		k += c->msgs[i][0] == type;
+	return k;
+}
+
 static struct will *mk(const char *name, struct capture *c, const char *path)
 {
 	struct will_config cfg;
@@ -721,6 +741,7 @@ static struct will *mk(const char *name, struct capture *c, const char *path)
 	cfg.event_ctx = c;
 	cfg.out = (struct will_outbox){ .ctx = c, .broadcast = cap_bcast, .send_to = cap_send,
 					.user_event = cap_user };
+	name_seed(name, &cfg);
 	return will_new(&cfg, 0);
 }
 
@@ -737,6 +758,14 @@ static struct swim_member mkmember(const char *name, enum swim_state st, uint32_
 	m.state = st;
 	m.incarnation = inc;
 	return m;
+}
+
+/* w learns (from swim) that `name` is an alive member: only then does it
+ * take that name's key on first sight. */
+static void know(struct will *w, const char *name, uint8_t ip)
+{
+	struct swim_member m = mkmember(name, SWIM_ALIVE, 1, ip);
+	will_on_member(w, SWIM_EV_JOIN, &m, 0);
 }
 
 TEST(set_validates_and_lists)
@@ -783,6 +812,7 @@ TEST(versions_replicate_newest_wins)
 	will_set(a, "c", NULL, 100, PAYLOAD, sizeof PAYLOAD, 0);
 	will_set(a, "b", NULL, 100, PAYLOAD, 5, 0);
 	REQUIRE(ca->n == 2);
+	know(b, "a", 1);
 	/* newest first, then the stale one */
 	CHECK_EQ_INT(will_handle_msg(b, ca->msgs[1], ca->lens[1], 0), WILL_OK);
 	CHECK_EQ_INT(will_handle_msg(b, ca->msgs[0], ca->lens[0], 0), WILL_OK);
@@ -793,8 +823,9 @@ TEST(versions_replicate_newest_wins)
 	CHECK_EQ_INT(wi[0].seq, 2);
 	CHECK_EQ_INT(wi[0].payload_len, 5);
 	free(wi);
-	/* b gossiped the new version on exactly once */
-	CHECK_EQ_INT(cb->n, 1);
+	/* b gossiped the new version on exactly once (after its own, at its
+	 * first peer) */
+	CHECK_EQ_INT(cb->n, 2);
 	CHECK_EQ_INT(will_stats(b)->versions_stale, 1);
 	will_free(a);
 	will_free(b);
@@ -809,6 +840,8 @@ TEST(decoder_rejects_malformed)
 	struct will *a = mk("a", ca, NULL), *b = mk("b", cb, NULL);
 	will_set(a, "b", NULL, 100, PAYLOAD, sizeof PAYLOAD, 0);
 	REQUIRE(ca->n == 1);
+	know(b, "a", 1);
+	cb->n = 0;
 	struct capture *cf = calloc(1, sizeof *cf);
 	const uint8_t *good = ca->msgs[0];
 	size_t glen = ca->lens[0];
@@ -893,6 +926,7 @@ TEST(seq_never_goes_backwards)
 	struct will *a = mk("a", c1, NULL), *peer = mk("p", cp, NULL);
 	for (int i = 0; i < 5; i++)
 		will_set(a, "p", NULL, 0, PAYLOAD, 3, 0);
+	know(peer, "a", 1);
 	will_handle_msg(peer, c1->msgs[4], c1->lens[4], 0); /* peer holds seq 5 */
 	will_free(a);
 
@@ -1025,9 +1059,9 @@ TEST(trigger_rules_single_node)
 	struct swim_member mb = mkmember("b", SWIM_ALIVE, 1, 2);
 	will_on_member(b, SWIM_EV_JOIN, &mb, 0);
 	will_set(o, "b", NULL, 1000, PAYLOAD, 4, 0);
-	will_handle_msg(b, co->msgs[0], co->lens[0], 0);
 	struct swim_member m = mkmember("o", SWIM_ALIVE, 1, 1);
 	will_on_member(b, SWIM_EV_JOIN, &m, 0);
+	will_handle_msg(b, co->msgs[0], co->lens[0], 0);
 
 	/* left: never */
 	m.state = SWIM_LEFT;
@@ -1089,6 +1123,8 @@ TEST(undeliverable_after_reap_interval)
 	cfg.out = (struct will_outbox){ .ctx = c, .broadcast = cap_bcast, .send_to = cap_send };
 	struct will *h = will_new(&cfg, 0), *o = mk("o", co, NULL);
 	will_set(o, "r", NULL, 1000, PAYLOAD, 4, 0);
+	know(h, "o", 1);
+	c->n = 0;
 	will_handle_msg(h, co->msgs[0], co->lens[0], 0);
 	struct swim_member mh = mkmember("h", SWIM_ALIVE, 1, 3);
 	struct swim_member mr = mkmember("r", SWIM_DEAD, 1, 2);
@@ -1098,10 +1134,7 @@ TEST(undeliverable_after_reap_interval)
 	will_on_member(h, SWIM_EV_LEAVE, &mo, 0);
 	for (int64_t t = 0; t <= 70000; t += 500)
 		will_tick(h, t);
-	int delivers = 0;
-	for (int k = 0; k < c->n; k++)
-		delivers += c->msgs[k][0] == WILL_MSG_DELIVER;
-	CHECK_EQ_INT(delivers, 0); /* nothing sent to a dead recipient */
+	CHECK_EQ_INT(count_type(c, WILL_MSG_DELIVER), 0); /* nothing sent to a dead recipient */
 	CHECK_EQ_INT(c->events[VIGIL_EV_WILL_UNDELIVERABLE], 1);
 	for (int64_t t = 70000; t <= 200000; t += 500)
 		will_tick(h, t);
@@ -1111,6 +1144,580 @@ TEST(undeliverable_after_reap_interval)
 	will_free(o);
 	free(c);
 	free(co);
+}
+
+/* ============================================== forged wills (issue 15) */
+
+/*
+ * An attacker crafts will messages itself: the unsigned format of the
+ * first will protocol, and the signed format (the layout of will.h) signed
+ * with a key of its own — what a member holding the cluster key, or anyone
+ * on a plaintext cluster, can send.  None of them may take effect.
+ */
+#define SIG_TAG "vigil-will-v1"
+
+struct forger {
+	EVP_PKEY *key;
+	uint8_t pub[32];
+};
+
+static void forger_init(struct forger *f)
+{
+	EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL);
+	f->key = NULL;
+	if (!kc || EVP_PKEY_keygen_init(kc) <= 0 || EVP_PKEY_keygen(kc, &f->key) <= 0)
+		abort();
+	EVP_PKEY_CTX_free(kc);
+	size_t n = sizeof f->pub;
+	if (EVP_PKEY_get_raw_public_key(f->key, f->pub, &n) != 1)
+		abort();
+}
+
+/* Sign tag || type || body with the forger's key. */
+static void forger_sign(const struct forger *f, uint8_t type, const msgpack_sbuffer *body,
+			uint8_t sig[64])
+{
+	size_t n = sizeof SIG_TAG - 1 + 1 + body->size;
+	uint8_t *m = malloc(n);
+	memcpy(m, SIG_TAG, sizeof SIG_TAG - 1);
+	m[sizeof SIG_TAG - 1] = type;
+	memcpy(m + sizeof SIG_TAG, body->data, body->size);
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+	size_t sl = 64;
+	if (!mc || EVP_DigestSignInit(mc, NULL, NULL, NULL, f->key) != 1 ||
+	    EVP_DigestSign(mc, sig, &sl, m, n) != 1)
+		abort();
+	EVP_MD_CTX_free(mc);
+	free(m);
+}
+
+static void pk_str(msgpack_packer *pk, const char *s)
+{
+	msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+struct forged {
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+};
+
+static void fg_begin(struct forged *g, uint8_t type)
+{
+	msgpack_sbuffer_init(&g->sb);
+	msgpack_packer_init(&g->pk, &g->sb, msgpack_sbuffer_write);
+	if (type)
+		msgpack_sbuffer_write(&g->sb, (const char *)&type, 1);
+}
+
+/* The signed fields of a version: [owner, seq, tomb, kind, target, delay, payload]. */
+static void fg_version_fields(msgpack_packer *pk, uint32_t extra, const char *owner,
+			      uint64_t seq, bool tomb, const char *target,
+			      const uint8_t *p, size_t plen)
+{
+	msgpack_pack_array(pk, 7 + extra);
+	pk_str(pk, owner);
+	msgpack_pack_uint64(pk, seq);
+	if (tomb)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+	msgpack_pack_uint8(pk, 0);
+	pk_str(pk, tomb ? "" : target);
+	msgpack_pack_int64(pk, 0);
+	msgpack_pack_bin_with_body(pk, p, tomb ? 0 : plen);
+}
+
+/* A version array into pk: unsigned (f NULL) or signed by f. */
+static void fg_version(msgpack_packer *pk, const struct forger *f, const char *owner,
+		       uint64_t seq, bool tomb, const char *target, const uint8_t *p,
+		       size_t plen)
+{
+	if (!f) {
+		fg_version_fields(pk, 0, owner, seq, tomb, target, p, plen);
+		return;
+	}
+	struct forged body;
+	uint8_t sig[64];
+	fg_begin(&body, 0);
+	fg_version_fields(&body.pk, 0, owner, seq, tomb, target, p, plen);
+	forger_sign(f, WILL_MSG_VERSION, &body.sb, sig);
+	msgpack_sbuffer_destroy(&body.sb);
+	fg_version_fields(pk, 2, owner, seq, tomb, target, p, plen);
+	msgpack_pack_bin_with_body(pk, f->pub, 32);
+	msgpack_pack_bin_with_body(pk, sig, 64);
+}
+
+static void fg_send(struct will *w, struct forged *g)
+{
+	will_handle_msg(w, (const uint8_t *)g->sb.data, g->sb.size, 0);
+	msgpack_sbuffer_destroy(&g->sb);
+}
+
+static void forge_version(struct will *w, const struct forger *f, const char *owner,
+			  uint64_t seq, bool tomb, const char *target)
+{
+	struct forged g;
+	fg_begin(&g, WILL_MSG_VERSION);
+	fg_version(&g.pk, f, owner, seq, tomb, target, (const uint8_t *)"FORGED", 6);
+	fg_send(w, &g);
+}
+
+/* DELIVER: old [owner, inc, seq, recipient, payload, sender],
+ * signed [version, inc, sender]. */
+static void forge_deliver(struct will *w, const struct forger *f, const char *owner,
+			  uint32_t inc, uint64_t seq, const char *recipient)
+{
+	struct forged g;
+	fg_begin(&g, WILL_MSG_DELIVER);
+	if (!f) {
+		msgpack_pack_array(&g.pk, 6);
+		pk_str(&g.pk, owner);
+		msgpack_pack_uint32(&g.pk, inc);
+		msgpack_pack_uint64(&g.pk, seq);
+		pk_str(&g.pk, recipient);
+		msgpack_pack_bin_with_body(&g.pk, "FORGED", 6);
+		pk_str(&g.pk, "");
+	} else {
+		msgpack_pack_array(&g.pk, 3);
+		fg_version(&g.pk, f, owner, seq, false, recipient, (const uint8_t *)"FORGED", 6);
+		msgpack_pack_uint32(&g.pk, inc);
+		pk_str(&g.pk, "");
+	}
+	fg_send(w, &g);
+}
+
+/* DONE: [owner, inc, seq, kind, by] (+ pubkey, sig when signed). */
+static void forge_done(struct will *w, const struct forger *f, const char *owner,
+		       uint32_t inc, uint64_t seq, const char *by)
+{
+	struct forged g, body;
+	fg_begin(&g, WILL_MSG_DONE);
+	fg_begin(&body, 0);
+	msgpack_packer *pks[2] = { &g.pk, &body.pk };
+	for (int k = 0; k < 2; k++) {
+		msgpack_pack_array(pks[k], f && k == 0 ? 7 : 5);
+		pk_str(pks[k], owner);
+		msgpack_pack_uint32(pks[k], inc);
+		msgpack_pack_uint64(pks[k], seq);
+		msgpack_pack_uint8(pks[k], 0);
+		pk_str(pks[k], by);
+	}
+	if (f) {
+		uint8_t sig[64];
+		forger_sign(f, WILL_MSG_DONE, &body.sb, sig);
+		msgpack_pack_bin_with_body(&g.pk, f->pub, 32);
+		msgpack_pack_bin_with_body(&g.pk, sig, 64);
+	}
+	msgpack_sbuffer_destroy(&body.sb);
+	fg_send(w, &g);
+}
+
+/* The victim's view of owner's will: seq and payload length (0/0 = none). */
+static void held(struct will *w, const char *owner, uint64_t *seq, size_t *plen)
+{
+	struct vigil_will_info *wi;
+	size_t n;
+	*seq = 0;
+	*plen = 0;
+	if (will_list(w, owner, &wi, &n) == 0 && n == 1) {
+		*seq = wi[0].seq;
+		*plen = wi[0].payload_len;
+	}
+	free(wi);
+}
+
+/* Members o (owner), h (holder), c (recipient) all alive, h and c hold o's will. */
+struct trio {
+	struct capture *co, *ch, *cc;
+	struct will *o, *h, *c;
+};
+
+static void trio_init(struct trio *t)
+{
+	t->co = calloc(1, sizeof *t->co);
+	t->ch = calloc(1, sizeof *t->ch);
+	t->cc = calloc(1, sizeof *t->cc);
+	t->o = mk("o", t->co, NULL);
+	t->h = mk("h", t->ch, NULL);
+	t->c = mk("c", t->cc, NULL);
+	struct will *all[3] = { t->o, t->h, t->c };
+	const char *names[3] = { "o", "h", "c" };
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < 3; j++) {
+			struct swim_member m = mkmember(names[j], SWIM_ALIVE, 1, (uint8_t)(j + 1));
+			will_on_member(all[i], SWIM_EV_JOIN, &m, 0);
+		}
+	will_set(t->o, "c", NULL, 1000, PAYLOAD, 4, 0);
+	for (int k = 0; k < t->co->n; k++) {
+		will_handle_msg(t->h, t->co->msgs[k], t->co->lens[k], 0);
+		will_handle_msg(t->c, t->co->msgs[k], t->co->lens[k], 0);
+	}
+	t->co->n = t->ch->n = t->cc->n = 0;
+}
+
+/* w sees o die (incarnation 1), then runs its deadlines up to `until` ms. */
+static void o_dies_at(struct will *w, int64_t until)
+{
+	struct swim_member m = mkmember("o", SWIM_DEAD, 1, 1);
+	will_on_member(w, SWIM_EV_LEAVE, &m, 0);
+	for (int64_t now = 0; now <= until; now += 100)
+		will_tick(w, now);
+}
+
+static void trio_free(struct trio *t)
+{
+	will_free(t->o);
+	will_free(t->h);
+	will_free(t->c);
+	free(t->co);
+	free(t->ch);
+	free(t->cc);
+}
+
+/* (1) + (2): a version or tombstone at seq 2^64-1 for o's will. */
+TEST(attack_forged_version_max_seq)
+{
+	struct trio t;
+	struct forger f;
+	forger_init(&f);
+	trio_init(&t);
+	uint64_t seq;
+	size_t plen;
+	held(t.h, "o", &seq, &plen);
+	REQUIRE(seq == 1 && plen == 4);
+	for (int signed_ = 0; signed_ < 2; signed_++) {
+		const struct forger *fp = signed_ ? &f : NULL;
+		forge_version(t.h, fp, "o", UINT64_MAX, false, "h");
+		forge_version(t.h, fp, "o", UINT64_MAX - 1, true, "");
+		forge_version(t.h, fp, "o", 2, false, "h");
+		/* at the owner itself: its next will must not wrap */
+		forge_version(t.o, fp, "o", UINT64_MAX, false, "h");
+	}
+	held(t.h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 1);
+	CHECK_EQ_INT(plen, 4);
+	CHECK_EQ_INT(t.ch->n, 0); /* nothing gossiped on */
+	/* the owner's real next will still spreads */
+	will_set(t.o, "c", NULL, 1000, PAYLOAD, 5, 0);
+	held(t.o, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 2);
+	for (int k = 0; k < t.co->n; k++)
+		will_handle_msg(t.h, t.co->msgs[k], t.co->lens[k], 0);
+	held(t.h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 2);
+	CHECK_EQ_INT(plen, 5);
+	trio_free(&t);
+	EVP_PKEY_free(f.key);
+}
+
+/* (3): a forged delivery while the owner is alive (and, signed, one with
+ * a key that is not the owner's even when the owner is dead). */
+TEST(attack_forged_delivery)
+{
+	struct trio t;
+	struct forger f;
+	forger_init(&f);
+	trio_init(&t);
+	forge_deliver(t.c, NULL, "o", 1, 1, "c");
+	forge_deliver(t.c, NULL, "o", 7, 9, "c");
+	forge_deliver(t.c, &f, "o", 1, 2, "c");
+	CHECK_EQ_INT(t.cc->events[VIGIL_EV_MEMBER_WILL], 0);
+	/* o dead in c's view: still not with a forged signature */
+	o_dies_at(t.c, -1);
+	forge_deliver(t.c, &f, "o", 1, 2, "c");
+	forge_deliver(t.c, &f, "x", 1, 1, "c"); /* an owner c has no key for */
+	CHECK_EQ_INT(t.cc->events[VIGIL_EV_MEMBER_WILL], 0);
+	trio_free(&t);
+	EVP_PKEY_free(f.key);
+}
+
+/* (4): a forged "done" ahead of the death must not stop the delivery. */
+TEST(attack_forged_done)
+{
+	struct trio t;
+	struct forger f;
+	forger_init(&f);
+	trio_init(&t);
+	forge_done(t.h, NULL, "o", UINT32_MAX, 1, "c");
+	forge_done(t.h, &f, "o", UINT32_MAX, 1, "c");
+	forge_done(t.h, &f, "o", 1, 1, "c");
+	o_dies_at(t.h, 10000);
+	CHECK(count_type(t.ch, WILL_MSG_DELIVER) >= 1);
+	trio_free(&t);
+	EVP_PKEY_free(f.key);
+}
+
+/* (5): 21,000 forged 1 KiB wills must not blow up push-pull state. */
+TEST(attack_will_flood)
+{
+	struct capture *c = calloc(1, sizeof *c);
+	struct will *h = mk("h", c, NULL);
+	struct forger f;
+	forger_init(&f);
+	static uint8_t kib[VIGIL_WILL_MAX];
+	char owner[32];
+	for (int i = 0; i < 21000; i++) {
+		snprintf(owner, sizeof owner, "x%05d", i);
+		struct forged g;
+		fg_begin(&g, WILL_MSG_VERSION);
+		fg_version(&g.pk, i % 50 == 0 ? &f : NULL, owner, 1, false, "h", kib, sizeof kib);
+		fg_send(h, &g);
+	}
+	struct wbuf st;
+	wbuf_init(&st);
+	will_local_state(h, false, &st);
+	printf("# push-pull will state after the flood: %zu bytes\n", st.len);
+	CHECK(st.len < WIRE_PUSH_MAX / 4);
+	wbuf_free(&st);
+	will_free(h);
+	free(c);
+	EVP_PKEY_free(f.key);
+}
+
+/* The memory bound holds for correctly signed wills of real members too. */
+TEST(held_wills_bounded)
+{
+	struct capture *c = calloc(1, sizeof *c);
+	struct will *h = mk("h", c, NULL);
+	static uint8_t kib[VIGIL_WILL_MAX];
+	char owner[32];
+	int n = (int)(WILL_HOLD_MAX_BYTES / VIGIL_WILL_MAX) + 100;
+	for (int i = 0; i < n; i++) {
+		struct forger f;
+		forger_init(&f);
+		snprintf(owner, sizeof owner, "m%05d", i);
+		know(h, owner, 9);
+		struct forged g;
+		fg_begin(&g, WILL_MSG_VERSION);
+		fg_version(&g.pk, &f, owner, 1, false, "h", kib, sizeof kib);
+		fg_send(h, &g);
+		EVP_PKEY_free(f.key);
+	}
+	const struct will_stats *st = will_stats(h);
+	struct vigil_will_info *wi;
+	size_t held;
+	REQUIRE(will_list(h, NULL, &wi, &held) == 0);
+	free(wi);
+	printf("# %d signed 1 KiB wills offered: %zu held, %llu refused over the bound\n", n,
+	       held, (unsigned long long)st->over_budget);
+	CHECK(held > 1000);
+	CHECK(st->over_budget > 0);
+	CHECK_EQ_INT(held + st->over_budget, n);
+	struct wbuf s;
+	wbuf_init(&s);
+	will_local_state(h, false, &s);
+	CHECK(s.len <= WILL_HOLD_MAX_BYTES + 64 * 1024);
+	wbuf_free(&s);
+	will_free(h);
+	free(c);
+}
+
+/*
+ * A member's key is bound on first sight, kept across a restart (state
+ * file), and only given up when swim reaps the member.  Our own key comes
+ * back from its key file.
+ */
+TEST(key_binding_kept_until_reaped)
+{
+	char dir[] = "/tmp/test_will_key.XXXXXX";
+	REQUIRE(mkdtemp(dir));
+	char hpath[256], opath[256], okey[300];
+	snprintf(hpath, sizeof hpath, "%s/h.will", dir);
+	snprintf(opath, sizeof opath, "%s/o.will", dir);
+	snprintf(okey, sizeof okey, "%s.key", opath);
+	struct capture *ch = calloc(1, sizeof *ch), *co = calloc(1, sizeof *co);
+	struct will_config cfg;
+	will_config_default(&cfg);
+	snprintf(cfg.name, sizeof cfg.name, "o");
+	cfg.state_path = opath;
+	cfg.out = (struct will_outbox){ .ctx = co, .broadcast = cap_bcast, .send_to = cap_send };
+	struct will *o = will_new(&cfg, 0); /* no seed: creates o.will.key */
+	REQUIRE(o);
+	struct stat sb;
+	CHECK(stat(okey, &sb) == 0 && sb.st_size == 36 && (sb.st_mode & 077) == 0);
+	struct will *h = mk("h", ch, hpath);
+	know(h, "o", 1);
+	will_set(o, "h", NULL, 0, PAYLOAD, 4, 0);
+	will_handle_msg(h, co->msgs[0], co->lens[0], 0);
+	will_tick(h, 1); /* saves the new binding */
+	uint64_t seq;
+	size_t plen;
+	held(h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 1);
+
+	/* o restarts (its key from the file): h takes its next will */
+	will_free(o);
+	co->n = 0;
+	o = will_new(&cfg, 0);
+	REQUIRE(o && will_load(o, opath) == WILL_OK);
+	will_set(o, "h", NULL, 0, PAYLOAD, 5, 0);
+	will_handle_msg(h, co->msgs[0], co->lens[0], 0);
+	held(h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 2);
+	CHECK_EQ_INT(will_stats(h)->key_conflicts, 0);
+
+	/* h restarts: the binding came back from its file, before o is seen */
+	will_free(h);
+	h = mk("h", ch, hpath);
+	REQUIRE(will_load(h, hpath) == WILL_OK);
+	struct forger f;
+	forger_init(&f);
+	forge_version(h, &f, "o", 3, false, "h");
+	know(h, "o", 1);
+	forge_version(h, &f, "o", 3, false, "h");
+	held(h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 0);
+	CHECK_EQ_INT(will_stats(h)->key_conflicts, 2); /* member or not */
+	/* the real o still gets through */
+	will_handle_msg(h, co->msgs[0], co->lens[0], 0);
+	held(h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 2);
+
+	/* reaped: the name is free, a new member of that name has a new key */
+	struct swim_member m = mkmember("o", SWIM_DEAD, 1, 1);
+	will_on_member(h, SWIM_EV_LEAVE, &m, 10);
+	will_tick(h, 20); /* its will (for h) is delivered: nothing in progress */
+	will_on_member(h, SWIM_EV_REAP, &m, 30);
+	know(h, "o", 1);
+	forge_version(h, &f, "o", 1, false, "h");
+	held(h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 1);
+	CHECK_EQ_INT(plen, 6);
+	CHECK_EQ_INT(will_stats(h)->key_conflicts, 2);
+	EVP_PKEY_free(f.key);
+	will_free(o);
+	will_free(h);
+	unlink(okey);
+	unlink(opath);
+	unlink(hpath);
+	rmdir(dir);
+	free(ch);
+	free(co);
+}
+
+/* One component h that knows member `who`, and a key for a forger. */
+struct solo {
+	struct capture *c;
+	struct will *h;
+	struct forger f;
+};
+
+static void solo_init(struct solo *s, const char *who)
+{
+	s->c = calloc(1, sizeof *s->c);
+	s->h = mk("h", s->c, NULL);
+	forger_init(&s->f);
+	know(s->h, who, 7);
+}
+
+static void solo_free(struct solo *s)
+{
+	EVP_PKEY_free(s->f.key);
+	will_free(s->h);
+	free(s->c);
+}
+
+/* Even the owner's own key cannot jump its sequence towards a wrap. */
+TEST(sequence_jumps_refused)
+{
+	struct solo so;
+	solo_init(&so, "o");
+	struct will *h = so.h;
+	const struct forger f = so.f;
+	uint64_t seq;
+	size_t plen;
+	forge_version(h, &f, "o", 5, false, "h");
+	forge_version(h, &f, "o", 5 + WILL_SEQ_JUMP_MAX + 1, false, "h");
+	forge_version(h, &f, "o", UINT64_MAX, true, "");
+	held(h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 5);
+	CHECK_EQ_INT(will_stats(h)->seq_refused, 2);
+	forge_version(h, &f, "o", 5 + WILL_SEQ_JUMP_MAX, false, "h");
+	held(h, "o", &seq, &plen);
+	CHECK_EQ_INT(seq, 5 + WILL_SEQ_JUMP_MAX);
+	/* and a first sight far out is refused too */
+	know(h, "p", 2);
+	forge_version(h, &f, "p", WILL_SEQ_MAX + 1, false, "h");
+	held(h, "p", &seq, &plen);
+	CHECK_EQ_INT(seq, 0);
+	solo_free(&so);
+}
+
+/* Only the will's recipient may say "delivered", signed with its key. */
+TEST(done_only_from_recipient)
+{
+	struct trio t;
+	trio_init(&t);
+	o_dies_at(t.h, -1);
+	/* a third member x, with a good key of its own, is not o's recipient */
+	struct forger x;
+	forger_init(&x);
+	know(t.h, "x", 7);
+	forge_done(t.h, &x, "o", 1, 1, "x");
+	CHECK(will_stats(t.h)->view_refused >= 1);
+	/* c's own DONE (c knows o dead and delivers) is taken */
+	o_dies_at(t.c, 2000);
+	CHECK_EQ_INT(t.cc->events[VIGIL_EV_MEMBER_WILL], 1);
+	for (int k = 0; k < t.cc->n; k++)
+		will_handle_msg(t.h, t.cc->msgs[k], t.cc->lens[k], 0);
+	t.ch->n = 0;
+	for (int64_t now = 0; now <= 20000; now += 100)
+		will_tick(t.h, now);
+	/* acked by the recipient: h stays quiet */
+	CHECK_EQ_INT(count_type(t.ch, WILL_MSG_DELIVER), 0);
+	EVP_PKEY_free(x.key);
+	trio_free(&t);
+}
+
+/*
+ * A real, owner-signed delivery (sent by an honest holder that saw the
+ * owner die) replayed to the recipient while the recipient sees the owner
+ * alive: not run.  Once the recipient holds the owner dead, it is — once.
+ */
+TEST(delivery_needs_recipients_own_view)
+{
+	struct trio t;
+	trio_init(&t);
+	o_dies_at(t.h, 10000);
+	int k = 0;
+	while (k < t.ch->n && t.ch->msgs[k][0] != WILL_MSG_DELIVER)
+		k++;
+	REQUIRE(k < t.ch->n);
+	/* c still sees o alive (at inc 1, and later at 2): dropped */
+	CHECK_EQ_INT(will_handle_msg(t.c, t.ch->msgs[k], t.ch->lens[k], 0), WILL_OK);
+	struct swim_member back = mkmember("o", SWIM_ALIVE, 2, 1);
+	will_on_member(t.c, SWIM_EV_UPDATE, &back, 0);
+	will_handle_msg(t.c, t.ch->msgs[k], t.ch->lens[k], 0);
+	CHECK_EQ_INT(t.cc->events[VIGIL_EV_MEMBER_WILL], 0);
+	CHECK_EQ_INT(will_stats(t.c)->view_refused, 2);
+	/* c sees o dead (at inc 2): taken, once, as o's death at c's incarnation */
+	struct swim_member m = mkmember("o", SWIM_DEAD, 2, 1);
+	will_on_member(t.c, SWIM_EV_LEAVE, &m, 0);
+	will_handle_msg(t.c, t.ch->msgs[k], t.ch->lens[k], 0);
+	will_handle_msg(t.c, t.ch->msgs[k], t.ch->lens[k], 0);
+	CHECK_EQ_INT(t.cc->events[VIGIL_EV_MEMBER_WILL], 1);
+	trio_free(&t);
+}
+
+/* A member's signed "done" markers about owners nobody knows: not kept. */
+TEST(done_flood_bounded)
+{
+	struct solo so;
+	solo_init(&so, "x");
+	struct will *h = so.h;
+	char owner[32];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(owner, sizeof owner, "ghost%05d", i);
+		forge_done(h, &so.f, owner, 1, 1, "x");
+	}
+	struct wbuf s;
+	wbuf_init(&s);
+	will_local_state(h, false, &s);
+	printf("# push-pull will state after 3,000 markers: %zu bytes\n", s.len);
+	CHECK(s.len < 4096);
+	CHECK_EQ_INT(will_stats(h)->view_refused, 3000);
+	wbuf_free(&s);
+	solo_free(&so);
 }
 
 /* ========================================================= cluster tests */
@@ -1354,4 +1961,8 @@ TEST_MAIN(set_validates_and_lists, versions_replicate_newest_wins, decoder_rejec
 	  cluster_owner_returns_within_delay, cluster_graceful_leave_not_delivered,
 	  cluster_partitioned_recipient_comes_back, cluster_senders_stay_quiet,
 	  cluster_owner_returns_after_delivery,
-	  cluster_event_will_publisher_dies, cluster_event_will_publisher_dies_at_release)
+	  cluster_event_will_publisher_dies, cluster_event_will_publisher_dies_at_release,
+	  attack_forged_version_max_seq, attack_forged_delivery, attack_forged_done,
+	  attack_will_flood, held_wills_bounded, key_binding_kept_until_reaped,
+	  sequence_jumps_refused, done_only_from_recipient,
+	  delivery_needs_recipients_own_view, done_flood_bounded)
