@@ -1929,7 +1929,9 @@ void swim_handle_packet(struct swim *sw, const struct wire_addr *from,
 	int rc = wire_unwrap_packet_all(pkt, len, handle_msgs, &pc);
 	sw->cur_from = NULL;
 	if (rc != WIRE_OK) {
-		sw->stats.decode_errors++;
+		/* a whole datagram dropped: packets_dropped{reason="malformed"},
+		 * not a message decode error */
+		sw->stats.packets_malformed++;
 		logf_(sw, 0, "dropped a malformed packet: %s", wire_strerror(rc));
 	}
 }

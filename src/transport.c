@@ -10,6 +10,8 @@
  */
 #include "transport.h"
 
+#include "ratelimit.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +45,7 @@ struct conn {
 	struct wire_addr peer;
 	uint64_t cookie;
 	int64_t deadline;
+	int64_t born;          /* transport clock when accepted / started */
 	/* what we still have to write */
 	uint8_t *out;
 	size_t out_len, out_off;
@@ -68,6 +71,7 @@ struct transport {
 	uint8_t *udp_buf; /* TRANSPORT_UDP_RECV_MAX */
 	int64_t now;
 	struct transport_stats st;
+	struct ratelimit log_rl; /* for lines a connection flood causes */
 };
 
 /* Bound the work done per step so one busy socket cannot starve the rest. */
@@ -86,6 +90,21 @@ static void tlog(struct transport *t, int level, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	t->hooks.log(t->hooks.ctx, level, msg);
+}
+
+/* tlog for what a remote host can cause once per connection. */
+__attribute__((format(printf, 3, 4)))
+static void tlog_rl(struct transport *t, int level, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+	if (!t->hooks.log)
+		return;
+	va_start(ap, fmt);
+	bool ok = ratelimit_vformat(&t->log_rl, fmt, level, t->now, msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (ok)
+		t->hooks.log(t->hooks.ctx, level, msg);
 }
 
 /* ---------------------------------------------------------------- addresses */
@@ -368,6 +387,7 @@ void transport_config_default(struct transport_config *cfg)
 	cfg->bind_port = TRANSPORT_DEFAULT_PORT;
 	cfg->tcp_timeout_ms = TRANSPORT_TCP_TIMEOUT_MS;
 	cfg->max_conns = TRANSPORT_MAX_CONNS;
+	cfg->max_conns_per_source = TRANSPORT_MAX_CONNS_PER_SOURCE;
 	cfg->stream_max = TRANSPORT_STREAM_MAX;
 }
 
@@ -501,6 +521,8 @@ int transport_open(const struct transport_config *cfg, const struct transport_ho
 		t->cfg.tcp_timeout_ms = TRANSPORT_TCP_TIMEOUT_MS;
 	if (t->cfg.max_conns <= 0)
 		t->cfg.max_conns = TRANSPORT_MAX_CONNS;
+	if (t->cfg.max_conns_per_source <= 0)
+		t->cfg.max_conns_per_source = TRANSPORT_MAX_CONNS_PER_SOURCE;
 	if (t->cfg.stream_max == 0)
 		t->cfg.stream_max = TRANSPORT_STREAM_MAX;
 	if (!t->cfg.bind_addr[0])
@@ -665,8 +687,6 @@ static void udp_drain(struct transport *t)
 				return;
 			continue;
 		}
-		if (n < 1)
-			continue; /* memberlist also ignores empty datagrams */
 		struct wire_addr from;
 		addr_from_sockaddr(&ss, &from);
 		if (from.ip_len == 0)
@@ -774,9 +794,12 @@ static void conn_fail(struct transport *t, struct conn *c, const char *why)
 	if (c->st == C_DONE)
 		return;
 	t->st.tcp_errors++;
-	tlog(t, c->outgoing ? 1 : 0, "transport: %s stream %s %s: %s",
-	     c->outgoing ? "outgoing" : "incoming", c->outgoing ? "to" : "from",
-	     transport_format_addr(&c->peer, a, sizeof a), why);
+	if (c->outgoing)
+		tlog(t, 1, "transport: outgoing stream to %s: %s",
+		     transport_format_addr(&c->peer, a, sizeof a), why);
+	else /* any host can open these by the thousand */
+		tlog_rl(t, 0, "transport: incoming stream from %s: %s",
+			transport_format_addr(&c->peer, a, sizeof a), why);
 	conn_close_fd(c);
 	c->st = C_DONE;
 	free(c->in);
@@ -791,6 +814,79 @@ static int active_socket_conns(const struct transport *t)
 	return transport_active_conns(t);
 }
 
+static bool same_host(const struct wire_addr *a, const struct wire_addr *b)
+{
+	return a->ip_len == b->ip_len && memcmp(a->ip, b->ip, a->ip_len) == 0;
+}
+
+/*
+ * An incoming connection that may be closed to make room: still waiting
+ * for its request (nothing of ours is invested in it yet), and accepted
+ * in an earlier step, so it has had a chance to send.  Of those (from
+ * `host` only, when given), the one that sent nothing is taken first,
+ * then the oldest: a peer that is mid-push-pull is the last to go.
+ */
+static struct conn *evict_candidate(const struct transport *t, const struct wire_addr *host)
+{
+	struct conn *best = NULL;
+	for (int i = 0; i < t->n_conns; i++) {
+		struct conn *c = t->conns[i];
+		if (c->outgoing || c->st != C_IN_READ || c->born >= t->now)
+			continue;
+		if (host && !same_host(&c->peer, host))
+			continue;
+		if (!best || (c->in_len == 0 && best->in_len != 0) ||
+		    ((c->in_len == 0) == (best->in_len == 0) && c->born < best->born))
+			best = c;
+	}
+	return best;
+}
+
+static void evict(struct transport *t, struct conn *c, const char *why)
+{
+	char a[80];
+	t->st.tcp_evicted++;
+	tlog_rl(t, 1, "transport: closing idle stream from %s: %s",
+		transport_format_addr(&c->peer, a, sizeof a), why);
+	conn_close_fd(c);
+	c->st = C_DONE;
+	free(c->in);
+	c->in = NULL;
+	c->in_len = c->in_cap = 0;
+}
+
+/*
+ * Whether a new connection (incoming from `from`, or outgoing when NULL)
+ * may have a slot, closing an idle incoming one if that is what it takes.
+ * Idle connections cost an attacker nothing, so they must never be what
+ * keeps a joiner (or our own push-pull) out.
+ */
+static bool make_room(struct transport *t, const struct wire_addr *from)
+{
+	if (from) {
+		int n = 0;
+		for (int i = 0; i < t->n_conns; i++) {
+			const struct conn *c = t->conns[i];
+			if (!c->outgoing && c->st != C_DONE && same_host(&c->peer, from))
+				n++;
+		}
+		if (n >= t->cfg.max_conns_per_source) {
+			struct conn *v = evict_candidate(t, from);
+			if (!v)
+				return false;
+			evict(t, v, "too many connections from one address");
+			return true;
+		}
+	}
+	if (active_socket_conns(t) < t->cfg.max_conns)
+		return true;
+	struct conn *v = evict_candidate(t, NULL);
+	if (!v)
+		return false;
+	evict(t, v, "connection table full");
+	return true;
+}
+
 void transport_send_stream(struct transport *t, const struct wire_addr *to,
 			   const uint8_t *msg, size_t len, uint64_t cookie, int64_t now)
 {
@@ -799,10 +895,11 @@ void transport_send_stream(struct transport *t, const struct wire_addr *to,
 	socklen_t sl;
 	int family = addr_is_v4(to) ? AF_INET : AF_INET6;
 
-	if (active_socket_conns(t) >= t->cfg.max_conns) {
+	t->now = now; /* for make_room's age test */
+	if (!make_room(t, NULL)) {
 		t->st.tcp_rejected++;
-		tlog(t, 2, "transport: too many connections, not connecting to %s",
-		     transport_format_addr(to, a, sizeof a));
+		tlog_rl(t, 2, "transport: too many connections, not connecting to %s",
+			transport_format_addr(to, a, sizeof a));
 		queue_failure(t, cookie);
 		return;
 	}
@@ -831,6 +928,7 @@ void transport_send_stream(struct transport *t, const struct wire_addr *to,
 	c->peer = *to;
 	c->cookie = cookie;
 	c->deadline = now + t->cfg.tcp_timeout_ms;
+	c->born = now;
 	c->fd = open_socket(family, SOCK_STREAM, false);
 	if (c->fd < 0) {
 		tlog(t, 2, "transport: tcp socket: %s", strerror(errno));
@@ -878,13 +976,13 @@ static void accept_all(struct transport *t)
 		}
 		struct wire_addr peer;
 		addr_from_sockaddr(&ss, &peer);
-		if (active_socket_conns(t) >= t->cfg.max_conns) {
-			/* Close at once rather than leave peers hanging in the
-			 * backlog until their own timeout. */
+		if (!make_room(t, &peer)) {
+			/* Every slot is busy with a real exchange: close at once
+			 * rather than leave the peer hanging in the backlog. */
 			char a[80];
 			t->st.tcp_rejected++;
-			tlog(t, 2, "transport: too many connections, rejecting %s",
-			     transport_format_addr(&peer, a, sizeof a));
+			tlog_rl(t, 2, "transport: too many connections, rejecting %s",
+				transport_format_addr(&peer, a, sizeof a));
 			close(fd);
 			continue;
 		}
@@ -900,6 +998,7 @@ static void accept_all(struct transport *t)
 		c->peer = peer;
 		c->st = C_IN_READ;
 		c->deadline = t->now + t->cfg.tcp_timeout_ms;
+		c->born = t->now;
 		t->st.tcp_accepted++;
 	}
 }

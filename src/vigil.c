@@ -34,6 +34,7 @@
 #include <msgpack.h>
 
 #include "crypto.h"
+#include "ratelimit.h"
 #include "serf.h"
 #include "snapshot.h"
 #include "swim.h"
@@ -128,6 +129,9 @@ struct vigil {
 	uint64_t tcp_encrypted_no_key; /* encrypted stream but no keyring */
 	uint64_t stream_malformed;     /* swim rejected the stream message */
 	uint64_t encrypt_failed;
+
+	/* Log lines any peer can cause at packet rate go through this. */
+	struct ratelimit log_rl;
 };
 
 /* ------------------------------------------------------------------ util */
@@ -163,6 +167,25 @@ static void vlog(struct vigil *v, int level, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	v->cfg.on_log(v->cfg.ctx, level, msg);
+}
+
+/*
+ * vlog for lines a remote peer can trigger once per datagram or connection
+ * (undecryptable packets, plaintext into an encrypted cluster, bad stream
+ * messages): a flood must not turn into a flood of log lines.
+ */
+__attribute__((format(printf, 3, 4)))
+static void vlog_rl(struct vigil *v, int level, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+	if (!v->cfg.on_log)
+		return;
+	va_start(ap, fmt);
+	bool ok = ratelimit_vformat(&v->log_rl, fmt, level, v->now, msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (ok)
+		v->cfg.on_log(v->cfg.ctx, level, msg);
 }
 
 static void layer_log(void *ctx, int level, const char *msg)
@@ -559,6 +582,12 @@ static bool looks_plaintext(const uint8_t *pkt, size_t len)
 static void t_on_packet(void *ctx, const struct wire_addr *from, const uint8_t *pkt, size_t len)
 {
 	struct vigil *v = ctx;
+	if (len == 0) {
+		/* counted as malformed, before decryption would call it a
+		 * decrypt failure */
+		v->udp_empty++;
+		return;
+	}
 	if (v->kr) {
 		size_t plen = 0;
 		int rc = vigil_decrypt(v->kr, NULL, 0, pkt, len, v->crypt_buf, v->crypt_cap, &plen);
@@ -572,7 +601,7 @@ static void t_on_packet(void *ctx, const struct wire_addr *from, const uint8_t *
 				v->udp_drop_plaintext++;
 			else if (rc != VIGIL_CRYPTO_EAUTH && rc != VIGIL_CRYPTO_EPAD)
 				v->udp_drop_malformed++;
-			vlog(v, 3, "vigil: decrypt packet failed: %s from=%s",
+			vlog_rl(v, 3, "vigil: decrypt packet failed: %s from=%s",
 			     vigil_crypto_strerror(rc), transport_format_addr(from, a, sizeof a));
 			return;
 		} else {
@@ -581,7 +610,7 @@ static void t_on_packet(void *ctx, const struct wire_addr *from, const uint8_t *
 		}
 	}
 	if (len == 0) {
-		v->udp_empty++;
+		v->udp_empty++; /* an encrypted empty message */
 		return;
 	}
 	swim_handle_packet(v->sw, from, pkt, len, v->now);
@@ -601,7 +630,7 @@ static const uint8_t *stream_plain(struct vigil *v, const struct wire_addr *from
 	if (len && msg[0] == VIGIL_CRYPTO_ENCRYPT_MSG) {
 		if (!v->kr) {
 			v->tcp_encrypted_no_key++;
-			vlog(v, 3, "vigil: remote state from %s is encrypted and encryption "
+			vlog_rl(v, 3, "vigil: remote state from %s is encrypted and encryption "
 			     "is not configured", transport_format_addr(from, a, sizeof a));
 			return NULL;
 		}
@@ -612,7 +641,7 @@ static const uint8_t *stream_plain(struct vigil *v, const struct wire_addr *from
 		if (rc != VIGIL_CRYPTO_OK || *plen == 0) {
 			free(out);
 			v->tcp_decrypt_failed++;
-			vlog(v, 3, "vigil: decrypt stream from %s failed: %s",
+			vlog_rl(v, 3, "vigil: decrypt stream from %s failed: %s",
 			     transport_format_addr(from, a, sizeof a),
 			     rc ? vigil_crypto_strerror(rc) : "empty plaintext");
 			return NULL;
@@ -622,7 +651,7 @@ static const uint8_t *stream_plain(struct vigil *v, const struct wire_addr *from
 	}
 	if (v->kr && v->cfg.gossip_verify_incoming) {
 		v->tcp_plain_dropped++;
-		vlog(v, 3, "vigil: encryption is configured but remote state from %s "
+		vlog_rl(v, 3, "vigil: encryption is configured but remote state from %s "
 		     "is not encrypted", transport_format_addr(from, a, sizeof a));
 		return NULL;
 	}
@@ -647,7 +676,7 @@ static void t_on_stream(void *ctx, const struct wire_addr *from, const uint8_t *
 	if (rc != WIRE_OK) {
 		char a[80];
 		v->stream_malformed++;
-		vlog(v, 2, "vigil: bad stream message from %s: %s",
+		vlog_rl(v, 2, "vigil: bad stream message from %s: %s",
 		     transport_format_addr(from, a, sizeof a), wire_strerror(rc));
 	}
 	if (out.len && !out.oom) {
@@ -1163,6 +1192,7 @@ void vigil_step(vigil_t *v)
 	detect_stall(v, now);
 	v->now = now;
 	transport_step(v->tr, now);
+	ratelimit_flush(&v->log_rl, now, layer_log, v);
 	if (swim_next_deadline(v->sw) <= now)
 		swim_tick(v->sw, now);
 	if (serf_layer_next_deadline(v->sl) <= now)
@@ -2168,6 +2198,7 @@ int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 		{"msgs_in", (double)ss->msgs_in},
 		{"msgs_out", (double)ss->msgs_out},
 		{"decode_errors", (double)ss->decode_errors},
+		{"udp_packets_malformed", (double)ss->packets_malformed},
 		{"udp_in", (double)ts->udp_in},
 		{"udp_out", (double)ts->udp_out},
 		{"udp_in_bytes", (double)ts->udp_in_bytes},
@@ -2181,6 +2212,7 @@ int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 		{"tcp_accepted", (double)ts->tcp_accepted},
 		{"tcp_connects", (double)ts->tcp_connects},
 		{"tcp_rejected", (double)ts->tcp_rejected},
+		{"tcp_evicted", (double)ts->tcp_evicted},
 		{"tcp_errors", (double)ts->tcp_errors},
 		{"tcp_timeouts", (double)ts->tcp_timeouts},
 		{"tcp_bad_frames", (double)ts->tcp_bad_frames},

@@ -448,6 +448,33 @@ TEST(transport_garbage_stream)
 	transport_close(b);
 }
 
+/* Connect to 127.0.0.1:port (blocking connect; the listener accepts later). */
+static int connect_lo(uint16_t port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	if (s >= 0 && connect(s, (struct sockaddr *)&sin, sizeof sin) != 0) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+/* Whether the server closed s (EOF or reset) within ms. */
+static bool closed_by_peer(int s, int ms)
+{
+	struct pollfd p = {.fd = s, .events = POLLIN};
+	char rb[8];
+	return poll(&p, 1, ms) == 1 && read(s, rb, sizeof rb) <= 0;
+}
+
+/*
+ * Idle connections (an attacker's, costing it nothing) fill the table; a
+ * joiner's push-pull must still get in, by evicting the idlest of them.
+ * Old code: the newcomer was refused while the idle ones sat out their
+ * 10 s, so joins failed for as long as the flood went on.
+ */
 TEST(transport_conn_cap)
 {
 	struct tctx cb;
@@ -455,25 +482,77 @@ TEST(transport_conn_cap)
 	transport_config_default(&cfg);
 	snprintf(cfg.bind_addr, sizeof cfg.bind_addr, "127.0.0.1");
 	cfg.bind_port = 0;
-	cfg.max_conns = 2;
+	cfg.max_conns = 3;
 	struct transport_hooks h = {.ctx = &cb, .on_stream = tc_stream};
 	memset(&cb, 0, sizeof cb);
 	REQUIRE(transport_open(&cfg, &h, &cb.t, NULL, 0) == 0);
 	struct wire_addr lb;
 	transport_local_addr(cb.t, &lb);
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(lb.port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int s[3];
+	int s[5];
+	/* two idle, one that sent half a message (a slow peer) */
 	for (int i = 0; i < 3; i++) {
-		s[i] = socket(AF_INET, SOCK_STREAM, 0);
-		REQUIRE(connect(s[i], (struct sockaddr *)&sin, sizeof sin) == 0);
+		s[i] = connect_lo(lb.port);
+		REQUIRE(s[i] >= 0);
+		PUMP(cb.t, (struct transport *)NULL, 500,
+		     transport_stats(cb.t)->tcp_accepted >= (uint64_t)i + 1);
 	}
-	PUMP(cb.t, (struct transport *)NULL, 500,
-	     transport_stats(cb.t)->tcp_accepted + transport_stats(cb.t)->tcp_rejected >= 3);
-	CHECK_EQ_INT(transport_stats(cb.t)->tcp_accepted, 2);
-	CHECK_EQ_INT(transport_stats(cb.t)->tcp_rejected, 1);
+	const uint8_t half[] = {WIRE_USER};
+	CHECK_EQ_INT(write(s[0], half, 1), 1);
+	PUMP(cb.t, (struct transport *)NULL, 50, 0); /* everyone is a step old */
+	CHECK_EQ_INT(transport_active_conns(cb.t), 3);
+
+	/* a joiner: its whole message is handled although the table is full */
+	struct wbuf m;
+	wbuf_init(&m);
+	const uint8_t payload[] = "push-pull";
+	wire_encode_stream_user(&m, payload, sizeof payload);
+	s[3] = connect_lo(lb.port);
+	REQUIRE(s[3] >= 0);
+	CHECK_EQ_INT(write(s[3], m.p, m.len), (long)m.len);
+	PUMP(cb.t, (struct transport *)NULL, 1000, cb.streams == 1);
+	CHECK_EQ_INT(cb.streams, 1);
+	CHECK_EQ_INT(transport_stats(cb.t)->tcp_rejected, 0);
+	CHECK_EQ_INT(transport_stats(cb.t)->tcp_evicted, 1);
+	/* the victim was the oldest that sent nothing, not the slow sender */
+	CHECK(closed_by_peer(s[1], 1000));
+	struct pollfd p = {.fd = s[0], .events = POLLIN};
+	CHECK_EQ_INT(poll(&p, 1, 0), 0);
+	CHECK(transport_active_conns(cb.t) <= 3);
+	wbuf_free(&m);
+	for (int i = 0; i < 4; i++)
+		close(s[i]);
+	transport_close(cb.t);
+}
+
+/* One address beyond its share evicts its own idle connections first. */
+TEST(transport_conn_per_source)
+{
+	struct tctx cb;
+	struct transport_config cfg;
+	transport_config_default(&cfg);
+	snprintf(cfg.bind_addr, sizeof cfg.bind_addr, "127.0.0.1");
+	cfg.bind_port = 0;
+	cfg.max_conns = 16;
+	cfg.max_conns_per_source = 2;
+	struct transport_hooks h = {.ctx = &cb, .on_stream = tc_stream};
+	memset(&cb, 0, sizeof cb);
+	REQUIRE(transport_open(&cfg, &h, &cb.t, NULL, 0) == 0);
+	struct wire_addr lb;
+	transport_local_addr(cb.t, &lb);
+	int s[4];
+	for (int i = 0; i < 4; i++) {
+		s[i] = connect_lo(lb.port);
+		REQUIRE(s[i] >= 0);
+		PUMP(cb.t, (struct transport *)NULL, 500,
+		     transport_stats(cb.t)->tcp_accepted >= (uint64_t)i + 1);
+		PUMP(cb.t, (struct transport *)NULL, 5, 0);
+	}
+	CHECK_EQ_INT(transport_stats(cb.t)->tcp_accepted, 4);
+	CHECK_EQ_INT(transport_stats(cb.t)->tcp_evicted, 2);
 	CHECK_EQ_INT(transport_active_conns(cb.t), 2);
-	for (int i = 0; i < 3; i++)
+	CHECK(closed_by_peer(s[0], 1000));
+	CHECK(closed_by_peer(s[1], 1000));
+	for (int i = 0; i < 4; i++)
 		close(s[i]);
 	transport_close(cb.t);
 }
@@ -892,7 +971,7 @@ static void garbage_at(bool encrypted)
 	if (encrypted)
 		CHECK(stat_of(ns[1].v, "udp_decrypt_failed") >= 300);
 	else
-		CHECK(stat_of(ns[1].v, "decode_errors") > 0);
+		CHECK(stat_of(ns[1].v, "decode_errors") + stat_of(ns[1].v, "udp_packets_malformed") > 0);
 	CHECK(stat_of(ns[1].v, "tcp_active") == 0);
 	vigil_destroy(ns[0].v);
 	vigil_destroy(ns[1].v);
@@ -1280,7 +1359,7 @@ TEST(vigil_api_edges)
 TEST_MAIN(parse_addresses, default_advertise_is_not_wildcard, transport_packet_roundtrip,
 	  transport_port_unreachable,
 	  transport_stream_roundtrip, transport_big_stream, transport_stream_refused,
-	  transport_stream_timeout, transport_garbage_stream, transport_conn_cap,
+	  transport_stream_timeout, transport_garbage_stream, transport_conn_cap, transport_conn_per_source,
 	  transport_ipv6_dualstack, vigil_join_outcome, vigil_join_ipv4, vigil_join_ipv6, vigil_join_encrypted,
 	  vigil_encryption_mismatch, vigil_garbage_plain, vigil_garbage_encrypted,
 	  vigil_key_rotation, vigil_key_query_rebroadcast_intact, vigil_will_delivery,
