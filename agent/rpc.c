@@ -43,8 +43,8 @@
  *    of the oldest, not refusal of the newest, lets the operator in).
  *  - Requests are read only while less than WBUF_PAUSE of output waits:
  *    a client that pipelines and never reads stops being read (TCP then
- *    stops it), and we never run more than REQ_BUDGET of its requests per
- *    wake-up, so the loop (and the gossip) keeps its pace.
+ *    stops it), and we never run more than REQ_BUDGET frames of its requests
+ *    per wake-up, so the loop (and the gossip) keeps its pace.
  *  - A client that stops reading its stream must not make us buffer
  *    without bound: past WBUF_STREAM_LIMIT stream records are dropped
  *    (serf drops too, with the same warning); one response that would
@@ -59,7 +59,7 @@
 #define PREAUTH_TIMEOUT_MS 10000
 #define MAX_PREAUTH_PER_SOURCE 64
 #define MAX_PREAUTH_REQUESTS 16
-#define REQ_BUDGET 64
+#define REQ_BUDGET 64 /* msgpack frames: a request is one or two */
 #define MAX_STREAMS 128
 /* Buffers larger than this are given back once empty, and trimmed out of
  * the heap, so a burst does not leave the agent at its peak RSS. */
@@ -1905,11 +1905,8 @@ void rpc_handle(struct rpc_server *s, const struct pollfd *fds, int n)
 			try_flush(c);
 		/* requests held back by WBUF_PAUSE or REQ_BUDGET: go on with
 		 * them now that there is room, without waiting for more input */
-		if (!c->dead && c->rlen && c->wlen <= WBUF_PAUSE) {
-			process_input(s, c);
-			if (!c->dead)
-				try_flush(c);
-		}
+		if (!c->dead && c->rlen && c->wlen <= WBUF_PAUSE)
+			process_input(s, c); /* its answers go out next round */
 		if (!c->dead)
 			shrink_buffers(s, c);
 	}
