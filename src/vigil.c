@@ -35,6 +35,7 @@
 
 #include "crypto.h"
 #include "ratelimit.h"
+#include "safefile.h"
 #include "serf.h"
 #include "snapshot.h"
 #include "swim.h"
@@ -1007,8 +1008,16 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	}
 	if (v->will_path) {
 		int wr = will_load(v->will, v->will_path);
-		if (wr != WILL_OK && wr != WILL_ENOENT) {
-			/* a corrupt file leaves fresh state; say so, keep going */
+		if (wr == WILL_EFORMAT) {
+			/* Corrupt: start fresh, but keep the evidence out of the
+			 * way of the next save (as the snapshot does). */
+			char *aside = safefile_move_aside(v->will_path, ".corrupt");
+			vlog(v, 3, "vigil: will state %s is corrupt; %s%s, starting fresh",
+			     v->will_path, aside ? "moved it to " : "could not move it aside: ",
+			     aside ? aside : strerror(errno));
+			free(aside);
+		} else if (wr != WILL_OK && wr != WILL_ENOENT) {
+			/* unreadable (I/O, memory): fresh state; say so, keep going */
 			vlog(v, 3, "vigil: will state %s unreadable (%d); starting fresh",
 			     v->will_path, wr);
 		}
