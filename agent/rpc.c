@@ -54,7 +54,7 @@
  */
 #define WBUF_PAUSE (256u << 10)
 #define WBUF_STREAM_LIMIT (1u << 20)
-#define WBUF_HARD_LIMIT (16u << 20)
+#define WBUF_HARD_LIMIT MP_MAX_RESPONSE /* what our own client accepts */
 #define RBUF_LIMIT (MP_MAX_FRAME + 4096)
 #define PREAUTH_TIMEOUT_MS 10000
 #define MAX_PREAUTH_PER_SOURCE 64
@@ -1358,10 +1358,14 @@ static void h_will_set(struct rpc_server *s, struct client *c, uint64_t seq,
 	const char *p = "";
 	size_t n = 0;
 	int64_t delay = 0;
-	if (!mp_get_str(b, "To", to, sizeof to))
-		to[0] = '\0';
-	if (!mp_get_str(b, "Event", ev, sizeof ev))
-		ev[0] = '\0';
+	/* refused, not cut short: "ab\0cd" must not become a will for "ab" */
+	if (mp_get_text(b, "To", to, sizeof to) < 0 || mp_get_text(b, "Event", ev, sizeof ev) < 0) {
+		char err[120];
+		snprintf(err, sizeof err, "will recipient and event name must be strings of at "
+			 "most %d bytes without NUL", VIGIL_NAME_MAX);
+		reply(c, seq, err);
+		return;
+	}
 	mp_get_int(b, "Delay", &delay);
 	mp_as_bytes(mp_get(b, "Payload"), &p, &n);
 	if ((to[0] != '\0') == (ev[0] != '\0')) {

@@ -10,6 +10,11 @@
   streams HOST PORT COUNT
       one client registers COUNT streams pipelined and reads every answer;
       prints "ok=A err=B seconds=S".
+  willset HOST PORT
+      will-set with the event name "ab\\0cd"; prints the Error answered.
+  bigwills PORT NWILLS READYFILE
+      a fake agent: answers one client's handshake and will-list with
+      NWILLS wills of 1 KiB (a response over 1 MiB), then exits.
 """
 import socket
 import struct
@@ -30,15 +35,62 @@ def mp_uint(n):
     return b"\xce" + struct.pack(">I", n)
 
 
+def mp_bin(b):
+    if len(b) < 256:
+        return bytes([0xC4, len(b)]) + b
+    return b"\xc5" + struct.pack(">H", len(b)) + b
+
+
 def mp_map(d):
     out = bytes([0x80 | len(d)])
     for k, v in d.items():
         out += mp_str(k)
         if isinstance(v, int):
             out += mp_uint(v)
+        elif isinstance(v, bytes):
+            out += mp_bin(v)
         else:
             out += mp_str(v)
     return out
+
+
+def mp_read(s, buf):
+    """Decode one msgpack value (the subset RPC requests use) from socket s;
+    returns (value, rest of buf)."""
+    def need(n):
+        nonlocal buf
+        buf = read_exact(s, buf, n)
+
+    def val(i):
+        need(i + 1)
+        t = buf[i]
+        if t < 0x80:
+            return t, i + 1
+        if 0x80 <= t <= 0x8F:
+            d, i = {}, i + 1
+            for _ in range(t & 0x0F):
+                k, i = val(i)
+                v, i = val(i)
+                d[k] = v
+            return d, i
+        if 0xA0 <= t <= 0xBF or t in (0xD9, 0xC4):
+            if t in (0xD9, 0xC4):
+                need(i + 2)
+                n, i = buf[i + 1], i + 2
+            else:
+                n, i = t & 0x1F, i + 1
+            need(i + n)
+            return bytes(buf[i:i + n]).decode("latin-1"), i + n
+        if t == 0xC0:
+            return None, i + 1
+        if t in (0xCC, 0xCD, 0xCE, 0xCF):
+            n = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}[t]
+            need(i + 1 + n)
+            return int.from_bytes(buf[i + 1:i + 1 + n], "big"), i + 1 + n
+        raise ValueError("unexpected msgpack type 0x%02x" % t)
+
+    v, i = val(0)
+    return v, buf[i:]
 
 
 def header(cmd, seq):
@@ -165,6 +217,46 @@ def read_answers(s, data, count, tally, t0):
     print("ok=%d err=%d seconds=%.2f" % (ok, err, time.time() - t0))
 
 
+def willset(host, port):
+    s = connect(host, port, 5, small=False)
+    s.sendall(header("handshake", 0) + mp_map({"Version": 1}))
+    s.sendall(header("will-set", 1) +
+              mp_map({"Event": "ab\0cd", "Delay": 0, "Payload": b"x"}))
+    buf = b""
+    for _ in range(2):
+        h, buf = mp_read(s, buf)
+    print("error=%s" % h.get("Error"))
+
+
+def bigwills(port, nwills, ready):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(1)
+    open(ready, "w").write("ready\n")
+    ls.settimeout(20)
+    s, _ = ls.accept()
+    s.settimeout(20)
+    buf = b""
+    while True:
+        h, buf = mp_read(s, buf)
+        body, buf = mp_read(s, buf)
+        if h["Command"] == "handshake":
+            s.sendall(mp_map({"Seq": h["Seq"], "Error": ""}))
+            continue
+        wills = b"".join(
+            mp_map({"Owner": "node-%05d" % i, "To": "", "Event": "ev", "Delay": 0,
+                    "Seq": 1, "Payload": b"p" * 1024}) for i in range(nwills))
+        n = nwills
+        arr = (bytes([0x90 | n]) if n < 16 else
+               b"\xdc" + struct.pack(">H", n) if n < 65536 else
+               b"\xdd" + struct.pack(">I", n))
+        s.sendall(mp_map({"Seq": h["Seq"], "Error": ""}) + b"\x81" + mp_str("Wills") +
+                  arr + wills)
+        break
+    s.close()
+
+
 def main():
     mode = sys.argv[1]
     if mode == "hold":
@@ -174,6 +266,10 @@ def main():
                  sys.argv[6], sys.argv[7])
     elif mode == "streams":
         streams(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif mode == "willset":
+        willset(sys.argv[2], int(sys.argv[3]))
+    elif mode == "bigwills":
+        bigwills(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
     else:
         sys.exit("unknown mode " + mode)
 

@@ -9,7 +9,9 @@
 #  - 40 authenticated clients pipelining and never reading: memory per
 #    client stays bounded, the node stays alive for its peers, and the
 #    memory is given back when they go;
-#  - registering thousands of streams: capped, and fast.
+#  - registering thousands of streams: capped, and fast;
+#  - will-set with a NUL in the event name: refused;
+#  - `vigil will show` of a response over 1 MiB (a fake agent answers).
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -122,6 +124,29 @@ if grep -q "^ok=128 err=4872 " <<<"$out" &&
     ok "rpc: 5000 stream registrations: 128 accepted, the rest refused ($out)"
 else
     not_ok "rpc: 5000 stream registrations capped at 128" "$out"
+fi
+
+# ---- will-set: an event name with a NUL is refused, not cut short -------
+out=$($ATTACK willset 127.0.0.1 "$R2" 2>&1)
+shown=$("$VIGIL_BIN" will show -rpc-addr=127.0.0.1:"$R2" 2>&1)
+if grep -q "^error=will recipient and event name must be" <<<"$out" &&
+    grep -q "No wills known" <<<"$shown"; then
+    ok "will-set: event name with NUL refused with an error, no will set"
+else
+    not_ok "will-set: event name with NUL refused with an error, no will set" "$out / $shown"
+fi
+
+# ---- vigil will show: a response over 1 MiB (1500 wills of 1 KiB) -------
+read -r PF < <(free_ports 1)
+$ATTACK bigwills "$PF" 1500 "$VIGIL_TMP/big.ready" >"$VIGIL_TMP/big.out" 2>&1 &
+BIG=$!
+wait_until 5 test -s "$VIGIL_TMP/big.ready"
+n=$("$VIGIL_BIN" will show -rpc-addr=127.0.0.1:"$PF" 2>&1 | grep -c "^node-")
+wait "$BIG" 2>/dev/null
+if [ "$n" = 1500 ]; then
+    ok "vigil will show: 1500 wills (a 1.6 MiB answer) listed"
+else
+    not_ok "vigil will show: 1500 wills (a 1.6 MiB answer) listed" "listed $n"
 fi
 
 wait_ready "$R2" || not_ok "v2 still answers" ""
