@@ -934,6 +934,9 @@ static void garbage_at(bool encrypted)
 	sendto(u, enc, sizeof enc, 0, (struct sockaddr *)&sin, sizeof sin);
 	const uint8_t comp[] = {WIRE_COMPOUND, 255, 0, 1};
 	sendto(u, comp, sizeof comp, 0, (struct sockaddr *)&sin, sizeof sin);
+	/* empty datagrams are counted too (packets_dropped{reason="malformed"}) */
+	for (int i = 0; i < 3; i++)
+		sendto(u, pkt, 0, 0, (struct sockaddr *)&sin, sizeof sin);
 	close(u);
 
 	/* garbage streams: bad type, truncated encrypt frame, huge lengths */
@@ -965,6 +968,10 @@ static void garbage_at(bool encrypted)
 	CHECK_EQ_INT(status_of(ns[1].v, "a"), VIGIL_STATUS_ALIVE);
 	CHECK_EQ_INT(status_of(ns[1].v, "b"), VIGIL_STATUS_ALIVE);
 	CHECK_EQ_INT(ns[0].fails + ns[1].fails, 0);
+	/* a flood of bad input is not a flood of log lines: at most a burst
+	 * of 5 per kind (call site) per 10 s, the rest counted */
+	CHECK(ns[1].logs_err <= 20);
+	CHECK_EQ_INT(stat_of(ns[1].v, "udp_empty"), 3);
 	if (encrypted)
 		CHECK(stat_of(ns[1].v, "udp_decrypt_failed") >= 300);
 	else
