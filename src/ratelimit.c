@@ -36,6 +36,10 @@ static void summary(const struct ratelimit_slot *s, const char *line, char *out,
 bool ratelimit_vformat(struct ratelimit *rl, const void *key, int level, int64_t now,
 		       char *out, size_t cap, const char *fmt, va_list ap)
 {
+	if (!rl) {
+		vsnprintf(out, cap, fmt, ap);
+		return true;
+	}
 	struct ratelimit_slot *s = slot_for(rl, key ? key : fmt, now);
 	if (now - s->start >= RATELIMIT_WINDOW_MS) {
 		/* a new window: log this line, with what the last one hid */

@@ -40,7 +40,8 @@ struct ratelimit {
 /*
  * Format fmt/ap into out (cap bytes) if a line of `key` may be logged now,
  * with the count of lines suppressed in the previous window appended.
- * false = suppressed (out is not meaningful).  key NULL = fmt.
+ * false = suppressed (out is not meaningful).  key NULL = fmt.  rl NULL =
+ * no limit (always formatted), so one log function serves both kinds.
  */
 bool ratelimit_vformat(struct ratelimit *rl, const void *key, int level, int64_t now,
 		       char *out, size_t cap, const char *fmt, va_list ap);

@@ -79,33 +79,24 @@ struct transport {
 #define ACCEPT_BATCH 64
 #define READ_CHUNK 65536
 
-__attribute__((format(printf, 3, 4)))
-static void tlog(struct transport *t, int level, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	if (!t->hooks.log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	t->hooks.log(t->hooks.ctx, level, msg);
-}
-
-/* tlog for what a remote host can cause once per connection. */
-__attribute__((format(printf, 3, 4)))
-static void tlog_rl(struct transport *t, int level, const char *fmt, ...)
+/* One log function; rl NULL = always, else the shared limiter decides. */
+__attribute__((format(printf, 4, 5)))
+static void tlog_to(struct transport *t, struct ratelimit *rl, int level, const char *fmt, ...)
 {
 	char msg[600];
 	va_list ap;
 	if (!t->hooks.log)
 		return;
 	va_start(ap, fmt);
-	bool ok = ratelimit_vformat(&t->log_rl, fmt, level, t->now, msg, sizeof msg, fmt, ap);
+	bool ok = ratelimit_vformat(rl, fmt, level, t->now, msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (ok)
 		t->hooks.log(t->hooks.ctx, level, msg);
 }
+
+#define tlog(t, level, ...) tlog_to((t), NULL, (level), __VA_ARGS__)
+/* for what a remote host can cause once per connection */
+#define tlog_rl(t, level, ...) tlog_to((t), &(t)->log_rl, (level), __VA_ARGS__)
 
 /* ---------------------------------------------------------------- addresses */
 
@@ -787,6 +778,16 @@ static void conn_close_fd(struct conn *c)
 	}
 }
 
+/* Close it and drop what it had read; freed at the next compaction. */
+static void conn_end(struct conn *c)
+{
+	conn_close_fd(c);
+	c->st = C_DONE;
+	free(c->in);
+	c->in = NULL;
+	c->in_len = c->in_cap = 0;
+}
+
 /* Fail a connection; outgoing ones report msg == NULL to the owner. */
 static void conn_fail(struct transport *t, struct conn *c, const char *why)
 {
@@ -800,11 +801,7 @@ static void conn_fail(struct transport *t, struct conn *c, const char *why)
 	else /* any host can open these by the thousand */
 		tlog_rl(t, 0, "transport: incoming stream from %s: %s",
 			transport_format_addr(&c->peer, a, sizeof a), why);
-	conn_close_fd(c);
-	c->st = C_DONE;
-	free(c->in);
-	c->in = NULL;
-	c->in_len = c->in_cap = 0;
+	conn_end(c);
 	if (c->outgoing && t->hooks.on_stream_reply)
 		t->hooks.on_stream_reply(t->hooks.ctx, c->cookie, NULL, 0);
 }
@@ -848,11 +845,7 @@ static void evict(struct transport *t, struct conn *c, const char *why)
 	t->st.tcp_evicted++;
 	tlog_rl(t, 1, "transport: closing idle stream from %s: %s",
 		transport_format_addr(&c->peer, a, sizeof a), why);
-	conn_close_fd(c);
-	c->st = C_DONE;
-	free(c->in);
-	c->in = NULL;
-	c->in_len = c->in_cap = 0;
+	conn_end(c);
 }
 
 /*

@@ -157,37 +157,28 @@ static int64_t boot_clock_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-__attribute__((format(printf, 3, 4)))
-static void vlog(struct vigil *v, int level, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	if (!v->cfg.on_log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	v->cfg.on_log(v->cfg.ctx, level, msg);
-}
-
-/*
- * vlog for lines a remote peer can trigger once per datagram or connection
- * (undecryptable packets, plaintext into an encrypted cluster, bad stream
- * messages): a flood must not turn into a flood of log lines.
- */
-__attribute__((format(printf, 3, 4)))
-static void vlog_rl(struct vigil *v, int level, const char *fmt, ...)
+/* One log function; rl NULL = always, else the shared limiter decides. */
+__attribute__((format(printf, 4, 5)))
+static void vlog_to(struct vigil *v, struct ratelimit *rl, int level, const char *fmt, ...)
 {
 	char msg[600];
 	va_list ap;
 	if (!v->cfg.on_log)
 		return;
 	va_start(ap, fmt);
-	bool ok = ratelimit_vformat(&v->log_rl, fmt, level, v->now, msg, sizeof msg, fmt, ap);
+	bool ok = ratelimit_vformat(rl, fmt, level, v->now, msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (ok)
 		v->cfg.on_log(v->cfg.ctx, level, msg);
 }
+
+#define vlog(v, level, ...) vlog_to((v), NULL, (level), __VA_ARGS__)
+/*
+ * For lines a remote peer can trigger once per datagram or connection
+ * (undecryptable packets, plaintext into an encrypted cluster, bad stream
+ * messages): a flood must not turn into a flood of log lines.
+ */
+#define vlog_rl(v, level, ...) vlog_to((v), &(v)->log_rl, (level), __VA_ARGS__)
 
 static void layer_log(void *ctx, int level, const char *msg)
 {
