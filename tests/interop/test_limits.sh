@@ -25,6 +25,8 @@ wait_until 10 "$VIGIL_BIN" members -rpc-addr=127.0.0.1:"$R1" -rpc-auth=sekret ||
 wait_ready "$R2" || not_ok "v2 up" "no RPC answer"
 
 rss_kb() { awk '/^VmRSS/ {print $2}' /proc/"$(pid_of "$1")"/status; }
+# ASan's shadow memory and quarantine make RSS say nothing about our bounds
+case "$VIGIL_BIN" in *asan*) ASAN=1 ;; *) ASAN=0 ;; esac
 log_bytes() { stat -c %s "$(log_of "$1")"; }
 
 # ---- gossip TCP: idle connections must not lock out joiners -------------
@@ -93,7 +95,9 @@ done
 wait "$PIPE"
 per_client=$(( (peak - base) / 40 ))
 # bound: 256 KiB of held answers + one answer + the read buffer (~1 MiB)
-if [ "$per_client" -le 1536 ]; then
+if [ "$ASAN" = 1 ]; then
+    ok "rpc: 40 authed clients never reading: memory per client bounded # SKIP RSS under ASan"
+elif [ "$per_client" -le 1536 ]; then
     ok "rpc: 40 authed clients never reading: RSS +$(( (peak - base) / 1024 )) MiB, ${per_client} KiB per client (<= 1.5 MiB)"
 else
     not_ok "rpc: 40 authed clients never reading: memory per client bounded" \
@@ -111,7 +115,9 @@ else
 fi
 wait_until 5 sh -c "[ \$(awk '/^VmRSS/ {print \$2}' /proc/$(pid_of v1)/status) -le $((base + 16384)) ]"
 after=$(rss_kb v1)
-if [ "$after" -le $((base + 16384)) ]; then
+if [ "$ASAN" = 1 ]; then
+    ok "rpc: memory given back after they left # SKIP RSS under ASan"
+elif [ "$after" -le $((base + 16384)) ]; then
     ok "rpc: memory given back after they left (RSS ${after} KiB, base ${base} KiB)"
 else
     not_ok "rpc: memory given back after they left" "base=${base} peak=${peak} after=${after} KiB"
