@@ -379,6 +379,7 @@ void transport_config_default(struct transport_config *cfg)
 	cfg->tcp_timeout_ms = TRANSPORT_TCP_TIMEOUT_MS;
 	cfg->max_conns = TRANSPORT_MAX_CONNS;
 	cfg->max_conns_per_source = TRANSPORT_MAX_CONNS_PER_SOURCE;
+	cfg->in_budget = TRANSPORT_IN_BUDGET;
 	cfg->stream_max = TRANSPORT_STREAM_MAX;
 }
 
@@ -514,6 +515,8 @@ int transport_open(const struct transport_config *cfg, const struct transport_ho
 		t->cfg.max_conns = TRANSPORT_MAX_CONNS;
 	if (t->cfg.max_conns_per_source <= 0)
 		t->cfg.max_conns_per_source = TRANSPORT_MAX_CONNS_PER_SOURCE;
+	if (t->cfg.in_budget == 0)
+		t->cfg.in_budget = TRANSPORT_IN_BUDGET;
 	if (t->cfg.stream_max == 0)
 		t->cfg.stream_max = TRANSPORT_STREAM_MAX;
 	if (!t->cfg.bind_addr[0])
@@ -1015,9 +1018,20 @@ static int conn_write(struct transport *t, struct conn *c)
 	return 1;
 }
 
+/* Bytes of read buffer all incoming connections hold now. */
+static size_t incoming_buffered(const struct transport *t)
+{
+	size_t n = 0;
+	for (int i = 0; i < t->n_conns; i++)
+		if (!t->conns[i]->outgoing)
+			n += t->conns[i]->in_cap;
+	return n;
+}
+
 /*
  * Read what is available.  1 = peer closed (EOF), 0 = would block,
- * -1 = error, -2 = message would exceed stream_max.
+ * -1 = error, -2 = message would exceed stream_max, -3 = incoming
+ * connections together would exceed in_budget.
  */
 static int conn_read(struct transport *t, struct conn *c)
 {
@@ -1028,6 +1042,10 @@ static int conn_read(struct transport *t, struct conn *c)
 			size_t nc = c->in_cap ? c->in_cap * 2 : 4096;
 			if (nc > t->cfg.stream_max)
 				nc = t->cfg.stream_max;
+			/* only on growth (log2 of the message size times per
+			 * connection), so the scan of <= 128 is cheap */
+			if (!c->outgoing && incoming_buffered(t) - c->in_cap + nc > t->cfg.in_budget)
+				return -3;
 			uint8_t *p = realloc(c->in, nc);
 			if (!p)
 				return -1;
@@ -1169,6 +1187,10 @@ static void conn_step(struct transport *t, struct conn *c, short revents)
 		if (r == -2) {
 			t->st.tcp_bad_frames++;
 			conn_fail(t, c, "message exceeds the stream size limit");
+			return;
+		}
+		if (r == -3) {
+			conn_fail(t, c, "incoming streams are over their memory budget");
 			return;
 		}
 		if (r == 1) {

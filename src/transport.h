@@ -46,6 +46,13 @@
  * newcomer still gets in, by evicting a connection that has sat idle).
  */
 #define TRANSPORT_MAX_CONNS_PER_SOURCE 16
+/*
+ * Memory all incoming connections together may buffer: three push-pulls of
+ * memberlist's 20 MiB maximum.  A connection whose next read would go past
+ * it is closed (peers retry; an attacker's slow streams end at the 10 s
+ * timeout), so 128 slow senders cannot make us hold 128 x 20 MiB.
+ */
+#define TRANSPORT_IN_BUDGET (64u << 20)
 #define TRANSPORT_UDP_RECV_MAX 65536     /* memberlist udpPacketBufSize */
 /*
  * Largest stream message we buffer: memberlist's maxPushStateBytes plus
@@ -89,6 +96,7 @@ struct transport_config {
 	int max_conns;       /* 0 = TRANSPORT_MAX_CONNS */
 	int max_conns_per_source; /* 0 = TRANSPORT_MAX_CONNS_PER_SOURCE */
 	size_t stream_max;   /* 0 = TRANSPORT_STREAM_MAX */
+	size_t in_budget;    /* 0 = TRANSPORT_IN_BUDGET */
 };
 
 /* Counters; only ever increase. */

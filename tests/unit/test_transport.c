@@ -556,6 +556,47 @@ TEST(transport_conn_per_source)
 	transport_close(cb.t);
 }
 
+/* Incoming streams together stay within in_budget: one that would go past
+ * it is closed, the others go on.  Old code: each could take 20 MiB. */
+TEST(transport_incoming_budget)
+{
+	struct tctx cb;
+	struct transport_config cfg;
+	transport_config_default(&cfg);
+	snprintf(cfg.bind_addr, sizeof cfg.bind_addr, "127.0.0.1");
+	cfg.bind_port = 0;
+	cfg.in_budget = 96 * 1024;
+	struct transport_hooks h = {.ctx = &cb, .on_stream = tc_stream};
+	memset(&cb, 0, sizeof cb);
+	REQUIRE(transport_open(&cfg, &h, &cb.t, NULL, 0) == 0);
+	struct wire_addr lb;
+	transport_local_addr(cb.t, &lb);
+	/* a user message announcing 1 MiB, of which 40 KiB arrive */
+	static uint8_t part[40 * 1024];
+	struct wbuf m;
+	wbuf_init(&m);
+	static uint8_t big[1 << 20];
+	wire_encode_stream_user(&m, big, sizeof big);
+	REQUIRE(m.len > sizeof part);
+	memcpy(part, m.p, sizeof part);
+	wbuf_free(&m);
+	int s[2];
+	for (int i = 0; i < 2; i++) {
+		s[i] = connect_lo(lb.port);
+		REQUIRE(s[i] >= 0);
+		CHECK_EQ_INT(write(s[i], part, sizeof part), (long)sizeof part);
+		PUMP(cb.t, (struct transport *)NULL, 300, 0);
+	}
+	/* first: 64 KiB of buffer; the second would need 64 more: over 96 */
+	CHECK_EQ_INT(transport_active_conns(cb.t), 1);
+	CHECK(closed_by_peer(s[1], 1000));
+	struct pollfd p = {.fd = s[0], .events = POLLIN};
+	CHECK_EQ_INT(poll(&p, 1, 0), 0);
+	for (int i = 0; i < 2; i++)
+		close(s[i]);
+	transport_close(cb.t);
+}
+
 TEST(transport_ipv6_dualstack)
 {
 	struct tctx ca, cb;
@@ -1376,6 +1417,7 @@ TEST_MAIN(parse_addresses, default_advertise_is_not_wildcard, transport_packet_r
 	  transport_port_unreachable,
 	  transport_stream_roundtrip, transport_big_stream, transport_stream_refused,
 	  transport_stream_timeout, transport_garbage_stream, transport_conn_cap, transport_conn_per_source,
+	  transport_incoming_budget,
 	  transport_ipv6_dualstack, vigil_join_outcome, vigil_join_ipv4, vigil_join_ipv6, vigil_join_encrypted,
 	  vigil_encryption_mismatch, vigil_garbage_plain, vigil_garbage_encrypted,
 	  vigil_key_rotation, vigil_key_query_rebroadcast_intact, vigil_will_delivery,
