@@ -57,6 +57,10 @@
 #define WBUF_HARD_LIMIT MP_MAX_RESPONSE /* what our own client accepts */
 #define RBUF_LIMIT (MP_MAX_FRAME + 4096)
 #define PREAUTH_TIMEOUT_MS 10000
+/* A ready client with no stream or monitor that has sent nothing for this
+ * long may be closed to make room, once no unauthenticated one is left
+ * (without -rpc-auth a handshake alone makes a client ready). */
+#define IDLE_EVICT_MS 10000
 #define MAX_PREAUTH_PER_SOURCE 64
 #define MAX_PREAUTH_REQUESTS 16
 #define REQ_BUDGET 64 /* msgpack frames: a request is one or two */
@@ -118,6 +122,7 @@ struct client {
 	bool overflow; /* too much unsent output: drop the client */
 	bool more;     /* complete requests left unread (REQ_BUDGET) */
 	int64_t born;  /* now_ms() at accept */
+	int64_t last_req; /* now_ms() at its latest request */
 	unsigned preauth_refused;
 	char host[64]; /* peer IP (no port), for the per-source bound */
 	struct client *next;
@@ -1510,6 +1515,7 @@ static void process_input(struct rpc_server *s, struct client *c)
 		int r = mp_frame_len(c->rbuf, c->rlen, &fl);
 		if (r == 0)
 			return;
+		c->last_req = now_ms();
 		if (r < 0) {
 			client_kill(c, "failed to decode request: malformed or oversized msgpack");
 			return;
@@ -1656,13 +1662,20 @@ static void sweep(struct rpc_server *s)
 static bool make_room(struct rpc_server *s, const char *host)
 {
 	size_t live = 0, from_host = 0;
-	struct client *oldest = NULL, *oldest_host = NULL;
+	struct client *oldest = NULL, *oldest_host = NULL, *idlest = NULL;
+	int64_t now = now_ms();
 	for (struct client *c = s->clients; c; c = c->next) {
 		if (c->dead)
 			continue;
 		live++;
-		if (client_ready(s, c))
+		if (client_ready(s, c)) {
+			/* nothing subscribed, nothing owed: an idle connection */
+			if (!c->monitor && !c->nstreams && !c->wlen && !c->rlen &&
+			    now - c->last_req >= IDLE_EVICT_MS &&
+			    (!idlest || c->last_req < idlest->last_req))
+				idlest = c;
 			continue;
+		}
 		bool same = strcmp(c->host, host) == 0;
 		if (same)
 			from_host++;
@@ -1677,9 +1690,12 @@ static bool make_room(struct rpc_server *s, const char *host)
 	}
 	if (live < MAX_CLIENTS)
 		return true;
-	if (!oldest)
+	if (oldest)
+		client_kill(oldest, "closed to make room: not authenticated");
+	else if (idlest)
+		client_kill(idlest, "closed to make room: idle");
+	else
 		return false;
-	client_kill(oldest, "closed to make room: not authenticated");
 	return true;
 }
 
@@ -1704,7 +1720,7 @@ static int client_add(struct rpc_server *s, int fd, const struct sockaddr_storag
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->fd = fd;
 	c->id = ++s->next_id;
-	c->born = now_ms();
+	c->born = c->last_req = now_ms();
 	snprintf(c->host, sizeof c->host, "%s", host);
 	if (ss->ss_family == AF_INET)
 		snprintf(c->name, sizeof c->name, "%s:%d", host,

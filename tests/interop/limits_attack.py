@@ -4,6 +4,8 @@
   hold HOST PORT N SECONDS READYFILE
       keep N idle TCP connections open (reopening any the server closes);
       writes READYFILE once N are open; prints "reopened=K" at the end.
+  hold-handshake ...
+      the same, each connection first doing the RPC handshake.
   pipeline HOST PORT N SECONDS AUTH READYFILE
       N RPC clients: handshake, auth (AUTH "" = skip), then pipeline
       "members" requests as fast as the socket takes them, never reading.
@@ -105,12 +107,18 @@ def connect(host, port, timeout=2.0, small=True):
     return s
 
 
-def hold(host, port, n, seconds, ready):
+def hold(host, port, n, seconds, ready, handshake=False):
     socks, reopened = [], 0
     end = time.time() + seconds
     while len(socks) < n and time.time() < end:
         try:
-            socks.append(connect(host, port))
+            s = connect(host, port)
+            if handshake:
+                # one at a time, each answered: the agent sees a ready
+                # client, never a burst of unauthenticated ones
+                s.sendall(header("handshake", 0) + mp_map({"Version": 1}))
+                read_exact(s, b"", 13)
+            socks.append(s)
         except OSError:
             time.sleep(0.01)
     open(ready, "w").write("%d\n" % len(socks))
@@ -259,8 +267,9 @@ def bigwills(port, nwills, ready):
 
 def main():
     mode = sys.argv[1]
-    if mode == "hold":
-        hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6])
+    if mode in ("hold", "hold-handshake"):
+        hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6],
+             mode == "hold-handshake")
     elif mode == "pipeline":
         pipeline(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]),
                  sys.argv[6], sys.argv[7])

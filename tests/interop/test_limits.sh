@@ -66,6 +66,22 @@ else
 fi
 kill "$HOLD" 2>/dev/null; wait "$HOLD" 2>/dev/null
 
+# ---- RPC without -rpc-auth: handshaken idle connections -----------------
+# (a handshake alone makes a client ready there; idle ones past 10 s make
+# room once no unauthenticated connection is left)
+$ATTACK hold-handshake 127.0.0.1 "$R2" 512 30 "$VIGIL_TMP/hold3.ready" >"$VIGIL_TMP/hold3.out" 2>&1 &
+HOLD=$!
+wait_until 15 test -s "$VIGIL_TMP/hold3.ready"
+t0=${EPOCHREALTIME/[.,]/}
+if wait_until 20 timeout 5 "$VIGIL_BIN" members -rpc-addr=127.0.0.1:"$R2"; then
+    took=$(( (${EPOCHREALTIME/[.,]/} - t0) / 1000 ))
+    ok "rpc: 512 handshaken idle connections (no -rpc-auth): 'vigil members' answered after ${took} ms (idle ones go after 10 s)"
+else
+    not_ok "rpc: 512 handshaken idle connections (no -rpc-auth): 'vigil members' answered" \
+        "$(timeout 5 "$VIGIL_BIN" members -rpc-addr=127.0.0.1:"$R2" 2>&1)"
+fi
+kill "$HOLD" 2>/dev/null; wait "$HOLD" 2>/dev/null
+
 # ---- RPC: pipelining before auth: bounded log ----------------------------
 before=$(log_bytes v1)
 $ATTACK pipeline 127.0.0.1 "$R1" 40 5 "" "$VIGIL_TMP/pre.ready" >"$VIGIL_TMP/pre.out" 2>&1
