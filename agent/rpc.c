@@ -41,6 +41,7 @@
  *    are connected, or when one address holds MAX_PREAUTH_PER_SOURCE of
  *    them (a loopback operator shares the attacker's address: eviction
  *    of the oldest, not refusal of the newest, lets the operator in).
+ *    Failing those, a ready client idle for IDLE_EVICT_MS makes room.
  *  - Requests are read only while less than WBUF_PAUSE of output waits:
  *    a client that pipelines and never reads stops being read (TCP then
  *    stops it), and we never run more than REQ_BUDGET frames of its requests
