@@ -468,6 +468,50 @@ static bool closed_by_peer(int s, int ms)
 	return poll(&p, 1, ms) == 1 && read(s, rb, sizeof rb) <= 0;
 }
 
+/* A listening transport with these limits (0 = default), its address in lb. */
+static struct transport *open_limited(struct tctx *cb, int max_conns, int per_source,
+				      size_t in_budget, struct wire_addr *lb)
+{
+	struct transport_config cfg;
+	transport_config_default(&cfg);
+	snprintf(cfg.bind_addr, sizeof cfg.bind_addr, "127.0.0.1");
+	cfg.bind_port = 0;
+	if (max_conns)
+		cfg.max_conns = max_conns;
+	if (per_source)
+		cfg.max_conns_per_source = per_source;
+	if (in_budget)
+		cfg.in_budget = in_budget;
+	struct transport_hooks h = {.ctx = cb, .on_stream = tc_stream};
+	memset(cb, 0, sizeof *cb);
+	if (transport_open(&cfg, &h, &cb->t, NULL, 0) != 0)
+		return NULL;
+	transport_local_addr(cb->t, lb);
+	return cb->t;
+}
+
+/* The end of a limits test: our sockets, then the transport. */
+static void close_all(struct transport *t, int *s, int n)
+{
+	for (int i = 0; i < n; i++)
+		close(s[i]);
+	transport_close(t);
+}
+
+/* Open n idle connections one after the other, each accepted before the next. */
+static bool connect_idle(struct transport *t, uint16_t port, int *s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		s[i] = connect_lo(port);
+		if (s[i] < 0)
+			return false;
+		PUMP(t, (struct transport *)NULL, 500,
+		     transport_stats(t)->tcp_accepted >= (uint64_t)i + 1);
+		PUMP(t, (struct transport *)NULL, 5, 0); /* a step old */
+	}
+	return true;
+}
+
 /*
  * Idle connections (an attacker's, costing it nothing) fill the table; a
  * joiner's push-pull must still get in, by evicting the idlest of them.
@@ -477,24 +521,11 @@ static bool closed_by_peer(int s, int ms)
 TEST(transport_conn_cap)
 {
 	struct tctx cb;
-	struct transport_config cfg;
-	transport_config_default(&cfg);
-	snprintf(cfg.bind_addr, sizeof cfg.bind_addr, "127.0.0.1");
-	cfg.bind_port = 0;
-	cfg.max_conns = 3;
-	struct transport_hooks h = {.ctx = &cb, .on_stream = tc_stream};
-	memset(&cb, 0, sizeof cb);
-	REQUIRE(transport_open(&cfg, &h, &cb.t, NULL, 0) == 0);
 	struct wire_addr lb;
-	transport_local_addr(cb.t, &lb);
+	REQUIRE(open_limited(&cb, 3, 0, 0, &lb));
 	int s[5];
 	/* two idle, one that sent half a message (a slow peer) */
-	for (int i = 0; i < 3; i++) {
-		s[i] = connect_lo(lb.port);
-		REQUIRE(s[i] >= 0);
-		PUMP(cb.t, (struct transport *)NULL, 500,
-		     transport_stats(cb.t)->tcp_accepted >= (uint64_t)i + 1);
-	}
+	REQUIRE(connect_idle(cb.t, lb.port, s, 3));
 	const uint8_t half[] = {WIRE_USER};
 	CHECK_EQ_INT(write(s[0], half, 1), 1);
 	PUMP(cb.t, (struct transport *)NULL, 50, 0); /* everyone is a step old */
@@ -518,42 +549,23 @@ TEST(transport_conn_cap)
 	CHECK_EQ_INT(poll(&p, 1, 0), 0);
 	CHECK(transport_active_conns(cb.t) <= 3);
 	wbuf_free(&m);
-	for (int i = 0; i < 4; i++)
-		close(s[i]);
-	transport_close(cb.t);
+	close_all(cb.t, s, 4);
 }
 
 /* One address beyond its share evicts its own idle connections first. */
 TEST(transport_conn_per_source)
 {
 	struct tctx cb;
-	struct transport_config cfg;
-	transport_config_default(&cfg);
-	snprintf(cfg.bind_addr, sizeof cfg.bind_addr, "127.0.0.1");
-	cfg.bind_port = 0;
-	cfg.max_conns = 16;
-	cfg.max_conns_per_source = 2;
-	struct transport_hooks h = {.ctx = &cb, .on_stream = tc_stream};
-	memset(&cb, 0, sizeof cb);
-	REQUIRE(transport_open(&cfg, &h, &cb.t, NULL, 0) == 0);
 	struct wire_addr lb;
-	transport_local_addr(cb.t, &lb);
+	REQUIRE(open_limited(&cb, 16, 2, 0, &lb));
 	int s[4];
-	for (int i = 0; i < 4; i++) {
-		s[i] = connect_lo(lb.port);
-		REQUIRE(s[i] >= 0);
-		PUMP(cb.t, (struct transport *)NULL, 500,
-		     transport_stats(cb.t)->tcp_accepted >= (uint64_t)i + 1);
-		PUMP(cb.t, (struct transport *)NULL, 5, 0);
-	}
+	REQUIRE(connect_idle(cb.t, lb.port, s, 4));
 	CHECK_EQ_INT(transport_stats(cb.t)->tcp_accepted, 4);
 	CHECK_EQ_INT(transport_stats(cb.t)->tcp_evicted, 2);
 	CHECK_EQ_INT(transport_active_conns(cb.t), 2);
 	CHECK(closed_by_peer(s[0], 1000));
 	CHECK(closed_by_peer(s[1], 1000));
-	for (int i = 0; i < 4; i++)
-		close(s[i]);
-	transport_close(cb.t);
+	close_all(cb.t, s, 4);
 }
 
 /* Incoming streams together stay within in_budget: one that would go past
@@ -561,16 +573,8 @@ TEST(transport_conn_per_source)
 TEST(transport_incoming_budget)
 {
 	struct tctx cb;
-	struct transport_config cfg;
-	transport_config_default(&cfg);
-	snprintf(cfg.bind_addr, sizeof cfg.bind_addr, "127.0.0.1");
-	cfg.bind_port = 0;
-	cfg.in_budget = 96 * 1024;
-	struct transport_hooks h = {.ctx = &cb, .on_stream = tc_stream};
-	memset(&cb, 0, sizeof cb);
-	REQUIRE(transport_open(&cfg, &h, &cb.t, NULL, 0) == 0);
 	struct wire_addr lb;
-	transport_local_addr(cb.t, &lb);
+	REQUIRE(open_limited(&cb, 0, 0, 96 * 1024, &lb));
 	/* a user message announcing 1 MiB, of which 40 KiB arrive */
 	static uint8_t part[40 * 1024];
 	struct wbuf m;
@@ -592,9 +596,7 @@ TEST(transport_incoming_budget)
 	CHECK(closed_by_peer(s[1], 1000));
 	struct pollfd p = {.fd = s[0], .events = POLLIN};
 	CHECK_EQ_INT(poll(&p, 1, 0), 0);
-	for (int i = 0; i < 2; i++)
-		close(s[i]);
-	transport_close(cb.t);
+	close_all(cb.t, s, 2);
 }
 
 TEST(transport_ipv6_dualstack)
