@@ -1,6 +1,8 @@
 /* log.c — see log.h. */
 #include "log.h"
 
+#include "ratelimit.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,4 +130,35 @@ void alog(int lv, const char *fmt, ...)
 	va_start(ap, fmt);
 	valog(lv, fmt, ap);
 	va_end(ap);
+}
+
+static struct ratelimit rl;
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void alog_rl(int lv, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	bool ok = ratelimit_vformat(&rl, fmt, lv, mono_ms(), msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (ok)
+		alog(lv, "%s", msg);
+}
+
+static void emit(void *ctx, int lv, const char *line)
+{
+	(void)ctx;
+	alog(lv, "%s", line);
+}
+
+void alog_rl_flush(void)
+{
+	ratelimit_flush(&rl, mono_ms(), emit, NULL);
 }

@@ -33,5 +33,13 @@ void log_ring_clear(void);
 
 void alog(int lv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void valog(int lv, const char *fmt, va_list ap);
+/*
+ * alog for lines a client or peer can cause at will (one per connection or
+ * request): at most RATELIMIT_BURST per call site per 10 s, then a count
+ * (src/ratelimit.h, the limiter the library uses too).
+ */
+void alog_rl(int lv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Log the counts of windows that closed with lines suppressed. */
+void alog_rl_flush(void);
 
 #endif

@@ -288,7 +288,7 @@ char *metrics_render(struct agent *a, size_t *len)
 	sample(&b, "vigil_packets_dropped_total", "transport=\"udp\",reason=\"decrypt\"",
 	       udp_decrypt > 0 ? udp_decrypt : 0);
 	sample(&b, "vigil_packets_dropped_total", "transport=\"udp\",reason=\"malformed\"",
-	       udp_bad + stat_of(s, "udp_empty"));
+	       udp_bad + stat_of(s, "udp_empty") + stat_of(s, "udp_packets_malformed"));
 	sample(&b, "vigil_packets_dropped_total", "transport=\"tcp\",reason=\"plaintext\"",
 	       stat_of(s, "tcp_plain_dropped"));
 	sample(&b, "vigil_packets_dropped_total", "transport=\"tcp\",reason=\"decrypt\"",
@@ -300,10 +300,12 @@ char *metrics_render(struct agent *a, size_t *len)
 
 	family(&b, "vigil_tcp_connections_total", "counter",
 	       "Gossip TCP connections, by kind: accepted, dialed (outgoing), "
-	       "rejected (connection cap reached).");
+	       "rejected (connection cap reached, nothing idle to close), evicted (idle "
+	       "incoming connection closed to make room).");
 	sample(&b, "vigil_tcp_connections_total", "kind=\"accepted\"", stat_of(s, "tcp_accepted"));
 	sample(&b, "vigil_tcp_connections_total", "kind=\"dialed\"", stat_of(s, "tcp_connects"));
 	sample(&b, "vigil_tcp_connections_total", "kind=\"rejected\"", stat_of(s, "tcp_rejected"));
+	sample(&b, "vigil_tcp_connections_total", "kind=\"evicted\"", stat_of(s, "tcp_evicted"));
 	family(&b, "vigil_tcp_connection_failures_total", "counter",
 	       "Gossip TCP connections that ended abnormally, by reason: error "
 	       "(I/O error, peer closed mid-message), timeout.");

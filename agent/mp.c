@@ -7,11 +7,16 @@
 
 int mp_frame_len(const uint8_t *buf, size_t len, size_t *out)
 {
+	return mp_frame_len_max(buf, len, MP_MAX_FRAME, out);
+}
+
+int mp_frame_len_max(const uint8_t *buf, size_t len, size_t max, size_t *out)
+{
 	/* the library's structure scan: never lets msgpack-c allocate for a
 	 * header that claims more than the frame limit could hold */
-	switch (wire_msgpack_span(buf, len, MP_MAX_FRAME, out)) {
+	switch (wire_msgpack_span(buf, len, max, out)) {
 	case WIRE_OK:
-		return *out > MP_MAX_FRAME ? -1 : 1;
+		return *out > max ? -1 : 1;
 	case WIRE_ETRUNC:
 		return 0;
 	default:
@@ -86,6 +91,21 @@ bool mp_get_str(const msgpack_object *map, const char *key, char *buf, size_t le
 	memcpy(buf, p, n);
 	buf[n] = '\0';
 	return true;
+}
+
+int mp_get_text(const msgpack_object *map, const char *key, char *buf, size_t len)
+{
+	const msgpack_object *o = mp_get(map, key);
+	const char *p;
+	size_t n;
+	buf[0] = '\0';
+	if (!o || o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	if (!mp_as_bytes(o, &p, &n) || n >= len || memchr(p, '\0', n))
+		return -1;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return 1;
 }
 
 char *mp_get_strdup(const msgpack_object *map, const char *key)

@@ -18,10 +18,19 @@
 
 /* Largest single msgpack object we accept from a peer. */
 #define MP_MAX_FRAME (1u << 20)
+/*
+ * Largest response the agent builds (a longer one closes the connection)
+ * and so the largest a client accepts: serf's Go client reads responses of
+ * any size; 16 MiB holds e.g. 14,000 wills of 1 KiB for `vigil will show`.
+ */
+#define MP_MAX_RESPONSE (16u << 20)
 
 /* 1: buf starts with a complete object of *out bytes; 0: need more bytes;
  * -1: not msgpack we accept (reserved byte, or larger than MP_MAX_FRAME). */
 int mp_frame_len(const uint8_t *buf, size_t len, size_t *out);
+/* The same with another size limit: responses (rpcclient) may be larger
+ * than requests, up to MP_MAX_RESPONSE. */
+int mp_frame_len_max(const uint8_t *buf, size_t len, size_t max, size_t *out);
 
 /* Decode exactly one frame (length from mp_frame_len) into *res. */
 bool mp_decode(msgpack_unpacked *res, const uint8_t *buf, size_t len);
@@ -32,6 +41,12 @@ const msgpack_object *mp_get(const msgpack_object *map, const char *key);
 bool mp_as_bytes(const msgpack_object *o, const char **p, size_t *n);
 /* Copy a str/bin into a NUL-terminated buffer; false if absent/too long. */
 bool mp_get_str(const msgpack_object *map, const char *key, char *buf, size_t len);
+/*
+ * A name-like string for a C API: 1 copied, 0 absent (or nil; buf = ""),
+ * -1 refused: not a str/bin, len or more bytes, or an embedded NUL (which
+ * a C string would silently cut short).
+ */
+int mp_get_text(const msgpack_object *map, const char *key, char *buf, size_t len);
 /* malloc'd NUL-terminated copy (NULL if absent or not a string). */
 char *mp_get_strdup(const msgpack_object *map, const char *key);
 bool mp_get_uint(const msgpack_object *map, const char *key, uint64_t *v);

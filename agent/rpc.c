@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <malloc.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,12 +32,44 @@
 #include "mp.h"
 
 #define MAX_CLIENTS 512
-/* A client that stops reading its stream must not make us buffer without
- * bound: past this, stream records are dropped (serf drops too, with the
- * same warning) and plain responses close the connection. */
-#define WBUF_STREAM_LIMIT (4u << 20)
-#define WBUF_HARD_LIMIT (16u << 20)
+/*
+ * Bounds on what one client can make us hold or do (docs/SECURITY.md,
+ * "Bounded work"):
+ *  - A connection that has not finished its handshake (and auth, when
+ *    -rpc-auth is set) within PREAUTH_TIMEOUT_MS is closed; such
+ *    connections are also the ones closed to make room when MAX_CLIENTS
+ *    are connected, or when one address holds MAX_PREAUTH_PER_SOURCE of
+ *    them (a loopback operator shares the attacker's address: eviction
+ *    of the oldest, not refusal of the newest, lets the operator in).
+ *    Failing those, a ready client idle for IDLE_EVICT_MS makes room.
+ *  - Requests are read only while less than WBUF_PAUSE of output waits:
+ *    a client that pipelines and never reads stops being read (TCP then
+ *    stops it), and we never run more than REQ_BUDGET frames of its requests
+ *    per wake-up, so the loop (and the gossip) keeps its pace.
+ *  - A client that stops reading its stream must not make us buffer
+ *    without bound: past WBUF_STREAM_LIMIT stream records are dropped
+ *    (serf drops too, with the same warning); one response that would
+ *    take the buffer past WBUF_HARD_LIMIT closes the connection.
+ *  - A client has at most MAX_STREAMS streams; the CLI uses one.
+ *  - Before auth, MAX_PREAUTH_REQUESTS refused requests close it.
+ */
+#define WBUF_PAUSE (256u << 10)
+#define WBUF_STREAM_LIMIT (1u << 20)
+#define WBUF_HARD_LIMIT MP_MAX_RESPONSE /* what our own client accepts */
 #define RBUF_LIMIT (MP_MAX_FRAME + 4096)
+#define PREAUTH_TIMEOUT_MS 10000
+/* A ready client with no stream or monitor that has sent nothing for this
+ * long may be closed to make room, once no unauthenticated one is left
+ * (without -rpc-auth a handshake alone makes a client ready). */
+#define IDLE_EVICT_MS 10000
+#define MAX_PREAUTH_PER_SOURCE 64
+#define MAX_PREAUTH_REQUESTS 16
+#define REQ_BUDGET 64 /* msgpack frames: a request is one or two */
+#define MAX_STREAMS 128
+/* Buffers larger than this are given back once empty, and trimmed out of
+ * the heap, so a burst does not leave the agent at its peak RSS. */
+#define BUF_KEEP (64u << 10)
+#define TRIM_AFTER (4u << 20)
 /* How long a query delivered to a stream client can be answered with
  * "respond"; serf uses the query's own deadline, which the event does not
  * carry, so keep it comfortably above serf's default query timeout. */
@@ -58,7 +91,6 @@ struct stream {
 	uint64_t seq;
 	struct handler_filter *f;
 	size_t nf;
-	struct stream *next;
 };
 
 struct pending_respond {
@@ -82,12 +114,18 @@ struct client {
 	bool monitor;
 	uint64_t mon_seq;
 	int mon_level;
-	struct stream *streams;
+	struct stream *streams; /* array, at most MAX_STREAMS */
+	size_t nstreams;
 	struct pending_respond *pr;
 	size_t npr;
 	bool close_after_flush;
 	bool dead;
 	bool overflow; /* too much unsent output: drop the client */
+	bool more;     /* complete requests left unread (REQ_BUDGET) */
+	int64_t born;  /* now_ms() at accept */
+	int64_t last_req; /* now_ms() at its latest request */
+	unsigned preauth_refused;
+	char host[64]; /* peer IP (no port), for the per-source bound */
 	struct client *next;
 };
 
@@ -146,6 +184,7 @@ struct rpc_server {
 	bool in_query;
 	struct stashed *stash;
 	size_t nstash;
+	size_t freed_big; /* bytes of big buffers freed since the last trim */
 };
 
 /* ---------------------------------------------------------------- output */
@@ -209,8 +248,31 @@ static void client_kill(struct client *c, const char *why)
 	if (c->dead)
 		return;
 	if (why)
-		alog(LV_ERR, "agent.ipc: %s: %s", c->name, why);
+		alog_rl(LV_ERR, "agent.ipc: %s: %s", c->name, why);
 	c->dead = true;
+}
+
+/* Handshaken, and authenticated if the agent wants a token. */
+static bool client_ready(const struct rpc_server *s, const struct client *c)
+{
+	return c->version != 0 && (!s->auth || !*s->auth || c->authed);
+}
+
+/* Give back what a burst made a buffer grow to (see BUF_KEEP). */
+static void shrink_buffers(struct rpc_server *s, struct client *c)
+{
+	if (c->wlen == 0 && c->wcap > BUF_KEEP) {
+		s->freed_big += c->wcap;
+		free(c->wbuf);
+		c->wbuf = NULL;
+		c->wcap = 0;
+	}
+	if (c->rlen == 0 && c->rcap > BUF_KEEP) {
+		s->freed_big += c->rcap;
+		free(c->rbuf);
+		c->rbuf = NULL;
+		c->rcap = 0;
+	}
 }
 
 static void try_flush(struct client *c)
@@ -320,7 +382,7 @@ static void h_auth(struct rpc_server *s, struct client *c, uint64_t seq,
 		c->authed = true;
 		reply(c, seq, "");
 	} else {
-		alog(LV_WARN, "agent.ipc: %s: invalid authentication token", c->name);
+		alog_rl(LV_WARN, "agent.ipc: %s: invalid authentication token", c->name);
 		reply(c, seq, E_INVALID_AUTH);
 	}
 }
@@ -641,24 +703,29 @@ static void h_stream(struct client *c, uint64_t seq, const msgpack_object *b)
 		reply(c, seq, E_INVALID_FILTER);
 		return;
 	}
-	for (struct stream *st = c->streams; st; st = st->next) {
-		if (st->seq == seq) {
+	/* At most MAX_STREAMS, so this scan is short: registering streams
+	 * used to walk an unbounded list (150k of them: 23 s of CPU). */
+	for (size_t i = 0; i < c->nstreams; i++) {
+		if (c->streams[i].seq == seq) {
 			handler_free_filter(f, nf);
 			reply(c, seq, E_STREAM_EXISTS);
 			return;
 		}
 	}
-	struct stream *st = calloc(1, sizeof *st);
-	if (!st) {
+	if (c->nstreams >= MAX_STREAMS) {
 		handler_free_filter(f, nf);
-		reply(c, seq, "out of memory");
+		reply(c, seq, "Too many streams");
 		return;
 	}
-	st->seq = seq;
-	st->f = f;
-	st->nf = nf;
-	st->next = c->streams;
-	c->streams = st;
+	if (!c->streams) {
+		c->streams = calloc(MAX_STREAMS, sizeof *c->streams);
+		if (!c->streams) {
+			handler_free_filter(f, nf);
+			reply(c, seq, "out of memory");
+			return;
+		}
+	}
+	c->streams[c->nstreams++] = (struct stream){seq, f, nf};
 	reply(c, seq, "");
 }
 
@@ -713,12 +780,13 @@ static void h_stop(struct client *c, uint64_t seq, const msgpack_object *b)
 	mp_get_uint(b, "Stop", &stop);
 	if (c->monitor && c->mon_seq == stop)
 		c->monitor = false;
-	for (struct stream **pp = &c->streams; *pp; pp = &(*pp)->next) {
-		if ((*pp)->seq == stop) {
-			struct stream *st = *pp;
-			*pp = st->next;
-			handler_free_filter(st->f, st->nf);
-			free(st);
+	for (size_t i = 0; i < c->nstreams; i++) {
+		if (c->streams[i].seq == stop) {
+			handler_free_filter(c->streams[i].f, c->streams[i].nf);
+			/* keep registration order: events go out oldest stream first */
+			memmove(&c->streams[i], &c->streams[i + 1],
+				(c->nstreams - i - 1) * sizeof *c->streams);
+			c->nstreams--;
 			break;
 		}
 	}
@@ -1201,10 +1269,14 @@ static void h_will_set(struct rpc_server *s, struct client *c, uint64_t seq,
 	const char *p = "";
 	size_t n = 0;
 	int64_t delay = 0;
-	if (!mp_get_str(b, "To", to, sizeof to))
-		to[0] = '\0';
-	if (!mp_get_str(b, "Event", ev, sizeof ev))
-		ev[0] = '\0';
+	/* refused, not cut short: "ab\0cd" must not become a will for "ab" */
+	if (mp_get_text(b, "To", to, sizeof to) < 0 || mp_get_text(b, "Event", ev, sizeof ev) < 0) {
+		char err[120];
+		snprintf(err, sizeof err, "will recipient and event name must be strings of at "
+			 "most %d bytes without NUL", VIGIL_NAME_MAX);
+		reply(c, seq, err);
+		return;
+	}
 	mp_get_int(b, "Delay", &delay);
 	mp_as_bytes(mp_get(b, "Payload"), &p, &n);
 	if ((to[0] != '\0') == (ev[0] != '\0')) {
@@ -1283,8 +1355,11 @@ static void dispatch(struct rpc_server *s, struct client *c, const char *cmd, ui
 {
 	if (s->auth && *s->auth && !c->authed && strcmp(cmd, "auth") != 0 &&
 	    strcmp(cmd, "handshake") != 0) {
-		alog(LV_WARN, "agent.ipc: Client sending commands before auth");
+		alog_rl(LV_WARN, "agent.ipc: Client sending commands before auth");
 		reply(c, seq, E_AUTH_REQUIRED);
+		/* a real client sends one (the serf CLI without -rpc-auth) */
+		if (++c->preauth_refused >= MAX_PREAUTH_REQUESTS)
+			c->close_after_flush = true;
 		return;
 	}
 	if (strcmp(cmd, "handshake") == 0)
@@ -1333,11 +1408,20 @@ static void dispatch(struct rpc_server *s, struct client *c, const char *cmd, ui
 /* Parse and run every complete request in c's read buffer. */
 static void process_input(struct rpc_server *s, struct client *c)
 {
+	int budget = REQ_BUDGET;
+	c->more = false;
 	while (!c->dead && !c->close_after_flush && c->rlen > 0) {
+		if (c->wlen > WBUF_PAUSE)
+			return; /* resumed once the client has read its answers */
+		if (budget-- == 0) {
+			c->more = true; /* the rest next round */
+			return;
+		}
 		size_t fl = 0;
 		int r = mp_frame_len(c->rbuf, c->rlen, &fl);
 		if (r == 0)
 			return;
+		c->last_req = now_ms();
 		if (r < 0) {
 			client_kill(c, "failed to decode request: malformed or oversized msgpack");
 			return;
@@ -1367,8 +1451,8 @@ static void process_input(struct rpc_server *s, struct client *c)
 				reply(c, seq, E_HANDSHAKE_REQ);
 				c->close_after_flush = true;
 			} else if (!cmd_known(cmd)) {
-				alog(LV_ERR, "agent.ipc: Failed to evaluate request: command '%s' not recognized",
-				     cmd);
+				alog_rl(LV_ERR, "agent.ipc: Failed to evaluate request: command '%s' not recognized",
+					cmd);
 				reply(c, seq, E_UNSUPPORTED_CMD);
 				c->close_after_flush = true;
 			} else if (cmd_has_body(cmd)) {
@@ -1401,13 +1485,15 @@ static void client_read(struct rpc_server *s, struct client *c)
 	 * client cannot starve the others (or the gossip) */
 	size_t budget = 256 * 1024;
 	for (;;) {
-		if (budget == 0)
+		if (budget == 0 || c->wlen > WBUF_PAUSE || c->more)
 			return;
 		if (c->rcap - c->rlen < 4096) {
 			if (c->rcap >= RBUF_LIMIT) {
 				/* mp_frame_len rejects frames > MP_MAX_FRAME, so a
 				 * full buffer means the peer sent garbage */
 				process_input(s, c);
+				if (c->wlen > WBUF_PAUSE || c->more)
+					return; /* not garbage: we stopped reading */
 				if (c->rcap - c->rlen < 4096) {
 					client_kill(c, "request too large");
 					return;
@@ -1446,12 +1532,9 @@ static void client_read(struct rpc_server *s, struct client *c)
 static void client_free(struct client *c)
 {
 	close(c->fd);
-	while (c->streams) {
-		struct stream *st = c->streams;
-		c->streams = st->next;
-		handler_free_filter(st->f, st->nf);
-		free(st);
-	}
+	for (size_t i = 0; i < c->nstreams; i++)
+		handler_free_filter(c->streams[i].f, c->streams[i].nf);
+	free(c->streams);
 	free(c->pr);
 	free(c->rbuf);
 	free(c->wbuf);
@@ -1465,6 +1548,7 @@ static void sweep(struct rpc_server *s)
 		if (c->dead) {
 			*pp = c->next;
 			s->nclients--;
+			s->freed_big += c->rcap + c->wcap;
 			client_free(c);
 		} else {
 			pp = &c->next;
@@ -1474,10 +1558,62 @@ static void sweep(struct rpc_server *s)
 
 /* Register fd (connected, non-blocking; ownership passes to us) as a new
  * client whose peer address is ss.  -1 (fd closed) if it cannot be taken. */
+/*
+ * Whether a client connecting from `host` may have a slot, closing an idle
+ * one if that is what it takes.  Only connections that have not finished
+ * their handshake/auth are ever closed for room (oldest first): a
+ * connection costs an attacker nothing, so they must not lock out the
+ * operator, while an authenticated client is never pushed out.
+ */
+static bool make_room(struct rpc_server *s, const char *host)
+{
+	size_t live = 0, from_host = 0;
+	struct client *oldest = NULL, *oldest_host = NULL, *idlest = NULL;
+	int64_t now = now_ms();
+	for (struct client *c = s->clients; c; c = c->next) {
+		if (c->dead)
+			continue;
+		live++;
+		if (client_ready(s, c)) {
+			/* nothing subscribed, nothing owed: an idle connection */
+			if (!c->monitor && !c->nstreams && !c->wlen && !c->rlen &&
+			    now - c->last_req >= IDLE_EVICT_MS &&
+			    (!idlest || c->last_req < idlest->last_req))
+				idlest = c;
+			continue;
+		}
+		bool same = strcmp(c->host, host) == 0;
+		if (same)
+			from_host++;
+		if (!oldest || c->born <= oldest->born)
+			oldest = c;
+		if (same && (!oldest_host || c->born <= oldest_host->born))
+			oldest_host = c;
+	}
+	if (from_host >= MAX_PREAUTH_PER_SOURCE) {
+		client_kill(oldest_host, "closed: too many unauthenticated connections from its address");
+		return true;
+	}
+	if (live < MAX_CLIENTS)
+		return true;
+	if (oldest)
+		client_kill(oldest, "closed to make room: not authenticated");
+	else if (idlest)
+		client_kill(idlest, "closed to make room: idle");
+	else
+		return false;
+	return true;
+}
+
 static int client_add(struct rpc_server *s, int fd, const struct sockaddr_storage *ss)
 {
-	if (s->nclients >= MAX_CLIENTS) {
-		alog(LV_WARN, "agent.ipc: too many clients, rejecting connection");
+	char host[64] = "unix";
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof host);
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof host);
+	if (!make_room(s, host)) {
+		alog_rl(LV_WARN, "agent.ipc: too many clients, rejecting connection");
 		close(fd);
 		return -1;
 	}
@@ -1490,25 +1626,20 @@ static int client_add(struct rpc_server *s, int fd, const struct sockaddr_storag
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->fd = fd;
 	c->id = ++s->next_id;
-	char host[64] = "?";
-	int port = 0;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-		port = ntohs(in->sin_port);
-		snprintf(c->name, sizeof c->name, "%s:%d", host, port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-		port = ntohs(in6->sin6_port);
-		snprintf(c->name, sizeof c->name, "[%s]:%d", host, port);
-	} else {
+	c->born = c->last_req = now_ms();
+	snprintf(c->host, sizeof c->host, "%s", host);
+	if (ss->ss_family == AF_INET)
+		snprintf(c->name, sizeof c->name, "%s:%d", host,
+			 ntohs(((const struct sockaddr_in *)ss)->sin_port));
+	else if (ss->ss_family == AF_INET6)
+		snprintf(c->name, sizeof c->name, "[%s]:%d", host,
+			 ntohs(((const struct sockaddr_in6 *)ss)->sin6_port));
+	else
 		snprintf(c->name, sizeof c->name, "unix");
-	}
 	c->next = s->clients;
 	s->clients = c;
 	s->nclients++;
-	alog(LV_INFO, "agent.ipc: Accepted client: %s", c->name);
+	alog_rl(LV_INFO, "agent.ipc: Accepted client: %s", c->name);
 	return 0;
 }
 
@@ -1645,7 +1776,8 @@ int rpc_pollfds(struct rpc_server *s, struct pollfd *fds, int max)
 		fds[n++] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
 	for (struct client *c = s->clients; c && n < max; c = c->next) {
 		short ev = 0;
-		if (!c->close_after_flush)
+		/* a client with unread answers is not read (WBUF_PAUSE) */
+		if (!c->close_after_flush && c->wlen <= WBUF_PAUSE && !c->more)
 			ev |= POLLIN;
 		if (c->wlen)
 			ev |= POLLOUT;
@@ -1691,12 +1823,26 @@ void rpc_handle(struct rpc_server *s, const struct pollfd *fds, int n)
 			else
 				i++;
 		}
+		if (!c->dead && !client_ready(s, c) && now - c->born >= PREAUTH_TIMEOUT_MS)
+			client_kill(c, "closed: no handshake/auth within the time allowed");
 		if (c->overflow)
 			client_kill(c, "output buffer overflow");
 		if (!c->dead)
 			try_flush(c);
+		/* requests held back by WBUF_PAUSE or REQ_BUDGET: go on with
+		 * them now that there is room, without waiting for more input */
+		if (!c->dead && c->rlen && c->wlen <= WBUF_PAUSE)
+			process_input(s, c); /* its answers go out next round */
+		if (!c->dead)
+			shrink_buffers(s, c);
 	}
 	sweep(s);
+	if (s->freed_big >= TRIM_AFTER) {
+		/* glibc keeps freed memory in its arenas; hand it back */
+		malloc_trim(0);
+		s->freed_big = 0;
+	}
+	alog_rl_flush();
 }
 
 int rpc_timeout_ms(struct rpc_server *s)
@@ -1711,6 +1857,19 @@ int rpc_timeout_ms(struct rpc_server *s)
 	}
 	if (s->njoins && (best < 0 || best > 50))
 		best = 50; /* join progress is polled */
+	for (struct client *c = s->clients; c; c = c->next) {
+		int64_t d = -1;
+		if (c->dead)
+			continue;
+		if (c->more)
+			d = 0; /* requests held back by REQ_BUDGET */
+		else if (!client_ready(s, c))
+			d = c->born + PREAUTH_TIMEOUT_MS - now;
+		if (d < 0 && d != -1)
+			d = 0;
+		if (d >= 0 && (best < 0 || d < best))
+			best = d;
+	}
 	return best > 1000000 ? 1000000 : (int)best;
 }
 
@@ -1828,10 +1987,10 @@ void rpc_on_event(struct rpc_server *s, const struct vigil_event *ev,
 	for (struct client *c = s->clients; c; c = c->next) {
 		if (c->dead)
 			continue;
-		for (struct stream *st = c->streams; st; st = st->next) {
-			if (handler_filter_match(st->f, st->nf, ev, false)) {
+		for (size_t i = 0; i < c->nstreams; i++) {
+			const struct stream *st = &c->streams[i];
+			if (handler_filter_match(st->f, st->nf, ev, false))
 				send_event(s, c, st->seq, ev, members, nmembers);
-			}
 		}
 	}
 }

@@ -140,14 +140,14 @@ static int next_frame(struct rpcc *c, size_t *flen, int timeout_ms)
 {
 	int64_t end = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
 	for (;;) {
-		int r = mp_frame_len(c->rbuf, c->rlen, flen);
+		int r = mp_frame_len_max(c->rbuf, c->rlen, MP_MAX_RESPONSE, flen);
 		if (r > 0)
 			return 0;
 		if (r < 0)
 			return -1;
 		if (c->rcap - c->rlen < 4096) {
 			size_t ncap = c->rcap ? c->rcap * 2 : 16384;
-			if (ncap > MP_MAX_FRAME + 65536)
+			if (ncap > MP_MAX_RESPONSE + 65536)
 				return -1;
 			uint8_t *n = realloc(c->rbuf, ncap);
 			if (!n)

@@ -11,6 +11,7 @@
 #endif
 
 #include "crypto.h"
+#include "safefile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -319,50 +320,12 @@ int vigil_keyring_load_file(const char *path, struct vigil_keyring **out)
 	return VIGIL_CRYPTO_OK;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Best effort: makes the rename itself durable; some filesystems refuse. */
-static void fsync_parent_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	int fd;
-
-	if (!slash)
-		dir = strdup(".");
-	else if (slash == path)
-		dir = strdup("/");
-	else
-		dir = strndup(path, (size_t)(slash - path));
-	if (!dir)
-		return;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
-	if (fd < 0)
-		return;
-	(void)fsync(fd);
-	close(fd);
-}
-
 int vigil_keyring_save_file(const struct vigil_keyring *kr, const char *path)
 {
 	json_t *arr;
-	char *text = NULL, *tmp = NULL;
+	char *text = NULL;
 	size_t tlen;
-	int fd = -1, r = VIGIL_CRYPTO_OK, saved;
+	int r = VIGIL_CRYPTO_OK, saved;
 
 	if (!kr || !path)
 		return VIGIL_CRYPTO_EINVAL;
@@ -392,42 +355,11 @@ int vigil_keyring_save_file(const struct vigil_keyring *kr, const char *path)
 		return r;
 	tlen = strlen(text);
 
-	if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0) {
-		tmp = NULL;
-		r = VIGIL_CRYPTO_ENOMEM;
-		goto out;
-	}
-	/* Temp file in the same directory so rename() is atomic; mkstemp is 0600. */
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		r = VIGIL_CRYPTO_EIO;
-		goto out;
-	}
-	if (fchmod(fd, 0600) != 0 || write_all(fd, text, tlen) != 0 || fsync(fd) != 0) {
-		r = VIGIL_CRYPTO_EIO;
-		goto out;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		r = VIGIL_CRYPTO_EIO;
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0) {
-		r = VIGIL_CRYPTO_EIO;
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL;
-	fsync_parent_dir(path);
-out:
+	/* crash-safe, and never through a symlink planted at PATH.tmp; 0600 */
+	struct safefile_part part = {text, tlen};
+	if (safefile_write(path, &part, 1, NULL, NULL, 0) != 0)
+		r = errno == ENOMEM ? VIGIL_CRYPTO_ENOMEM : VIGIL_CRYPTO_EIO;
 	saved = errno;
-	if (fd >= 0)
-		close(fd);
-	if (tmp) {
-		unlink(tmp);
-		free(tmp);
-	}
 	OPENSSL_cleanse(text, tlen);
 	free(text);
 	errno = saved;

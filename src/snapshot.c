@@ -3,6 +3,7 @@
  * See snapshot.h for the format and the reading rules.
  */
 #include "snapshot.h"
+#include "safefile.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -745,99 +746,16 @@ int snap_render(const struct snap_image *img, char **out, size_t *len)
 
 /* ---------------------------------------------------------------- write */
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -1;
-		if (k == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-/* Make the rename durable; ignored where directories cannot be fsync'd. */
-static int fsync_dir_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir = !slash ? strdup(".") : slash == path ? strdup("/")
-			 : strndup(path, (size_t)(slash - path));
-	if (!dir)
-		return -1;
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	if (rc != 0 && (errno == EINVAL || errno == EROFS || errno == EBADF))
-		rc = 0;
-	close(fd);
-	return rc;
-}
-
 int snap_write_file(const char *path, const char *data, size_t len, char *err, size_t errlen)
 {
 	if (!path || !*path || (!data && len)) {
 		set_err(err, errlen, "bad arguments");
 		return SNAP_EINVAL;
 	}
-	size_t pl = strlen(path);
-	char *tmp = malloc(pl + sizeof ".tmp");
-	if (!tmp) {
-		set_err(err, errlen, "out of memory");
-		return SNAP_ENOMEM;
-	}
-	memcpy(tmp, path, pl);
-	memcpy(tmp + pl, ".tmp", sizeof ".tmp");
-	int rc = SNAP_EIO;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		set_err(err, errlen, "create %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (write_all(fd, data, len) != 0) {
-		set_err(err, errlen, "write %s: %s", tmp, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	/* the new name must never point at data that is not on disk yet */
-	if (fsync(fd) != 0) {
-		set_err(err, errlen, "fsync %s: %s", tmp, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	if (close(fd) != 0) {
-		set_err(err, errlen, "close %s: %s", tmp, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	if (snap_before_rename_hook && snap_before_rename_hook(tmp, path) != 0) {
-		set_err(err, errlen, "abandoned before rename (test hook)");
-		goto out;
-	}
-	if (rename(tmp, path) != 0) {
-		set_err(err, errlen, "rename %s to %s: %s", tmp, path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	if (fsync_dir_of(path) != 0) {
-		/* the file is complete either way; only durability is in doubt */
-		set_err(err, errlen, "fsync of the directory of %s: %s", path, strerror(errno));
-		goto out;
-	}
-	rc = SNAP_OK;
-out:
-	free(tmp);
-	return rc;
+	struct safefile_part part = {data, len};
+	if (safefile_write(path, &part, 1, snap_before_rename_hook, err, errlen) != 0)
+		return errno == ENOMEM ? SNAP_ENOMEM : SNAP_EIO;
+	return SNAP_OK;
 }
 
 /* ----------------------------------------------------------- snapshotter */
@@ -914,13 +832,8 @@ struct snapshotter *snapshotter_open(const struct snapshotter_config *cfg,
 		slog(s, 0, "vigil: no snapshot at %s yet, starting fresh", s->path);
 	} else if (rc == SNAP_ECORRUPT) {
 		/* keep the evidence, out of the way of the next write */
-		size_t pl = strlen(s->path);
-		char *aside = malloc(pl + sizeof ".corrupt");
-		if (aside) {
-			memcpy(aside, s->path, pl);
-			memcpy(aside + pl, ".corrupt", sizeof ".corrupt");
-		}
-		if (aside && rename(s->path, aside) == 0)
+		char *aside = safefile_move_aside(s->path, ".corrupt");
+		if (aside)
 			slog(s, 3, "vigil: snapshot %s is corrupt (%s); moved it to %s and "
 			     "starting fresh", s->path, err, aside);
 		else

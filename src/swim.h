@@ -106,6 +106,7 @@ struct swim_stats {
 	uint64_t suspicions, refutations, deaths, joins;
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 	uint64_t packets_in, packets_out, decode_errors;
+	uint64_t packets_malformed;  /* datagrams not even framed right: none of it used */
 	uint64_t push_pulls, stalls;
 	uint64_t refused_address;    /* alives moving a member we may not move */
 	uint64_t refused_incarnation; /* claims implausibly far ahead of what we hold */

@@ -10,6 +10,8 @@
  */
 #include "transport.h"
 
+#include "ratelimit.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +45,7 @@ struct conn {
 	struct wire_addr peer;
 	uint64_t cookie;
 	int64_t deadline;
+	int64_t born;          /* transport clock when accepted / started */
 	/* what we still have to write */
 	uint8_t *out;
 	size_t out_len, out_off;
@@ -68,6 +71,7 @@ struct transport {
 	uint8_t *udp_buf; /* TRANSPORT_UDP_RECV_MAX */
 	int64_t now;
 	struct transport_stats st;
+	struct ratelimit log_rl; /* for lines a connection flood causes */
 };
 
 /* Bound the work done per step so one busy socket cannot starve the rest. */
@@ -75,18 +79,24 @@ struct transport {
 #define ACCEPT_BATCH 64
 #define READ_CHUNK 65536
 
-__attribute__((format(printf, 3, 4)))
-static void tlog(struct transport *t, int level, const char *fmt, ...)
+/* One log function; rl NULL = always, else the shared limiter decides. */
+__attribute__((format(printf, 4, 5)))
+static void tlog_to(struct transport *t, struct ratelimit *rl, int level, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[600];
 	va_list ap;
 	if (!t->hooks.log)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	bool ok = ratelimit_vformat(rl, fmt, level, t->now, msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	t->hooks.log(t->hooks.ctx, level, msg);
+	if (ok)
+		t->hooks.log(t->hooks.ctx, level, msg);
 }
+
+#define tlog(t, level, ...) tlog_to((t), NULL, (level), __VA_ARGS__)
+/* for what a remote host can cause once per connection */
+#define tlog_rl(t, level, ...) tlog_to((t), &(t)->log_rl, (level), __VA_ARGS__)
 
 /* ---------------------------------------------------------------- addresses */
 
@@ -368,6 +378,8 @@ void transport_config_default(struct transport_config *cfg)
 	cfg->bind_port = TRANSPORT_DEFAULT_PORT;
 	cfg->tcp_timeout_ms = TRANSPORT_TCP_TIMEOUT_MS;
 	cfg->max_conns = TRANSPORT_MAX_CONNS;
+	cfg->max_conns_per_source = TRANSPORT_MAX_CONNS_PER_SOURCE;
+	cfg->in_budget = TRANSPORT_IN_BUDGET;
 	cfg->stream_max = TRANSPORT_STREAM_MAX;
 }
 
@@ -501,6 +513,10 @@ int transport_open(const struct transport_config *cfg, const struct transport_ho
 		t->cfg.tcp_timeout_ms = TRANSPORT_TCP_TIMEOUT_MS;
 	if (t->cfg.max_conns <= 0)
 		t->cfg.max_conns = TRANSPORT_MAX_CONNS;
+	if (t->cfg.max_conns_per_source <= 0)
+		t->cfg.max_conns_per_source = TRANSPORT_MAX_CONNS_PER_SOURCE;
+	if (t->cfg.in_budget == 0)
+		t->cfg.in_budget = TRANSPORT_IN_BUDGET;
 	if (t->cfg.stream_max == 0)
 		t->cfg.stream_max = TRANSPORT_STREAM_MAX;
 	if (!t->cfg.bind_addr[0])
@@ -665,8 +681,6 @@ static void udp_drain(struct transport *t)
 				return;
 			continue;
 		}
-		if (n < 1)
-			continue; /* memberlist also ignores empty datagrams */
 		struct wire_addr from;
 		addr_from_sockaddr(&ss, &from);
 		if (from.ip_len == 0)
@@ -767,6 +781,16 @@ static void conn_close_fd(struct conn *c)
 	}
 }
 
+/* Close it and drop what it had read; freed at the next compaction. */
+static void conn_end(struct conn *c)
+{
+	conn_close_fd(c);
+	c->st = C_DONE;
+	free(c->in);
+	c->in = NULL;
+	c->in_len = c->in_cap = 0;
+}
+
 /* Fail a connection; outgoing ones report msg == NULL to the owner. */
 static void conn_fail(struct transport *t, struct conn *c, const char *why)
 {
@@ -774,14 +798,13 @@ static void conn_fail(struct transport *t, struct conn *c, const char *why)
 	if (c->st == C_DONE)
 		return;
 	t->st.tcp_errors++;
-	tlog(t, c->outgoing ? 1 : 0, "transport: %s stream %s %s: %s",
-	     c->outgoing ? "outgoing" : "incoming", c->outgoing ? "to" : "from",
-	     transport_format_addr(&c->peer, a, sizeof a), why);
-	conn_close_fd(c);
-	c->st = C_DONE;
-	free(c->in);
-	c->in = NULL;
-	c->in_len = c->in_cap = 0;
+	if (c->outgoing)
+		tlog(t, 1, "transport: outgoing stream to %s: %s",
+		     transport_format_addr(&c->peer, a, sizeof a), why);
+	else /* any host can open these by the thousand */
+		tlog_rl(t, 0, "transport: incoming stream from %s: %s",
+			transport_format_addr(&c->peer, a, sizeof a), why);
+	conn_end(c);
 	if (c->outgoing && t->hooks.on_stream_reply)
 		t->hooks.on_stream_reply(t->hooks.ctx, c->cookie, NULL, 0);
 }
@@ -789,6 +812,75 @@ static void conn_fail(struct transport *t, struct conn *c, const char *why)
 static int active_socket_conns(const struct transport *t)
 {
 	return transport_active_conns(t);
+}
+
+static bool same_host(const struct wire_addr *a, const struct wire_addr *b)
+{
+	return a->ip_len == b->ip_len && memcmp(a->ip, b->ip, a->ip_len) == 0;
+}
+
+/*
+ * An incoming connection that may be closed to make room: still waiting
+ * for its request (nothing of ours is invested in it yet), and accepted
+ * in an earlier step, so it has had a chance to send.  Of those (from
+ * `host` only, when given), the one that sent nothing is taken first,
+ * then the oldest: a peer that is mid-push-pull is the last to go.
+ */
+static struct conn *evict_candidate(const struct transport *t, const struct wire_addr *host)
+{
+	struct conn *best = NULL;
+	for (int i = 0; i < t->n_conns; i++) {
+		struct conn *c = t->conns[i];
+		if (c->outgoing || c->st != C_IN_READ || c->born >= t->now)
+			continue;
+		if (host && !same_host(&c->peer, host))
+			continue;
+		if (!best || (c->in_len == 0 && best->in_len != 0) ||
+		    ((c->in_len == 0) == (best->in_len == 0) && c->born < best->born))
+			best = c;
+	}
+	return best;
+}
+
+static void evict(struct transport *t, struct conn *c, const char *why)
+{
+	char a[80];
+	t->st.tcp_evicted++;
+	tlog_rl(t, 1, "transport: closing idle stream from %s: %s",
+		transport_format_addr(&c->peer, a, sizeof a), why);
+	conn_end(c);
+}
+
+/*
+ * Whether a new connection (incoming from `from`, or outgoing when NULL)
+ * may have a slot, closing an idle incoming one if that is what it takes.
+ * Idle connections cost an attacker nothing, so they must never be what
+ * keeps a joiner (or our own push-pull) out.
+ */
+static bool make_room(struct transport *t, const struct wire_addr *from)
+{
+	if (from) {
+		int n = 0;
+		for (int i = 0; i < t->n_conns; i++) {
+			const struct conn *c = t->conns[i];
+			if (!c->outgoing && c->st != C_DONE && same_host(&c->peer, from))
+				n++;
+		}
+		if (n >= t->cfg.max_conns_per_source) {
+			struct conn *v = evict_candidate(t, from);
+			if (!v)
+				return false;
+			evict(t, v, "too many connections from one address");
+			return true;
+		}
+	}
+	if (active_socket_conns(t) < t->cfg.max_conns)
+		return true;
+	struct conn *v = evict_candidate(t, NULL);
+	if (!v)
+		return false;
+	evict(t, v, "connection table full");
+	return true;
 }
 
 void transport_send_stream(struct transport *t, const struct wire_addr *to,
@@ -799,10 +891,11 @@ void transport_send_stream(struct transport *t, const struct wire_addr *to,
 	socklen_t sl;
 	int family = addr_is_v4(to) ? AF_INET : AF_INET6;
 
-	if (active_socket_conns(t) >= t->cfg.max_conns) {
+	t->now = now; /* for make_room's age test */
+	if (!make_room(t, NULL)) {
 		t->st.tcp_rejected++;
-		tlog(t, 2, "transport: too many connections, not connecting to %s",
-		     transport_format_addr(to, a, sizeof a));
+		tlog_rl(t, 2, "transport: too many connections, not connecting to %s",
+			transport_format_addr(to, a, sizeof a));
 		queue_failure(t, cookie);
 		return;
 	}
@@ -831,6 +924,7 @@ void transport_send_stream(struct transport *t, const struct wire_addr *to,
 	c->peer = *to;
 	c->cookie = cookie;
 	c->deadline = now + t->cfg.tcp_timeout_ms;
+	c->born = now;
 	c->fd = open_socket(family, SOCK_STREAM, false);
 	if (c->fd < 0) {
 		tlog(t, 2, "transport: tcp socket: %s", strerror(errno));
@@ -878,13 +972,13 @@ static void accept_all(struct transport *t)
 		}
 		struct wire_addr peer;
 		addr_from_sockaddr(&ss, &peer);
-		if (active_socket_conns(t) >= t->cfg.max_conns) {
-			/* Close at once rather than leave peers hanging in the
-			 * backlog until their own timeout. */
+		if (!make_room(t, &peer)) {
+			/* Every slot is busy with a real exchange: close at once
+			 * rather than leave the peer hanging in the backlog. */
 			char a[80];
 			t->st.tcp_rejected++;
-			tlog(t, 2, "transport: too many connections, rejecting %s",
-			     transport_format_addr(&peer, a, sizeof a));
+			tlog_rl(t, 2, "transport: too many connections, rejecting %s",
+				transport_format_addr(&peer, a, sizeof a));
 			close(fd);
 			continue;
 		}
@@ -900,6 +994,7 @@ static void accept_all(struct transport *t)
 		c->peer = peer;
 		c->st = C_IN_READ;
 		c->deadline = t->now + t->cfg.tcp_timeout_ms;
+		c->born = t->now;
 		t->st.tcp_accepted++;
 	}
 }
@@ -923,9 +1018,20 @@ static int conn_write(struct transport *t, struct conn *c)
 	return 1;
 }
 
+/* Bytes of read buffer all incoming connections hold now. */
+static size_t incoming_buffered(const struct transport *t)
+{
+	size_t n = 0;
+	for (int i = 0; i < t->n_conns; i++)
+		if (!t->conns[i]->outgoing)
+			n += t->conns[i]->in_cap;
+	return n;
+}
+
 /*
  * Read what is available.  1 = peer closed (EOF), 0 = would block,
- * -1 = error, -2 = message would exceed stream_max.
+ * -1 = error, -2 = message would exceed stream_max, -3 = incoming
+ * connections together would exceed in_budget.
  */
 static int conn_read(struct transport *t, struct conn *c)
 {
@@ -936,6 +1042,10 @@ static int conn_read(struct transport *t, struct conn *c)
 			size_t nc = c->in_cap ? c->in_cap * 2 : 4096;
 			if (nc > t->cfg.stream_max)
 				nc = t->cfg.stream_max;
+			/* only on growth (log2 of the message size times per
+			 * connection), so the scan of <= 128 is cheap */
+			if (!c->outgoing && incoming_buffered(t) - c->in_cap + nc > t->cfg.in_budget)
+				return -3;
 			uint8_t *p = realloc(c->in, nc);
 			if (!p)
 				return -1;
@@ -1077,6 +1187,10 @@ static void conn_step(struct transport *t, struct conn *c, short revents)
 		if (r == -2) {
 			t->st.tcp_bad_frames++;
 			conn_fail(t, c, "message exceeds the stream size limit");
+			return;
+		}
+		if (r == -3) {
+			conn_fail(t, c, "incoming streams are over their memory budget");
 			return;
 		}
 		if (r == 1) {

@@ -39,6 +39,20 @@
 #define TRANSPORT_DEFAULT_PORT 7946
 #define TRANSPORT_MAX_CONNS 128          /* concurrent TCP connections */
 #define TRANSPORT_TCP_TIMEOUT_MS 10000   /* memberlist DefaultLANConfig TCPTimeout */
+/*
+ * Incoming connections from one IP address beyond this make room by
+ * closing that address's own idlest connection, so one host cannot hold
+ * the shared slots (a NAT or loopback cluster shares an address: the
+ * newcomer still gets in, by evicting a connection that has sat idle).
+ */
+#define TRANSPORT_MAX_CONNS_PER_SOURCE 16
+/*
+ * Memory all incoming connections together may buffer: three push-pulls of
+ * memberlist's 20 MiB maximum.  A connection whose next read would go past
+ * it is closed (peers retry; an attacker's slow streams end at the 10 s
+ * timeout), so 128 slow senders cannot make us hold 128 x 20 MiB.
+ */
+#define TRANSPORT_IN_BUDGET (64u << 20)
 #define TRANSPORT_UDP_RECV_MAX 65536     /* memberlist udpPacketBufSize */
 /*
  * Largest stream message we buffer: memberlist's maxPushStateBytes plus
@@ -53,7 +67,7 @@ struct transport;
 
 struct transport_hooks {
 	void *ctx;
-	/* One datagram (1..65536 bytes), exactly as received. */
+	/* One datagram (0..65536 bytes: empty ones too, so they are counted), exactly as received. */
 	void (*on_packet)(void *ctx, const struct wire_addr *from,
 			  const uint8_t *pkt, size_t len);
 	/*
@@ -80,7 +94,9 @@ struct transport_config {
 	uint16_t bind_port;  /* 0 = pick one free for both TCP and UDP */
 	int tcp_timeout_ms;  /* 0 = TRANSPORT_TCP_TIMEOUT_MS */
 	int max_conns;       /* 0 = TRANSPORT_MAX_CONNS */
+	int max_conns_per_source; /* 0 = TRANSPORT_MAX_CONNS_PER_SOURCE */
 	size_t stream_max;   /* 0 = TRANSPORT_STREAM_MAX */
+	size_t in_budget;    /* 0 = TRANSPORT_IN_BUDGET */
 };
 
 /* Counters; only ever increase. */
@@ -88,6 +104,7 @@ struct transport_stats {
 	uint64_t udp_in, udp_out, udp_in_bytes, udp_out_bytes, udp_send_errors;
 	uint64_t udp_unreachable;    /* ICMP port unreachable for datagrams we sent */
 	uint64_t tcp_accepted, tcp_connects, tcp_rejected; /* rejected: conn cap */
+	uint64_t tcp_evicted;        /* idle incoming connections closed to make room */
 	uint64_t tcp_errors, tcp_timeouts, tcp_bad_frames;
 	uint64_t tcp_in_bytes, tcp_out_bytes;
 };

@@ -37,6 +37,8 @@
 #include "errors.h"
 #include "evqueue.h"
 #include "resolve.h"
+#include "ratelimit.h"
+#include "safefile.h"
 #include "serf.h"
 #include "snapshot.h"
 #include "swim.h"
@@ -138,6 +140,9 @@ struct vigil {
 	uint64_t tcp_encrypted_no_key; /* encrypted stream but no keyring */
 	uint64_t stream_malformed;     /* swim rejected the stream message */
 	uint64_t encrypt_failed;
+
+	/* Log lines any peer can cause at packet rate go through this. */
+	struct ratelimit log_rl;
 };
 
 /* ------------------------------------------------------------------ util */
@@ -162,18 +167,28 @@ static int64_t boot_clock_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-__attribute__((format(printf, 3, 4)))
-static void vlog(struct vigil *v, int level, const char *fmt, ...)
+/* One log function; rl NULL = always, else the shared limiter decides. */
+__attribute__((format(printf, 4, 5)))
+static void vlog_to(struct vigil *v, struct ratelimit *rl, int level, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[600];
 	va_list ap;
 	if (!v->cfg.on_log)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	bool ok = ratelimit_vformat(rl, fmt, level, v->now, msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	v->cfg.on_log(v->cfg.ctx, level, msg);
+	if (ok)
+		v->cfg.on_log(v->cfg.ctx, level, msg);
 }
+
+#define vlog(v, level, ...) vlog_to((v), NULL, (level), __VA_ARGS__)
+/*
+ * For lines a remote peer can trigger once per datagram or connection
+ * (undecryptable packets, plaintext into an encrypted cluster, bad stream
+ * messages): a flood must not turn into a flood of log lines.
+ */
+#define vlog_rl(v, level, ...) vlog_to((v), &(v)->log_rl, (level), __VA_ARGS__)
 
 static void layer_log(void *ctx, int level, const char *msg)
 {
@@ -569,6 +584,12 @@ static bool looks_plaintext(const uint8_t *pkt, size_t len)
 static void t_on_packet(void *ctx, const struct wire_addr *from, const uint8_t *pkt, size_t len)
 {
 	struct vigil *v = ctx;
+	if (len == 0) {
+		/* counted as malformed, before decryption would call it a
+		 * decrypt failure */
+		v->udp_empty++;
+		return;
+	}
 	if (v->kr) {
 		size_t plen = 0;
 		int rc = vigil_decrypt(v->kr, NULL, 0, pkt, len, v->crypt_buf, v->crypt_cap, &plen);
@@ -582,7 +603,7 @@ static void t_on_packet(void *ctx, const struct wire_addr *from, const uint8_t *
 				v->udp_drop_plaintext++;
 			else if (rc != VIGIL_CRYPTO_EAUTH && rc != VIGIL_CRYPTO_EPAD)
 				v->udp_drop_malformed++;
-			vlog(v, 3, "vigil: decrypt packet failed: %s from=%s",
+			vlog_rl(v, 3, "vigil: decrypt packet failed: %s from=%s",
 			     vigil_crypto_strerror(rc), transport_format_addr(from, a, sizeof a));
 			return;
 		} else {
@@ -591,7 +612,7 @@ static void t_on_packet(void *ctx, const struct wire_addr *from, const uint8_t *
 		}
 	}
 	if (len == 0) {
-		v->udp_empty++;
+		v->udp_empty++; /* an encrypted empty message */
 		return;
 	}
 	swim_handle_packet(v->sw, from, pkt, len, v->now);
@@ -611,7 +632,7 @@ static const uint8_t *stream_plain(struct vigil *v, const struct wire_addr *from
 	if (len && msg[0] == VIGIL_CRYPTO_ENCRYPT_MSG) {
 		if (!v->kr) {
 			v->tcp_encrypted_no_key++;
-			vlog(v, 3, "vigil: remote state from %s is encrypted and encryption "
+			vlog_rl(v, 3, "vigil: remote state from %s is encrypted and encryption "
 			     "is not configured", transport_format_addr(from, a, sizeof a));
 			return NULL;
 		}
@@ -622,7 +643,7 @@ static const uint8_t *stream_plain(struct vigil *v, const struct wire_addr *from
 		if (rc != VIGIL_CRYPTO_OK || *plen == 0) {
 			free(out);
 			v->tcp_decrypt_failed++;
-			vlog(v, 3, "vigil: decrypt stream from %s failed: %s",
+			vlog_rl(v, 3, "vigil: decrypt stream from %s failed: %s",
 			     transport_format_addr(from, a, sizeof a),
 			     rc ? vigil_crypto_strerror(rc) : "empty plaintext");
 			return NULL;
@@ -632,7 +653,7 @@ static const uint8_t *stream_plain(struct vigil *v, const struct wire_addr *from
 	}
 	if (v->kr && v->cfg.gossip_verify_incoming) {
 		v->tcp_plain_dropped++;
-		vlog(v, 3, "vigil: encryption is configured but remote state from %s "
+		vlog_rl(v, 3, "vigil: encryption is configured but remote state from %s "
 		     "is not encrypted", transport_format_addr(from, a, sizeof a));
 		return NULL;
 	}
@@ -657,7 +678,7 @@ static void t_on_stream(void *ctx, const struct wire_addr *from, const uint8_t *
 	if (rc != WIRE_OK) {
 		char a[80];
 		v->stream_malformed++;
-		vlog(v, 2, "vigil: bad stream message from %s: %s",
+		vlog_rl(v, 2, "vigil: bad stream message from %s: %s",
 		     transport_format_addr(from, a, sizeof a), wire_strerror(rc));
 	}
 	if (out.len && !out.oom) {
@@ -1030,8 +1051,16 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	}
 	if (v->will_path) {
 		int wr = will_load(v->will, v->will_path);
-		if (wr != WILL_OK && wr != WILL_ENOENT) {
-			/* a corrupt file leaves fresh state; say so, keep going */
+		if (wr == WILL_EFORMAT) {
+			/* Corrupt: start fresh, but keep the evidence out of the
+			 * way of the next save (as the snapshot does). */
+			char *aside = safefile_move_aside(v->will_path, ".corrupt");
+			vlog(v, 3, "vigil: will state %s is corrupt; %s%s, starting fresh",
+			     v->will_path, aside ? "moved it to " : "could not move it aside: ",
+			     aside ? aside : strerror(errno));
+			free(aside);
+		} else if (wr != WILL_OK && wr != WILL_ENOENT) {
+			/* unreadable (I/O, memory): fresh state; say so, keep going */
 			vlog(v, 3, "vigil: will state %s unreadable (%d); starting fresh",
 			     v->will_path, wr);
 		}
@@ -1235,6 +1264,7 @@ void vigil_step(vigil_t *v)
 	v->now = now;
 	transport_step(v->tr, now);
 	join_resolved(v);
+	ratelimit_flush(&v->log_rl, now, layer_log, v);
 	if (swim_next_deadline(v->sw) <= now)
 		swim_tick(v->sw, now);
 	if (serf_layer_next_deadline(v->sl) <= now)
@@ -2472,6 +2502,7 @@ int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 		{"msgs_in", (double)ss->msgs_in},
 		{"msgs_out", (double)ss->msgs_out},
 		{"decode_errors", (double)ss->decode_errors},
+		{"udp_packets_malformed", (double)ss->packets_malformed},
 		{"udp_in", (double)ts->udp_in},
 		{"udp_out", (double)ts->udp_out},
 		{"udp_in_bytes", (double)ts->udp_in_bytes},
@@ -2485,6 +2516,7 @@ int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 		{"tcp_accepted", (double)ts->tcp_accepted},
 		{"tcp_connects", (double)ts->tcp_connects},
 		{"tcp_rejected", (double)ts->tcp_rejected},
+		{"tcp_evicted", (double)ts->tcp_evicted},
 		{"tcp_errors", (double)ts->tcp_errors},
 		{"tcp_timeouts", (double)ts->tcp_timeouts},
 		{"tcp_bad_frames", (double)ts->tcp_bad_frames},

@@ -17,6 +17,7 @@
  * then applied — a malformed message changes nothing.
  */
 #include "will.h"
+#include "safefile.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1907,65 +1908,10 @@ int will_save(const struct will *w, const char *path)
 	uint8_t tail[4] = { (uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8),
 			    (uint8_t)crc };
 
-	int rc = WILL_EIO;
-	size_t plen = strlen(path);
-	char *tmp = malloc(plen + 5);
-	if (!tmp) {
-		msgpack_sbuffer_destroy(&e.sb);
-		return WILL_ENOMEM;
-	}
-	memcpy(tmp, path, plen);
-	memcpy(tmp + plen, ".tmp", 5);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		const struct { const void *p; size_t n; } parts[3] = {
-			{ head, sizeof head }, { e.sb.data, blen }, { tail, sizeof tail } };
-		bool ok = true;
-		for (int i = 0; i < 3 && ok; i++) {
-			const uint8_t *q = parts[i].p;
-			size_t left = parts[i].n;
-			while (left > 0) {
-				ssize_t k = write(fd, q, left);
-				if (k < 0 && errno == EINTR)
-					continue;
-				if (k <= 0) {
-					ok = false;
-					break;
-				}
-				q += k;
-				left -= (size_t)k;
-			}
-		}
-		/* fsync before rename: the new name must never point at a torn file. */
-		if (ok && fsync(fd) != 0)
-			ok = false;
-		if (close(fd) != 0)
-			ok = false;
-		if (ok && rename(tmp, path) == 0) {
-			rc = WILL_OK;
-			/* And make the rename itself durable. */
-			char *dir = strdup(path);
-			if (dir) {
-				char *slash = strrchr(dir, '/');
-				const char *d = ".";
-				if (slash == dir)
-					d = "/";
-				else if (slash) {
-					*slash = '\0';
-					d = dir;
-				}
-				int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-				if (dfd >= 0) {
-					fsync(dfd);
-					close(dfd);
-				}
-				free(dir);
-			}
-		} else {
-			unlink(tmp);
-		}
-	}
-	free(tmp);
+	const struct safefile_part parts[3] = {
+		{ head, sizeof head }, { e.sb.data, blen }, { tail, sizeof tail } };
+	int rc = safefile_write(path, parts, 3, NULL, NULL, 0) == 0 ? WILL_OK
+		 : errno == ENOMEM ? WILL_ENOMEM : WILL_EIO;
 	msgpack_sbuffer_destroy(&e.sb);
 	return rc;
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypto.h"
 #include "snapshot.h"
 #include "vigil.h"
 
@@ -844,6 +845,100 @@ static int local_port(vigil_t *v, const char *name)
 	return port;
 }
 
+/*
+ * Issue 15: a symlink planted at PATH.tmp must not be followed, by any of
+ * the three crash-safe writers (they share src/safefile.c).  Old code opened
+ * PATH.tmp with O_CREAT|O_TRUNC and wrote through the link into the victim.
+ */
+static bool victim_intact(const char *victim)
+{
+	size_t n = 0;
+	char *got = read_raw(victim, &n);
+	bool ok = got && n == 6 && memcmp(got, "victim", 6) == 0;
+	free(got);
+	return ok;
+}
+
+static void plant_symlink(const char *path, const char *victim)
+{
+	char tmp[340];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	unlink(tmp);
+	write_raw(victim, "victim", 6);
+	if (symlink(victim, tmp) != 0)
+		printf("# symlink: %s\n", strerror(errno));
+}
+
+TEST(writers_never_follow_a_planted_tmp_symlink)
+{
+	char path[300], victim[300], err[256];
+	size_t l1;
+	char *img = sample_image(&l1, false);
+	REQUIRE(img);
+	path_in(victim, sizeof victim, "victim");
+
+	/* snapshot */
+	path_in(path, sizeof path, "snap-link");
+	plant_symlink(path, victim);
+	CHECK_EQ_INT(snap_write_file(path, img, l1, err, sizeof err), SNAP_OK);
+	CHECK(victim_intact(victim));
+	struct snap_state st;
+	CHECK_EQ_INT(snap_load(path, false, &st, err, sizeof err), SNAP_OK);
+	snap_state_free(&st);
+	struct stat sb;
+	CHECK(lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 0777) == 0600);
+
+	/* keyring file */
+	path_in(path, sizeof path, "keyring-link");
+	plant_symlink(path, victim);
+	struct vigil_keyring *kr = vigil_keyring_new();
+	REQUIRE(kr);
+	uint8_t key[16] = {1, 2, 3};
+	CHECK_EQ_INT(vigil_keyring_add(kr, key, sizeof key), 0);
+	CHECK_EQ_INT(vigil_keyring_save_file(kr, path), 0);
+	vigil_keyring_free(kr);
+	CHECK(victim_intact(victim));
+	CHECK(lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 0777) == 0600);
+
+	/* will state: written by a vigil whose snapshot is PATH (state PATH.will) */
+	path_in(path, sizeof path, "will-link");
+	char wpath[320];
+	snprintf(wpath, sizeof wpath, "%s.will", path);
+	plant_symlink(wpath, victim);
+	struct vnode n;
+	REQUIRE(make_vnode(&n, "w", path, false) == 0);
+	CHECK_EQ_INT(vigil_will_set(n.v, "someone", NULL, 1000, (const uint8_t *)"bye", 3), 0);
+	vigil_destroy(n.v);
+	CHECK(victim_intact(victim));
+	CHECK(lstat(wpath, &sb) == 0 && S_ISREG(sb.st_mode));
+	unlink(path);
+	unlink(wpath);
+	free(img);
+}
+
+/* A corrupt will state file is moved aside (PATH.corrupt), not overwritten. */
+TEST(corrupt_will_state_is_moved_aside)
+{
+	char path[300], wpath[320], aside[340];
+	path_in(path, sizeof path, "will-corrupt");
+	snprintf(wpath, sizeof wpath, "%s.will", path);
+	snprintf(aside, sizeof aside, "%s.corrupt", wpath);
+	unlink(aside);
+	REQUIRE(write_raw(wpath, "VWIL garbage, not a will state", 30) == 0);
+	struct vnode n;
+	REQUIRE(make_vnode(&n, "w", path, false) == 0);
+	CHECK(exists(aside));
+	size_t len = 0;
+	char *got = read_raw(aside, &len);
+	CHECK(got && len == 30 && memcmp(got, "VWIL garbage", 12) == 0);
+	free(got);
+	CHECK(n.lg.errors >= 1 && strstr(n.lg.last_error, ".corrupt") != NULL);
+	vigil_destroy(n.v);
+	unlink(path);
+	unlink(wpath);
+	unlink(aside);
+}
+
 TEST(vigil_restores_clocks_and_rejoins)
 {
 	char snap[300], err[256];
@@ -944,7 +1039,8 @@ int main(int argc, char **argv)
 TEST_MAIN(render_parse_roundtrip, render_skips_unsafe_entries, leave_semantics_like_serf,
 	  reads_serf_written_log, serf_log_partial_last_line, every_truncation_is_refused,
 	  damaged_files_are_refused, random_bytes_are_refused,
-	  crash_before_rename_keeps_old_file,
+	  crash_before_rename_keeps_old_file, writers_never_follow_a_planted_tmp_symlink,
+	  corrupt_will_state_is_moved_aside,
 	  sigkill_during_writes_never_leaves_a_torn_file,
 	  snapshotter_corrupt_file_gives_one_error_and_fresh_start,
 	  snapshotter_writes_debounced_state, snapshotter_carries_over_unreached_nodes,

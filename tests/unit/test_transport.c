@@ -447,34 +447,156 @@ TEST(transport_garbage_stream)
 	transport_close(b);
 }
 
-TEST(transport_conn_cap)
+/* Connect to 127.0.0.1:port (blocking connect; the listener accepts later). */
+static int connect_lo(uint16_t port)
 {
-	struct tctx cb;
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	if (s >= 0 && connect(s, (struct sockaddr *)&sin, sizeof sin) != 0) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+/* Whether the server closed s (EOF or reset) within ms. */
+static bool closed_by_peer(int s, int ms)
+{
+	struct pollfd p = {.fd = s, .events = POLLIN};
+	char rb[8];
+	return poll(&p, 1, ms) == 1 && read(s, rb, sizeof rb) <= 0;
+}
+
+/* A listening transport with these limits (0 = default), its address in lb. */
+static struct transport *open_limited(struct tctx *cb, int max_conns, int per_source,
+				      size_t in_budget, struct wire_addr *lb)
+{
 	struct transport_config cfg;
 	transport_config_default(&cfg);
 	snprintf(cfg.bind_addr, sizeof cfg.bind_addr, "127.0.0.1");
 	cfg.bind_port = 0;
-	cfg.max_conns = 2;
-	struct transport_hooks h = {.ctx = &cb, .on_stream = tc_stream};
-	memset(&cb, 0, sizeof cb);
-	REQUIRE(transport_open(&cfg, &h, &cb.t, NULL, 0) == 0);
-	struct wire_addr lb;
-	transport_local_addr(cb.t, &lb);
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(lb.port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int s[3];
-	for (int i = 0; i < 3; i++) {
-		s[i] = socket(AF_INET, SOCK_STREAM, 0);
-		REQUIRE(connect(s[i], (struct sockaddr *)&sin, sizeof sin) == 0);
-	}
-	PUMP(cb.t, (struct transport *)NULL, 500,
-	     transport_stats(cb.t)->tcp_accepted + transport_stats(cb.t)->tcp_rejected >= 3);
-	CHECK_EQ_INT(transport_stats(cb.t)->tcp_accepted, 2);
-	CHECK_EQ_INT(transport_stats(cb.t)->tcp_rejected, 1);
-	CHECK_EQ_INT(transport_active_conns(cb.t), 2);
-	for (int i = 0; i < 3; i++)
+	if (max_conns)
+		cfg.max_conns = max_conns;
+	if (per_source)
+		cfg.max_conns_per_source = per_source;
+	if (in_budget)
+		cfg.in_budget = in_budget;
+	struct transport_hooks h = {.ctx = cb, .on_stream = tc_stream};
+	memset(cb, 0, sizeof *cb);
+	if (transport_open(&cfg, &h, &cb->t, NULL, 0) != 0)
+		return NULL;
+	transport_local_addr(cb->t, lb);
+	return cb->t;
+}
+
+/* The end of a limits test: our sockets, then the transport. */
+static void close_all(struct transport *t, int *s, int n)
+{
+	for (int i = 0; i < n; i++)
 		close(s[i]);
-	transport_close(cb.t);
+	transport_close(t);
+}
+
+/* Open n idle connections one after the other, each accepted before the next. */
+static bool connect_idle(struct transport *t, uint16_t port, int *s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		s[i] = connect_lo(port);
+		if (s[i] < 0)
+			return false;
+		PUMP(t, (struct transport *)NULL, 500,
+		     transport_stats(t)->tcp_accepted >= (uint64_t)i + 1);
+		PUMP(t, (struct transport *)NULL, 5, 0); /* a step old */
+	}
+	return true;
+}
+
+/*
+ * Idle connections (an attacker's, costing it nothing) fill the table; a
+ * joiner's push-pull must still get in, by evicting the idlest of them.
+ * Old code: the newcomer was refused while the idle ones sat out their
+ * 10 s, so joins failed for as long as the flood went on.
+ */
+TEST(transport_conn_cap)
+{
+	struct tctx cb;
+	struct wire_addr lb;
+	REQUIRE(open_limited(&cb, 3, 0, 0, &lb));
+	int s[5];
+	/* two idle, one that sent half a message (a slow peer) */
+	REQUIRE(connect_idle(cb.t, lb.port, s, 3));
+	const uint8_t half[] = {WIRE_USER};
+	CHECK_EQ_INT(write(s[0], half, 1), 1);
+	PUMP(cb.t, (struct transport *)NULL, 50, 0); /* everyone is a step old */
+	CHECK_EQ_INT(transport_active_conns(cb.t), 3);
+
+	/* a joiner: its whole message is handled although the table is full */
+	struct wbuf m;
+	wbuf_init(&m);
+	const uint8_t payload[] = "push-pull";
+	wire_encode_stream_user(&m, payload, sizeof payload);
+	s[3] = connect_lo(lb.port);
+	REQUIRE(s[3] >= 0);
+	CHECK_EQ_INT(write(s[3], m.p, m.len), (long)m.len);
+	PUMP(cb.t, (struct transport *)NULL, 1000, cb.streams == 1);
+	CHECK_EQ_INT(cb.streams, 1);
+	CHECK_EQ_INT(transport_stats(cb.t)->tcp_rejected, 0);
+	CHECK_EQ_INT(transport_stats(cb.t)->tcp_evicted, 1);
+	/* the victim was the oldest that sent nothing, not the slow sender */
+	CHECK(closed_by_peer(s[1], 1000));
+	struct pollfd p = {.fd = s[0], .events = POLLIN};
+	CHECK_EQ_INT(poll(&p, 1, 0), 0);
+	CHECK(transport_active_conns(cb.t) <= 3);
+	wbuf_free(&m);
+	close_all(cb.t, s, 4);
+}
+
+/* One address beyond its share evicts its own idle connections first. */
+TEST(transport_conn_per_source)
+{
+	struct tctx cb;
+	struct wire_addr lb;
+	REQUIRE(open_limited(&cb, 16, 2, 0, &lb));
+	int s[4];
+	REQUIRE(connect_idle(cb.t, lb.port, s, 4));
+	CHECK_EQ_INT(transport_stats(cb.t)->tcp_accepted, 4);
+	CHECK_EQ_INT(transport_stats(cb.t)->tcp_evicted, 2);
+	CHECK_EQ_INT(transport_active_conns(cb.t), 2);
+	CHECK(closed_by_peer(s[0], 1000));
+	CHECK(closed_by_peer(s[1], 1000));
+	close_all(cb.t, s, 4);
+}
+
+/* Incoming streams together stay within in_budget: one that would go past
+ * it is closed, the others go on.  Old code: each could take 20 MiB. */
+TEST(transport_incoming_budget)
+{
+	struct tctx cb;
+	struct wire_addr lb;
+	REQUIRE(open_limited(&cb, 0, 0, 96 * 1024, &lb));
+	/* a user message announcing 1 MiB, of which 40 KiB arrive */
+	static uint8_t part[40 * 1024];
+	struct wbuf m;
+	wbuf_init(&m);
+	static uint8_t big[1 << 20];
+	wire_encode_stream_user(&m, big, sizeof big);
+	REQUIRE(m.len > sizeof part);
+	memcpy(part, m.p, sizeof part);
+	wbuf_free(&m);
+	int s[2];
+	for (int i = 0; i < 2; i++) {
+		s[i] = connect_lo(lb.port);
+		REQUIRE(s[i] >= 0);
+		CHECK_EQ_INT(write(s[i], part, sizeof part), (long)sizeof part);
+		PUMP(cb.t, (struct transport *)NULL, 300, 0);
+	}
+	/* first: 64 KiB of buffer; the second would need 64 more: over 96 */
+	CHECK_EQ_INT(transport_active_conns(cb.t), 1);
+	CHECK(closed_by_peer(s[1], 1000));
+	struct pollfd p = {.fd = s[0], .events = POLLIN};
+	CHECK_EQ_INT(poll(&p, 1, 0), 0);
+	close_all(cb.t, s, 2);
 }
 
 TEST(transport_ipv6_dualstack)
@@ -517,6 +639,7 @@ struct node {
 	char will_owner[VIGIL_NAME_MAX + 1];
 	char will_payload[64];
 	int logs_err;
+	int logs_malformed; /* swim's "dropped a malformed packet" lines */
 };
 
 static void on_event(void *ctx, const struct vigil_event *ev)
@@ -543,6 +666,8 @@ static void on_log(void *ctx, int level, const char *msg)
 	struct node *n = ctx;
 	if (level >= 3)
 		n->logs_err++;
+	if (strstr(msg, "dropped a malformed packet"))
+		n->logs_malformed++;
 	if (getenv("VIGIL_TEST_LOG"))
 		printf("# [%d] %s\n", level, msg);
 }
@@ -854,7 +979,14 @@ static void garbage_at(bool encrypted)
 			       9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9};
 	sendto(u, enc, sizeof enc, 0, (struct sockaddr *)&sin, sizeof sin);
 	const uint8_t comp[] = {WIRE_COMPOUND, 255, 0, 1};
-	sendto(u, comp, sizeof comp, 0, (struct sockaddr *)&sin, sizeof sin);
+	for (int i = 0; i < 100; i++) {
+		sendto(u, comp, sizeof comp, 0, (struct sockaddr *)&sin, sizeof sin);
+		if (i % 50 == 0)
+			run(ns, 2, 5);
+	}
+	/* empty datagrams are counted too (packets_dropped{reason="malformed"}) */
+	for (int i = 0; i < 3; i++)
+		sendto(u, pkt, 0, 0, (struct sockaddr *)&sin, sizeof sin);
 	close(u);
 
 	/* garbage streams: bad type, truncated encrypt frame, huge lengths */
@@ -886,10 +1018,19 @@ static void garbage_at(bool encrypted)
 	CHECK_EQ_INT(status_of(ns[1].v, "a"), VIGIL_STATUS_ALIVE);
 	CHECK_EQ_INT(status_of(ns[1].v, "b"), VIGIL_STATUS_ALIVE);
 	CHECK_EQ_INT(ns[0].fails + ns[1].fails, 0);
-	if (encrypted)
+	/* a flood of bad input is not a flood of log lines: at most a burst
+	 * of 5 per kind (call site) per 10 s, the rest counted */
+	CHECK(ns[1].logs_err <= 20);
+	CHECK_EQ_INT(stat_of(ns[1].v, "udp_empty"), 3);
+	if (encrypted) {
 		CHECK(stat_of(ns[1].v, "udp_decrypt_failed") >= 300);
-	else
-		CHECK(stat_of(ns[1].v, "decode_errors") > 0);
+	} else {
+		/* whole datagrams that cannot be split into messages (the
+		 * truncated compound above) are packets_dropped{malformed} */
+		CHECK(stat_of(ns[1].v, "udp_packets_malformed") >= 100);
+		/* logged for the 1st, 2nd, 4th, ... only: 100 make at most 7 */
+		CHECK(ns[1].logs_malformed <= 8);
+	}
 	CHECK(stat_of(ns[1].v, "tcp_active") == 0);
 	vigil_destroy(ns[0].v);
 	vigil_destroy(ns[1].v);
@@ -1277,7 +1418,8 @@ TEST(vigil_api_edges)
 TEST_MAIN(parse_addresses, default_advertise_is_not_wildcard, transport_packet_roundtrip,
 	  transport_port_unreachable,
 	  transport_stream_roundtrip, transport_big_stream, transport_stream_refused,
-	  transport_stream_timeout, transport_garbage_stream, transport_conn_cap,
+	  transport_stream_timeout, transport_garbage_stream, transport_conn_cap, transport_conn_per_source,
+	  transport_incoming_budget,
 	  transport_ipv6_dualstack, vigil_join_outcome, vigil_join_ipv4, vigil_join_ipv6, vigil_join_encrypted,
 	  vigil_encryption_mismatch, vigil_garbage_plain, vigil_garbage_encrypted,
 	  vigil_key_rotation, vigil_key_query_rebroadcast_intact, vigil_will_delivery,
