@@ -185,7 +185,7 @@ struct agent_opts {
 	const char *rpc_addr, *rpc_auth, *profile, *snapshot, *discover, *iface;
 	const char *tags_file, *retry_interval, *broadcast_timeout, *metrics_addr;
 	struct flag_list config, event_handlers, join, tags, retry_join;
-	bool replay, syslog, rejoin, disable_compression;
+	bool replay, syslog, rejoin, disable_compression, disable_coordinates;
 	long long protocol, retry_max;
 	int64_t handler_timeout;
 };
@@ -236,6 +236,8 @@ static int parse_agent_flags(int argc, char **argv, struct agent_opts *o,
 		{"retry-interval", FLAG_STRING, &o->retry_interval, 0},
 		{"rejoin", FLAG_BOOL, &o->rejoin, 0},
 		{"disable-compression", FLAG_BOOL, &o->disable_compression, 0},
+		/* vigil: serf has only the config key disable_coordinates */
+		{"disable-coordinates", FLAG_BOOL, &o->disable_coordinates, 0},
 		{"broadcast-timeout", FLAG_STRING, &o->broadcast_timeout, 0},
 	};
 	char err[256];
@@ -289,6 +291,7 @@ static int parse_agent_flags(int argc, char **argv, struct agent_opts *o,
 	cmd->protocol = (int)(o->protocol > 0 && o->protocol < 100 ? o->protocol : -1);
 	cmd->replay_on_join = o->replay;
 	cmd->rejoin_after_leave = o->rejoin;
+	cmd->disable_coordinates = o->disable_coordinates;
 	cmd->retry_max_attempts = (int)(o->retry_max > 0 && o->retry_max < INT_MAX ? o->retry_max : 0);
 	if (o->handler_timeout >= 0)
 		cmd->handler_timeout_ns = o->handler_timeout ? o->handler_timeout : -1;
@@ -793,6 +796,7 @@ int agent_main(int argc, char **argv)
 		vc.protocol_version = cfg->protocol;
 	vc.snapshot_path = cfg->snapshot_path;
 	vc.rejoin_after_leave = cfg->rejoin_after_leave;
+	vc.disable_coordinates = cfg->disable_coordinates;
 	apply_profile(&vc, cfg->profile);
 	vc.on_event = on_lib_event;
 	vc.on_log = on_lib_log;

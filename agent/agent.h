@@ -36,6 +36,7 @@ struct agent_config {
 	int protocol;                 /* <= 0: default */
 	bool replay_on_join, leave_on_terminate, skip_leave_on_interrupt;
 	bool rejoin_after_leave;
+	bool disable_coordinates;     /* serf disable_coordinates */
 	int retry_max_attempts;
 	int64_t retry_interval_ns;    /* 0: default 30s */
 	int64_t broadcast_timeout_ns; /* 0: default 5s */

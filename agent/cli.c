@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "coordinate.h"
 #include "flags.h"
 #include "mp.h"
 #include "rpcclient.h"
@@ -1454,6 +1455,83 @@ static int cmd_info(int argc, char **argv)
 	return rc;
 }
 
+/* ------------------------------------------------------------------- rtt */
+
+static const char rtt_help[] =
+	"Usage: vigil rtt [options] node1 [node2]\n"
+	"\n"
+	"  Estimates the round trip time between two nodes using vigil's network\n"
+	"  coordinate model of the cluster (compatible with serf's).\n"
+	"\n"
+	"  At least one node name is required. If the second node name isn't given, it\n"
+	"  is set to the agent's node name. Note that these are node names as known to\n"
+	"  vigil as \"vigil members\" would show, not IP addresses.\n"
+	"\n"
+	"Options:\n"
+	"\n"
+	"  -rpc-addr=127.0.0.1:7373  RPC address of the vigil agent.\n"
+	"\n"
+	"  -rpc-auth=\"\"              RPC auth token of the vigil agent.\n";
+
+/* RPC get-coordinate for node: 0 found, 1 (reported) otherwise. */
+static int fetch_coordinate(struct cmdflags *f, const char *node, struct vigil_coord *out)
+{
+	struct mp_body b;
+	msgpack_packer *pk = mp_body_map(&b, 1);
+	mp_pack_kstr(pk, "Node", node);
+	msgpack_unpacked u;
+	if (request(f, "get-coordinate", &b, &u, "Error getting coordinates") != 0)
+		return 1;
+	bool ok = false;
+	const msgpack_object *co = mp_get(&u.data, "Coord");
+	if (mp_get_bool(&u.data, "Ok", &ok) && ok && co && coord_unpack(co, out)) {
+		msgpack_unpacked_destroy(&u);
+		return 0;
+	}
+	msgpack_unpacked_destroy(&u);
+	fprintf(stderr, "Could not find a coordinate for node \"%s\"\n", node);
+	return 1;
+}
+
+/* serf's rtt command: same arguments, same output. */
+static int cmd_rtt(int argc, char **argv)
+{
+	struct cmdflags f = {0};
+	int rest, rc;
+	if ((rc = fl_parse(&f, rtt_help, argc, argv, &rest)) != PARSED)
+		return rc;
+	char self[VIGIL_NAME_MAX + 1];
+	const char *nodes[2] = { NULL, NULL };
+	if (argc - rest == 1) {
+		msgpack_unpacked u;
+		if (request(&f, "stats", NULL, &u, "Error querying agent") != 0)
+			return 1;
+		const msgpack_object *agent = mp_get(&u.data, "agent");
+		if (!agent || !mp_get_str(agent, "name", self, sizeof self))
+			self[0] = '\0';
+		msgpack_unpacked_destroy(&u);
+		nodes[1] = self;
+	} else if (argc - rest != 2) {
+		fprintf(stderr, "One or two node names must be specified\n\n%s\n", rtt_help);
+		return 1;
+	} else {
+		nodes[1] = argv[rest + 1];
+	}
+	nodes[0] = argv[rest];
+	struct vigil_coord c1, c2;
+	if (fetch_coordinate(&f, nodes[0], &c1) != 0 || fetch_coordinate(&f, nodes[1], &c2) != 0)
+		return 1;
+	double d = vigil_coord_distance(&c1, &c2);
+	if (d < 0) {
+		fprintf(stderr, "Error getting coordinates: dimensions aren't compatible\n");
+		return 1;
+	}
+	/* Go: time.Duration (whole ns) then Seconds()*1000 */
+	printf("Estimated %s <-> %s rtt: %.3f ms\n", nodes[0], nodes[1],
+	       (double)(int64_t)(d * 1e9) / 1e6);
+	return 0;
+}
+
 /* ------------------------------------------------------------------ will */
 
 static const char will_help[] =
@@ -1702,6 +1780,7 @@ static const struct command commands[] = {
 	{"members", "Lists the members of a cluster", cmd_members, members_help},
 	{"monitor", "Stream logs from an agent", cmd_monitor, monitor_help},
 	{"query", "Send a query to the cluster", cmd_query, query_help},
+	{"rtt", "Estimates network round trip time between nodes", cmd_rtt, rtt_help},
 	{"tags", "Modify tags of a running agent", cmd_tags, tags_help},
 	{"version", "Prints the vigil version", cmd_version, NULL},
 	{"will", "Set, show or clear this node's last will", cmd_will, will_help},

@@ -134,6 +134,7 @@ void config_merge(struct agent_config *a, const struct agent_config *b)
 	a->leave_on_terminate |= b->leave_on_terminate;
 	a->skip_leave_on_interrupt |= b->skip_leave_on_interrupt;
 	a->rejoin_after_leave |= b->rejoin_after_leave;
+	a->disable_coordinates |= b->disable_coordinates;
 	if (b->retry_max_attempts)
 		a->retry_max_attempts = b->retry_max_attempts;
 	if (b->retry_interval_ns)
@@ -166,7 +167,7 @@ struct keydef {
 static const struct keydef keys[] = {
 	{"node_name", K_STR, OFF(node_name)},
 	{"role", K_STR, OFF(role)},
-	{"disable_coordinates", K_IGNORE_BOOL, 0},
+	{"disable_coordinates", K_BOOL, OFF(disable_coordinates)},
 	{"tags", K_TAGS, OFF(tags)},
 	{"tags_file", K_STR, OFF(tags_file)},
 	{"bind", K_STR, OFF(bind)},

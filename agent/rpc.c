@@ -29,6 +29,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "mp.h"
+#include "coordinate.h"
 
 #define MAX_CLIENTS 512
 /* A client that stops reading its stream must not make us buffer without
@@ -1266,26 +1267,25 @@ static void h_stats(struct rpc_server *s, struct client *c, uint64_t seq)
 	vigil_members_free(ms, n);
 }
 
-static void h_get_coordinate(struct client *c, uint64_t seq)
+/* serf handleGetCoordinate: {Node} -> {Coord, Ok}.  An unknown node (or
+ * coordinates disabled) gets the zero Coordinate (Vec nil) and Ok=false,
+ * which `serf rtt` reports as "Could not find a coordinate". */
+static void h_get_coordinate(struct rpc_server *s, struct client *c, uint64_t seq,
+			     const msgpack_object *b)
 {
-	/* vigil does not implement Vivaldi coordinates: answer exactly as a
-	 * serf agent with disable_coordinates does (zero coordinate, Ok=false),
-	 * so `serf rtt` reports that no coordinate was found. */
+	char node[VIGIL_NAME_MAX + 1];
+	struct vigil_coord co;
+	bool ok = mp_get_str(b, "Node", node, sizeof node) &&
+		  vigil_get_coordinate(s->a->v, node, &co) == 0;
+	if (!ok)
+		memset(&co, 0, sizeof co);
 	msgpack_packer pk;
 	client_packer(c, &pk);
 	pack_header(&pk, seq, "");
 	msgpack_pack_map(&pk, 2);
 	mp_pack_cstr(&pk, "Coord");
-	msgpack_pack_map(&pk, 4);
-	mp_pack_cstr(&pk, "Vec");
-	msgpack_pack_nil(&pk);
-	mp_pack_cstr(&pk, "Error");
-	msgpack_pack_double(&pk, 0);
-	mp_pack_cstr(&pk, "Adjustment");
-	msgpack_pack_double(&pk, 0);
-	mp_pack_cstr(&pk, "Height");
-	msgpack_pack_double(&pk, 0);
-	mp_pack_kbool(&pk, "Ok", false);
+	coord_pack(&pk, &co);
+	mp_pack_kbool(&pk, "Ok", ok);
 }
 
 /* vigil extension: will-set {To, Event, Delay (ns), Payload} */
@@ -1416,7 +1416,7 @@ static void dispatch(struct rpc_server *s, struct client *c, const char *cmd, ui
 	else if (strcmp(cmd, "stats") == 0)
 		h_stats(s, c, seq);
 	else if (strcmp(cmd, "get-coordinate") == 0)
-		h_get_coordinate(c, seq);
+		h_get_coordinate(s, c, seq, body);
 	else if (strcmp(cmd, "will-set") == 0)
 		h_will_set(s, c, seq, body);
 	else if (strcmp(cmd, "will-clear") == 0)

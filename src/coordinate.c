@@ -22,7 +22,7 @@ struct coord_node {
 	double samples[FILTER_MAX];   /* oldest first */
 	unsigned n_samples;
 	bool has_cached;
-	struct coord cached;
+	struct vigil_coord cached;
 };
 
 void coord_config_default(struct coord_config *cfg)
@@ -37,7 +37,7 @@ void coord_config_default(struct coord_config *cfg)
 	cfg->gravity_rho = 150.0;
 }
 
-void coord_new(const struct coord_config *cfg, struct coord *c)
+void coord_new(const struct coord_config *cfg, struct vigil_coord *c)
 {
 	memset(c, 0, sizeof *c);
 	c->dim = cfg->dimensionality;
@@ -50,7 +50,7 @@ static bool component_valid(double f)
 	return isfinite(f);
 }
 
-bool coord_valid(const struct coord *c)
+bool coord_valid(const struct vigil_coord *c)
 {
 	for (unsigned i = 0; i < c->dim; i++)
 		if (!component_valid(c->vec[i]))
@@ -59,7 +59,7 @@ bool coord_valid(const struct coord *c)
 	       component_valid(c->height);
 }
 
-static double magnitude_of_diff(const struct coord *a, const struct coord *b)
+static double magnitude_of_diff(const struct vigil_coord *a, const struct vigil_coord *b)
 {
 	double sum = 0.0;
 	for (unsigned i = 0; i < a->dim; i++) {
@@ -70,12 +70,12 @@ static double magnitude_of_diff(const struct coord *a, const struct coord *b)
 }
 
 /* rawDistanceTo: no adjustment terms. */
-static double raw_distance(const struct coord *a, const struct coord *b)
+static double raw_distance(const struct vigil_coord *a, const struct vigil_coord *b)
 {
 	return magnitude_of_diff(a, b) + a->height + b->height;
 }
 
-double coord_distance(const struct coord *a, const struct coord *b)
+double coord_distance(const struct vigil_coord *a, const struct vigil_coord *b)
 {
 	double dist = raw_distance(a, b);
 	double adjusted = dist + a->adjustment + b->adjustment;
@@ -95,7 +95,7 @@ static double rand_unit(uint64_t *s)
 
 /* unitVectorAt: the unit vector from b to a and the distance between them;
  * a random direction (and distance 0) when they coincide. */
-static double unit_vector_at(const struct coord *a, const struct coord *b, double *unit,
+static double unit_vector_at(const struct vigil_coord *a, const struct vigil_coord *b, double *unit,
 			     uint64_t *rng)
 {
 	unsigned dim = a->dim;
@@ -127,8 +127,8 @@ static double unit_vector_at(const struct coord *a, const struct coord *b, doubl
 	return 0.0;
 }
 
-void coord_apply_force(const struct coord_config *cfg, struct coord *c, double force,
-		       const struct coord *other, uint64_t *rng)
+void coord_apply_force(const struct coord_config *cfg, struct vigil_coord *c, double force,
+		       const struct vigil_coord *other, uint64_t *rng)
 {
 	double unit[COORD_MAX_DIM];
 	double mag = unit_vector_at(c, other, unit, rng);
@@ -149,11 +149,16 @@ static void pack_key(msgpack_packer *pk, const char *k)
 	msgpack_pack_str_body(pk, k, n);
 }
 
-void coord_pack(msgpack_packer *pk, const struct coord *c)
+void coord_pack(msgpack_packer *pk, const struct vigil_coord *c)
 {
 	msgpack_pack_map(pk, 4);
 	pack_key(pk, "Vec");
-	msgpack_pack_array(pk, c->dim);
+	if (c->dim == 0) {
+		/* the zero Coordinate: Go writes its nil slice as nil */
+		msgpack_pack_nil(pk);
+	} else {
+		msgpack_pack_array(pk, c->dim);
+	}
 	for (unsigned i = 0; i < c->dim; i++)
 		msgpack_pack_double(pk, c->vec[i]);
 	pack_key(pk, "Error");
@@ -192,7 +197,7 @@ static bool key_eq(const msgpack_object *k, const char *s)
 	return false;
 }
 
-bool coord_unpack(const msgpack_object *o, struct coord *c)
+bool coord_unpack(const msgpack_object *o, struct vigil_coord *c)
 {
 	memset(c, 0, sizeof *c);
 	if (o->type != MSGPACK_OBJECT_MAP)
@@ -226,7 +231,7 @@ bool coord_unpack(const msgpack_object *o, struct coord *c)
 	return true;
 }
 
-size_t coord_ack_payload(const struct coord *c, uint8_t *buf, size_t cap)
+size_t coord_ack_payload(const struct vigil_coord *c, uint8_t *buf, size_t cap)
 {
 	msgpack_sbuffer sb;
 	msgpack_sbuffer_init(&sb);
@@ -243,7 +248,7 @@ size_t coord_ack_payload(const struct coord *c, uint8_t *buf, size_t cap)
 	return n;
 }
 
-int coord_parse_ack_payload(const uint8_t *p, size_t len, struct coord *c)
+int coord_parse_ack_payload(const uint8_t *p, size_t len, struct vigil_coord *c)
 {
 	if (len == 0)
 		return -1;
@@ -332,7 +337,7 @@ void coord_client_forget(struct coord_client *cl, const char *node)
 	*n = cl->nodes[--cl->n_nodes];
 }
 
-bool coord_client_cached(const struct coord_client *cl, const char *node, struct coord *out)
+bool coord_client_cached(const struct coord_client *cl, const char *node, struct vigil_coord *out)
 {
 	const struct coord_node *n = node_find(cl, node);
 	if (!n || !n->has_cached)
@@ -368,7 +373,7 @@ double coord_client_latency_filter(struct coord_client *cl, const char *node, do
 	return median_push(n, cl->cfg.latency_filter_size, rtt_s);
 }
 
-static void update_vivaldi(struct coord_client *cl, const struct coord *other, double rtt_s)
+static void update_vivaldi(struct coord_client *cl, const struct vigil_coord *other, double rtt_s)
 {
 	double dist = coord_distance(&cl->coord, other);
 	if (rtt_s < ZERO_THRESHOLD)
@@ -387,7 +392,7 @@ static void update_vivaldi(struct coord_client *cl, const struct coord *other, d
 	coord_apply_force(&cl->cfg, &cl->coord, force, other, &cl->rng);
 }
 
-static void update_adjustment(struct coord_client *cl, const struct coord *other, double rtt_s)
+static void update_adjustment(struct coord_client *cl, const struct vigil_coord *other, double rtt_s)
 {
 	unsigned w = cl->cfg.adjustment_window_size;
 	if (w == 0)
@@ -408,7 +413,7 @@ static void update_gravity(struct coord_client *cl)
 	coord_apply_force(&cl->cfg, &cl->coord, force, &cl->origin, &cl->rng);
 }
 
-int coord_client_update(struct coord_client *cl, const char *node, const struct coord *other,
+int coord_client_update(struct coord_client *cl, const char *node, const struct vigil_coord *other,
 			double rtt_s, char *err, size_t errlen)
 {
 	if (!coord_compatible(&cl->coord, other)) {

@@ -26,17 +26,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define COORD_MAX_DIM 8
+#include "vigil.h"
+
+/* The coordinate itself is the public struct vigil_coord (vigil.h). */
+#define COORD_MAX_DIM VIGIL_COORD_MAX_DIM
 /* serf's ping delegate PingVersion: first byte of every ack payload. */
 #define COORD_PING_VERSION 1
 /* Room for an encoded ack payload with COORD_MAX_DIM dimensions. */
 #define COORD_PAYLOAD_MAX 192
 
-struct coord {
-	unsigned dim;                 /* len(Vec); 0..COORD_MAX_DIM */
-	double vec[COORD_MAX_DIM];
-	double error, adjustment, height;
-};
 
 struct coord_config {
 	unsigned dimensionality;
@@ -51,34 +49,34 @@ struct coord_config {
 void coord_config_default(struct coord_config *cfg);
 
 /* NewCoordinate: at the origin with the maximum error. */
-void coord_new(const struct coord_config *cfg, struct coord *c);
+void coord_new(const struct coord_config *cfg, struct vigil_coord *c);
 /* IsValid: no NaN or infinite component. */
-bool coord_valid(const struct coord *c);
+bool coord_valid(const struct vigil_coord *c);
 /* DistanceTo, in seconds: Euclidean + heights + adjustments (when positive).
  * The dimensions must match (coord_compatible). */
-double coord_distance(const struct coord *a, const struct coord *b);
-static inline bool coord_compatible(const struct coord *a, const struct coord *b)
+double coord_distance(const struct vigil_coord *a, const struct vigil_coord *b);
+static inline bool coord_compatible(const struct vigil_coord *a, const struct vigil_coord *b)
 {
 	return a->dim == b->dim;
 }
 /* ApplyForce: move c by `force` seconds away from `other` (towards it when
  * negative).  *rng is a PRNG state, used only when the two coincide. */
-void coord_apply_force(const struct coord_config *cfg, struct coord *c, double force,
-		       const struct coord *other, uint64_t *rng);
+void coord_apply_force(const struct coord_config *cfg, struct vigil_coord *c, double force,
+		       const struct vigil_coord *other, uint64_t *rng);
 
 /* msgpack {Vec, Error, Adjustment, Height} as go-msgpack writes the Go
  * struct (field order, str keys, float64 values). */
-void coord_pack(msgpack_packer *pk, const struct coord *c);
+void coord_pack(msgpack_packer *pk, const struct vigil_coord *c);
 /* The inverse, liberal in number types (any int or float); false if o is
  * not such a map or Vec has more than COORD_MAX_DIM entries.  Missing
  * fields are zero, as Go's decoder leaves them. */
-bool coord_unpack(const msgpack_object *o, struct coord *c);
+bool coord_unpack(const msgpack_object *o, struct vigil_coord *c);
 /* serf's AckPayload: PingVersion byte + msgpack coordinate.  Returns the
  * length written (0 if cap is too small). */
-size_t coord_ack_payload(const struct coord *c, uint8_t *buf, size_t cap);
+size_t coord_ack_payload(const struct vigil_coord *c, uint8_t *buf, size_t cap);
 /* Parse an ack payload (NotifyPingComplete): 0 ok, -1 empty, -2 wrong
  * version, -3 malformed. */
-int coord_parse_ack_payload(const uint8_t *p, size_t len, struct coord *c);
+int coord_parse_ack_payload(const uint8_t *p, size_t len, struct vigil_coord *c);
 
 /* ---- the client (serf coordinate.Client) ---- */
 
@@ -86,7 +84,7 @@ struct coord_node;                /* per-node filter samples + cached coordinate
 
 struct coord_client {
 	struct coord_config cfg;
-	struct coord coord, origin;
+	struct vigil_coord coord, origin;
 	double *adjustment_samples;   /* adjustment_window_size of them */
 	unsigned adjustment_index;
 	struct coord_node *nodes;     /* unsorted; n is the member count */
@@ -105,13 +103,13 @@ void coord_client_free(struct coord_client *cl);
  * serf's text: incompatible dimensions, an invalid coordinate, an RTT
  * outside [0, 10 s].  On success the coordinate is also cached for `node`.
  */
-int coord_client_update(struct coord_client *cl, const char *node, const struct coord *other,
+int coord_client_update(struct coord_client *cl, const char *node, const struct vigil_coord *other,
 			double rtt_s, char *err, size_t errlen);
 /* serf Client.ForgetNode plus dropping the node's cached coordinate. */
 void coord_client_forget(struct coord_client *cl, const char *node);
 /* The coordinate last received from `node` (serf GetCachedCoordinate,
  * without the local node, which the caller answers from cl->coord). */
-bool coord_client_cached(const struct coord_client *cl, const char *node, struct coord *out);
+bool coord_client_cached(const struct coord_client *cl, const char *node, struct vigil_coord *out);
 /* latencyFilter: add a sample for node, return the median of the last
  * latency_filter_size samples.  Exposed for tests. */
 double coord_client_latency_filter(struct coord_client *cl, const char *node, double rtt_s);

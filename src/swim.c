@@ -200,6 +200,7 @@ struct swim {
 	char probe_target[WIRE_NAME_MAX + 1];
 	uint32_t probe_seq;
 	int64_t probe_start, probe_ack_deadline, probe_end;
+	int64_t probe_sent_us;       /* for ping_complete's RTT */
 	int probe_expected_nacks, probe_nacks;
 	bool probe_unreachable;      /* the target's port answered our ping with ICMP unreachable */
 	int64_t next_probe;
@@ -1489,6 +1490,14 @@ static void reshuffle(struct swim *sw)
 	sw->probe_pos = 0;
 }
 
+/* The biggest ack payload we attach (serf's coordinate takes ~120 bytes). */
+#define ACK_PAYLOAD_MAX 256
+
+static int64_t clock_us(struct swim *sw, int64_t now)
+{
+	return sw->hooks.clock_us ? sw->hooks.clock_us(sw->hooks.ctx) : now * 1000;
+}
+
 /* A ping for `node` that tells the receiver where to send the ack. */
 static void fill_ping(const struct swim *sw, struct wire_msg *msg, uint32_t seq,
 		      struct wire_bytes node)
@@ -1570,6 +1579,7 @@ static void probe_start(struct swim *sw, int64_t now)
 	sw->probe_nacks = 0;
 	sw->probe_unreachable = false;
 	sw->probe_phase = PROBE_DIRECT;
+	sw->probe_sent_us = clock_us(sw, now);
 	if (target->state == SWIM_SUSPECT && sw->cfg.lifeguard) {
 		struct suspicion *sp = suspicion_of(sw, target);
 		if (sp)
@@ -1692,6 +1702,11 @@ static void handle_ping(struct swim *sw, const struct wire_ping *p, const struct
 	memset(&ack, 0, sizeof ack);
 	ack.type = WIRE_ACK;
 	ack.u.ack.seq = p->seq;
+	uint8_t payload[ACK_PAYLOAD_MAX];
+	if (sw->hooks.ack_payload) {
+		size_t n = sw->hooks.ack_payload(sw->hooks.ctx, payload, sizeof payload);
+		ack.u.ack.payload = (struct wire_bytes){ payload, (uint32_t)n };
+	}
 	struct wire_addr to;
 	reply_addr(&p->source, from, &to);
 	encode_send(sw, &to, &ack, false);
@@ -1730,9 +1745,16 @@ static void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip
 	encode_send(sw, &ip->target, &msg, false);
 }
 
-static void handle_ack(struct swim *sw, uint32_t seq)
+static void handle_ack(struct swim *sw, const struct wire_ack *a, int64_t now)
 {
+	uint32_t seq = a->seq;
 	if (sw->probe_phase != PROBE_IDLE && seq == sw->probe_seq) {
+		/* memberlist reports the RTT of direct acks only: an indirect
+		 * one measures the helper's path too */
+		if (sw->probe_phase == PROBE_DIRECT && sw->hooks.ping_complete)
+			sw->hooks.ping_complete(sw->hooks.ctx, sw->probe_target,
+						clock_us(sw, now) - sw->probe_sent_us,
+						a->payload.p, a->payload.len);
 		probe_succeeded(sw);
 		return;
 	}
@@ -1790,7 +1812,7 @@ static void handle_decoded(struct packet_ctx *pc, const struct wire_msg *m, uint
 		handle_indirect(sw, &m->u.indirect, pc->from, pc->now);
 		break;
 	case WIRE_ACK:
-		handle_ack(sw, m->u.ack.seq);
+		handle_ack(sw, &m->u.ack, pc->now);
 		break;
 	case WIRE_NACK:
 		handle_nack(sw, m->u.nack.seq, pc->now);

@@ -33,6 +33,7 @@
 
 #include <msgpack.h>
 
+#include "coordinate.h"
 #include "crypto.h"
 #include "serf.h"
 #include "snapshot.h"
@@ -87,6 +88,7 @@ struct vigil {
 	struct will *will;           /* last wills (serf extension) */
 	char *will_path;             /* its state file, or NULL */
 	struct snapshotter *snap;    /* -snapshot, or NULL */
+	struct coord_client *coords; /* serf's Vivaldi client, NULL if disabled */
 	struct snap_node *rejoin;    /* previously alive nodes (serf handleRejoin) */
 	size_t n_rejoin, rejoin_next;
 	bool rejoin_active;          /* a re-join attempt is in flight */
@@ -296,6 +298,43 @@ static void h_on_member(void *ctx, enum swim_member_event ev, const struct swim_
 		will_on_member(v->will, ev, m, v->now);
 	if (v->snap)
 		snapshotter_mark_dirty(v->snap);
+	/* serf handleNodeLeave: forget a failed or departed node's samples */
+	if (v->coords && ev == SWIM_EV_LEAVE)
+		coord_client_forget(v->coords, m->name);
+}
+
+/* memberlist PingDelegate, as serf's ping_delegate.go. */
+static size_t h_ack_payload(void *ctx, uint8_t *buf, size_t cap)
+{
+	struct vigil *v = ctx;
+	return coord_ack_payload(&v->coords->coord, buf, cap);
+}
+
+static void h_ping_complete(void *ctx, const char *name, int64_t rtt_us,
+			    const uint8_t *payload, size_t len)
+{
+	struct vigil *v = ctx;
+	struct vigil_coord other;
+	int rc = coord_parse_ack_payload(payload, len, &other);
+	if (rc == -1)
+		return; /* a peer without coordinates (memberlist, serf -disable-coordinates) */
+	if (rc != 0) {
+		vlog(v, 3, rc == -2 ? "serf: Unsupported ping version: %u"
+				    : "serf: Failed to decode coordinate from ping (version %u)",
+		     (unsigned)payload[0]);
+		return;
+	}
+	char err[160];
+	if (coord_client_update(v->coords, name, &other, (double)rtt_us / 1e6, err, sizeof err) != 0)
+		vlog(v, 0, "serf: Rejected coordinate from %s: %s", name, err);
+}
+
+static int64_t h_clock_us(void *ctx)
+{
+	(void)ctx;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void rejoin_next(struct vigil *v);
@@ -902,6 +941,20 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		.join_result = h_join_result,
 		.log = layer_log,
 	};
+	if (!cfg->disable_coordinates) {
+		struct coord_config cc;
+		coord_config_default(&cc);
+		v->coords = calloc(1, sizeof *v->coords);
+		if (!v->coords || coord_client_init(v->coords, &cc, random_seed()) != 0) {
+			free(v->coords);
+			v->coords = NULL;
+			set_err(err, errlen, "Failed to create coordinate client");
+			goto fail;
+		}
+		sh.ack_payload = h_ack_payload;
+		sh.ping_complete = h_ping_complete;
+		sh.clock_us = h_clock_us;
+	}
 	v->sw = swim_new(&sc, &sh, v->now);
 	if (!v->sw) {
 		set_err(err, errlen, "cannot create the membership state machine");
@@ -1034,6 +1087,9 @@ void vigil_destroy(vigil_t *v)
 	will_free(v->will);
 	serf_layer_free(v->sl);
 	swim_free(v->sw);
+	if (v->coords)
+		coord_client_free(v->coords);
+	free(v->coords);
 	transport_close(v->tr);
 	vigil_keyring_free(v->kr);
 	free(v->crypt_buf);
@@ -2208,4 +2264,24 @@ int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 	out[n].name = NULL;
 	out[n].value = 0;
 	return n;
+}
+
+/* ------------------------------------------------------ coordinates */
+
+int vigil_get_coordinate(vigil_t *v, const char *node, struct vigil_coord *out)
+{
+	if (!v || !node || !out || !v->coords)
+		return -1;
+	if (strcmp(node, v->cfg.name) == 0) {
+		*out = v->coords->coord;
+		return 0;
+	}
+	return coord_client_cached(v->coords, node, out) ? 0 : -1;
+}
+
+double vigil_coord_distance(const struct vigil_coord *a, const struct vigil_coord *b)
+{
+	if (!coord_compatible(a, b) || a->dim > VIGIL_COORD_MAX_DIM)
+		return -1;
+	return coord_distance(a, b);
 }

@@ -39,7 +39,7 @@ TEST(coordinate_default_config_is_serfs)
 	CHECK(c.height_min == 10.0e-6);
 	CHECK_EQ_INT(c.latency_filter_size, 3);
 	CHECK(c.gravity_rho == 150.0);
-	struct coord o;
+	struct vigil_coord o;
 	coord_new(&c, &o);
 	CHECK_EQ_INT(o.dim, 8);
 	CHECK(o.error == 1.5 && o.height == 10.0e-6 && o.adjustment == 0.0);
@@ -48,7 +48,7 @@ TEST(coordinate_default_config_is_serfs)
 TEST(coordinate_distance_matches_serf)
 {
 	struct coord_config c = cfg3(0);
-	struct coord c1, c2;
+	struct vigil_coord c1, c2;
 	coord_new(&c, &c1);
 	coord_new(&c, &c2);
 	c1.vec[0] = -0.5, c1.vec[1] = 1.3, c1.vec[2] = 2.4;
@@ -69,7 +69,7 @@ TEST(coordinate_apply_force_matches_serf)
 {
 	struct coord_config c = cfg3(0);
 	uint64_t rng = 1;
-	struct coord origin, above, right, x;
+	struct vigil_coord origin, above, right, x;
 	coord_new(&c, &origin);
 	coord_new(&c, &above);
 	coord_new(&c, &right);
@@ -125,7 +125,7 @@ TEST(coordinate_update_moves_away_and_caches)
 	struct coord_config c = cfg3(10.0e-6);
 	struct coord_client cl;
 	REQUIRE(coord_client_init(&cl, &c, 1) == 0);
-	struct coord other, got;
+	struct vigil_coord other, got;
 	coord_new(&c, &other);
 	other.vec[2] = 0.001;
 	char err[160];
@@ -144,7 +144,7 @@ TEST(coordinate_update_refuses_bad_input_unchanged)
 	struct coord_config c = cfg3(10.0e-6);
 	struct coord_client cl;
 	REQUIRE(coord_client_init(&cl, &c, 1) == 0);
-	struct coord other, before = cl.coord;
+	struct vigil_coord other, before = cl.coord;
 	coord_new(&c, &other);
 	other.vec[2] = 0.001;
 	char err[160];
@@ -159,7 +159,7 @@ TEST(coordinate_update_refuses_bad_input_unchanged)
 	CHECK(coord_client_update(&cl, "n", &other, 0.25, err, sizeof err) != 0);
 	CHECK_EQ_STR(err, "dimensions aren't compatible");
 	CHECK(memcmp(&before, &cl.coord, sizeof before) == 0);
-	struct coord got;
+	struct vigil_coord got;
 	CHECK(!coord_client_cached(&cl, "n", &got));
 	CHECK_EQ_INT(cl.n_nodes, 0);
 	coord_client_free(&cl);
@@ -188,7 +188,7 @@ static void simulate(size_t n, double truth[][25], int cycles, double *avg, doub
 			if (j == i)
 				continue;
 			snprintf(name, sizeof name, "node_%zu", j);
-			struct coord other = cl[j].coord;
+			struct vigil_coord other = cl[j].coord;
 			coord_client_update(&cl[i], name, &other, truth[i][j], err, sizeof err);
 		}
 	*avg = *max = 0;
@@ -250,7 +250,7 @@ TEST(coordinate_ack_payload_is_serfs_encoding)
 {
 	struct coord_config c;
 	coord_config_default(&c);
-	struct coord x;
+	struct vigil_coord x;
 	coord_new(&c, &x);
 	x.vec[3] = -0.25;
 	x.adjustment = 1.5e-4;
@@ -260,7 +260,7 @@ TEST(coordinate_ack_payload_is_serfs_encoding)
 	/* PingVersion 1, a 4-entry map, "Vec" as a fixstr, 8 float64s */
 	static const uint8_t head[] = { 0x01, 0x84, 0xa3, 'V', 'e', 'c', 0x98, 0xcb };
 	CHECK(memcmp(buf, head, sizeof head) == 0);
-	struct coord y;
+	struct vigil_coord y;
 	REQUIRE(coord_parse_ack_payload(buf, n, &y) == 0);
 	CHECK(memcmp(&x, &y, sizeof x) == 0);
 	CHECK(coord_parse_ack_payload(buf, 0, &y) == -1);
