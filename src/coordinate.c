@@ -447,3 +447,21 @@ int coord_client_update(struct coord_client *cl, const char *node, const struct 
 	n->has_cached = true;
 	return 0;
 }
+
+int coord_client_on_ack(struct coord_client *cl, const char *node, int64_t rtt_us,
+			const uint8_t *payload, size_t len, char *err, size_t errlen)
+{
+	struct vigil_coord other;
+	switch (coord_parse_ack_payload(payload, len, &other)) {
+	case 0:
+		return coord_client_update(cl, node, &other, (double)rtt_us / 1e6, err, errlen);
+	case -1:
+		return 0;
+	case -2:
+		snprintf(err, errlen, "Unsupported ping version: %u", (unsigned)payload[0]);
+		return -1;
+	default:
+		snprintf(err, errlen, "Failed to decode coordinate from ping");
+		return -1;
+	}
+}

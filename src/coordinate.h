@@ -105,6 +105,14 @@ void coord_client_free(struct coord_client *cl);
  */
 int coord_client_update(struct coord_client *cl, const char *node, const struct vigil_coord *other,
 			double rtt_s, char *err, size_t errlen);
+/*
+ * serf's pingDelegate.NotifyPingComplete: parse the ack payload of a direct
+ * probe of `node` and update with its RTT.  0 updated or nothing to do (an
+ * empty payload: a peer without coordinates); -1 with err filled (wrong
+ * ping version, malformed payload, update refused).
+ */
+int coord_client_on_ack(struct coord_client *cl, const char *node, int64_t rtt_us,
+			const uint8_t *payload, size_t len, char *err, size_t errlen);
 /* serf Client.ForgetNode plus dropping the node's cached coordinate. */
 void coord_client_forget(struct coord_client *cl, const char *node);
 /* The coordinate last received from `node` (serf GetCachedCoordinate,

@@ -1704,8 +1704,10 @@ static void handle_ping(struct swim *sw, const struct wire_ping *p, const struct
 	ack.u.ack.seq = p->seq;
 	uint8_t payload[ACK_PAYLOAD_MAX];
 	if (sw->hooks.ack_payload) {
+		/* none stays a nil Payload, as memberlist writes it */
 		size_t n = sw->hooks.ack_payload(sw->hooks.ctx, payload, sizeof payload);
-		ack.u.ack.payload = (struct wire_bytes){ payload, (uint32_t)n };
+		if (n)
+			ack.u.ack.payload = (struct wire_bytes){ payload, (uint32_t)n };
 	}
 	struct wire_addr to;
 	reply_addr(&p->source, from, &to);

@@ -314,18 +314,8 @@ static void h_ping_complete(void *ctx, const char *name, int64_t rtt_us,
 			    const uint8_t *payload, size_t len)
 {
 	struct vigil *v = ctx;
-	struct vigil_coord other;
-	int rc = coord_parse_ack_payload(payload, len, &other);
-	if (rc == -1)
-		return; /* a peer without coordinates (memberlist, serf -disable-coordinates) */
-	if (rc != 0) {
-		vlog(v, 3, rc == -2 ? "serf: Unsupported ping version: %u"
-				    : "serf: Failed to decode coordinate from ping (version %u)",
-		     (unsigned)payload[0]);
-		return;
-	}
 	char err[160];
-	if (coord_client_update(v->coords, name, &other, (double)rtt_us / 1e6, err, sizeof err) != 0)
+	if (coord_client_on_ack(v->coords, name, rtt_us, payload, len, err, sizeof err) != 0)
 		vlog(v, 0, "serf: Rejected coordinate from %s: %s", name, err);
 }
 

@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include "coordinate.h"
+#include "sim.h"
 
 static void close_to(const char *file, int line, double a, double b)
 {
@@ -275,10 +276,53 @@ TEST(coordinate_ack_payload_is_serfs_encoding)
 	CHECK(coord_ack_payload(&x, buf, 10) == 0);
 }
 
+/*
+ * End to end through swim's probes: simulated members with per-link
+ * latencies (a star: link a-b takes 1 + extra(a) + extra(b) ms each way)
+ * run the Vivaldi client over their acks, as vigil agents do; after a few
+ * minutes of simulated time (about serf's 1000 updates per node) every pairwise estimate is close to the
+ * configured RTT.
+ */
+TEST(coordinate_sim_converges_to_link_latency)
+{
+	static const int extra[] = { 0, 5, 10, 20, 40, 3 };
+	enum { N = sizeof extra / sizeof extra[0] };
+	struct sim *s = sim_new(7);
+	REQUIRE(s != NULL);
+	sim_enable_coordinates(s);
+	sim_set_latency(s, 1, 1);
+	for (int i = 0; i < N; i++) {
+		char name[8];
+		snprintf(name, sizeof name, "n%d", i);
+		REQUIRE(sim_add_node(s, name, NULL) == i);
+		sim_set_node_latency(s, i, extra[i]);
+	}
+	for (int i = 1; i < N; i++)
+		sim_join(s, i, 0);
+	REQUIRE(sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, 60000) >= 0);
+	sim_run_for(s, 1200000);
+	double worst = 0;
+	for (int i = 0; i < N; i++)
+		for (int j = i + 1; j < N; j++) {
+			struct vigil_coord a, b;
+			REQUIRE(sim_coordinate(s, i, &a) == 0 && sim_coordinate(s, j, &b) == 0);
+			double truth = 2.0 * (1 + extra[i] + extra[j]) / 1000.0;
+			double est = coord_distance(&a, &b);
+			double e = fabs(est - truth) / truth;
+			if (e > worst)
+				worst = e;
+			if (e > 0.10)
+				testlib_fail_(__FILE__, __LINE__, "n%d-n%d: estimate %.2f ms, configured %.2f ms",
+					      i, j, est * 1e3, truth * 1e3);
+		}
+	printf("# worst relative error %.3f\n", worst);
+	sim_free(s);
+}
+
 TEST_MAIN(coordinate_default_config_is_serfs, coordinate_distance_matches_serf,
 	  coordinate_apply_force_matches_serf, coordinate_latency_filter_matches_serf,
 	  coordinate_update_moves_away_and_caches, coordinate_update_refuses_bad_input_unchanged,
 	  coordinate_performance_line_within_serfs_bounds,
 	  coordinate_performance_grid_within_serfs_bounds,
 	  coordinate_performance_split_within_serfs_bounds,
-	  coordinate_ack_payload_is_serfs_encoding)
+	  coordinate_ack_payload_is_serfs_encoding, coordinate_sim_converges_to_link_latency)
