@@ -39,6 +39,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "rpc.h"
+#include "tagsfile.h"
+#include "iface.h"
 
 #define GRACEFUL_TIMEOUT_MS 3000  /* serf's gracefulTimeout (signals) */
 #define RPC_LEAVE_TIMEOUT_MS 5000 /* serf's BroadcastTimeout default */
@@ -119,8 +121,12 @@ static const char agent_help[] =
 	"                           responses to events including leave and force remove messages.\n"
 	"                           Defaults to 5s.\n"
 	"\n"
-	"  Accepted for compatibility with serf and ignored: -discover, -iface,\n"
-	"  -tags-file, -syslog, -disable-compression.\n"
+	"  -iface=eth0              Bind to this interface's address (serf's -iface).\n"
+	"  -tags-file=path          Persist tags changed at run time here; restored at start.\n"
+	"  -syslog                  Also log to syslog (facility: syslog_facility, LOCAL0).\n"
+	"  -disable-compression     Do not compress outgoing messages (vigil never does).\n"
+	"  -disable-coordinates     Keep no network coordinates (serf: disable_coordinates).\n"
+	"  -discover=cluster        mDNS discovery: not implemented by vigil, refused.\n"
 	"\n"
 	"Event handlers:\n"
 	"\n"
@@ -263,18 +269,6 @@ static int parse_agent_flags(int argc, char **argv, struct agent_opts *o,
 		return 1;
 	}
 
-	/* serf features vigil does not have: say so instead of silently
-	 * pretending (mDNS discovery, interface binding, syslog, tag files) */
-	if (!quiet) {
-		if (o->discover)
-			printf("==> Warning: -discover (mDNS) is not supported by vigil; ignoring\n");
-		if (o->iface)
-			printf("==> Warning: -iface is not supported by vigil; use -bind; ignoring\n");
-		if (o->syslog)
-			printf("==> Warning: -syslog is not supported by vigil; ignoring\n");
-		if (o->tags_file)
-			printf("==> Warning: -tags-file is not supported by vigil; ignoring\n");
-	}
 	cmd->bind = o->bind ? strdup(o->bind) : NULL;
 	cmd->advertise = o->advertise ? strdup(o->advertise) : NULL;
 	cmd->encrypt_key = o->encrypt ? strdup(o->encrypt) : NULL;
@@ -287,6 +281,9 @@ static int parse_agent_flags(int argc, char **argv, struct agent_opts *o,
 	cmd->profile = o->profile ? strdup(o->profile) : NULL;
 	cmd->snapshot_path = o->snapshot ? strdup(o->snapshot) : NULL;
 	cmd->tags_file = o->tags_file ? strdup(o->tags_file) : NULL;
+	cmd->interface = o->iface ? strdup(o->iface) : NULL;
+	cmd->discover = o->discover ? strdup(o->discover) : NULL;
+	cmd->enable_syslog = o->syslog;
 	cmd->metrics_addr = o->metrics_addr ? strdup(o->metrics_addr) : NULL;
 	cmd->protocol = (int)(o->protocol > 0 && o->protocol < 100 ? o->protocol : -1);
 	cmd->replay_on_join = o->replay;
@@ -722,6 +719,20 @@ int agent_main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(lv);
+	if (cfg->discover && *cfg->discover) {
+		/* serf announces and browses _serf_<cluster>._tcp over mDNS;
+		 * vigil has no mDNS, and joining nothing would look like
+		 * success, so refuse. */
+		fprintf(stderr, "==> mDNS discovery (-discover / \"discover\") is not supported by vigil; "
+				"use -join or -retry-join\n");
+		config_free(cfg);
+		return 1;
+	}
+	if (cfg->enable_syslog && log_enable_syslog(cfg->syslog_facility) != 0) {
+		fprintf(stderr, "==> Syslog setup failed: Unknown facility '%s'\n", cfg->syslog_facility);
+		config_free(cfg);
+		return 1;
+	}
 
 	if (strcmp(cfg->profile, "lan") != 0 && strcmp(cfg->profile, "wan") != 0 &&
 	    strcmp(cfg->profile, "local") != 0) {
@@ -744,6 +755,22 @@ int agent_main(int argc, char **argv)
 		fprintf(stderr, "==> Invalid bind address: %s\n", err);
 		config_free(cfg);
 		return 1;
+	}
+	if (cfg->interface && *cfg->interface) {
+		bool picked;
+		if (!iface_exists(cfg->interface)) {
+			fprintf(stderr, "==> Invalid network interface: route ip+net: no such network interface\n");
+			config_free(cfg);
+			return 1;
+		}
+		if (iface_bind_ip(cfg->interface, vc.bind_addr, sizeof vc.bind_addr, &picked, err,
+				  sizeof err) != 0) {
+			fprintf(stderr, "==> %s\n", err);
+			config_free(cfg);
+			return 1;
+		}
+		if (picked)
+			printf("==> Using interface '%s' address '%s'\n", cfg->interface, vc.bind_addr);
 	}
 	if (cfg->advertise && *cfg->advertise &&
 	    addr_parts(cfg->advertise, vc.advertise_addr, sizeof vc.advertise_addr,
@@ -785,6 +812,21 @@ int agent_main(int argc, char **argv)
 		return 1;
 	}
 	a->encrypted = vc.n_keys > 0 || (vc.keyring_file && access(vc.keyring_file, F_OK) == 0);
+	if (cfg->tags_file && *cfg->tags_file) {
+		/* serf loadTagsFile: the file is the tags' only source */
+		if (cfg->n_tags > 0) {
+			fprintf(stderr, "==> Failed to setup the Serf agent: Tags config not allowed while using tag files\n");
+			config_free(cfg);
+			return 1;
+		}
+		if (tagsfile_load(cfg->tags_file, &cfg->tags, &cfg->n_tags, err, sizeof err) != 0) {
+			fprintf(stderr, "==> Failed to setup the Serf agent: %s\n", err);
+			config_free(cfg);
+			return 1;
+		}
+		if (cfg->n_tags)
+			printf("==> Restored %zu tag(s) from %s\n", cfg->n_tags, cfg->tags_file);
+	}
 	struct vigil_tag *tags = calloc(cfg->n_tags + 1, sizeof *tags);
 	for (size_t i = 0; tags && i < cfg->n_tags; i++) {
 		tags[i].key = cfg->tags[i].key;
@@ -867,6 +909,8 @@ int agent_main(int argc, char **argv)
 	printf("                  Encrypted: %s\n", a->encrypted ? "true" : "false");
 	printf("                   Snapshot: %s\n", cfg->snapshot_path ? "true" : "false");
 	printf("                    Profile: %s\n", cfg->profile);
+	/* vigil decompresses what it receives but never compresses */
+	printf("Message Compression Enabled: false\n");
 	fflush(stdout);
 
 	/* Startup join.  The library joins asynchronously; vigil_join_poll

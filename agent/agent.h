@@ -30,6 +30,9 @@ struct agent_config {
 	char *node_name, *role, *bind, *advertise, *encrypt_key, *keyring_file;
 	char *log_level, *rpc_addr, *rpc_auth, *profile, *snapshot_path, *tags_file;
 	char *metrics_addr;           /* vigil: Prometheus endpoint; NULL/"" = off */
+	char *interface;              /* serf -iface / "interface": bind its address */
+	char *syslog_facility, *discover;
+	bool enable_syslog;           /* serf -syslog */
 	struct kv *tags;
 	size_t n_tags;
 	struct strlist start_join, retry_join, event_handlers;

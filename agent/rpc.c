@@ -29,6 +29,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "mp.h"
+#include "tagsfile.h"
 #include "coordinate.h"
 
 #define MAX_CLIENTS 512
@@ -970,7 +971,14 @@ static void h_tags(struct rpc_server *s, struct client *c, uint64_t seq,
 	for (size_t i = 0; i < ndel; i++)
 		oom |= !del[i];
 	int rc = oom ? -1 : vigil_set_tags(s->a->v, set, nset, del, ndel);
-	reply(c, seq, rc == 0 ? "" : "failed to update tags");
+	char terr[512] = "failed to update tags";
+	/* serf agent.SetTags: persist to -tags-file */
+	if (rc == 0 && s->a->cfg.tags_file && *s->a->cfg.tags_file &&
+	    tagsfile_write(s->a->cfg.tags_file, s->a->v, terr, sizeof terr) != 0) {
+		alog(LV_ERR, "agent: %s", terr);
+		rc = -1;
+	}
+	reply(c, seq, rc == 0 ? "" : terr);
 	for (size_t i = 0; i < nset; i++) {
 		free(set[i].key);
 		free(set[i].value);

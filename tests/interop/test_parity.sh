@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_parity.sh — serf parity against the real serf agent (issue 17):
 # network coordinates both ways (serf rtt / vigil rtt / RPC get-coordinate),
-# -disable-coordinates.
+# -disable-coordinates; -tags-file, -iface, -syslog, -discover.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -61,5 +61,80 @@ out=$("$VIGIL_BIN" rtt -rpc-addr=127.0.0.1:"$R4" s1 2>&1)
 check disable_coordinates_vigil_keeps_none [ "$out" = 'Could not find a coordinate for node "s1"' ]
 out=$("$VIGIL_BIN" rtt -rpc-addr=127.0.0.1:"$R2" nosuch 2>&1)
 check rtt_unknown_node_as_serf [ "$out" = 'Could not find a coordinate for node "nosuch"' ]
+
+# ---- -tags-file: tags set at run time survive a restart (serf's format)
+read -r P5 R5 < <(free_ports 2)
+TAGS=$VIGIL_TMP/tags.json
+start_vigil v5 "$P5" "$R5" -join=127.0.0.1:"$P1" -tags-file="$TAGS"
+wait_until 15 members_have "$R1" v5 alive || not_ok tags_file_join "v5 never alive"
+"$VIGIL_BIN" tags -rpc-addr=127.0.0.1:"$R5" -set role=web -set dc=east >/dev/null 2>&1
+check tags_file_written_as_serf python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(d != {"dc": "east", "role": "web"})' "$TAGS"
+stop_node v5
+wait_until 10 bash -c "! kill -0 $(pid_of v5) 2>/dev/null"
+start_vigil v5 "$P5" "$R5" -join=127.0.0.1:"$P1" -tags-file="$TAGS"
+has_tags() { members_of "$R1" -tag role=web -tag dc=east 2>/dev/null | grep -q '^v5 .*alive'; }
+if wait_until 15 has_tags; then ok tags_file_survives_restart; else
+    not_ok tags_file_survives_restart "$(members_of "$R1" 2>&1 | grep v5)"; fi
+out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:1 -tags-file="$TAGS" -tag a=b 2>&1)
+check tags_file_with_tag_refused_as_serf grep -q "Tags config not allowed while using tag files" <<<"$out"
+
+# ---- -iface lo: bind the interface's address (127.0.0.1), not 0.0.0.0
+read -r P6 R6 < <(free_ports 2)
+start_vigil v6 "$P6" "$R6" -bind=0.0.0.0:"$P6" -iface=lo -join=127.0.0.1:"$P1"
+wait_until 15 members_have "$R1" v6 alive || not_ok iface_join "v6 never alive"
+check iface_says_address grep -q "Using interface 'lo' address '127.0.0.1'" "$(log_of v6)"
+bound=$(ss -Hlnu "sport = :$P6" | awk '{print $4}')
+check iface_binds_interface_address [ "$bound" = "127.0.0.1:$P6" ]
+out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:1 -iface=nosuch0 2>&1); rc=$?
+check iface_unknown_refused bash -c "[ $rc -ne 0 ] && grep -q 'Invalid network interface' <<<'$out'"
+cfg=$VIGIL_TMP/iface.json
+echo '{"interface": "nosuch0"}' >"$cfg"
+out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:1 -config-file="$cfg" 2>&1); rc=$?
+check config_interface_key_honoured bash -c "[ $rc -ne 0 ] && grep -q 'Invalid network interface' <<<'$out'"
+
+# ---- -discover: no mDNS in vigil, so a clear refusal, never a silent no-op
+out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:1 -discover=cluster 2>&1); rc=$?
+check discover_refused_clearly bash -c "[ $rc -eq 1 ] && grep -q 'mDNS discovery.*not supported' <<<'$out'"
+
+# ---- -syslog: lines reach syslog.  /dev/log is redirected, in a private
+# mount namespace, to a socket this script listens on.
+if unshare -m true 2>/dev/null; then
+    read -r P7 R7 < <(free_ports 2)
+    DEV=$VIGIL_TMP/dev
+    mkdir -p "$DEV"
+    touch "$DEV/null"
+    python3 - "$DEV/log" "$VIGIL_TMP/syslog.txt" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(1)
+end = time.time() + 30
+with open(sys.argv[2], "ab", buffering=0) as out:
+    while time.time() < end:
+        try:
+            out.write(s.recv(65536) + b"\n")
+        except socket.timeout:
+            pass
+PY
+    _vigil_track syslogd $!
+    wait_until 5 test -S "$DEV/log"
+    unshare -m bash -c 'mount --bind /dev/null "$1/null" && mount --rbind "$1" /dev && exec "$2" agent -node=v7 -bind=127.0.0.1:"$3" -rpc-addr=127.0.0.1:"$4" -syslog' \
+        _ "$DEV" "$VIGIL_BIN" "$P7" "$R7" </dev/null >"$(log_of v7)" 2>&1 &
+    _vigil_track v7 $!
+    if wait_until 10 grep -q 'vigil\[[0-9]*\]: \[INFO\] agent' "$VIGIL_TMP/syslog.txt"; then
+        ok syslog_receives_log_lines
+    else
+        not_ok syslog_receives_log_lines "$(head -c 300 "$VIGIL_TMP/syslog.txt" 2>&1)"
+    fi
+    # LOCAL0 (16) * 8 + info (6) = 134, serf's default facility
+    check syslog_facility_local0 grep -q '^<134>' "$VIGIL_TMP/syslog.txt"
+else
+    echo "# skipping syslog: no mount namespaces here"
+fi
+out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:1 -syslog -config-file=<(echo '{"syslog_facility":"BOGUS"}') 2>&1); rc=$?
+check syslog_bad_facility_refused bash -c "[ $rc -ne 0 ] && grep -q 'Syslog setup failed' <<<'$out'"
 
 finish
