@@ -342,6 +342,10 @@ static int read_config(int argc, char **argv, struct agent_config *out, bool qui
 	/* serf's DefaultConfig */
 	out->bind = strdup("0.0.0.0");
 	out->log_level = strdup("INFO");
+	/* serf agent DefaultConfig: Protocol = serf.ProtocolVersionMax (5;
+	 * what 5 adds, query response relays, vigil speaks), which is what
+	 * `vigil version` reports */
+	out->protocol = 5;
 	out->rpc_addr = strdup("127.0.0.1:7373");
 	out->profile = strdup("lan");
 	out->retry_interval_ns = 30LL * 1000000000LL;

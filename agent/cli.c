@@ -1702,6 +1702,7 @@ static int cmd_version(int argc, char **argv)
 {
 	(void)argc, (void)argv;
 	printf("vigil v%s\n", VIGIL_VERSION);
+	/* the agent's default -protocol, and the range vigil_create accepts */
 	printf("Agent Protocol: 5 (Understands back to: 2)\n");
 	return 0;
 }

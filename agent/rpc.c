@@ -12,6 +12,7 @@
 #include "rpc.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -65,6 +66,7 @@ struct stream {
 
 struct pending_respond {
 	uint32_t lib_id;
+	uint64_t client_qid;  /* the ID this client was given (serf: 1, 2, ...) */
 	int64_t expires;
 };
 
@@ -87,6 +89,7 @@ struct client {
 	struct stream *streams;
 	struct pending_respond *pr;
 	size_t npr;
+	uint64_t last_qid;    /* serf IPCClient.queryID: per connection, from 1 */
 	bool close_after_flush;
 	bool dead;
 	bool overflow; /* too much unsent output: drop the client */
@@ -1146,8 +1149,8 @@ static void h_respond(struct rpc_server *s, struct client *c, uint64_t seq,
 	mp_as_bytes(mp_get(b, "Payload"), &p, &n);
 	int64_t now = now_ms();
 	for (size_t i = 0; i < c->npr; i++) {
-		if (c->pr[i].lib_id == id && c->pr[i].expires > now) {
-			if (vigil_respond(s->a->v, (uint32_t)id, (const uint8_t *)p, n) != 0)
+		if (c->pr[i].client_qid == id && c->pr[i].expires > now) {
+			if (vigil_respond(s->a->v, c->pr[i].lib_id, (const uint8_t *)p, n) != 0)
 				reply(c, seq, "failed to respond to query");
 			else
 				reply(c, seq, "");
@@ -1220,18 +1223,27 @@ static void h_stats(struct rpc_server *s, struct client *c, uint64_t seq)
 		extra += !dup;
 	}
 
+	/* serf reports Go's runtime; vigil reports what it really runs on:
+	 * the kernel's name for the OS and machine, and its thread count (one
+	 * event loop, plus none: there are no goroutines to count) */
 	struct utsname u;
-	const char *arch = "unknown";
+	const char *os = "unknown", *arch = "unknown";
 	if (uname(&u) == 0) {
+		for (char *p = u.sysname; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		os = u.sysname;
 		arch = u.machine;
-		if (strcmp(arch, "x86_64") == 0)
-			arch = "amd64";
-		else if (strcmp(arch, "aarch64") == 0)
-			arch = "arm64";
 	}
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	char cpus[24];
+	char cpus[24], threads[24] = "unknown";
 	snprintf(cpus, sizeof cpus, "%ld", ncpu > 0 ? ncpu : 1);
+	FILE *ps = fopen("/proc/self/status", "r");
+	char sl[256];
+	while (ps && fgets(sl, sizeof sl, ps))
+		if (sscanf(sl, "Threads: %23s", threads) == 1)
+			break;
+	if (ps)
+		fclose(ps);
 
 	msgpack_packer pk;
 	client_packer(c, &pk);
@@ -1241,12 +1253,11 @@ static void h_stats(struct rpc_server *s, struct client *c, uint64_t seq)
 	msgpack_pack_map(&pk, 1);
 	mp_pack_kstr(&pk, "name", vigil_name(a->v));
 	mp_pack_cstr(&pk, "runtime");
-	msgpack_pack_map(&pk, 6);
-	mp_pack_kstr(&pk, "os", "linux");
+	msgpack_pack_map(&pk, 5);
+	mp_pack_kstr(&pk, "os", os);
 	mp_pack_kstr(&pk, "arch", arch);
 	mp_pack_kstr(&pk, "version", "vigil " VIGIL_VERSION);
-	mp_pack_kstr(&pk, "max_procs", "1");
-	mp_pack_kstr(&pk, "goroutines", "1");
+	mp_pack_kstr(&pk, "threads", threads);
 	mp_pack_kstr(&pk, "cpu_count", cpus);
 	mp_pack_cstr(&pk, "serf");
 	msgpack_pack_map(&pk, ns + extra);
@@ -1867,15 +1878,17 @@ static void send_event(struct rpc_server *s, struct client *c, uint64_t seq,
 	case VIGIL_EV_QUERY: {
 		/* remember it so this client may "respond" to it */
 		struct pending_respond *n = realloc(c->pr, (c->npr + 1) * sizeof *n);
+		uint64_t qid = ++c->last_qid;
 		if (n) {
 			c->pr = n;
-			c->pr[c->npr++] = (struct pending_respond){ev->id, now_ms() + RESPOND_WINDOW_MS};
+			c->pr[c->npr++] = (struct pending_respond){ev->id, qid,
+								   now_ms() + RESPOND_WINDOW_MS};
 		}
 		client_packer(c, &pk);
 		pack_header(&pk, seq, "");
 		msgpack_pack_map(&pk, 5);
 		mp_pack_kstr(&pk, "Event", "query");
-		mp_pack_kuint(&pk, "ID", ev->id);
+		mp_pack_kuint(&pk, "ID", qid);
 		mp_pack_kuint(&pk, "LTime", ev->ltime);
 		mp_pack_kstr(&pk, "Name", ev->name ? ev->name : "");
 		mp_pack_cstr(&pk, "Payload");

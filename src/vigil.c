@@ -1292,6 +1292,17 @@ int vigil_join_poll(vigil_t *v, uint32_t join_id, int *joined)
 	return -1;
 }
 
+/* memberlist resolveAddr: "NODE/ADDR" names the node expected at ADDR
+ * (serf's own join tests use it); the address is what matters to us.
+ * NULL for an empty node name, which memberlist refuses. */
+static const char *join_addr_part(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	if (!slash)
+		return s;
+	return slash == s ? NULL : slash + 1;
+}
+
 int vigil_join_begin(vigil_t *v, const char *const *addrs, size_t n, bool replay,
 		     uint32_t *join_id)
 {
@@ -1305,8 +1316,8 @@ int vigil_join_begin(vigil_t *v, const char *const *addrs, size_t n, bool replay
 		return -1;
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!addrs[i] || transport_parse_addr(addrs[i], TRANSPORT_DEFAULT_PORT, true,
-						      &seeds[k]) != 0) {
+		const char *a = addrs[i] ? join_addr_part(addrs[i]) : NULL;
+		if (!a || transport_parse_addr(a, TRANSPORT_DEFAULT_PORT, true, &seeds[k]) != 0) {
 			vlog(v, 2, "vigil: cannot parse join address %s",
 			     addrs[i] ? addrs[i] : "(null)");
 			continue;

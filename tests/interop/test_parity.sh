@@ -137,4 +137,49 @@ fi
 out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:1 -syslog -config-file=<(echo '{"syslog_facility":"BOGUS"}') 2>&1); rc=$?
 check syslog_bad_facility_refused bash -c "[ $rc -ne 0 ] && grep -q 'Syslog setup failed' <<<'$out'"
 
+# ---- protocol: what `vigil version` says is what the node advertises
+# (serf agents advertise their ProtocolVersionMax, 5)
+said=$("$VIGIL_BIN" version | sed -n 's/^Agent Protocol: \([0-9]*\) .*/\1/p')
+adv_v1=$(serf members -detailed -rpc-addr=127.0.0.1:"$R1" | awk '$1 == "v1" {print $6}')
+adv_s1=$(serf members -detailed -rpc-addr=127.0.0.1:"$R1" | awk '$1 == "s1" {print $6}')
+check version_matches_advertised_protocol [ "$said" = "$adv_v1" ]
+check protocol_as_serf_agent [ "$adv_v1" = "$adv_s1" ]
+info=$("$VIGIL_BIN" info -rpc-addr=127.0.0.1:"$R2")
+check info_runtime_real bash -c "! grep -q goroutines <<<'$info' && grep -q 'arch = $(uname -m)' <<<'$info'"
+
+# ---- join NAME/ADDR (memberlist resolveAddr, used by serf's join tests)
+read -r P8 R8 < <(free_ports 2)
+start_vigil v8 "$P8" "$R8"
+wait_ready "$R8" 10
+out=$(serf join -rpc-addr=127.0.0.1:"$R8" s1/127.0.0.1:"$P1" 2>&1)
+check join_name_slash_addr grep -q "Successfully joined cluster by contacting 1 nodes" <<<"$out"
+out=$(serf join -rpc-addr=127.0.0.1:"$R8" /127.0.0.1:"$P1" 2>&1)
+check join_empty_name_refused bash -c "! grep -q Successfully <<<'$out'"
+
+# ---- query IDs in an RPC event stream: per connection, 1, 2, ... (serf
+# IPCClient.nextQueryID), and "respond" takes that ID
+cp "$(dirname "$0")/rpcpy.py" "$VIGIL_TMP/rpcpy.py"
+out=$(timeout 30 python3 - "$R2" "$R1" "$VIGIL_TMP" <<'PY' 2>&1
+import subprocess, sys
+sys.path.insert(0, sys.argv[3])
+from rpcpy import Client
+port, qport = int(sys.argv[1]), int(sys.argv[2])
+c = Client(port)
+seq = c.send("stream", {"Type": "query:idq"})
+h = c.d.obj(); assert h["Seq"] == seq and h["Error"] == "", h
+ids = []
+for i in range(2):
+    p = subprocess.Popen(["serf", "query", "-rpc-addr=127.0.0.1:%d" % qport, "-timeout=2s",
+                          "-node=v1", "idq", "x"], stdout=subprocess.PIPE)
+    h = c.d.obj(); rec = c.d.obj()
+    assert rec["Event"] == "query" and rec["Name"] == "idq", rec
+    ids.append(rec["ID"])
+    assert c.call("respond", {"ID": rec["ID"], "Payload": b"r%d" % i})["Error"] == ""
+    out = p.communicate()[0].decode()
+    assert "Response from 'v1': r%d" % i in out, out
+print("ids", ids)
+PY
+)
+check query_ids_per_connection_from_1 [ "$out" = "ids [1, 2]" ]
+
 finish
