@@ -1989,8 +1989,84 @@ static void encode_local_state(struct swim *sw, bool join, struct wbuf *out)
 	free(nodes);
 }
 
-static void merge_remote_state(struct swim *sw, const struct wire_push_pull *pp, int64_t now)
+/* Widen [max of mins, min of maxes] by one member's versions (vsn as Vsn). */
+struct vsn_range {
+	uint8_t maxpmin, minpmax, maxdmin, mindmax;
+};
+
+static void vsn_range_add(struct vsn_range *r, const uint8_t *vsn)
 {
+	if (vsn[0] > r->maxpmin)
+		r->maxpmin = vsn[0];
+	if (vsn[1] < r->minpmax)
+		r->minpmax = vsn[1];
+	if (vsn[3] > r->maxdmin)
+		r->maxdmin = vsn[3];
+	if (vsn[4] < r->mindmax)
+		r->mindmax = vsn[4];
+}
+
+static bool vsn_range_check(struct swim *sw, const struct vsn_range *r, const char *name,
+			    size_t name_len, const uint8_t *vsn)
+{
+	if (vsn[2] < r->maxpmin || vsn[2] > r->minpmax) {
+		logf_(sw, 3, "memberlist: Failed push/pull merge: Node '%.*s' protocol version (%u) is incompatible: [%u, %u]",
+		      (int)name_len, name, vsn[2], r->maxpmin, r->minpmax);
+		return false;
+	}
+	if (vsn[5] < r->maxdmin || vsn[5] > r->mindmax) {
+		logf_(sw, 3, "memberlist: Failed push/pull merge: Node '%.*s' delegate protocol version (%u) is incompatible: [%u, %u]",
+		      (int)name_len, name, vsn[5], r->maxdmin, r->mindmax);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * memberlist verifyProtocol: the versions every alive member (theirs and
+ * ours) understands must overlap, and every member's current versions must
+ * lie in that overlap; otherwise the whole push-pull is refused.  This is
+ * what keeps out a memberlist node without serf's delegate (versions
+ * 0/0/0).  Our own members without version information (all zero) are
+ * left out: memberlist never has such entries, and counting them would
+ * wedge every later push-pull.
+ */
+static bool verify_protocol(struct swim *sw, const struct wire_push_pull *pp)
+{
+	static const uint8_t none[6];
+	struct vsn_range r = { 0, UINT8_MAX, 0, UINT8_MAX };
+	for (uint32_t i = 0; i < pp->n_nodes; i++)
+		if (pp->nodes[i].state == WIRE_STATE_ALIVE && pp->nodes[i].vsn_len >= 6)
+			vsn_range_add(&r, pp->nodes[i].vsn);
+	for (size_t i = 0; i < sw->n_members; i++) {
+		const struct member *m = member_of(sw, sw->members[i]);
+		if (m->state == SWIM_ALIVE && memcmp(m->vsn, none, 6) != 0)
+			vsn_range_add(&r, m->vsn);
+	}
+	for (uint32_t i = 0; i < pp->n_nodes; i++) {
+		const struct wire_node_state_entry *n = &pp->nodes[i];
+		uint8_t vsn[6] = { 0 };
+		if (n->vsn_len >= 6)
+			memcpy(vsn, n->vsn, 6);
+		if (!vsn_range_check(sw, &r, (const char *)n->name.p, n->name.len, vsn))
+			return false;
+	}
+	for (size_t i = 0; i < sw->n_members; i++) {
+		const struct member *m = member_of(sw, sw->members[i]);
+		const char *name = member_name(m);
+		if (memcmp(m->vsn, none, 6) != 0 &&
+		    !vsn_range_check(sw, &r, name, strlen(name), m->vsn))
+			return false;
+	}
+	return true;
+}
+
+/* Merge a push-pull's state; false (nothing merged) if verify_protocol
+ * refuses it. */
+static bool merge_remote_state(struct swim *sw, const struct wire_push_pull *pp, int64_t now)
+{
+	if (!verify_protocol(sw, pp))
+		return false;
 	for (uint32_t i = 0; i < pp->n_nodes; i++) {
 		const struct wire_node_state_entry *n = &pp->nodes[i];
 		switch (n->state) {
@@ -2021,6 +2097,7 @@ static void merge_remote_state(struct swim *sw, const struct wire_push_pull *pp,
 	if (pp->user_state.len && sw->hooks.merge_remote_state)
 		sw->hooks.merge_remote_state(sw->hooks.ctx, pp->user_state.p, pp->user_state.len,
 					     pp->join);
+	return true;
 }
 
 static void start_push_pull(struct swim *sw, const struct wire_addr *to, bool join)
@@ -2128,9 +2205,8 @@ void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 		struct wire_push_pull pp;
 		if (wire_decode_push_pull(msg, len, &pp) == WIRE_OK) {
 			sw->stats.bytes_in += len;
-			merge_remote_state(sw, &pp, now);
+			ok = merge_remote_state(sw, &pp, now);
 			wire_push_pull_free(&pp);
-			ok = true;
 		} else {
 			sw->stats.decode_errors++;
 		}

@@ -62,6 +62,10 @@ check disable_coordinates_vigil_keeps_none [ "$out" = 'Could not find a coordina
 out=$("$VIGIL_BIN" rtt -rpc-addr=127.0.0.1:"$R2" nosuch 2>&1)
 check rtt_unknown_node_as_serf [ "$out" = 'Could not find a coordinate for node "nosuch"' ]
 
+# agents expected to refuse to start get these (never a well-known port:
+# on old code they would start and listen)
+read -r PX RX < <(free_ports 2)
+
 # ---- -tags-file: tags set at run time survive a restart (serf's format)
 read -r P5 R5 < <(free_ports 2)
 TAGS=$VIGIL_TMP/tags.json
@@ -79,7 +83,7 @@ start_vigil v5 "$P5" "$R5" -join=127.0.0.1:"$P1" -tags-file="$TAGS"
 has_tags() { members_of "$R5" -tag role=web -tag dc=east 2>/dev/null | grep -q '^v5 .*alive'; }
 if wait_until 15 has_tags; then ok tags_file_survives_restart; else
     not_ok tags_file_survives_restart "$(members_of "$R5" 2>&1 | grep v5)"; fi
-out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:1 -tags-file="$TAGS" -tag a=b 2>&1)
+out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:"$PX" -rpc-addr=127.0.0.1:"$RX" -tags-file="$TAGS" -tag a=b 2>&1)
 check tags_file_with_tag_refused_as_serf grep -q "Tags config not allowed while using tag files" <<<"$out"
 
 # ---- -iface lo: bind the interface's address (127.0.0.1), not 0.0.0.0
@@ -89,15 +93,15 @@ wait_until 15 members_have "$R1" v6 alive || not_ok iface_join "v6 never alive"
 check iface_says_address grep -q "Using interface 'lo' address '127.0.0.1'" "$(log_of v6)"
 bound=$(ss -Hlnu "sport = :$P6" | awk '{print $4}')
 check iface_binds_interface_address [ "$bound" = "127.0.0.1:$P6" ]
-out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:1 -iface=nosuch0 2>&1); rc=$?
+out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:"$PX" -rpc-addr=127.0.0.1:"$RX" -iface=nosuch0 2>&1); rc=$?
 check iface_unknown_refused bash -c "[ $rc -ne 0 ] && grep -q 'Invalid network interface' <<<'$out'"
 cfg=$VIGIL_TMP/iface.json
 echo '{"interface": "nosuch0"}' >"$cfg"
-out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:1 -config-file="$cfg" 2>&1); rc=$?
+out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:"$PX" -rpc-addr=127.0.0.1:"$RX" -config-file="$cfg" 2>&1); rc=$?
 check config_interface_key_honoured bash -c "[ $rc -ne 0 ] && grep -q 'Invalid network interface' <<<'$out'"
 
 # ---- -discover: no mDNS in vigil, so a clear refusal, never a silent no-op
-out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:1 -discover=cluster 2>&1); rc=$?
+out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:"$PX" -rpc-addr=127.0.0.1:"$RX" -discover=cluster 2>&1); rc=$?
 check discover_refused_clearly bash -c "[ $rc -eq 1 ] && grep -q 'mDNS discovery.*not supported' <<<'$out'"
 
 # ---- -syslog: lines reach syslog.  /dev/log is redirected, in a private
@@ -135,7 +139,7 @@ PY
 else
     echo "# skipping syslog: no mount namespaces here"
 fi
-out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:1 -syslog -config-file=<(echo '{"syslog_facility":"BOGUS"}') 2>&1); rc=$?
+out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:"$PX" -rpc-addr=127.0.0.1:"$RX" -syslog -config-file=<(echo '{"syslog_facility":"BOGUS"}') 2>&1); rc=$?
 check syslog_bad_facility_refused bash -c "[ $rc -ne 0 ] && grep -q 'Syslog setup failed' <<<'$out'"
 
 # ---- protocol: what `vigil version` says is what the node advertises
@@ -196,5 +200,37 @@ kill -STOP "$(pid_of v8)"
 out=$("$VIGIL_BIN" reachability -rpc-addr=127.0.0.1:"$R2" 2>&1); rc=$?
 kill -CONT "$(pid_of v8)"
 check reachability_reports_missing_ack bash -c "[ $rc -eq 1 ] && grep -q 'Received less acks than live nodes! Missing acks from:' <<<\"\$1\" && grep -qx '	v8' <<<\"\$1\"" _ "$out"
+
+# ---- memberlist's protocol check: a plain memberlist node (no serf
+# delegate: delegate versions 0/0/0) joining by push-pull is refused by
+# serf; vigil must refuse it too, and accept the same join with serf's
+# versions.  The join is a hand-made memberlist push-pull over TCP.
+read -r P9 < <(free_ports 1)
+cat >"$VIGIL_TMP/mljoin.py" <<'PY'
+import socket, sys
+sys.path.insert(0, sys.argv[4])
+from rpcpy import enc
+port, name, dvsn = int(sys.argv[1]), sys.argv[2], [int(x) for x in sys.argv[3].split(",")]
+node = {"Name": name, "Addr": bytes([127, 0, 0, 1]), "Port": int(sys.argv[5]), "Meta": b"",
+        "Incarnation": 1, "State": 0, "Vsn": bytes([1, 5, 2] + dvsn)}
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.sendall(bytes([6]) + enc({"Nodes": 1, "UserStateLen": 0, "Join": True}) + enc(node))
+try:
+    print("reply", s.recv(1)[:1].hex())
+except Exception as e:
+    print("no reply", e)
+PY
+for target in "s1 $P1 $R1" "v1 $P2 $R2"; do
+    set -- $target
+    python3 "$VIGIL_TMP/mljoin.py" "$2" "ml-$1" 0,0,0 "$VIGIL_TMP" "$P9" >/dev/null 2>&1
+    python3 "$VIGIL_TMP/mljoin.py" "$2" "okml-$1" 2,5,4 "$VIGIL_TMP" "$P9" >/dev/null 2>&1
+    wait_until 5 bash -c "serf members -rpc-addr=127.0.0.1:$3 | grep -q '^okml-$1 '" ||
+        not_ok "memberlist_join_control_$1" "a push-pull with serf's versions was not merged by $1"
+    if serf members -rpc-addr=127.0.0.1:"$3" | grep -q "^ml-$1 "; then
+        not_ok "memberlist_delegate_000_refused_by_$1" "$(serf members -rpc-addr=127.0.0.1:"$3" | grep "^ml-")"
+    else
+        ok "memberlist_delegate_000_refused_by_$1"
+    fi
+done
 
 finish
