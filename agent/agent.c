@@ -41,6 +41,7 @@
 #include "rpc.h"
 #include "tagsfile.h"
 #include "iface.h"
+#include "gobase64.h"
 
 #define GRACEFUL_TIMEOUT_MS 3000  /* serf's gracefulTimeout (signals) */
 #define RPC_LEAVE_TIMEOUT_MS 5000 /* serf's BroadcastTimeout default */
@@ -483,24 +484,6 @@ toolong:
 	return -1;
 }
 
-static int b64_decoded_len(const char *s)
-{
-	size_t l = strlen(s);
-	if (l == 0 || l % 4)
-		return -1;
-	for (size_t i = 0; i < l; i++) {
-		char c = s[i];
-		bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-			  c == '+' || c == '/' || (c == '=' && i >= l - 2);
-		if (!ok)
-			return -1;
-	}
-	int pad = (s[l - 1] == '=') + (s[l - 2] == '=');
-	if (s[l - 2] == '=' && s[l - 1] != '=')
-		return -1;
-	return (int)(l / 4 * 3) - pad;
-}
-
 /* ------------------------------------------------------------ callbacks */
 
 
@@ -785,14 +768,18 @@ int agent_main(int argc, char **argv)
 	}
 	const char *keys[1];
 	if (cfg->encrypt_key && *cfg->encrypt_key) {
-		int kl = b64_decoded_len(cfg->encrypt_key);
+		size_t bad_at;
+		long kl = go_b64_decoded_len(cfg->encrypt_key, &bad_at);
 		if (kl < 0) {
-			fprintf(stderr, "==> Invalid encryption key: illegal base64 data\n");
+			/* Go's base64 error, as serf prints it */
+			fprintf(stderr, "==> Invalid encryption key: illegal base64 data at input byte %zu\n",
+				bad_at);
 			config_free(cfg);
 			return 1;
 		}
 		if (kl != 16 && kl != 24 && kl != 32) {
-			fprintf(stderr, "==> Invalid encryption key: key size must be 16, 24 or 32 bytes\n");
+			/* serf finds this only when memberlist is created */
+			fprintf(stderr, "==> Failed to start the Serf agent: Error creating Serf: Failed to create memberlist: key size must be 16, 24 or 32 bytes\n");
 			config_free(cfg);
 			return 1;
 		}

@@ -233,4 +233,13 @@ for target in "s1 $P1 $R1" "v1 $P2 $R2"; do
     fi
 done
 
+# ---- a bad -encrypt key: serf's words (Go's base64 error with its offset)
+for k in 'abc$def' 'AAAA' 'AAAAAAAAAAAAAAAAAAAAAA=' 'AAAAAAAAAAAAAAAAAAAAAAA' 'AA=A' 'AAAAAAAAAAAAAAAAAAAAAA==x' 'A'; do
+    a=$(timeout 10 serf agent -node=x -bind=127.0.0.1:"$PX" -rpc-addr=127.0.0.1:"$RX" -encrypt="$k" 2>&1 |
+        grep -E 'Invalid encryption key|key size')
+    b=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:"$PX" -rpc-addr=127.0.0.1:"$RX" -encrypt="$k" 2>&1 |
+        grep -E 'Invalid encryption key|key size')
+    if [ -n "$a" ] && [ "$a" = "$b" ]; then ok "bad_key_text_as_serf $k"; else not_ok "bad_key_text_as_serf $k" "serf: $a / vigil: $b"; fi
+done
+
 finish
