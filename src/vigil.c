@@ -619,19 +619,22 @@ static void t_on_packet(void *ctx, const struct wire_addr *from, const uint8_t *
 /*
  * Turn a received stream message into plaintext according to the keyring
  * and verify_incoming.  Returns the plaintext (msg itself or *owned, which
- * the caller frees) or NULL when the message must be dropped.
+ * the caller frees) or NULL when the message must be dropped; then *why
+ * is memberlist's error text for it (readStream's), or NULL.
  */
 static const uint8_t *stream_plain(struct vigil *v, const struct wire_addr *from,
 				   const uint8_t *msg, size_t len, size_t *plen,
-				   uint8_t **owned)
+				   uint8_t **owned, const char **why)
 {
 	char a[80];
 	*owned = NULL;
+	*why = NULL;
 	if (len && msg[0] == VIGIL_CRYPTO_ENCRYPT_MSG) {
 		if (!v->kr) {
 			v->tcp_encrypted_no_key++;
 			vlog(v, 3, "vigil: remote state from %s is encrypted and encryption "
 			     "is not configured", transport_format_addr(from, a, sizeof a));
+			*why = "Remote state is encrypted and encryption is not configured";
 			return NULL;
 		}
 		uint8_t *out = malloc(len);
@@ -644,6 +647,7 @@ static const uint8_t *stream_plain(struct vigil *v, const struct wire_addr *from
 			vlog(v, 3, "vigil: decrypt stream from %s failed: %s",
 			     transport_format_addr(from, a, sizeof a),
 			     rc ? vigil_crypto_strerror(rc) : "empty plaintext");
+			*why = "No installed keys could decrypt the message";
 			return NULL;
 		}
 		*owned = out;
@@ -653,39 +657,24 @@ static const uint8_t *stream_plain(struct vigil *v, const struct wire_addr *from
 		v->tcp_plain_dropped++;
 		vlog(v, 3, "vigil: encryption is configured but remote state from %s "
 		     "is not encrypted", transport_format_addr(from, a, sizeof a));
+		*why = "Encryption is configured but remote state is not encrypted";
 		return NULL;
 	}
 	*plen = len;
 	return msg;
 }
 
-static void t_on_stream(void *ctx, const struct wire_addr *from, const uint8_t *msg,
-			size_t len, struct wbuf *reply)
+/* Append a stream message to reply, encrypted when we encrypt (memberlist
+ * rawSendMsgStream). */
+static void stream_reply(struct vigil *v, const struct wbuf *out, struct wbuf *reply)
 {
-	struct vigil *v = ctx;
-	uint8_t *owned;
-	size_t plen;
-	const uint8_t *plain = stream_plain(v, from, msg, len, &plen, &owned);
-	if (!plain)
-		return;
-
-	struct wbuf out;
-	wbuf_init(&out);
-	int rc = swim_handle_stream(v->sw, from, plain, plen, &out, v->now);
-	free(owned);
-	if (rc != WIRE_OK) {
-		char a[80];
-		v->stream_malformed++;
-		vlog(v, 2, "vigil: bad stream message from %s: %s",
-		     transport_format_addr(from, a, sizeof a), wire_strerror(rc));
-	}
-	if (out.len && !out.oom) {
+	if (out->len && !out->oom) {
 		if (encrypt_out(v)) {
 			size_t cap = VIGIL_CRYPTO_STREAM_HDR +
-				     vigil_encrypted_len(v->enc_version, out.len);
+				     vigil_encrypted_len(v->enc_version, out->len);
 			uint8_t *buf = malloc(cap);
 			size_t elen = 0;
-			if (buf && vigil_encrypt_stream(v->kr, v->enc_version, out.p, out.len,
+			if (buf && vigil_encrypt_stream(v->kr, v->enc_version, out->p, out->len,
 							buf, cap, &elen) == VIGIL_CRYPTO_OK) {
 				wbuf_append(reply, buf, elen);
 			} else {
@@ -694,9 +683,44 @@ static void t_on_stream(void *ctx, const struct wire_addr *from, const uint8_t *
 			}
 			free(buf);
 		} else {
-			wbuf_append(reply, out.p, out.len);
+			wbuf_append(reply, out->p, out->len);
 		}
 	}
+}
+
+static void t_on_stream(void *ctx, const struct wire_addr *from, const uint8_t *msg,
+			size_t len, struct wbuf *reply)
+{
+	struct vigil *v = ctx;
+	uint8_t *owned;
+	size_t plen;
+	const char *why;
+	const uint8_t *plain = stream_plain(v, from, msg, len, &plen, &owned, &why);
+	struct wbuf out;
+	wbuf_init(&out);
+	if (!plain) {
+		/* memberlist handleConn: tell the peer why (an errMsg), so a
+		 * joiner with the wrong key sees that rather than EOF */
+		if (why) {
+			struct wire_msg e;
+			memset(&e, 0, sizeof e);
+			e.type = WIRE_ERR;
+			e.u.err.error = (struct wire_bytes){ (const uint8_t *)why, (uint32_t)strlen(why) };
+			wire_encode(&out, &e);
+			stream_reply(v, &out, reply);
+		}
+		wbuf_free(&out);
+		return;
+	}
+	int rc = swim_handle_stream(v->sw, from, plain, plen, &out, v->now);
+	free(owned);
+	if (rc != WIRE_OK) {
+		char a[80];
+		v->stream_malformed++;
+		vlog(v, 2, "vigil: bad stream message from %s: %s",
+		     transport_format_addr(from, a, sizeof a), wire_strerror(rc));
+	}
+	stream_reply(v, &out, reply);
 	wbuf_free(&out);
 }
 
@@ -719,7 +743,8 @@ static void t_on_stream_reply(void *ctx, uint64_t cookie, const uint8_t *msg, si
 	memset(&unknown, 0, sizeof unknown);
 	uint8_t *owned;
 	size_t plen;
-	const uint8_t *plain = stream_plain(v, &unknown, msg, len, &plen, &owned);
+	const char *why; /* logged by stream_plain */
+	const uint8_t *plain = stream_plain(v, &unknown, msg, len, &plen, &owned, &why);
 	swim_handle_stream_reply(v->sw, cookie, plain, plain ? plen : 0, v->now);
 	free(owned);
 }

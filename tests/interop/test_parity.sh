@@ -248,4 +248,26 @@ for k in 'abc$def' 'AAAA' 'AAAAAAAAAAAAAAAAAAAAAA=' 'AAAAAAAAAAAAAAAAAAAAAAA' 'A
     if [ -n "$a" ] && [ "$a" = "$b" ]; then ok "bad_key_text_as_serf $k"; else not_ok "bad_key_text_as_serf $k" "serf: $a / vigil: $b"; fi
 done
 
+# ---- a joiner with the wrong key or without encryption is told why (an
+# errMsg, encrypted as memberlist sends it), as a serf agent tells it
+read -r PE1 RE1 PE2 RE2 PJ RJ < <(free_ports 6)
+KEY=$(serf keygen) OTHER=$(serf keygen)
+start_serf  se "$PE1" "$RE1" -encrypt="$KEY"
+start_vigil ve "$PE2" "$RE2" -encrypt="$KEY"
+wait_ready "$RE1" 10; wait_ready "$RE2" 10
+join_error() { # target port, extra serf args: the joiner's error line
+    local port=$1
+    shift
+    timeout 15 serf agent -node=joiner -bind=127.0.0.1:"$PJ" -rpc-addr=127.0.0.1:"$RJ" \
+        -join=127.0.0.1:"$port" "$@" 2>&1 | grep 'Failed to join' | sed 's/^[[:space:]]*//'
+}
+for case in wrong_key plaintext; do
+    extra=()
+    [ "$case" = wrong_key ] && extra=(-encrypt="$OTHER")
+    a=$(join_error "$PE1" "${extra[@]}")
+    b=$(join_error "$PE2" "${extra[@]}")
+    if [ -n "$a" ] && [ "$a" = "$b" ] && ! grep -q EOF <<<"$b"; then ok "join_${case}_told_as_serf ($b)"; else
+        not_ok "join_${case}_told_as_serf" "serf: $a / vigil: $b"; fi
+done
+
 finish
