@@ -181,7 +181,7 @@ static void simulate(size_t n, double truth[][25], int cycles, double *avg, doub
 	 * deterministic and still catches a wrong step (which is off by far
 	 * more: an error avg of 0.1 or worse). */
 	uint64_t rng = 1;
-	char err[160], name[16];
+	char err[160], name[32];
 	for (int cy = 0; cy < cycles; cy++)
 		for (size_t i = 0; i < n; i++) {
 			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
@@ -292,7 +292,7 @@ TEST(coordinate_sim_converges_to_link_latency)
 	sim_enable_coordinates(s);
 	sim_set_latency(s, 1, 1);
 	for (int i = 0; i < N; i++) {
-		char name[8];
+		char name[16];
 		snprintf(name, sizeof name, "n%d", i);
 		REQUIRE(sim_add_node(s, name, NULL) == i);
 		sim_set_node_latency(s, i, extra[i]);
