@@ -4,6 +4,7 @@
  * serf's client.go and coordinate.go so both sides converge the same way.
  */
 #include "coordinate.h"
+#include "wire.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -254,15 +255,13 @@ int coord_parse_ack_payload(const uint8_t *p, size_t len, struct vigil_coord *c)
 		return -1;
 	if (p[0] != COORD_PING_VERSION)
 		return -2;
-	/* A coordinate is a few hundred bytes at most; anything bigger is not
-	 * one, and must not make msgpack-c allocate for it. */
-	if (len - 1 > 4 * COORD_PAYLOAD_MAX)
-		return -3;
+	/* The sender's bytes: wire_msgpack_unpack proves their shape first, so
+	 * a lying array header cannot make msgpack-c allocate for it; a
+	 * coordinate is a few hundred bytes, anything needing more is not one. */
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
-	size_t off = 0;
 	int rc = -3;
-	if (msgpack_unpack_next(&u, (const char *)p + 1, len - 1, &off) == MSGPACK_UNPACK_SUCCESS &&
+	if (wire_msgpack_unpack(p + 1, len - 1, 4 * COORD_PAYLOAD_MAX, &u, NULL) == WIRE_OK &&
 	    coord_unpack(&u.data, c))
 		rc = 0;
 	msgpack_unpacked_destroy(&u);

@@ -274,6 +274,11 @@ TEST(coordinate_ack_payload_is_serfs_encoding)
 				       0, 0, 0, 0, 0, 0, 0, 0, 0 };
 	CHECK(coord_parse_ack_payload(big, sizeof big, &y) == -3);
 	CHECK(coord_ack_payload(&x, buf, 10) == 0);
+	/* a lying length header must not make msgpack-c allocate 4G objects */
+	static const uint8_t lie[] = { 0x01, 0x81, 0xa3, 'V', 'e', 'c', 0xdd, 0xff, 0xff, 0xff, 0xff };
+	CHECK(coord_parse_ack_payload(lie, sizeof lie, &y) == -3);
+	static const uint8_t lie2[] = { 0x01, 0xdf, 0xff, 0xff, 0xff, 0xff };
+	CHECK(coord_parse_ack_payload(lie2, sizeof lie2, &y) == -3);
 }
 
 /*
