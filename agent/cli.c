@@ -1660,7 +1660,7 @@ static int fetch_coordinate(struct cmdflags *f, const char *node, struct vigil_c
 		return 0;
 	}
 	msgpack_unpacked_destroy(&u);
-	fprintf(stderr, "Could not find a coordinate for node \"%s\"\n", node);
+	printf("Could not find a coordinate for node \"%s\"\n", node); /* serf's Ui: stdout */
 	return 1;
 }
 
@@ -1683,7 +1683,7 @@ static int cmd_rtt(int argc, char **argv)
 		msgpack_unpacked_destroy(&u);
 		nodes[1] = self;
 	} else if (argc - rest != 2) {
-		fprintf(stderr, "One or two node names must be specified\n\n%s\n", rtt_help);
+		printf("One or two node names must be specified\n\n%s\n", rtt_help);
 		return 1;
 	} else {
 		nodes[1] = argv[rest + 1];
@@ -1694,7 +1694,7 @@ static int cmd_rtt(int argc, char **argv)
 		return 1;
 	double d = vigil_coord_distance(&c1, &c2);
 	if (d < 0) {
-		fprintf(stderr, "Error getting coordinates: dimensions aren't compatible\n");
+		printf("Error getting coordinates: dimensions aren't compatible\n");
 		return 1;
 	}
 	/* Go: time.Duration (whole ns) then Seconds()*1000 */

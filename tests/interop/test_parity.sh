@@ -55,11 +55,12 @@ else
 fi
 
 # -disable-coordinates: v3 sends none in its acks and keeps none.
-out=$(serf rtt -rpc-addr=127.0.0.1:"$R1" v3 2>&1)
+# (stdout only: serf's Ui writes errors there too)
+out=$(serf rtt -rpc-addr=127.0.0.1:"$R1" v3 2>/dev/null)
 check disable_coordinates_serf_finds_none [ "$out" = 'Could not find a coordinate for node "v3"' ]
-out=$("$VIGIL_BIN" rtt -rpc-addr=127.0.0.1:"$R4" s1 2>&1)
+out=$("$VIGIL_BIN" rtt -rpc-addr=127.0.0.1:"$R4" s1 2>/dev/null)
 check disable_coordinates_vigil_keeps_none [ "$out" = 'Could not find a coordinate for node "s1"' ]
-out=$("$VIGIL_BIN" rtt -rpc-addr=127.0.0.1:"$R2" nosuch 2>&1)
+out=$("$VIGIL_BIN" rtt -rpc-addr=127.0.0.1:"$R2" nosuch 2>/dev/null)
 check rtt_unknown_node_as_serf [ "$out" = 'Could not find a coordinate for node "nosuch"' ]
 
 # agents expected to refuse to start get these (never a well-known port:
