@@ -2281,6 +2281,8 @@ int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 		{"wills_delivered", (double)will_stats(v->will)->delivered},
 		{"wills_published", (double)will_stats(v->will)->published},
 		{"will_decode_errors", (double)will_stats(v->will)->decode_errors},
+		/* serf's Stats() coordinate_resets (0 with coordinates off) */
+		{"coordinate_resets", v->coords ? (double)v->coords->resets : 0.0},
 	};
 	int total = (int)(sizeof all / sizeof all[0]);
 	int n = 0;

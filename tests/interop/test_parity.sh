@@ -152,6 +152,7 @@ check version_matches_advertised_protocol [ "$said" = "$adv_v1" ]
 check protocol_as_serf_agent [ "$adv_v1" = "$adv_s1" ]
 info=$("$VIGIL_BIN" info -rpc-addr=127.0.0.1:"$R2")
 check info_runtime_real bash -c "! grep -q goroutines <<<'$info' && grep -q 'arch = $(uname -m)' <<<'$info'"
+check info_coordinate_resets_as_serf grep -q "coordinate_resets = 0" <<<"$info"
 
 # ---- join NAME/ADDR (memberlist resolveAddr, used by serf's join tests)
 read -r P8 R8 < <(free_ports 2)
