@@ -41,6 +41,9 @@
 #include "metrics.h"
 #include "rpc.h"
 #include "sdnotify.h"
+#include "tagsfile.h"
+#include "iface.h"
+#include "gobase64.h"
 
 #define GRACEFUL_TIMEOUT_MS 3000  /* serf's gracefulTimeout (signals) */
 /* After this long the agent's start-up (config, banner, startup join) is
@@ -124,8 +127,12 @@ static const char agent_help[] =
 	"                           responses to events including leave and force remove messages.\n"
 	"                           Defaults to 5s.\n"
 	"\n"
-	"  Accepted for compatibility with serf and ignored: -discover, -iface,\n"
-	"  -tags-file, -syslog, -disable-compression.\n"
+	"  -iface=eth0              Bind to this interface's address (serf's -iface).\n"
+	"  -tags-file=path          Persist tags changed at run time here; restored at start.\n"
+	"  -syslog                  Also log to syslog (facility: syslog_facility, LOCAL0).\n"
+	"  -disable-compression     Do not compress outgoing messages (vigil never does).\n"
+	"  -disable-coordinates     Keep no network coordinates (serf: disable_coordinates).\n"
+	"  -discover=cluster        mDNS discovery: not implemented by vigil, refused.\n"
 	"\n"
 	"Event handlers:\n"
 	"\n"
@@ -190,7 +197,7 @@ struct agent_opts {
 	const char *rpc_addr, *rpc_auth, *profile, *snapshot, *discover, *iface;
 	const char *tags_file, *retry_interval, *broadcast_timeout, *metrics_addr;
 	struct flag_list config, event_handlers, join, tags, retry_join;
-	bool replay, syslog, rejoin, disable_compression;
+	bool replay, syslog, rejoin, disable_compression, disable_coordinates;
 	long long protocol, retry_max;
 	int64_t handler_timeout;
 };
@@ -241,6 +248,8 @@ static int parse_agent_flags(int argc, char **argv, struct agent_opts *o,
 		{"retry-interval", FLAG_STRING, &o->retry_interval, 0},
 		{"rejoin", FLAG_BOOL, &o->rejoin, 0},
 		{"disable-compression", FLAG_BOOL, &o->disable_compression, 0},
+		/* vigil: serf has only the config key disable_coordinates */
+		{"disable-coordinates", FLAG_BOOL, &o->disable_coordinates, 0},
 		{"broadcast-timeout", FLAG_STRING, &o->broadcast_timeout, 0},
 	};
 	char err[256];
@@ -266,18 +275,6 @@ static int parse_agent_flags(int argc, char **argv, struct agent_opts *o,
 		return 1;
 	}
 
-	/* serf features vigil does not have: say so instead of silently
-	 * pretending (mDNS discovery, interface binding, syslog, tag files) */
-	if (!quiet) {
-		if (o->discover)
-			printf("==> Warning: -discover (mDNS) is not supported by vigil; ignoring\n");
-		if (o->iface)
-			printf("==> Warning: -iface is not supported by vigil; use -bind; ignoring\n");
-		if (o->syslog)
-			printf("==> Warning: -syslog is not supported by vigil; ignoring\n");
-		if (o->tags_file)
-			printf("==> Warning: -tags-file is not supported by vigil; ignoring\n");
-	}
 	cmd->bind = o->bind ? strdup(o->bind) : NULL;
 	cmd->advertise = o->advertise ? strdup(o->advertise) : NULL;
 	cmd->encrypt_key = o->encrypt ? strdup(o->encrypt) : NULL;
@@ -290,10 +287,14 @@ static int parse_agent_flags(int argc, char **argv, struct agent_opts *o,
 	cmd->profile = o->profile ? strdup(o->profile) : NULL;
 	cmd->snapshot_path = o->snapshot ? strdup(o->snapshot) : NULL;
 	cmd->tags_file = o->tags_file ? strdup(o->tags_file) : NULL;
+	cmd->interface = o->iface ? strdup(o->iface) : NULL;
+	cmd->discover = o->discover ? strdup(o->discover) : NULL;
+	cmd->enable_syslog = o->syslog;
 	cmd->metrics_addr = o->metrics_addr ? strdup(o->metrics_addr) : NULL;
 	cmd->protocol = (int)(o->protocol > 0 && o->protocol < 100 ? o->protocol : -1);
 	cmd->replay_on_join = o->replay;
 	cmd->rejoin_after_leave = o->rejoin;
+	cmd->disable_coordinates = o->disable_coordinates;
 	cmd->retry_max_attempts = (int)(o->retry_max > 0 && o->retry_max < INT_MAX ? o->retry_max : 0);
 	if (o->handler_timeout >= 0)
 		cmd->handler_timeout_ns = o->handler_timeout ? o->handler_timeout : -1;
@@ -347,6 +348,10 @@ static int read_config(int argc, char **argv, struct agent_config *out, bool qui
 	/* serf's DefaultConfig */
 	out->bind = strdup("0.0.0.0");
 	out->log_level = strdup("INFO");
+	/* serf agent DefaultConfig: Protocol = serf.ProtocolVersionMax (5;
+	 * what 5 adds, query response relays, vigil speaks), which is what
+	 * `vigil version` reports */
+	out->protocol = 5;
 	out->rpc_addr = strdup("127.0.0.1:7373");
 	out->profile = strdup("lan");
 	out->retry_interval_ns = 30LL * 1000000000LL;
@@ -482,24 +487,6 @@ static int addr_parts(const char *addr, char *host, size_t hl, uint16_t *port, c
 toolong:
 	snprintf(err, errlen, "address %s: host too long", addr);
 	return -1;
-}
-
-static int b64_decoded_len(const char *s)
-{
-	size_t l = strlen(s);
-	if (l == 0 || l % 4)
-		return -1;
-	for (size_t i = 0; i < l; i++) {
-		char c = s[i];
-		bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-			  c == '+' || c == '/' || (c == '=' && i >= l - 2);
-		if (!ok)
-			return -1;
-	}
-	int pad = (s[l - 1] == '=') + (s[l - 2] == '=');
-	if (s[l - 2] == '=' && s[l - 1] != '=')
-		return -1;
-	return (int)(l / 4 * 3) - pad;
 }
 
 /* ------------------------------------------------------------ callbacks */
@@ -724,6 +711,20 @@ int agent_main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(lv);
+	if (cfg->discover && *cfg->discover) {
+		/* serf announces and browses _serf_<cluster>._tcp over mDNS;
+		 * vigil has no mDNS, and joining nothing would look like
+		 * success, so refuse. */
+		fprintf(stderr, "==> mDNS discovery (-discover / \"discover\") is not supported by vigil; "
+				"use -join or -retry-join\n");
+		config_free(cfg);
+		return 1;
+	}
+	if (cfg->enable_syslog && log_enable_syslog(cfg->syslog_facility) != 0) {
+		fprintf(stderr, "==> Syslog setup failed: Unknown facility '%s'\n", cfg->syslog_facility);
+		config_free(cfg);
+		return 1;
+	}
 
 	if (strcmp(cfg->profile, "lan") != 0 && strcmp(cfg->profile, "wan") != 0 &&
 	    strcmp(cfg->profile, "local") != 0) {
@@ -747,6 +748,22 @@ int agent_main(int argc, char **argv)
 		config_free(cfg);
 		return 1;
 	}
+	if (cfg->interface && *cfg->interface) {
+		bool picked;
+		if (!iface_exists(cfg->interface)) {
+			fprintf(stderr, "==> Invalid network interface: route ip+net: no such network interface\n");
+			config_free(cfg);
+			return 1;
+		}
+		if (iface_bind_ip(cfg->interface, vc.bind_addr, sizeof vc.bind_addr, &picked, err,
+				  sizeof err) != 0) {
+			fprintf(stderr, "==> %s\n", err);
+			config_free(cfg);
+			return 1;
+		}
+		if (picked)
+			printf("==> Using interface '%s' address '%s'\n", cfg->interface, vc.bind_addr);
+	}
 	if (cfg->advertise && *cfg->advertise &&
 	    addr_parts(cfg->advertise, vc.advertise_addr, sizeof vc.advertise_addr,
 		       &vc.advertise_port, err, sizeof err) != 0) {
@@ -756,14 +773,18 @@ int agent_main(int argc, char **argv)
 	}
 	const char *keys[1];
 	if (cfg->encrypt_key && *cfg->encrypt_key) {
-		int kl = b64_decoded_len(cfg->encrypt_key);
+		size_t bad_at;
+		long kl = go_b64_decoded_len(cfg->encrypt_key, &bad_at);
 		if (kl < 0) {
-			fprintf(stderr, "==> Invalid encryption key: illegal base64 data\n");
+			/* Go's base64 error, as serf prints it */
+			fprintf(stderr, "==> Invalid encryption key: illegal base64 data at input byte %zu\n",
+				bad_at);
 			config_free(cfg);
 			return 1;
 		}
 		if (kl != 16 && kl != 24 && kl != 32) {
-			fprintf(stderr, "==> Invalid encryption key: key size must be 16, 24 or 32 bytes\n");
+			/* serf finds this only when memberlist is created */
+			fprintf(stderr, "==> Failed to start the Serf agent: Error creating Serf: Failed to create memberlist: key size must be 16, 24 or 32 bytes\n");
 			config_free(cfg);
 			return 1;
 		}
@@ -787,6 +808,21 @@ int agent_main(int argc, char **argv)
 		return 1;
 	}
 	a->encrypted = vc.n_keys > 0 || (vc.keyring_file && access(vc.keyring_file, F_OK) == 0);
+	if (cfg->tags_file && *cfg->tags_file) {
+		/* serf loadTagsFile: the file is the tags' only source */
+		if (cfg->n_tags > 0) {
+			fprintf(stderr, "==> Failed to setup the Serf agent: Tags config not allowed while using tag files\n");
+			config_free(cfg);
+			return 1;
+		}
+		if (tagsfile_load(cfg->tags_file, &cfg->tags, &cfg->n_tags, err, sizeof err) != 0) {
+			fprintf(stderr, "==> Failed to setup the Serf agent: %s\n", err);
+			config_free(cfg);
+			return 1;
+		}
+		if (cfg->n_tags)
+			printf("==> Restored %zu tag(s) from %s\n", cfg->n_tags, cfg->tags_file);
+	}
 	struct vigil_tag *tags = calloc(cfg->n_tags + 1, sizeof *tags);
 	for (size_t i = 0; tags && i < cfg->n_tags; i++) {
 		tags[i].key = cfg->tags[i].key;
@@ -798,6 +834,7 @@ int agent_main(int argc, char **argv)
 		vc.protocol_version = cfg->protocol;
 	vc.snapshot_path = cfg->snapshot_path;
 	vc.rejoin_after_leave = cfg->rejoin_after_leave;
+	vc.disable_coordinates = cfg->disable_coordinates;
 	apply_profile(&vc, cfg->profile);
 	vc.on_event = on_lib_event;
 	vc.on_log = on_lib_log;
@@ -868,6 +905,8 @@ int agent_main(int argc, char **argv)
 	printf("                  Encrypted: %s\n", a->encrypted ? "true" : "false");
 	printf("                   Snapshot: %s\n", cfg->snapshot_path ? "true" : "false");
 	printf("                    Profile: %s\n", cfg->profile);
+	/* vigil decompresses what it receives but never compresses */
+	printf("Message Compression Enabled: false\n");
 	fflush(stdout);
 
 	/* Startup join.  The library joins asynchronously; vigil_join_poll

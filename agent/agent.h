@@ -31,12 +31,16 @@ struct agent_config {
 	char *node_name, *role, *bind, *advertise, *encrypt_key, *keyring_file;
 	char *log_level, *rpc_addr, *rpc_auth, *profile, *snapshot_path, *tags_file;
 	char *metrics_addr;           /* vigil: Prometheus endpoint; NULL/"" = off */
+	char *interface;              /* serf -iface / "interface": bind its address */
+	char *syslog_facility, *discover;
+	bool enable_syslog;           /* serf -syslog */
 	struct kv *tags;
 	size_t n_tags;
 	struct strlist start_join, retry_join, event_handlers;
 	int protocol;                 /* <= 0: default */
 	bool replay_on_join, leave_on_terminate, skip_leave_on_interrupt;
 	bool rejoin_after_leave;
+	bool disable_coordinates;     /* serf disable_coordinates */
 	int retry_max_attempts;
 	int64_t retry_interval_ns;    /* 0: default 30s */
 	int64_t broadcast_timeout_ns; /* 0: default 5s */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "coordinate.h"
 #include "flags.h"
 #include "mp.h"
 #include "rpcclient.h"
@@ -874,6 +875,101 @@ static const char query_help[] =
 	"\n"
 	RPC_AUTH_HELP;
 
+/* Send a "query" request (body freed here) and wait for its header: 0, or 1
+ * after printing serf's "Error sending query: ..." (connection closed). */
+static int query_start(struct cmdflags *f, struct rpcc *c, struct mp_body *b, uint64_t *seq)
+{
+	catch_interrupt();
+	char *err = f->err;
+	const char *fail = NULL;
+	if (send_body(c, "query", b, seq) != 0)
+		fail = "client closed";
+	uint64_t got = 0;
+	while (!fail && got != *seq) {
+		if (rpcc_read_header(c, &got, err, sizeof f->err, 10000) != 0)
+			fail = interrupted ? "interrupted" : "client closed";
+	}
+	if (!fail && err[0])
+		fail = err;
+	if (fail) {
+		fprintf(stdout, "Error sending query: %s\n", fail);
+		rpcc_close(c);
+		return 1;
+	}
+	return 0;
+}
+
+/* One record of a query's stream: "ack", "response" (with payload). */
+typedef void (*query_event_fn)(void *ctx, const char *type, const char *from, const char *pl,
+			       size_t pn);
+
+/* Feed the query's records to fn until "done" (or the agent goes away,
+ * which serf treats the same); the connection is closed.  0, or 1 after a
+ * stream error was reported. */
+static int query_events(struct cmdflags *f, struct rpcc *c, uint64_t seq, query_event_fn fn,
+			void *ctx)
+{
+	uint64_t got = 0;
+	for (;;) {
+		int r = stream_header(c, &got, f->err, sizeof f->err);
+		if (r > 0) {
+			rpcc_close(c);
+			return 1;
+		}
+		if (r != 0)
+			break;
+		if (got != seq)
+			continue;
+		msgpack_unpacked u;
+		if (!stream_body(c, &u))
+			break;
+		char type[32] = "", from[512] = "";
+		const char *pl = "";
+		size_t pn = 0;
+		mp_get_str(&u.data, "Type", type, sizeof type);
+		mp_get_str(&u.data, "From", from, sizeof from);
+		mp_as_bytes(mp_get(&u.data, "Payload"), &pl, &pn);
+		bool done = strcmp(type, "done") == 0;
+		if (!done)
+			fn(ctx, type, from, pl, pn);
+		fflush(stdout);
+		msgpack_unpacked_destroy(&u);
+		if (done)
+			break;
+	}
+	rpcc_close(c);
+	return 0;
+}
+
+/* cmd_query's printer: text as it comes, or collected for -format=json. */
+struct query_out {
+	bool json;
+	json_t *jacks, *jresp;
+	int nacks, nresp;
+};
+
+static void query_print(void *ctx, const char *type, const char *from, const char *pl, size_t pn)
+{
+	struct query_out *q = ctx;
+	if (strcmp(type, "ack") == 0) {
+		q->nacks++;
+		if (q->json)
+			json_array_append_new(q->jacks, json_string(from));
+		else
+			printf("Ack from '%s'\n", from);
+	} else if (strcmp(type, "response") == 0) {
+		q->nresp++;
+		if (q->json) {
+			json_object_set_new(q->jresp, from, json_stringn_nocheck(pl, pn));
+		} else {
+			size_t l = pn;
+			if (l && pl[l - 1] == '\n')
+				l--;
+			printf("Response from '%s': %.*s\n", from, (int)l, pl);
+		}
+	}
+}
+
 static int cmd_query(int argc, char **argv)
 {
 	bool noack = false;
@@ -934,78 +1030,22 @@ static int cmd_query(int argc, char **argv)
 	flag_list_free(&nodes);
 	json_decref(ftags);
 
-	catch_interrupt();
 	uint64_t seq;
-	char *err = f.err;
-	const char *fail = NULL;
-	if (send_body(&c, "query", &b, &seq) != 0)
-		fail = "client closed";
-	uint64_t got = 0;
-	while (!fail && got != seq) {
-		if (rpcc_read_header(&c, &got, err, sizeof f.err, 10000) != 0)
-			fail = interrupted ? "interrupted" : "client closed";
-	}
-	if (!fail && err[0])
-		fail = err;
-	if (fail) {
-		fprintf(stdout, "Error sending query: %s\n", fail);
-		rpcc_close(&c);
+	if (query_start(&f, &c, &b, &seq) != 0)
 		return 1;
-	}
-	bool json = strcmp(format, "json") == 0;
-	json_t *jacks = json_array(), *jresp = json_object();
-	int nacks = 0, nresp = 0;
+	struct query_out qo = { strcmp(format, "json") == 0, json_array(), json_object(), 0, 0 };
+	bool json = qo.json;
 	if (!json) {
 		printf("Query '%s' dispatched\n", name);
 		fflush(stdout);
 	}
-	for (;;) {
-		int r = stream_header(&c, &got, err, sizeof f.err);
-		if (r > 0) {
-			rpcc_close(&c);
-			json_decref(jacks);
-			json_decref(jresp);
-			return 1;
-		}
-		if (r != 0)
-			break; /* agent went away: serf treats it like "done" */
-		if (got != seq)
-			continue;
-		msgpack_unpacked u;
-		if (!stream_body(&c, &u))
-			break;
-		char type[32] = "", from[512] = "";
-		const char *pl = "";
-		size_t pn = 0;
-		mp_get_str(&u.data, "Type", type, sizeof type);
-		mp_get_str(&u.data, "From", from, sizeof from);
-		mp_as_bytes(mp_get(&u.data, "Payload"), &pl, &pn);
-		bool done = false;
-		if (strcmp(type, "ack") == 0) {
-			nacks++;
-			if (json)
-				json_array_append_new(jacks, json_string(from));
-			else
-				printf("Ack from '%s'\n", from);
-		} else if (strcmp(type, "response") == 0) {
-			nresp++;
-			if (json) {
-				json_object_set_new(jresp, from, json_stringn_nocheck(pl, pn));
-			} else {
-				size_t l = pn;
-				if (l && pl[l - 1] == '\n')
-					l--;
-				printf("Response from '%s': %.*s\n", from, (int)l, pl);
-			}
-		} else if (strcmp(type, "done") == 0) {
-			done = true;
-		}
-		fflush(stdout);
-		msgpack_unpacked_destroy(&u);
-		if (done)
-			break;
+	if (query_events(&f, &c, seq, query_print, &qo) != 0) {
+		json_decref(qo.jacks);
+		json_decref(qo.jresp);
+		return 1;
 	}
-	rpcc_close(&c);
+	json_t *jacks = qo.jacks, *jresp = qo.jresp;
+	int nacks = qo.nacks, nresp = qo.nresp;
 	if (json) {
 		json_t *root = json_object();
 		json_object_set_new(root, "Acks", json_array_size(jacks) ? jacks : json_null());
@@ -1454,6 +1494,215 @@ static int cmd_info(int argc, char **argv)
 	return rc;
 }
 
+/* ---------------------------------------------------------- reachability */
+
+static const char reachability_help[] =
+	"Usage: vigil reachability [options]\n"
+	"\n"
+	"  Tests the network reachability of this node\n"
+	"\n"
+	"Options:\n"
+	"\n"
+	"  -rpc-addr=127.0.0.1:7373  RPC address of the vigil agent.\n"
+	RPC_AUTH_HELP "\n"
+	"  -verbose                  Verbose mode\n";
+
+static const char reach_troubleshooting[] =
+	"\n"
+	"Troubleshooting tips:\n"
+	"* Ensure that the bind addr:port is accessible by all other nodes\n"
+	"* If an advertise address is set, ensure it routes to the bind address\n"
+	"* Check that no nodes are behind a NAT\n"
+	"* If nodes are behind firewalls or iptables, check that Serf traffic is permitted (UDP and TCP)\n"
+	"* Verify networking equipment is functional";
+
+struct reach {
+	bool verbose, dups;
+	json_t *acks;   /* name -> true */
+	int n_acks;
+	int64_t start_ms, last_ms;
+};
+
+static void reach_ack(void *ctx, const char *type, const char *from, const char *pl, size_t pn)
+{
+	(void)pl, (void)pn;
+	struct reach *r = ctx;
+	if (strcmp(type, "ack") != 0)
+		return;
+	if (r->verbose)
+		printf("\tAck from '%s'\n", from);
+	r->n_acks++;
+	if (json_object_get(r->acks, from)) {
+		r->dups = true;
+		printf("Duplicate response from '%s'\n", from);
+	}
+	json_object_set_new(r->acks, from, json_true());
+	r->last_ms = now_ms();
+}
+
+/* serf's reachability: an acked "_serf_ping" query to everyone, compared
+ * with the live members; same output, same exit codes. */
+static int cmd_reachability(int argc, char **argv)
+{
+	struct reach r = { 0 };
+	struct cmdflags f = {0};
+	int rest, rc;
+	fl_add(&f, "verbose", FLAG_BOOL, &r.verbose);
+	if ((rc = fl_parse(&f, reachability_help, argc, argv, &rest)) != PARSED)
+		return rc;
+	msgpack_unpacked u;
+	if (request(&f, "members", NULL, &u, "Error getting members") != 0)
+		return 1;
+	json_t *live = json_object();
+	size_t total = 0;
+	const msgpack_object *ms = mp_get(&u.data, "Members");
+	if (ms && ms->type == MSGPACK_OBJECT_ARRAY) {
+		total = ms->via.array.size;
+		for (uint32_t i = 0; i < ms->via.array.size; i++) {
+			char name[VIGIL_NAME_MAX + 1], status[32];
+			if (mp_get_str(&ms->via.array.ptr[i], "Name", name, sizeof name) &&
+			    mp_get_str(&ms->via.array.ptr[i], "Status", status, sizeof status) &&
+			    strcmp(status, "alive") == 0)
+				json_object_set_new(live, name, json_true());
+		}
+	}
+	msgpack_unpacked_destroy(&u);
+	printf("Total members: %zu, live members: %zu\n", total, json_object_size(live));
+	struct rpcc c;
+	if (connect_agent(&c, &f) != 0) {
+		json_decref(live);
+		return 1;
+	}
+	struct mp_body b;
+	msgpack_packer *pk = mp_body_map(&b, 2);
+	mp_pack_kbool(pk, "RequestAck", true);
+	mp_pack_kstr(pk, "Name", "_serf_ping"); /* serf.InternalQueryPrefix + "ping" */
+	uint64_t seq;
+	if (query_start(&f, &c, &b, &seq) != 0) {
+		json_decref(live);
+		return 1;
+	}
+	printf("Starting reachability test...\n");
+	fflush(stdout);
+	r.acks = json_object();
+	r.start_ms = r.last_ms = now_ms();
+	if (query_events(&f, &c, seq, reach_ack, &r) != 0) {
+		json_decref(live);
+		json_decref(r.acks);
+		return 1;
+	}
+	if (r.verbose)
+		printf("Query time: %0.2f sec, time to last response: %0.2f sec\n",
+		       (double)(now_ms() - r.start_ms) / 1000.0, (double)(r.last_ms - r.start_ms) / 1000.0);
+	int exit_code = 0;
+	if (r.dups) {
+		printf("Duplicate responses means there is a misconfiguration. Verify that node names are unique.\n");
+		exit_code = 1;
+	}
+	int n = (int)json_object_size(live);
+	const char *k;
+	json_t *val;
+	if (r.n_acks == n) {
+		printf("Successfully contacted all live nodes\n");
+	} else if (r.n_acks > n) {
+		printf("Received more acks than live nodes! Acks from non-live nodes:\n");
+		json_object_foreach(r.acks, k, val)
+			if (!json_object_get(live, k))
+				printf("\t%s\n", k);
+		printf("This could mean Serf is detecting false-failures due to a misconfiguration or network issue.\n%s\n",
+		       reach_troubleshooting);
+		exit_code = 1;
+	} else {
+		printf("Received less acks than live nodes! Missing acks from:\n");
+		json_object_foreach(live, k, val)
+			if (!json_object_get(r.acks, k))
+				printf("\t%s\n", k);
+		printf("This could mean Serf gossip packets are being lost due to a misconfiguration or network issue.\n%s\n",
+		       reach_troubleshooting);
+		exit_code = 1;
+	}
+	json_decref(live);
+	json_decref(r.acks);
+	return exit_code;
+}
+
+/* ------------------------------------------------------------------- rtt */
+
+static const char rtt_help[] =
+	"Usage: vigil rtt [options] node1 [node2]\n"
+	"\n"
+	"  Estimates the round trip time between two nodes using vigil's network\n"
+	"  coordinate model of the cluster (compatible with serf's).\n"
+	"\n"
+	"  At least one node name is required. If the second node name isn't given, it\n"
+	"  is set to the agent's node name. Note that these are node names as known to\n"
+	"  vigil as \"vigil members\" would show, not IP addresses.\n"
+	"\n"
+	"Options:\n"
+	"\n"
+	"  -rpc-addr=127.0.0.1:7373  RPC address of the vigil agent.\n"
+	"\n"
+	"  -rpc-auth=\"\"              RPC auth token of the vigil agent.\n";
+
+/* RPC get-coordinate for node: 0 found, 1 (reported) otherwise. */
+static int fetch_coordinate(struct cmdflags *f, const char *node, struct vigil_coord *out)
+{
+	struct mp_body b;
+	msgpack_packer *pk = mp_body_map(&b, 1);
+	mp_pack_kstr(pk, "Node", node);
+	msgpack_unpacked u;
+	if (request(f, "get-coordinate", &b, &u, "Error getting coordinates") != 0)
+		return 1;
+	bool ok = false;
+	const msgpack_object *co = mp_get(&u.data, "Coord");
+	if (mp_get_bool(&u.data, "Ok", &ok) && ok && co && coord_unpack(co, out)) {
+		msgpack_unpacked_destroy(&u);
+		return 0;
+	}
+	msgpack_unpacked_destroy(&u);
+	printf("Could not find a coordinate for node \"%s\"\n", node); /* serf's Ui: stdout */
+	return 1;
+}
+
+/* serf's rtt command: same arguments, same output. */
+static int cmd_rtt(int argc, char **argv)
+{
+	struct cmdflags f = {0};
+	int rest, rc;
+	if ((rc = fl_parse(&f, rtt_help, argc, argv, &rest)) != PARSED)
+		return rc;
+	char self[VIGIL_NAME_MAX + 1];
+	const char *nodes[2] = { NULL, NULL };
+	if (argc - rest == 1) {
+		msgpack_unpacked u;
+		if (request(&f, "stats", NULL, &u, "Error querying agent") != 0)
+			return 1;
+		const msgpack_object *agent = mp_get(&u.data, "agent");
+		if (!agent || !mp_get_str(agent, "name", self, sizeof self))
+			self[0] = '\0';
+		msgpack_unpacked_destroy(&u);
+		nodes[1] = self;
+	} else if (argc - rest != 2) {
+		printf("One or two node names must be specified\n\n%s\n", rtt_help);
+		return 1;
+	} else {
+		nodes[1] = argv[rest + 1];
+	}
+	nodes[0] = argv[rest];
+	struct vigil_coord c1, c2;
+	if (fetch_coordinate(&f, nodes[0], &c1) != 0 || fetch_coordinate(&f, nodes[1], &c2) != 0)
+		return 1;
+	double d = vigil_coord_distance(&c1, &c2);
+	if (d < 0) {
+		printf("Error getting coordinates: dimensions aren't compatible\n");
+		return 1;
+	}
+	/* Go: time.Duration (whole ns) then Seconds()*1000 */
+	printf("Estimated %s <-> %s rtt: %.3f ms\n", nodes[0], nodes[1],
+	       (double)(int64_t)(d * 1e9) / 1e6);
+	return 0;
+}
+
 /* ------------------------------------------------------------------ will */
 
 static const char will_help[] =
@@ -1624,6 +1873,7 @@ static int cmd_version(int argc, char **argv)
 {
 	(void)argc, (void)argv;
 	printf("vigil v%s\n", VIGIL_VERSION);
+	/* the agent's default -protocol, and the range vigil_create accepts */
 	printf("Agent Protocol: 5 (Understands back to: 2)\n");
 	return 0;
 }
@@ -1702,6 +1952,8 @@ static const struct command commands[] = {
 	{"members", "Lists the members of a cluster", cmd_members, members_help},
 	{"monitor", "Stream logs from an agent", cmd_monitor, monitor_help},
 	{"query", "Send a query to the cluster", cmd_query, query_help},
+	{"reachability", "Test network reachability", cmd_reachability, reachability_help},
+	{"rtt", "Estimates network round trip time between nodes", cmd_rtt, rtt_help},
 	{"tags", "Modify tags of a running agent", cmd_tags, tags_help},
 	{"version", "Prints the vigil version", cmd_version, NULL},
 	{"will", "Set, show or clear this node's last will", cmd_will, will_help},

@@ -86,7 +86,7 @@ void config_free(struct agent_config *c)
 	char **strs[] = {&c->node_name, &c->role,      &c->bind,         &c->advertise,
 			 &c->encrypt_key, &c->keyring_file, &c->log_level,   &c->rpc_addr,
 			 &c->rpc_auth,   &c->profile,      &c->snapshot_path, &c->tags_file,
-			 &c->metrics_addr};
+			 &c->metrics_addr, &c->interface, &c->syslog_facility, &c->discover};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
@@ -125,6 +125,10 @@ void config_merge(struct agent_config *a, const struct agent_config *b)
 	setstr(&a->snapshot_path, b->snapshot_path);
 	setstr(&a->tags_file, b->tags_file);
 	setstr(&a->metrics_addr, b->metrics_addr);
+	setstr(&a->interface, b->interface);
+	setstr(&a->syslog_facility, b->syslog_facility);
+	setstr(&a->discover, b->discover);
+	a->enable_syslog |= b->enable_syslog;
 	for (size_t i = 0; i < b->n_tags; i++)
 		kv_set(&a->tags, &a->n_tags, b->tags[i].key, b->tags[i].value);
 	if (b->protocol > 0)
@@ -134,6 +138,7 @@ void config_merge(struct agent_config *a, const struct agent_config *b)
 	a->leave_on_terminate |= b->leave_on_terminate;
 	a->skip_leave_on_interrupt |= b->skip_leave_on_interrupt;
 	a->rejoin_after_leave |= b->rejoin_after_leave;
+	a->disable_coordinates |= b->disable_coordinates;
 	if (b->retry_max_attempts)
 		a->retry_max_attempts = b->retry_max_attempts;
 	if (b->retry_interval_ns)
@@ -166,7 +171,7 @@ struct keydef {
 static const struct keydef keys[] = {
 	{"node_name", K_STR, OFF(node_name)},
 	{"role", K_STR, OFF(role)},
-	{"disable_coordinates", K_IGNORE_BOOL, 0},
+	{"disable_coordinates", K_BOOL, OFF(disable_coordinates)},
 	{"tags", K_TAGS, OFF(tags)},
 	{"tags_file", K_STR, OFF(tags_file)},
 	{"bind", K_STR, OFF(bind)},
@@ -187,14 +192,14 @@ static const struct keydef keys[] = {
 	{"snapshot_path", K_STR, OFF(snapshot_path)},
 	{"leave_on_terminate", K_BOOL, OFF(leave_on_terminate)},
 	{"skip_leave_on_interrupt", K_BOOL, OFF(skip_leave_on_interrupt)},
-	{"discover", K_IGNORE_STR, 0},
-	{"interface", K_IGNORE_STR, 0},
+	{"discover", K_STR, OFF(discover)},
+	{"interface", K_STR, OFF(interface)},
 	{"reconnect_interval", K_IGNORE_DUR, 0},
 	{"reconnect_timeout", K_IGNORE_DUR, 0},
 	{"tombstone_timeout", K_IGNORE_DUR, 0},
 	{"disable_name_resolution", K_IGNORE_BOOL, 0},
-	{"enable_syslog", K_IGNORE_BOOL, 0},
-	{"syslog_facility", K_IGNORE_STR, 0},
+	{"enable_syslog", K_BOOL, OFF(enable_syslog)},
+	{"syslog_facility", K_STR, OFF(syslog_facility)},
 	{"retry_join", K_LIST, OFF(retry_join)},
 	{"retry_max_attempts", K_INT, OFF(retry_max_attempts)},
 	{"retry_interval", K_DUR, OFF(retry_interval_ns)},

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdbool.h>
+#include <syslog.h>
 #include <time.h>
 
 static const char *const names[LV__COUNT] = {"TRACE", "DEBUG", "INFO", "WARN", "ERR"};
@@ -77,6 +79,30 @@ void log_ring_clear(void)
 	ring_next = 0;
 }
 
+static bool use_syslog;
+
+int log_enable_syslog(const char *facility)
+{
+	static const struct {
+		const char *name;
+		int fac;
+	} facs[] = { { "KERN", LOG_KERN },     { "USER", LOG_USER },     { "MAIL", LOG_MAIL },
+		     { "DAEMON", LOG_DAEMON }, { "AUTH", LOG_AUTH },     { "SYSLOG", LOG_SYSLOG },
+		     { "LPR", LOG_LPR },       { "NEWS", LOG_NEWS },     { "UUCP", LOG_UUCP },
+		     { "CRON", LOG_CRON },     { "AUTHPRIV", LOG_AUTHPRIV }, { "FTP", LOG_FTP },
+		     { "LOCAL0", LOG_LOCAL0 }, { "LOCAL1", LOG_LOCAL1 }, { "LOCAL2", LOG_LOCAL2 },
+		     { "LOCAL3", LOG_LOCAL3 }, { "LOCAL4", LOG_LOCAL4 }, { "LOCAL5", LOG_LOCAL5 },
+		     { "LOCAL6", LOG_LOCAL6 }, { "LOCAL7", LOG_LOCAL7 } };
+	const char *f = facility && *facility ? facility : "LOCAL0";
+	for (size_t i = 0; i < sizeof facs / sizeof facs[0]; i++)
+		if (strcasecmp(f, facs[i].name) == 0) {
+			openlog("vigil", LOG_PID | LOG_NDELAY, facs[i].fac);
+			use_syslog = true;
+			return 0;
+		}
+	return -1;
+}
+
 void valog(int lv, const char *fmt, va_list ap)
 {
 	char msg[2048], line[4200], ts[32];
@@ -112,6 +138,12 @@ void valog(int lv, const char *fmt, va_list ap)
 	if (lv >= min_level) {
 		fprintf(stderr, "%s\n", line);
 		fflush(stderr);
+		if (use_syslog) {
+			/* go-syslog's levels: TRACE/DEBUG debug, INFO info... */
+			static const int prio[LV__COUNT] = { LOG_DEBUG, LOG_DEBUG, LOG_INFO,
+							     LOG_WARNING, LOG_ERR };
+			syslog(prio[lv], "[%s] %s", names[lv], clean);
+		}
 	}
 	free(ring[ring_next].line);
 	ring[ring_next].line = strdup(line);

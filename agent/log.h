@@ -31,6 +31,14 @@ void log_set_sink(void (*fn)(void *ctx, int lv, const char *line), void *ctx);
 void log_ring_foreach(void (*fn)(void *ctx, int lv, const char *line), void *ctx);
 void log_ring_clear(void);
 
+/*
+ * serf -syslog: also send the lines at or above the level to syslog(3),
+ * with serf's priorities per level, under `facility` ("LOCAL0".."LOCAL7",
+ * "USER", "DAEMON", ... as serf's syslog_facility).  0, or -1 for a
+ * facility name serf would not know.
+ */
+int log_enable_syslog(const char *facility);
+
 void alog(int lv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void valog(int lv, const char *fmt, va_list ap);
 /*

@@ -12,6 +12,7 @@
 #include "rpc.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -30,6 +31,8 @@
 #include "handlers.h"
 #include "log.h"
 #include "mp.h"
+#include "tagsfile.h"
+#include "coordinate.h"
 
 #define MAX_CLIENTS 512
 /*
@@ -95,6 +98,7 @@ struct stream {
 
 struct pending_respond {
 	uint32_t lib_id;
+	uint64_t client_qid;  /* the ID this client was given (serf: 1, 2, ...) */
 	int64_t expires;
 };
 
@@ -118,6 +122,7 @@ struct client {
 	size_t nstreams;
 	struct pending_respond *pr;
 	size_t npr;
+	uint64_t last_qid;    /* serf IPCClient.queryID: per connection, from 1 */
 	bool close_after_flush;
 	bool dead;
 	bool overflow; /* too much unsent output: drop the client */
@@ -938,7 +943,14 @@ static void h_tags(struct rpc_server *s, struct client *c, uint64_t seq,
 	for (size_t i = 0; i < ndel; i++)
 		oom |= !del[i];
 	int rc = oom ? -1 : vigil_set_tags(s->a->v, set, nset, del, ndel);
-	reply(c, seq, rc == 0 ? "" : "failed to update tags");
+	char terr[512] = "failed to update tags";
+	/* serf agent.SetTags: persist to -tags-file */
+	if (rc == 0 && s->a->cfg.tags_file && *s->a->cfg.tags_file &&
+	    tagsfile_write(s->a->cfg.tags_file, s->a->v, terr, sizeof terr) != 0) {
+		alog(LV_ERR, "agent: %s", terr);
+		rc = -1;
+	}
+	reply(c, seq, rc == 0 ? "" : terr);
 	for (size_t i = 0; i < nset; i++) {
 		free(set[i].key);
 		free(set[i].value);
@@ -1110,8 +1122,8 @@ static void h_respond(struct rpc_server *s, struct client *c, uint64_t seq,
 	mp_as_bytes(mp_get(b, "Payload"), &p, &n);
 	int64_t now = now_ms();
 	for (size_t i = 0; i < c->npr; i++) {
-		if (c->pr[i].lib_id == id && c->pr[i].expires > now) {
-			if (vigil_respond(s->a->v, (uint32_t)id, (const uint8_t *)p, n) != 0)
+		if (c->pr[i].client_qid == id && c->pr[i].expires > now) {
+			if (vigil_respond(s->a->v, c->pr[i].lib_id, (const uint8_t *)p, n) != 0)
 				reply(c, seq, "failed to respond to query");
 			else
 				reply(c, seq, "");
@@ -1140,12 +1152,12 @@ static void h_stats(struct rpc_server *s, struct client *c, uint64_t seq)
 		if (strcmp(ms[i].name, vigil_name(a->v)) == 0)
 			self = &ms[i];
 	}
-	struct vigil_stat st[64];
-	int nst = vigil_stats(a->v, st, 64);
+	struct vigil_stat st[160];
+	int nst = vigil_stats(a->v, st, 160);
 	if (nst < 0)
 		nst = 0;
-	if (nst > 64)
-		nst = 64;
+	if (nst > 160)
+		nst = 160;
 
 	/* serf's Serf.Stats() keys come first; library stats that don't
 	 * clash are appended so nothing the library knows is hidden. */
@@ -1184,18 +1196,27 @@ static void h_stats(struct rpc_server *s, struct client *c, uint64_t seq)
 		extra += !dup;
 	}
 
+	/* serf reports Go's runtime; vigil reports what it really runs on:
+	 * the kernel's name for the OS and machine, and its thread count (one
+	 * event loop, plus none: there are no goroutines to count) */
 	struct utsname u;
-	const char *arch = "unknown";
+	const char *os = "unknown", *arch = "unknown";
 	if (uname(&u) == 0) {
+		for (char *p = u.sysname; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		os = u.sysname;
 		arch = u.machine;
-		if (strcmp(arch, "x86_64") == 0)
-			arch = "amd64";
-		else if (strcmp(arch, "aarch64") == 0)
-			arch = "arm64";
 	}
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	char cpus[24];
+	char cpus[24], threads[24] = "unknown";
 	snprintf(cpus, sizeof cpus, "%ld", ncpu > 0 ? ncpu : 1);
+	FILE *ps = fopen("/proc/self/status", "r");
+	char sl[256];
+	while (ps && fgets(sl, sizeof sl, ps))
+		if (sscanf(sl, "Threads: %23s", threads) == 1)
+			break;
+	if (ps)
+		fclose(ps);
 
 	msgpack_packer pk;
 	client_packer(c, &pk);
@@ -1205,12 +1226,11 @@ static void h_stats(struct rpc_server *s, struct client *c, uint64_t seq)
 	msgpack_pack_map(&pk, 1);
 	mp_pack_kstr(&pk, "name", vigil_name(a->v));
 	mp_pack_cstr(&pk, "runtime");
-	msgpack_pack_map(&pk, 6);
-	mp_pack_kstr(&pk, "os", "linux");
+	msgpack_pack_map(&pk, 5);
+	mp_pack_kstr(&pk, "os", os);
 	mp_pack_kstr(&pk, "arch", arch);
 	mp_pack_kstr(&pk, "version", "vigil " VIGIL_VERSION);
-	mp_pack_kstr(&pk, "max_procs", "1");
-	mp_pack_kstr(&pk, "goroutines", "1");
+	mp_pack_kstr(&pk, "threads", threads);
 	mp_pack_kstr(&pk, "cpu_count", cpus);
 	mp_pack_cstr(&pk, "serf");
 	msgpack_pack_map(&pk, ns + extra);
@@ -1239,26 +1259,25 @@ static void h_stats(struct rpc_server *s, struct client *c, uint64_t seq)
 	vigil_members_free(ms, n);
 }
 
-static void h_get_coordinate(struct client *c, uint64_t seq)
+/* serf handleGetCoordinate: {Node} -> {Coord, Ok}.  An unknown node (or
+ * coordinates disabled) gets the zero Coordinate (Vec nil) and Ok=false,
+ * which `serf rtt` reports as "Could not find a coordinate". */
+static void h_get_coordinate(struct rpc_server *s, struct client *c, uint64_t seq,
+			     const msgpack_object *b)
 {
-	/* vigil does not implement Vivaldi coordinates: answer exactly as a
-	 * serf agent with disable_coordinates does (zero coordinate, Ok=false),
-	 * so `serf rtt` reports that no coordinate was found. */
+	char node[VIGIL_NAME_MAX + 1];
+	struct vigil_coord co;
+	bool ok = mp_get_str(b, "Node", node, sizeof node) &&
+		  vigil_get_coordinate(s->a->v, node, &co) == 0;
+	if (!ok)
+		memset(&co, 0, sizeof co);
 	msgpack_packer pk;
 	client_packer(c, &pk);
 	pack_header(&pk, seq, "");
 	msgpack_pack_map(&pk, 2);
 	mp_pack_cstr(&pk, "Coord");
-	msgpack_pack_map(&pk, 4);
-	mp_pack_cstr(&pk, "Vec");
-	msgpack_pack_nil(&pk);
-	mp_pack_cstr(&pk, "Error");
-	msgpack_pack_double(&pk, 0);
-	mp_pack_cstr(&pk, "Adjustment");
-	msgpack_pack_double(&pk, 0);
-	mp_pack_cstr(&pk, "Height");
-	msgpack_pack_double(&pk, 0);
-	mp_pack_kbool(&pk, "Ok", false);
+	coord_pack(&pk, &co);
+	mp_pack_kbool(&pk, "Ok", ok);
 }
 
 /* vigil extension: will-set {To, Event, Delay (ns), Payload} */
@@ -1396,7 +1415,7 @@ static void dispatch(struct rpc_server *s, struct client *c, const char *cmd, ui
 	else if (strcmp(cmd, "stats") == 0)
 		h_stats(s, c, seq);
 	else if (strcmp(cmd, "get-coordinate") == 0)
-		h_get_coordinate(c, seq);
+		h_get_coordinate(s, c, seq, body);
 	else if (strcmp(cmd, "will-set") == 0)
 		h_will_set(s, c, seq, body);
 	else if (strcmp(cmd, "will-clear") == 0)
@@ -1923,15 +1942,17 @@ static void send_event(struct rpc_server *s, struct client *c, uint64_t seq,
 	case VIGIL_EV_QUERY: {
 		/* remember it so this client may "respond" to it */
 		struct pending_respond *n = realloc(c->pr, (c->npr + 1) * sizeof *n);
+		uint64_t qid = ++c->last_qid;
 		if (n) {
 			c->pr = n;
-			c->pr[c->npr++] = (struct pending_respond){ev->id, now_ms() + RESPOND_WINDOW_MS};
+			c->pr[c->npr++] = (struct pending_respond){ev->id, qid,
+								   now_ms() + RESPOND_WINDOW_MS};
 		}
 		client_packer(c, &pk);
 		pack_header(&pk, seq, "");
 		msgpack_pack_map(&pk, 5);
 		mp_pack_kstr(&pk, "Event", "query");
-		mp_pack_kuint(&pk, "ID", ev->id);
+		mp_pack_kuint(&pk, "ID", qid);
 		mp_pack_kuint(&pk, "LTime", ev->ltime);
 		mp_pack_kstr(&pk, "Name", ev->name ? ev->name : "");
 		mp_pack_cstr(&pk, "Payload");

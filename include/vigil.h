@@ -271,6 +271,9 @@ struct vigil_config {
 	 * "<snapshot_path>.will.key"; else a key for this run only. */
 	const uint8_t *will_key_seed;
 	const char *will_key_file;
+	/* serf -disable-coordinates: no Vivaldi coordinate in our acks, none
+	 * kept for others (vigil_get_coordinate finds nothing). */
+	bool disable_coordinates;
 
 	vigil_event_fn on_event;
 	vigil_log_fn on_log;
@@ -473,6 +476,19 @@ VIGIL_API void vigil_keys_list_free(char **keys, size_t n);
  * so (64 entries are plenty today). */
 struct vigil_stat { const char *name; double value; };
 VIGIL_API int vigil_stats(vigil_t *v, struct vigil_stat *out, int max);
+
+/* A Vivaldi network coordinate, as serf's coordinate.Coordinate (seconds). */
+#define VIGIL_COORD_MAX_DIM 8
+struct vigil_coord {
+	unsigned dim;
+	double vec[VIGIL_COORD_MAX_DIM];
+	double error, adjustment, height;
+};
+/* serf GetCachedCoordinate: our own coordinate for our name, else the one
+ * `node` last sent in an ack.  0 found, -1 not (or coordinates disabled). */
+int vigil_get_coordinate(vigil_t *v, const char *node, struct vigil_coord *out);
+/* serf Coordinate.DistanceTo, in seconds (dimensions must match, else -1). */
+double vigil_coord_distance(const struct vigil_coord *a, const struct vigil_coord *b);
 
 #ifdef __cplusplus
 }

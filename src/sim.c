@@ -17,6 +17,7 @@
  * 10,000 nodes share one queue.
  */
 #include "sim.h"
+#include "coordinate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,8 @@ struct sim_node {
 	bool dying;              /* inside swim_free: ignore hooks */
 	int join_result;
 	int slow_ms;             /* sim_set_slow: extra arrival delay, 0..slow_ms */
+	int link_ms;             /* sim_set_node_latency: one-way delay added to its links */
+	struct coord_client *coords; /* sim_enable_coordinates, else NULL */
 	int64_t paused_at;
 	struct qent *queue;      /* arrivals while paused, in arrival order */
 	size_t qlen, qcap, qbytes;
@@ -112,6 +115,7 @@ struct sim {
 	uint64_t loss_threshold; /* loss as a 64-bit fraction, for integer compare */
 	int stream_timeout;
 	bool refuse_when_down;
+	bool coords_on;          /* sim_enable_coordinates */
 	size_t sockbuf;
 
 	uint64_t *cut;           /* sorted (from << 32 | to) of cut links */
@@ -475,10 +479,11 @@ static int latency(struct sim *s)
 	return s->lat_min + (int)(rnd(s) % (uint64_t)(s->lat_max - s->lat_min + 1));
 }
 
-/* When something sent now reaches node `dst`: the link, then the node's slowness. */
-static int64_t arrival(struct sim *s, int dst)
+/* When something sent now by `src` reaches node `dst`: the link, then the
+ * node's slowness. */
+static int64_t arrival(struct sim *s, int src, int dst)
 {
-	int64_t t = s->now + latency(s);
+	int64_t t = s->now + latency(s) + s->nodes[src]->link_ms + s->nodes[dst]->link_ms;
 	int slow = s->nodes[dst]->slow_ms;
 	if (slow > 0)
 		t += (int64_t)(rnd(s) % (uint64_t)(slow + 1));
@@ -574,7 +579,7 @@ static void hook_send_packet(void *ctx, const struct wire_addr *to,
 	p->from = n->idx;
 	p->to = dst;
 	memcpy(p->data, data, len);
-	heap_push(s, arrival(s, dst), EV_PACKET, dst, p);
+	heap_push(s, arrival(s, n->idx, dst), EV_PACKET, dst, p);
 }
 
 static void hook_send_stream(void *ctx, const struct wire_addr *to,
@@ -619,7 +624,7 @@ static void hook_send_stream(void *ctx, const struct wire_addr *to,
 	}
 	memcpy(st->req, msg, len);
 	st->req_len = len;
-	heap_push(s, arrival(s, dst), EV_STREAM_REQ, dst, st);
+	heap_push(s, arrival(s, n->idx, dst), EV_STREAM_REQ, dst, st);
 }
 
 static void hook_on_member(void *ctx, enum swim_member_event ev,
@@ -685,6 +690,22 @@ static void hook_join_result(void *ctx, const struct wire_addr *seed, bool ok)
 	(void)seed;
 	if (!n->dying)
 		n->join_result = ok ? 1 : 0;
+}
+
+/* Coordinates (sim_enable_coordinates), as the vigil glue does them. */
+static size_t hook_ack_payload(void *ctx, uint8_t *buf, size_t cap)
+{
+	struct sim_node *n = ctx;
+	return n->coords ? coord_ack_payload(&n->coords->coord, buf, cap) : 0;
+}
+
+static void hook_ping_complete(void *ctx, const char *name, int64_t rtt_us,
+			       const uint8_t *payload, size_t len)
+{
+	struct sim_node *n = ctx;
+	char err[160];
+	if (n->coords)
+		coord_client_on_ack(n->coords, name, rtt_us, payload, len, err, sizeof err);
 }
 
 static void hook_log(void *ctx, int level, const char *msg)
@@ -754,7 +775,7 @@ static void stream_request(struct sim *s, struct sim_node *n, struct strm *st)
 		free(st->req);
 		st->req = NULL;
 		st->ok = false;
-		heap_push(s, arrival(s, st->from), EV_STREAM_REPLY, st->from, st);
+		heap_push(s, arrival(s, st->to, st->from), EV_STREAM_REPLY, st->from, st);
 		return;
 	}
 	if (!sim_reachable(s, st->from, st->to)) {
@@ -776,7 +797,7 @@ static void stream_request(struct sim *s, struct sim_node *n, struct strm *st)
 		strm_release(st); /* the answer cannot get back; timeout */
 		return;
 	}
-	heap_push(s, arrival(s, st->from), EV_STREAM_REPLY, st->from, st);
+	heap_push(s, arrival(s, st->to, st->from), EV_STREAM_REPLY, st->from, st);
 }
 
 /* Settle a stream at the requester: the answer (ok) or a failure. */
@@ -953,6 +974,9 @@ void sim_free(struct sim *s)
 		return;
 	for (int i = 0; i < s->n_nodes; i++) {
 		stop_node(s, s->nodes[i]);
+		if (s->nodes[i]->coords)
+			coord_client_free(s->nodes[i]->coords);
+		free(s->nodes[i]->coords);
 		free(s->nodes[i]);
 	}
 	/* Heap entries hold packets and stream references; free them. */
@@ -1027,7 +1051,18 @@ int sim_add_node(struct sim *s, const char *name, const struct swim_config *cfg)
 		.merge_remote_state = hook_merge_remote_state,
 		.join_result = hook_join_result,
 		.log = hook_log,
+		.ack_payload = hook_ack_payload,
+		.ping_complete = hook_ping_complete,
 	};
+	if (s->coords_on) {
+		struct coord_config cc;
+		coord_config_default(&cc);
+		n->coords = calloc(1, sizeof *n->coords);
+		if (n->coords && coord_client_init(n->coords, &cc, s->seed + (uint64_t)n->idx) != 0) {
+			free(n->coords);
+			n->coords = NULL;
+		}
+	}
 	n->status = SIM_NODE_DOWN;
 	n->armed = ARMED_NONE;
 	/* Registered before swim_new so its own on_member events resolve. */
@@ -1130,6 +1165,27 @@ void sim_set_slow(struct sim *s, int node, int max_ms)
 	struct sim_node *n = node_get(s, node);
 	if (n)
 		n->slow_ms = max_ms > 0 ? max_ms : 0;
+}
+
+void sim_set_node_latency(struct sim *s, int node, int ms)
+{
+	struct sim_node *n = node_get(s, node);
+	if (n)
+		n->link_ms = ms > 0 ? ms : 0;
+}
+
+void sim_enable_coordinates(struct sim *s)
+{
+	s->coords_on = true;
+}
+
+int sim_coordinate(struct sim *s, int node, struct vigil_coord *out)
+{
+	struct sim_node *n = node_get(s, node);
+	if (!n || !n->coords)
+		return -1;
+	*out = n->coords->coord;
+	return 0;
 }
 
 void sim_set_latency(struct sim *s, int min_ms, int max_ms)

@@ -57,6 +57,8 @@
 
 #include "swim.h"
 
+struct vigil_coord;
+
 struct sim;
 
 /* What the harness (not swim) thinks a node is doing. */
@@ -156,6 +158,16 @@ int64_t sim_run_until_pred(struct sim *s, bool (*pred)(struct sim *, void *),
 bool sim_step(struct sim *s);
 
 /* ---- network knobs ---- */
+
+/* Extra one-way delay on every message to or from `node`, so the link
+ * between a and b takes latency + ms(a) + ms(b): per-link latencies for
+ * the coordinate tests (a star, which Vivaldi's heights model exactly). */
+void sim_set_node_latency(struct sim *s, int node, int ms);
+/* Nodes added from now on run serf's Vivaldi client over their probes, as
+ * vigil_create does (RTTs at the simulator's 1 ms resolution). */
+void sim_enable_coordinates(struct sim *s);
+/* A node's own coordinate; -1 if it has none. */
+int sim_coordinate(struct sim *s, int node, struct vigil_coord *out);
 
 /* One-way latency, uniform in [min_ms, max_ms] (default 1..3). */
 void sim_set_latency(struct sim *s, int min_ms, int max_ms);

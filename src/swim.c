@@ -203,6 +203,7 @@ struct swim {
 	char probe_target[WIRE_NAME_MAX + 1];
 	uint32_t probe_seq;
 	int64_t probe_start, probe_ack_deadline, probe_end;
+	int64_t probe_sent_us;       /* for ping_complete's RTT */
 	int probe_expected_nacks, probe_nacks;
 	bool probe_unreachable;      /* the target's port answered our ping with ICMP unreachable */
 	int64_t next_probe;
@@ -1680,6 +1681,14 @@ static void reshuffle(struct swim *sw)
 	sw->probe_pos = 0;
 }
 
+/* The biggest ack payload we attach (serf's coordinate takes ~120 bytes). */
+#define ACK_PAYLOAD_MAX 256
+
+static int64_t clock_us(struct swim *sw, int64_t now)
+{
+	return sw->hooks.clock_us ? sw->hooks.clock_us(sw->hooks.ctx) : now * 1000;
+}
+
 /* A ping for `node` that tells the receiver where to send the ack. */
 static void fill_ping(const struct swim *sw, struct wire_msg *msg, uint32_t seq,
 		      struct wire_bytes node)
@@ -1761,6 +1770,7 @@ static void probe_start(struct swim *sw, int64_t now)
 	sw->probe_nacks = 0;
 	sw->probe_unreachable = false;
 	sw->probe_phase = PROBE_DIRECT;
+	sw->probe_sent_us = clock_us(sw, now);
 	if (target->state == SWIM_SUSPECT && sw->cfg.lifeguard) {
 		struct suspicion *sp = suspicion_of(sw, target);
 		if (sp)
@@ -1883,6 +1893,13 @@ static void handle_ping(struct swim *sw, const struct wire_ping *p, const struct
 	memset(&ack, 0, sizeof ack);
 	ack.type = WIRE_ACK;
 	ack.u.ack.seq = p->seq;
+	uint8_t payload[ACK_PAYLOAD_MAX];
+	if (sw->hooks.ack_payload) {
+		/* none stays a nil Payload, as memberlist writes it */
+		size_t n = sw->hooks.ack_payload(sw->hooks.ctx, payload, sizeof payload);
+		if (n)
+			ack.u.ack.payload = (struct wire_bytes){ payload, (uint32_t)n };
+	}
 	struct wire_addr to;
 	reply_addr(&p->source, from, &to);
 	encode_send(sw, &to, &ack, false);
@@ -2034,9 +2051,16 @@ static void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip
 	encode_send(sw, &ip->target, &msg, false);
 }
 
-static void handle_ack(struct swim *sw, uint32_t seq)
+static void handle_ack(struct swim *sw, const struct wire_ack *a, int64_t now)
 {
+	uint32_t seq = a->seq;
 	if (sw->probe_phase != PROBE_IDLE && seq == sw->probe_seq) {
+		/* memberlist reports the RTT of direct acks only: an indirect
+		 * one measures the helper's path too */
+		if (sw->probe_phase == PROBE_DIRECT && sw->hooks.ping_complete)
+			sw->hooks.ping_complete(sw->hooks.ctx, sw->probe_target,
+						clock_us(sw, now) - sw->probe_sent_us,
+						a->payload.p, a->payload.len);
 		probe_succeeded(sw);
 		return;
 	}
@@ -2095,7 +2119,7 @@ static void handle_decoded(struct packet_ctx *pc, const struct wire_msg *m, uint
 		handle_indirect(sw, &m->u.indirect, pc->from, pc->now);
 		break;
 	case WIRE_ACK:
-		handle_ack(sw, m->u.ack.seq);
+		handle_ack(sw, &m->u.ack, pc->now);
 		break;
 	case WIRE_NACK:
 		handle_nack(sw, m->u.nack.seq, pc->now);
@@ -2277,8 +2301,84 @@ static void encode_local_state(struct swim *sw, bool join, struct wbuf *out)
 	free(nodes);
 }
 
-static void merge_remote_state(struct swim *sw, const struct wire_push_pull *pp, int64_t now)
+/* Widen [max of mins, min of maxes] by one member's versions (vsn as Vsn). */
+struct vsn_range {
+	uint8_t maxpmin, minpmax, maxdmin, mindmax;
+};
+
+static void vsn_range_add(struct vsn_range *r, const uint8_t *vsn)
 {
+	if (vsn[0] > r->maxpmin)
+		r->maxpmin = vsn[0];
+	if (vsn[1] < r->minpmax)
+		r->minpmax = vsn[1];
+	if (vsn[3] > r->maxdmin)
+		r->maxdmin = vsn[3];
+	if (vsn[4] < r->mindmax)
+		r->mindmax = vsn[4];
+}
+
+static bool vsn_range_check(struct swim *sw, const struct vsn_range *r, const char *name,
+			    size_t name_len, const uint8_t *vsn)
+{
+	if (vsn[2] < r->maxpmin || vsn[2] > r->minpmax) {
+		logf_(sw, 3, "memberlist: Failed push/pull merge: Node '%.*s' protocol version (%u) is incompatible: [%u, %u]",
+		      (int)name_len, name, vsn[2], r->maxpmin, r->minpmax);
+		return false;
+	}
+	if (vsn[5] < r->maxdmin || vsn[5] > r->mindmax) {
+		logf_(sw, 3, "memberlist: Failed push/pull merge: Node '%.*s' delegate protocol version (%u) is incompatible: [%u, %u]",
+		      (int)name_len, name, vsn[5], r->maxdmin, r->mindmax);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * memberlist verifyProtocol: the versions every alive member (theirs and
+ * ours) understands must overlap, and every member's current versions must
+ * lie in that overlap; otherwise the whole push-pull is refused.  This is
+ * what keeps out a memberlist node without serf's delegate (versions
+ * 0/0/0).  Our own members without version information (all zero) are
+ * left out: memberlist never has such entries, and counting them would
+ * wedge every later push-pull.
+ */
+static bool verify_protocol(struct swim *sw, const struct wire_push_pull *pp)
+{
+	static const uint8_t none[6];
+	struct vsn_range r = { 0, UINT8_MAX, 0, UINT8_MAX };
+	for (uint32_t i = 0; i < pp->n_nodes; i++)
+		if (pp->nodes[i].state == WIRE_STATE_ALIVE && pp->nodes[i].vsn_len >= 6)
+			vsn_range_add(&r, pp->nodes[i].vsn);
+	for (size_t i = 0; i < sw->n_members; i++) {
+		const struct member *m = member_of(sw, sw->members[i]);
+		if (m->state == SWIM_ALIVE && memcmp(m->vsn, none, 6) != 0)
+			vsn_range_add(&r, m->vsn);
+	}
+	for (uint32_t i = 0; i < pp->n_nodes; i++) {
+		const struct wire_node_state_entry *n = &pp->nodes[i];
+		uint8_t vsn[6] = { 0 };
+		if (n->vsn_len >= 6)
+			memcpy(vsn, n->vsn, 6);
+		if (!vsn_range_check(sw, &r, (const char *)n->name.p, n->name.len, vsn))
+			return false;
+	}
+	for (size_t i = 0; i < sw->n_members; i++) {
+		const struct member *m = member_of(sw, sw->members[i]);
+		const char *name = member_name(m);
+		if (memcmp(m->vsn, none, 6) != 0 &&
+		    !vsn_range_check(sw, &r, name, strlen(name), m->vsn))
+			return false;
+	}
+	return true;
+}
+
+/* Merge a push-pull's state; false (nothing merged) if verify_protocol
+ * refuses it. */
+static bool merge_remote_state(struct swim *sw, const struct wire_push_pull *pp, int64_t now)
+{
+	if (!verify_protocol(sw, pp))
+		return false;
 	for (uint32_t i = 0; i < pp->n_nodes; i++) {
 		const struct wire_node_state_entry *n = &pp->nodes[i];
 		switch (n->state) {
@@ -2309,6 +2409,7 @@ static void merge_remote_state(struct swim *sw, const struct wire_push_pull *pp,
 	if (pp->user_state.len && sw->hooks.merge_remote_state)
 		sw->hooks.merge_remote_state(sw->hooks.ctx, pp->user_state.p, pp->user_state.len,
 					     pp->join);
+	return true;
 }
 
 static void start_push_pull(struct swim *sw, const struct wire_addr *to, bool join)
@@ -2418,9 +2519,8 @@ void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 		struct wire_push_pull pp;
 		if (wire_decode_push_pull(msg, len, &pp) == WIRE_OK) {
 			sw->stats.bytes_in += len;
-			merge_remote_state(sw, &pp, now);
+			ok = merge_remote_state(sw, &pp, now);
 			wire_push_pull_free(&pp);
-			ok = true;
 		} else {
 			sw->stats.decode_errors++;
 		}

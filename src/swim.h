@@ -98,6 +98,16 @@ struct swim_hooks {
 	void (*join_result)(void *ctx, const struct wire_addr *seed, bool ok);
 	/* Optional log line (level: 0 debug, 1 info, 2 warn, 3 error). */
 	void (*log)(void *ctx, int level, const char *msg);
+	/* Optional, memberlist's PingDelegate: the payload for the acks we
+	 * send to pings (length written, at most cap)... */
+	size_t (*ack_payload)(void *ctx, uint8_t *buf, size_t cap);
+	/* ...and a probe of ours acked directly within the probe timeout:
+	 * the target, the RTT in microseconds, the ack's payload. */
+	void (*ping_complete)(void *ctx, const char *name, int64_t rtt_us,
+			      const uint8_t *payload, size_t len);
+	/* Optional finer clock for those RTTs, in microseconds (loopback RTTs
+	 * are well under the millisecond of `now`); NULL: now * 1000. */
+	int64_t (*clock_us)(void *ctx);
 };
 
 /* Counters for metrics; only ever increase. */

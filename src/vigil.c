@@ -33,6 +33,7 @@
 
 #include <msgpack.h>
 
+#include "coordinate.h"
 #include "crypto.h"
 #include "errors.h"
 #include "evqueue.h"
@@ -94,6 +95,7 @@ struct vigil {
 	struct will *will;           /* last wills (serf extension) */
 	char *will_path;             /* its state file, or NULL */
 	struct snapshotter *snap;    /* -snapshot, or NULL */
+	struct coord_client *coords; /* serf's Vivaldi client, NULL if disabled */
 	struct snap_node *rejoin;    /* previously alive nodes (serf handleRejoin) */
 	size_t n_rejoin, rejoin_next;
 	bool rejoin_active;          /* a re-join attempt is in flight */
@@ -321,6 +323,33 @@ static void h_on_member(void *ctx, enum swim_member_event ev, const struct swim_
 		will_on_member(v->will, ev, m, v->now);
 	if (v->snap)
 		snapshotter_mark_dirty(v->snap);
+	/* serf handleNodeLeave: forget a failed or departed node's samples */
+	if (v->coords && ev == SWIM_EV_LEAVE)
+		coord_client_forget(v->coords, m->name);
+}
+
+/* memberlist PingDelegate, as serf's ping_delegate.go. */
+static size_t h_ack_payload(void *ctx, uint8_t *buf, size_t cap)
+{
+	struct vigil *v = ctx;
+	return coord_ack_payload(&v->coords->coord, buf, cap);
+}
+
+static void h_ping_complete(void *ctx, const char *name, int64_t rtt_us,
+			    const uint8_t *payload, size_t len)
+{
+	struct vigil *v = ctx;
+	char err[160];
+	if (coord_client_on_ack(v->coords, name, rtt_us, payload, len, err, sizeof err) != 0)
+		vlog(v, 0, "serf: Rejected coordinate from %s: %s", name, err);
+}
+
+static int64_t h_clock_us(void *ctx)
+{
+	(void)ctx;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void rejoin_next(struct vigil *v);
@@ -621,19 +650,22 @@ static void t_on_packet(void *ctx, const struct wire_addr *from, const uint8_t *
 /*
  * Turn a received stream message into plaintext according to the keyring
  * and verify_incoming.  Returns the plaintext (msg itself or *owned, which
- * the caller frees) or NULL when the message must be dropped.
+ * the caller frees) or NULL when the message must be dropped; then *why
+ * is memberlist's error text for it (readStream's), or NULL.
  */
 static const uint8_t *stream_plain(struct vigil *v, const struct wire_addr *from,
 				   const uint8_t *msg, size_t len, size_t *plen,
-				   uint8_t **owned)
+				   uint8_t **owned, const char **why)
 {
 	char a[80];
 	*owned = NULL;
+	*why = NULL;
 	if (len && msg[0] == VIGIL_CRYPTO_ENCRYPT_MSG) {
 		if (!v->kr) {
 			v->tcp_encrypted_no_key++;
 			vlog_rl(v, 3, "vigil: remote state from %s is encrypted and encryption "
 			     "is not configured", transport_format_addr(from, a, sizeof a));
+			*why = "Remote state is encrypted and encryption is not configured";
 			return NULL;
 		}
 		uint8_t *out = malloc(len);
@@ -646,6 +678,7 @@ static const uint8_t *stream_plain(struct vigil *v, const struct wire_addr *from
 			vlog_rl(v, 3, "vigil: decrypt stream from %s failed: %s",
 			     transport_format_addr(from, a, sizeof a),
 			     rc ? vigil_crypto_strerror(rc) : "empty plaintext");
+			*why = "No installed keys could decrypt the message";
 			return NULL;
 		}
 		*owned = out;
@@ -655,39 +688,24 @@ static const uint8_t *stream_plain(struct vigil *v, const struct wire_addr *from
 		v->tcp_plain_dropped++;
 		vlog_rl(v, 3, "vigil: encryption is configured but remote state from %s "
 		     "is not encrypted", transport_format_addr(from, a, sizeof a));
+		*why = "Encryption is configured but remote state is not encrypted";
 		return NULL;
 	}
 	*plen = len;
 	return msg;
 }
 
-static void t_on_stream(void *ctx, const struct wire_addr *from, const uint8_t *msg,
-			size_t len, struct wbuf *reply)
+/* Append a stream message to reply, encrypted when we encrypt (memberlist
+ * rawSendMsgStream). */
+static void stream_reply(struct vigil *v, const struct wbuf *out, struct wbuf *reply)
 {
-	struct vigil *v = ctx;
-	uint8_t *owned;
-	size_t plen;
-	const uint8_t *plain = stream_plain(v, from, msg, len, &plen, &owned);
-	if (!plain)
-		return;
-
-	struct wbuf out;
-	wbuf_init(&out);
-	int rc = swim_handle_stream(v->sw, from, plain, plen, &out, v->now);
-	free(owned);
-	if (rc != WIRE_OK) {
-		char a[80];
-		v->stream_malformed++;
-		vlog_rl(v, 2, "vigil: bad stream message from %s: %s",
-		     transport_format_addr(from, a, sizeof a), wire_strerror(rc));
-	}
-	if (out.len && !out.oom) {
+	if (out->len && !out->oom) {
 		if (encrypt_out(v)) {
 			size_t cap = VIGIL_CRYPTO_STREAM_HDR +
-				     vigil_encrypted_len(v->enc_version, out.len);
+				     vigil_encrypted_len(v->enc_version, out->len);
 			uint8_t *buf = malloc(cap);
 			size_t elen = 0;
-			if (buf && vigil_encrypt_stream(v->kr, v->enc_version, out.p, out.len,
+			if (buf && vigil_encrypt_stream(v->kr, v->enc_version, out->p, out->len,
 							buf, cap, &elen) == VIGIL_CRYPTO_OK) {
 				wbuf_append(reply, buf, elen);
 			} else {
@@ -696,9 +714,44 @@ static void t_on_stream(void *ctx, const struct wire_addr *from, const uint8_t *
 			}
 			free(buf);
 		} else {
-			wbuf_append(reply, out.p, out.len);
+			wbuf_append(reply, out->p, out->len);
 		}
 	}
+}
+
+static void t_on_stream(void *ctx, const struct wire_addr *from, const uint8_t *msg,
+			size_t len, struct wbuf *reply)
+{
+	struct vigil *v = ctx;
+	uint8_t *owned;
+	size_t plen;
+	const char *why;
+	const uint8_t *plain = stream_plain(v, from, msg, len, &plen, &owned, &why);
+	struct wbuf out;
+	wbuf_init(&out);
+	if (!plain) {
+		/* memberlist handleConn: tell the peer why (an errMsg), so a
+		 * joiner with the wrong key sees that rather than EOF */
+		if (why) {
+			struct wire_msg e;
+			memset(&e, 0, sizeof e);
+			e.type = WIRE_ERR;
+			e.u.err.error = (struct wire_bytes){ (const uint8_t *)why, (uint32_t)strlen(why) };
+			wire_encode(&out, &e);
+			stream_reply(v, &out, reply);
+		}
+		wbuf_free(&out);
+		return;
+	}
+	int rc = swim_handle_stream(v->sw, from, plain, plen, &out, v->now);
+	free(owned);
+	if (rc != WIRE_OK) {
+		char a[80];
+		v->stream_malformed++;
+		vlog_rl(v, 2, "vigil: bad stream message from %s: %s",
+		     transport_format_addr(from, a, sizeof a), wire_strerror(rc));
+	}
+	stream_reply(v, &out, reply);
 	wbuf_free(&out);
 }
 
@@ -721,7 +774,8 @@ static void t_on_stream_reply(void *ctx, uint64_t cookie, const uint8_t *msg, si
 	memset(&unknown, 0, sizeof unknown);
 	uint8_t *owned;
 	size_t plen;
-	const uint8_t *plain = stream_plain(v, &unknown, msg, len, &plen, &owned);
+	const char *why; /* logged by stream_plain */
+	const uint8_t *plain = stream_plain(v, &unknown, msg, len, &plen, &owned, &why);
 	swim_handle_stream_reply(v->sw, cookie, plain, plain ? plen : 0, v->now);
 	free(owned);
 }
@@ -968,6 +1022,20 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		.join_result = h_join_result,
 		.log = layer_log,
 	};
+	if (!cfg->disable_coordinates) {
+		struct coord_config cc;
+		coord_config_default(&cc);
+		v->coords = calloc(1, sizeof *v->coords);
+		if (!v->coords || coord_client_init(v->coords, &cc, random_seed()) != 0) {
+			free(v->coords);
+			v->coords = NULL;
+			set_err(err, errlen, "Failed to create coordinate client");
+			goto fail;
+		}
+		sh.ack_payload = h_ack_payload;
+		sh.ping_complete = h_ping_complete;
+		sh.clock_us = h_clock_us;
+	}
 	v->sw = swim_new(&sc, &sh, v->now);
 	if (!v->sw) {
 		rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM,
@@ -1117,6 +1185,9 @@ void vigil_destroy(vigil_t *v)
 	will_free(v->will);
 	serf_layer_free(v->sl);
 	swim_free(v->sw);
+	if (v->coords)
+		coord_client_free(v->coords);
+	free(v->coords);
 	transport_close(v->tr);
 	vigil_keyring_free(v->kr);
 	free(v->crypt_buf);
@@ -1437,6 +1508,17 @@ static void join_resolved(struct vigil *v)
 	}
 }
 
+/* memberlist resolveAddr: "NODE/ADDR" names the node expected at ADDR
+ * (serf's own join tests use it); the address is what matters to us.
+ * NULL for an empty node name, which memberlist refuses. */
+static const char *join_addr_part(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	if (!slash)
+		return s;
+	return slash == s ? NULL : slash + 1;
+}
+
 int vigil_join_begin(vigil_t *v, const char *const *addrs, size_t n, bool replay,
 		     uint32_t *join_id)
 {
@@ -1459,12 +1541,13 @@ int vigil_join_begin(vigil_t *v, const char *const *addrs, size_t n, bool replay
 	const char *bad = NULL;
 	const char **names = calloc(n ? n : 1, sizeof *names);
 	for (size_t i = 0; names && i < n; i++) {
-		if (addrs[i] && transport_parse_addr(addrs[i], TRANSPORT_DEFAULT_PORT, false,
-						     &seeds[k]) == 0) {
+		/* serf's "NAME/ADDR" form: the address part is what we dial */
+		const char *a = addrs[i] ? join_addr_part(addrs[i]) : NULL;
+		if (a && transport_parse_addr(a, TRANSPORT_DEFAULT_PORT, false, &seeds[k]) == 0) {
 			k++;
-		} else if (addrs[i] && resolver_is_hostname(addrs[i])) {
+		} else if (a && resolver_is_hostname(a)) {
 			is_name[k] = true;
-			names[k++] = addrs[i];
+			names[k++] = a;
 			n_names++;
 		} else {
 			bad = addrs[i] ? addrs[i] : "(null)";
@@ -2541,6 +2624,8 @@ int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 		{"will_refused_seq", (double)will_stats(v->will)->seq_refused},
 		{"will_refused_budget", (double)will_stats(v->will)->over_budget},
 		{"will_refused_view", (double)will_stats(v->will)->view_refused},
+		/* serf's Stats() coordinate_resets (0 with coordinates off) */
+		{"coordinate_resets", v->coords ? (double)v->coords->resets : 0.0},
 	};
 	int total = (int)(sizeof all / sizeof all[0]);
 	int n = 0;
@@ -2553,4 +2638,24 @@ int vigil_stats(vigil_t *v, struct vigil_stat *out, int max)
 	out[n].name = NULL;
 	out[n].value = 0;
 	return n;
+}
+
+/* ------------------------------------------------------ coordinates */
+
+int vigil_get_coordinate(vigil_t *v, const char *node, struct vigil_coord *out)
+{
+	if (!v || !node || !out || !v->coords)
+		return -1;
+	if (strcmp(node, v->cfg.name) == 0) {
+		*out = v->coords->coord;
+		return 0;
+	}
+	return coord_client_cached(v->coords, node, out) ? 0 : -1;
+}
+
+double vigil_coord_distance(const struct vigil_coord *a, const struct vigil_coord *b)
+{
+	if (!coord_compatible(a, b) || a->dim > VIGIL_COORD_MAX_DIM)
+		return -1;
+	return coord_distance(a, b);
 }
