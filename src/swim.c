@@ -37,6 +37,7 @@
 #define MAX_PENDING_STREAMS 64
 #define RECONNECT_INTERVAL_MS 30000 /* serf's ReconnectInterval */
 #define COMPOUND_MAX 255
+#define RECENT_ACKED 16          /* recently acked members remembered for helper choice */
 
 /*
  * Memory layout.  A simulator runs 10,000 members that each know 10,000
@@ -225,6 +226,9 @@ struct swim {
 	bool leaving, left_done;
 
 	int awareness;               /* Lifeguard local health score */
+	/* members whose direct probe we saw acked lately (see pick_helpers) */
+	struct { uint32_t id; int64_t t; } acked[RECENT_ACKED];
+	int n_acked_next;            /* ring position */
 	struct wbuf scratch, pkt, body;
 	struct wbuf alive_out;       /* alive rumours encoded for the packet being built */
 	const struct wire_addr *cur_from; /* sender of the packet being handled */
@@ -303,10 +307,17 @@ static bool is_live_peer(const struct swim *sw, const struct member *m)
 	return m != sw->self && !is_gone(m);
 }
 
-/* memberlist's retransmitLimit: mult * ceil(log10(n + 1)). */
+/*
+ * memberlist's retransmitLimit: mult * ceil(log10(n + 1)), n counting the
+ * dead too (memberlist's estNumNodes keeps them until they are reaped).
+ * Counting only the live ones halved the limit on the minority side of a
+ * partition just when most gossip targets (the recently dead across the
+ * cut) cannot hear it: a `dead` there reached the others on its own side
+ * 7-20 s late, or never.
+ */
 static int retransmit_limit(const struct swim *sw)
 {
-	double n = (double)sw->n_alive;
+	double n = (double)sw->n_members;
 	int lim = sw->cfg.retransmit_mult * (int)ceil(log10(n + 1));
 	return lim < 1 ? 1 : lim;
 }
@@ -1524,6 +1535,14 @@ static struct member *buddy_due(struct swim *sw, int64_t now)
 		const struct suspicion *sp = &sw->suspects[i];
 		if (now - sp->last_buddy < 2LL * sw->cfg.probe_interval_ms)
 			continue;
+		/*
+		 * Once per suspicion: the round-robin carries it again.  With
+		 * many suspects (every member across a partition) jumping the
+		 * queue every two intervals starved the round-robin, and members
+		 * not yet suspected went unprobed for 20 s and more.
+		 */
+		if (sp->last_buddy >= sp->start)
+			continue;
 		if (!best || sp->last_buddy < best->last_buddy)
 			best = sp;
 	}
@@ -1564,7 +1583,10 @@ static void probe_start(struct swim *sw, int64_t now)
 	snprintf(sw->probe_target, sizeof sw->probe_target, "%s", member_name(target));
 	sw->probe_seq = next_seq(sw);
 	sw->probe_start = now;
-	sw->probe_ack_deadline = now + scaled(sw, sw->cfg.probe_timeout_ms);
+	/* not scaled by local health, as memberlist: waiting longer does not
+	 * get UDP through; the scaled interval gives the indirect probes the
+	 * extra time instead */
+	sw->probe_ack_deadline = now + sw->cfg.probe_timeout_ms;
 	sw->probe_end = sw->next_probe;
 	sw->probe_expected_nacks = 0;
 	sw->probe_nacks = 0;
@@ -1607,11 +1629,79 @@ static void probe_start(struct swim *sw, int64_t now)
 	send_ping(sw, target, sw->probe_seq);
 }
 
-static void probe_succeeded(struct swim *sw)
+static void probe_succeeded(struct swim *sw, int64_t now)
 {
 	sw->stats.acks++;
 	awareness_apply(sw, -1);
 	sw->probe_phase = PROBE_IDLE;
+	uint32_t id = find_id(sw, sw->probe_target);
+	if (id != NO_ID) {
+		sw->acked[sw->n_acked_next].id = id;
+		sw->acked[sw->n_acked_next].t = now;
+		sw->n_acked_next = (sw->n_acked_next + 1) % RECENT_ACKED;
+	}
+	/*
+	 * Local health stretches a probe that goes unanswered (more time for
+	 * indirect acks and nacks), not the pace of probes that are answered:
+	 * memberlist's probeNode returns at the ack and the next tick of its
+	 * fixed ProbeInterval ticker starts the next one.  Keeping the scaled
+	 * interval after an ack made a member with a high score (the minority
+	 * side of a partition: most helpers there cannot nack) probe every
+	 * 5-8 s and take 35-60 s to give up on the other side.
+	 */
+	int64_t next = sw->probe_start + sw->cfg.probe_interval_ms;
+	if (next < now)
+		next = now;
+	if (next < sw->next_probe)
+		sw->next_probe = next;
+}
+
+static bool picked_already(struct member *const *picked, int n, const struct member *m)
+{
+	for (int i = 0; i < n; i++)
+		if (picked[i] == m)
+			return true;
+	return false;
+}
+
+/*
+ * Up to k distinct alive members other than us and the target to ask for
+ * indirect probes: first members whose direct probe we saw acked in the
+ * last RECENT_ACKED_MS, then random alive ones.  Lifeguard reads a helper's
+ * missing nack as a sign that we are the unhealthy one.  A helper we cannot
+ * reach either (the far side of a partition, still alive in our view) says
+ * nothing about our health, but it was picked as often as a reachable one:
+ * on the minority side of a 6|4 cut most helpers were across the cut, the
+ * health score went to its maximum and every failed probe then took 8 s,
+ * so that side took 35-60 s to give up on the other (serf: 21 s).  Members
+ * that just answered us nack when they cannot reach the target; if we are
+ * the slow one their nacks are late too, so the health signal stays.
+ */
+#define RECENT_ACKED_MS(sw) (10LL * (sw)->cfg.probe_interval_ms)
+static int pick_helpers(struct swim *sw, const struct member *target,
+			struct member **picked, int k, int64_t now)
+{
+	int n = 0;
+	int start = (int)rng_below(sw, RECENT_ACKED);
+	for (int j = 0; j < RECENT_ACKED && n < k; j++) {
+		const int i = (start + j) % RECENT_ACKED;
+		if (sw->acked[i].t == 0 || now - sw->acked[i].t > RECENT_ACKED_MS(sw) ||
+		    sw->acked[i].id >= sw->n_ids)
+			continue;
+		struct member *m = member_of(sw, sw->acked[i].id);
+		if (m == target || m == sw->self || m->state != SWIM_ALIVE ||
+		    picked_already(picked, n, m))
+			continue;
+		picked[n++] = m;
+	}
+	for (int tries = 0; n < k && tries < k * 8; tries++) {
+		struct member *m = random_live(sw, member_name(target));
+		if (!m)
+			break;
+		if (!picked_already(picked, n, m))
+			picked[n++] = m;
+	}
+	return n;
 }
 
 static void probe_go_indirect(struct swim *sw, int64_t now)
@@ -1620,19 +1710,9 @@ static void probe_go_indirect(struct swim *sw, int64_t now)
 	sw->probe_phase = PROBE_INDIRECT;
 	if (!target || is_gone(target))
 		return;
-	/* pick up to k distinct live members other than us and the target */
 	struct member *picked[16];
-	int k = sw->cfg.indirect_checks > 16 ? 16 : sw->cfg.indirect_checks, n = 0;
-	for (int tries = 0; n < k && tries < k * 8; tries++) {
-		struct member *m = random_live(sw, member_name(target));
-		if (!m)
-			break;
-		bool dup = false;
-		for (int i = 0; i < n; i++)
-			dup |= picked[i] == m;
-		if (!dup)
-			picked[n++] = m;
-	}
+	int k = sw->cfg.indirect_checks > 16 ? 16 : sw->cfg.indirect_checks;
+	int n = pick_helpers(sw, target, picked, k, now);
 	for (int i = 0; i < n; i++) {
 		struct wire_msg msg;
 		memset(&msg, 0, sizeof msg);
@@ -1649,7 +1729,6 @@ static void probe_go_indirect(struct swim *sw, int64_t now)
 		struct wire_addr to = member_addr(picked[i]);
 		encode_send(sw, &to, &msg, true);
 	}
-	(void)now;
 }
 
 static void probe_failed(struct swim *sw, int64_t now)
@@ -1662,9 +1741,7 @@ static void probe_failed(struct swim *sw, int64_t now)
 	 */
 	int delta = 1;
 	if (sw->probe_expected_nacks > 0)
-		delta = sw->probe_expected_nacks - sw->probe_nacks;
-	if (delta < 0)
-		delta = 0;
+		delta = sw->probe_nacks > 0 ? 0 : sw->probe_expected_nacks;
 	awareness_apply(sw, delta);
 	struct member *target = find(sw, sw->probe_target);
 	if (!target || is_gone(target))
@@ -1694,7 +1771,13 @@ static void handle_ping(struct swim *sw, const struct wire_ping *p, const struct
 	ack.u.ack.seq = p->seq;
 	struct wire_addr to;
 	reply_addr(&p->source, from, &to);
-	encode_send(sw, &to, &ack, false);
+	/*
+	 * Gossip rides on the ack too, as memberlist's sendMsg does for every
+	 * packet: a prober is a member that surely hears us.  With most gossip
+	 * targets unreachable (a partition's minority side), acks were the
+	 * path that carried a `dead` to the others on our side in time.
+	 */
+	encode_send(sw, &to, &ack, true);
 }
 
 static void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip,
@@ -1730,10 +1813,10 @@ static void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip
 	encode_send(sw, &ip->target, &msg, false);
 }
 
-static void handle_ack(struct swim *sw, uint32_t seq)
+static void handle_ack(struct swim *sw, uint32_t seq, int64_t now)
 {
 	if (sw->probe_phase != PROBE_IDLE && seq == sw->probe_seq) {
-		probe_succeeded(sw);
+		probe_succeeded(sw, now);
 		return;
 	}
 	for (size_t i = 0; i < sw->n_relays; i++) {
@@ -1790,7 +1873,7 @@ static void handle_decoded(struct packet_ctx *pc, const struct wire_msg *m, uint
 		handle_indirect(sw, &m->u.indirect, pc->from, pc->now);
 		break;
 	case WIRE_ACK:
-		handle_ack(sw, m->u.ack.seq);
+		handle_ack(sw, m->u.ack.seq, pc->now);
 		break;
 	case WIRE_NACK:
 		handle_nack(sw, m->u.nack.seq, pc->now);
@@ -2235,6 +2318,9 @@ static void member_free(struct swim *sw, uint32_t id)
 	buddy_forget(sw, m);
 	if (sw->hinted == id)
 		sw->hinted = NO_ID;
+	for (int i = 0; i < RECENT_ACKED; i++)
+		if (sw->acked[i].id == id)
+			sw->acked[i].t = 0; /* the id will name another member */
 	id_free(sw, id);
 }
 
