@@ -37,7 +37,7 @@
 #define MAX_PENDING_STREAMS 64
 #define RECONNECT_INTERVAL_MS 30000 /* serf's ReconnectInterval */
 #define COMPOUND_MAX 255
-#define RECENT_ACKED 16          /* recently acked members remembered for helper choice */
+#define RECENT_ACKED 32          /* recently acked members remembered for helper choice */
 
 /*
  * Memory layout.  A simulator runs 10,000 members that each know 10,000
@@ -204,6 +204,7 @@ struct swim {
 	int probe_expected_nacks, probe_nacks;
 	bool probe_unreachable;      /* the target's port answered our ping with ICMP unreachable */
 	int64_t next_probe;
+	bool last_probe_buddy;       /* the current/last probe jumped the queue (buddy_due) */
 	uint32_t hinted;             /* member to probe next (unreachable hint), NO_ID if none */
 	int64_t last_hint_probe;     /* when a hint last moved a probe forward */
 
@@ -226,7 +227,7 @@ struct swim {
 	bool leaving, left_done;
 
 	int awareness;               /* Lifeguard local health score */
-	/* members whose direct probe we saw acked lately (see pick_helpers) */
+	/* members that acked our probes or pinged us lately (handle_dead) */
 	struct { uint32_t id; int64_t t; } acked[RECENT_ACKED];
 	int n_acked_next;            /* ring position */
 	struct wbuf scratch, pkt, body;
@@ -1245,6 +1246,27 @@ static void set_state(struct swim *sw, struct member *m, enum swim_state st, int
 /* ------------------------------------------------------------------ */
 /* refutation, alive, suspect, dead                                    */
 
+/* Remember that member `id` answered us or pinged us at `now`. */
+static void heard_from(struct swim *sw, uint32_t id, int64_t now)
+{
+	if (id == NO_ID || member_of(sw, id) == sw->self)
+		return;
+	sw->acked[sw->n_acked_next].id = id;
+	sw->acked[sw->n_acked_next].t = now;
+	sw->n_acked_next = (sw->n_acked_next + 1) % RECENT_ACKED;
+}
+
+/* Did m answer or ping us less than `window` ms ago? */
+static bool heard_within(const struct swim *sw, const struct member *m, int64_t window,
+			 int64_t now)
+{
+	for (int i = 0; i < RECENT_ACKED; i++)
+		if (sw->acked[i].t && now - sw->acked[i].t < window &&
+		    sw->acked[i].id < sw->n_ids && member_of(sw, sw->acked[i].id) == m)
+			return true;
+	return false;
+}
+
 /* Someone says we are suspect/dead (or alive with other data): outbid them. */
 static void refute(struct swim *sw, uint32_t accused_inc, int64_t now)
 {
@@ -1446,6 +1468,24 @@ static void handle_dead(struct swim *sw, const struct wire_accuse *d, uint64_t h
 		refute(sw, d->incarnation, now);
 		return;
 	}
+	if (!is_leave && m != sw->self && !bytes_eq_str(d->from, member_name(sw->self)) &&
+	    heard_within(sw, m, suspicion_min_ms(sw), now)) {
+		/*
+		 * Direct evidence beats hearsay.  A death is declared at the
+		 * earliest a minimum suspicion timeout after the accuser's
+		 * suspicion began, and that began after the member stopped
+		 * answering the accuser.  The member answered or pinged *us*
+		 * more recently than that, so the accuser's view is stale or
+		 * partial (a suspicion formed across a partition that expired
+		 * just after the heal): we only suspect it, which tells it
+		 * (buddy probe) so it refutes, and a member really gone still
+		 * dies when that suspicion runs out.
+		 */
+		struct wire_accuse s = { d->incarnation, d->node, d->from };
+		logf_(sw, 1, "%s declared dead, but it answered us lately: suspecting it", name);
+		handle_suspect(sw, &s, h, now);
+		return;
+	}
 	char from[WIRE_NAME_MAX + 1];
 	bytes_to_name(d->from, from);
 	broadcast_accuse(sw, WIRE_DEAD, m, d->incarnation, from);
@@ -1528,20 +1568,17 @@ static void send_ping(struct swim *sw, const struct member *target, uint32_t seq
  */
 static struct member *buddy_due(struct swim *sw, int64_t now)
 {
-	if (!sw->cfg.lifeguard)
+	/*
+	 * At most every other probe: with many suspects (every member across
+	 * a partition) jumping the queue each time starved the round-robin,
+	 * and members not yet suspected went unprobed for 20 s and more.
+	 */
+	if (!sw->cfg.lifeguard || sw->last_probe_buddy)
 		return NULL;
 	const struct suspicion *best = NULL;
 	for (size_t i = 0; i < sw->n_suspects; i++) {
 		const struct suspicion *sp = &sw->suspects[i];
 		if (now - sp->last_buddy < 2LL * sw->cfg.probe_interval_ms)
-			continue;
-		/*
-		 * Once per suspicion: the round-robin carries it again.  With
-		 * many suspects (every member across a partition) jumping the
-		 * queue every two intervals starved the round-robin, and members
-		 * not yet suspected went unprobed for 20 s and more.
-		 */
-		if (sp->last_buddy >= sp->start)
 			continue;
 		if (!best || sp->last_buddy < best->last_buddy)
 			best = sp;
@@ -1563,6 +1600,7 @@ static struct member *take_hinted(struct swim *sw)
 static void probe_start(struct swim *sw, int64_t now)
 {
 	struct member *target = buddy_due(sw, now);
+	sw->last_probe_buddy = target != NULL;
 	if (!target)
 		target = take_hinted(sw);
 	for (size_t scanned = 0; !target && scanned <= sw->probe_n; scanned++) {
@@ -1634,12 +1672,7 @@ static void probe_succeeded(struct swim *sw, int64_t now)
 	sw->stats.acks++;
 	awareness_apply(sw, -1);
 	sw->probe_phase = PROBE_IDLE;
-	uint32_t id = find_id(sw, sw->probe_target);
-	if (id != NO_ID) {
-		sw->acked[sw->n_acked_next].id = id;
-		sw->acked[sw->n_acked_next].t = now;
-		sw->n_acked_next = (sw->n_acked_next + 1) % RECENT_ACKED;
-	}
+	heard_from(sw, find_id(sw, sw->probe_target), now);
 	/*
 	 * Local health stretches a probe that goes unanswered (more time for
 	 * indirect acks and nacks), not the pace of probes that are answered:
@@ -1656,63 +1689,25 @@ static void probe_succeeded(struct swim *sw, int64_t now)
 		sw->next_probe = next;
 }
 
-static bool picked_already(struct member *const *picked, int n, const struct member *m)
-{
-	for (int i = 0; i < n; i++)
-		if (picked[i] == m)
-			return true;
-	return false;
-}
-
-/*
- * Up to k distinct alive members other than us and the target to ask for
- * indirect probes: first members whose direct probe we saw acked in the
- * last RECENT_ACKED_MS, then random alive ones.  Lifeguard reads a helper's
- * missing nack as a sign that we are the unhealthy one.  A helper we cannot
- * reach either (the far side of a partition, still alive in our view) says
- * nothing about our health, but it was picked as often as a reachable one:
- * on the minority side of a 6|4 cut most helpers were across the cut, the
- * health score went to its maximum and every failed probe then took 8 s,
- * so that side took 35-60 s to give up on the other (serf: 21 s).  Members
- * that just answered us nack when they cannot reach the target; if we are
- * the slow one their nacks are late too, so the health signal stays.
- */
-#define RECENT_ACKED_MS(sw) (10LL * (sw)->cfg.probe_interval_ms)
-static int pick_helpers(struct swim *sw, const struct member *target,
-			struct member **picked, int k, int64_t now)
-{
-	int n = 0;
-	int start = (int)rng_below(sw, RECENT_ACKED);
-	for (int j = 0; j < RECENT_ACKED && n < k; j++) {
-		const int i = (start + j) % RECENT_ACKED;
-		if (sw->acked[i].t == 0 || now - sw->acked[i].t > RECENT_ACKED_MS(sw) ||
-		    sw->acked[i].id >= sw->n_ids)
-			continue;
-		struct member *m = member_of(sw, sw->acked[i].id);
-		if (m == target || m == sw->self || m->state != SWIM_ALIVE ||
-		    picked_already(picked, n, m))
-			continue;
-		picked[n++] = m;
-	}
-	for (int tries = 0; n < k && tries < k * 8; tries++) {
-		struct member *m = random_live(sw, member_name(target));
-		if (!m)
-			break;
-		if (!picked_already(picked, n, m))
-			picked[n++] = m;
-	}
-	return n;
-}
-
 static void probe_go_indirect(struct swim *sw, int64_t now)
 {
 	struct member *target = find(sw, sw->probe_target);
 	sw->probe_phase = PROBE_INDIRECT;
 	if (!target || is_gone(target))
 		return;
+	/* pick up to k distinct live members other than us and the target */
 	struct member *picked[16];
-	int k = sw->cfg.indirect_checks > 16 ? 16 : sw->cfg.indirect_checks;
-	int n = pick_helpers(sw, target, picked, k, now);
+	int k = sw->cfg.indirect_checks > 16 ? 16 : sw->cfg.indirect_checks, n = 0;
+	for (int tries = 0; n < k && tries < k * 8; tries++) {
+		struct member *m = random_live(sw, member_name(target));
+		if (!m)
+			break;
+		bool dup = false;
+		for (int i = 0; i < n; i++)
+			dup |= picked[i] == m;
+		if (!dup)
+			picked[n++] = m;
+	}
 	for (int i = 0; i < n; i++) {
 		struct wire_msg msg;
 		memset(&msg, 0, sizeof msg);
@@ -1729,6 +1724,7 @@ static void probe_go_indirect(struct swim *sw, int64_t now)
 		struct wire_addr to = member_addr(picked[i]);
 		encode_send(sw, &to, &msg, true);
 	}
+	(void)now;
 }
 
 static void probe_failed(struct swim *sw, int64_t now)
@@ -1761,10 +1757,16 @@ static void reply_addr(const struct wire_addr *src, const struct wire_addr *from
 	*out = src->ip_len && src->port ? *src : *from;
 }
 
-static void handle_ping(struct swim *sw, const struct wire_ping *p, const struct wire_addr *from)
+static void handle_ping(struct swim *sw, const struct wire_ping *p, const struct wire_addr *from,
+			int64_t now)
 {
 	if (p->node.len && !bytes_eq_str(p->node, member_name(sw->self)))
 		return; /* meant for someone who used to live at this address */
+	if (valid_name(p->source_node)) {
+		char src[WIRE_NAME_MAX + 1];
+		bytes_to_name(p->source_node, src);
+		heard_from(sw, find_id(sw, src), now);
+	}
 	struct wire_msg ack;
 	memset(&ack, 0, sizeof ack);
 	ack.type = WIRE_ACK;
@@ -1867,7 +1869,7 @@ static void handle_decoded(struct packet_ctx *pc, const struct wire_msg *m, uint
 	struct swim *sw = pc->sw;
 	switch (m->type) {
 	case WIRE_PING:
-		handle_ping(sw, &m->u.ping, pc->from);
+		handle_ping(sw, &m->u.ping, pc->from, pc->now);
 		break;
 	case WIRE_INDIRECT_PING:
 		handle_indirect(sw, &m->u.indirect, pc->from, pc->now);
