@@ -288,9 +288,12 @@ check "vigil_members{state=\"alive\"} is 2 on both agents" wait_until 15 two_ali
 
 p1=$(metric "$MV1" vigil_probes_total)
 a1=$(metric "$MV1" vigil_acks_total)
-sleep 3
-p2=$(metric "$MV1" vigil_probes_total)
-a2=$(metric "$MV1" vigil_acks_total)
+probes_grew() {
+    p2=$(metric "$MV1" vigil_probes_total)
+    a2=$(metric "$MV1" vigil_acks_total)
+    [ "$p2" -gt "$p1" ] && [ "$a2" -gt "$a1" ]
+}
+wait_until 5 probes_grew
 if [ "$p2" -gt "$p1" ] && [ "$a2" -gt "$a1" ]; then ok "probes and acks increase over time ($p1 -> $p2, $a1 -> $a2)"
 else not_ok "probes and acks increase over time" "probes $p1 -> $p2, acks $a1 -> $a2"; fi
 m_in=$(metric "$MV1" vigil_messages_received_total)

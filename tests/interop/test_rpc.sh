@@ -9,8 +9,7 @@ VIGIL=$VIGIL_BIN
 SERF=$SERF_BIN
 
 if ! command -v "$SERF" >/dev/null 2>&1; then
-    echo "# serf not installed; skipping"
-    ok "skip (no serf binary)"
+    ok "rpc # SKIP serf not installed"
     exit 0
 fi
 

@@ -65,7 +65,9 @@ fi
 "$VIGIL_BIN" event -rpc-addr=127.0.0.1:"$RA" -coalesce=false before-crash >/dev/null ||
     not_ok "send before-crash"
 check "x handles the event once" wait_until 10 sh -c "[ \$(grep -cx before-crash $EVENTS 2>/dev/null) -eq 1 ]"
-sleep 1 # the clocks reach the snapshot (debounced 500 ms)
+# the event's Lamport time reaches the snapshot (written debounced)
+clock_saved() { grep -q '^event-clock: [1-9]' "$SNAP"; }
+wait_until 5 clock_saved || not_ok "the event clock reaches the snapshot" "$(cat "$SNAP")"
 
 # ---- kill -9 and restart without -join ---------------------------------
 kill_node x

@@ -7,7 +7,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 if ! command -v valgrind >/dev/null; then
-    echo "ok - valgrind not installed (skipped)"
+    echo "ok - valgrind # SKIP valgrind not installed"
     exit 0
 fi
 rc=0

@@ -278,8 +278,7 @@ TEST(transport_port_unreachable)
 	struct tctx c6;
 	struct transport *d = open_t(&c6, "::", 0);
 	if (!d) {
-		printf("# no IPv6 here: dual-stack case skipped\n");
-		return;
+		SKIP("no IPv6 here: dual-stack case not run");
 	}
 	CHECK_EQ_INT(transport_send_packet(d, &gone, msg, sizeof msg), 0);
 	PUMP(d, (struct transport *)NULL, 2000, c6.unreachable > 0);
@@ -483,8 +482,7 @@ TEST(transport_ipv6_dualstack)
 	struct tctx ca, cb;
 	struct transport *a = open_t(&ca, "::", 0);
 	if (!a) {
-		printf("# no IPv6 here; skipped\n");
-		return;
+		SKIP("no IPv6 here");
 	}
 	struct transport *b = open_t(&cb, "127.0.0.1", 0);
 	REQUIRE(b);
@@ -784,8 +782,7 @@ TEST(vigil_join_ipv6)
 	if (s >= 0)
 		close(s);
 	if (!ok) {
-		printf("# no ::1 here; skipped\n");
-		return;
+		SKIP("no ::1 here");
 	}
 	join_pair("::1", "[::1]:%u", false);
 }
