@@ -956,6 +956,12 @@ static void fill_alive(const struct member *m, struct wire_msg *msg);
  * views point into the queue, or into sw->alive_out for alive rumours
  * (encoded here from their member records).
  */
+/* A user message (serf layer), not a rumour about a member. */
+static bool is_user_rumour(struct qlink *q)
+{
+	return !q->in_member && q_bcast(q)->about == NULL;
+}
+
 static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs,
 			 size_t max, struct qlink **taken)
 {
@@ -968,6 +974,15 @@ static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs
 	 * be walked to its end once the packet is nearly full: give up after
 	 * a run of rumours that do not fit, or when nothing could.
 	 */
+	/*
+	 * Membership rumours first, user messages (the serf layer's) in what
+	 * is left, as memberlist fills a packet from its own queue before
+	 * asking the delegate.  In one queue ordered by transmit count, every
+	 * fresh user message went ahead of a suspect or dead already sent
+	 * once, and a busy serf layer delayed the confirmations and deaths a
+	 * failure needs.  `users` is the pass.
+	 */
+	for (int users = 0; users < 2; users++) {
 	int misses = 0;
 	for (int t = 0; t < sw->n_buckets && n < max && misses < 32 && budget >= 16; t++) {
 		const struct qbucket *b = &sw->buckets[t];
@@ -975,7 +990,7 @@ static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs
 			struct qlink *q = b->v[j];
 			if (j >= 8 && b->v[j - 8])
 				__builtin_prefetch(b->v[j - 8]);
-			if (!q)
+			if (!q || is_user_rumour(q) != (users == 1))
 				continue;
 			size_t need = (size_t)q->len + 2; /* memberlist compoundOverhead */
 			if (need > budget) {
@@ -987,6 +1002,7 @@ static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs
 			msgs[n].len = q->len;
 			taken[n++] = q;
 		}
+	}
 	}
 	wbuf_reset(&sw->alive_out);
 	for (size_t i = 0; i < n; i++) {
