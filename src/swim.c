@@ -157,6 +157,16 @@ struct relay {
 
 enum probe_phase { PROBE_IDLE, PROBE_DIRECT, PROBE_INDIRECT };
 
+/* One live member told of our leave (swim_leave). */
+struct leave_target {
+	uint32_t id;
+	uint8_t tries;
+	bool done;                   /* acked, or given up after LEAVE_TRIES */
+	int64_t next;                /* when to send again */
+};
+#define LEAVE_TRIES 6            /* sends per member, a probe timeout apart */
+#define LEAVE_BURST 64           /* sends per tick, so a big cluster is paced */
+
 struct pending_stream {
 	uint64_t cookie;
 	bool join;
@@ -225,6 +235,10 @@ struct swim {
 	uint64_t next_bcast_id;
 	uint64_t leave_bcast_id;
 	bool leaving, left_done;
+	/* a leave told to each live member directly until it acks (see swim_leave) */
+	struct leave_target *leave_to;
+	size_t n_leave_to, leave_pending, leave_acked;
+	uint32_t leave_seq0;         /* leave_to[i] pings with seq leave_seq0 + i */
 
 	int awareness;               /* Lifeguard local health score */
 	/* members that acked our probes or pinged us lately (handle_dead) */
@@ -1577,6 +1591,44 @@ static void send_ping(struct swim *sw, const struct member *target, uint32_t seq
 }
 
 /*
+ * A ping to `target` with a suspect or dead about `about` in the same
+ * datagram: its ack proves the accusation arrived too (a packet is handled
+ * whole).  Used for the buddy probe (suspect about the target itself) and
+ * for a leave (dead about ourselves, from ourselves).
+ */
+static void send_ping_with_accuse(struct swim *sw, const struct member *target, uint32_t seq,
+				  enum wire_type type, const struct member *about)
+{
+	struct wire_msg msg;
+	memset(&msg, 0, sizeof msg);
+	msg.type = type;
+	struct wire_accuse *a = type == WIRE_SUSPECT ? &msg.u.suspect : &msg.u.dead;
+	a->incarnation = about->incarnation;
+	a->node = name_bytes(about);
+	a->from = name_bytes(sw->self);
+	struct wbuf two;
+	wbuf_init(&two);
+	struct wire_msg ping;
+	fill_ping(sw, &ping, seq, name_bytes(target));
+	wire_encode(&two, &ping);
+	size_t ping_len = two.len;
+	wire_encode(&two, &msg);
+	if (!two.oom) {
+		struct wire_bytes parts[2] = { { two.p, (uint32_t)ping_len },
+					       { two.p + ping_len, (uint32_t)(two.len - ping_len) } };
+		struct wbuf c;
+		wbuf_init(&c);
+		wire_make_compound(&c, parts, 2);
+		if (!c.oom) {
+			struct wire_addr to = member_addr(target);
+			send_msg(sw, &to, c.p, c.len, false);
+		}
+		wbuf_free(&c);
+	}
+	wbuf_free(&two);
+}
+
+/*
  * Lifeguard's buddy system only helps if the suspect hears from us soon.
  * Round-robin may not come back to it for n intervals, and our suspect
  * rumour may have been spent while the network was down, so a suspect we
@@ -1652,32 +1704,7 @@ static void probe_start(struct swim *sw, int64_t now)
 			sp->last_buddy = now;
 		/* Lifeguard buddy system: tell a suspect it is suspected, so it
 		 * can refute at once instead of waiting for the rumour. */
-		struct wire_msg msg;
-		memset(&msg, 0, sizeof msg);
-		msg.type = WIRE_SUSPECT;
-		msg.u.suspect.incarnation = target->incarnation;
-		msg.u.suspect.node = name_bytes(target);
-		msg.u.suspect.from = name_bytes(sw->self);
-		struct wbuf two;
-		wbuf_init(&two);
-		struct wire_msg ping;
-		fill_ping(sw, &ping, sw->probe_seq, name_bytes(target));
-		wire_encode(&two, &ping);
-		size_t ping_len = two.len;
-		wire_encode(&two, &msg);
-		if (!two.oom) {
-			struct wire_bytes parts[2] = { { two.p, (uint32_t)ping_len },
-						       { two.p + ping_len, (uint32_t)(two.len - ping_len) } };
-			struct wbuf c;
-			wbuf_init(&c);
-			wire_make_compound(&c, parts, 2);
-			if (!c.oom) {
-				struct wire_addr to = member_addr(target);
-				send_msg(sw, &to, c.p, c.len, false);
-			}
-			wbuf_free(&c);
-		}
-		wbuf_free(&two);
+		send_ping_with_accuse(sw, target, sw->probe_seq, WIRE_SUSPECT, target);
 		return;
 	}
 	send_ping(sw, target, sw->probe_seq);
@@ -1835,6 +1862,15 @@ static void handle_ack(struct swim *sw, uint32_t seq, int64_t now)
 {
 	if (sw->probe_phase != PROBE_IDLE && seq == sw->probe_seq) {
 		probe_succeeded(sw, now);
+		return;
+	}
+	if (sw->n_leave_to && seq - sw->leave_seq0 < sw->n_leave_to) {
+		struct leave_target *lt = &sw->leave_to[seq - sw->leave_seq0];
+		if (!lt->done) {
+			lt->done = true;
+			sw->leave_pending--;
+			sw->leave_acked++;
+		}
 		return;
 	}
 	for (size_t i = 0; i < sw->n_relays; i++) {
@@ -2391,6 +2427,36 @@ static int64_t min64(int64_t a, int64_t b)
 	return a < b ? a : b;
 }
 
+/* Send our leave to the members due (see swim_leave), LEAVE_BURST at most. */
+static void leave_step(struct swim *sw, int64_t now)
+{
+	int sent = 0;
+	for (size_t i = 0; i < sw->n_leave_to && sent < LEAVE_BURST; i++) {
+		struct leave_target *lt = &sw->leave_to[i];
+		if (lt->done || lt->next > now)
+			continue;
+		if (lt->tries >= LEAVE_TRIES) {
+			lt->done = true; /* never answered: dead, or cut off from us */
+			sw->leave_pending--;
+			continue;
+		}
+		lt->tries++;
+		lt->next = now + sw->cfg.probe_timeout_ms;
+		send_ping_with_accuse(sw, member_of(sw, lt->id), sw->leave_seq0 + (uint32_t)i,
+				      WIRE_DEAD, sw->self);
+		sent++;
+	}
+}
+
+static int64_t leave_next(const struct swim *sw)
+{
+	int64_t t = NEVER;
+	for (size_t i = 0; i < sw->n_leave_to; i++)
+		if (!sw->leave_to[i].done && sw->leave_to[i].next < t)
+			t = sw->leave_to[i].next;
+	return t;
+}
+
 int64_t swim_next_deadline(const struct swim *sw)
 {
 	int64_t t = min64(sw->next_probe, sw->next_gossip);
@@ -2409,6 +2475,8 @@ int64_t swim_next_deadline(const struct swim *sw)
 	}
 	for (size_t i = 0; i < sw->n_suspects; i++)
 		t = min64(t, suspicion_due(&sw->suspects[i]));
+	if (sw->leave_pending)
+		t = min64(t, leave_next(sw));
 	return t;
 }
 
@@ -2461,6 +2529,8 @@ void swim_hint_unreachable(struct swim *sw, const struct wire_addr *to, int64_t 
 
 void swim_tick(struct swim *sw, int64_t now)
 {
+	if (sw->leave_pending)
+		leave_step(sw, now);
 	if (sw->probe_phase == PROBE_DIRECT && now >= sw->probe_ack_deadline)
 		probe_go_indirect(sw, now);
 	if (sw->probe_phase == PROBE_INDIRECT && now >= sw->probe_end)
@@ -2624,6 +2694,7 @@ void swim_free(struct swim *sw)
 {
 	if (!sw)
 		return;
+	free(sw->leave_to);
 	for (int t = 0; sw->buckets && t < sw->n_buckets; t++) {
 		struct qbucket *b = &sw->buckets[t];
 		for (uint32_t j = 0; j < b->n; j++)
@@ -2654,6 +2725,17 @@ void swim_free(struct swim *sw)
 	free(sw);
 }
 
+/*
+ * A leave is gossiped like any rumour, but gossip spends its few
+ * retransmits on random targets, the recently dead among them (memberlist
+ * gossips to the dead for 30 s): after four kills a leave could go only to
+ * dead ports and still count as sent.  So it is also sent to every member
+ * we hold alive or suspect, in a datagram with a ping, again a probe
+ * timeout later until that member acks (the ack proves the leave arrived:
+ * a packet is handled whole) or LEAVE_TRIES sends went unanswered.  The
+ * leave is done when every such member acked or was given up on;
+ * swim_leave_reached() then says how many have it.
+ */
 void swim_leave(struct swim *sw, int64_t now)
 {
 	if (sw->leaving)
@@ -2662,16 +2744,44 @@ void swim_leave(struct swim *sw, int64_t now)
 	struct member *me = sw->self;
 	broadcast_accuse(sw, WIRE_DEAD, me, me->incarnation, member_name(me));
 	sw->leave_bcast_id = sw->next_bcast_id;
+	size_t peers = sw->n_alive > 0 ? sw->n_alive - 1 : 0; /* not counting us */
 	set_state(sw, me, SWIM_LEFT, now);
+	sw->leave_to = calloc(peers ? peers : 1, sizeof *sw->leave_to);
+	if (sw->leave_to) {
+		for (size_t i = 0; i < sw->n_members && sw->n_leave_to < peers; i++)
+			if (is_live_peer(sw, member_at(sw, i)))
+				sw->leave_to[sw->n_leave_to++] =
+					(struct leave_target){ .id = sw->members[i], .next = now };
+		sw->leave_pending = sw->n_leave_to;
+		sw->leave_seq0 = sw->seq + 1;
+		sw->seq += (uint32_t)sw->n_leave_to;
+	}
 	if (sw->n_alive == 0)
 		sw->left_done = true; /* nobody to tell */
 	sw->probe_phase = PROBE_IDLE;
 	sw->next_gossip = now; /* spread it right away */
+	leave_step(sw, now);
 }
 
 bool swim_leave_done(const struct swim *sw)
 {
-	return sw->leaving && (sw->left_done || sw->n_alive == 0);
+	if (!sw->leaving)
+		return false;
+	if (sw->leave_to) /* told directly: every live member acked or given up on */
+		return sw->leave_pending == 0;
+	return sw->left_done || sw->n_alive == 0; /* out of memory: gossip only */
+}
+
+int swim_leave_reached(const struct swim *sw)
+{
+	if (!swim_leave_done(sw) || !sw->leave_to)
+		return -1;
+	return (int)sw->leave_acked;
+}
+
+size_t swim_leave_told(const struct swim *sw)
+{
+	return sw->n_leave_to;
 }
 
 int swim_set_meta(struct swim *sw, const uint8_t *meta, size_t len, int64_t now)

@@ -121,8 +121,16 @@ void swim_free(struct swim *sw);
 void swim_join(struct swim *sw, const struct wire_addr *seeds, size_t n, int64_t now);
 /* Announce a graceful leave (dead-about-self, i.e. "left") to the cluster. */
 void swim_leave(struct swim *sw, int64_t now);
-/* True once a leave has been broadcast enough times to be safe to exit. */
+/*
+ * True once the leave is settled: every member we held alive or suspect
+ * when leaving acked a ping sent with the leave, or did not answer several
+ * (then it is gone or cut off from us).
+ */
 bool swim_leave_done(const struct swim *sw);
+/* Once done: how many of those acked, i.e. have the leave (-1 before). */
+int swim_leave_reached(const struct swim *sw);
+/* How many live members the leave was sent to. */
+size_t swim_leave_told(const struct swim *sw);
 /* Change our meta (tags): bump incarnation and gossip alive. */
 int swim_set_meta(struct swim *sw, const uint8_t *meta, size_t len, int64_t now);
 
