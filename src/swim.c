@@ -37,6 +37,7 @@
 #define MAX_PENDING_STREAMS 64
 #define RECONNECT_INTERVAL_MS 30000 /* serf's ReconnectInterval */
 #define COMPOUND_MAX 255
+#define STALL_HEALTH_STEP 1      /* health score added by a stall (plus the refutation's) */
 #define RECENT_ACKED 32          /* recently acked members remembered for helper choice */
 
 /*
@@ -215,6 +216,7 @@ struct swim {
 	bool probe_unreachable;      /* the target's port answered our ping with ICMP unreachable */
 	int64_t next_probe;
 	bool last_probe_buddy;       /* the current/last probe jumped the queue (buddy_due) */
+	int64_t stall_grace_until;   /* no suspicion from our failed probes before this */
 	uint32_t hinted;             /* member to probe next (unreachable hint), NO_ID if none */
 	int64_t last_hint_probe;     /* when a hint last moved a probe forward */
 
@@ -1786,6 +1788,8 @@ static void probe_failed(struct swim *sw, int64_t now)
 	if (!target || is_gone(target))
 		return;
 	logf_(sw, 1, "probe of %s failed", member_name(target));
+	if (now < sw->stall_grace_until)
+		return; /* just resumed from a stall (swim_notice_stall) */
 	struct wire_accuse s = { target->incarnation, name_bytes(target),
 				 name_bytes(sw->self) };
 	handle_suspect(sw, &s, subject_hash(s.node), now);
@@ -2584,9 +2588,18 @@ void swim_notice_stall(struct swim *sw, int64_t gap_ms, int64_t now)
 		sw->suspects[i].start = now;
 		suspicion_rearm(&sw->suspects[i]);
 	}
-	/* (2) we are the unhealthy one: probe slowly until acks prove otherwise */
-	if (sw->cfg.lifeguard)
-		sw->awareness = sw->cfg.awareness_max_multiplier - 1;
+	/*
+	 * (2) we may be the unhealthy one: raise the health score by a step
+	 * (the refutation below adds another), not to the maximum: at the
+	 * maximum a resumed member took ~36 s of acked probes to come back
+	 * down, and a cluster with a few such members noticed the next hung
+	 * one late (SIGSTOP detection p99 1.33x serf's).  Repeated stalls
+	 * still climb step by step.  For two probe intervals a failed probe
+	 * of ours starts no suspicion: what we sent or heard just before the
+	 * stall may be what failed.
+	 */
+	awareness_apply(sw, STALL_HEALTH_STEP);
+	sw->stall_grace_until = now + 2LL * sw->cfg.probe_interval_ms;
 	sw->next_probe = now + scaled(sw, sw->cfg.probe_interval_ms);
 	sw->next_gossip = now;
 	/* (3) outbid any death rumour and fetch the current view at once */

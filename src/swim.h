@@ -172,8 +172,9 @@ int64_t swim_next_deadline(const struct swim *sw);
 /*
  * Stall awareness: the embedder saw its clock jump by gap_ms between two
  * wake-ups.  Timers that expired during the gap are re-armed instead of
- * acted on, local health goes to its maximum, we refute with a higher
- * incarnation and push-pull with a random live peer.
+ * acted on, local health rises by a step (not to its maximum) and for two
+ * probe intervals our failed probes start no suspicion, we refute with a
+ * higher incarnation and push-pull with a random live peer.
  */
 void swim_notice_stall(struct swim *sw, int64_t gap_ms, int64_t now);
 
