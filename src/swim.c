@@ -19,7 +19,6 @@
  *    brings a member back, at any address;
  *  - like Serf's reconnect loop, we periodically push-pull with a random
  *    dead member so that partitions heal at the membership layer;
- *  - no TCP ping fallback (UDP probes + indirect probes only);
  *  - outgoing packets are never compressed (we decompress what we get).
  */
 #include "swim.h"
@@ -171,6 +170,8 @@ struct leave_target {
 struct pending_stream {
 	uint64_t cookie;
 	bool join;
+	bool ping;                   /* a TCP fallback ping (probe_tcp_ping), else push-pull */
+	uint32_t ping_seq;
 	struct wire_addr to;
 };
 
@@ -1734,6 +1735,52 @@ static void probe_succeeded(struct swim *sw, int64_t now)
 		sw->next_probe = next;
 }
 
+/*
+ * memberlist's TCP fallback: with the indirect probes, ping the target over
+ * a stream (same ping, same seq; memberlist and serf answer it, and so does
+ * swim_handle_stream).  A member whose UDP is lossy or filtered but that
+ * answers over TCP is not suspected: memberlist logs "network may be
+ * misconfigured" and counts the probe as answered.  Skipped for members
+ * older than protocol 3 (memberlist's rule) and with disable_tcp_pings.
+ */
+static void probe_tcp_ping(struct swim *sw, const struct member *target)
+{
+	if (sw->cfg.disable_tcp_pings || !sw->hooks.send_stream ||
+	    sw->n_streams == MAX_PENDING_STREAMS || target->vsn[1] < 3)
+		return;
+	struct wire_msg ping;
+	fill_ping(sw, &ping, sw->probe_seq, name_bytes(target));
+	struct wbuf out;
+	wbuf_init(&out);
+	if (wire_encode(&out, &ping) == WIRE_OK && !out.oom) {
+		struct pending_stream *ps = &sw->streams[sw->n_streams++];
+		memset(ps, 0, sizeof *ps);
+		ps->cookie = ++sw->next_cookie;
+		ps->ping = true;
+		ps->ping_seq = sw->probe_seq;
+		ps->to = member_addr(target);
+		sw->stats.tcp_pings++;
+		sw->hooks.send_stream(sw->hooks.ctx, &ps->to, out.p, out.len, ps->cookie);
+	}
+	wbuf_free(&out);
+}
+
+/* The answer to probe_tcp_ping (msg NULL: the stream failed). */
+static void tcp_ping_reply(struct swim *sw, const struct pending_stream *ps,
+			   const uint8_t *msg, size_t len, int64_t now)
+{
+	struct wire_msg m;
+	if (!msg || len == 0 || msg[0] != WIRE_ACK || wire_decode(msg, len, &m) != WIRE_OK ||
+	    m.u.ack.seq != ps->ping_seq)
+		return;
+	if (sw->probe_phase == PROBE_IDLE || ps->ping_seq != sw->probe_seq)
+		return; /* too late: the probe already has its verdict */
+	sw->stats.tcp_fallback_acks++;
+	logf_(sw, 2, "%s answered over TCP but not over UDP; network may be misconfigured",
+	      sw->probe_target);
+	probe_succeeded(sw, now);
+}
+
 static void probe_go_indirect(struct swim *sw, int64_t now)
 {
 	struct member *target = find(sw, sw->probe_target);
@@ -1769,6 +1816,7 @@ static void probe_go_indirect(struct swim *sw, int64_t now)
 		struct wire_addr to = member_addr(picked[i]);
 		encode_send(sw, &to, &msg, true);
 	}
+	probe_tcp_ping(sw, target);
 	(void)now;
 }
 
@@ -2149,6 +2197,7 @@ static void start_push_pull(struct swim *sw, const struct wire_addr *to, bool jo
 	encode_local_state(sw, join, &out);
 	if (!out.oom) {
 		struct pending_stream *ps = &sw->streams[sw->n_streams++];
+		memset(ps, 0, sizeof *ps);
 		ps->cookie = ++sw->next_cookie;
 		ps->join = join;
 		ps->to = *to;
@@ -2197,6 +2246,10 @@ int swim_handle_stream(struct swim *sw, const struct wire_addr *from,
 			sw->stats.decode_errors++;
 			return rc;
 		}
+		/* memberlist: a ping for another node (who used to live at
+		 * this address) gets no ack */
+		if (m.u.ping.node.len && !bytes_eq_str(m.u.ping.node, member_name(sw->self)))
+			return WIRE_OK;
 		struct wire_msg ack;
 		memset(&ack, 0, sizeof ack);
 		ack.type = WIRE_ACK;
@@ -2233,6 +2286,10 @@ void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 		return;
 	struct pending_stream ps = sw->streams[i];
 	sw->streams[i] = sw->streams[--sw->n_streams];
+	if (ps.ping) {
+		tcp_ping_reply(sw, &ps, msg, len, now);
+		return;
+	}
 	bool ok = false;
 	struct wbuf plain;
 	wbuf_init(&plain);

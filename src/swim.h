@@ -70,6 +70,7 @@ struct swim_config {
 	int64_t reap_interval_ms;       /* 24 h: how long dead/left tombstones stay */
 	int udp_buffer_size;            /* 1400: largest packet we build */
 	bool lifeguard;                 /* true; false = plain SWIM (for benchmarks) */
+	bool disable_tcp_pings;         /* false: a failed probe also pings over TCP, as memberlist */
 	uint64_t seed;                  /* PRNG seed (the simulator sets it) */
 };
 
@@ -108,6 +109,8 @@ struct swim_stats {
 	uint64_t packets_in, packets_out, decode_errors;
 	uint64_t push_pulls, stalls;
 	uint64_t unreachable_hints;  /* hints that moved a probe forward */
+	uint64_t tcp_pings;          /* TCP fallback pings sent */
+	uint64_t tcp_fallback_acks;  /* probes answered over TCP only (UDP lost or filtered) */
 };
 
 struct swim;
