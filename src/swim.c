@@ -37,7 +37,7 @@
 #define RECONNECT_INTERVAL_MS 30000 /* serf's ReconnectInterval */
 #define COMPOUND_MAX 255
 #define STALL_HEALTH_STEP 1      /* health score added by a stall (plus the refutation's) */
-#define RECENT_ACKED 32          /* recently acked members remembered for helper choice */
+#define RECENT_ACKED 32          /* members that answered or pinged us lately (handle_dead) */
 
 /*
  * Memory layout.  A simulator runs 10,000 members that each know 10,000

@@ -11,28 +11,6 @@
 #include "sim.h"
 #include "testlib.h"
 
-static struct sim *cluster(uint64_t seed, int n)
-{
-	struct sim *s = sim_new(seed);
-	if (!s)
-		return NULL;
-	for (int i = 0; i < n; i++) {
-		char name[32];
-		snprintf(name, sizeof name, "node-%03d", i);
-		if (sim_add_node(s, name, NULL) != i) {
-			sim_free(s);
-			return NULL;
-		}
-	}
-	for (int i = 1; i < n; i++)
-		sim_join(s, i, 0);
-	if (sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, 60000) < 0) {
-		sim_free(s);
-		return NULL;
-	}
-	return s;
-}
-
 /*
  * ms from the crash of node 0 until every other member holds it dead,
  * each member queueing `per_tick` fresh 200-byte user messages every
@@ -40,7 +18,7 @@ static struct sim *cluster(uint64_t seed, int n)
  */
 static int64_t detect_ms(uint64_t seed, int per_tick)
 {
-	struct sim *s = cluster(seed, 4);
+	struct sim *s = sim_new_converged(seed, 4, NULL, 60000);
 	if (!s)
 		return -2;
 	uint8_t msg[200];
@@ -116,7 +94,7 @@ static int cmp_i64(const void *a, const void *b)
 static int64_t pause_rounds(int rounds, int between, double *health)
 {
 	enum { M = 32 };
-	struct sim *s = cluster(7, M);
+	struct sim *s = sim_new_converged(7, M, NULL, 60000);
 	int64_t *wait = calloc((size_t)rounds, sizeof *wait);
 	if (!s || !wait)
 		return -1;
@@ -178,7 +156,7 @@ TEST(stall_leaves_no_slow_probers)
 TEST(three_stopped_20s_no_false_deaths)
 {
 	for (uint64_t k = 1; k <= 5; k++) {
-		struct sim *s = cluster(40 + k, 10);
+		struct sim *s = sim_new_converged(40 + k, 10, NULL, 60000);
 		REQUIRE(s != NULL);
 		sim_run_for(s, 10000);
 		int64_t t0 = sim_now(s);
@@ -230,17 +208,8 @@ TEST(tcp_fallback_ping_under_udp_loss)
 		struct swim_config cfg;
 		swim_config_default(&cfg);
 		cfg.disable_tcp_pings = !tcp;
-		struct sim *s = sim_new(808);
+		struct sim *s = sim_new_converged(808, 20, &cfg, 60000);
 		REQUIRE(s != NULL);
-		sim_set_default_config(s, &cfg);
-		for (int i = 0; i < 20; i++) {
-			char name[32];
-			snprintf(name, sizeof name, "node-%03d", i);
-			REQUIRE(sim_add_node(s, name, NULL) == i);
-		}
-		for (int i = 1; i < 20; i++)
-			sim_join(s, i, 0);
-		REQUIRE(sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, 60000) >= 0);
 		uint64_t f0 = failed_probes(s);
 		sim_set_loss(s, 0.10);
 		sim_run_for(s, 5 * 60 * 1000);

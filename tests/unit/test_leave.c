@@ -12,28 +12,6 @@
 
 #define N 10
 
-static struct sim *cluster(uint64_t seed, int n)
-{
-	struct sim *s = sim_new(seed);
-	if (!s)
-		return NULL;
-	for (int i = 0; i < n; i++) {
-		char name[32];
-		snprintf(name, sizeof name, "node-%03d", i);
-		if (sim_add_node(s, name, NULL) != i) {
-			sim_free(s);
-			return NULL;
-		}
-	}
-	for (int i = 1; i < n; i++)
-		sim_join(s, i, 0);
-	if (sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, 60000) < 0) {
-		sim_free(s);
-		return NULL;
-	}
-	return s;
-}
-
 /*
  * Four members killed; 30 s later (they are dead everywhere, and still
  * gossip targets: memberlist gossips to the dead for 30 s) another leaves.
@@ -47,7 +25,7 @@ TEST(leave_after_kills_reaches_everyone)
 {
 	int good = 0;
 	for (uint64_t k = 1; k <= 50; k++) {
-		struct sim *s = cluster(k, N);
+		struct sim *s = sim_new_converged(k, N, NULL, 60000);
 		REQUIRE(s != NULL);
 		for (int i = 1; i <= 4; i++)
 			sim_crash(s, i);
@@ -85,7 +63,7 @@ TEST(leave_after_kills_reaches_everyone)
 TEST(leave_done_says_who_has_it)
 {
 	for (int cut = 0; cut < 2; cut++) {
-		struct sim *s = cluster(77, N);
+		struct sim *s = sim_new_converged(77, N, NULL, 60000);
 		REQUIRE(s != NULL);
 		if (cut) {
 			int alone[] = { 5 };
