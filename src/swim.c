@@ -1745,8 +1745,10 @@ static void probe_succeeded(struct swim *sw, int64_t now)
  */
 static void probe_tcp_ping(struct swim *sw, const struct member *target)
 {
+	/* half the stream slots at most: a ping to a vanished host holds
+	 * its slot for the whole stream timeout, and push-pulls need them */
 	if (sw->cfg.disable_tcp_pings || !sw->hooks.send_stream ||
-	    sw->n_streams == MAX_PENDING_STREAMS || target->vsn[1] < 3)
+	    sw->n_streams >= MAX_PENDING_STREAMS / 2 || target->vsn[1] < 3)
 		return;
 	struct wire_msg ping;
 	fill_ping(sw, &ping, sw->probe_seq, name_bytes(target));
