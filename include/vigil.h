@@ -349,6 +349,12 @@ VIGIL_API int vigil_join_poll(vigil_t *v, uint32_t join_id, int *joined);
 /* Start a graceful leave; keep stepping until vigil_leave_done(). */
 VIGIL_API int vigil_leave(vigil_t *v);
 VIGIL_API bool vigil_leave_done(vigil_t *v);
+/*
+ * Once vigil_leave_done: how many live members acknowledged the leave
+ * (0: none could be reached, the cluster will see us fail rather than
+ * leave); -1 if there was nobody to tell or the leave is not done.
+ */
+VIGIL_API int vigil_leave_reached(vigil_t *v);
 VIGIL_API int vigil_force_leave(vigil_t *v, const char *node, bool prune);
 /* force_leave: VIGIL_ERR_INVALID (node NULL); an unknown node is not an
  * error (serf broadcasts the intent anyway). */

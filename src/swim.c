@@ -22,7 +22,6 @@
  *    incarnation ever wraps (docs/SECURITY.md, "Membership identity");
  *  - like Serf's reconnect loop, we periodically push-pull with a random
  *    dead member so that partitions heal at the membership layer;
- *  - no TCP ping fallback (UDP probes + indirect probes only);
  *  - outgoing packets are never compressed (we decompress what we get).
  */
 #include "swim.h"
@@ -40,6 +39,8 @@
 #define MAX_PENDING_STREAMS 64
 #define RECONNECT_INTERVAL_MS 30000 /* serf's ReconnectInterval */
 #define COMPOUND_MAX 255
+#define STALL_HEALTH_STEP 1      /* health score added by a stall (plus the refutation's) */
+#define RECENT_ACKED 32          /* members that answered or pinged us lately (handle_dead) */
 
 /*
  * Memory layout.  A simulator runs 10,000 members that each know 10,000
@@ -159,9 +160,21 @@ struct relay {
 
 enum probe_phase { PROBE_IDLE, PROBE_DIRECT, PROBE_INDIRECT };
 
+/* One live member told of our leave (swim_leave). */
+struct leave_target {
+	uint32_t id;
+	uint8_t tries;
+	bool done;                   /* acked, or given up after LEAVE_TRIES */
+	int64_t next;                /* when to send again */
+};
+#define LEAVE_TRIES 6            /* sends per member, a probe timeout apart */
+#define LEAVE_BURST 64           /* sends per tick, so a big cluster is paced */
+
 struct pending_stream {
 	uint64_t cookie;
 	bool join;
+	bool ping;                   /* a TCP fallback ping (probe_tcp_ping), else push-pull */
+	uint32_t ping_seq;
 	struct wire_addr to;
 };
 
@@ -207,6 +220,8 @@ struct swim {
 	int probe_expected_nacks, probe_nacks;
 	bool probe_unreachable;      /* the target's port answered our ping with ICMP unreachable */
 	int64_t next_probe;
+	bool last_probe_buddy;       /* the current/last probe jumped the queue (buddy_due) */
+	int64_t stall_grace_until;   /* no suspicion from our failed probes before this */
 	uint32_t hinted;             /* member to probe next (unreachable hint), NO_ID if none */
 	int64_t last_hint_probe;     /* when a hint last moved a probe forward */
 
@@ -224,11 +239,19 @@ struct swim {
 	struct qbucket *buckets;
 	int n_buckets;
 	size_t n_bcasts;
+	size_t n_user_bcasts;        /* of which user messages (about == NULL) */
 	uint64_t next_bcast_id;
 	uint64_t leave_bcast_id;
 	bool leaving, left_done;
+	/* a leave told to each live member directly until it acks (see swim_leave) */
+	struct leave_target *leave_to;
+	size_t n_leave_to, leave_pending, leave_acked;
+	uint32_t leave_seq0;         /* leave_to[i] pings with seq leave_seq0 + i */
 
 	int awareness;               /* Lifeguard local health score */
+	/* members that acked our probes or pinged us lately (handle_dead) */
+	struct { uint32_t id; int64_t t; } acked[RECENT_ACKED];
+	int n_acked_next;            /* ring position */
 	struct wbuf scratch, pkt, body;
 	struct wbuf alive_out;       /* alive rumours encoded for the packet being built */
 	const struct wire_addr *cur_from; /* sender of the packet being handled */
@@ -315,10 +338,17 @@ static bool is_live_peer(const struct swim *sw, const struct member *m)
 	return m != sw->self && !is_gone(m);
 }
 
-/* memberlist's retransmitLimit: mult * ceil(log10(n + 1)). */
+/*
+ * memberlist's retransmitLimit: mult * ceil(log10(n + 1)), n counting the
+ * dead too (memberlist's estNumNodes keeps them until they are reaped).
+ * Counting only the live ones halved the limit on the minority side of a
+ * partition just when most gossip targets (the recently dead across the
+ * cut) cannot hear it: a `dead` there reached the others on its own side
+ * 7-20 s late, or never.
+ */
 static int retransmit_limit(const struct swim *sw)
 {
-	double n = (double)sw->n_alive;
+	double n = (double)sw->n_members;
 	int lim = sw->cfg.retransmit_mult * (int)ceil(log10(n + 1));
 	return lim < 1 ? 1 : lim;
 }
@@ -887,6 +917,8 @@ static void q_retire(struct swim *sw, struct qlink *q)
 		return;
 	}
 	struct bcast *b = q_bcast(q);
+	if (!b->about)
+		sw->n_user_bcasts--;
 	if (b->about && b->about->rumour == RUMOUR_BCAST && b->about->r.bcast == b)
 		b->about->rumour = RUMOUR_NONE;
 	if (b->id == sw->leave_bcast_id)
@@ -928,6 +960,8 @@ static void bcast_queue(struct swim *sw, struct member *m, const uint8_t *data, 
 	if (m) {
 		m->rumour = RUMOUR_BCAST;
 		m->r.bcast = b;
+	} else {
+		sw->n_user_bcasts++;
 	}
 }
 
@@ -956,6 +990,12 @@ static void fill_alive(const struct member *m, struct wire_msg *msg);
  * views point into the queue, or into sw->alive_out for alive rumours
  * (encoded here from their member records).
  */
+/* A user message (serf layer), not a rumour about a member. */
+static bool is_user_rumour(struct qlink *q)
+{
+	return !q->in_member && q_bcast(q)->about == NULL;
+}
+
 static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs,
 			 size_t max, struct qlink **taken)
 {
@@ -968,6 +1008,15 @@ static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs
 	 * be walked to its end once the packet is nearly full: give up after
 	 * a run of rumours that do not fit, or when nothing could.
 	 */
+	/*
+	 * Membership rumours first, user messages (the serf layer's) in what
+	 * is left, as memberlist fills a packet from its own queue before
+	 * asking the delegate.  In one queue ordered by transmit count, every
+	 * fresh user message went ahead of a suspect or dead already sent
+	 * once, and a busy serf layer delayed the confirmations and deaths a
+	 * failure needs.  `users` is the pass.
+	 */
+	for (int users = 0; users < (sw->n_user_bcasts ? 2 : 1); users++) {
 	int misses = 0;
 	for (int t = 0; t < sw->n_buckets && n < max && misses < 32 && budget >= 16; t++) {
 		const struct qbucket *b = &sw->buckets[t];
@@ -975,7 +1024,7 @@ static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs
 			struct qlink *q = b->v[j];
 			if (j >= 8 && b->v[j - 8])
 				__builtin_prefetch(b->v[j - 8]);
-			if (!q)
+			if (!q || is_user_rumour(q) != (users == 1))
 				continue;
 			size_t need = (size_t)q->len + 2; /* memberlist compoundOverhead */
 			if (need > budget) {
@@ -987,6 +1036,7 @@ static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs
 			msgs[n].len = q->len;
 			taken[n++] = q;
 		}
+	}
 	}
 	wbuf_reset(&sw->alive_out);
 	for (size_t i = 0; i < n; i++) {
@@ -1423,6 +1473,27 @@ static bool may_move(struct swim *sw, struct member *m, const struct wire_alive 
 /* ------------------------------------------------------------------ */
 /* refutation, alive, suspect, dead                                    */
 
+/* Remember that member `id` answered us or pinged us at `now`. */
+static void heard_from(struct swim *sw, uint32_t id, int64_t now)
+{
+	if (id == NO_ID || member_of(sw, id) == sw->self)
+		return;
+	sw->acked[sw->n_acked_next].id = id;
+	sw->acked[sw->n_acked_next].t = now;
+	sw->n_acked_next = (sw->n_acked_next + 1) % RECENT_ACKED;
+}
+
+/* Did m answer or ping us less than `window` ms ago? */
+static bool heard_within(const struct swim *sw, const struct member *m, int64_t window,
+			 int64_t now)
+{
+	for (int i = 0; i < RECENT_ACKED; i++)
+		if (sw->acked[i].t && now - sw->acked[i].t < window &&
+		    sw->acked[i].id < sw->n_ids && member_of(sw, sw->acked[i].id) == m)
+			return true;
+	return false;
+}
+
 /* Someone says we are suspect/dead (or alive with other data): outbid them. */
 static void refute(struct swim *sw, uint32_t accused_inc, int64_t now)
 {
@@ -1627,6 +1698,24 @@ static void handle_dead(struct swim *sw, const struct wire_accuse *d, uint64_t h
 		refute(sw, d->incarnation, now);
 		return;
 	}
+	if (!is_leave && m != sw->self && !bytes_eq_str(d->from, member_name(sw->self)) &&
+	    heard_within(sw, m, suspicion_min_ms(sw), now)) {
+		/*
+		 * Direct evidence beats hearsay.  A death is declared at the
+		 * earliest a minimum suspicion timeout after the accuser's
+		 * suspicion began, and that began after the member stopped
+		 * answering the accuser.  The member answered or pinged *us*
+		 * more recently than that, so the accuser's view is stale or
+		 * partial (a suspicion formed across a partition that expired
+		 * just after the heal): we only suspect it, which tells it
+		 * (buddy probe) so it refutes, and a member really gone still
+		 * dies when that suspicion runs out.
+		 */
+		struct wire_accuse s = { d->incarnation, d->node, d->from };
+		logf_(sw, 1, "%s declared dead, but it answered us lately: suspecting it", name);
+		handle_suspect(sw, &s, h, now);
+		return;
+	}
 	char from[WIRE_NAME_MAX + 1];
 	bytes_to_name(d->from, from);
 	broadcast_accuse(sw, WIRE_DEAD, m, d->incarnation, from);
@@ -1710,6 +1799,44 @@ static void send_ping(struct swim *sw, const struct member *target, uint32_t seq
 }
 
 /*
+ * A ping to `target` with a suspect or dead about `about` in the same
+ * datagram: its ack proves the accusation arrived too (a packet is handled
+ * whole).  Used for the buddy probe (suspect about the target itself) and
+ * for a leave (dead about ourselves, from ourselves).
+ */
+static void send_ping_with_accuse(struct swim *sw, const struct member *target, uint32_t seq,
+				  enum wire_type type, const struct member *about)
+{
+	struct wire_msg msg;
+	memset(&msg, 0, sizeof msg);
+	msg.type = type;
+	struct wire_accuse *a = type == WIRE_SUSPECT ? &msg.u.suspect : &msg.u.dead;
+	a->incarnation = about->incarnation;
+	a->node = name_bytes(about);
+	a->from = name_bytes(sw->self);
+	struct wbuf two;
+	wbuf_init(&two);
+	struct wire_msg ping;
+	fill_ping(sw, &ping, seq, name_bytes(target));
+	wire_encode(&two, &ping);
+	size_t ping_len = two.len;
+	wire_encode(&two, &msg);
+	if (!two.oom) {
+		struct wire_bytes parts[2] = { { two.p, (uint32_t)ping_len },
+					       { two.p + ping_len, (uint32_t)(two.len - ping_len) } };
+		struct wbuf c;
+		wbuf_init(&c);
+		wire_make_compound(&c, parts, 2);
+		if (!c.oom) {
+			struct wire_addr to = member_addr(target);
+			send_msg(sw, &to, c.p, c.len, false);
+		}
+		wbuf_free(&c);
+	}
+	wbuf_free(&two);
+}
+
+/*
  * Lifeguard's buddy system only helps if the suspect hears from us soon.
  * Round-robin may not come back to it for n intervals, and our suspect
  * rumour may have been spent while the network was down, so a suspect we
@@ -1717,7 +1844,12 @@ static void send_ping(struct swim *sw, const struct member *target, uint32_t seq
  */
 static struct member *buddy_due(struct swim *sw, int64_t now)
 {
-	if (!sw->cfg.lifeguard)
+	/*
+	 * At most every other probe: with many suspects (every member across
+	 * a partition) jumping the queue each time starved the round-robin,
+	 * and members not yet suspected went unprobed for 20 s and more.
+	 */
+	if (!sw->cfg.lifeguard || sw->last_probe_buddy)
 		return NULL;
 	const struct suspicion *best = NULL;
 	for (size_t i = 0; i < sw->n_suspects; i++) {
@@ -1744,6 +1876,7 @@ static struct member *take_hinted(struct swim *sw)
 static void probe_start(struct swim *sw, int64_t now)
 {
 	struct member *target = buddy_due(sw, now);
+	sw->last_probe_buddy = target != NULL;
 	if (!target)
 		target = take_hinted(sw);
 	for (size_t scanned = 0; !target && scanned <= sw->probe_n; scanned++) {
@@ -1764,7 +1897,10 @@ static void probe_start(struct swim *sw, int64_t now)
 	snprintf(sw->probe_target, sizeof sw->probe_target, "%s", member_name(target));
 	sw->probe_seq = next_seq(sw);
 	sw->probe_start = now;
-	sw->probe_ack_deadline = now + scaled(sw, sw->cfg.probe_timeout_ms);
+	/* not scaled by local health, as memberlist: waiting longer does not
+	 * get UDP through; the scaled interval gives the indirect probes the
+	 * extra time instead */
+	sw->probe_ack_deadline = now + sw->cfg.probe_timeout_ms;
 	sw->probe_end = sw->next_probe;
 	sw->probe_expected_nacks = 0;
 	sw->probe_nacks = 0;
@@ -1777,42 +1913,80 @@ static void probe_start(struct swim *sw, int64_t now)
 			sp->last_buddy = now;
 		/* Lifeguard buddy system: tell a suspect it is suspected, so it
 		 * can refute at once instead of waiting for the rumour. */
-		struct wire_msg msg;
-		memset(&msg, 0, sizeof msg);
-		msg.type = WIRE_SUSPECT;
-		msg.u.suspect.incarnation = target->incarnation;
-		msg.u.suspect.node = name_bytes(target);
-		msg.u.suspect.from = name_bytes(sw->self);
-		struct wbuf two;
-		wbuf_init(&two);
-		struct wire_msg ping;
-		fill_ping(sw, &ping, sw->probe_seq, name_bytes(target));
-		wire_encode(&two, &ping);
-		size_t ping_len = two.len;
-		wire_encode(&two, &msg);
-		if (!two.oom) {
-			struct wire_bytes parts[2] = { { two.p, (uint32_t)ping_len },
-						       { two.p + ping_len, (uint32_t)(two.len - ping_len) } };
-			struct wbuf c;
-			wbuf_init(&c);
-			wire_make_compound(&c, parts, 2);
-			if (!c.oom) {
-				struct wire_addr to = member_addr(target);
-				send_msg(sw, &to, c.p, c.len, false);
-			}
-			wbuf_free(&c);
-		}
-		wbuf_free(&two);
+		send_ping_with_accuse(sw, target, sw->probe_seq, WIRE_SUSPECT, target);
 		return;
 	}
 	send_ping(sw, target, sw->probe_seq);
 }
 
-static void probe_succeeded(struct swim *sw)
+static void probe_succeeded(struct swim *sw, int64_t now)
 {
 	sw->stats.acks++;
 	awareness_apply(sw, -1);
 	sw->probe_phase = PROBE_IDLE;
+	heard_from(sw, find_id(sw, sw->probe_target), now);
+	/*
+	 * Local health stretches a probe that goes unanswered (more time for
+	 * indirect acks and nacks), not the pace of probes that are answered:
+	 * memberlist's probeNode returns at the ack and the next tick of its
+	 * fixed ProbeInterval ticker starts the next one.  Keeping the scaled
+	 * interval after an ack made a member with a high score (the minority
+	 * side of a partition: most helpers there cannot nack) probe every
+	 * 5-8 s and take 35-60 s to give up on the other side.
+	 */
+	int64_t next = sw->probe_start + sw->cfg.probe_interval_ms;
+	if (next < now)
+		next = now;
+	if (next < sw->next_probe)
+		sw->next_probe = next;
+}
+
+/*
+ * memberlist's TCP fallback: with the indirect probes, ping the target over
+ * a stream (same ping, same seq; memberlist and serf answer it, and so does
+ * swim_handle_stream).  A member whose UDP is lossy or filtered but that
+ * answers over TCP is not suspected: memberlist logs "network may be
+ * misconfigured" and counts the probe as answered.  Skipped for members
+ * older than protocol 3 (memberlist's rule) and with disable_tcp_pings.
+ */
+static void probe_tcp_ping(struct swim *sw, const struct member *target)
+{
+	/* half the stream slots at most: a ping to a vanished host holds
+	 * its slot for the whole stream timeout, and push-pulls need them */
+	if (sw->cfg.disable_tcp_pings || !sw->hooks.send_stream ||
+	    sw->n_streams >= MAX_PENDING_STREAMS / 2 || target->vsn[1] < 3)
+		return;
+	struct wire_msg ping;
+	fill_ping(sw, &ping, sw->probe_seq, name_bytes(target));
+	struct wbuf out;
+	wbuf_init(&out);
+	if (wire_encode(&out, &ping) == WIRE_OK && !out.oom) {
+		struct pending_stream *ps = &sw->streams[sw->n_streams++];
+		memset(ps, 0, sizeof *ps);
+		ps->cookie = ++sw->next_cookie;
+		ps->ping = true;
+		ps->ping_seq = sw->probe_seq;
+		ps->to = member_addr(target);
+		sw->stats.tcp_pings++;
+		sw->hooks.send_stream(sw->hooks.ctx, &ps->to, out.p, out.len, ps->cookie);
+	}
+	wbuf_free(&out);
+}
+
+/* The answer to probe_tcp_ping (msg NULL: the stream failed). */
+static void tcp_ping_reply(struct swim *sw, const struct pending_stream *ps,
+			   const uint8_t *msg, size_t len, int64_t now)
+{
+	struct wire_msg m;
+	if (!msg || len == 0 || msg[0] != WIRE_ACK || wire_decode(msg, len, &m) != WIRE_OK ||
+	    m.u.ack.seq != ps->ping_seq)
+		return;
+	if (sw->probe_phase == PROBE_IDLE || ps->ping_seq != sw->probe_seq)
+		return; /* too late: the probe already has its verdict */
+	sw->stats.tcp_fallback_acks++;
+	logf_(sw, 2, "%s answered over TCP but not over UDP; network may be misconfigured",
+	      sw->probe_target);
+	probe_succeeded(sw, now);
 }
 
 static void probe_go_indirect(struct swim *sw, int64_t now)
@@ -1850,6 +2024,7 @@ static void probe_go_indirect(struct swim *sw, int64_t now)
 		struct wire_addr to = member_addr(picked[i]);
 		encode_send(sw, &to, &msg, true);
 	}
+	probe_tcp_ping(sw, target);
 	(void)now;
 }
 
@@ -1863,14 +2038,14 @@ static void probe_failed(struct swim *sw, int64_t now)
 	 */
 	int delta = 1;
 	if (sw->probe_expected_nacks > 0)
-		delta = sw->probe_expected_nacks - sw->probe_nacks;
-	if (delta < 0)
-		delta = 0;
+		delta = sw->probe_nacks > 0 ? 0 : sw->probe_expected_nacks;
 	awareness_apply(sw, delta);
 	struct member *target = find(sw, sw->probe_target);
 	if (!target || is_gone(target))
 		return;
 	logf_(sw, 1, "probe of %s failed", member_name(target));
+	if (now < sw->stall_grace_until)
+		return; /* just resumed from a stall (swim_notice_stall) */
 	struct wire_accuse s = { target->incarnation, name_bytes(target),
 				 name_bytes(sw->self) };
 	handle_suspect(sw, &s, subject_hash(s.node), now);
@@ -1885,10 +2060,16 @@ static void reply_addr(const struct wire_addr *src, const struct wire_addr *from
 	*out = src->ip_len && src->port ? *src : *from;
 }
 
-static void handle_ping(struct swim *sw, const struct wire_ping *p, const struct wire_addr *from)
+static void handle_ping(struct swim *sw, const struct wire_ping *p, const struct wire_addr *from,
+			int64_t now)
 {
 	if (p->node.len && !bytes_eq_str(p->node, member_name(sw->self)))
 		return; /* meant for someone who used to live at this address */
+	if (valid_name(p->source_node)) {
+		char src[WIRE_NAME_MAX + 1];
+		bytes_to_name(p->source_node, src);
+		heard_from(sw, find_id(sw, src), now);
+	}
 	struct wire_msg ack;
 	memset(&ack, 0, sizeof ack);
 	ack.type = WIRE_ACK;
@@ -1902,7 +2083,13 @@ static void handle_ping(struct swim *sw, const struct wire_ping *p, const struct
 	}
 	struct wire_addr to;
 	reply_addr(&p->source, from, &to);
-	encode_send(sw, &to, &ack, false);
+	/*
+	 * Gossip rides on the ack too, as memberlist's sendMsg does for every
+	 * packet: a prober is a member that surely hears us.  With most gossip
+	 * targets unreachable (a partition's minority side), acks were the
+	 * path that carried a `dead` to the others on our side in time.
+	 */
+	encode_send(sw, &to, &ack, true);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2061,7 +2248,16 @@ static void handle_ack(struct swim *sw, const struct wire_ack *a, int64_t now)
 			sw->hooks.ping_complete(sw->hooks.ctx, sw->probe_target,
 						clock_us(sw, now) - sw->probe_sent_us,
 						a->payload.p, a->payload.len);
-		probe_succeeded(sw);
+		probe_succeeded(sw, now);
+		return;
+	}
+	if (sw->n_leave_to && seq - sw->leave_seq0 < sw->n_leave_to) {
+		struct leave_target *lt = &sw->leave_to[seq - sw->leave_seq0];
+		if (!lt->done) {
+			lt->done = true;
+			sw->leave_pending--;
+			sw->leave_acked++;
+		}
 		return;
 	}
 	for (size_t i = 0; i < sw->n_relays; i++) {
@@ -2113,7 +2309,7 @@ static void handle_decoded(struct packet_ctx *pc, const struct wire_msg *m, uint
 	struct swim *sw = pc->sw;
 	switch (m->type) {
 	case WIRE_PING:
-		handle_ping(sw, &m->u.ping, pc->from);
+		handle_ping(sw, &m->u.ping, pc->from, pc->now);
 		break;
 	case WIRE_INDIRECT_PING:
 		handle_indirect(sw, &m->u.indirect, pc->from, pc->now);
@@ -2421,6 +2617,7 @@ static void start_push_pull(struct swim *sw, const struct wire_addr *to, bool jo
 	encode_local_state(sw, join, &out);
 	if (!out.oom) {
 		struct pending_stream *ps = &sw->streams[sw->n_streams++];
+		memset(ps, 0, sizeof *ps);
 		ps->cookie = ++sw->next_cookie;
 		ps->join = join;
 		ps->to = *to;
@@ -2470,6 +2667,10 @@ int swim_handle_stream(struct swim *sw, const struct wire_addr *from,
 			sw->stats.decode_errors++;
 			return rc;
 		}
+		/* memberlist: a ping for another node (who used to live at
+		 * this address) gets no ack */
+		if (m.u.ping.node.len && !bytes_eq_str(m.u.ping.node, member_name(sw->self)))
+			return WIRE_OK;
 		struct wire_msg ack;
 		memset(&ack, 0, sizeof ack);
 		ack.type = WIRE_ACK;
@@ -2506,6 +2707,10 @@ void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 		return;
 	struct pending_stream ps = sw->streams[i];
 	sw->streams[i] = sw->streams[--sw->n_streams];
+	if (ps.ping) {
+		tcp_ping_reply(sw, &ps, msg, len, now);
+		return;
+	}
 	bool ok = false;
 	struct wbuf plain;
 	wbuf_init(&plain);
@@ -2653,6 +2858,9 @@ static void member_free(struct swim *sw, uint32_t id)
 		move_check_end(sw);
 	if (sw->hinted == id)
 		sw->hinted = NO_ID;
+	for (int i = 0; i < RECENT_ACKED; i++)
+		if (sw->acked[i].id == id)
+			sw->acked[i].t = 0; /* the id will name another member */
 	id_free(sw, id);
 }
 
@@ -2705,6 +2913,36 @@ static int64_t min64(int64_t a, int64_t b)
 	return a < b ? a : b;
 }
 
+/* Send our leave to the members due (see swim_leave), LEAVE_BURST at most. */
+static void leave_step(struct swim *sw, int64_t now)
+{
+	int sent = 0;
+	for (size_t i = 0; i < sw->n_leave_to && sent < LEAVE_BURST; i++) {
+		struct leave_target *lt = &sw->leave_to[i];
+		if (lt->done || lt->next > now)
+			continue;
+		if (lt->tries >= LEAVE_TRIES) {
+			lt->done = true; /* never answered: dead, or cut off from us */
+			sw->leave_pending--;
+			continue;
+		}
+		lt->tries++;
+		lt->next = now + sw->cfg.probe_timeout_ms;
+		send_ping_with_accuse(sw, member_of(sw, lt->id), sw->leave_seq0 + (uint32_t)i,
+				      WIRE_DEAD, sw->self);
+		sent++;
+	}
+}
+
+static int64_t leave_next(const struct swim *sw)
+{
+	int64_t t = NEVER;
+	for (size_t i = 0; i < sw->n_leave_to; i++)
+		if (!sw->leave_to[i].done && sw->leave_to[i].next < t)
+			t = sw->leave_to[i].next;
+	return t;
+}
+
 int64_t swim_next_deadline(const struct swim *sw)
 {
 	int64_t t = min64(sw->next_probe, sw->next_gossip);
@@ -2724,6 +2962,8 @@ int64_t swim_next_deadline(const struct swim *sw)
 	}
 	for (size_t i = 0; i < sw->n_suspects; i++)
 		t = min64(t, suspicion_due(&sw->suspects[i]));
+	if (sw->leave_pending)
+		t = min64(t, leave_next(sw));
 	return t;
 }
 
@@ -2776,6 +3016,8 @@ void swim_hint_unreachable(struct swim *sw, const struct wire_addr *to, int64_t 
 
 void swim_tick(struct swim *sw, int64_t now)
 {
+	if (sw->leave_pending)
+		leave_step(sw, now);
 	if (sw->probe_phase == PROBE_DIRECT && now >= sw->probe_ack_deadline)
 		probe_go_indirect(sw, now);
 	if (sw->probe_phase == PROBE_INDIRECT && now >= sw->probe_end)
@@ -2830,9 +3072,18 @@ void swim_notice_stall(struct swim *sw, int64_t gap_ms, int64_t now)
 		sw->suspects[i].start = now;
 		suspicion_rearm(&sw->suspects[i]);
 	}
-	/* (2) we are the unhealthy one: probe slowly until acks prove otherwise */
-	if (sw->cfg.lifeguard)
-		sw->awareness = sw->cfg.awareness_max_multiplier - 1;
+	/*
+	 * (2) we may be the unhealthy one: raise the health score by a step
+	 * (the refutation below adds another), not to the maximum: at the
+	 * maximum a resumed member took ~36 s of acked probes to come back
+	 * down, and a cluster with a few such members noticed the next hung
+	 * one late (SIGSTOP detection p99 1.33x serf's).  Repeated stalls
+	 * still climb step by step.  For two probe intervals a failed probe
+	 * of ours starts no suspicion: what we sent or heard just before the
+	 * stall may be what failed.
+	 */
+	awareness_apply(sw, STALL_HEALTH_STEP);
+	sw->stall_grace_until = now + 2LL * sw->cfg.probe_interval_ms;
 	sw->next_probe = now + scaled(sw, sw->cfg.probe_interval_ms);
 	sw->next_gossip = now;
 	/* (3) outbid any death rumour and fetch the current view at once */
@@ -2941,6 +3192,7 @@ void swim_free(struct swim *sw)
 {
 	if (!sw)
 		return;
+	free(sw->leave_to);
 	for (int t = 0; sw->buckets && t < sw->n_buckets; t++) {
 		struct qbucket *b = &sw->buckets[t];
 		for (uint32_t j = 0; j < b->n; j++)
@@ -2973,6 +3225,17 @@ void swim_free(struct swim *sw)
 	free(sw);
 }
 
+/*
+ * A leave is gossiped like any rumour, but gossip spends its few
+ * retransmits on random targets, the recently dead among them (memberlist
+ * gossips to the dead for 30 s): after four kills a leave could go only to
+ * dead ports and still count as sent.  So it is also sent to every member
+ * we hold alive or suspect, in a datagram with a ping, again a probe
+ * timeout later until that member acks (the ack proves the leave arrived:
+ * a packet is handled whole) or LEAVE_TRIES sends went unanswered.  The
+ * leave is done when every such member acked or was given up on;
+ * swim_leave_reached() then says how many have it.
+ */
 void swim_leave(struct swim *sw, int64_t now)
 {
 	if (sw->leaving)
@@ -2981,16 +3244,44 @@ void swim_leave(struct swim *sw, int64_t now)
 	struct member *me = sw->self;
 	broadcast_accuse(sw, WIRE_DEAD, me, me->incarnation, member_name(me));
 	sw->leave_bcast_id = sw->next_bcast_id;
+	size_t peers = sw->n_alive > 0 ? sw->n_alive - 1 : 0; /* not counting us */
 	set_state(sw, me, SWIM_LEFT, now);
+	sw->leave_to = calloc(peers ? peers : 1, sizeof *sw->leave_to);
+	if (sw->leave_to) {
+		for (size_t i = 0; i < sw->n_members && sw->n_leave_to < peers; i++)
+			if (is_live_peer(sw, member_at(sw, i)))
+				sw->leave_to[sw->n_leave_to++] =
+					(struct leave_target){ .id = sw->members[i], .next = now };
+		sw->leave_pending = sw->n_leave_to;
+		sw->leave_seq0 = sw->seq + 1;
+		sw->seq += (uint32_t)sw->n_leave_to;
+	}
 	if (sw->n_alive == 0)
 		sw->left_done = true; /* nobody to tell */
 	sw->probe_phase = PROBE_IDLE;
 	sw->next_gossip = now; /* spread it right away */
+	leave_step(sw, now);
 }
 
 bool swim_leave_done(const struct swim *sw)
 {
-	return sw->leaving && (sw->left_done || sw->n_alive == 0);
+	if (!sw->leaving)
+		return false;
+	if (sw->leave_to) /* told directly: every live member acked or given up on */
+		return sw->leave_pending == 0;
+	return sw->left_done || sw->n_alive == 0; /* out of memory: gossip only */
+}
+
+int swim_leave_reached(const struct swim *sw)
+{
+	if (!swim_leave_done(sw) || !sw->leave_to)
+		return -1;
+	return (int)sw->leave_acked;
+}
+
+size_t swim_leave_told(const struct swim *sw)
+{
+	return sw->n_leave_to;
 }
 
 int swim_set_meta(struct swim *sw, const uint8_t *meta, size_t len, int64_t now)

@@ -1005,6 +1005,8 @@ static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uin
 		 * act on — a stale copy, one from across a partition, or forged.
 		 * A sender that is right retries and gets through once we agree. */
 		w->stats.view_refused++;
+		if (alive_state(om->state))
+			w->stats.deliveries_owner_alive++;
 		logf_(w, 1, "will: delivery of %s's will while it is not dead here: dropped",
 		      owner);
 		return;
@@ -1367,6 +1369,24 @@ void will_on_member(struct will *w, enum swim_member_event ev, const struct swim
 			rerank(w, w->rec[i], now, false);
 }
 
+/*
+ * will-revoked follows any delivery whose owner is later seen alive at a
+ * higher incarnation, whether or not we saw the death ourselves.
+ */
+static void revoke_if_returned(struct will *w, const struct swim_member *m)
+{
+	struct rxrec *rx = rx_find(w, m->name);
+	if (!rx || m->incarnation <= rx->inc || rx->returned_inc > rx->inc)
+		return;
+	rx->returned_inc = m->incarnation;
+	if (rx->revoked)
+		return;
+	rx->revoked = true;
+	w->stats.revoked++;
+	persist(w);
+	emit(w, VIGIL_EV_WILL_REVOKED, rx->owner, rx->inc, rx->seq, NULL, 0, 0);
+}
+
 static void on_member(struct will *w, enum swim_member_event ev,
 		      const struct swim_member *m, int64_t now)
 {
@@ -1405,6 +1425,8 @@ static void on_member(struct will *w, enum swim_member_event ev,
 	}
 
 	struct wrec *r = rec_find(w, m->name);
+	if (ev == SWIM_EV_UPDATE && was_alive)
+		revoke_if_returned(w, m); /* a delivery we never saw the death for */
 	if (ev == SWIM_EV_JOIN || (ev == SWIM_EV_UPDATE && !was_alive)) {
 		if (r && r->trig != T_NONE) {
 			bool had_will = r->has_version && !r->tomb;
@@ -1422,17 +1444,7 @@ static void on_member(struct will *w, enum swim_member_event ev,
 		}
 		if (r && !r->has_version)
 			rec_drop(w, r);
-		struct rxrec *rx = rx_find(w, m->name);
-		if (rx && m->incarnation > rx->inc && rx->returned_inc <= rx->inc) {
-			rx->returned_inc = m->incarnation;
-			if (!rx->revoked) {
-				rx->revoked = true;
-				w->stats.revoked++;
-				persist(w);
-				emit(w, VIGIL_EV_WILL_REVOKED, rx->owner, rx->inc, rx->seq, NULL,
-				     0, 0);
-			}
-		}
+		revoke_if_returned(w, m);
 		/* A recipient back from the dead: start sending to it afresh. */
 		for (size_t i = 0; i < w->n_rec; i++) {
 			struct wrec *o = w->rec[i];

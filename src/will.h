@@ -165,6 +165,7 @@ struct will_stats {
 	 * WILL_HOLD_MAX_BYTES; a delivery or DONE our own view contradicts */
 	uint64_t unsigned_refused, sig_refused, key_conflicts, seq_refused;
 	uint64_t over_budget, view_refused;
+	uint64_t deliveries_owner_alive; /* copies dropped: we saw the owner not dead */
 };
 
 struct will;
