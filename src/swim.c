@@ -37,6 +37,7 @@
 #define MAX_PENDING_STREAMS 64
 #define RECONNECT_INTERVAL_MS 30000 /* serf's ReconnectInterval */
 #define COMPOUND_MAX 255
+#define RECENT_ACKED 32          /* recently acked members remembered for helper choice */
 
 /*
  * Memory layout.  A simulator runs 10,000 members that each know 10,000
@@ -203,6 +204,7 @@ struct swim {
 	int probe_expected_nacks, probe_nacks;
 	bool probe_unreachable;      /* the target's port answered our ping with ICMP unreachable */
 	int64_t next_probe;
+	bool last_probe_buddy;       /* the current/last probe jumped the queue (buddy_due) */
 	uint32_t hinted;             /* member to probe next (unreachable hint), NO_ID if none */
 	int64_t last_hint_probe;     /* when a hint last moved a probe forward */
 
@@ -225,6 +227,9 @@ struct swim {
 	bool leaving, left_done;
 
 	int awareness;               /* Lifeguard local health score */
+	/* members that acked our probes or pinged us lately (handle_dead) */
+	struct { uint32_t id; int64_t t; } acked[RECENT_ACKED];
+	int n_acked_next;            /* ring position */
 	struct wbuf scratch, pkt, body;
 	struct wbuf alive_out;       /* alive rumours encoded for the packet being built */
 	const struct wire_addr *cur_from; /* sender of the packet being handled */
@@ -303,10 +308,17 @@ static bool is_live_peer(const struct swim *sw, const struct member *m)
 	return m != sw->self && !is_gone(m);
 }
 
-/* memberlist's retransmitLimit: mult * ceil(log10(n + 1)). */
+/*
+ * memberlist's retransmitLimit: mult * ceil(log10(n + 1)), n counting the
+ * dead too (memberlist's estNumNodes keeps them until they are reaped).
+ * Counting only the live ones halved the limit on the minority side of a
+ * partition just when most gossip targets (the recently dead across the
+ * cut) cannot hear it: a `dead` there reached the others on its own side
+ * 7-20 s late, or never.
+ */
 static int retransmit_limit(const struct swim *sw)
 {
-	double n = (double)sw->n_alive;
+	double n = (double)sw->n_members;
 	int lim = sw->cfg.retransmit_mult * (int)ceil(log10(n + 1));
 	return lim < 1 ? 1 : lim;
 }
@@ -944,6 +956,12 @@ static void fill_alive(const struct member *m, struct wire_msg *msg);
  * views point into the queue, or into sw->alive_out for alive rumours
  * (encoded here from their member records).
  */
+/* A user message (serf layer), not a rumour about a member. */
+static bool is_user_rumour(struct qlink *q)
+{
+	return !q->in_member && q_bcast(q)->about == NULL;
+}
+
 static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs,
 			 size_t max, struct qlink **taken)
 {
@@ -956,6 +974,15 @@ static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs
 	 * be walked to its end once the packet is nearly full: give up after
 	 * a run of rumours that do not fit, or when nothing could.
 	 */
+	/*
+	 * Membership rumours first, user messages (the serf layer's) in what
+	 * is left, as memberlist fills a packet from its own queue before
+	 * asking the delegate.  In one queue ordered by transmit count, every
+	 * fresh user message went ahead of a suspect or dead already sent
+	 * once, and a busy serf layer delayed the confirmations and deaths a
+	 * failure needs.  `users` is the pass.
+	 */
+	for (int users = 0; users < 2; users++) {
 	int misses = 0;
 	for (int t = 0; t < sw->n_buckets && n < max && misses < 32 && budget >= 16; t++) {
 		const struct qbucket *b = &sw->buckets[t];
@@ -963,7 +990,7 @@ static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs
 			struct qlink *q = b->v[j];
 			if (j >= 8 && b->v[j - 8])
 				__builtin_prefetch(b->v[j - 8]);
-			if (!q)
+			if (!q || is_user_rumour(q) != (users == 1))
 				continue;
 			size_t need = (size_t)q->len + 2; /* memberlist compoundOverhead */
 			if (need > budget) {
@@ -975,6 +1002,7 @@ static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs
 			msgs[n].len = q->len;
 			taken[n++] = q;
 		}
+	}
 	}
 	wbuf_reset(&sw->alive_out);
 	for (size_t i = 0; i < n; i++) {
@@ -1234,6 +1262,27 @@ static void set_state(struct swim *sw, struct member *m, enum swim_state st, int
 /* ------------------------------------------------------------------ */
 /* refutation, alive, suspect, dead                                    */
 
+/* Remember that member `id` answered us or pinged us at `now`. */
+static void heard_from(struct swim *sw, uint32_t id, int64_t now)
+{
+	if (id == NO_ID || member_of(sw, id) == sw->self)
+		return;
+	sw->acked[sw->n_acked_next].id = id;
+	sw->acked[sw->n_acked_next].t = now;
+	sw->n_acked_next = (sw->n_acked_next + 1) % RECENT_ACKED;
+}
+
+/* Did m answer or ping us less than `window` ms ago? */
+static bool heard_within(const struct swim *sw, const struct member *m, int64_t window,
+			 int64_t now)
+{
+	for (int i = 0; i < RECENT_ACKED; i++)
+		if (sw->acked[i].t && now - sw->acked[i].t < window &&
+		    sw->acked[i].id < sw->n_ids && member_of(sw, sw->acked[i].id) == m)
+			return true;
+	return false;
+}
+
 /* Someone says we are suspect/dead (or alive with other data): outbid them. */
 static void refute(struct swim *sw, uint32_t accused_inc, int64_t now)
 {
@@ -1435,6 +1484,24 @@ static void handle_dead(struct swim *sw, const struct wire_accuse *d, uint64_t h
 		refute(sw, d->incarnation, now);
 		return;
 	}
+	if (!is_leave && m != sw->self && !bytes_eq_str(d->from, member_name(sw->self)) &&
+	    heard_within(sw, m, suspicion_min_ms(sw), now)) {
+		/*
+		 * Direct evidence beats hearsay.  A death is declared at the
+		 * earliest a minimum suspicion timeout after the accuser's
+		 * suspicion began, and that began after the member stopped
+		 * answering the accuser.  The member answered or pinged *us*
+		 * more recently than that, so the accuser's view is stale or
+		 * partial (a suspicion formed across a partition that expired
+		 * just after the heal): we only suspect it, which tells it
+		 * (buddy probe) so it refutes, and a member really gone still
+		 * dies when that suspicion runs out.
+		 */
+		struct wire_accuse s = { d->incarnation, d->node, d->from };
+		logf_(sw, 1, "%s declared dead, but it answered us lately: suspecting it", name);
+		handle_suspect(sw, &s, h, now);
+		return;
+	}
 	char from[WIRE_NAME_MAX + 1];
 	bytes_to_name(d->from, from);
 	broadcast_accuse(sw, WIRE_DEAD, m, d->incarnation, from);
@@ -1517,7 +1584,12 @@ static void send_ping(struct swim *sw, const struct member *target, uint32_t seq
  */
 static struct member *buddy_due(struct swim *sw, int64_t now)
 {
-	if (!sw->cfg.lifeguard)
+	/*
+	 * At most every other probe: with many suspects (every member across
+	 * a partition) jumping the queue each time starved the round-robin,
+	 * and members not yet suspected went unprobed for 20 s and more.
+	 */
+	if (!sw->cfg.lifeguard || sw->last_probe_buddy)
 		return NULL;
 	const struct suspicion *best = NULL;
 	for (size_t i = 0; i < sw->n_suspects; i++) {
@@ -1544,6 +1616,7 @@ static struct member *take_hinted(struct swim *sw)
 static void probe_start(struct swim *sw, int64_t now)
 {
 	struct member *target = buddy_due(sw, now);
+	sw->last_probe_buddy = target != NULL;
 	if (!target)
 		target = take_hinted(sw);
 	for (size_t scanned = 0; !target && scanned <= sw->probe_n; scanned++) {
@@ -1564,7 +1637,10 @@ static void probe_start(struct swim *sw, int64_t now)
 	snprintf(sw->probe_target, sizeof sw->probe_target, "%s", member_name(target));
 	sw->probe_seq = next_seq(sw);
 	sw->probe_start = now;
-	sw->probe_ack_deadline = now + scaled(sw, sw->cfg.probe_timeout_ms);
+	/* not scaled by local health, as memberlist: waiting longer does not
+	 * get UDP through; the scaled interval gives the indirect probes the
+	 * extra time instead */
+	sw->probe_ack_deadline = now + sw->cfg.probe_timeout_ms;
 	sw->probe_end = sw->next_probe;
 	sw->probe_expected_nacks = 0;
 	sw->probe_nacks = 0;
@@ -1607,11 +1683,26 @@ static void probe_start(struct swim *sw, int64_t now)
 	send_ping(sw, target, sw->probe_seq);
 }
 
-static void probe_succeeded(struct swim *sw)
+static void probe_succeeded(struct swim *sw, int64_t now)
 {
 	sw->stats.acks++;
 	awareness_apply(sw, -1);
 	sw->probe_phase = PROBE_IDLE;
+	heard_from(sw, find_id(sw, sw->probe_target), now);
+	/*
+	 * Local health stretches a probe that goes unanswered (more time for
+	 * indirect acks and nacks), not the pace of probes that are answered:
+	 * memberlist's probeNode returns at the ack and the next tick of its
+	 * fixed ProbeInterval ticker starts the next one.  Keeping the scaled
+	 * interval after an ack made a member with a high score (the minority
+	 * side of a partition: most helpers there cannot nack) probe every
+	 * 5-8 s and take 35-60 s to give up on the other side.
+	 */
+	int64_t next = sw->probe_start + sw->cfg.probe_interval_ms;
+	if (next < now)
+		next = now;
+	if (next < sw->next_probe)
+		sw->next_probe = next;
 }
 
 static void probe_go_indirect(struct swim *sw, int64_t now)
@@ -1662,9 +1753,7 @@ static void probe_failed(struct swim *sw, int64_t now)
 	 */
 	int delta = 1;
 	if (sw->probe_expected_nacks > 0)
-		delta = sw->probe_expected_nacks - sw->probe_nacks;
-	if (delta < 0)
-		delta = 0;
+		delta = sw->probe_nacks > 0 ? 0 : sw->probe_expected_nacks;
 	awareness_apply(sw, delta);
 	struct member *target = find(sw, sw->probe_target);
 	if (!target || is_gone(target))
@@ -1684,17 +1773,29 @@ static void reply_addr(const struct wire_addr *src, const struct wire_addr *from
 	*out = src->ip_len && src->port ? *src : *from;
 }
 
-static void handle_ping(struct swim *sw, const struct wire_ping *p, const struct wire_addr *from)
+static void handle_ping(struct swim *sw, const struct wire_ping *p, const struct wire_addr *from,
+			int64_t now)
 {
 	if (p->node.len && !bytes_eq_str(p->node, member_name(sw->self)))
 		return; /* meant for someone who used to live at this address */
+	if (valid_name(p->source_node)) {
+		char src[WIRE_NAME_MAX + 1];
+		bytes_to_name(p->source_node, src);
+		heard_from(sw, find_id(sw, src), now);
+	}
 	struct wire_msg ack;
 	memset(&ack, 0, sizeof ack);
 	ack.type = WIRE_ACK;
 	ack.u.ack.seq = p->seq;
 	struct wire_addr to;
 	reply_addr(&p->source, from, &to);
-	encode_send(sw, &to, &ack, false);
+	/*
+	 * Gossip rides on the ack too, as memberlist's sendMsg does for every
+	 * packet: a prober is a member that surely hears us.  With most gossip
+	 * targets unreachable (a partition's minority side), acks were the
+	 * path that carried a `dead` to the others on our side in time.
+	 */
+	encode_send(sw, &to, &ack, true);
 }
 
 static void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip,
@@ -1730,10 +1831,10 @@ static void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip
 	encode_send(sw, &ip->target, &msg, false);
 }
 
-static void handle_ack(struct swim *sw, uint32_t seq)
+static void handle_ack(struct swim *sw, uint32_t seq, int64_t now)
 {
 	if (sw->probe_phase != PROBE_IDLE && seq == sw->probe_seq) {
-		probe_succeeded(sw);
+		probe_succeeded(sw, now);
 		return;
 	}
 	for (size_t i = 0; i < sw->n_relays; i++) {
@@ -1784,13 +1885,13 @@ static void handle_decoded(struct packet_ctx *pc, const struct wire_msg *m, uint
 	struct swim *sw = pc->sw;
 	switch (m->type) {
 	case WIRE_PING:
-		handle_ping(sw, &m->u.ping, pc->from);
+		handle_ping(sw, &m->u.ping, pc->from, pc->now);
 		break;
 	case WIRE_INDIRECT_PING:
 		handle_indirect(sw, &m->u.indirect, pc->from, pc->now);
 		break;
 	case WIRE_ACK:
-		handle_ack(sw, m->u.ack.seq);
+		handle_ack(sw, m->u.ack.seq, pc->now);
 		break;
 	case WIRE_NACK:
 		handle_nack(sw, m->u.nack.seq, pc->now);
@@ -2235,6 +2336,9 @@ static void member_free(struct swim *sw, uint32_t id)
 	buddy_forget(sw, m);
 	if (sw->hinted == id)
 		sw->hinted = NO_ID;
+	for (int i = 0; i < RECENT_ACKED; i++)
+		if (sw->acked[i].id == id)
+			sw->acked[i].t = 0; /* the id will name another member */
 	id_free(sw, id);
 }
 

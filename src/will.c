@@ -675,10 +675,19 @@ static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uin
 {
 	(void)now;
 	const struct wmember *om = mem_find(w, owner);
-	if (om && alive_state(om->state) && om->inc > inc) {
-		/* The owner came back since; the sender will see it and stop. */
-		logf_(w, 1, "will: stale delivery of %s's will (inc %u < %u)", owner, inc,
-		      om->inc);
+	if (om && alive_state(om->state)) {
+		/*
+		 * The recipient's own view decides (docs/DESIGN.md, "Last
+		 * will"): a will never reaches our handlers while we see its
+		 * owner alive or suspect (an owner we do not know, as after a
+		 * restart, does not stop it).  A copy that arrives while we see the owner alive
+		 * or suspect (right after a partition heals, when the holders
+		 * see us back before the owner) is dropped and counted, and not
+		 * acknowledged: the holders keep trying, and a copy that comes
+		 * once we hold the owner dead ourselves is delivered.
+		 */
+		w->stats.deliveries_owner_alive++;
+		logf_(w, 1, "will: dropped %s's will: we see the owner alive", owner);
 		return;
 	}
 	struct rxrec *rx = rx_find(w, owner);
@@ -974,6 +983,24 @@ void will_on_member(struct will *w, enum swim_member_event ev, const struct swim
 			rerank(w, w->rec[i], now, false);
 }
 
+/*
+ * will-revoked follows any delivery whose owner is later seen alive at a
+ * higher incarnation, whether or not we saw the death ourselves.
+ */
+static void revoke_if_returned(struct will *w, const struct swim_member *m)
+{
+	struct rxrec *rx = rx_find(w, m->name);
+	if (!rx || m->incarnation <= rx->inc || rx->returned_inc > rx->inc)
+		return;
+	rx->returned_inc = m->incarnation;
+	if (rx->revoked)
+		return;
+	rx->revoked = true;
+	w->stats.revoked++;
+	persist(w);
+	emit(w, VIGIL_EV_WILL_REVOKED, rx->owner, rx->inc, rx->seq, NULL, 0, 0);
+}
+
 static void on_member(struct will *w, enum swim_member_event ev,
 		      const struct swim_member *m, int64_t now)
 {
@@ -1001,6 +1028,8 @@ static void on_member(struct will *w, enum swim_member_event ev,
 		return;
 
 	struct wrec *r = rec_find(w, m->name);
+	if (ev == SWIM_EV_UPDATE && was_alive)
+		revoke_if_returned(w, m); /* a delivery we never saw the death for */
 	if (ev == SWIM_EV_JOIN || (ev == SWIM_EV_UPDATE && !was_alive)) {
 		if (r && r->trig != T_NONE) {
 			bool had_will = r->has_version && !r->tomb;
@@ -1018,17 +1047,7 @@ static void on_member(struct will *w, enum swim_member_event ev,
 		}
 		if (r && !r->has_version)
 			rec_drop(w, r);
-		struct rxrec *rx = rx_find(w, m->name);
-		if (rx && m->incarnation > rx->inc && rx->returned_inc <= rx->inc) {
-			rx->returned_inc = m->incarnation;
-			if (!rx->revoked) {
-				rx->revoked = true;
-				w->stats.revoked++;
-				persist(w);
-				emit(w, VIGIL_EV_WILL_REVOKED, rx->owner, rx->inc, rx->seq, NULL,
-				     0, 0);
-			}
-		}
+		revoke_if_returned(w, m);
 		/* A recipient back from the dead: start sending to it afresh. */
 		for (size_t i = 0; i < w->n_rec; i++) {
 			struct wrec *o = w->rec[i];

@@ -121,6 +121,7 @@ struct will_stats {
 	uint64_t msgs_in, decode_errors, versions_new, versions_stale;
 	uint64_t deliveries_sent, deliveries_in, deliveries_dup, delivered;
 	uint64_t published, undeliverable, cancelled, revoked, save_errors;
+	uint64_t deliveries_owner_alive; /* copies dropped: we saw the owner not dead */
 };
 
 struct will;

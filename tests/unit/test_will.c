@@ -33,6 +33,7 @@ struct counts {
 	int will;          /* VIGIL_EV_MEMBER_WILL */
 	int revoked, undeliverable, returned;
 	int user_ev;       /* VIGIL_EV_USER named "wevt" */
+	int will_owner_not_dead; /* wills raised while we did not see the owner dead */
 	char will_owner[VIGIL_NAME_MAX + 1];
 	uint8_t will_payload[VIGIL_WILL_MAX];
 	size_t will_len;
@@ -317,7 +318,11 @@ static void on_event(void *ctx, const struct vigil_event *ev)
 {
 	struct node *n = ctx;
 	switch (ev->type) {
-	case VIGIL_EV_MEMBER_WILL:
+	case VIGIL_EV_MEMBER_WILL: {
+		const struct swim_member *om = swim_member_find(n->sw, ev->member->name);
+		if (om && om->state != SWIM_DEAD && om->state != SWIM_LEFT)
+			n->c.will_owner_not_dead++;
+	}
 		n->c.will++;
 		snprintf(n->c.will_owner, sizeof n->c.will_owner, "%s", ev->member->name);
 		n->c.will_len = ev->payload_len;
@@ -1077,6 +1082,62 @@ TEST(trigger_rules_single_node)
 }
 
 /* A holder waits for a dead recipient, then gives up once. */
+/*
+ * Finding 3 of issue 14: a holder that saw the owner die hands the will
+ * to a recipient that still sees the owner alive (owner and recipient on
+ * one side of a cut that just healed, the recipient seen back first).  The
+ * recipient's own view decides: dropped and counted, not acknowledged.
+ * Once it holds the owner dead itself, the holder's next copy is
+ * delivered; the owner back at a higher incarnation: will-revoked.
+ */
+TEST(recipient_view_decides)
+{
+	struct capture *cb = calloc(1, sizeof *cb), *ch = calloc(1, sizeof *ch),
+		       *co = calloc(1, sizeof *co);
+	REQUIRE(cb && ch && co);
+	struct will *b = mk("b", cb, NULL), *h = mk("h", ch, NULL), *o = mk("o", co, NULL);
+	struct swim_member mb = mkmember("b", SWIM_ALIVE, 1, 2);
+	struct swim_member mo = mkmember("o", SWIM_ALIVE, 1, 1);
+	struct swim_member mh = mkmember("h", SWIM_ALIVE, 1, 3);
+	will_on_member(h, SWIM_EV_JOIN, &mb, 0);
+	will_on_member(h, SWIM_EV_JOIN, &mo, 0);
+	will_on_member(b, SWIM_EV_JOIN, &mh, 0);
+	will_on_member(b, SWIM_EV_JOIN, &mo, 0);
+	will_set(o, "b", NULL, 1000, PAYLOAD, 4, 0);
+	will_handle_msg(h, co->msgs[0], co->lens[0], 0);
+	will_handle_msg(b, co->msgs[0], co->lens[0], 0);
+	/* the holder sees the owner die; the recipient does not */
+	mo.state = SWIM_DEAD;
+	will_on_member(h, SWIM_EV_LEAVE, &mo, 1000);
+	int sent = ch->n;
+	for (int64_t t = 2000; t <= 4000; t += 100)
+		will_tick(h, t);
+	REQUIRE(ch->n > sent);
+	for (int i = sent; i < ch->n; i++)
+		will_handle_msg(b, ch->msgs[i], ch->lens[i], 4000);
+	CHECK_EQ_INT(cb->events[VIGIL_EV_MEMBER_WILL], 0);
+	CHECK(will_stats(b)->deliveries_owner_alive >= 1);
+	/* now the recipient holds it dead too: the next copy is delivered */
+	will_on_member(b, SWIM_EV_LEAVE, &mo, 5000);
+	sent = ch->n;
+	for (int64_t t = 5000; t <= 120000 && ch->n == sent; t += 100)
+		will_tick(h, t);
+	for (int i = sent; i < ch->n; i++)
+		will_handle_msg(b, ch->msgs[i], ch->lens[i], 6000);
+	will_tick(b, 7000); /* b's own release, if its copy was first */
+	CHECK_EQ_INT(cb->events[VIGIL_EV_MEMBER_WILL], 1);
+	mo.state = SWIM_ALIVE;
+	mo.incarnation = 2;
+	will_on_member(b, SWIM_EV_JOIN, &mo, 130000);
+	CHECK_EQ_INT(cb->events[VIGIL_EV_WILL_REVOKED], 1);
+	will_free(b);
+	will_free(h);
+	will_free(o);
+	free(cb);
+	free(ch);
+	free(co);
+}
+
 TEST(undeliverable_after_reap_interval)
 {
 	struct capture *c = calloc(1, sizeof *c), *co = calloc(1, sizeof *co);
@@ -1347,7 +1408,7 @@ TEST(cluster_event_will_publisher_dies_at_release)
 	net_free();
 }
 
-TEST_MAIN(set_validates_and_lists, versions_replicate_newest_wins, decoder_rejects_malformed,
+TEST_MAIN(recipient_view_decides, set_validates_and_lists, versions_replicate_newest_wins, decoder_rejects_malformed,
 	  seq_never_goes_backwards, save_load_roundtrip_and_corruption,
 	  trigger_rules_single_node, undeliverable_after_reap_interval,
 	  cluster_delivered_once_under_loss, cluster_recipient_restarts,
