@@ -2,8 +2,8 @@
 # tests/chaos/test_chaos_short.sh — the short fault-injection variant run by
 # `make test` (tests/run.sh): 6 vigil agents in network namespaces (lib.sh),
 # three scenarios of tests/chaos/scenarios.sh, about 2-3 minutes:
-#   - a 4|2 partition for 25 s, the minority's first agent holding a will to
-#     the second: each side marks the other failed before the heal, all
+#   - a 4|2 partition for 35 s, the minority's first agent holding a will to
+#     the second: each side marks the other failed within 30 s, all
 #     alive everywhere after it, no false death, the will never delivered;
 #   - kill -9 of two will owners (--to and --event, delay 2 s): everybody
 #     marks both failed, the --to will delivered once at its recipient and
@@ -107,11 +107,16 @@ if ! ch_net_up "$N"; then
     exit 1
 fi
 
-part=25
+# Each side must give up on the other within the longest suspicion memberlist
+# allows at this size (6 x the 4 s minimum: a minority of 2 has at most one
+# confirmation to shorten it) plus one probe round over the other 5 members,
+# and before the heal.
+part=35
+bound=30
 ch_scenario "$out" part vigil "$N" sc_partition "$part"
 no_setup_problem part
-expect part_majority_marks_minority_failed part detect_majority_side '<=' "$part"
-expect part_minority_marks_majority_failed part detect_minority_side '<=' "$part"
+expect part_majority_marks_minority_failed part detect_majority_side '<=' "$bound"
+expect part_minority_marks_majority_failed part detect_minority_side '<=' "$bound"
 expect part_heal_all_alive part heal_heal '>=' 0
 expect part_no_false_death part false_deaths '==' 0
 expect_true part_will_not_delivered_to_recipient_seeing_owner part will_minority_ok
