@@ -263,21 +263,11 @@ ch_meta() {
     printf '%s\n' "$@" >>"$dir/meta"
 }
 
-# ch_wait TIMEOUT cmd...: run cmd every 0.4 s until it succeeds (0) or
+# ch_wait TIMEOUT cmd...: run cmd every 0.4 s (the agents' logs are read by
+# a python process each time: spare the 2 cores) until it succeeds (0) or
 # TIMEOUT seconds pass (1).
-ch_wait() {
-    local limit_us end now
-    limit_us=$(awk -v d="$1" 'BEGIN{printf "%.0f", d * 1000000}')
-    shift
-    now=${EPOCHREALTIME/[.,]/}
-    end=$((now + limit_us))
-    while :; do
-        "$@" >/dev/null 2>&1 && return 0
-        now=${EPOCHREALTIME/[.,]/}
-        [ "$now" -ge "$end" ] && return 1
-        sleep 0.4
-    done
-}
+. "$CH_ROOT/tests/wait.sh"
+ch_wait() { WAIT_INTERVAL=0.4 wait_until "$@"; }
 
 # ch_sees DIR STATUS "OBS..." "TARGETS...": true when every observer's log
 # says every target is in STATUS (alive|failed|left) now.
