@@ -272,9 +272,39 @@ def fmt(v, unit):
     return ("%s %s" % (v, unit)) if unit else str(v)
 
 
+def cell(figs):
+    """One table cell from the same figure of one or more runs: the value
+    itself for one run; for repeated runs (run.sh --repeat) the median and
+    worst of times, the total and the runs it came from for counts, how
+    often each value was seen otherwise."""
+    if len(figs) == 1:
+        f = figs[0]
+        c = fmt(f["value"], f.get("unit", ""))
+        return c + (" (%s)" % f["note"] if f.get("note") else "")
+    vals = [f["value"] for f in figs]
+    n = len(vals)
+    if figs[0].get("unit") == "s":
+        got = sorted(v for v in vals if v is not None)
+        if not got:
+            return "never in %d runs" % n
+        c = "median %.1f s, max %.1f s" % (got[len(got) // 2], got[-1])
+        return c + (", never in %d of %d runs" % (n - len(got), n) if len(got) < n else "")
+    if all(isinstance(v, int) for v in vals):
+        bad = sum(1 for v in vals if v)
+        return "%d in %d runs" % (sum(vals), n) + (" (%d runs > 0)" % bad if bad else "")
+    if all(v == "n/a" for v in vals):
+        return "n/a"
+    seen = {}
+    for v in vals:
+        seen[fmt(v, "")] = seen.get(fmt(v, ""), 0) + 1
+    return ", ".join("%s in %d" % (k, c) for k, c in seen.items()) + " of %d runs" % n
+
+
 def table(dirs):
     """One markdown table: a row per figure of each scenario, vigil and serf
-    side by side (figures only one side has show n/a on the other)."""
+    side by side (figures only one side has show n/a on the other).  Runs
+    of one scenario repeated by run.sh --repeat (NAME, NAME.2, NAME.3 ...)
+    are summarised in one row per figure (cell())."""
     runs = {}
     order = []
     for top in dirs:
@@ -283,34 +313,37 @@ def table(dirs):
         names = [l.strip() for l in open(p) if l.strip()] if os.path.exists(p) else []
         names += sorted(x for x in os.listdir(top) if x not in names)
         for sc in names:
+            base = re.sub(r"\.\d+$", "", sc)
             for impl in ("vigil", "serf"):
                 p = os.path.join(top, sc, impl, "result.json")
                 if os.path.exists(p):
                     r = json.load(open(p))
-                    if sc not in runs:
-                        order.append(sc)
-                    runs.setdefault(sc, {})[impl] = r
+                    if base not in runs:
+                        order.append(base)
+                    runs.setdefault(base, {}).setdefault(impl, []).append(r)
     lines = ["| scenario | figure | vigil | serf |", "| --- | --- | --- | --- |"]
     for sc in order:
         by = runs[sc]
         keys = []
         for impl in ("vigil", "serf"):
-            for f in by.get(impl, {}).get("figures", []):
-                if f["key"] not in [k for k, _ in keys]:
-                    keys.append((f["key"], f))
+            for r in by.get(impl, []):
+                for f in r.get("figures", []):
+                    if f["key"] not in [k for k, _ in keys]:
+                        keys.append((f["key"], f))
+        nruns = max(len(v) for v in by.values())
+        label = sc if nruns == 1 else "%s (%d runs)" % (sc, nruns)
         for key, f0 in keys:
             cells = []
             for impl in ("vigil", "serf"):
-                r = by.get(impl)
-                f = next((x for x in r["figures"] if x["key"] == key), None) if r else None
-                if f is None:
-                    cells.append("not run" if r is None else "n/a")
+                rs = by.get(impl)
+                figs = [f for r in rs or [] for f in r["figures"] if f["key"] == key]
+                if not rs:
+                    cells.append("not run")
+                elif not figs:
+                    cells.append("n/a")
                 else:
-                    c = fmt(f["value"], f.get("unit", ""))
-                    if f.get("note"):
-                        c += " (%s)" % f["note"]
-                    cells.append(c)
-            lines.append("| %s | %s | %s | %s |" % (sc, f0["label"], cells[0], cells[1]))
+                    cells.append(cell(figs))
+            lines.append("| %s | %s | %s | %s |" % (label, f0["label"], cells[0], cells[1]))
     return "\n".join(lines)
 
 

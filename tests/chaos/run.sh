@@ -2,7 +2,7 @@
 # tests/chaos/run.sh — fault-injection suite, vigil beside serf (as root).
 #
 #   tests/chaos/run.sh [--n 10] [--only a,b] [--impl vigil|serf|both]
-#                      [--loss-secs 120] [--out DIR] [--publish]
+#                      [--loss-secs 120] [--repeat K] [--out DIR] [--publish]
 #   tests/chaos/run.sh --cleanup        remove leftovers of crashed runs
 #
 # N agents (default 10), each in its own network namespace (lib.sh), run
@@ -19,6 +19,10 @@
 # stopped for 20 s), restart (will owner killed and restarted inside the
 # will delay), leave (graceful leave 30 s after 4 agents were killed).
 #
+# --repeat K runs the list K times (results NAME, NAME.2, ... NAME.K); the
+# table then gives, per figure, the median and worst time, the total count
+# and in how many runs it was not 0.
+#
 # Whatever ends it (error, Ctrl-C, TERM), the run's namespaces, with their
 # veths, bridge and nftables tables, and every process in them are removed.
 set -u
@@ -32,6 +36,7 @@ impls="vigil serf"
 loss_secs=120
 out=""
 publish=0
+repeat=1
 while [ $# -gt 0 ]; do
     case $1 in
         --n) CH_N=$2; shift ;;
@@ -39,6 +44,7 @@ while [ $# -gt 0 ]; do
         --impl) impls=$2; [ "$2" = both ] && impls="vigil serf"; shift ;;
         --loss-secs) loss_secs=$2; shift ;;
         --out) out=$2; shift ;;
+        --repeat) repeat=$2; shift ;;
         --publish) publish=1 ;;
         --cleanup) ch_cleanup_stale; exit 0 ;;
         -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
@@ -74,11 +80,14 @@ echo "# chaos: $CH_N agents, prefix $CH_PREFIX, results in $out"
     echo "started $(date -u +%FT%TZ)"
 } >"$out/run-info"
 
-for sc in $only; do
+for ((rep = 1; rep <= repeat; rep++)); do
+for sc0 in $only; do
+    sc=$sc0
+    [ "$rep" -gt 1 ] && sc=$sc0.$rep
     grep -qx "$sc" "$out/order" 2>/dev/null || echo "$sc" >>"$out/order"
     for impl in $impls; do
         echo "# $(date -u +%T) $sc on $impl"
-        case $sc in
+        case $sc0 in
             loss10) ch_scenario "$out" "$sc" "$impl" "$CH_N" sc_loss 10 "$loss_secs" ;;
             loss25) ch_scenario "$out" "$sc" "$impl" "$CH_N" sc_loss 25 "$loss_secs" ;;
             part30) ch_scenario "$out" "$sc" "$impl" "$CH_N" sc_partition 30 ;;
@@ -89,10 +98,11 @@ for sc in $only; do
             sigstop) ch_scenario "$out" "$sc" "$impl" "$CH_N" sc_sigstop 3 20 ;;
             restart) ch_scenario "$out" "$sc" "$impl" "$CH_N" sc_restart 20s ;;
             leave) ch_scenario "$out" "$sc" "$impl" "$CH_N" sc_leave ;;
-            *) echo "unknown scenario $sc (have: $ALL)" >&2; exit 2 ;;
+            *) echo "unknown scenario $sc0 (have: $ALL)" >&2; exit 2 ;;
         esac
     done
     "$CH_PY" "$here/analyze.py" table "$out" >"$out/table.md"
+done
 done
 echo "finished $(date -u +%FT%TZ)" >>"$out/run-info"
 
