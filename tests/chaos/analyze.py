@@ -15,7 +15,8 @@ scenario expects, one fact a line:
   expect OBS TARGETS              these may be marked failed (detect lines
                                   count too); any other failure after the
                                   mark `converged` is a false death
-  left LABEL MARK NODE OBS        how many OBS logged NODE as left / failed
+  left LABEL MARK NODE OBS        how many OBS first logged NODE as left /
+                                  as failed after MARK
   window START END                failed probes are counted between marks
   value KEY VALUE                 a figure measured by the script itself
   will LABEL OWNER RECIPIENT EXPECT   member-will of OWNER at RECIPIENT:
@@ -182,12 +183,16 @@ def report(d):
             t0 = mark(m)
             if t0 is None:
                 continue
-            nl = sum(1 for o in obs if first_after(logs.get(name(o), []), "left", node, t0))
-            nf = sum(1 for o in obs if first_after(logs.get(name(o), []), "failed", node, t0))
+            # each observer's first verdict after the leave: left or failed
+            # (serf may log a failure and later a forced leave)
+            first = [next((s for (et, s, tg) in logs.get(name(o), [])
+                           if et >= t0 and tg == node and s in ("left", "failed")), None)
+                     for o in obs]
+            nl, nf = first.count("left"), first.count("failed")
             fig("left_" + label, "%s: observers that saw it left" % label.replace("_", " "),
                 "%d/%d" % (nl, len(obs)))
-            fig("leftfailed_" + label, "%s: observers that saw it failed" % label.replace("_", " "),
-                nf)
+            fig("leftfailed_" + label, "%s: observers that saw it failed (first)" %
+                label.replace("_", " "), nf)
             res["left_" + label + "_ok"] = nl == len(obs)
         elif kind == "window":
             t0, t1 = mark(f[1]), mark(f[2])
