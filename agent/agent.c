@@ -37,10 +37,14 @@
 #include "flags.h"
 #include "handlers.h"
 #include "log.h"
+#include "memtrim.h"
 #include "metrics.h"
 #include "rpc.h"
 
 #define GRACEFUL_TIMEOUT_MS 3000  /* serf's gracefulTimeout (signals) */
+/* After this long the agent's start-up (config, banner, startup join) is
+ * over and its pages are dropped (memtrim.c). */
+#define STARTUP_TRIM_DELAY_MS 10000
 #define RPC_LEAVE_TIMEOUT_MS 5000 /* serf's BroadcastTimeout default */
 
 int64_t now_ms(void)
@@ -888,6 +892,8 @@ int agent_main(int argc, char **argv)
 		a->retry_done = true;
 	}
 
+	/* start-up's pages are given back once it is over (memtrim.c) */
+	int64_t trim_at = now_ms() + STARTUP_TRIM_DELAY_MS;
 	bool signal_leave = false;      /* leave started by SIGINT/SIGTERM */
 	struct pollfd *fds = NULL;
 	size_t fds_cap = 0;
@@ -930,6 +936,10 @@ int agent_main(int argc, char **argv)
 		}
 		if (a->quit)
 			break;
+		if (trim_at && now >= trim_at && !start_join_id) {
+			memtrim_startup_pages();
+			trim_at = 0;
+		}
 
 		/* --- poll set --- */
 		size_t need = 1 + 64 + (size_t)rpc_nfds(a->rpc) + (size_t)handlers_nfds(a->hs) +
@@ -979,6 +989,8 @@ int agent_main(int argc, char **argv)
 			if (timeout < 0 || d < timeout)
 				timeout = d;
 		}
+		if (trim_at && (timeout < 0 || trim_at - now < timeout))
+			timeout = trim_at > now ? trim_at - now : 0;
 		if (timeout > 60000 || timeout < 0)
 			timeout = 60000;
 

@@ -268,6 +268,7 @@ class Agent:
         self.proc = None
         self.gen = 0
         self.view = {}  # subject -> (state, monotonic time of the log line)
+        self.n_alive = 0  # subjects whose state in view is "alive"
         self.started = None
 
     @property
@@ -276,6 +277,23 @@ class Agent:
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def set_view(self, subject, state, t):
+        """Record subject's state (None: forget it), keeping n_alive in step,
+        so that convergence of a large cluster is a count, not a scan."""
+        old = self.view.get(subject)
+        if old is not None and old[0] == "alive":
+            self.n_alive -= 1
+        if state is None:
+            self.view.pop(subject, None)
+            return
+        self.view[subject] = (state, t)
+        if state == "alive":
+            self.n_alive += 1
+
+    def reset_view(self):
+        self.view = {}
+        self.n_alive = 0
 
     def since(self, subject, state, t0):
         v = self.view.get(subject)
@@ -331,10 +349,7 @@ class LogHub:
             return
         with self.cond:
             if gen == agent.gen:
-                if state == "reaped":
-                    agent.view.pop(m.group(2), None)
-                else:
-                    agent.view[m.group(2)] = (state, t)
+                agent.set_view(m.group(2), None if state == "reaped" else state, t)
                 self.events.append((t, agent.name, m.group(1), m.group(2)))
             self.cond.notify_all()
 
@@ -442,7 +457,7 @@ class Harness:
             cmd.append("-join=127.0.0.1:%d" % join.port)
         agent.gen += 1
         with self.hub.cond:
-            agent.view = {}
+            agent.reset_view()
         agent.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, preexec_fn=_child_setup,
                                       close_fds=True)
