@@ -924,9 +924,15 @@ int agent_main(int argc, char **argv)
 			bool done = vigil_leave_done(a->v);
 			if (done || now >= a->leave_deadline_ms) {
 				a->leaving = false;
+				/* done means a live member acked it, or none could be */
+				bool unheard = done && vigil_leave_reached(a->v) == 0;
 				if (!done)
 					alog(LV_WARN, "agent: graceful leave timed out");
-				rpc_leave_done(a->rpc, done ? "" : "leave timed out");
+				else if (unheard)
+					alog(LV_WARN, "agent: graceful leave: no live member could be "
+					     "reached; others will see this node fail, not leave");
+				rpc_leave_done(a->rpc, !done ? "leave timed out"
+					       : unheard ? "no live member could be reached" : "");
 				if (signal_leave)
 					exit_code = done ? 0 : 1;
 				else

@@ -12,12 +12,15 @@
  * probe of the hung member by anybody, i.e. the wait for the first probe
  * plus one probe interval.
  *
- * A resumed member notices its stall and raises its Lifeguard health to
- * the maximum (DESIGN.md, stall awareness), which then drops by one per
- * acked probe: it probes every 8 s, then 7 s, ..., for about 36 s.  With
- * rounds every ~10 s a few of the probers are always such slow ones, so
- * the hung member of the next round is probed less often.  Run it with
- * between_ms=40000 to see the same rounds with every prober recovered.
+ * A resumed member notices its stall and used to raise its Lifeguard
+ * health to the maximum, which then dropped by one per acked probe: it
+ * probed every 8 s, then 7 s, ..., for about 36 s, and with rounds every
+ * ~10 s a few of the probers were always such slow ones, so the hung
+ * member of the next round was probed less often.  Since the revision of
+ * docs/DESIGN.md's stall awareness a stall raises it by a step, and an
+ * acked probe keeps the base pace; the two schedules now look alike.  Run
+ * it with between_ms=40000 to see the same rounds with every prober
+ * recovered.
  * The mean health score summed over members at the moment of each pause
  * is printed too.
  */

@@ -166,6 +166,12 @@ int vigil_join_poll(vigil_t *v, uint32_t join_id, int *joined);
 /* Start a graceful leave; keep stepping until vigil_leave_done(). */
 int vigil_leave(vigil_t *v);
 bool vigil_leave_done(vigil_t *v);
+/*
+ * Once vigil_leave_done: how many live members acknowledged the leave
+ * (0: none could be reached, the cluster will see us fail rather than
+ * leave); -1 if there was nobody to tell or the leave is not done.
+ */
+int vigil_leave_reached(vigil_t *v);
 int vigil_force_leave(vigil_t *v, const char *node, bool prune);
 /* Snapshot of the member list; free with vigil_members_free. */
 int vigil_members(vigil_t *v, struct vigil_member **out, size_t *n);

@@ -1280,6 +1280,37 @@ bool sim_pred_all_alive(struct sim *s, void *ctx)
 	return sim_all_alive(s);
 }
 
+struct sim *sim_new_cluster(uint64_t seed, int n, const struct swim_config *cfg)
+{
+	struct sim *s = sim_new(seed);
+	if (!s)
+		return NULL;
+	if (cfg)
+		sim_set_default_config(s, cfg);
+	for (int i = 0; i < n; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "node-%03d", i);
+		if (sim_add_node(s, name, NULL) != i) {
+			sim_free(s);
+			return NULL;
+		}
+	}
+	for (int i = 1; i < n; i++)
+		sim_join(s, i, 0);
+	return s;
+}
+
+struct sim *sim_new_converged(uint64_t seed, int n, const struct swim_config *cfg,
+			      int64_t limit_ms)
+{
+	struct sim *s = sim_new_cluster(seed, n, cfg);
+	if (s && sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, limit_ms) < 0) {
+		sim_free(s);
+		return NULL;
+	}
+	return s;
+}
+
 const struct sim_stats *sim_stats(const struct sim *s)
 {
 	return &s->stats;

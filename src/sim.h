@@ -221,6 +221,15 @@ bool sim_any_sees(const struct sim *s, int subject, enum swim_state state);
 bool sim_all_alive(const struct sim *s);
 /* sim_all_alive as a sim_run_until_pred predicate (ctx unused). */
 bool sim_pred_all_alive(struct sim *s, void *ctx);
+/*
+ * n nodes named node-000, node-001, ... (cfg NULL: the default
+ * configuration), all joining through node 0 at once; NULL on failure.
+ * sim_new_converged also runs until every node sees every node alive,
+ * NULL if that does not happen by virtual time limit_ms.
+ */
+struct sim *sim_new_cluster(uint64_t seed, int n, const struct swim_config *cfg);
+struct sim *sim_new_converged(uint64_t seed, int n, const struct swim_config *cfg,
+			      int64_t limit_ms);
 /* Number of nodes with the given status. */
 int sim_count_status(const struct sim *s, enum sim_node_status st);
 

@@ -19,7 +19,6 @@
  *    brings a member back, at any address;
  *  - like Serf's reconnect loop, we periodically push-pull with a random
  *    dead member so that partitions heal at the membership layer;
- *  - no TCP ping fallback (UDP probes + indirect probes only);
  *  - outgoing packets are never compressed (we decompress what we get).
  */
 #include "swim.h"
@@ -37,7 +36,8 @@
 #define MAX_PENDING_STREAMS 64
 #define RECONNECT_INTERVAL_MS 30000 /* serf's ReconnectInterval */
 #define COMPOUND_MAX 255
-#define RECENT_ACKED 32          /* recently acked members remembered for helper choice */
+#define STALL_HEALTH_STEP 1      /* health score added by a stall (plus the refutation's) */
+#define RECENT_ACKED 32          /* members that answered or pinged us lately (handle_dead) */
 
 /*
  * Memory layout.  A simulator runs 10,000 members that each know 10,000
@@ -157,9 +157,21 @@ struct relay {
 
 enum probe_phase { PROBE_IDLE, PROBE_DIRECT, PROBE_INDIRECT };
 
+/* One live member told of our leave (swim_leave). */
+struct leave_target {
+	uint32_t id;
+	uint8_t tries;
+	bool done;                   /* acked, or given up after LEAVE_TRIES */
+	int64_t next;                /* when to send again */
+};
+#define LEAVE_TRIES 6            /* sends per member, a probe timeout apart */
+#define LEAVE_BURST 64           /* sends per tick, so a big cluster is paced */
+
 struct pending_stream {
 	uint64_t cookie;
 	bool join;
+	bool ping;                   /* a TCP fallback ping (probe_tcp_ping), else push-pull */
+	uint32_t ping_seq;
 	struct wire_addr to;
 };
 
@@ -205,6 +217,7 @@ struct swim {
 	bool probe_unreachable;      /* the target's port answered our ping with ICMP unreachable */
 	int64_t next_probe;
 	bool last_probe_buddy;       /* the current/last probe jumped the queue (buddy_due) */
+	int64_t stall_grace_until;   /* no suspicion from our failed probes before this */
 	uint32_t hinted;             /* member to probe next (unreachable hint), NO_ID if none */
 	int64_t last_hint_probe;     /* when a hint last moved a probe forward */
 
@@ -225,6 +238,10 @@ struct swim {
 	uint64_t next_bcast_id;
 	uint64_t leave_bcast_id;
 	bool leaving, left_done;
+	/* a leave told to each live member directly until it acks (see swim_leave) */
+	struct leave_target *leave_to;
+	size_t n_leave_to, leave_pending, leave_acked;
+	uint32_t leave_seq0;         /* leave_to[i] pings with seq leave_seq0 + i */
 
 	int awareness;               /* Lifeguard local health score */
 	/* members that acked our probes or pinged us lately (handle_dead) */
@@ -1577,6 +1594,44 @@ static void send_ping(struct swim *sw, const struct member *target, uint32_t seq
 }
 
 /*
+ * A ping to `target` with a suspect or dead about `about` in the same
+ * datagram: its ack proves the accusation arrived too (a packet is handled
+ * whole).  Used for the buddy probe (suspect about the target itself) and
+ * for a leave (dead about ourselves, from ourselves).
+ */
+static void send_ping_with_accuse(struct swim *sw, const struct member *target, uint32_t seq,
+				  enum wire_type type, const struct member *about)
+{
+	struct wire_msg msg;
+	memset(&msg, 0, sizeof msg);
+	msg.type = type;
+	struct wire_accuse *a = type == WIRE_SUSPECT ? &msg.u.suspect : &msg.u.dead;
+	a->incarnation = about->incarnation;
+	a->node = name_bytes(about);
+	a->from = name_bytes(sw->self);
+	struct wbuf two;
+	wbuf_init(&two);
+	struct wire_msg ping;
+	fill_ping(sw, &ping, seq, name_bytes(target));
+	wire_encode(&two, &ping);
+	size_t ping_len = two.len;
+	wire_encode(&two, &msg);
+	if (!two.oom) {
+		struct wire_bytes parts[2] = { { two.p, (uint32_t)ping_len },
+					       { two.p + ping_len, (uint32_t)(two.len - ping_len) } };
+		struct wbuf c;
+		wbuf_init(&c);
+		wire_make_compound(&c, parts, 2);
+		if (!c.oom) {
+			struct wire_addr to = member_addr(target);
+			send_msg(sw, &to, c.p, c.len, false);
+		}
+		wbuf_free(&c);
+	}
+	wbuf_free(&two);
+}
+
+/*
  * Lifeguard's buddy system only helps if the suspect hears from us soon.
  * Round-robin may not come back to it for n intervals, and our suspect
  * rumour may have been spent while the network was down, so a suspect we
@@ -1652,32 +1707,7 @@ static void probe_start(struct swim *sw, int64_t now)
 			sp->last_buddy = now;
 		/* Lifeguard buddy system: tell a suspect it is suspected, so it
 		 * can refute at once instead of waiting for the rumour. */
-		struct wire_msg msg;
-		memset(&msg, 0, sizeof msg);
-		msg.type = WIRE_SUSPECT;
-		msg.u.suspect.incarnation = target->incarnation;
-		msg.u.suspect.node = name_bytes(target);
-		msg.u.suspect.from = name_bytes(sw->self);
-		struct wbuf two;
-		wbuf_init(&two);
-		struct wire_msg ping;
-		fill_ping(sw, &ping, sw->probe_seq, name_bytes(target));
-		wire_encode(&two, &ping);
-		size_t ping_len = two.len;
-		wire_encode(&two, &msg);
-		if (!two.oom) {
-			struct wire_bytes parts[2] = { { two.p, (uint32_t)ping_len },
-						       { two.p + ping_len, (uint32_t)(two.len - ping_len) } };
-			struct wbuf c;
-			wbuf_init(&c);
-			wire_make_compound(&c, parts, 2);
-			if (!c.oom) {
-				struct wire_addr to = member_addr(target);
-				send_msg(sw, &to, c.p, c.len, false);
-			}
-			wbuf_free(&c);
-		}
-		wbuf_free(&two);
+		send_ping_with_accuse(sw, target, sw->probe_seq, WIRE_SUSPECT, target);
 		return;
 	}
 	send_ping(sw, target, sw->probe_seq);
@@ -1703,6 +1733,52 @@ static void probe_succeeded(struct swim *sw, int64_t now)
 		next = now;
 	if (next < sw->next_probe)
 		sw->next_probe = next;
+}
+
+/*
+ * memberlist's TCP fallback: with the indirect probes, ping the target over
+ * a stream (same ping, same seq; memberlist and serf answer it, and so does
+ * swim_handle_stream).  A member whose UDP is lossy or filtered but that
+ * answers over TCP is not suspected: memberlist logs "network may be
+ * misconfigured" and counts the probe as answered.  Skipped for members
+ * older than protocol 3 (memberlist's rule) and with disable_tcp_pings.
+ */
+static void probe_tcp_ping(struct swim *sw, const struct member *target)
+{
+	if (sw->cfg.disable_tcp_pings || !sw->hooks.send_stream ||
+	    sw->n_streams == MAX_PENDING_STREAMS || target->vsn[1] < 3)
+		return;
+	struct wire_msg ping;
+	fill_ping(sw, &ping, sw->probe_seq, name_bytes(target));
+	struct wbuf out;
+	wbuf_init(&out);
+	if (wire_encode(&out, &ping) == WIRE_OK && !out.oom) {
+		struct pending_stream *ps = &sw->streams[sw->n_streams++];
+		memset(ps, 0, sizeof *ps);
+		ps->cookie = ++sw->next_cookie;
+		ps->ping = true;
+		ps->ping_seq = sw->probe_seq;
+		ps->to = member_addr(target);
+		sw->stats.tcp_pings++;
+		sw->hooks.send_stream(sw->hooks.ctx, &ps->to, out.p, out.len, ps->cookie);
+	}
+	wbuf_free(&out);
+}
+
+/* The answer to probe_tcp_ping (msg NULL: the stream failed). */
+static void tcp_ping_reply(struct swim *sw, const struct pending_stream *ps,
+			   const uint8_t *msg, size_t len, int64_t now)
+{
+	struct wire_msg m;
+	if (!msg || len == 0 || msg[0] != WIRE_ACK || wire_decode(msg, len, &m) != WIRE_OK ||
+	    m.u.ack.seq != ps->ping_seq)
+		return;
+	if (sw->probe_phase == PROBE_IDLE || ps->ping_seq != sw->probe_seq)
+		return; /* too late: the probe already has its verdict */
+	sw->stats.tcp_fallback_acks++;
+	logf_(sw, 2, "%s answered over TCP but not over UDP; network may be misconfigured",
+	      sw->probe_target);
+	probe_succeeded(sw, now);
 }
 
 static void probe_go_indirect(struct swim *sw, int64_t now)
@@ -1740,6 +1816,7 @@ static void probe_go_indirect(struct swim *sw, int64_t now)
 		struct wire_addr to = member_addr(picked[i]);
 		encode_send(sw, &to, &msg, true);
 	}
+	probe_tcp_ping(sw, target);
 	(void)now;
 }
 
@@ -1759,6 +1836,8 @@ static void probe_failed(struct swim *sw, int64_t now)
 	if (!target || is_gone(target))
 		return;
 	logf_(sw, 1, "probe of %s failed", member_name(target));
+	if (now < sw->stall_grace_until)
+		return; /* just resumed from a stall (swim_notice_stall) */
 	struct wire_accuse s = { target->incarnation, name_bytes(target),
 				 name_bytes(sw->self) };
 	handle_suspect(sw, &s, subject_hash(s.node), now);
@@ -1835,6 +1914,15 @@ static void handle_ack(struct swim *sw, uint32_t seq, int64_t now)
 {
 	if (sw->probe_phase != PROBE_IDLE && seq == sw->probe_seq) {
 		probe_succeeded(sw, now);
+		return;
+	}
+	if (sw->n_leave_to && seq - sw->leave_seq0 < sw->n_leave_to) {
+		struct leave_target *lt = &sw->leave_to[seq - sw->leave_seq0];
+		if (!lt->done) {
+			lt->done = true;
+			sw->leave_pending--;
+			sw->leave_acked++;
+		}
 		return;
 	}
 	for (size_t i = 0; i < sw->n_relays; i++) {
@@ -2109,6 +2197,7 @@ static void start_push_pull(struct swim *sw, const struct wire_addr *to, bool jo
 	encode_local_state(sw, join, &out);
 	if (!out.oom) {
 		struct pending_stream *ps = &sw->streams[sw->n_streams++];
+		memset(ps, 0, sizeof *ps);
 		ps->cookie = ++sw->next_cookie;
 		ps->join = join;
 		ps->to = *to;
@@ -2157,6 +2246,10 @@ int swim_handle_stream(struct swim *sw, const struct wire_addr *from,
 			sw->stats.decode_errors++;
 			return rc;
 		}
+		/* memberlist: a ping for another node (who used to live at
+		 * this address) gets no ack */
+		if (m.u.ping.node.len && !bytes_eq_str(m.u.ping.node, member_name(sw->self)))
+			return WIRE_OK;
 		struct wire_msg ack;
 		memset(&ack, 0, sizeof ack);
 		ack.type = WIRE_ACK;
@@ -2193,6 +2286,10 @@ void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 		return;
 	struct pending_stream ps = sw->streams[i];
 	sw->streams[i] = sw->streams[--sw->n_streams];
+	if (ps.ping) {
+		tcp_ping_reply(sw, &ps, msg, len, now);
+		return;
+	}
 	bool ok = false;
 	struct wbuf plain;
 	wbuf_init(&plain);
@@ -2391,6 +2488,36 @@ static int64_t min64(int64_t a, int64_t b)
 	return a < b ? a : b;
 }
 
+/* Send our leave to the members due (see swim_leave), LEAVE_BURST at most. */
+static void leave_step(struct swim *sw, int64_t now)
+{
+	int sent = 0;
+	for (size_t i = 0; i < sw->n_leave_to && sent < LEAVE_BURST; i++) {
+		struct leave_target *lt = &sw->leave_to[i];
+		if (lt->done || lt->next > now)
+			continue;
+		if (lt->tries >= LEAVE_TRIES) {
+			lt->done = true; /* never answered: dead, or cut off from us */
+			sw->leave_pending--;
+			continue;
+		}
+		lt->tries++;
+		lt->next = now + sw->cfg.probe_timeout_ms;
+		send_ping_with_accuse(sw, member_of(sw, lt->id), sw->leave_seq0 + (uint32_t)i,
+				      WIRE_DEAD, sw->self);
+		sent++;
+	}
+}
+
+static int64_t leave_next(const struct swim *sw)
+{
+	int64_t t = NEVER;
+	for (size_t i = 0; i < sw->n_leave_to; i++)
+		if (!sw->leave_to[i].done && sw->leave_to[i].next < t)
+			t = sw->leave_to[i].next;
+	return t;
+}
+
 int64_t swim_next_deadline(const struct swim *sw)
 {
 	int64_t t = min64(sw->next_probe, sw->next_gossip);
@@ -2409,6 +2536,8 @@ int64_t swim_next_deadline(const struct swim *sw)
 	}
 	for (size_t i = 0; i < sw->n_suspects; i++)
 		t = min64(t, suspicion_due(&sw->suspects[i]));
+	if (sw->leave_pending)
+		t = min64(t, leave_next(sw));
 	return t;
 }
 
@@ -2461,6 +2590,8 @@ void swim_hint_unreachable(struct swim *sw, const struct wire_addr *to, int64_t 
 
 void swim_tick(struct swim *sw, int64_t now)
 {
+	if (sw->leave_pending)
+		leave_step(sw, now);
 	if (sw->probe_phase == PROBE_DIRECT && now >= sw->probe_ack_deadline)
 		probe_go_indirect(sw, now);
 	if (sw->probe_phase == PROBE_INDIRECT && now >= sw->probe_end)
@@ -2514,9 +2645,18 @@ void swim_notice_stall(struct swim *sw, int64_t gap_ms, int64_t now)
 		sw->suspects[i].start = now;
 		suspicion_rearm(&sw->suspects[i]);
 	}
-	/* (2) we are the unhealthy one: probe slowly until acks prove otherwise */
-	if (sw->cfg.lifeguard)
-		sw->awareness = sw->cfg.awareness_max_multiplier - 1;
+	/*
+	 * (2) we may be the unhealthy one: raise the health score by a step
+	 * (the refutation below adds another), not to the maximum: at the
+	 * maximum a resumed member took ~36 s of acked probes to come back
+	 * down, and a cluster with a few such members noticed the next hung
+	 * one late (SIGSTOP detection p99 1.33x serf's).  Repeated stalls
+	 * still climb step by step.  For two probe intervals a failed probe
+	 * of ours starts no suspicion: what we sent or heard just before the
+	 * stall may be what failed.
+	 */
+	awareness_apply(sw, STALL_HEALTH_STEP);
+	sw->stall_grace_until = now + 2LL * sw->cfg.probe_interval_ms;
 	sw->next_probe = now + scaled(sw, sw->cfg.probe_interval_ms);
 	sw->next_gossip = now;
 	/* (3) outbid any death rumour and fetch the current view at once */
@@ -2624,6 +2764,7 @@ void swim_free(struct swim *sw)
 {
 	if (!sw)
 		return;
+	free(sw->leave_to);
 	for (int t = 0; sw->buckets && t < sw->n_buckets; t++) {
 		struct qbucket *b = &sw->buckets[t];
 		for (uint32_t j = 0; j < b->n; j++)
@@ -2654,6 +2795,17 @@ void swim_free(struct swim *sw)
 	free(sw);
 }
 
+/*
+ * A leave is gossiped like any rumour, but gossip spends its few
+ * retransmits on random targets, the recently dead among them (memberlist
+ * gossips to the dead for 30 s): after four kills a leave could go only to
+ * dead ports and still count as sent.  So it is also sent to every member
+ * we hold alive or suspect, in a datagram with a ping, again a probe
+ * timeout later until that member acks (the ack proves the leave arrived:
+ * a packet is handled whole) or LEAVE_TRIES sends went unanswered.  The
+ * leave is done when every such member acked or was given up on;
+ * swim_leave_reached() then says how many have it.
+ */
 void swim_leave(struct swim *sw, int64_t now)
 {
 	if (sw->leaving)
@@ -2662,16 +2814,44 @@ void swim_leave(struct swim *sw, int64_t now)
 	struct member *me = sw->self;
 	broadcast_accuse(sw, WIRE_DEAD, me, me->incarnation, member_name(me));
 	sw->leave_bcast_id = sw->next_bcast_id;
+	size_t peers = sw->n_alive > 0 ? sw->n_alive - 1 : 0; /* not counting us */
 	set_state(sw, me, SWIM_LEFT, now);
+	sw->leave_to = calloc(peers ? peers : 1, sizeof *sw->leave_to);
+	if (sw->leave_to) {
+		for (size_t i = 0; i < sw->n_members && sw->n_leave_to < peers; i++)
+			if (is_live_peer(sw, member_at(sw, i)))
+				sw->leave_to[sw->n_leave_to++] =
+					(struct leave_target){ .id = sw->members[i], .next = now };
+		sw->leave_pending = sw->n_leave_to;
+		sw->leave_seq0 = sw->seq + 1;
+		sw->seq += (uint32_t)sw->n_leave_to;
+	}
 	if (sw->n_alive == 0)
 		sw->left_done = true; /* nobody to tell */
 	sw->probe_phase = PROBE_IDLE;
 	sw->next_gossip = now; /* spread it right away */
+	leave_step(sw, now);
 }
 
 bool swim_leave_done(const struct swim *sw)
 {
-	return sw->leaving && (sw->left_done || sw->n_alive == 0);
+	if (!sw->leaving)
+		return false;
+	if (sw->leave_to) /* told directly: every live member acked or given up on */
+		return sw->leave_pending == 0;
+	return sw->left_done || sw->n_alive == 0; /* out of memory: gossip only */
+}
+
+int swim_leave_reached(const struct swim *sw)
+{
+	if (!swim_leave_done(sw) || !sw->leave_to)
+		return -1;
+	return (int)sw->leave_acked;
+}
+
+size_t swim_leave_told(const struct swim *sw)
+{
+	return sw->n_leave_to;
 }
 
 int swim_set_meta(struct swim *sw, const uint8_t *meta, size_t len, int64_t now)

@@ -70,6 +70,7 @@ struct swim_config {
 	int64_t reap_interval_ms;       /* 24 h: how long dead/left tombstones stay */
 	int udp_buffer_size;            /* 1400: largest packet we build */
 	bool lifeguard;                 /* true; false = plain SWIM (for benchmarks) */
+	bool disable_tcp_pings;         /* false: a failed probe also pings over TCP, as memberlist */
 	uint64_t seed;                  /* PRNG seed (the simulator sets it) */
 };
 
@@ -108,6 +109,8 @@ struct swim_stats {
 	uint64_t packets_in, packets_out, decode_errors;
 	uint64_t push_pulls, stalls;
 	uint64_t unreachable_hints;  /* hints that moved a probe forward */
+	uint64_t tcp_pings;          /* TCP fallback pings sent */
+	uint64_t tcp_fallback_acks;  /* probes answered over TCP only (UDP lost or filtered) */
 };
 
 struct swim;
@@ -121,8 +124,16 @@ void swim_free(struct swim *sw);
 void swim_join(struct swim *sw, const struct wire_addr *seeds, size_t n, int64_t now);
 /* Announce a graceful leave (dead-about-self, i.e. "left") to the cluster. */
 void swim_leave(struct swim *sw, int64_t now);
-/* True once a leave has been broadcast enough times to be safe to exit. */
+/*
+ * True once the leave is settled: every member we held alive or suspect
+ * when leaving acked a ping sent with the leave, or did not answer several
+ * (then it is gone or cut off from us).
+ */
 bool swim_leave_done(const struct swim *sw);
+/* Once done: how many of those acked, i.e. have the leave (-1 before). */
+int swim_leave_reached(const struct swim *sw);
+/* How many live members the leave was sent to. */
+size_t swim_leave_told(const struct swim *sw);
 /* Change our meta (tags): bump incarnation and gossip alive. */
 int swim_set_meta(struct swim *sw, const uint8_t *meta, size_t len, int64_t now);
 
@@ -164,8 +175,9 @@ int64_t swim_next_deadline(const struct swim *sw);
 /*
  * Stall awareness: the embedder saw its clock jump by gap_ms between two
  * wake-ups.  Timers that expired during the gap are re-armed instead of
- * acted on, local health goes to its maximum, we refute with a higher
- * incarnation and push-pull with a random live peer.
+ * acted on, local health rises by a step (not to its maximum) and for two
+ * probe intervals our failed probes start no suspicion, we refute with a
+ * higher incarnation and push-pull with a random live peer.
  */
 void swim_notice_stall(struct swim *sw, int64_t gap_ms, int64_t now);
 

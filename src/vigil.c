@@ -1321,6 +1321,13 @@ bool vigil_leave_done(vigil_t *v)
 	return v && v->leave == LEAVE_SWIM && swim_leave_done(v->sw);
 }
 
+int vigil_leave_reached(vigil_t *v)
+{
+	if (!vigil_leave_done(v) || swim_leave_told(v->sw) == 0)
+		return -1;
+	return swim_leave_reached(v->sw);
+}
+
 int vigil_force_leave(vigil_t *v, const char *node, bool prune)
 {
 	if (!v || !node)

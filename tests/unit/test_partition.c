@@ -16,26 +16,12 @@
 
 #define N 10
 
+/* A converged cluster of n, 15 s on (every member probed a few times). */
 static struct sim *cluster(uint64_t seed, int n)
 {
-	struct sim *s = sim_new(seed);
-	if (!s)
-		return NULL;
-	for (int i = 0; i < n; i++) {
-		char name[32];
-		snprintf(name, sizeof name, "node-%03d", i);
-		if (sim_add_node(s, name, NULL) != i) {
-			sim_free(s);
-			return NULL;
-		}
-	}
-	for (int i = 1; i < n; i++)
-		sim_join(s, i, 0);
-	if (sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, 60000) < 0) {
-		sim_free(s);
-		return NULL;
-	}
-	sim_run_for(s, 15000);
+	struct sim *s = sim_new_converged(seed, n, NULL, 60000);
+	if (s)
+		sim_run_for(s, 15000);
 	return s;
 }
 
