@@ -2,8 +2,8 @@
 # tests/chaos/test_chaos_short.sh — the short fault-injection variant run by
 # `make test` (tests/run.sh): 6 vigil agents in network namespaces (lib.sh),
 # three scenarios of tests/chaos/scenarios.sh, about 2-3 minutes:
-#   - a 4|2 partition for 35 s, the minority's first agent holding a will to
-#     the second: each side marks the other failed within 30 s, all
+#   - a 4|2 partition for 40 s, the minority's first agent holding a will to
+#     the second: each side marks the other failed before the heal, all
 #     alive everywhere after it, no false death, the will never delivered;
 #   - kill -9 of two will owners (--to and --event, delay 2 s): everybody
 #     marks both failed, the --to will delivered once at its recipient and
@@ -107,12 +107,13 @@ if ! ch_net_up "$N"; then
     exit 1
 fi
 
-# Each side must give up on the other within the longest suspicion memberlist
-# allows at this size (6 x the 4 s minimum: a minority of 2 has at most one
-# confirmation to shorten it) plus one probe round over the other 5 members,
-# and before the heal.
-part=35
-bound=30
+# Each side must give up on the other while the cut lasts.  A minority of 2
+# gets at most one confirmation of a suspicion, so it may run the longest
+# suspicion memberlist allows at this size (6 x the 4 s minimum) after a
+# probe round slowed by its falling health: 25.6 and 30.2 s were seen (serf,
+# same cut: 35.5 s, one pair only after the heal).
+part=40
+bound=$part
 ch_scenario "$out" part vigil "$N" sc_partition "$part"
 no_setup_problem part
 expect part_majority_marks_minority_failed part detect_majority_side '<=' "$bound"
