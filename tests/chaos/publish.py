@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""tests/chaos/publish.py OUT DOC — write docs/RELIABILITY.md from a run of
-tests/chaos/run.sh (OUT: its results directory): how the figures were made,
-how to reproduce them, and the side-by-side table analyze.py computes.
-Every number in the document comes from OUT; none is typed in."""
+"""tests/chaos/publish.py OUT DOC [REPEATED...] — write docs/RELIABILITY.md
+from a run of tests/chaos/run.sh (OUT: its results directory): how the
+figures were made, how to reproduce them, and the side-by-side table
+analyze.py computes; REPEATED are results directories of `run.sh --repeat`
+runs, summarised in a second table.  OUT/notes.md, if present, is appended
+(observations written after looking at the run).  Every number in the
+tables comes from the results directories; none is typed in."""
 import os
 import subprocess
 import sys
@@ -88,6 +91,17 @@ once / not delivered).
 """
 
 
+REPEAT = """
+## Repeated runs
+
+`tests/chaos/run.sh {args}` at commit `{commit}`, started {started}: the same
+scenario again and again, each run on a fresh cluster; per figure the
+median and worst time, or the total count and in how many runs it was not 0.
+
+{table}
+"""
+
+
 def info(out):
     d = {}
     p = os.path.join(out, "run-info")
@@ -99,10 +113,10 @@ def info(out):
 
 
 def main(argv):
-    if len(argv) != 3:
+    if len(argv) < 3:
         sys.stderr.write(__doc__)
         return 2
-    out, doc = argv[1], argv[2]
+    out, doc, repeated = argv[1], argv[2], argv[3:]
     ri = info(out)
     table = subprocess.run([sys.executable, os.path.join(HERE, "analyze.py"), "table", out],
                            check=True, capture_output=True, text=True).stdout
@@ -118,6 +132,12 @@ def main(argv):
                        commit=ri.get("commit", "?"), started=ri.get("started", "?"),
                        finished=ri.get("finished", "not finished"),
                        loss_secs=ri.get("loss_secs", "?"), minutes=minutes, table=table.strip())
+    for rd in repeated:
+        ri2 = info(rd)
+        t2 = subprocess.run([sys.executable, os.path.join(HERE, "analyze.py"), "table", rd],
+                            check=True, capture_output=True, text=True).stdout
+        text += REPEAT.format(commit=ri2.get("commit", "?"), started=ri2.get("started", "?"),
+                              args=ri2.get("args", "").strip(), table=t2.strip())
     extra = os.path.join(out, "notes.md")
     if os.path.exists(extra):
         text += "\n" + open(extra).read()

@@ -30,6 +30,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/scenarios.sh"
 
+args="$*"
 ALL="loss10 loss25 part30 part90 deaf vanish kill9 sigstop restart leave"
 only=$ALL
 impls="vigil serf"
@@ -76,6 +77,7 @@ echo "# chaos: $CH_N agents, prefix $CH_PREFIX, results in $out"
     echo "commit $(git -C "$CH_ROOT" rev-parse --short HEAD 2>/dev/null)"
     echo "serf $("$SERF_BIN" version 2>/dev/null | head -1)"
     echo "n $CH_N"
+    echo "args $args"
     echo "loss_secs $loss_secs"
     echo "started $(date -u +%FT%TZ)"
 } >"$out/run-info"
