@@ -7,7 +7,8 @@ set -e
 
 PKGS="build-essential pkg-config libmsgpack-dev libssl-dev libjansson-dev
 libdeflate-dev zlib1g-dev serf clang libclang-rt-14-dev gnuplot-nox python3 python3-cryptography
-iproute2 procps valgrind nftables curl bc"
+iproute2 procps valgrind nftables curl bc
+golang-go golang-github-hashicorp-memberlist-dev"
 
 missing=""
 for p in $PKGS; do

@@ -235,6 +235,7 @@ struct swim {
 	struct qbucket *buckets;
 	int n_buckets;
 	size_t n_bcasts;
+	size_t n_user_bcasts;        /* of which user messages (about == NULL) */
 	uint64_t next_bcast_id;
 	uint64_t leave_bcast_id;
 	bool leaving, left_done;
@@ -904,6 +905,8 @@ static void q_retire(struct swim *sw, struct qlink *q)
 		return;
 	}
 	struct bcast *b = q_bcast(q);
+	if (!b->about)
+		sw->n_user_bcasts--;
 	if (b->about && b->about->rumour == RUMOUR_BCAST && b->about->r.bcast == b)
 		b->about->rumour = RUMOUR_NONE;
 	if (b->id == sw->leave_bcast_id)
@@ -945,6 +948,8 @@ static void bcast_queue(struct swim *sw, struct member *m, const uint8_t *data, 
 	if (m) {
 		m->rumour = RUMOUR_BCAST;
 		m->r.bcast = b;
+	} else {
+		sw->n_user_bcasts++;
 	}
 }
 
@@ -999,7 +1004,7 @@ static size_t bcast_take(struct swim *sw, size_t budget, struct wire_bytes *msgs
 	 * once, and a busy serf layer delayed the confirmations and deaths a
 	 * failure needs.  `users` is the pass.
 	 */
-	for (int users = 0; users < 2; users++) {
+	for (int users = 0; users < (sw->n_user_bcasts ? 2 : 1); users++) {
 	int misses = 0;
 	for (int t = 0; t < sw->n_buckets && n < max && misses < 32 && budget >= 16; t++) {
 		const struct qbucket *b = &sw->buckets[t];
@@ -1745,8 +1750,10 @@ static void probe_succeeded(struct swim *sw, int64_t now)
  */
 static void probe_tcp_ping(struct swim *sw, const struct member *target)
 {
+	/* half the stream slots at most: a ping to a vanished host holds
+	 * its slot for the whole stream timeout, and push-pulls need them */
 	if (sw->cfg.disable_tcp_pings || !sw->hooks.send_stream ||
-	    sw->n_streams == MAX_PENDING_STREAMS || target->vsn[1] < 3)
+	    sw->n_streams >= MAX_PENDING_STREAMS / 2 || target->vsn[1] < 3)
 		return;
 	struct wire_msg ping;
 	fill_ping(sw, &ping, sw->probe_seq, name_bytes(target));
