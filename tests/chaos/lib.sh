@@ -134,12 +134,14 @@ ch_faults_clear() {
     done
 }
 
-# ch_loss N PCT: every agent drops PCT % of the gossip it receives (each
-# datagram and TCP segment independently; a round trip loses ~2x).
+# ch_loss N PCT [udp]: every agent drops PCT % of the gossip it receives
+# (each datagram and TCP segment independently; a round trip loses ~2x);
+# with "udp" only datagrams are lost (TCP, e.g. the fallback ping, is not).
 ch_loss() {
-    local i
+    local i only=()
+    [ "${3:-}" = udp ] && only=(meta l4proto udp)
     for ((i = 1; i <= $1; i++)); do
-        ch_nft "$i" ip saddr "$CH_NET.0/24" numgen random mod 100 '<' "$2" drop
+        ch_nft "$i" "${only[@]}" ip saddr "$CH_NET.0/24" numgen random mod 100 '<' "$2" drop
     done
 }
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""tests/chaos/publish.py OUT DOC [REPEATED...] — write docs/RELIABILITY.md
+"""tests/chaos/publish.py OUT DOC [MORE...] — write docs/RELIABILITY.md
 from a run of tests/chaos/run.sh (OUT: its results directory): how the
 figures were made, how to reproduce them, and the side-by-side table
-analyze.py computes; REPEATED are results directories of `run.sh --repeat`
-runs, summarised in a second table.  OUT/notes.md, if present, is appended
+analyze.py computes; MORE are results directories of further runs
+(e.g. `run.sh --repeat`), one table each.  OUT/notes.md, if present, is appended
 (observations written after looking at the run).  Every number in the
 tables comes from the results directories; none is typed in."""
 import os
@@ -33,6 +33,7 @@ inside the agents' namespaces (the kernel has no netem):
 | scenario | fault |
 | --- | --- |
 | loss10, loss25 | every agent drops 10 % / 25 % of the gossip it receives (`numgen random mod 100 < P drop`; a round trip loses about twice that) for {loss_secs} s |
+| loss10udp, loss25udp | the same, of UDP datagrams only (TCP, e.g. memberlist's fallback ping, gets through) |
 | part30, part90 | 6\\|4 partition (both directions) for 30 s / 90 s; the minority's first agent (n07) has a will `--to n08` with delay 5 s: owner and recipient both on the minority side, so it must never be delivered (or, if delivered, revoked) |
 | deaf | n10 drops every inbound gossip packet for 40 s (it still sends) |
 | vanish | n10's link goes down (`ip link set eth0 down`) for good |
@@ -92,11 +93,11 @@ once / not delivered).
 
 
 REPEAT = """
-## Repeated runs
+## Further runs: `run.sh {args}`
 
-`tests/chaos/run.sh {args}` at commit `{commit}`, started {started}: the same
-scenario again and again, each run on a fresh cluster; per figure the
-median and worst time, or the total count and in how many runs it was not 0.
+At commit `{commit}`, started {started}. Repeated scenarios (`--repeat`)
+ran on a fresh cluster each time; their cells give the median and worst
+time, or the total count and in how many runs it was not 0.
 
 {table}
 """

@@ -13,6 +13,7 @@
 # impl the stamped agent logs, marks, events, meta and result.json.
 #
 # Scenarios: loss10 loss25 (random loss on every agent for --loss-secs),
+# loss10udp loss25udp (the same, of UDP datagrams only: TCP gets through),
 # part30 part90 (6|4 partition, will owner and recipient on the minority),
 # deaf (one agent drops all inbound gossip for 40 s), vanish (link down),
 # kill9 (kill -9 of two will owners: --to and --event), sigstop (3 agents
@@ -31,7 +32,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/scenarios.sh"
 
 args="$*"
-ALL="loss10 loss25 part30 part90 deaf vanish kill9 sigstop restart leave"
+ALL="loss10 loss25 loss10udp loss25udp part30 part90 deaf vanish kill9 sigstop restart leave"
 only=$ALL
 impls="vigil serf"
 loss_secs=120
@@ -92,6 +93,8 @@ for sc0 in $only; do
         case $sc0 in
             loss10) ch_scenario "$out" "$sc" "$impl" "$CH_N" sc_loss 10 "$loss_secs" ;;
             loss25) ch_scenario "$out" "$sc" "$impl" "$CH_N" sc_loss 25 "$loss_secs" ;;
+            loss10udp) ch_scenario "$out" "$sc" "$impl" "$CH_N" sc_loss 10 "$loss_secs" udp ;;
+            loss25udp) ch_scenario "$out" "$sc" "$impl" "$CH_N" sc_loss 25 "$loss_secs" udp ;;
             part30) ch_scenario "$out" "$sc" "$impl" "$CH_N" sc_partition 30 ;;
             part90) ch_scenario "$out" "$sc" "$impl" "$CH_N" sc_partition 90 ;;
             deaf) ch_scenario "$out" "$sc" "$impl" "$CH_N" sc_deaf 40 ;;

@@ -38,13 +38,14 @@ ch_probe_failures_sum() {
     echo "$sum"
 }
 
-# sc_loss DIR IMPL N PCT SECS: PCT % loss on every agent for SECS.
+# sc_loss DIR IMPL N PCT SECS [udp]: PCT % loss on every agent for SECS
+# (of UDP only with "udp").
 sc_loss() {
-    local dir=$1 impl=$2 n=$3 pct=$4 secs=$5 all p0 p1
+    local dir=$1 impl=$2 n=$3 pct=$4 secs=$5 proto=${6:-} all p0 p1
     all=$(_ch_range 1 "$n")
     [ "$impl" = vigil ] && p0=$(ch_probe_failures_sum "$dir" "$impl" "$n")
     ch_mark "$dir" loss_on
-    ch_loss "$n" "$pct"
+    ch_loss "$n" "$pct" "$proto"
     sleep "$secs"
     ch_mark "$dir" loss_off
     ch_faults_clear "$n"
