@@ -296,7 +296,7 @@ def cell(figs):
         return c + (", never in %d of %d runs" % (n - len(got), n) if len(got) < n else "")
     if all(isinstance(v, int) for v in vals):
         bad = sum(1 for v in vals if v)
-        return "%d in %d runs" % (sum(vals), n) + (" (%d runs > 0)" % bad if bad else "")
+        return "%d in %d runs" % (sum(vals), n) + (" (nonzero in %d)" % bad if bad else "")
     if all(v == "n/a" for v in vals):
         return "n/a"
     seen = {}

@@ -7,6 +7,7 @@ analyze.py computes; MORE are results directories of further runs
 (observations written after looking at the run).  Every number in the
 tables comes from the results directories; none is typed in."""
 import os
+import re
 import subprocess
 import sys
 
@@ -138,7 +139,8 @@ def main(argv):
         t2 = subprocess.run([sys.executable, os.path.join(HERE, "analyze.py"), "table", rd],
                             check=True, capture_output=True, text=True).stdout
         text += REPEAT.format(commit=ri2.get("commit", "?"), started=ri2.get("started", "?"),
-                              args=ri2.get("args", "").strip(), table=t2.strip())
+                              args=re.sub(r"\s*--out\s+\S+", "", ri2.get("args", "")).strip(),
+                              table=t2.strip())
     extra = os.path.join(out, "notes.md")
     if os.path.exists(extra):
         text += "\n" + open(extra).read()
