@@ -135,22 +135,8 @@ kill_node() {
     return 0
 }
 
-# wait_until TIMEOUT_SECONDS cmd...: run cmd (output discarded) every 0.2 s
-# until it succeeds (return 0) or TIMEOUT_SECONDS (may be fractional) pass
-# (return 1).
-wait_until() {
-    local limit_us end now
-    limit_us=$(awk -v d="$1" 'BEGIN{printf "%.0f", d * 1000000}')
-    shift
-    now=${EPOCHREALTIME/[.,]/}
-    end=$((now + limit_us))
-    while :; do
-        "$@" >/dev/null 2>&1 && return 0
-        now=${EPOCHREALTIME/[.,]/}
-        [ "$now" -ge "$end" ] && return 1
-        sleep 0.2
-    done
-}
+# wait_until TIMEOUT_SECONDS cmd...: tests/wait.sh
+. "$VIGIL_ROOT/tests/wait.sh"
 
 # wait_ready RPCPORT [TIMEOUT=10]: wait until the agent answers RPC.
 wait_ready() { wait_until "${2:-10}" members_of "$1"; }
