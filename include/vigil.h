@@ -492,9 +492,9 @@ struct vigil_coord {
 };
 /* serf GetCachedCoordinate: our own coordinate for our name, else the one
  * `node` last sent in an ack.  0 found, -1 not (or coordinates disabled). */
-int vigil_get_coordinate(vigil_t *v, const char *node, struct vigil_coord *out);
+VIGIL_API int vigil_get_coordinate(vigil_t *v, const char *node, struct vigil_coord *out);
 /* serf Coordinate.DistanceTo, in seconds (dimensions must match, else -1). */
-double vigil_coord_distance(const struct vigil_coord *a, const struct vigil_coord *b);
+VIGIL_API double vigil_coord_distance(const struct vigil_coord *a, const struct vigil_coord *b);
 
 #ifdef __cplusplus
 }

@@ -1113,8 +1113,13 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	};
 	v->will = will_new(&wc, v->now);
 	if (!v->will) {
-		rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the will component "
-				"(out of memory, or its signing key: see the log)");
+		/* with a state file, its signing key lives next to it: a
+		 * directory we cannot write is the usual cause */
+		rc = v->will_path
+			? err_to_buf(err, errlen, VIGIL_ERR_IO, "cannot create the will component "
+				     "for %s (its signing key file: see the log)", v->will_path)
+			: err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the will component "
+				     "(out of memory)");
 		goto fail;
 	}
 	if (v->will_path) {

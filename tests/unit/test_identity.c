@@ -380,6 +380,11 @@ TEST(refutation_never_wraps)
 	e.addr = cfg.addr;
 	e.incarnation = UINT32_MAX - 1;
 	e.state = WIRE_STATE_DEAD;
+	/* versions a memberlist peer would send: the push-pull's protocol
+	 * check (verifyProtocol) refuses a state without them */
+	static const uint8_t vsn[6] = { 1, 5, 2, 2, 5, 4 };
+	memcpy(e.vsn, vsn, sizeof vsn);
+	e.vsn_len = 6;
 	struct wbuf b;
 	wbuf_init(&b);
 	REQUIRE(wire_encode_push_pull(&b, true, &e, 1, NULL, 0) == WIRE_OK);
