@@ -80,6 +80,10 @@ nerr() { grep -ac 'Failed to compile regex' "$(log_of "$1")"; }
 diffs=""
 for p in '(a)\1' 'a(?=b)' '(?<!a)b' 'a)' '[a' 'a**' 'a{1001}' '[z-a]' '\C' '\Z' '\pX' \
          '((a{1,100}){1,100}){1,100}' '\8' 'x{2}{3}' '[[:foo:]]' '(?z)' '\Qa\Cb\E' '*'; do
+    # vigil logs a refused client's error through the log limiter
+    # (src/ratelimit.c: 5 lines per call site per 10 s); stay under it
+    [ $((${n_tried:-0} % 4)) -eq 0 ] && sleep 10.5
+    n_tried=$((${n_tried:-0} + 1))
     ns=$(nerr s1) nv=$(nerr v1)
     os=$("$SERF" members -rpc-addr=127.0.0.1:"$RS" -name="$p" 2>&1 | wc -l)
     ov=$("$SERF" members -rpc-addr=127.0.0.1:"$RV" -name="$p" 2>&1 | wc -l)
