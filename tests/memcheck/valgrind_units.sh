@@ -17,7 +17,7 @@ memcheck() { # label binary [filter]
     local label=$1 log
     shift
     log=$(mktemp)
-    if VIGIL_SIM_SCALE=0.3 timeout 600 valgrind -q --leak-check=full \
+    if VIGIL_SIM_SCALE=0.3 VIGIL_TEST_SLOWDOWN=200 timeout 600 valgrind -q --leak-check=full --suppressions=tests/memcheck/re2.supp \
         --errors-for-leak-kinds=definite,indirect --error-exitcode=99 "$@" >"$log" 2>&1; then
         echo "ok - valgrind $label"
     else
