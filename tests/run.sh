@@ -31,7 +31,8 @@
 #   VIGIL_TEST_VERBOSE=1       print every program's full output
 #   VIGIL_TEST_JOBS=N          programs at once (default: 2 per CPU)
 #   VIGIL_UNIT_TIMEOUT=300     seconds per unit test binary
-#   VIGIL_INTEROP_TIMEOUT=300  seconds per interop / chaos / memcheck script
+#   VIGIL_INTEROP_TIMEOUT=300  seconds per interop / chaos script
+#   VIGIL_MEMCHECK_TIMEOUT=600 seconds per valgrind script (tests/memcheck)
 #   VIGIL_FUZZ_TIMEOUT=400     seconds for the fuzz smoke script (the fuzz
 #                              targets are built before, by `make test`)
 #   VIGIL_TEST_TAIL=60         lines of output shown for a failing program
@@ -43,6 +44,7 @@ verbose=${VIGIL_TEST_VERBOSE:-0}
 unit_timeout=${VIGIL_UNIT_TIMEOUT:-300}
 interop_timeout=${VIGIL_INTEROP_TIMEOUT:-300}
 fuzz_timeout=${VIGIL_FUZZ_TIMEOUT:-400}
+memcheck_timeout=${VIGIL_MEMCHECK_TIMEOUT:-600}
 tail_lines=${VIGIL_TEST_TAIL:-60}
 ncpu=$(nproc 2>/dev/null || echo 1)
 jobs=${VIGIL_TEST_JOBS:-$((2 * ncpu))}
@@ -88,6 +90,7 @@ for t in tests/interop/*.sh tests/chaos/test_*.sh tests/fuzz-smoke/*.sh tests/me
     selected "$t" || continue
     case $t in
         tests/fuzz-smoke/*) add_job script "$fuzz_timeout" "$t" ;;
+        tests/memcheck/*) add_job script "$memcheck_timeout" "$t" ;;
         *) add_job script "$interop_timeout" "$t" ;;
     esac
 done
