@@ -134,6 +134,7 @@ struct suspicion {
 	uint64_t confirmers[8];      /* name hashes of distinct accusers seen */
 	int n_confirmers;
 	int64_t last_buddy;          /* last time we probed it while suspecting it */
+	int64_t buddy_from;          /* its one buddy jump may come from then on */
 };
 
 /*
@@ -1669,6 +1670,7 @@ static void handle_suspect(struct swim *sw, const struct wire_accuse *s, uint64_
 		sp->n_confirmers = 1;
 		sp->confirmers[0] = hash_name(from);
 		sp->start = now;
+		sp->buddy_from = now;
 		sp->min_ms = suspicion_min_ms(sw);
 		sp->max_ms = sw->cfg.lifeguard
 			? sp->min_ms * sw->cfg.suspicion_max_timeout_mult
@@ -1838,28 +1840,39 @@ static void send_ping_with_accuse(struct swim *sw, const struct member *target, 
 
 /*
  * Lifeguard's buddy system only helps if the suspect hears from us soon.
- * Round-robin may not come back to it for n intervals, and our suspect
- * rumour may have been spent while the network was down, so a suspect we
- * have not pinged for two intervals jumps the queue.
+ * Round-robin may not come back to it for n intervals, and a suspicion we
+ * formed while cut off ourselves was gossiped into the void (nobody else
+ * holds it, and the suspect never heard), so a suspicion may jump the
+ * queue -- once, and only while no second member confirms it:
+ *  - once: jumping every two intervals (as vigil did) spent every other
+ *    probe of a partition's minority side on members already suspected,
+ *    members not yet suspected waited, and a 4|2 cut's minority took up to
+ *    34 s to give up on the other side;
+ *  - unconfirmed: a confirmer's rumour is out there, and its own pings
+ *    carry the news;
+ *  - a suspicion we formed ourselves waits two intervals (buddy_from):
+ *    the suspect has just failed to answer us, while one we heard of from
+ *    another member is pinged at once, which is also how a partition's
+ *    other members come to confirm it.
  */
 static struct member *buddy_due(struct swim *sw, int64_t now)
 {
-	/*
-	 * At most every other probe: with many suspects (every member across
-	 * a partition) jumping the queue each time starved the round-robin,
-	 * and members not yet suspected went unprobed for 20 s and more.
-	 */
+	/* at most every other probe, so the round-robin keeps its pace */
 	if (!sw->cfg.lifeguard || sw->last_probe_buddy)
 		return NULL;
-	const struct suspicion *best = NULL;
+	struct suspicion *best = NULL;
 	for (size_t i = 0; i < sw->n_suspects; i++) {
-		const struct suspicion *sp = &sw->suspects[i];
-		if (now - sp->last_buddy < 2LL * sw->cfg.probe_interval_ms)
+		struct suspicion *sp = &sw->suspects[i];
+		if (sp->n_confirmers > 1 || now < sp->buddy_from ||
+		    now - sp->last_buddy < 2LL * sw->cfg.probe_interval_ms)
 			continue;
 		if (!best || sp->last_buddy < best->last_buddy)
 			best = sp;
 	}
-	return best ? best->m : NULL;
+	if (!best)
+		return NULL;
+	best->buddy_from = INT64_MAX;
+	return best->m;
 }
 
 /* The member an unreachable hint named, if it is still worth probing. */
@@ -2043,12 +2056,17 @@ static void probe_failed(struct swim *sw, int64_t now)
 	struct member *target = find(sw, sw->probe_target);
 	if (!target || is_gone(target))
 		return;
-	logf_(sw, 1, "probe of %s failed", member_name(target));
+	logf_(sw, 1, "probe of %s failed (%d of %d nacks)", member_name(target), sw->probe_nacks,
+	      sw->probe_expected_nacks);
 	if (now < sw->stall_grace_until)
 		return; /* just resumed from a stall (swim_notice_stall) */
 	struct wire_accuse s = { target->incarnation, name_bytes(target),
 				 name_bytes(sw->self) };
 	handle_suspect(sw, &s, subject_hash(s.node), now);
+	/* it has just failed to answer us: see buddy_due */
+	struct suspicion *sp = target->state == SWIM_SUSPECT ? suspicion_of(sw, target) : NULL;
+	if (sp && sp->start == now)
+		sp->buddy_from = now + 2LL * sw->cfg.probe_interval_ms;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2757,6 +2775,46 @@ static int64_t push_pull_interval(const struct swim *sw)
 /* ------------------------------------------------------------------ */
 /* gossip                                                              */
 
+/*
+ * memberlist picks gossip targets uniformly among members not long dead, so
+ * suspects count as much as live members.  On a partition's minority side
+ * nearly every member is a suspect across the cut: with 4 of 5 peers there,
+ * a broadcast's few retransmissions missed the one reachable peer about a
+ * third of the time, and suspicions there ran to their maximum for want of
+ * the confirmation that peer had sent (4|2 cut: the minority took 39 s).
+ * So every round that picked no member we hold alive swaps one in, when
+ * there is one, and live targets get the packets first (a packet's
+ * broadcasts are the least-sent ones).  Large healthy clusters never get
+ * here; suspects and the recently dead still get the rest of the slots.
+ */
+static void ensure_live_gossip_target(struct swim *sw, struct member **picked, int *n, int k)
+{
+	if (k <= 0)
+		return;
+	for (int i = 0; i < *n; i++) {
+		if (picked[i]->state == SWIM_ALIVE) {
+			struct member *t = picked[0];
+			picked[0] = picked[i];
+			picked[i] = t;
+			return;
+		}
+	}
+	size_t total = sw->n_members, start = total ? rng_below(sw, total) : 0;
+	for (size_t j = 0; j < total; j++) {
+		struct member *m = member_at(sw, (start + j) % total);
+		if (m == sw->self || m->state != SWIM_ALIVE)
+			continue;
+		if (*n == 0) {
+			picked[(*n)++] = m;
+		} else {
+			if (*n < k)
+				picked[(*n)++] = picked[0];
+			picked[0] = m;
+		}
+		return;
+	}
+}
+
 static void gossip(struct swim *sw, int64_t now)
 {
 	if (sw->n_bcasts == 0 || sw->n_members < 2)
@@ -2777,6 +2835,7 @@ static void gossip(struct swim *sw, int64_t now)
 		if (!dup)
 			picked[n++] = m;
 	}
+	ensure_live_gossip_target(sw, picked, &n, k);
 	for (int i = 0; i < n && sw->n_bcasts; i++) {
 		struct wire_bytes msgs[COMPOUND_MAX];
 		struct qlink *taken[COMPOUND_MAX];
