@@ -34,6 +34,10 @@ static bool parse_range(const char *line, unsigned long *lo, unsigned long *hi, 
 	return sscanf(line, "%lx-%lx %4s", lo, hi, perms) == 3;
 }
 
+/* At most this many mappings of the executable are dropped (a static
+ * binary has 4-6: headers, text, read-only data, ...). */
+#define MAX_RANGES 16
+
 int memtrim_startup_pages(void)
 {
 	char exe[4096];
@@ -46,8 +50,9 @@ int memtrim_startup_pages(void)
 		return -1;
 	char line[4096 + 128];
 	unsigned long lo = 0, hi = 0;
+	struct { unsigned long lo, hi; } drop[MAX_RANGES];
+	int n_drop = 0;
 	bool ours = false;
-	int dropped = 0;
 	while (fgets(line, sizeof line, f)) {
 		unsigned long a, b;
 		char p[5];
@@ -66,12 +71,25 @@ int memtrim_startup_pages(void)
 		 * known to have no private page */
 		unsigned long anon_kb;
 		if (ours && sscanf(line, "Anonymous: %lu kB", &anon_kb) == 1) {
-			if (anon_kb == 0 && madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0)
-				dropped++;
+			if (anon_kb == 0 && n_drop < MAX_RANGES) {
+				drop[n_drop].lo = lo;
+				drop[n_drop].hi = hi;
+				n_drop++;
+			}
 			ours = false;
 		}
 	}
 	fclose(f);
 	malloc_trim(0);
+	/*
+	 * Dropped last, after the reading and the trimming: every page of
+	 * code run after a drop comes back, and with the kernel's fault-around
+	 * (64 KiB a fault) the stdio and scanf code run between drops brought
+	 * back ~400 KiB of text at once.
+	 */
+	int dropped = 0;
+	for (int i = 0; i < n_drop; i++)
+		if (madvise((void *)drop[i].lo, drop[i].hi - drop[i].lo, MADV_DONTNEED) == 0)
+			dropped++;
 	return dropped;
 }
