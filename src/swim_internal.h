@@ -9,6 +9,7 @@
  *   suspicion.c    Lifeguard suspicion timeouts (pure)
  *   awareness.c    Lifeguard local health score (pure)
  *   identity.c     which claims about a member we believe; address move checks
+ *   packet_in.c    one datagram in: decoded in batches, dispatched in order
  *   push_pull.c    push-pull state exchange and stream messages
  *   leave.c        the graceful leave, told to every live member
  */
@@ -204,6 +205,13 @@ static inline bool is_live_peer(const struct swim *sw, const struct member *m)
 
 /* ---- swim.c ---- */
 
+/* The handlers of the other messages of a packet (packet_in.c calls them). */
+void handle_ping(struct swim *sw, const struct wire_ping *p, const struct wire_addr *from,
+		 int64_t now);
+void handle_indirect(struct swim *sw, const struct wire_indirect_ping *ip,
+		     const struct wire_addr *from, int64_t now);
+void handle_ack(struct swim *sw, const struct wire_ack *a, int64_t now);
+void handle_nack(struct swim *sw, uint32_t seq, int64_t now);
 /* The rumour handlers; h = subject_hash(node). */
 void handle_alive(struct swim *sw, const struct wire_alive *a, uint64_t h, int64_t now);
 void handle_suspect(struct swim *sw, const struct wire_accuse *s, uint64_t h, int64_t now);
