@@ -10,7 +10,7 @@
  *    table refers to them by a 32-bit id rather than an 8-byte pointer;
  *  - the name is inline when short, meta (usually empty, at most 512
  *    bytes) and long names are out of line in `ext`;
- *  - suspicion state exists only for suspects (struct suspect, swim.c);
+ *  - suspicion state exists only for suspects (struct suspect);
  *  - a member's queued alive rumour is the record itself (struct qlink)
  *    and is encoded from the record when sent; the record holds exactly
  *    what the rumour said, because every change to those fields queues a

@@ -205,7 +205,7 @@ TEST(packet_byte_budget_respected)
 	REQUIRE(bcast_queue_init(&q));
 	struct member m[10];
 	for (int i = 0; i < 10; i++) {
-		char name[16];
+		char name[24];
 		snprintf(name, sizeof name, "node-%d", i);
 		member_init(&m[i], name, (uint8_t)(i + 1));
 		queue_bytes(&q, &m[i], (uint8_t)('0' + i), 100);
