@@ -28,12 +28,19 @@ static uint64_t accuser(int i)
 	return 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1);
 }
 
-/* Every new accuser moves the deadline closer, down to start + min. */
-TEST(shrinks_with_confirmations)
+/* A suspicion raised by accuser(0) at `now`, wanting `wanted` confirmations. */
+static struct suspicion started(int64_t now, int wanted)
 {
 	struct suspicion s;
 	memset(&s, 0, sizeof s);
-	suspicion_start(&s, accuser(0), 100000, MIN_MS, MAX_MS, 3);
+	suspicion_start(&s, accuser(0), now, MIN_MS, MAX_MS, wanted);
+	return s;
+}
+
+/* Every new accuser moves the deadline closer, down to start + min. */
+TEST(shrinks_with_confirmations)
+{
+	struct suspicion s = started(100000, 3);
 	CHECK_EQ_INT(s.deadline, 100000 + MAX_MS);
 	CHECK(!suspicion_shared(&s));
 	int64_t last = s.deadline;
@@ -51,9 +58,7 @@ TEST(shrinks_with_confirmations)
 /* The same accuser again, the first one included, confirms nothing. */
 TEST(duplicate_accuser_does_not_count)
 {
-	struct suspicion s;
-	memset(&s, 0, sizeof s);
-	suspicion_start(&s, accuser(0), 0, MIN_MS, MAX_MS, 3);
+	struct suspicion s = started(0, 3);
 	CHECK(!suspicion_confirm(&s, accuser(0)));
 	CHECK_EQ_INT(s.confirmations, 0);
 	CHECK_EQ_INT(s.deadline, MAX_MS);
@@ -71,9 +76,7 @@ TEST(duplicate_accuser_does_not_count)
  * the accusers are still remembered (so a repeat is still a repeat). */
 TEST(never_below_min)
 {
-	struct suspicion s;
-	memset(&s, 0, sizeof s);
-	suspicion_start(&s, accuser(0), 5000, MIN_MS, MAX_MS, 2);
+	struct suspicion s = started(5000, 2);
 	CHECK(suspicion_confirm(&s, accuser(1)));
 	CHECK(suspicion_confirm(&s, accuser(2)));
 	CHECK_EQ_INT(s.deadline, 5000 + MIN_MS);
@@ -88,9 +91,7 @@ TEST(never_below_min)
 /* With no confirmations wanted (plain SWIM, tiny clusters) the minimum applies. */
 TEST(zero_wanted_uses_min)
 {
-	struct suspicion s;
-	memset(&s, 0, sizeof s);
-	suspicion_start(&s, accuser(0), 700, MIN_MS, MAX_MS, 0);
+	struct suspicion s = started(700, 0);
 	CHECK_EQ_INT(s.deadline, 700 + MIN_MS);
 	CHECK(!suspicion_confirm(&s, accuser(1)));
 	CHECK_EQ_INT(s.deadline, 700 + MIN_MS);
@@ -100,9 +101,7 @@ TEST(zero_wanted_uses_min)
 /* More distinct accusers than are remembered: no overflow, none counted twice. */
 TEST(many_accusers)
 {
-	struct suspicion s;
-	memset(&s, 0, sizeof s);
-	suspicion_start(&s, accuser(0), 0, MIN_MS, MAX_MS, 20);
+	struct suspicion s = started(0, 20);
 	int counted = 0;
 	for (int i = 1; i < 3 * SUSPICION_ACCUSERS_MAX; i++)
 		counted += suspicion_confirm(&s, accuser(i));
@@ -119,9 +118,7 @@ TEST(many_accusers)
 /* After a stall the suspicion gets its time again, confirmations kept. */
 TEST(restart_keeps_confirmations)
 {
-	struct suspicion s;
-	memset(&s, 0, sizeof s);
-	suspicion_start(&s, accuser(0), 1000, MIN_MS, MAX_MS, 3);
+	struct suspicion s = started(1000, 3);
 	suspicion_confirm(&s, accuser(1));
 	int64_t left = s.deadline - s.start;
 	suspicion_restart(&s, 60000);
