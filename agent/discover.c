@@ -802,6 +802,17 @@ static int parse_advertise(struct discover *d, const struct discover_config *cfg
 	return 0;
 }
 
+void discover_free(struct discover *d)
+{
+	if (!d)
+		return;
+	if (d->listen_fd >= 0)
+		close(d->listen_fd);
+	if (d->query_fd >= 0)
+		close(d->query_fd);
+	free(d);
+}
+
 struct discover *discover_create(const struct discover_config *cfg, char *err, size_t errlen)
 {
 	if (!cfg->cluster || !*cfg->cluster || !cfg->node_name || !*cfg->node_name) {
@@ -834,25 +845,11 @@ fail:
 struct discover *discover_new(const struct discover_config *cfg, char *err, size_t errlen)
 {
 	struct discover *d = discover_create(cfg, err, errlen);
-	if (!d)
-		return NULL;
-	d->listen_fd = open_socket(d, true, err, errlen);
-	if (d->listen_fd >= 0)
+	if (d && (d->listen_fd = open_socket(d, true, err, errlen)) >= 0)
 		d->query_fd = open_socket(d, false, err, errlen);
-	if (d->query_fd < 0) {
+	if (d && d->query_fd < 0) { /* either socket failed: err says which */
 		discover_free(d);
-		return NULL;
+		d = NULL;
 	}
 	return d;
-}
-
-void discover_free(struct discover *d)
-{
-	if (!d)
-		return;
-	if (d->listen_fd >= 0)
-		close(d->listen_fd);
-	if (d->query_fd >= 0)
-		close(d->query_fd);
-	free(d);
 }

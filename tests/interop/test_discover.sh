@@ -22,9 +22,15 @@ if [ "${VIGIL_DISCOVER_INSIDE:-0}" != 1 ]; then
     ns=vigil-discover-$$
     ip netns add "$ns" 2>/dev/null || skip "cannot create a network namespace"
     cleanup_ns() {
-        local pid
+        local pid _
         # whatever the inner run left behind (it was killed by a timeout?):
-        # every process in the namespace was started by this script
+        # every process in the namespace was started by this script.  TERM
+        # first, so the inner run's own cleanup removes its temp dir.
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null; done
+        for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+            [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && break
+            sleep 0.2
+        done
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
         ip netns del "$ns" 2>/dev/null
     }
