@@ -411,13 +411,27 @@ static unsigned count_bits(unsigned v)
 	return n;
 }
 
+/* A question, kept to be repeated in a legacy unicast reply. */
+struct dns_question {
+	struct dns_name name;
+	uint16_t type, klass;
+};
+
 /* The response with the wanted records, in hashicorp/mdns's order (PTR,
  * SRV, A/AAAA, TXT: its client aliases the SRV target to the instance
- * before it reads the address). */
-static size_t encode_answer(const struct discover *d, unsigned wanted, uint16_t id, uint8_t *out, size_t cap)
+ * before it reads the address).  echoed, if not NULL, is repeated in the
+ * question section (RFC 6762 6.7: legacy unicast replies must). */
+static size_t encode_answer(const struct discover *d, unsigned wanted, uint16_t id,
+			    const struct dns_question *echoed, uint8_t *out, size_t cap)
 {
 	struct dns_writer w = {out, cap, 0, false};
-	put_header(&w, id, DNS_FLAG_RESPONSE | DNS_FLAG_AUTHORITATIVE, 0, (uint16_t)count_bits(wanted));
+	put_header(&w, id, DNS_FLAG_RESPONSE | DNS_FLAG_AUTHORITATIVE, echoed ? 1 : 0,
+		   (uint16_t)count_bits(wanted));
+	if (echoed) {
+		put_name(&w, &echoed->name);
+		put_u16(&w, echoed->type);
+		put_u16(&w, echoed->klass);
+	}
 	if (wanted & ANSWER_ENUMERATION) {
 		put_record_start(&w, &d->enumeration, DNS_TYPE_PTR, d->service.len);
 		put_name(&w, &d->service);
@@ -460,24 +474,25 @@ size_t discover_answer_query(struct discover *d, const uint8_t *pkt, size_t len,
 	size_t pos = DNS_HEADER_LEN;
 	unsigned wanted = 0;
 	unsigned questions = h.questions < DNS_MAX_QUESTIONS ? h.questions : DNS_MAX_QUESTIONS;
+	struct dns_question q;
 	for (unsigned i = 0; i < questions; i++) {
-		struct dns_name name;
-		uint16_t type, klass;
-		if (dns_read_question(pkt, len, &pos, &name, &type, &klass) != 0) {
+		if (dns_read_question(pkt, len, &pos, &q.name, &q.type, &q.klass) != 0) {
 			d->stats.malformed++;
 			return 0;
 		}
-		uint16_t plain_class = klass & (uint16_t)~DNS_CLASS_UNICAST_BIT;
+		uint16_t plain_class = q.klass & (uint16_t)~DNS_CLASS_UNICAST_BIT;
 		if (plain_class != DNS_CLASS_IN && plain_class != DNS_CLASS_ANY)
 			continue;
-		unsigned records = records_for_question(d, &name, type);
-		if (records && (klass & DNS_CLASS_UNICAST_BIT))
+		unsigned records = records_for_question(d, &q.name, q.type);
+		if (records && (q.klass & DNS_CLASS_UNICAST_BIT))
 			*unicast_requested = true;
 		wanted |= records;
 	}
 	if (!wanted)
 		return 0;
-	return encode_answer(d, wanted, echo_id ? h.id : 0, out, cap);
+	/* legacy resolvers ask one question; a single one is repeated */
+	bool echo_question = echo_id && h.questions == 1;
+	return encode_answer(d, wanted, echo_id ? h.id : 0, echo_question ? &q : NULL, out, cap);
 }
 
 size_t discover_build_query(const struct discover *d, uint8_t *buf, size_t cap)

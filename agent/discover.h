@@ -97,7 +97,8 @@ size_t discover_build_query(const struct discover *d, uint8_t *buf, size_t cap);
 /* The answer to query packet pkt (the records our service has for its
  * questions) into out; returns its length, 0 for no answer (not a query,
  * malformed, or nothing of ours asked).  echo_id: a legacy unicast query
- * (RFC 6762 6.7, source port not 5353) gets its ID back, others ID 0.
+ * (RFC 6762 6.7, source port not 5353) gets its ID and its question back
+ * (if it asked just one), others ID 0 and no question.
  * *unicast_requested tells if a question had the unicast-response bit. */
 size_t discover_answer_query(struct discover *d, const uint8_t *pkt, size_t len, bool echo_id,
 			     bool *unicast_requested, uint8_t *out, size_t cap);

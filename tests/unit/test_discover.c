@@ -234,6 +234,11 @@ static int decode_answers(const uint8_t *pkt, size_t len, struct dns_record *out
 	if (dns_read_header(pkt, len, &h) != 0)
 		return -1;
 	size_t pos = DNS_HEADER_LEN;
+	for (int i = 0; i < h.questions; i++) {
+		struct dns_question q;
+		if (dns_read_question(pkt, len, &pos, &q.name, &q.type, &q.klass) != 0)
+			return -1;
+	}
 	int n = 0;
 	for (int i = 0; i < h.answers && n < max; i++) {
 		bool kept;
@@ -258,8 +263,10 @@ TEST(service_query_gets_ptr_srv_a_txt)
 	REQUIRE(dns_read_header(out, len, &h) == 0);
 	CHECK_EQ_INT(h.id, 0x1234);
 	CHECK_EQ_INT(h.flags, DNS_FLAG_RESPONSE | DNS_FLAG_AUTHORITATIVE);
-	CHECK_EQ_INT(h.questions, 0);
 	CHECK_EQ_INT(h.answers, 4);
+	/* a legacy unicast reply repeats the question (RFC 6762 6.7) */
+	CHECK_EQ_INT(h.questions, 1);
+	CHECK_MEM(out + DNS_HEADER_LEN, q.b + DNS_HEADER_LEN, q.w.len - DNS_HEADER_LEN);
 	struct dns_record r[4];
 	REQUIRE(decode_answers(out, len, r, 4) == 4);
 	CHECK_EQ_INT(r[0].type, DNS_TYPE_PTR);
@@ -278,10 +285,12 @@ TEST(service_query_gets_ptr_srv_a_txt)
 	static const char txt[] = "\x13Serf 'test' cluster";
 	CHECK_MEM(out + len - (sizeof txt - 1), txt, sizeof txt - 1);
 
-	/* a multicast-style reply (querier on 5353) has ID 0 */
+	/* a multicast-style reply (querier on 5353): ID 0, no question */
 	len = discover_answer_query(d, q.b, q.w.len, false, &unicast, out, sizeof out);
 	REQUIRE(dns_read_header(out, len, &h) == 0);
 	CHECK_EQ_INT(h.id, 0);
+	CHECK_EQ_INT(h.questions, 0);
+	CHECK_EQ_INT(decode_answers(out, len, r, 4), 4);
 	/* and the answer does not fit a small buffer: no partial packet */
 	CHECK_EQ_INT(discover_answer_query(d, q.b, q.w.len, false, &unicast, out, 60), 0);
 	discover_free(d);
