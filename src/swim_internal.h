@@ -38,6 +38,7 @@ struct suspect {
 	struct suspicion suspicion;
 	int64_t last_buddy;          /* last time we probed it while suspecting it */
 	int64_t buddy_from;          /* its one buddy jump may come from then on */
+	uint64_t own_accusation;     /* bcast id of our own suspect rumour, 0 if none */
 };
 
 /*

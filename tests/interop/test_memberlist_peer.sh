@@ -7,8 +7,9 @@
 # both other vigil agents listed it failed.  serf in the same setup: 0 of
 # 60 over 10 s, max 7.6 s; before the fix vigil had 7 of 50 over 10 s at
 # the memberlist node (max 28.9 s) and 5 of 50 at the vigil agents.
-# Figure: every detection within 10 s, on both sides, is not met yet
-# (see the end: about 1 in 30 trials takes ~13 s, before and after).
+# Figure: every detection within 10 s, on both sides.  With the fix
+# (an own accusation is not displaced, src/swim.c note_own_accusation):
+# 0 of 30 over 10 s on either side, slowest 7.6 s (serf's max: 7.6 s).
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -86,13 +87,15 @@ done
 echo "# slowest: memberlist node $worst_ml ms, vigil agents $worst_v ms ($measured trials)"
 [ "$measured" -gt 0 ] || not_ok "at least one trial measured"
 # Every kill must be detected within memberlist's longest suspicion (24 s)
-# plus a probe; over 10 s is allowed for 1 + TRIALS/10 of them: a rare
-# case remains (about 1 in 30 here, before and after the fixes): the two
-# vigil agents, hinted by ICMP, and the memberlist node all suspect the
-# member in the same ~100 ms, each starts its own suspicion, and each gets
-# only one of its two expected confirmations, so the suspicion runs
-# 11.4 s.  VIGIL_ML_STRICT=1 holds every trial to 10 s (serf: 0 of 60).
-allowed=$((1 + TRIALS / 10))
+# plus a probe, and within 10 s; a long run (VIGIL_ML_TRIALS=50) may
+# have 1 in 25 over 10 s for a loaded machine's sake, the default 3 none.
+# The case that used to take 11.4 s in 1 of 7 trials: the two vigil
+# agents, hinted by ICMP, and the memberlist node suspect the member in
+# the same ~100 ms; each vigil agent passed on the first accusation it
+# heard in place of its own, so each suspicion got one of the two
+# confirmations it expected (tests/unit/test_detection.c,
+# own_accusation_leaves_after_hearing_another).
+allowed=$((TRIALS / 25))
 [ "${VIGIL_ML_STRICT:-0}" = 1 ] && allowed=0
 echo "# over 10 s: memberlist node $over_ml, vigil agents $over_v of $measured (allowed $allowed)"
 if [ "$worst_ml" -le 25000 ] && [ "$worst_v" -le 25000 ]; then

@@ -224,5 +224,82 @@ TEST(tcp_fallback_ping_under_udp_loss)
 	CHECK(failed[1] <= 5);
 }
 
-TEST_MAIN(busy_serf_layer_does_not_delay_failure_news, tcp_fallback_ping_under_udp_loss, stall_leaves_no_slow_probers,
+/*
+ * Issue 14 finding 5: the survivors of a kill, hinted by ICMP, all accuse
+ * within a few ms.  A member that queued its own accusation and then heard
+ * another's passed that one on instead (one rumour per member in the
+ * queue), so its own never left the node and every suspicion got one of
+ * the two confirmations it expected (11.4 s instead of 4 s).  Its own
+ * accusation must still go out after it hears a second one.
+ */
+struct accusers {
+	const char *subject;
+	char from[8][64];
+	int n;
+};
+
+static void note_accuser(void *ctx, const uint8_t *msg, size_t len)
+{
+	struct accusers *a = ctx;
+	struct wire_msg m;
+	if (wire_decode(msg, len, &m) != WIRE_OK || m.type != WIRE_SUSPECT)
+		return;
+	const struct wire_accuse *s = &m.u.suspect;
+	if (s->node.len != strlen(a->subject) || memcmp(s->node.p, a->subject, s->node.len))
+		return;
+	for (int i = 0; i < a->n; i++)
+		if (strlen(a->from[i]) == s->from.len && !memcmp(a->from[i], s->from.p, s->from.len))
+			return;
+	if (a->n < 8 && s->from.len < sizeof a->from[0]) {
+		memcpy(a->from[a->n], s->from.p, s->from.len);
+		a->from[a->n++][s->from.len] = '\0';
+	}
+}
+
+static void tap_node0(void *ctx, int64_t now, int from, int to, const uint8_t *pkt, size_t len)
+{
+	(void)now, (void)to;
+	if (from == 0)
+		wire_unwrap_packet(pkt, len, note_accuser, ctx);
+}
+
+static void hand_suspect(struct sim *s, int node, int subject, int accuser)
+{
+	struct wire_msg m;
+	memset(&m, 0, sizeof m);
+	m.type = WIRE_SUSPECT;
+	m.u.suspect.incarnation = (uint32_t)sim_view_incarnation(s, node, sim_name(s, subject));
+	m.u.suspect.node.p = (const uint8_t *)sim_name(s, subject);
+	m.u.suspect.node.len = (uint32_t)strlen(sim_name(s, subject));
+	m.u.suspect.from.p = (const uint8_t *)sim_name(s, accuser);
+	m.u.suspect.from.len = (uint32_t)strlen(sim_name(s, accuser));
+	struct wbuf b;
+	wbuf_init(&b);
+	if (wire_encode(&b, &m) == WIRE_OK && !b.oom)
+		swim_handle_packet(sim_swim(s, node), sim_addr(s, accuser), b.p, b.len, sim_now(s));
+	wbuf_free(&b);
+}
+
+TEST(own_accusation_leaves_after_hearing_another)
+{
+	struct sim *s = sim_new_converged(7, 5, NULL, 60000);
+	CHECK(s != NULL);
+	sim_crash(s, 4);
+	/* node 0's own accusation (as its failed probe makes it), then node 1's */
+	hand_suspect(s, 0, 4, 0);
+	hand_suspect(s, 0, 4, 1);
+	struct accusers seen = { sim_name(s, 4), { { 0 } }, 0 };
+	sim_set_packet_tap(s, tap_node0, &seen);
+	sim_run_for(s, 1000);
+	sim_set_packet_tap(s, NULL, NULL);
+	bool own = false;
+	for (int i = 0; i < seen.n; i++) {
+		printf("# node 0 gossiped the suspicion of %s from %s\n", seen.subject, seen.from[i]);
+		own |= strcmp(seen.from[i], sim_name(s, 0)) == 0;
+	}
+	CHECK(own);
+	sim_free(s);
+}
+
+TEST_MAIN(own_accusation_leaves_after_hearing_another, busy_serf_layer_does_not_delay_failure_news, tcp_fallback_ping_under_udp_loss, stall_leaves_no_slow_probers,
 	  three_stopped_20s_no_false_deaths)
