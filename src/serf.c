@@ -12,6 +12,7 @@
  */
 #include "serf.h"
 #include "goregex.h"
+#include "mpack.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -203,31 +204,6 @@ static bool bytes_eq_str(const uint8_t *p, size_t len, const char *s)
 	return strlen(s) == len && (len == 0 || memcmp(p, s, len) == 0);
 }
 
-/* Copy bytes into a NUL-terminated buffer; false if too long or has NUL. */
-static bool bytes_to_cstr(const uint8_t *p, size_t len, char *out, size_t cap)
-{
-	if (len >= cap || (len && memchr(p, 0, len)))
-		return false;
-	if (len)
-		memcpy(out, p, len);
-	out[len] = '\0';
-	return true;
-}
-
-static char *dup_bytes_cstr(const uint8_t *p, size_t len)
-{
-	char *s;
-	if (len && memchr(p, 0, len))
-		return NULL;
-	s = malloc(len + 1);
-	if (!s)
-		return NULL;
-	if (len)
-		memcpy(s, p, len);
-	s[len] = '\0';
-	return s;
-}
-
 static void addr_to_text(const struct wire_addr *a, char *out, size_t cap)
 {
 	out[0] = '\0';
@@ -279,172 +255,10 @@ static int mp_unpack(const uint8_t *p, size_t len, msgpack_unpacked *u, size_t *
 	return rc == WIRE_ENOMEM ? SERF_ENOMEM : SERF_EFORMAT;
 }
 
-static bool mp_key_is(const msgpack_object *k, const char *name)
-{
-	if (k->type == MSGPACK_OBJECT_STR)
-		return bytes_eq_str((const uint8_t *)k->via.str.ptr, k->via.str.size, name);
-	if (k->type == MSGPACK_OBJECT_BIN)
-		return bytes_eq_str((const uint8_t *)k->via.bin.ptr, k->via.bin.size, name);
-	return false;
-}
-
-static bool mp_u64(const msgpack_object *o, uint64_t max, uint64_t *v)
-{
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*v = 0;
-		return true;
-	}
-	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
-		return false;
-	*v = o->via.u64;
-	return true;
-}
-
-static bool mp_i64(const msgpack_object *o, int64_t *v)
-{
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*v = 0;
-		return true;
-	}
-	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-		*v = o->via.i64;
-		return true;
-	}
-	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > INT64_MAX)
-		return false;
-	*v = (int64_t)o->via.u64;
-	return true;
-}
-
-static bool mp_bool(const msgpack_object *o, bool *v)
-{
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*v = false;
-		return true;
-	}
-	if (o->type != MSGPACK_OBJECT_BOOLEAN)
-		return false;
-	*v = o->via.boolean;
-	return true;
-}
-
+/* A go-msgpack []byte or string field as a wire_bytes view (nil: empty). */
 static bool mp_bytes(const msgpack_object *o, struct wire_bytes *b)
 {
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		b->p = NULL;
-		b->len = 0;
-		return true;
-	}
-	if (o->type == MSGPACK_OBJECT_STR) {
-		b->p = (const uint8_t *)o->via.str.ptr;
-		b->len = o->via.str.size;
-		return true;
-	}
-	if (o->type == MSGPACK_OBJECT_BIN) {
-		b->p = (const uint8_t *)o->via.bin.ptr;
-		b->len = o->via.bin.size;
-		return true;
-	}
-	return false;
-}
-
-/* Arrays and maps may be nil (Go nil slice/map). */
-static bool mp_array(const msgpack_object *o, const msgpack_object **items, uint32_t *n)
-{
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*items = NULL;
-		*n = 0;
-		return true;
-	}
-	if (o->type != MSGPACK_OBJECT_ARRAY)
-		return false;
-	*items = o->via.array.ptr;
-	*n = o->via.array.size;
-	return true;
-}
-
-static bool mp_map(const msgpack_object *o, const msgpack_object_kv **kv, uint32_t *n)
-{
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*kv = NULL;
-		*n = 0;
-		return true;
-	}
-	if (o->type != MSGPACK_OBJECT_MAP)
-		return false;
-	*kv = o->via.map.ptr;
-	*n = o->via.map.size;
-	return true;
-}
-
-/* An encoder: type byte (optional) + msgpack into an sbuffer. */
-struct enc {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	int err;
-};
-
-static void enc_init(struct enc *e, int type)
-{
-	msgpack_sbuffer_init(&e->sb);
-	msgpack_packer_init(&e->pk, &e->sb, msgpack_sbuffer_write);
-	e->err = 0;
-	if (type >= 0) {
-		char t = (char)type;
-		e->err |= msgpack_sbuffer_write(&e->sb, &t, 1);
-	}
-}
-
-static void enc_free(struct enc *e)
-{
-	msgpack_sbuffer_destroy(&e->sb);
-}
-
-/* go-msgpack writes both string and []byte as the old raw type. */
-static void enc_raw(struct enc *e, const void *p, size_t len)
-{
-	e->err |= msgpack_pack_v4raw(&e->pk, len);
-	if (len)
-		e->err |= msgpack_pack_v4raw_body(&e->pk, p, len);
-}
-
-static void enc_str(struct enc *e, const char *s)
-{
-	enc_raw(e, s, strlen(s));
-}
-
-/* A []byte field: nil when empty, as an unset Go slice encodes. */
-static void enc_bytes(struct enc *e, const void *p, size_t len)
-{
-	if (len == 0)
-		e->err |= msgpack_pack_nil(&e->pk);
-	else
-		enc_raw(e, p, len);
-}
-
-static void enc_u64(struct enc *e, uint64_t v)
-{
-	e->err |= msgpack_pack_uint64(&e->pk, v);
-}
-
-static void enc_i64(struct enc *e, int64_t v)
-{
-	e->err |= msgpack_pack_int64(&e->pk, v);
-}
-
-static void enc_bool(struct enc *e, bool v)
-{
-	e->err |= v ? msgpack_pack_true(&e->pk) : msgpack_pack_false(&e->pk);
-}
-
-static void enc_map(struct enc *e, size_t n)
-{
-	e->err |= msgpack_pack_map(&e->pk, n);
-}
-
-static void enc_array(struct enc *e, size_t n)
-{
-	e->err |= msgpack_pack_array(&e->pk, n);
+	return mpack_go_bytes(o, &b->p, &b->len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -519,7 +333,7 @@ int serf_encode_tags(const struct vigil_tag *tags, size_t n, int protocol_versio
 {
 	struct vigil_tag *t;
 	size_t nt;
-	struct enc e;
+	struct mpack_enc e;
 	int rc;
 
 	if (protocol_version == 0)
@@ -542,24 +356,24 @@ int serf_encode_tags(const struct vigil_tag *tags, size_t n, int protocol_versio
 		serf_tags_free(t, nt);
 		return (int)l;
 	}
-	enc_init(&e, SERF_TAG_MAGIC);
-	enc_map(&e, nt);
+	mpack_enc_init(&e, SERF_TAG_MAGIC);
+	mpack_enc_map(&e, nt);
 	for (size_t i = 0; i < nt; i++) {
-		enc_str(&e, t[i].key);
-		enc_str(&e, t[i].value);
+		mpack_enc_gostr(&e, t[i].key);
+		mpack_enc_gostr(&e, t[i].value);
 	}
 	serf_tags_free(t, nt);
 	if (e.err) {
-		enc_free(&e);
+		mpack_enc_free(&e);
 		return SERF_ENOMEM;
 	}
 	if (e.sb.size > cap || e.sb.size > INT_MAX) {
-		enc_free(&e);
+		mpack_enc_free(&e);
 		return SERF_ETOOBIG;
 	}
 	memcpy(out, e.sb.data, e.sb.size);
 	rc = (int)e.sb.size;
-	enc_free(&e);
+	mpack_enc_free(&e);
 	return rc;
 }
 
@@ -580,7 +394,7 @@ int serf_decode_tags(const uint8_t *meta, size_t len, struct vigil_tag **out, si
 		if (!t)
 			return SERF_ENOMEM;
 		t->key = strdup("role");
-		t->value = dup_bytes_cstr(meta, len);
+		t->value = mpack_text_dup(meta, len);
 		if (!t->key || !t->value) {
 			int err = t->key && len && memchr(meta, 0, len) ? SERF_EFORMAT : SERF_ENOMEM;
 			serf_tags_free(t, 1);
@@ -593,7 +407,7 @@ int serf_decode_tags(const uint8_t *meta, size_t len, struct vigil_tag **out, si
 	rc = mp_unpack(meta + 1, len - 1, &u, NULL);
 	if (rc)
 		return rc;
-	if (!mp_map(&u.data, &kv, &nkv) || nkv > VIGIL_MAX_TAGS * 4) {
+	if (!mpack_go_map(&u.data, &kv, &nkv) || nkv > VIGIL_MAX_TAGS * 4) {
 		msgpack_unpacked_destroy(&u);
 		return SERF_EFORMAT;
 	}
@@ -610,8 +424,8 @@ int serf_decode_tags(const uint8_t *meta, size_t len, struct vigil_tag **out, si
 			rc = SERF_EFORMAT;
 			break;
 		}
-		char *key = dup_bytes_cstr(kb.p, kb.len);
-		char *val = dup_bytes_cstr(vb.p, vb.len);
+		char *key = mpack_text_dup(kb.p, kb.len);
+		char *val = mpack_text_dup(vb.p, vb.len);
 		if (!key || !val) {
 			rc = (kb.len && memchr(kb.p, 0, kb.len)) ||
 			     (vb.len && memchr(vb.p, 0, vb.len)) ? SERF_EFORMAT : SERF_ENOMEM;
@@ -991,21 +805,21 @@ static bool has_alive_members(const struct serf_layer *sl)
 	return false;
 }
 
-static int encode_intent(struct enc *e, uint8_t type, uint64_t ltime, const char *node,
+static int encode_intent(struct mpack_enc *e, uint8_t type, uint64_t ltime, const char *node,
 			 bool prune)
 {
-	enc_init(e, type);
-	enc_map(e, type == SERF_MSG_LEAVE ? 3 : 2);
-	enc_str(e, "LTime");
-	enc_u64(e, ltime);
-	enc_str(e, "Node");
-	enc_str(e, node);
+	mpack_enc_init(e, type);
+	mpack_enc_map(e, type == SERF_MSG_LEAVE ? 3 : 2);
+	mpack_enc_gostr(e, "LTime");
+	mpack_enc_u64(e, ltime);
+	mpack_enc_gostr(e, "Node");
+	mpack_enc_gostr(e, node);
 	if (type == SERF_MSG_LEAVE) {
-		enc_str(e, "Prune");
-		enc_bool(e, prune);
+		mpack_enc_gostr(e, "Prune");
+		mpack_enc_bool(e, prune);
 	}
 	if (e->err) {
-		enc_free(e);
+		mpack_enc_free(e);
 		return SERF_ENOMEM;
 	}
 	return SERF_OK;
@@ -1019,7 +833,7 @@ static bool handle_join_intent(struct serf_layer *sl, uint64_t ltime, const char
 
 static int broadcast_join(struct serf_layer *sl, uint64_t ltime, int64_t now)
 {
-	struct enc e;
+	struct mpack_enc e;
 	int rc;
 
 	clock_witness(&sl->clock, ltime);
@@ -1028,7 +842,7 @@ static int broadcast_join(struct serf_layer *sl, uint64_t ltime, int64_t now)
 	if (rc)
 		return rc;
 	out_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
-	enc_free(&e);
+	mpack_enc_free(&e);
 	return SERF_OK;
 }
 
@@ -1261,7 +1075,7 @@ static bool handle_user_event(struct serf_layer *sl, uint64_t ltime, const uint8
 		return false;
 	slot->ev = nv;
 	ue = &slot->ev[slot->n];
-	ue->name = dup_bytes_cstr(name, name_len);
+	ue->name = mpack_text_dup(name, name_len);
 	ue->payload = len ? malloc(len) : NULL;
 	ue->len = len;
 	if (!ue->name || (len && !ue->payload)) {
@@ -1288,7 +1102,7 @@ static bool handle_user_event(struct serf_layer *sl, uint64_t ltime, const uint8
 int serf_layer_user_event(struct serf_layer *sl, const char *name,
 			  const uint8_t *payload, size_t len, bool coalesce, int64_t now)
 {
-	struct enc e;
+	struct mpack_enc e;
 	uint64_t ltime;
 	size_t nlen;
 
@@ -1300,28 +1114,28 @@ int serf_layer_user_event(struct serf_layer *sl, const char *name,
 	    nlen + len > SL_USER_EVENT_HARD_LIMIT)
 		return SERF_ETOOBIG;
 	ltime = sl->event_clock;
-	enc_init(&e, SERF_MSG_USER_EVENT);
-	enc_map(&e, 4);
-	enc_str(&e, "CC");
-	enc_bool(&e, coalesce);
-	enc_str(&e, "LTime");
-	enc_u64(&e, ltime);
-	enc_str(&e, "Name");
-	enc_raw(&e, name, nlen);
-	enc_str(&e, "Payload");
-	enc_bytes(&e, payload, len);
+	mpack_enc_init(&e, SERF_MSG_USER_EVENT);
+	mpack_enc_map(&e, 4);
+	mpack_enc_gostr(&e, "CC");
+	mpack_enc_bool(&e, coalesce);
+	mpack_enc_gostr(&e, "LTime");
+	mpack_enc_u64(&e, ltime);
+	mpack_enc_gostr(&e, "Name");
+	mpack_enc_goraw(&e, name, nlen);
+	mpack_enc_gostr(&e, "Payload");
+	mpack_enc_gobytes(&e, payload, len);
 	if (e.err) {
-		enc_free(&e);
+		mpack_enc_free(&e);
 		return SERF_ENOMEM;
 	}
 	if (e.sb.size > (size_t)sl->cfg.user_event_size_limit) {
-		enc_free(&e);
+		mpack_enc_free(&e);
 		return SERF_ETOOBIG;
 	}
 	clock_tick(&sl->event_clock);
 	handle_user_event(sl, ltime, (const uint8_t *)name, nlen, payload, len, coalesce);
 	out_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
-	enc_free(&e);
+	mpack_enc_free(&e);
 	return SERF_OK;
 }
 
@@ -1358,40 +1172,40 @@ static int decode_query(const msgpack_object *o, struct query_msg *q)
 	uint64_t v = 0;
 
 	memset(q, 0, sizeof *q);
-	if (o->type != MSGPACK_OBJECT_MAP || !mp_map(o, &kv, &n))
+	if (o->type != MSGPACK_OBJECT_MAP || !mpack_go_map(o, &kv, &n))
 		return SERF_EFORMAT;
 	for (uint32_t i = 0; i < n; i++) {
 		const msgpack_object *k = &kv[i].key, *val = &kv[i].val;
 		bool ok = true;
-		if (mp_key_is(k, "LTime")) {
-			ok = mp_u64(val, UINT64_MAX, &q->ltime);
-		} else if (mp_key_is(k, "ID")) {
-			ok = mp_u64(val, UINT32_MAX, &v);
+		if (mpack_key_is(k, "LTime")) {
+			ok = mpack_go_uint(val, UINT64_MAX, &q->ltime);
+		} else if (mpack_key_is(k, "ID")) {
+			ok = mpack_go_uint(val, UINT32_MAX, &v);
 			q->id = (uint32_t)v;
-		} else if (mp_key_is(k, "Addr")) {
+		} else if (mpack_key_is(k, "Addr")) {
 			ok = mp_bytes(val, &q->addr);
-		} else if (mp_key_is(k, "Port")) {
-			ok = mp_u64(val, UINT16_MAX, &v);
+		} else if (mpack_key_is(k, "Port")) {
+			ok = mpack_go_uint(val, UINT16_MAX, &v);
 			q->port = (uint16_t)v;
-		} else if (mp_key_is(k, "SourceNode")) {
+		} else if (mpack_key_is(k, "SourceNode")) {
 			ok = mp_bytes(val, &q->source_node);
-		} else if (mp_key_is(k, "Filters")) {
-			ok = mp_array(val, &q->filters, &q->n_filters);
+		} else if (mpack_key_is(k, "Filters")) {
+			ok = mpack_go_array(val, &q->filters, &q->n_filters);
 			for (uint32_t j = 0; ok && j < q->n_filters; j++) {
 				struct wire_bytes b = {NULL, 0};
 				ok = mp_bytes(&q->filters[j], &b);
 			}
-		} else if (mp_key_is(k, "Flags")) {
-			ok = mp_u64(val, UINT32_MAX, &v);
+		} else if (mpack_key_is(k, "Flags")) {
+			ok = mpack_go_uint(val, UINT32_MAX, &v);
 			q->flags = (uint32_t)v;
-		} else if (mp_key_is(k, "RelayFactor")) {
-			ok = mp_u64(val, UINT8_MAX, &v);
+		} else if (mpack_key_is(k, "RelayFactor")) {
+			ok = mpack_go_uint(val, UINT8_MAX, &v);
 			q->relay_factor = (uint8_t)v;
-		} else if (mp_key_is(k, "Timeout")) {
-			ok = mp_i64(val, &q->timeout_ns);
-		} else if (mp_key_is(k, "Name")) {
+		} else if (mpack_key_is(k, "Timeout")) {
+			ok = mpack_go_int(val, &q->timeout_ns);
+		} else if (mpack_key_is(k, "Name")) {
 			ok = mp_bytes(val, &q->name);
-		} else if (mp_key_is(k, "Payload")) {
+		} else if (mpack_key_is(k, "Payload")) {
 			ok = mp_bytes(val, &q->payload);
 		}
 		if (!ok)
@@ -1412,22 +1226,22 @@ static int decode_query_resp(const msgpack_object *o, struct query_resp_msg *r)
 	uint64_t v = 0;
 
 	memset(r, 0, sizeof *r);
-	if (o->type != MSGPACK_OBJECT_MAP || !mp_map(o, &kv, &n))
+	if (o->type != MSGPACK_OBJECT_MAP || !mpack_go_map(o, &kv, &n))
 		return SERF_EFORMAT;
 	for (uint32_t i = 0; i < n; i++) {
 		const msgpack_object *k = &kv[i].key, *val = &kv[i].val;
 		bool ok = true;
-		if (mp_key_is(k, "LTime")) {
-			ok = mp_u64(val, UINT64_MAX, &r->ltime);
-		} else if (mp_key_is(k, "ID")) {
-			ok = mp_u64(val, UINT32_MAX, &v);
+		if (mpack_key_is(k, "LTime")) {
+			ok = mpack_go_uint(val, UINT64_MAX, &r->ltime);
+		} else if (mpack_key_is(k, "ID")) {
+			ok = mpack_go_uint(val, UINT32_MAX, &v);
 			r->id = (uint32_t)v;
-		} else if (mp_key_is(k, "From")) {
+		} else if (mpack_key_is(k, "From")) {
 			ok = mp_bytes(val, &r->from);
-		} else if (mp_key_is(k, "Flags")) {
-			ok = mp_u64(val, UINT32_MAX, &v);
+		} else if (mpack_key_is(k, "Flags")) {
+			ok = mpack_go_uint(val, UINT32_MAX, &v);
 			r->flags = (uint32_t)v;
-		} else if (mp_key_is(k, "Payload")) {
+		} else if (mpack_key_is(k, "Payload")) {
 			ok = mp_bytes(val, &r->payload);
 		}
 		if (!ok)
@@ -1480,7 +1294,7 @@ static bool should_process(const struct serf_layer *sl, const struct query_msg *
 		if (f.p[0] == 0) {             /* filterNodeType: []string */
 			const msgpack_object *it;
 			uint32_t n;
-			if (mp_array(&u.data, &it, &n)) {
+			if (mpack_go_array(&u.data, &it, &n)) {
 				for (uint32_t j = 0; j < n && !ok; j++) {
 					struct wire_bytes b = {NULL, 0};
 					if (!mp_bytes(&it[j], &b))
@@ -1492,17 +1306,17 @@ static bool should_process(const struct serf_layer *sl, const struct query_msg *
 			const msgpack_object_kv *kv;
 			uint32_t n;
 			struct wire_bytes tag = {NULL, 0}, expr = {NULL, 0};
-			bool good = u.data.type == MSGPACK_OBJECT_MAP && mp_map(&u.data, &kv, &n);
+			bool good = u.data.type == MSGPACK_OBJECT_MAP && mpack_go_map(&u.data, &kv, &n);
 			for (uint32_t j = 0; good && j < n; j++) {
-				if (mp_key_is(&kv[j].key, "Tag"))
+				if (mpack_key_is(&kv[j].key, "Tag"))
 					good = mp_bytes(&kv[j].val, &tag);
-				else if (mp_key_is(&kv[j].key, "Expr"))
+				else if (mpack_key_is(&kv[j].key, "Expr"))
 					good = mp_bytes(&kv[j].val, &expr);
 			}
 			if (good) {
 				char key[256];
 				const char *val = NULL;
-				if (bytes_to_cstr(tag.p, tag.len, key, sizeof key))
+				if (mpack_text_copy(tag.p, tag.len, key, sizeof key))
 					val = tag_get(sl->tags, sl->n_tags, key);
 				/* a missing tag reads as "" (Go map zero value) */
 				ok = filter_match(sl, &expr, val ? val : "", &budget);
@@ -1515,23 +1329,23 @@ static bool should_process(const struct serf_layer *sl, const struct query_msg *
 	return true;
 }
 
-static int encode_query_resp(struct enc *e, int outer_type, uint64_t ltime, uint32_t id,
+static int encode_query_resp(struct mpack_enc *e, int outer_type, uint64_t ltime, uint32_t id,
 			     const char *from, uint32_t flags, const uint8_t *p, size_t len)
 {
-	enc_init(e, outer_type);
-	enc_map(e, 5);
-	enc_str(e, "Flags");
-	enc_u64(e, flags);
-	enc_str(e, "From");
-	enc_str(e, from);
-	enc_str(e, "ID");
-	enc_u64(e, id);
-	enc_str(e, "LTime");
-	enc_u64(e, ltime);
-	enc_str(e, "Payload");
-	enc_bytes(e, p, len);
+	mpack_enc_init(e, outer_type);
+	mpack_enc_map(e, 5);
+	mpack_enc_gostr(e, "Flags");
+	mpack_enc_u64(e, flags);
+	mpack_enc_gostr(e, "From");
+	mpack_enc_gostr(e, from);
+	mpack_enc_gostr(e, "ID");
+	mpack_enc_u64(e, id);
+	mpack_enc_gostr(e, "LTime");
+	mpack_enc_u64(e, ltime);
+	mpack_enc_gostr(e, "Payload");
+	mpack_enc_gobytes(e, p, len);
 	if (e->err) {
-		enc_free(e);
+		mpack_enc_free(e);
 		return SERF_ENOMEM;
 	}
 	return SERF_OK;
@@ -1567,50 +1381,50 @@ static void relay_response(struct serf_layer *sl, uint8_t relay_factor,
 			   uint64_t ltime, uint32_t id, uint32_t flags,
 			   const uint8_t *payload, size_t len)
 {
-	struct enc e;
+	struct mpack_enc e;
 	struct sl_member **chosen;
 	size_t k = 0, n = sl->n_members;
 	uint8_t ip[16];
 
 	if (relay_factor == 0 || n < (size_t)relay_factor + 1)
 		return;
-	enc_init(&e, SERF_MSG_RELAY);
-	enc_map(&e, 2);
-	enc_str(&e, "DestAddr");
-	enc_map(&e, 3);                  /* net.UDPAddr{IP, Port, Zone} */
-	enc_str(&e, "IP");
+	mpack_enc_init(&e, SERF_MSG_RELAY);
+	mpack_enc_map(&e, 2);
+	mpack_enc_gostr(&e, "DestAddr");
+	mpack_enc_map(&e, 3);                  /* net.UDPAddr{IP, Port, Zone} */
+	mpack_enc_gostr(&e, "IP");
 	memcpy(ip, dest->ip, dest->ip_len);
-	enc_raw(&e, ip, dest->ip_len);
-	enc_str(&e, "Port");
-	enc_i64(&e, dest->port);
-	enc_str(&e, "Zone");
-	enc_str(&e, "");
-	enc_str(&e, "DestName");
-	enc_str(&e, dest_name);
+	mpack_enc_goraw(&e, ip, dest->ip_len);
+	mpack_enc_gostr(&e, "Port");
+	mpack_enc_i64(&e, dest->port);
+	mpack_enc_gostr(&e, "Zone");
+	mpack_enc_gostr(&e, "");
+	mpack_enc_gostr(&e, "DestName");
+	mpack_enc_gostr(&e, dest_name);
 	{
 		char t = SERF_MSG_QUERY_RESPONSE;
 		e.err |= msgpack_sbuffer_write(&e.sb, &t, 1);
 	}
-	enc_map(&e, 5);
-	enc_str(&e, "Flags");
-	enc_u64(&e, flags);
-	enc_str(&e, "From");
-	enc_str(&e, sl->cfg.name);
-	enc_str(&e, "ID");
-	enc_u64(&e, id);
-	enc_str(&e, "LTime");
-	enc_u64(&e, ltime);
-	enc_str(&e, "Payload");
-	enc_bytes(&e, payload, len);
+	mpack_enc_map(&e, 5);
+	mpack_enc_gostr(&e, "Flags");
+	mpack_enc_u64(&e, flags);
+	mpack_enc_gostr(&e, "From");
+	mpack_enc_gostr(&e, sl->cfg.name);
+	mpack_enc_gostr(&e, "ID");
+	mpack_enc_u64(&e, id);
+	mpack_enc_gostr(&e, "LTime");
+	mpack_enc_u64(&e, ltime);
+	mpack_enc_gostr(&e, "Payload");
+	mpack_enc_gobytes(&e, payload, len);
 	if (e.err || e.sb.size > (size_t)sl->cfg.query_response_size_limit) {
 		sl_log(sl, 3, "serf: relayed response exceeds limit of %d bytes",
 		       sl->cfg.query_response_size_limit);
-		enc_free(&e);
+		mpack_enc_free(&e);
 		return;
 	}
 	chosen = calloc(relay_factor, sizeof *chosen);
 	if (!chosen) {
-		enc_free(&e);
+		mpack_enc_free(&e);
 		return;
 	}
 	/* kRandomMembers: up to 3n random draws, skipping unfit and repeats. */
@@ -1631,7 +1445,7 @@ static void relay_response(struct serf_layer *sl, uint8_t relay_factor,
 					    (const uint8_t *)e.sb.data, e.sb.size);
 	sl->stats.relays += k;
 	free(chosen);
-	enc_free(&e);
+	mpack_enc_free(&e);
 }
 
 static struct sl_inquery *inq_find(struct serf_layer *sl, uint32_t id, size_t *idx)
@@ -1655,7 +1469,7 @@ static int respond_inq(struct serf_layer *sl, size_t idx, const uint8_t *payload
 		       size_t len, int64_t now)
 {
 	struct sl_inquery q = sl->inq[idx];
-	struct enc e;
+	struct mpack_enc e;
 	int rc;
 
 	if (now > q.deadline) {
@@ -1667,7 +1481,7 @@ static int respond_inq(struct serf_layer *sl, size_t idx, const uint8_t *payload
 	if (rc)
 		return rc;
 	if (e.sb.size > (size_t)sl->cfg.query_response_size_limit) {
-		enc_free(&e);
+		mpack_enc_free(&e);
 		return SERF_ETOOBIG;
 	}
 	/* Remove first: the callbacks below may re-enter. */
@@ -1675,7 +1489,7 @@ static int respond_inq(struct serf_layer *sl, size_t idx, const uint8_t *payload
 	send_to_node(sl, &q.addr, q.source, (const uint8_t *)e.sb.data, e.sb.size, now);
 	relay_response(sl, q.relay_factor, &q.addr, q.source, q.ltime, q.id, 0, payload, len);
 	sl->stats.responses_sent++;
-	enc_free(&e);
+	mpack_enc_free(&e);
 	return SERF_OK;
 }
 
@@ -1692,35 +1506,35 @@ int serf_layer_respond(struct serf_layer *sl, uint32_t id, const uint8_t *payloa
 }
 
 /* Member as go-msgpack encodes serf.Member (the conflict response body). */
-static void enc_member(struct enc *e, const struct sl_member *m)
+static void enc_member(struct mpack_enc *e, const struct sl_member *m)
 {
 	/* vsn[] is pmin pmax pcur dmin dmax dcur; fields go in name order */
-	enc_map(e, 11);
-	enc_str(e, "Addr");
-	enc_bytes(e, m->addr.ip, m->addr.ip_len);
-	enc_str(e, "DelegateCur");
-	enc_u64(e, m->m.vsn[5]);
-	enc_str(e, "DelegateMax");
-	enc_u64(e, m->m.vsn[4]);
-	enc_str(e, "DelegateMin");
-	enc_u64(e, m->m.vsn[3]);
-	enc_str(e, "Name");
-	enc_str(e, m->m.name);
-	enc_str(e, "Port");
-	enc_u64(e, m->m.port);
-	enc_str(e, "ProtocolCur");
-	enc_u64(e, m->m.vsn[2]);
-	enc_str(e, "ProtocolMax");
-	enc_u64(e, m->m.vsn[1]);
-	enc_str(e, "ProtocolMin");
-	enc_u64(e, m->m.vsn[0]);
-	enc_str(e, "Status");
-	enc_i64(e, (int64_t)m->m.status);
-	enc_str(e, "Tags");
-	enc_map(e, m->m.n_tags);
+	mpack_enc_map(e, 11);
+	mpack_enc_gostr(e, "Addr");
+	mpack_enc_gobytes(e, m->addr.ip, m->addr.ip_len);
+	mpack_enc_gostr(e, "DelegateCur");
+	mpack_enc_u64(e, m->m.vsn[5]);
+	mpack_enc_gostr(e, "DelegateMax");
+	mpack_enc_u64(e, m->m.vsn[4]);
+	mpack_enc_gostr(e, "DelegateMin");
+	mpack_enc_u64(e, m->m.vsn[3]);
+	mpack_enc_gostr(e, "Name");
+	mpack_enc_gostr(e, m->m.name);
+	mpack_enc_gostr(e, "Port");
+	mpack_enc_u64(e, m->m.port);
+	mpack_enc_gostr(e, "ProtocolCur");
+	mpack_enc_u64(e, m->m.vsn[2]);
+	mpack_enc_gostr(e, "ProtocolMax");
+	mpack_enc_u64(e, m->m.vsn[1]);
+	mpack_enc_gostr(e, "ProtocolMin");
+	mpack_enc_u64(e, m->m.vsn[0]);
+	mpack_enc_gostr(e, "Status");
+	mpack_enc_i64(e, (int64_t)m->m.status);
+	mpack_enc_gostr(e, "Tags");
+	mpack_enc_map(e, m->m.n_tags);
 	for (size_t i = 0; i < m->m.n_tags; i++) {
-		enc_str(e, m->m.tags[i].key);
-		enc_str(e, m->m.tags[i].value);
+		mpack_enc_gostr(e, m->m.tags[i].key);
+		mpack_enc_gostr(e, m->m.tags[i].value);
 	}
 }
 
@@ -1730,21 +1544,21 @@ static void handle_conflict_query(struct serf_layer *sl, const struct query_msg 
 {
 	char node[WIRE_NAME_MAX + 1];
 	const struct sl_member *m = NULL;
-	struct enc e;
+	struct mpack_enc e;
 
-	if (!bytes_to_cstr(q->payload.p, q->payload.len, node, sizeof node))
+	if (!mpack_text_copy(q->payload.p, q->payload.len, node, sizeof node))
 		return;
 	if (strcmp(node, sl->cfg.name) == 0)
 		return;              /* never vote about ourselves */
 	m = member_find(sl, node);
-	enc_init(&e, SERF_MSG_CONFLICT_RESPONSE);
+	mpack_enc_init(&e, SERF_MSG_CONFLICT_RESPONSE);
 	if (m)
 		enc_member(&e, m);
 	else
 		e.err |= msgpack_pack_nil(&e.pk);
 	if (!e.err)
 		respond_inq(sl, idx, (const uint8_t *)e.sb.data, e.sb.size, now);
-	enc_free(&e);
+	mpack_enc_free(&e);
 }
 
 /* handleQuery; true = rebroadcast. */
@@ -1799,17 +1613,17 @@ static bool handle_query(struct serf_layer *sl, const struct query_msg *q, int64
 
 	if (!make_addr(q->addr.p, q->addr.len, q->port, &dest))
 		memset(&dest, 0, sizeof dest);
-	bytes_to_cstr(q->source_node.p, q->source_node.len, source, sizeof source);
+	mpack_text_copy(q->source_node.p, q->source_node.len, source, sizeof source);
 
 	if (q->flags & SERF_QUERY_FLAG_ACK) {
-		struct enc e;
+		struct mpack_enc e;
 		if (encode_query_resp(&e, SERF_MSG_QUERY_RESPONSE, q->ltime, q->id, sl->cfg.name,
 				      SERF_QUERY_FLAG_ACK, NULL, 0) == SERF_OK) {
 			send_to_node(sl, &dest, source, (const uint8_t *)e.sb.data, e.sb.size, now);
 			relay_response(sl, q->relay_factor, &dest, source, q->ltime, q->id,
 				       SERF_QUERY_FLAG_ACK, NULL, 0);
 			sl->stats.acks_sent++;
-			enc_free(&e);
+			mpack_enc_free(&e);
 		}
 	}
 
@@ -1837,7 +1651,7 @@ static bool handle_query(struct serf_layer *sl, const struct query_msg *q, int64
 	sl->inq[idx].relay_factor = q->relay_factor;
 	sl->inq[idx].deadline = now + timeout_ms;
 
-	name = dup_bytes_cstr(q->name.p, q->name.len);
+	name = mpack_text_dup(q->name.p, q->name.len);
 	if (!name)
 		return rebroadcast;
 	if (strncmp(name, SERF_INTERNAL_QUERY_PREFIX, strlen(SERF_INTERNAL_QUERY_PREFIX)) == 0) {
@@ -1927,7 +1741,7 @@ static void handle_query_response(struct serf_layer *sl, const struct query_resp
 	}
 	if (now > q->deadline)
 		return;
-	if (!bytes_to_cstr(r->from.p, r->from.len, from, sizeof from))
+	if (!mpack_text_copy(r->from.p, r->from.len, from, sizeof from))
 		return;
 	memset(&ev, 0, sizeof ev);
 	m = member_find(sl, from);
@@ -1957,23 +1771,23 @@ static void handle_query_response(struct serf_layer *sl, const struct query_resp
 	myq_emit(sl, q, &ev);
 }
 
-static int encode_filter_nodes(struct enc *e, const char *const *nodes, size_t n)
+static int encode_filter_nodes(struct mpack_enc *e, const char *const *nodes, size_t n)
 {
-	enc_init(e, 0);
-	enc_array(e, n);
+	mpack_enc_init(e, 0);
+	mpack_enc_array(e, n);
 	for (size_t i = 0; i < n; i++)
-		enc_str(e, nodes[i]);
+		mpack_enc_gostr(e, nodes[i]);
 	return e->err ? SERF_ENOMEM : SERF_OK;
 }
 
-static int encode_filter_tag(struct enc *e, const char *tag, const char *expr)
+static int encode_filter_tag(struct mpack_enc *e, const char *tag, const char *expr)
 {
-	enc_init(e, 1);
-	enc_map(e, 2);
-	enc_str(e, "Expr");
-	enc_str(e, expr);
-	enc_str(e, "Tag");
-	enc_str(e, tag);
+	mpack_enc_init(e, 1);
+	mpack_enc_map(e, 2);
+	mpack_enc_gostr(e, "Expr");
+	mpack_enc_gostr(e, expr);
+	mpack_enc_gostr(e, "Tag");
+	mpack_enc_gostr(e, tag);
 	return e->err ? SERF_ENOMEM : SERF_OK;
 }
 
@@ -1986,7 +1800,7 @@ int serf_layer_query(struct serf_layer *sl, const char *name,
 	static const struct vigil_query_params none;
 	const struct sl_member *self;
 	struct query_msg q;
-	struct enc e, f;
+	struct mpack_enc e, f;
 	int64_t timeout_ms;
 	uint32_t id;
 	size_t n_filters, alive = 0;
@@ -2022,16 +1836,16 @@ int serf_layer_query(struct serf_layer *sl, const char *name,
 	}
 	id = (uint32_t)(sl_rand(sl) & 0x7fffffff);   /* rand.Int31 */
 
-	enc_init(&e, SERF_MSG_QUERY);
+	mpack_enc_init(&e, SERF_MSG_QUERY);
 	n_filters = (p->n_filter_nodes ? 1 : 0) + p->n_filter_tags / 2;
-	enc_map(&e, 11);
-	enc_str(&e, "Addr");
-	enc_bytes(&e, self->addr.ip, self->addr.ip_len);
-	enc_str(&e, "Filters");
+	mpack_enc_map(&e, 11);
+	mpack_enc_gostr(&e, "Addr");
+	mpack_enc_gobytes(&e, self->addr.ip, self->addr.ip_len);
+	mpack_enc_gostr(&e, "Filters");
 	if (n_filters == 0) {
 		e.err |= msgpack_pack_nil(&e.pk);
 	} else {
-		enc_array(&e, n_filters);
+		mpack_enc_array(&e, n_filters);
 		if (p->n_filter_nodes) {
 			for (size_t i = 0; i < p->n_filter_nodes; i++)
 				if (!p->filter_nodes[i])
@@ -2039,9 +1853,9 @@ int serf_layer_query(struct serf_layer *sl, const char *name,
 			if (!e.err) {
 				rc = encode_filter_nodes(&f, p->filter_nodes, p->n_filter_nodes);
 				if (!rc)
-					enc_raw(&e, f.sb.data, f.sb.size);
+					mpack_enc_goraw(&e, f.sb.data, f.sb.size);
 				e.err |= rc;
-				enc_free(&f);
+				mpack_enc_free(&f);
 			}
 		}
 		for (size_t i = 0; i + 1 < p->n_filter_tags && !e.err; i += 2) {
@@ -2051,35 +1865,35 @@ int serf_layer_query(struct serf_layer *sl, const char *name,
 			}
 			rc = encode_filter_tag(&f, p->filter_tags[i], p->filter_tags[i + 1]);
 			if (!rc)
-				enc_raw(&e, f.sb.data, f.sb.size);
+				mpack_enc_goraw(&e, f.sb.data, f.sb.size);
 			e.err |= rc;
-			enc_free(&f);
+			mpack_enc_free(&f);
 		}
 	}
-	enc_str(&e, "Flags");
-	enc_u64(&e, p->request_ack ? SERF_QUERY_FLAG_ACK : 0);
-	enc_str(&e, "ID");
-	enc_u64(&e, id);
-	enc_str(&e, "LTime");
-	enc_u64(&e, sl->query_clock);
-	enc_str(&e, "Name");
-	enc_str(&e, name);
-	enc_str(&e, "Payload");
-	enc_bytes(&e, payload, len);
-	enc_str(&e, "Port");
-	enc_u64(&e, self->addr.port);
-	enc_str(&e, "RelayFactor");
-	enc_u64(&e, (uint64_t)p->relay_factor);
-	enc_str(&e, "SourceNode");
-	enc_str(&e, sl->cfg.name);
-	enc_str(&e, "Timeout");
-	enc_i64(&e, timeout_ms * 1000000);  /* time.Duration: nanoseconds */
+	mpack_enc_gostr(&e, "Flags");
+	mpack_enc_u64(&e, p->request_ack ? SERF_QUERY_FLAG_ACK : 0);
+	mpack_enc_gostr(&e, "ID");
+	mpack_enc_u64(&e, id);
+	mpack_enc_gostr(&e, "LTime");
+	mpack_enc_u64(&e, sl->query_clock);
+	mpack_enc_gostr(&e, "Name");
+	mpack_enc_gostr(&e, name);
+	mpack_enc_gostr(&e, "Payload");
+	mpack_enc_gobytes(&e, payload, len);
+	mpack_enc_gostr(&e, "Port");
+	mpack_enc_u64(&e, self->addr.port);
+	mpack_enc_gostr(&e, "RelayFactor");
+	mpack_enc_u64(&e, (uint64_t)p->relay_factor);
+	mpack_enc_gostr(&e, "SourceNode");
+	mpack_enc_gostr(&e, sl->cfg.name);
+	mpack_enc_gostr(&e, "Timeout");
+	mpack_enc_i64(&e, timeout_ms * 1000000);  /* time.Duration: nanoseconds */
 	if (e.err) {
-		enc_free(&e);
+		mpack_enc_free(&e);
 		return SERF_EINVAL;
 	}
 	if (e.sb.size > (size_t)sl->cfg.query_size_limit) {
-		enc_free(&e);
+		mpack_enc_free(&e);
 		return SERF_ETOOBIG;
 	}
 
@@ -2088,7 +1902,7 @@ int serf_layer_query(struct serf_layer *sl, const char *name,
 		size_t nc = sl->cap_myq ? sl->cap_myq * 2 : 8;
 		struct sl_myquery *nq = realloc(sl->myq, nc * sizeof *nq);
 		if (!nq) {
-			enc_free(&e);
+			mpack_enc_free(&e);
 			return SERF_ENOMEM;
 		}
 		sl->myq = nq;
@@ -2098,7 +1912,7 @@ int serf_layer_query(struct serf_layer *sl, const char *name,
 	memset(mq, 0, sizeof *mq);
 	mq->name = strdup(name);
 	if (!mq->name) {
-		enc_free(&e);
+		mpack_enc_free(&e);
 		return SERF_ENOMEM;
 	}
 	mq->ltime = sl->query_clock;
@@ -2119,7 +1933,7 @@ int serf_layer_query(struct serf_layer *sl, const char *name,
 		msgpack_unpacked_destroy(&u);
 	}
 	out_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
-	enc_free(&e);
+	mpack_enc_free(&e);
 	return SERF_OK;
 }
 
@@ -2134,21 +1948,21 @@ static int decode_intent(const msgpack_object *o, uint64_t *ltime, char *node, b
 
 	*ltime = 0;
 	*prune = false;
-	if (o->type != MSGPACK_OBJECT_MAP || !mp_map(o, &kv, &n))
+	if (o->type != MSGPACK_OBJECT_MAP || !mpack_go_map(o, &kv, &n))
 		return SERF_EFORMAT;
 	for (uint32_t i = 0; i < n; i++) {
 		bool ok = true;
-		if (mp_key_is(&kv[i].key, "LTime"))
-			ok = mp_u64(&kv[i].val, UINT64_MAX, ltime);
-		else if (mp_key_is(&kv[i].key, "Node"))
+		if (mpack_key_is(&kv[i].key, "LTime"))
+			ok = mpack_go_uint(&kv[i].val, UINT64_MAX, ltime);
+		else if (mpack_key_is(&kv[i].key, "Node"))
 			ok = mp_bytes(&kv[i].val, &nb);
-		else if (mp_key_is(&kv[i].key, "Prune"))
-			ok = mp_bool(&kv[i].val, prune);
+		else if (mpack_key_is(&kv[i].key, "Prune"))
+			ok = mpack_go_bool(&kv[i].val, prune);
 		if (!ok)
 			return SERF_EFORMAT;
 	}
 	/* A name memberlist could never carry cannot be a member. */
-	if (nb.len == 0 || !bytes_to_cstr(nb.p, nb.len, node, WIRE_NAME_MAX + 1))
+	if (nb.len == 0 || !mpack_text_copy(nb.p, nb.len, node, WIRE_NAME_MAX + 1))
 		return SERF_EFORMAT;
 	return SERF_OK;
 }
@@ -2163,18 +1977,18 @@ static int decode_user_event(const msgpack_object *o, uint64_t *ltime,
 	*cc = false;
 	name->p = payload->p = NULL;
 	name->len = payload->len = 0;
-	if (o->type != MSGPACK_OBJECT_MAP || !mp_map(o, &kv, &n))
+	if (o->type != MSGPACK_OBJECT_MAP || !mpack_go_map(o, &kv, &n))
 		return SERF_EFORMAT;
 	for (uint32_t i = 0; i < n; i++) {
 		bool ok = true;
-		if (mp_key_is(&kv[i].key, "LTime"))
-			ok = mp_u64(&kv[i].val, UINT64_MAX, ltime);
-		else if (mp_key_is(&kv[i].key, "Name"))
+		if (mpack_key_is(&kv[i].key, "LTime"))
+			ok = mpack_go_uint(&kv[i].val, UINT64_MAX, ltime);
+		else if (mpack_key_is(&kv[i].key, "Name"))
 			ok = mp_bytes(&kv[i].val, name);
-		else if (mp_key_is(&kv[i].key, "Payload"))
+		else if (mpack_key_is(&kv[i].key, "Payload"))
 			ok = mp_bytes(&kv[i].val, payload);
-		else if (mp_key_is(&kv[i].key, "CC"))
-			ok = mp_bool(&kv[i].val, cc);
+		else if (mpack_key_is(&kv[i].key, "CC"))
+			ok = mpack_go_bool(&kv[i].val, cc);
 		if (!ok)
 			return SERF_EFORMAT;
 	}
@@ -2200,22 +2014,22 @@ static void handle_relay(struct serf_layer *sl, const uint8_t *p, size_t len, in
 		sl->stats.decode_errors++;
 		return;
 	}
-	ok = u.data.type == MSGPACK_OBJECT_MAP && mp_map(&u.data, &kv, &n);
+	ok = u.data.type == MSGPACK_OBJECT_MAP && mpack_go_map(&u.data, &kv, &n);
 	for (uint32_t i = 0; ok && i < n; i++) {
-		if (mp_key_is(&kv[i].key, "DestAddr")) {
-			ok = kv[i].val.type == MSGPACK_OBJECT_MAP && mp_map(&kv[i].val, &akv, &an);
+		if (mpack_key_is(&kv[i].key, "DestAddr")) {
+			ok = kv[i].val.type == MSGPACK_OBJECT_MAP && mpack_go_map(&kv[i].val, &akv, &an);
 			for (uint32_t j = 0; ok && j < an; j++) {
-				if (mp_key_is(&akv[j].key, "IP"))
+				if (mpack_key_is(&akv[j].key, "IP"))
 					ok = mp_bytes(&akv[j].val, &ip);
-				else if (mp_key_is(&akv[j].key, "Port"))
-					ok = mp_u64(&akv[j].val, UINT16_MAX, &port);
+				else if (mpack_key_is(&akv[j].key, "Port"))
+					ok = mpack_go_uint(&akv[j].val, UINT16_MAX, &port);
 			}
-		} else if (mp_key_is(&kv[i].key, "DestName")) {
+		} else if (mpack_key_is(&kv[i].key, "DestName")) {
 			ok = mp_bytes(&kv[i].val, &dn);
 		}
 	}
 	ok = ok && make_addr(ip.p, ip.len, (uint16_t)port, &to) &&
-	     bytes_to_cstr(dn.p, dn.len, dest_name, sizeof dest_name);
+	     mpack_text_copy(dn.p, dn.len, dest_name, sizeof dest_name);
 	msgpack_unpacked_destroy(&u);
 	/*
 	 * serf forwards whatever follows; it only ever relays query
@@ -2341,7 +2155,7 @@ int serf_ext_state_record(struct wbuf *out, uint8_t type, const uint8_t *p, uint
 
 void serf_layer_local_state(struct serf_layer *sl, bool join, struct wbuf *out)
 {
-	struct enc e;
+	struct mpack_enc e;
 	size_t n_left = 0, n_slots = 0;
 
 	if (!sl || !out)
@@ -2351,48 +2165,48 @@ void serf_layer_local_state(struct serf_layer *sl, bool join, struct wbuf *out)
 	for (int i = 0; i < sl->cfg.event_buffer; i++)
 		n_slots += sl->events[i].used && sl->events[i].n > 0;
 
-	enc_init(&e, SERF_MSG_PUSH_PULL);
-	enc_map(&e, 6);
-	enc_str(&e, "EventLTime");
-	enc_u64(&e, sl->event_clock);
+	mpack_enc_init(&e, SERF_MSG_PUSH_PULL);
+	mpack_enc_map(&e, 6);
+	mpack_enc_gostr(&e, "EventLTime");
+	mpack_enc_u64(&e, sl->event_clock);
 	/* serf sends its whole ring with nil holes; the used slots suffice. */
-	enc_str(&e, "Events");
-	enc_array(&e, n_slots);
+	mpack_enc_gostr(&e, "Events");
+	mpack_enc_array(&e, n_slots);
 	for (int i = 0; i < sl->cfg.event_buffer; i++) {
 		const struct sl_event_slot *s = &sl->events[i];
 		if (!s->used || s->n == 0)
 			continue;
-		enc_map(&e, 2);
-		enc_str(&e, "Events");
-		enc_array(&e, s->n);
+		mpack_enc_map(&e, 2);
+		mpack_enc_gostr(&e, "Events");
+		mpack_enc_array(&e, s->n);
 		for (size_t j = 0; j < s->n; j++) {
-			enc_map(&e, 2);
-			enc_str(&e, "Name");
-			enc_str(&e, s->ev[j].name);
-			enc_str(&e, "Payload");
-			enc_bytes(&e, s->ev[j].payload, s->ev[j].len);
+			mpack_enc_map(&e, 2);
+			mpack_enc_gostr(&e, "Name");
+			mpack_enc_gostr(&e, s->ev[j].name);
+			mpack_enc_gostr(&e, "Payload");
+			mpack_enc_gobytes(&e, s->ev[j].payload, s->ev[j].len);
 		}
-		enc_str(&e, "LTime");
-		enc_u64(&e, s->ltime);
+		mpack_enc_gostr(&e, "LTime");
+		mpack_enc_u64(&e, s->ltime);
 	}
-	enc_str(&e, "LTime");
-	enc_u64(&e, sl->clock);
-	enc_str(&e, "LeftMembers");
-	enc_array(&e, n_left);
+	mpack_enc_gostr(&e, "LTime");
+	mpack_enc_u64(&e, sl->clock);
+	mpack_enc_gostr(&e, "LeftMembers");
+	mpack_enc_array(&e, n_left);
 	for (size_t i = 0; i < sl->n_members; i++)
 		if (sl->members[i]->m.status == VIGIL_STATUS_LEFT)
-			enc_str(&e, sl->members[i]->m.name);
-	enc_str(&e, "QueryLTime");
-	enc_u64(&e, sl->query_clock);
-	enc_str(&e, "StatusLTimes");
-	enc_map(&e, sl->n_members);
+			mpack_enc_gostr(&e, sl->members[i]->m.name);
+	mpack_enc_gostr(&e, "QueryLTime");
+	mpack_enc_u64(&e, sl->query_clock);
+	mpack_enc_gostr(&e, "StatusLTimes");
+	mpack_enc_map(&e, sl->n_members);
 	for (size_t i = 0; i < sl->n_members; i++) {
-		enc_str(&e, sl->members[i]->m.name);
-		enc_u64(&e, sl->members[i]->status_ltime);
+		mpack_enc_gostr(&e, sl->members[i]->m.name);
+		mpack_enc_u64(&e, sl->members[i]->status_ltime);
 	}
 	if (!e.err)
 		wbuf_append(out, e.sb.data, e.sb.size);
-	enc_free(&e);
+	mpack_enc_free(&e);
 	if (!e.err && sl->have_ext && sl->ext.local_state)
 		sl->ext.local_state(sl->ext.ctx, join, out);
 }
@@ -2467,21 +2281,21 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 	used += 1;
 
 	/* Validate everything before touching state. */
-	ok = u.data.type == MSGPACK_OBJECT_MAP && mp_map(&u.data, &kv, &n);
+	ok = u.data.type == MSGPACK_OBJECT_MAP && mpack_go_map(&u.data, &kv, &n);
 	for (uint32_t i = 0; ok && i < n; i++) {
 		const msgpack_object *k = &kv[i].key, *v = &kv[i].val;
-		if (mp_key_is(k, "LTime"))
-			ok = mp_u64(v, UINT64_MAX, &ltime);
-		else if (mp_key_is(k, "StatusLTimes"))
-			ok = mp_map(v, &skv, &n_status);
-		else if (mp_key_is(k, "LeftMembers"))
-			ok = mp_array(v, &left, &n_left);
-		else if (mp_key_is(k, "EventLTime"))
-			ok = mp_u64(v, UINT64_MAX, &eltime);
-		else if (mp_key_is(k, "Events"))
-			ok = mp_array(v, &events, &n_events);
-		else if (mp_key_is(k, "QueryLTime"))
-			ok = mp_u64(v, UINT64_MAX, &qltime);
+		if (mpack_key_is(k, "LTime"))
+			ok = mpack_go_uint(v, UINT64_MAX, &ltime);
+		else if (mpack_key_is(k, "StatusLTimes"))
+			ok = mpack_go_map(v, &skv, &n_status);
+		else if (mpack_key_is(k, "LeftMembers"))
+			ok = mpack_go_array(v, &left, &n_left);
+		else if (mpack_key_is(k, "EventLTime"))
+			ok = mpack_go_uint(v, UINT64_MAX, &eltime);
+		else if (mpack_key_is(k, "Events"))
+			ok = mpack_go_array(v, &events, &n_events);
+		else if (mpack_key_is(k, "QueryLTime"))
+			ok = mpack_go_uint(v, UINT64_MAX, &qltime);
 	}
 	if (ok && n_status) {
 		st = calloc(n_status, sizeof *st);
@@ -2489,7 +2303,7 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 	}
 	for (uint32_t i = 0; ok && i < n_status; i++) {
 		struct wire_bytes b = {NULL, 0};
-		ok = mp_bytes(&skv[i].key, &b) && mp_u64(&skv[i].val, UINT64_MAX, &st[i].ltime);
+		ok = mp_bytes(&skv[i].key, &b) && mpack_go_uint(&skv[i].val, UINT64_MAX, &st[i].ltime);
 		st[i].p = b.p;
 		st[i].len = b.len;
 	}
@@ -2511,21 +2325,21 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 		uint32_t nev;
 		if (events[i].type == MSGPACK_OBJECT_NIL)
 			continue;
-		ok = events[i].type == MSGPACK_OBJECT_MAP && mp_map(&events[i], &ekv, &en);
+		ok = events[i].type == MSGPACK_OBJECT_MAP && mpack_go_map(&events[i], &ekv, &en);
 		for (uint32_t j = 0; ok && j < en; j++) {
-			if (mp_key_is(&ekv[j].key, "LTime")) {
-				ok = mp_u64(&ekv[j].val, UINT64_MAX, &lt);
-			} else if (mp_key_is(&ekv[j].key, "Events")) {
-				ok = mp_array(&ekv[j].val, &evs, &nev);
+			if (mpack_key_is(&ekv[j].key, "LTime")) {
+				ok = mpack_go_uint(&ekv[j].val, UINT64_MAX, &lt);
+			} else if (mpack_key_is(&ekv[j].key, "Events")) {
+				ok = mpack_go_array(&ekv[j].val, &evs, &nev);
 				for (uint32_t m = 0; ok && m < nev; m++) {
 					const msgpack_object_kv *ukv = NULL;
 					uint32_t un = 0;
 					struct wire_bytes b = {NULL, 0};
 					ok = evs[m].type == MSGPACK_OBJECT_MAP &&
-					     mp_map(&evs[m], &ukv, &un);
+					     mpack_go_map(&evs[m], &ukv, &un);
 					for (uint32_t x = 0; ok && x < un; x++)
-						if (mp_key_is(&ukv[x].key, "Name") ||
-						    mp_key_is(&ukv[x].key, "Payload"))
+						if (mpack_key_is(&ukv[x].key, "Name") ||
+						    mpack_key_is(&ukv[x].key, "Payload"))
 							ok = mp_bytes(&ukv[x].val, &b);
 				}
 			}
@@ -2577,7 +2391,7 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 		char node[WIRE_NAME_MAX + 1];
 		struct name_lt *hit = n_status ? bsearch(&lf[i], st, n_status, sizeof *st,
 							 name_lt_cmp) : NULL;
-		if (!bytes_to_cstr(lf[i].p, lf[i].len, node, sizeof node) || !node[0])
+		if (!mpack_text_copy(lf[i].p, lf[i].len, node, sizeof node) || !node[0])
 			continue;
 		uint64_t lt = hit ? hit->ltime : 0;
 		handle_leave_intent(sl, lt == UINT64_MAX ? lt : lt + 1, node, false, now);
@@ -2586,7 +2400,7 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 		char node[WIRE_NAME_MAX + 1];
 		if (n_left && bsearch(&st[i], lf, n_left, sizeof *lf, name_lt_cmp))
 			continue;
-		if (!bytes_to_cstr(st[i].p, st[i].len, node, sizeof node) || !node[0])
+		if (!mpack_text_copy(st[i].p, st[i].len, node, sizeof node) || !node[0])
 			continue;
 		handle_join_intent(sl, st[i].ltime, node, now);
 	}
@@ -2599,22 +2413,22 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 		uint32_t nev = 0;
 		if (events[i].type == MSGPACK_OBJECT_NIL)
 			continue;
-		mp_map(&events[i], &ekv, &en);
+		mpack_go_map(&events[i], &ekv, &en);
 		for (uint32_t j = 0; j < en; j++) {
-			if (mp_key_is(&ekv[j].key, "LTime"))
-				mp_u64(&ekv[j].val, UINT64_MAX, &lt);
-			else if (mp_key_is(&ekv[j].key, "Events"))
-				mp_array(&ekv[j].val, &evs, &nev);
+			if (mpack_key_is(&ekv[j].key, "LTime"))
+				mpack_go_uint(&ekv[j].val, UINT64_MAX, &lt);
+			else if (mpack_key_is(&ekv[j].key, "Events"))
+				mpack_go_array(&ekv[j].val, &evs, &nev);
 		}
 		for (uint32_t m = 0; m < nev; m++) {
 			const msgpack_object_kv *ukv = NULL;
 			uint32_t un = 0;
 			struct wire_bytes name = {NULL, 0}, payload = {NULL, 0};
-			mp_map(&evs[m], &ukv, &un);
+			mpack_go_map(&evs[m], &ukv, &un);
 			for (uint32_t x = 0; x < un; x++) {
-				if (mp_key_is(&ukv[x].key, "Name"))
+				if (mpack_key_is(&ukv[x].key, "Name"))
 					mp_bytes(&ukv[x].val, &name);
-				else if (mp_key_is(&ukv[x].key, "Payload"))
+				else if (mpack_key_is(&ukv[x].key, "Payload"))
 					mp_bytes(&ukv[x].val, &payload);
 			}
 			if (name.len && memchr(name.p, 0, name.len))
@@ -2678,7 +2492,7 @@ static void notify_leave_directly(struct serf_layer *sl, const uint8_t *msg, siz
 
 int serf_layer_leave(struct serf_layer *sl, int64_t now)
 {
-	struct enc e;
+	struct mpack_enc e;
 	uint64_t ltime;
 	int rc;
 
@@ -2698,13 +2512,13 @@ int serf_layer_leave(struct serf_layer *sl, int64_t now)
 		return rc;
 	out_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
 	notify_leave_directly(sl, (const uint8_t *)e.sb.data, e.sb.size);
-	enc_free(&e);
+	mpack_enc_free(&e);
 	return SERF_OK;
 }
 
 int serf_layer_force_leave(struct serf_layer *sl, const char *node, bool prune, int64_t now)
 {
-	struct enc e;
+	struct mpack_enc e;
 	uint64_t ltime;
 	int rc;
 
@@ -2719,7 +2533,7 @@ int serf_layer_force_leave(struct serf_layer *sl, const char *node, bool prune, 
 	if (rc)
 		return rc;
 	out_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
-	enc_free(&e);
+	mpack_enc_free(&e);
 	return SERF_OK;
 }
 

@@ -1,0 +1,223 @@
+/* mpack.c — msgpack helpers over msgpack-c; see mpack.h for the rules. */
+#include "mpack.h"
+
+#include <stdlib.h>
+
+const msgpack_object *mpack_map_get(const msgpack_object *map, const char *key)
+{
+	if (!map || map->type != MSGPACK_OBJECT_MAP)
+		return NULL;
+	for (uint32_t i = 0; i < map->via.map.size; i++)
+		if (mpack_key_is(&map->via.map.ptr[i].key, key))
+			return &map->via.map.ptr[i].val;
+	return NULL;
+}
+
+bool mpack_uint(const msgpack_object *o, uint64_t max, uint64_t *v)
+{
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
+		return false;
+	*v = o->via.u64;
+	return true;
+}
+
+bool mpack_go_uint(const msgpack_object *o, uint64_t max, uint64_t *v)
+{
+	if (o->type == MSGPACK_OBJECT_NIL) {
+		*v = 0;
+		return true;
+	}
+	return mpack_uint(o, max, v);
+}
+
+bool mpack_go_int(const msgpack_object *o, int64_t *v)
+{
+	if (o->type == MSGPACK_OBJECT_NIL) {
+		*v = 0;
+		return true;
+	}
+	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+		*v = o->via.i64;
+		return true;
+	}
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > INT64_MAX)
+		return false;
+	*v = (int64_t)o->via.u64;
+	return true;
+}
+
+bool mpack_go_bool(const msgpack_object *o, bool *v)
+{
+	if (o->type == MSGPACK_OBJECT_NIL) {
+		*v = false;
+		return true;
+	}
+	if (o->type != MSGPACK_OBJECT_BOOLEAN)
+		return false;
+	*v = o->via.boolean;
+	return true;
+}
+
+bool mpack_go_bytes(const msgpack_object *o, const uint8_t **p, uint32_t *n)
+{
+	if (o->type == MSGPACK_OBJECT_NIL) {
+		*p = NULL;
+		*n = 0;
+		return true;
+	}
+	return mpack_view(o, p, n);
+}
+
+bool mpack_go_array(const msgpack_object *o, const msgpack_object **items, uint32_t *n)
+{
+	if (o->type == MSGPACK_OBJECT_NIL) {
+		*items = NULL;
+		*n = 0;
+		return true;
+	}
+	if (o->type != MSGPACK_OBJECT_ARRAY)
+		return false;
+	*items = o->via.array.ptr;
+	*n = o->via.array.size;
+	return true;
+}
+
+bool mpack_go_map(const msgpack_object *o, const msgpack_object_kv **kv, uint32_t *n)
+{
+	if (o->type == MSGPACK_OBJECT_NIL) {
+		*kv = NULL;
+		*n = 0;
+		return true;
+	}
+	if (o->type != MSGPACK_OBJECT_MAP)
+		return false;
+	*kv = o->via.map.ptr;
+	*n = o->via.map.size;
+	return true;
+}
+
+bool mpack_text_copy(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+	if (n >= cap || (n && memchr(p, 0, n)))
+		return false;
+	if (n)
+		memcpy(out, p, n);
+	out[n] = '\0';
+	return true;
+}
+
+char *mpack_text_dup(const uint8_t *p, size_t n)
+{
+	if (n && memchr(p, 0, n))
+		return NULL;
+	char *s = malloc(n + 1);
+	if (!s)
+		return NULL;
+	if (n)
+		memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
+int mpack_pack_str(msgpack_packer *pk, const void *s, size_t n)
+{
+	int err = msgpack_pack_str(pk, n);
+	if (n)
+		err |= msgpack_pack_str_body(pk, s, n);
+	return err;
+}
+
+int mpack_pack_bin(msgpack_packer *pk, const void *p, size_t n)
+{
+	int err = msgpack_pack_bin(pk, n);
+	if (n)
+		err |= msgpack_pack_bin_body(pk, p, n);
+	return err;
+}
+
+int mpack_pack_goraw(msgpack_packer *pk, const void *p, size_t n)
+{
+	int err = msgpack_pack_v4raw(pk, n);
+	if (n)
+		err |= msgpack_pack_v4raw_body(pk, p, n);
+	return err;
+}
+
+int mpack_pack_bool(msgpack_packer *pk, bool v)
+{
+	return v ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+}
+
+void mpack_enc_init(struct mpack_enc *e, int type)
+{
+	msgpack_sbuffer_init(&e->sb);
+	msgpack_packer_init(&e->pk, &e->sb, msgpack_sbuffer_write);
+	e->err = 0;
+	if (type >= 0) {
+		char t = (char)type;
+		e->err |= msgpack_sbuffer_write(&e->sb, &t, 1);
+	}
+}
+
+void mpack_enc_free(struct mpack_enc *e)
+{
+	msgpack_sbuffer_destroy(&e->sb);
+}
+
+void mpack_enc_str(struct mpack_enc *e, const char *s)
+{
+	e->err |= mpack_pack_str(&e->pk, s, strlen(s));
+}
+
+void mpack_enc_bin(struct mpack_enc *e, const void *p, size_t n)
+{
+	e->err |= mpack_pack_bin(&e->pk, p, n);
+}
+
+void mpack_enc_goraw(struct mpack_enc *e, const void *p, size_t n)
+{
+	e->err |= mpack_pack_goraw(&e->pk, p, n);
+}
+
+void mpack_enc_gostr(struct mpack_enc *e, const char *s)
+{
+	mpack_enc_goraw(e, s, strlen(s));
+}
+
+void mpack_enc_gobytes(struct mpack_enc *e, const void *p, size_t n)
+{
+	if (n == 0)
+		mpack_enc_nil(e);
+	else
+		mpack_enc_goraw(e, p, n);
+}
+
+void mpack_enc_u64(struct mpack_enc *e, uint64_t v)
+{
+	e->err |= msgpack_pack_uint64(&e->pk, v);
+}
+
+void mpack_enc_i64(struct mpack_enc *e, int64_t v)
+{
+	e->err |= msgpack_pack_int64(&e->pk, v);
+}
+
+void mpack_enc_bool(struct mpack_enc *e, bool v)
+{
+	e->err |= mpack_pack_bool(&e->pk, v);
+}
+
+void mpack_enc_nil(struct mpack_enc *e)
+{
+	e->err |= msgpack_pack_nil(&e->pk);
+}
+
+void mpack_enc_map(struct mpack_enc *e, size_t n)
+{
+	e->err |= msgpack_pack_map(&e->pk, n);
+}
+
+void mpack_enc_array(struct mpack_enc *e, size_t n)
+{
+	e->err |= msgpack_pack_array(&e->pk, n);
+}
