@@ -46,7 +46,9 @@ mpack_view(const msgpack_object *o, const uint8_t **p, uint32_t *n)
 	return false;
 }
 
-/* Whether map key k is name (a str or bin key; see the top). */
+/* Whether map key k is name (a str or bin key; see the top).  Always
+ * inlined: name is a literal, so its strlen folds to a constant (the packet
+ * codec compares every key of every message against several). */
 static inline __attribute__((always_inline)) bool
 mpack_key_is(const msgpack_object *k, const char *name)
 {
