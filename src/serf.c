@@ -12,6 +12,7 @@
  */
 #include "serf.h"
 #include "goregex.h"
+#include "logline.h"
 #include "mpack.h"
 
 #include <arpa/inet.h>
@@ -142,14 +143,10 @@ struct serf_layer {
 __attribute__((format(printf, 3, 4)))
 static void sl_log(const struct serf_layer *sl, int level, const char *fmt, ...)
 {
-	char buf[384];
 	va_list ap;
-	if (!sl->cfg.out.log)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
+	logline_vemit(sl->cfg.out.log, sl->cfg.out.ctx, NULL, 0, 384, level, fmt, ap);
 	va_end(ap);
-	sl->cfg.out.log(sl->cfg.out.ctx, level, buf);
 }
 
 static uint64_t sl_rand(struct serf_layer *sl)

@@ -36,6 +36,7 @@
 #include "coordinate.h"
 #include "crypto.h"
 #include "errors.h"
+#include "logline.h"
 #include "evqueue.h"
 #include "resolve.h"
 #include "ratelimit.h"
@@ -173,15 +174,10 @@ static int64_t boot_clock_ms(void)
 __attribute__((format(printf, 4, 5)))
 static void vlog_to(struct vigil *v, struct ratelimit *rl, int level, const char *fmt, ...)
 {
-	char msg[600];
 	va_list ap;
-	if (!v->cfg.on_log)
-		return;
 	va_start(ap, fmt);
-	bool ok = ratelimit_vformat(rl, fmt, level, v->now, msg, sizeof msg, fmt, ap);
+	logline_vemit(v->cfg.on_log, v->cfg.ctx, rl, v->now, LOGLINE_MAX, level, fmt, ap);
 	va_end(ap);
-	if (ok)
-		v->cfg.on_log(v->cfg.ctx, level, msg);
 }
 
 #define vlog(v, level, ...) vlog_to((v), NULL, (level), __VA_ARGS__)
@@ -197,17 +193,6 @@ static void layer_log(void *ctx, int level, const char *msg)
 	struct vigil *v = ctx;
 	if (v->cfg.on_log)
 		v->cfg.on_log(v->cfg.ctx, level, msg);
-}
-
-__attribute__((format(printf, 3, 4)))
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 static uint64_t random_seed(void)
@@ -1029,7 +1014,7 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		if (!v->coords || coord_client_init(v->coords, &cc, random_seed()) != 0) {
 			free(v->coords);
 			v->coords = NULL;
-			set_err(err, errlen, "Failed to create coordinate client");
+			errtext_set(err, errlen, "Failed to create coordinate client");
 			goto fail;
 		}
 		sh.ack_payload = h_ack_payload;
@@ -2340,7 +2325,7 @@ static void key_result(void *ctx, const struct vigil_event *ev)
 static int keys_op_fail(struct vigil *v, char *err, size_t errlen, int code, const char *msg)
 {
 	errbuf_set(&v->eb, code, "vigil_keys_op: %s", msg);
-	set_err(err, errlen, "%s", msg);
+	errtext_set(err, errlen, "%s", msg);
 	return code;
 }
 
@@ -2351,7 +2336,7 @@ int vigil_keys_op(vigil_t *v, enum vigil_keys_opcode op, const char *b64key,
 	size_t key_len = 0;
 	int rc;
 	if (!v) {
-		set_err(err, errlen, "invalid argument");
+		errtext_set(err, errlen, "invalid argument");
 		return VIGIL_ERR_INVALID;
 	}
 	if (!cb || (op != VIGIL_KEYS_LIST && !b64key) || (unsigned)op > VIGIL_KEYS_LIST)

@@ -32,6 +32,7 @@
 #include <msgpack.h>
 #include <libdeflate.h>
 
+#include "logline.h"
 #include "mpack.h"
 #include "will_key.h"
 
@@ -144,14 +145,10 @@ struct will {
 __attribute__((format(printf, 3, 4)))
 static void logf_(const struct will *w, int level, const char *fmt, ...)
 {
-	char buf[512];
 	va_list ap;
-	if (!w->cfg.out.log)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
+	logline_vemit(w->cfg.out.log, w->cfg.out.ctx, NULL, 0, 512, level, fmt, ap);
 	va_end(ap);
-	w->cfg.out.log(w->cfg.out.ctx, level, buf);
 }
 
 static bool is_self(const struct will *w, const char *name)
