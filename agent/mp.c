@@ -51,20 +51,7 @@ bool mp_decode(msgpack_unpacked *res, const uint8_t *buf, size_t len)
 
 bool mp_as_bytes(const msgpack_object *o, const char **p, size_t *n)
 {
-	const uint8_t *view;
-	uint32_t len;
-	if (!o)
-		return false;
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*p = "";
-		*n = 0;
-		return true;
-	}
-	if (!mpack_view(o, &view, &len))
-		return false;
-	*p = (const char *)view;
-	*n = len;
-	return true;
+	return o && mpack_go_text(o, p, n);
 }
 
 const msgpack_object *mp_get(const msgpack_object *map, const char *key)

@@ -68,6 +68,22 @@ bool mpack_go_bytes(const msgpack_object *o, const uint8_t **p, uint32_t *n)
 	return mpack_view(o, p, n);
 }
 
+bool mpack_go_text(const msgpack_object *o, const char **p, size_t *n)
+{
+	const uint8_t *view;
+	uint32_t len;
+	if (o->type == MSGPACK_OBJECT_NIL) {
+		*p = "";
+		*n = 0;
+		return true;
+	}
+	if (!mpack_view(o, &view, &len))
+		return false;
+	*p = (const char *)view;
+	*n = len;
+	return true;
+}
+
 bool mpack_go_array(const msgpack_object *o, const msgpack_object **items, uint32_t *n)
 {
 	if (o->type == MSGPACK_OBJECT_NIL) {

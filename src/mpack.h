@@ -72,6 +72,8 @@ bool mpack_go_int(const msgpack_object *o, int64_t *v);
 bool mpack_go_bool(const msgpack_object *o, bool *v);
 /* str, bin, or nil (*p = NULL, *n = 0). */
 bool mpack_go_bytes(const msgpack_object *o, const uint8_t **p, uint32_t *n);
+/* A Go string: str, bin, or nil as "" (never a NULL pointer). */
+bool mpack_go_text(const msgpack_object *o, const char **p, size_t *n);
 bool mpack_go_array(const msgpack_object *o, const msgpack_object **items, uint32_t *n);
 bool mpack_go_map(const msgpack_object *o, const msgpack_object_kv **kv, uint32_t *n);
 
