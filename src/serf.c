@@ -1,5 +1,8 @@
 /*
- * serf.c — the Serf gossip layer (see serf.h).
+ * serf.c — the Serf gossip layer (see serf.h): its core — Lamport clocks,
+ * the member table and join/leave intents, user events, push-pull, timers.
+ * Queries are in serf_query.c, the encoding of serf's other messages and of
+ * tags in serf_codec.c; serf_internal.h holds what they share.
  *
  * Wire facts come from serf 0.9.4 (messages.go, serf.go, delegate.go,
  * query.go, internal_query.go); the code is our own.  Serf encodes with
@@ -116,206 +119,6 @@ int sl_unpack(const uint8_t *p, size_t len, msgpack_unpacked *u, size_t *used)
 		return SERF_OK;
 	msgpack_unpacked_destroy(u);
 	return rc == WIRE_ENOMEM ? SERF_ENOMEM : SERF_EFORMAT;
-}
-
-/* ------------------------------------------------------------------ */
-/* tags                                                                */
-
-static int tag_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct vigil_tag *)a)->key, ((const struct vigil_tag *)b)->key);
-}
-
-void serf_tags_free(struct vigil_tag *tags, size_t n)
-{
-	if (!tags)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		free(tags[i].key);
-		free(tags[i].value);
-	}
-	free(tags);
-}
-
-/* Deep copy, sorted by key, last duplicate wins (as a Go map would). */
-static int tags_copy(const struct vigil_tag *in, size_t n, struct vigil_tag **out, size_t *nout)
-{
-	struct vigil_tag *t;
-	size_t k = 0;
-
-	*out = NULL;
-	*nout = 0;
-	if (n == 0)
-		return SERF_OK;
-	if (n > VIGIL_MAX_TAGS)
-		return SERF_ETOOBIG;
-	t = calloc(n, sizeof *t);
-	if (!t)
-		return SERF_ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		size_t j;
-		if (!in[i].key || !in[i].value) {
-			serf_tags_free(t, k);
-			return SERF_EINVAL;
-		}
-		for (j = 0; j < k && strcmp(t[j].key, in[i].key) != 0; j++)
-			;
-		char *v = strdup(in[i].value);
-		if (!v) {
-			serf_tags_free(t, k);
-			return SERF_ENOMEM;
-		}
-		if (j < k) {
-			free(t[j].value);
-			t[j].value = v;
-			continue;
-		}
-		t[k].key = strdup(in[i].key);
-		t[k].value = v;
-		if (!t[k].key) {
-			free(v);
-			serf_tags_free(t, k);
-			return SERF_ENOMEM;
-		}
-		k++;
-	}
-	qsort(t, k, sizeof *t, tag_cmp);
-	*out = t;
-	*nout = k;
-	return SERF_OK;
-}
-
-int serf_encode_tags(const struct vigil_tag *tags, size_t n, int protocol_version,
-		     uint8_t *out, size_t cap)
-{
-	struct vigil_tag *t;
-	size_t nt;
-	struct mpack_enc e;
-	int rc;
-
-	if (protocol_version == 0)
-		protocol_version = 4;
-	rc = tags_copy(tags, n, &t, &nt);
-	if (rc)
-		return rc;
-	if (protocol_version < 3) {
-		/* serf's role-only compatibility: meta is the "role" tag. */
-		const char *role = "";
-		for (size_t i = 0; i < nt; i++)
-			if (strcmp(t[i].key, "role") == 0)
-				role = t[i].value;
-		size_t l = strlen(role);
-		if (l > cap) {
-			serf_tags_free(t, nt);
-			return SERF_ETOOBIG;
-		}
-		memcpy(out, role, l);
-		serf_tags_free(t, nt);
-		return (int)l;
-	}
-	mpack_enc_init(&e, SERF_TAG_MAGIC);
-	mpack_enc_map(&e, nt);
-	for (size_t i = 0; i < nt; i++) {
-		mpack_enc_gostr(&e, t[i].key);
-		mpack_enc_gostr(&e, t[i].value);
-	}
-	serf_tags_free(t, nt);
-	if (e.err) {
-		mpack_enc_free(&e);
-		return SERF_ENOMEM;
-	}
-	if (e.sb.size > cap || e.sb.size > INT_MAX) {
-		mpack_enc_free(&e);
-		return SERF_ETOOBIG;
-	}
-	memcpy(out, e.sb.data, e.sb.size);
-	rc = (int)e.sb.size;
-	mpack_enc_free(&e);
-	return rc;
-}
-
-int serf_decode_tags(const uint8_t *meta, size_t len, struct vigil_tag **out, size_t *n)
-{
-	msgpack_unpacked u;
-	const msgpack_object_kv *kv;
-	uint32_t nkv;
-	struct vigil_tag *t;
-	size_t k = 0;
-	int rc;
-
-	*out = NULL;
-	*n = 0;
-	if (len == 0 || meta[0] != SERF_TAG_MAGIC) {
-		/* Pre-protocol-3 members carry just a role string. */
-		t = calloc(1, sizeof *t);
-		if (!t)
-			return SERF_ENOMEM;
-		t->key = strdup("role");
-		t->value = mpack_text_dup(meta, len);
-		if (!t->key || !t->value) {
-			int err = t->key && len && memchr(meta, 0, len) ? SERF_EFORMAT : SERF_ENOMEM;
-			serf_tags_free(t, 1);
-			return err;
-		}
-		*out = t;
-		*n = 1;
-		return SERF_OK;
-	}
-	rc = sl_unpack(meta + 1, len - 1, &u, NULL);
-	if (rc)
-		return rc;
-	if (!mpack_go_map(&u.data, &kv, &nkv) || nkv > VIGIL_MAX_TAGS * 4) {
-		msgpack_unpacked_destroy(&u);
-		return SERF_EFORMAT;
-	}
-	t = nkv ? calloc(nkv, sizeof *t) : NULL;
-	if (nkv && !t) {
-		msgpack_unpacked_destroy(&u);
-		return SERF_ENOMEM;
-	}
-	rc = SERF_OK;
-	for (uint32_t i = 0; i < nkv && rc == SERF_OK; i++) {
-		struct wire_bytes kb, vb;
-		size_t j;
-		if (!mp_bytes(&kv[i].key, &kb) || !mp_bytes(&kv[i].val, &vb)) {
-			rc = SERF_EFORMAT;
-			break;
-		}
-		char *key = mpack_text_dup(kb.p, kb.len);
-		char *val = mpack_text_dup(vb.p, vb.len);
-		if (!key || !val) {
-			rc = (kb.len && memchr(kb.p, 0, kb.len)) ||
-			     (vb.len && memchr(vb.p, 0, vb.len)) ? SERF_EFORMAT : SERF_ENOMEM;
-			free(key);
-			free(val);
-			break;
-		}
-		for (j = 0; j < k && strcmp(t[j].key, key) != 0; j++)
-			;
-		if (j < k) {                 /* duplicate key: last wins */
-			free(t[j].value);
-			t[j].value = val;
-			free(key);
-		} else {
-			t[k].key = key;
-			t[k].value = val;
-			k++;
-		}
-	}
-	msgpack_unpacked_destroy(&u);
-	if (rc) {
-		serf_tags_free(t, k);
-		return rc;
-	}
-	if (k > VIGIL_MAX_TAGS) {
-		serf_tags_free(t, k);
-		return SERF_ETOOBIG;
-	}
-	if (k)
-		qsort(t, k, sizeof *t, tag_cmp);
-	*out = t;
-	*n = k;
-	return SERF_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -561,7 +364,7 @@ struct serf_layer *serf_layer_new(const struct serf_layer_config *cfg)
 #undef DEF
 	if (sl->cfg.protocol_version < 2 || sl->cfg.protocol_version > 5 ||
 	    sl->cfg.user_event_size_limit > SL_USER_EVENT_HARD_LIMIT ||
-	    tags_copy(cfg->tags, cfg->n_tags, &sl->tags, &sl->n_tags) != SERF_OK ||
+	    serf_tags_copy(cfg->tags, cfg->n_tags, &sl->tags, &sl->n_tags) != SERF_OK ||
 	    serf_encode_tags(sl->tags, sl->n_tags, sl->cfg.protocol_version, meta,
 			     sizeof meta) < 0) {
 		serf_tags_free(sl->tags, sl->n_tags);
@@ -636,26 +439,6 @@ static bool has_alive_members(const struct serf_layer *sl)
 	return false;
 }
 
-static int encode_intent(struct mpack_enc *e, uint8_t type, uint64_t ltime, const char *node,
-			 bool prune)
-{
-	mpack_enc_init(e, type);
-	mpack_enc_map(e, type == SERF_MSG_LEAVE ? 3 : 2);
-	mpack_enc_gostr(e, "LTime");
-	mpack_enc_u64(e, ltime);
-	mpack_enc_gostr(e, "Node");
-	mpack_enc_gostr(e, node);
-	if (type == SERF_MSG_LEAVE) {
-		mpack_enc_gostr(e, "Prune");
-		mpack_enc_bool(e, prune);
-	}
-	if (e->err) {
-		mpack_enc_free(e);
-		return SERF_ENOMEM;
-	}
-	return SERF_OK;
-}
-
 /* ------------------------------------------------------------------ */
 /* intents                                                             */
 
@@ -669,7 +452,7 @@ static int broadcast_join(struct serf_layer *sl, uint64_t ltime, int64_t now)
 
 	sl_clock_witness(&sl->clock, ltime);
 	handle_join_intent(sl, ltime, sl->cfg.name, now);
-	rc = encode_intent(&e, SERF_MSG_JOIN, ltime, sl->cfg.name, false);
+	rc = serf_encode_intent(&e, SERF_MSG_JOIN, ltime, sl->cfg.name, false);
 	if (rc)
 		return rc;
 	sl_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
@@ -973,63 +756,6 @@ int serf_layer_user_event(struct serf_layer *sl, const char *name,
 /* ------------------------------------------------------------------ */
 /* incoming user messages                                              */
 
-static int decode_intent(const msgpack_object *o, uint64_t *ltime, char *node, bool *prune)
-{
-	const msgpack_object_kv *kv;
-	uint32_t n;
-	struct wire_bytes nb = {NULL, 0};
-
-	*ltime = 0;
-	*prune = false;
-	if (o->type != MSGPACK_OBJECT_MAP || !mpack_go_map(o, &kv, &n))
-		return SERF_EFORMAT;
-	for (uint32_t i = 0; i < n; i++) {
-		bool ok = true;
-		if (mpack_key_is(&kv[i].key, "LTime"))
-			ok = mpack_go_uint(&kv[i].val, UINT64_MAX, ltime);
-		else if (mpack_key_is(&kv[i].key, "Node"))
-			ok = mp_bytes(&kv[i].val, &nb);
-		else if (mpack_key_is(&kv[i].key, "Prune"))
-			ok = mpack_go_bool(&kv[i].val, prune);
-		if (!ok)
-			return SERF_EFORMAT;
-	}
-	/* A name memberlist could never carry cannot be a member. */
-	if (nb.len == 0 || !mpack_text_copy(nb.p, nb.len, node, WIRE_NAME_MAX + 1))
-		return SERF_EFORMAT;
-	return SERF_OK;
-}
-
-static int decode_user_event(const msgpack_object *o, uint64_t *ltime,
-			     struct wire_bytes *name, struct wire_bytes *payload, bool *cc)
-{
-	const msgpack_object_kv *kv;
-	uint32_t n;
-
-	*ltime = 0;
-	*cc = false;
-	name->p = payload->p = NULL;
-	name->len = payload->len = 0;
-	if (o->type != MSGPACK_OBJECT_MAP || !mpack_go_map(o, &kv, &n))
-		return SERF_EFORMAT;
-	for (uint32_t i = 0; i < n; i++) {
-		bool ok = true;
-		if (mpack_key_is(&kv[i].key, "LTime"))
-			ok = mpack_go_uint(&kv[i].val, UINT64_MAX, ltime);
-		else if (mpack_key_is(&kv[i].key, "Name"))
-			ok = mp_bytes(&kv[i].val, name);
-		else if (mpack_key_is(&kv[i].key, "Payload"))
-			ok = mp_bytes(&kv[i].val, payload);
-		else if (mpack_key_is(&kv[i].key, "CC"))
-			ok = mpack_go_bool(&kv[i].val, cc);
-		if (!ok)
-			return SERF_EFORMAT;
-	}
-	if (name->len && memchr(name->p, 0, name->len))
-		return SERF_EFORMAT;
-	return SERF_OK;
-}
-
 void serf_layer_on_user_msg(struct serf_layer *sl, const uint8_t *p, size_t len, int64_t now)
 {
 	msgpack_unpacked u;
@@ -1074,7 +800,7 @@ void serf_layer_on_user_msg(struct serf_layer *sl, const uint8_t *p, size_t len,
 		uint64_t ltime;
 		char node[WIRE_NAME_MAX + 1];
 		bool prune;
-		if (decode_intent(&u.data, &ltime, node, &prune) != SERF_OK) {
+		if (serf_decode_intent(&u.data, &ltime, node, &prune) != SERF_OK) {
 			sl->stats.decode_errors++;
 			break;
 		}
@@ -1087,7 +813,7 @@ void serf_layer_on_user_msg(struct serf_layer *sl, const uint8_t *p, size_t len,
 		uint64_t ltime;
 		struct wire_bytes name, payload;
 		bool cc;
-		if (decode_user_event(&u.data, &ltime, &name, &payload, &cc) != SERF_OK) {
+		if (serf_decode_user_event(&u.data, &ltime, &name, &payload, &cc) != SERF_OK) {
 			sl->stats.decode_errors++;
 			break;
 		}
@@ -1483,7 +1209,7 @@ int serf_layer_leave(struct serf_layer *sl, int64_t now)
 	/* Only worth gossiping if someone else is there to hear it. */
 	if (!has_alive_members(sl))
 		return SERF_OK;
-	rc = encode_intent(&e, SERF_MSG_LEAVE, ltime, sl->cfg.name, false);
+	rc = serf_encode_intent(&e, SERF_MSG_LEAVE, ltime, sl->cfg.name, false);
 	if (rc)
 		return rc;
 	sl_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
@@ -1505,7 +1231,7 @@ int serf_layer_force_leave(struct serf_layer *sl, const char *node, bool prune, 
 	handle_leave_intent(sl, ltime, node, prune, now);
 	if (!has_alive_members(sl))
 		return SERF_OK;
-	rc = encode_intent(&e, SERF_MSG_LEAVE, ltime, node, prune);
+	rc = serf_encode_intent(&e, SERF_MSG_LEAVE, ltime, node, prune);
 	if (rc)
 		return rc;
 	sl_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
@@ -1522,7 +1248,7 @@ int serf_layer_set_tags(struct serf_layer *sl, const struct vigil_tag *tags, siz
 
 	if (!sl || (n && !tags))
 		return SERF_EINVAL;
-	rc = tags_copy(tags, n, &t, &nt);
+	rc = serf_tags_copy(tags, n, &t, &nt);
 	if (rc)
 		return rc;
 	len = serf_encode_tags(t, nt, sl->cfg.protocol_version, meta, sizeof meta);
@@ -1681,7 +1407,7 @@ int serf_layer_members(const struct serf_layer *sl, struct vigil_member **out, s
 		v[i] = *src;
 		v[i].tags = NULL;
 		v[i].n_tags = 0;
-		if (tags_copy(src->tags, src->n_tags, &v[i].tags, &v[i].n_tags) != SERF_OK) {
+		if (serf_tags_copy(src->tags, src->n_tags, &v[i].tags, &v[i].n_tags) != SERF_OK) {
 			serf_layer_members_free(v, i);
 			return SERF_ENOMEM;
 		}

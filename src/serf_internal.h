@@ -153,6 +153,21 @@ static inline bool mp_bytes(const msgpack_object *o, struct wire_bytes *b)
 
 
 /* ------------------------------------------------------------------ */
+/* serf_codec.c: serf's messages                                      */
+
+/* A sorted, deep copy of n tags (serf_tags_free frees it). */
+int serf_tags_copy(const struct vigil_tag *in, size_t n, struct vigil_tag **out, size_t *nout);
+/* A join or leave intent (type SERF_MSG_JOIN / _LEAVE), type byte first,
+ * into e (initialised here; freed here on failure). */
+int serf_encode_intent(struct mpack_enc *e, uint8_t type, uint64_t ltime, const char *node,
+		       bool prune);
+/* An intent's body; node gets the member name (WIRE_NAME_MAX + 1 bytes). */
+int serf_decode_intent(const msgpack_object *o, uint64_t *ltime, char *node, bool *prune);
+/* A user event's body, as views into o. */
+int serf_decode_user_event(const msgpack_object *o, uint64_t *ltime,
+			   struct wire_bytes *name, struct wire_bytes *payload, bool *cc);
+
+/* ------------------------------------------------------------------ */
 /* serf_query.c: what the layer core calls                             */
 
 /* A messageQuery body (o): handled as serf's handleQuery; true = rebroadcast. */
