@@ -723,6 +723,185 @@ static int setup_keyring(struct vigil *v, const struct vigil_config *cfg,
 	return 0;
 }
 
+/* vigil_create's sockets, and the address we advertise (memberlist
+ * FinalAdvertiseAddr); 0 or an error code, err filled. */
+static int create_transport(struct vigil *v, const struct vigil_config *cfg,
+			    struct wire_addr *bound, struct wire_addr *adv, char *err, size_t errlen)
+{
+	struct transport_config tc;
+	transport_config_default(&tc);
+	snprintf(tc.bind_addr, sizeof tc.bind_addr, "%s", cfg->bind_addr[0] ? cfg->bind_addr : "0.0.0.0");
+	tc.bind_port = cfg->bind_port;
+	struct transport_hooks th = {
+		.ctx = v,
+		.on_packet = t_on_packet,
+		.on_stream = t_on_stream,
+		.on_stream_reply = t_on_stream_reply,
+		.on_unreachable = t_on_unreachable,
+		.log = layer_log,
+	};
+	if (transport_open(&tc, &th, &v->tr, err, errlen) != 0) {
+		/* a bind address that is no IP literal, or a socket that failed */
+		struct wire_addr ba;
+		return transport_parse_addr(tc.bind_addr, 0, false, &ba) == 0 ? VIGIL_ERR_SOCKET
+									      : VIGIL_ERR_ADDRESS;
+	}
+
+	transport_local_addr(v->tr, bound);
+	if (cfg->advertise_addr[0]) {
+		if (transport_parse_addr(cfg->advertise_addr, bound->port, true, adv) != 0)
+			return err_to_buf(err, errlen, VIGIL_ERR_ADDRESS, "bad advertise address %s",
+					  cfg->advertise_addr);
+	} else if (is_wildcard(bound)) {
+		transport_default_advertise(adv);
+	} else {
+		*adv = *bound;
+	}
+	adv->port = cfg->advertise_port ? cfg->advertise_port : bound->port;
+	if (adv->ip_len == 16 && transport_family(v->tr) == AF_INET)
+		vlog(v, 2, "vigil: advertising IPv6 while bound to IPv4 only");
+	return 0;
+}
+
+/* The SWIM layer's configuration from the caller's; 0 or an error code. */
+static int swim_config_for(struct vigil *v, const struct vigil_config *cfg,
+			   const struct wire_addr *adv, struct swim_config *sc, char *err,
+			   size_t errlen)
+{
+	int pv = v->cfg.protocol_version;
+	swim_config_default(sc);
+	snprintf(sc->name, sizeof sc->name, "%s", cfg->name);
+	sc->addr = *adv;
+	int ml = serf_encode_tags(cfg->tags, cfg->n_tags, pv, sc->meta, sizeof sc->meta);
+	if (ml < 0)
+		return err_to_buf(err, errlen, VIGIL_ERR_TOO_LARGE,
+				  "tags do not fit in %d bytes of node meta", WIRE_META_MAX);
+	sc->meta_len = (uint16_t)ml;
+	sc->vsn[5] = (uint8_t)pv; /* DelegateProtocolVersion = serf protocol */
+#define TAKE(field) if (cfg->field > 0) sc->field = cfg->field
+	TAKE(probe_interval_ms);
+	TAKE(probe_timeout_ms);
+	TAKE(gossip_interval_ms);
+	TAKE(gossip_nodes);
+	TAKE(indirect_checks);
+	TAKE(retransmit_mult);
+	TAKE(suspicion_mult);
+	TAKE(suspicion_max_timeout_mult);
+	TAKE(awareness_max_multiplier);
+	TAKE(reap_interval_ms);
+#undef TAKE
+	/* 0 is meaningful here: it disables periodic push-pull */
+	if (cfg->push_pull_interval_ms >= 0)
+		sc->push_pull_interval_ms = cfg->push_pull_interval_ms;
+	if (v->kr && cfg->gossip_verify_outgoing) {
+		/* memberlist shrinks its packets by the encryption overhead */
+		sc->udp_buffer_size -= (int)(vigil_encrypted_len(
+			vigil_encryption_version(sc->vsn[2]), 0));
+	}
+	sc->seed = random_seed();
+	v->enc_version = vigil_encryption_version(sc->vsn[2]);
+	return 0;
+}
+
+/* The serf layer over SWIM; 0 or an error code. */
+static int create_serf_layer(struct vigil *v, const struct vigil_config *cfg,
+			     int gossip_interval_ms, char *err, size_t errlen)
+{
+	int pv = v->cfg.protocol_version;
+	struct serf_layer_config lc;
+	serf_layer_config_default(&lc);
+	snprintf(lc.name, sizeof lc.name, "%s", cfg->name);
+	lc.tags = cfg->tags;
+	lc.n_tags = cfg->n_tags;
+	lc.protocol_version = pv;
+	lc.on_event = cfg->on_event ? v_on_event : NULL;
+	lc.event_ctx = v;
+	lc.out = (struct serf_outbox){
+		.ctx = v,
+		.broadcast = o_broadcast,
+		.send_to = o_send_to,
+		.set_meta = o_set_meta,
+		.reconnect = o_reconnect,
+		.log = layer_log,
+	};
+	lc.gossip_interval_ms = gossip_interval_ms;
+	lc.internal_query = keymanager_query;
+	lc.internal_query_ctx = v;
+	if (cfg->reap_interval_ms > 0) {
+		lc.reconnect_timeout_ms = cfg->reap_interval_ms;
+		lc.tombstone_timeout_ms = cfg->reap_interval_ms;
+	}
+	lc.seed = random_seed();
+	v->sl = serf_layer_new(&lc);
+	if (!v->sl)
+		return err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the serf layer");
+	return 0;
+}
+
+/* Last wills, riding on serf extension messages, their state next to the
+ * snapshot; 0 or an error code. */
+static int create_will(struct vigil *v, const struct vigil_config *cfg, char *err,
+		       size_t errlen)
+{
+	struct will_config wc;
+	will_config_default(&wc);
+	snprintf(wc.name, sizeof wc.name, "%s", cfg->name);
+	if (cfg->reap_interval_ms > 0)
+		wc.reap_interval_ms = cfg->reap_interval_ms;
+	/* The will state lives next to the snapshot: same lifetime, same dir. */
+	if (cfg->snapshot_path && cfg->snapshot_path[0]) {
+		size_t pl = strlen(cfg->snapshot_path) + sizeof ".will";
+		if (!(v->will_path = malloc(pl)))
+			return err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "out of memory");
+		snprintf(v->will_path, pl, "%s.will", cfg->snapshot_path);
+	}
+	wc.state_path = v->will_path;
+	wc.key_path = cfg->will_key_file; /* else next to the will state */
+	if (cfg->will_key_seed) {
+		wc.has_key_seed = true;
+		memcpy(wc.key_seed, cfg->will_key_seed, sizeof wc.key_seed);
+	}
+	wc.on_event = cfg->on_event ? v_on_event : NULL;
+	wc.event_ctx = v;
+	wc.out = (struct will_outbox){
+		.ctx = v,
+		.broadcast = w_broadcast,
+		.send_to = w_send_to,
+		.user_event = w_user_event,
+		.log = layer_log,
+	};
+	v->will = will_new(&wc, v->now);
+	if (!v->will) {
+		/* with a state file, its signing key lives next to it: a
+		 * directory we cannot write is the usual cause */
+		return v->will_path
+			? err_to_buf(err, errlen, VIGIL_ERR_IO, "cannot create the will component "
+				     "for %s (its signing key file: see the log)", v->will_path)
+			: err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the will component "
+				     "(out of memory)");
+	}
+	if (v->will_path) {
+		int wr = will_load(v->will, v->will_path);
+		if (wr == WILL_EFORMAT) {
+			/* Corrupt: start fresh, but keep the evidence out of the
+			 * way of the next save (as the snapshot does). */
+			char *aside = safefile_move_aside(v->will_path, ".corrupt");
+			vlog(v, 3, "vigil: will state %s is corrupt; %s%s, starting fresh",
+			     v->will_path, aside ? "moved it to " : "could not move it aside: ",
+			     aside ? aside : strerror(errno));
+			free(aside);
+		} else if (wr != WILL_OK && wr != WILL_ENOENT) {
+			/* unreadable (I/O, memory): fresh state; say so, keep going */
+			vlog(v, 3, "vigil: will state %s unreadable (%d); starting fresh",
+			     v->will_path, wr);
+		}
+	}
+	struct serf_extension ext;
+	will_extension(v->will, &ext);
+	serf_layer_set_extension(v->sl, &ext);
+	return 0;
+}
+
 int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_t errlen)
 {
 	int rc;
@@ -769,81 +948,14 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	if ((rc = setup_keyring(v, cfg, err, errlen)) != 0)
 		goto fail;
 
-	/* --- sockets --- */
-	struct transport_config tc;
-	transport_config_default(&tc);
-	snprintf(tc.bind_addr, sizeof tc.bind_addr, "%s", cfg->bind_addr[0] ? cfg->bind_addr : "0.0.0.0");
-	tc.bind_port = cfg->bind_port;
-	struct transport_hooks th = {
-		.ctx = v,
-		.on_packet = t_on_packet,
-		.on_stream = t_on_stream,
-		.on_stream_reply = t_on_stream_reply,
-		.on_unreachable = t_on_unreachable,
-		.log = layer_log,
-	};
-	if (transport_open(&tc, &th, &v->tr, err, errlen) != 0) {
-		/* a bind address that is no IP literal, or a socket that failed */
-		struct wire_addr ba;
-		rc = transport_parse_addr(tc.bind_addr, 0, false, &ba) == 0 ? VIGIL_ERR_SOCKET
-									   : VIGIL_ERR_ADDRESS;
-		goto fail;
-	}
-
-	/* --- advertise address (memberlist FinalAdvertiseAddr) --- */
 	struct wire_addr bound, adv;
-	transport_local_addr(v->tr, &bound);
-	if (cfg->advertise_addr[0]) {
-		if (transport_parse_addr(cfg->advertise_addr, bound.port, true, &adv) != 0) {
-			rc = err_to_buf(err, errlen, VIGIL_ERR_ADDRESS, "bad advertise address %s",
-					cfg->advertise_addr);
-			goto fail;
-		}
-	} else if (is_wildcard(&bound)) {
-		transport_default_advertise(&adv);
-	} else {
-		adv = bound;
-	}
-	adv.port = cfg->advertise_port ? cfg->advertise_port : bound.port;
-	if (adv.ip_len == 16 && transport_family(v->tr) == AF_INET)
-		vlog(v, 2, "vigil: advertising IPv6 while bound to IPv4 only");
+	if ((rc = create_transport(v, cfg, &bound, &adv, err, errlen)) != 0)
+		goto fail;
 
 	/* --- swim --- */
 	struct swim_config sc;
-	swim_config_default(&sc);
-	snprintf(sc.name, sizeof sc.name, "%s", cfg->name);
-	sc.addr = adv;
-	int ml = serf_encode_tags(cfg->tags, cfg->n_tags, pv, sc.meta, sizeof sc.meta);
-	if (ml < 0) {
-		rc = err_to_buf(err, errlen, VIGIL_ERR_TOO_LARGE,
-				"tags do not fit in %d bytes of node meta", WIRE_META_MAX);
+	if ((rc = swim_config_for(v, cfg, &adv, &sc, err, errlen)) != 0)
 		goto fail;
-	}
-	sc.meta_len = (uint16_t)ml;
-	sc.vsn[5] = (uint8_t)pv; /* DelegateProtocolVersion = serf protocol */
-#define TAKE(field) if (cfg->field > 0) sc.field = cfg->field
-	TAKE(probe_interval_ms);
-	TAKE(probe_timeout_ms);
-	TAKE(gossip_interval_ms);
-	TAKE(gossip_nodes);
-	TAKE(indirect_checks);
-	TAKE(retransmit_mult);
-	TAKE(suspicion_mult);
-	TAKE(suspicion_max_timeout_mult);
-	TAKE(awareness_max_multiplier);
-	TAKE(reap_interval_ms);
-#undef TAKE
-	/* 0 is meaningful here: it disables periodic push-pull */
-	if (cfg->push_pull_interval_ms >= 0)
-		sc.push_pull_interval_ms = cfg->push_pull_interval_ms;
-	if (v->kr && cfg->gossip_verify_outgoing) {
-		/* memberlist shrinks its packets by the encryption overhead */
-		sc.udp_buffer_size -= (int)(vigil_encrypted_len(
-			vigil_encryption_version(sc.vsn[2]), 0));
-	}
-	sc.seed = random_seed();
-	v->enc_version = vigil_encryption_version(sc.vsn[2]);
-
 	struct swim_hooks sh = {
 		.ctx = v,
 		.send_packet = h_send_packet,
@@ -876,36 +988,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		goto fail;
 	}
 
-	/* --- serf layer --- */
-	struct serf_layer_config lc;
-	serf_layer_config_default(&lc);
-	snprintf(lc.name, sizeof lc.name, "%s", cfg->name);
-	lc.tags = cfg->tags;
-	lc.n_tags = cfg->n_tags;
-	lc.protocol_version = pv;
-	lc.on_event = cfg->on_event ? v_on_event : NULL;
-	lc.event_ctx = v;
-	lc.out = (struct serf_outbox){
-		.ctx = v,
-		.broadcast = o_broadcast,
-		.send_to = o_send_to,
-		.set_meta = o_set_meta,
-		.reconnect = o_reconnect,
-		.log = layer_log,
-	};
-	lc.gossip_interval_ms = sc.gossip_interval_ms;
-	lc.internal_query = keymanager_query;
-	lc.internal_query_ctx = v;
-	if (cfg->reap_interval_ms > 0) {
-		lc.reconnect_timeout_ms = cfg->reap_interval_ms;
-		lc.tombstone_timeout_ms = cfg->reap_interval_ms;
-	}
-	lc.seed = random_seed();
-	v->sl = serf_layer_new(&lc);
-	if (!v->sl) {
-		rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the serf layer");
+	if ((rc = create_serf_layer(v, cfg, sc.gossip_interval_ms, err, errlen)) != 0)
 		goto fail;
-	}
 	/* --- snapshot: clocks before any traffic, rejoin at the end --- */
 	if (cfg->snapshot_path && cfg->snapshot_path[0]) {
 		snapshot_open(v, cfg);
@@ -914,66 +998,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 			goto fail;
 		}
 	}
-	/* --- last wills, riding on serf extension messages --- */
-	struct will_config wc;
-	will_config_default(&wc);
-	snprintf(wc.name, sizeof wc.name, "%s", cfg->name);
-	if (cfg->reap_interval_ms > 0)
-		wc.reap_interval_ms = cfg->reap_interval_ms;
-	/* The will state lives next to the snapshot: same lifetime, same dir. */
-	if (cfg->snapshot_path && cfg->snapshot_path[0]) {
-		size_t pl = strlen(cfg->snapshot_path) + sizeof ".will";
-		if (!(v->will_path = malloc(pl))) {
-			rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "out of memory");
-			goto fail;
-		}
-		snprintf(v->will_path, pl, "%s.will", cfg->snapshot_path);
-	}
-	wc.state_path = v->will_path;
-	wc.key_path = cfg->will_key_file; /* else next to the will state */
-	if (cfg->will_key_seed) {
-		wc.has_key_seed = true;
-		memcpy(wc.key_seed, cfg->will_key_seed, sizeof wc.key_seed);
-	}
-	wc.on_event = cfg->on_event ? v_on_event : NULL;
-	wc.event_ctx = v;
-	wc.out = (struct will_outbox){
-		.ctx = v,
-		.broadcast = w_broadcast,
-		.send_to = w_send_to,
-		.user_event = w_user_event,
-		.log = layer_log,
-	};
-	v->will = will_new(&wc, v->now);
-	if (!v->will) {
-		/* with a state file, its signing key lives next to it: a
-		 * directory we cannot write is the usual cause */
-		rc = v->will_path
-			? err_to_buf(err, errlen, VIGIL_ERR_IO, "cannot create the will component "
-				     "for %s (its signing key file: see the log)", v->will_path)
-			: err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the will component "
-				     "(out of memory)");
+	if ((rc = create_will(v, cfg, err, errlen)) != 0)
 		goto fail;
-	}
-	if (v->will_path) {
-		int wr = will_load(v->will, v->will_path);
-		if (wr == WILL_EFORMAT) {
-			/* Corrupt: start fresh, but keep the evidence out of the
-			 * way of the next save (as the snapshot does). */
-			char *aside = safefile_move_aside(v->will_path, ".corrupt");
-			vlog(v, 3, "vigil: will state %s is corrupt; %s%s, starting fresh",
-			     v->will_path, aside ? "moved it to " : "could not move it aside: ",
-			     aside ? aside : strerror(errno));
-			free(aside);
-		} else if (wr != WILL_OK && wr != WILL_ENOENT) {
-			/* unreadable (I/O, memory): fresh state; say so, keep going */
-			vlog(v, 3, "vigil: will state %s unreadable (%d); starting fresh",
-			     v->will_path, wr);
-		}
-	}
-	struct serf_extension ext;
-	will_extension(v->will, &ext);
-	serf_layer_set_extension(v->sl, &ext);
 
 	/* swim_new already announced ourselves; let the layers know. */
 	for (size_t i = 0; i < swim_member_count(v->sw); i++) {
