@@ -953,72 +953,20 @@ void serf_layer_set_join_ignore(struct serf_layer *sl, bool ignore_old)
 		sl->join_ignore_old = ignore_old;
 }
 
-void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size_t len,
-				   bool join, int64_t now)
+/* A remote messagePushPull, validated: views into its unpacked msgpack,
+ * with sorted copies of its member names (st, lf: freed by the caller). */
+struct pushpull {
+	uint64_t ltime, eltime, qltime;
+	const msgpack_object *events;
+	uint32_t n_status, n_left, n_events;
+	struct name_lt *st;  /* StatusLTimes */
+	struct name_lt *lf;  /* LeftMembers */
+};
+
+/* The user events of Events ([]*userEvents, nil entries skipped): shape only. */
+static bool pp_events_ok(const msgpack_object *events, uint32_t n_events)
 {
-	msgpack_unpacked u;
-	size_t used;
-	const msgpack_object_kv *kv, *skv = NULL;
-	uint32_t n, n_status = 0, n_left = 0, n_events = 0;
-	const msgpack_object *left = NULL, *events = NULL;
-	uint64_t ltime = 0, eltime = 0, qltime = 0;
-	struct name_lt *st = NULL, *lf = NULL;
 	bool ok = true;
-
-	if (!sl || !p || len == 0) {
-		if (sl)
-			sl_log(sl, 3, "serf: Remote state is zero bytes");
-		return;
-	}
-	sl_arm(sl, now);
-	if (p[0] != SERF_MSG_PUSH_PULL) {
-		sl->stats.decode_errors++;
-		sl_log(sl, 3, "serf: Remote state has bad type prefix: %d", p[0]);
-		return;
-	}
-	if (sl_unpack(p + 1, len - 1, &u, &used) != SERF_OK) {
-		sl->stats.decode_errors++;
-		return;
-	}
-	used += 1;
-
-	/* Validate everything before touching state. */
-	ok = u.data.type == MSGPACK_OBJECT_MAP && mpack_go_map(&u.data, &kv, &n);
-	for (uint32_t i = 0; ok && i < n; i++) {
-		const msgpack_object *k = &kv[i].key, *v = &kv[i].val;
-		if (mpack_key_is(k, "LTime"))
-			ok = mpack_go_uint(v, UINT64_MAX, &ltime);
-		else if (mpack_key_is(k, "StatusLTimes"))
-			ok = mpack_go_map(v, &skv, &n_status);
-		else if (mpack_key_is(k, "LeftMembers"))
-			ok = mpack_go_array(v, &left, &n_left);
-		else if (mpack_key_is(k, "EventLTime"))
-			ok = mpack_go_uint(v, UINT64_MAX, &eltime);
-		else if (mpack_key_is(k, "Events"))
-			ok = mpack_go_array(v, &events, &n_events);
-		else if (mpack_key_is(k, "QueryLTime"))
-			ok = mpack_go_uint(v, UINT64_MAX, &qltime);
-	}
-	if (ok && n_status) {
-		st = calloc(n_status, sizeof *st);
-		ok = st != NULL;
-	}
-	for (uint32_t i = 0; ok && i < n_status; i++) {
-		struct wire_bytes b = {NULL, 0};
-		ok = mp_bytes(&skv[i].key, &b) && mpack_go_uint(&skv[i].val, UINT64_MAX, &st[i].ltime);
-		st[i].p = b.p;
-		st[i].len = b.len;
-	}
-	if (ok && n_left) {
-		lf = calloc(n_left, sizeof *lf);
-		ok = lf != NULL;
-	}
-	for (uint32_t i = 0; ok && i < n_left; i++) {
-		struct wire_bytes b = {NULL, 0};
-		ok = mp_bytes(&left[i], &b);
-		lf[i].p = b.p;
-		lf[i].len = b.len;
-	}
 	for (uint32_t i = 0; ok && i < n_events; i++) {
 		const msgpack_object_kv *ekv = NULL;
 		uint32_t en = 0;
@@ -1047,12 +995,59 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 			}
 		}
 	}
-	ok = ok && ext_trailer_ok(p + used, len - used);
-	if (!ok) {
-		sl->stats.decode_errors++;
-		sl_log(sl, 3, "serf: Failed to decode remote state");
-		goto out;
+	return ok;
+}
+
+/* Validate a push-pull body o into pp; false: malformed or out of memory. */
+static bool pp_decode(const msgpack_object *o, struct pushpull *pp)
+{
+	const msgpack_object_kv *kv, *skv = NULL;
+	const msgpack_object *left = NULL;
+	uint32_t n;
+	bool ok = o->type == MSGPACK_OBJECT_MAP && mpack_go_map(o, &kv, &n);
+	for (uint32_t i = 0; ok && i < n; i++) {
+		const msgpack_object *k = &kv[i].key, *v = &kv[i].val;
+		if (mpack_key_is(k, "LTime"))
+			ok = mpack_go_uint(v, UINT64_MAX, &pp->ltime);
+		else if (mpack_key_is(k, "StatusLTimes"))
+			ok = mpack_go_map(v, &skv, &pp->n_status);
+		else if (mpack_key_is(k, "LeftMembers"))
+			ok = mpack_go_array(v, &left, &pp->n_left);
+		else if (mpack_key_is(k, "EventLTime"))
+			ok = mpack_go_uint(v, UINT64_MAX, &pp->eltime);
+		else if (mpack_key_is(k, "Events"))
+			ok = mpack_go_array(v, &pp->events, &pp->n_events);
+		else if (mpack_key_is(k, "QueryLTime"))
+			ok = mpack_go_uint(v, UINT64_MAX, &pp->qltime);
 	}
+	if (ok && pp->n_status) {
+		pp->st = calloc(pp->n_status, sizeof *pp->st);
+		ok = pp->st != NULL;
+	}
+	for (uint32_t i = 0; ok && i < pp->n_status; i++) {
+		struct wire_bytes b = {NULL, 0};
+		ok = mp_bytes(&skv[i].key, &b) &&
+		     mpack_go_uint(&skv[i].val, UINT64_MAX, &pp->st[i].ltime);
+		pp->st[i].p = b.p;
+		pp->st[i].len = b.len;
+	}
+	if (ok && pp->n_left) {
+		pp->lf = calloc(pp->n_left, sizeof *pp->lf);
+		ok = pp->lf != NULL;
+	}
+	for (uint32_t i = 0; ok && i < pp->n_left; i++) {
+		struct wire_bytes b = {NULL, 0};
+		ok = mp_bytes(&left[i], &b);
+		pp->lf[i].p = b.p;
+		pp->lf[i].len = b.len;
+	}
+	return ok && pp_events_ok(pp->events, pp->n_events);
+}
+
+/* The remote clocks, witnessed (and, joining without -replay, the
+ * horizon below which events and queries are old news). */
+static void pp_witness_clocks(struct serf_layer *sl, const struct pushpull *pp, bool join)
+{
 	/*
 	 * A joiner's first state is how it learns the cluster's clocks, however
 	 * far ahead of its own; after that they are held to LTIME_AHEAD_MAX.
@@ -1066,20 +1061,28 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 	 * everything up to the cluster's current clocks is old news.
 	 */
 	if (join && sl->join_ignore_old) {
-		if (eltime > sl->event_min_time)
-			sl->event_min_time = eltime;
-		if (qltime > sl->query_min_time)
-			sl->query_min_time = qltime;
+		if (pp->eltime > sl->event_min_time)
+			sl->event_min_time = pp->eltime;
+		if (pp->qltime > sl->query_min_time)
+			sl->query_min_time = pp->qltime;
 	}
 
 	/* Witness, one below: no message at those times was sent yet. */
-	if (ltime > 0 && (learn_clocks || sl_ltime_plausible(sl, sl->clock, ltime - 1)))
-		sl_clock_witness(&sl->clock, ltime - 1);
-	if (eltime > 0 && (learn_clocks || sl_ltime_plausible(sl, sl->event_clock, eltime - 1)))
-		sl_clock_witness(&sl->event_clock, eltime - 1);
-	if (qltime > 0 && (learn_clocks || sl_ltime_plausible(sl, sl->query_clock, qltime - 1)))
-		sl_clock_witness(&sl->query_clock, qltime - 1);
+	if (pp->ltime > 0 && (learn_clocks || sl_ltime_plausible(sl, sl->clock, pp->ltime - 1)))
+		sl_clock_witness(&sl->clock, pp->ltime - 1);
+	if (pp->eltime > 0 &&
+	    (learn_clocks || sl_ltime_plausible(sl, sl->event_clock, pp->eltime - 1)))
+		sl_clock_witness(&sl->event_clock, pp->eltime - 1);
+	if (pp->qltime > 0 &&
+	    (learn_clocks || sl_ltime_plausible(sl, sl->query_clock, pp->qltime - 1)))
+		sl_clock_witness(&sl->query_clock, pp->qltime - 1);
+}
 
+/* The remote member intents: leaves, then joins. */
+static void pp_apply_members(struct serf_layer *sl, struct pushpull *pp, int64_t now)
+{
+	struct name_lt *st = pp->st, *lf = pp->lf;
+	uint32_t n_status = pp->n_status, n_left = pp->n_left;
 	/*
 	 * Left members first, at one past their status time (the leave must
 	 * have been accepted after the join recorded there).  Sorted copies
@@ -1106,8 +1109,13 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 			continue;
 		handle_join_intent(sl, st[i].ltime, node, now);
 	}
+}
 
-	for (uint32_t i = 0; i < n_events; i++) {
+/* The remote's recent user events, replayed (pp_events_ok checked them). */
+static void pp_replay_events(struct serf_layer *sl, const struct pushpull *pp)
+{
+	const msgpack_object *events = pp->events;
+	for (uint32_t i = 0; i < pp->n_events; i++) {
 		const msgpack_object_kv *ekv = NULL;
 		uint32_t en = 0;
 		uint64_t lt = 0;
@@ -1139,20 +1147,59 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 			handle_user_event(sl, lt, name.p, name.len, payload.p, payload.len, false);
 		}
 	}
+}
 
-	if (sl->have_ext && sl->ext.merge_state) {
-		size_t off = used;
-		while (off < len) {
-			uint8_t t = p[off];
-			uint32_t l = (uint32_t)p[off + 1] << 24 | (uint32_t)p[off + 2] << 16 |
-				     (uint32_t)p[off + 3] << 8 | p[off + 4];
-			sl->ext.merge_state(sl->ext.ctx, t, p + off + 5, l, join, now);
-			off += 5 + (size_t)l;
-		}
+/* The extension records after the push-pull body (ext_trailer_ok checked). */
+static void pp_merge_extensions(struct serf_layer *sl, const uint8_t *p, size_t off,
+				size_t len, bool join, int64_t now)
+{
+	if (!sl->have_ext || !sl->ext.merge_state)
+		return;
+	while (off < len) {
+		uint8_t t = p[off];
+		uint32_t l = (uint32_t)p[off + 1] << 24 | (uint32_t)p[off + 2] << 16 |
+			     (uint32_t)p[off + 3] << 8 | p[off + 4];
+		sl->ext.merge_state(sl->ext.ctx, t, p + off + 5, l, join, now);
+		off += 5 + (size_t)l;
 	}
-out:
-	free(st);
-	free(lf);
+}
+
+void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size_t len,
+				   bool join, int64_t now)
+{
+	msgpack_unpacked u;
+	size_t used;
+	struct pushpull pp = {0};
+
+	if (!sl || !p || len == 0) {
+		if (sl)
+			sl_log(sl, 3, "serf: Remote state is zero bytes");
+		return;
+	}
+	sl_arm(sl, now);
+	if (p[0] != SERF_MSG_PUSH_PULL) {
+		sl->stats.decode_errors++;
+		sl_log(sl, 3, "serf: Remote state has bad type prefix: %d", p[0]);
+		return;
+	}
+	if (sl_unpack(p + 1, len - 1, &u, &used) != SERF_OK) {
+		sl->stats.decode_errors++;
+		return;
+	}
+	used += 1;
+
+	/* Validate everything before touching state. */
+	if (!pp_decode(&u.data, &pp) || !ext_trailer_ok(p + used, len - used)) {
+		sl->stats.decode_errors++;
+		sl_log(sl, 3, "serf: Failed to decode remote state");
+	} else {
+		pp_witness_clocks(sl, &pp, join);
+		pp_apply_members(sl, &pp, now);
+		pp_replay_events(sl, &pp);
+		pp_merge_extensions(sl, p, used, len, join, now);
+	}
+	free(pp.st);
+	free(pp.lf);
 	msgpack_unpacked_destroy(&u);
 }
 
