@@ -79,6 +79,37 @@ struct query_resp_msg {
 	struct wire_bytes payload;
 };
 
+/*
+ * The fields a query and its response share: true if k is one of them,
+ * *ok then saying whether its value decoded.
+ */
+static bool decode_query_common(const msgpack_object *k, const msgpack_object *val,
+				uint64_t *ltime, uint32_t *id, uint32_t *flags,
+				struct wire_bytes *payload, bool *ok)
+{
+	uint64_t v = 0;
+	if (mpack_key_is(k, "LTime")) {
+		*ok = mpack_go_uint(val, UINT64_MAX, ltime);
+	} else if (mpack_key_is(k, "ID")) {
+		*ok = mpack_go_uint(val, UINT32_MAX, &v);
+		*id = (uint32_t)v;
+	} else if (mpack_key_is(k, "Flags")) {
+		*ok = mpack_go_uint(val, UINT32_MAX, &v);
+		*flags = (uint32_t)v;
+	} else if (mpack_key_is(k, "Payload")) {
+		*ok = mp_bytes(val, payload);
+	} else {
+		return false;
+	}
+	return true;
+}
+
+/* A member name that can become a C string (empty allowed). */
+static bool name_bytes_ok(const struct wire_bytes *b)
+{
+	return b->len <= WIRE_NAME_MAX && (b->len == 0 || !memchr(b->p, 0, b->len));
+}
+
 static int decode_query(const msgpack_object *o, struct query_msg *q)
 {
 	const msgpack_object_kv *kv;
@@ -91,11 +122,8 @@ static int decode_query(const msgpack_object *o, struct query_msg *q)
 	for (uint32_t i = 0; i < n; i++) {
 		const msgpack_object *k = &kv[i].key, *val = &kv[i].val;
 		bool ok = true;
-		if (mpack_key_is(k, "LTime")) {
-			ok = mpack_go_uint(val, UINT64_MAX, &q->ltime);
-		} else if (mpack_key_is(k, "ID")) {
-			ok = mpack_go_uint(val, UINT32_MAX, &v);
-			q->id = (uint32_t)v;
+		if (decode_query_common(k, val, &q->ltime, &q->id, &q->flags, &q->payload, &ok)) {
+			/* decoded */
 		} else if (mpack_key_is(k, "Addr")) {
 			ok = mp_bytes(val, &q->addr);
 		} else if (mpack_key_is(k, "Port")) {
@@ -109,9 +137,6 @@ static int decode_query(const msgpack_object *o, struct query_msg *q)
 				struct wire_bytes b = {NULL, 0};
 				ok = mp_bytes(&q->filters[j], &b);
 			}
-		} else if (mpack_key_is(k, "Flags")) {
-			ok = mpack_go_uint(val, UINT32_MAX, &v);
-			q->flags = (uint32_t)v;
 		} else if (mpack_key_is(k, "RelayFactor")) {
 			ok = mpack_go_uint(val, UINT8_MAX, &v);
 			q->relay_factor = (uint8_t)v;
@@ -119,16 +144,12 @@ static int decode_query(const msgpack_object *o, struct query_msg *q)
 			ok = mpack_go_int(val, &q->timeout_ns);
 		} else if (mpack_key_is(k, "Name")) {
 			ok = mp_bytes(val, &q->name);
-		} else if (mpack_key_is(k, "Payload")) {
-			ok = mp_bytes(val, &q->payload);
 		}
 		if (!ok)
 			return SERF_EFORMAT;
 	}
 	/* Names become C strings for the application. */
-	if ((q->name.len && memchr(q->name.p, 0, q->name.len)) ||
-	    q->source_node.len > WIRE_NAME_MAX ||
-	    (q->source_node.len && memchr(q->source_node.p, 0, q->source_node.len)))
+	if ((q->name.len && memchr(q->name.p, 0, q->name.len)) || !name_bytes_ok(&q->source_node))
 		return SERF_EFORMAT;
 	return SERF_OK;
 }
@@ -137,7 +158,6 @@ static int decode_query_resp(const msgpack_object *o, struct query_resp_msg *r)
 {
 	const msgpack_object_kv *kv;
 	uint32_t n;
-	uint64_t v = 0;
 
 	memset(r, 0, sizeof *r);
 	if (o->type != MSGPACK_OBJECT_MAP || !mpack_go_map(o, &kv, &n))
@@ -145,25 +165,13 @@ static int decode_query_resp(const msgpack_object *o, struct query_resp_msg *r)
 	for (uint32_t i = 0; i < n; i++) {
 		const msgpack_object *k = &kv[i].key, *val = &kv[i].val;
 		bool ok = true;
-		if (mpack_key_is(k, "LTime")) {
-			ok = mpack_go_uint(val, UINT64_MAX, &r->ltime);
-		} else if (mpack_key_is(k, "ID")) {
-			ok = mpack_go_uint(val, UINT32_MAX, &v);
-			r->id = (uint32_t)v;
-		} else if (mpack_key_is(k, "From")) {
+		if (!decode_query_common(k, val, &r->ltime, &r->id, &r->flags, &r->payload, &ok) &&
+		    mpack_key_is(k, "From"))
 			ok = mp_bytes(val, &r->from);
-		} else if (mpack_key_is(k, "Flags")) {
-			ok = mpack_go_uint(val, UINT32_MAX, &v);
-			r->flags = (uint32_t)v;
-		} else if (mpack_key_is(k, "Payload")) {
-			ok = mp_bytes(val, &r->payload);
-		}
 		if (!ok)
 			return SERF_EFORMAT;
 	}
-	if (r->from.len > WIRE_NAME_MAX || (r->from.len && memchr(r->from.p, 0, r->from.len)))
-		return SERF_EFORMAT;
-	return SERF_OK;
+	return name_bytes_ok(&r->from) ? SERF_OK : SERF_EFORMAT;
 }
 
 /*

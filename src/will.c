@@ -1442,6 +1442,31 @@ int64_t will_next_deadline(const struct will *w)
 	return t;
 }
 
+/* Our own record and, in v, the next version of our will (owner and seq
+ * set, the rest zero); NULL when out of memory. */
+static struct wrec *own_next_version(struct will *w, struct pver *v)
+{
+	struct wrec *r = rec_get(w, w->cfg.name);
+	if (!r)
+		return NULL;
+	memset(v, 0, sizeof *v);
+	snprintf(v->owner, sizeof v->owner, "%s", w->cfg.name);
+	v->seq = w->own_hi + 1;
+	return r;
+}
+
+/* Keep v as our will (set here, so authoritative), save and gossip it. */
+static int own_commit(struct will *w, struct wrec *r, const struct pver *v)
+{
+	if (!store_version(w, r, v))
+		return WILL_ENOMEM;
+	w->own_hi = v->seq;
+	w->own_auth = true;
+	persist(w);
+	broadcast_version(w, r);
+	return WILL_OK;
+}
+
 int will_set(struct will *w, const char *recipient, const char *event, int64_t delay_ms,
 	     const uint8_t *payload, size_t len, int64_t now)
 {
@@ -1456,25 +1481,16 @@ int will_set(struct will *w, const char *recipient, const char *event, int64_t d
 		return WILL_ETOOBIG;
 	if ((to_member && is_self(w, target)) || w->own_hi >= WILL_SEQ_MAX)
 		return WILL_EINVAL;
-	struct wrec *r = rec_get(w, w->cfg.name);
+	struct pver v;
+	struct wrec *r = own_next_version(w, &v);
 	if (!r)
 		return WILL_ENOMEM;
-	struct pver v;
-	memset(&v, 0, sizeof v);
-	snprintf(v.owner, sizeof v.owner, "%s", w->cfg.name);
-	v.seq = w->own_hi + 1;
 	v.kind = to_member ? KIND_MEMBER : KIND_EVENT;
 	snprintf(v.target, sizeof v.target, "%s", target);
 	v.delay = delay_ms;
 	v.payload = payload;
 	v.plen = len;
-	if (!store_version(w, r, &v))
-		return WILL_ENOMEM;
-	w->own_hi = v.seq;
-	w->own_auth = true;
-	persist(w);
-	broadcast_version(w, r);
-	return WILL_OK;
+	return own_commit(w, r, &v);
 }
 
 int will_clear(struct will *w, int64_t now)
@@ -1482,22 +1498,13 @@ int will_clear(struct will *w, int64_t now)
 	(void)now;
 	if (!w || w->own_hi >= WILL_SEQ_MAX)
 		return WILL_EINVAL;
-	struct wrec *r = rec_get(w, w->cfg.name);
+	struct pver v;
+	struct wrec *r = own_next_version(w, &v);
 	if (!r)
 		return WILL_ENOMEM;
-	struct pver v;
-	memset(&v, 0, sizeof v);
-	snprintf(v.owner, sizeof v.owner, "%s", w->cfg.name);
-	v.seq = w->own_hi + 1;
 	v.tomb = true;
-	if (!store_version(w, r, &v))
-		return WILL_ENOMEM;
-	w->own_hi = v.seq;
-	w->own_auth = true;
-	persist(w);
 	/* Even with nothing set, gossip the tombstone: peers may hold an old copy. */
-	broadcast_version(w, r);
-	return WILL_OK;
+	return own_commit(w, r, &v);
 }
 
 int will_list(const struct will *w, const char *owner, struct vigil_will_info **out,
