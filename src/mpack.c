@@ -70,46 +70,31 @@ bool mpack_go_bytes(const msgpack_object *o, const uint8_t **p, uint32_t *n)
 
 bool mpack_go_text(const msgpack_object *o, const char **p, size_t *n)
 {
-	const uint8_t *view;
-	uint32_t len;
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*p = "";
-		*n = 0;
-		return true;
-	}
-	if (!mpack_view(o, &view, &len))
+	const uint8_t *view = (const uint8_t *)"";
+	uint32_t len = 0;
+	if (o->type != MSGPACK_OBJECT_NIL && !mpack_view(o, &view, &len))
 		return false;
 	*p = (const char *)view;
 	*n = len;
 	return true;
 }
 
+/* Arrays and maps: a nil one (a Go nil slice or map) is empty; on any
+ * other type the outputs are empty too and the answer is false. */
 bool mpack_go_array(const msgpack_object *o, const msgpack_object **items, uint32_t *n)
 {
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*items = NULL;
-		*n = 0;
-		return true;
-	}
-	if (o->type != MSGPACK_OBJECT_ARRAY)
-		return false;
-	*items = o->via.array.ptr;
-	*n = o->via.array.size;
-	return true;
+	bool is_array = o->type == MSGPACK_OBJECT_ARRAY;
+	*items = is_array ? o->via.array.ptr : NULL;
+	*n = is_array ? o->via.array.size : 0;
+	return is_array || o->type == MSGPACK_OBJECT_NIL;
 }
 
 bool mpack_go_map(const msgpack_object *o, const msgpack_object_kv **kv, uint32_t *n)
 {
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*kv = NULL;
-		*n = 0;
-		return true;
-	}
-	if (o->type != MSGPACK_OBJECT_MAP)
-		return false;
-	*kv = o->via.map.ptr;
-	*n = o->via.map.size;
-	return true;
+	bool is_map = o->type == MSGPACK_OBJECT_MAP;
+	*kv = is_map ? o->via.map.ptr : NULL;
+	*n = is_map ? o->via.map.size : 0;
+	return is_map || o->type == MSGPACK_OBJECT_NIL;
 }
 
 bool mpack_text_copy(const uint8_t *p, size_t n, char *out, size_t cap)
