@@ -120,28 +120,30 @@ char *mpack_text_dup(const uint8_t *p, size_t n)
 	return s;
 }
 
+/* A header of n and then n bytes, by one of msgpack-c's pairs of calls. */
+static int pack_sized(msgpack_packer *pk, int (*head)(msgpack_packer *, size_t),
+		      int (*body)(msgpack_packer *, const void *, size_t), const void *p,
+		      size_t n)
+{
+	int err = head(pk, n);
+	if (n)
+		err |= body(pk, p, n);
+	return err;
+}
+
 int mpack_pack_str(msgpack_packer *pk, const void *s, size_t n)
 {
-	int err = msgpack_pack_str(pk, n);
-	if (n)
-		err |= msgpack_pack_str_body(pk, s, n);
-	return err;
+	return pack_sized(pk, msgpack_pack_str, msgpack_pack_str_body, s, n);
 }
 
 int mpack_pack_bin(msgpack_packer *pk, const void *p, size_t n)
 {
-	int err = msgpack_pack_bin(pk, n);
-	if (n)
-		err |= msgpack_pack_bin_body(pk, p, n);
-	return err;
+	return pack_sized(pk, msgpack_pack_bin, msgpack_pack_bin_body, p, n);
 }
 
 int mpack_pack_goraw(msgpack_packer *pk, const void *p, size_t n)
 {
-	int err = msgpack_pack_v4raw(pk, n);
-	if (n)
-		err |= msgpack_pack_v4raw_body(pk, p, n);
-	return err;
+	return pack_sized(pk, msgpack_pack_v4raw, msgpack_pack_v4raw_body, p, n);
 }
 
 int mpack_pack_bool(msgpack_packer *pk, bool v)

@@ -124,12 +124,16 @@ int sl_unpack(const uint8_t *p, size_t len, msgpack_unpacked *u, size_t *used)
 /* ------------------------------------------------------------------ */
 /* member table (sorted by name for bsearch)                           */
 
-static size_t member_pos(const struct serf_layer *sl, const char *name, bool *found)
+/* Binary search of a table sorted by name, of n entries read through
+ * name_at: where name is (*found) or would go. */
+static size_t name_pos(const struct serf_layer *sl, size_t n,
+		       const char *(*name_at)(const struct serf_layer *sl, size_t i),
+		       const char *name, bool *found)
 {
-	size_t lo = 0, hi = sl->n_members;
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(sl->members[mid]->m.name, name);
+		int c = strcmp(name_at(sl, mid), name);
 		if (c == 0) {
 			*found = true;
 			return mid;
@@ -141,6 +145,16 @@ static size_t member_pos(const struct serf_layer *sl, const char *name, bool *fo
 	}
 	*found = false;
 	return lo;
+}
+
+static const char *member_name_at(const struct serf_layer *sl, size_t i)
+{
+	return sl->members[i]->m.name;
+}
+
+static size_t member_pos(const struct serf_layer *sl, const char *name, bool *found)
+{
+	return name_pos(sl, sl->n_members, member_name_at, name, found);
 }
 
 struct sl_member *sl_member_find(const struct serf_layer *sl, const char *name)
@@ -244,23 +258,14 @@ static void member_absorb(struct serf_layer *sl, struct sl_member *sm,
 /* ------------------------------------------------------------------ */
 /* recent intents (join/leave seen before memberlist knows the node)   */
 
+static const char *intent_name_at(const struct serf_layer *sl, size_t i)
+{
+	return sl->intents[i].name;
+}
+
 static size_t intent_pos(const struct serf_layer *sl, const char *name, bool *found)
 {
-	size_t lo = 0, hi = sl->n_intents;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(sl->intents[mid].name, name);
-		if (c == 0) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = false;
-	return lo;
+	return name_pos(sl, sl->n_intents, intent_name_at, name, found);
 }
 
 /* upsertIntent: true if this is news (so the caller rebroadcasts). */
