@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <msgpack.h>
 
 #define KEY_REQUEST_TYPE 7
 #define KEY_RESPONSE_TYPE 8

@@ -14,16 +14,11 @@
  * bin, nil as the zero value, unknown keys ignored) like go-msgpack does.
  */
 #include "serf_internal.h"
-#include "goregex.h"
 #include "logline.h"
 #include "mpack.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <math.h>
 #include <msgpack.h>
 #include <stdarg.h>
 #include <stdio.h>
