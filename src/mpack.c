@@ -97,6 +97,11 @@ bool mpack_go_map(const msgpack_object *o, const msgpack_object_kv **kv, uint32_
 	return is_map || o->type == MSGPACK_OBJECT_NIL;
 }
 
+bool mpack_map(const msgpack_object *o, const msgpack_object_kv **kv, uint32_t *n)
+{
+	return o->type == MSGPACK_OBJECT_MAP && mpack_go_map(o, kv, n);
+}
+
 bool mpack_text_copy(const uint8_t *p, size_t n, char *out, size_t cap)
 {
 	if (n >= cap || (n && memchr(p, 0, n)))

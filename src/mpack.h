@@ -76,6 +76,8 @@ bool mpack_go_bytes(const msgpack_object *o, const uint8_t **p, uint32_t *n);
 bool mpack_go_text(const msgpack_object *o, const char **p, size_t *n);
 bool mpack_go_array(const msgpack_object *o, const msgpack_object **items, uint32_t *n);
 bool mpack_go_map(const msgpack_object *o, const msgpack_object_kv **kv, uint32_t *n);
+/* A map, and only a map (a message body: nil is no message). */
+bool mpack_map(const msgpack_object *o, const msgpack_object_kv **kv, uint32_t *n);
 
 /* Bytes as a C string: false if it would not fit cap (with its NUL) or
  * holds a NUL, which a C string would silently cut short. */

@@ -975,7 +975,7 @@ static bool pp_events_ok(const msgpack_object *events, uint32_t n_events)
 		uint32_t nev;
 		if (events[i].type == MSGPACK_OBJECT_NIL)
 			continue;
-		ok = events[i].type == MSGPACK_OBJECT_MAP && mpack_go_map(&events[i], &ekv, &en);
+		ok = mpack_map(&events[i], &ekv, &en);
 		for (uint32_t j = 0; ok && j < en; j++) {
 			if (mpack_key_is(&ekv[j].key, "LTime")) {
 				ok = mpack_go_uint(&ekv[j].val, UINT64_MAX, &lt);
@@ -985,8 +985,7 @@ static bool pp_events_ok(const msgpack_object *events, uint32_t n_events)
 					const msgpack_object_kv *ukv = NULL;
 					uint32_t un = 0;
 					struct wire_bytes b = {NULL, 0};
-					ok = evs[m].type == MSGPACK_OBJECT_MAP &&
-					     mpack_go_map(&evs[m], &ukv, &un);
+					ok = mpack_map(&evs[m], &ukv, &un);
 					for (uint32_t x = 0; ok && x < un; x++)
 						if (mpack_key_is(&ukv[x].key, "Name") ||
 						    mpack_key_is(&ukv[x].key, "Payload"))
@@ -1004,7 +1003,7 @@ static bool pp_decode(const msgpack_object *o, struct pushpull *pp)
 	const msgpack_object_kv *kv, *skv = NULL;
 	const msgpack_object *left = NULL;
 	uint32_t n;
-	bool ok = o->type == MSGPACK_OBJECT_MAP && mpack_go_map(o, &kv, &n);
+	bool ok = mpack_map(o, &kv, &n);
 	for (uint32_t i = 0; ok && i < n; i++) {
 		const msgpack_object *k = &kv[i].key, *v = &kv[i].val;
 		if (mpack_key_is(k, "LTime"))

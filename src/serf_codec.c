@@ -240,7 +240,7 @@ int serf_decode_intent(const msgpack_object *o, uint64_t *ltime, char *node, boo
 
 	*ltime = 0;
 	*prune = false;
-	if (o->type != MSGPACK_OBJECT_MAP || !mpack_go_map(o, &kv, &n))
+	if (!mpack_map(o, &kv, &n))
 		return SERF_EFORMAT;
 	for (uint32_t i = 0; i < n; i++) {
 		bool ok = true;
@@ -269,7 +269,7 @@ int serf_decode_user_event(const msgpack_object *o, uint64_t *ltime,
 	*cc = false;
 	name->p = payload->p = NULL;
 	name->len = payload->len = 0;
-	if (o->type != MSGPACK_OBJECT_MAP || !mpack_go_map(o, &kv, &n))
+	if (!mpack_map(o, &kv, &n))
 		return SERF_EFORMAT;
 	for (uint32_t i = 0; i < n; i++) {
 		bool ok = true;

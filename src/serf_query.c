@@ -10,6 +10,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,7 +118,7 @@ static int decode_query(const msgpack_object *o, struct query_msg *q)
 	uint64_t v = 0;
 
 	memset(q, 0, sizeof *q);
-	if (o->type != MSGPACK_OBJECT_MAP || !mpack_go_map(o, &kv, &n))
+	if (!mpack_map(o, &kv, &n))
 		return SERF_EFORMAT;
 	for (uint32_t i = 0; i < n; i++) {
 		const msgpack_object *k = &kv[i].key, *val = &kv[i].val;
@@ -160,7 +161,7 @@ static int decode_query_resp(const msgpack_object *o, struct query_resp_msg *r)
 	uint32_t n;
 
 	memset(r, 0, sizeof *r);
-	if (o->type != MSGPACK_OBJECT_MAP || !mpack_go_map(o, &kv, &n))
+	if (!mpack_map(o, &kv, &n))
 		return SERF_EFORMAT;
 	for (uint32_t i = 0; i < n; i++) {
 		const msgpack_object *k = &kv[i].key, *val = &kv[i].val;
@@ -228,7 +229,7 @@ static bool should_process(const struct serf_layer *sl, const struct query_msg *
 			const msgpack_object_kv *kv;
 			uint32_t n;
 			struct wire_bytes tag = {NULL, 0}, expr = {NULL, 0};
-			bool good = u.data.type == MSGPACK_OBJECT_MAP && mpack_go_map(&u.data, &kv, &n);
+			bool good = mpack_map(&u.data, &kv, &n);
 			for (uint32_t j = 0; good && j < n; j++) {
 				if (mpack_key_is(&kv[j].key, "Tag"))
 					good = mp_bytes(&kv[j].val, &tag);
@@ -428,28 +429,30 @@ int serf_layer_respond(struct serf_layer *sl, uint32_t id, const uint8_t *payloa
 }
 
 /* Member as go-msgpack encodes serf.Member (the conflict response body). */
+/* serf.Member's <kind>Cur, Max and Min, from min_max_cur (3 bytes of vsn). */
+static void enc_versions(struct mpack_enc *e, const char *kind, const uint8_t *min_max_cur)
+{
+	static const char *const suffix[3] = {"Cur", "Max", "Min"};
+	char key[16];
+	for (int i = 0; i < 3; i++) {
+		snprintf(key, sizeof key, "%s%s", kind, suffix[i]);
+		mpack_enc_gostr(e, key);
+		mpack_enc_u64(e, min_max_cur[2 - i]);
+	}
+}
+
 static void enc_member(struct mpack_enc *e, const struct sl_member *m)
 {
 	/* vsn[] is pmin pmax pcur dmin dmax dcur; fields go in name order */
 	mpack_enc_map(e, 11);
 	mpack_enc_gostr(e, "Addr");
 	mpack_enc_gobytes(e, m->addr.ip, m->addr.ip_len);
-	mpack_enc_gostr(e, "DelegateCur");
-	mpack_enc_u64(e, m->m.vsn[5]);
-	mpack_enc_gostr(e, "DelegateMax");
-	mpack_enc_u64(e, m->m.vsn[4]);
-	mpack_enc_gostr(e, "DelegateMin");
-	mpack_enc_u64(e, m->m.vsn[3]);
+	enc_versions(e, "Delegate", m->m.vsn + 3);
 	mpack_enc_gostr(e, "Name");
 	mpack_enc_gostr(e, m->m.name);
 	mpack_enc_gostr(e, "Port");
 	mpack_enc_u64(e, m->m.port);
-	mpack_enc_gostr(e, "ProtocolCur");
-	mpack_enc_u64(e, m->m.vsn[2]);
-	mpack_enc_gostr(e, "ProtocolMax");
-	mpack_enc_u64(e, m->m.vsn[1]);
-	mpack_enc_gostr(e, "ProtocolMin");
-	mpack_enc_u64(e, m->m.vsn[0]);
+	enc_versions(e, "Protocol", m->m.vsn);
 	mpack_enc_gostr(e, "Status");
 	mpack_enc_i64(e, (int64_t)m->m.status);
 	mpack_enc_gostr(e, "Tags");
@@ -876,10 +879,10 @@ void serf_query_on_relay(struct serf_layer *sl, const uint8_t *p, size_t len, in
 		sl->stats.decode_errors++;
 		return;
 	}
-	ok = u.data.type == MSGPACK_OBJECT_MAP && mpack_go_map(&u.data, &kv, &n);
+	ok = mpack_map(&u.data, &kv, &n);
 	for (uint32_t i = 0; ok && i < n; i++) {
 		if (mpack_key_is(&kv[i].key, "DestAddr")) {
-			ok = kv[i].val.type == MSGPACK_OBJECT_MAP && mpack_go_map(&kv[i].val, &akv, &an);
+			ok = mpack_map(&kv[i].val, &akv, &an);
 			for (uint32_t j = 0; ok && j < an; j++) {
 				if (mpack_key_is(&akv[j].key, "IP"))
 					ok = mp_bytes(&akv[j].val, &ip);
