@@ -232,60 +232,82 @@ int serf_encode_intent(struct mpack_enc *e, uint8_t type, uint64_t ltime, const 
 	return SERF_OK;
 }
 
-int serf_decode_intent(const msgpack_object *o, uint64_t *ltime, char *node, bool *prune)
+int serf_decode_fields(const msgpack_object *o, serf_field_fn field, void *out)
 {
 	const msgpack_object_kv *kv;
 	uint32_t n;
-	struct wire_bytes nb = {NULL, 0};
-
-	*ltime = 0;
-	*prune = false;
 	if (!mpack_map(o, &kv, &n))
 		return SERF_EFORMAT;
-	for (uint32_t i = 0; i < n; i++) {
-		bool ok = true;
-		if (mpack_key_is(&kv[i].key, "LTime"))
-			ok = mpack_go_uint(&kv[i].val, UINT64_MAX, ltime);
-		else if (mpack_key_is(&kv[i].key, "Node"))
-			ok = mp_bytes(&kv[i].val, &nb);
-		else if (mpack_key_is(&kv[i].key, "Prune"))
-			ok = mpack_go_bool(&kv[i].val, prune);
-		if (!ok)
+	for (uint32_t i = 0; i < n; i++)
+		if (!field(out, &kv[i].key, &kv[i].val))
 			return SERF_EFORMAT;
-	}
+	return SERF_OK;
+}
+
+/* messageJoin / messageLeave: {LTime, Node[, Prune]}. */
+struct intent_fields {
+	uint64_t *ltime;
+	struct wire_bytes node;
+	bool *prune;
+};
+
+static bool intent_field(void *out, const msgpack_object *k, const msgpack_object *v)
+{
+	struct intent_fields *f = out;
+	if (mpack_key_is(k, "LTime"))
+		return mpack_go_uint(v, UINT64_MAX, f->ltime);
+	if (mpack_key_is(k, "Node"))
+		return mp_bytes(v, &f->node);
+	if (mpack_key_is(k, "Prune"))
+		return mpack_go_bool(v, f->prune);
+	return true;
+}
+
+int serf_decode_intent(const msgpack_object *o, uint64_t *ltime, char *node, bool *prune)
+{
+	struct intent_fields f = {ltime, {NULL, 0}, prune};
+	*ltime = 0;
+	*prune = false;
+	if (serf_decode_fields(o, intent_field, &f) != SERF_OK)
+		return SERF_EFORMAT;
 	/* A name memberlist could never carry cannot be a member. */
-	if (nb.len == 0 || !mpack_text_copy(nb.p, nb.len, node, WIRE_NAME_MAX + 1))
+	if (f.node.len == 0 || !mpack_text_copy(f.node.p, f.node.len, node, WIRE_NAME_MAX + 1))
 		return SERF_EFORMAT;
 	return SERF_OK;
 }
 
-int serf_decode_user_event(const msgpack_object *o, uint64_t *ltime,
-			     struct wire_bytes *name, struct wire_bytes *payload, bool *cc)
-{
-	const msgpack_object_kv *kv;
-	uint32_t n;
+/* messageUserEvent: {LTime, Name, Payload, CC}. */
+struct user_event_fields {
+	uint64_t *ltime;
+	struct wire_bytes *name, *payload;
+	bool *cc;
+};
 
+static bool user_event_field(void *out, const msgpack_object *k, const msgpack_object *v)
+{
+	struct user_event_fields *f = out;
+	if (mpack_key_is(k, "LTime"))
+		return mpack_go_uint(v, UINT64_MAX, f->ltime);
+	if (mpack_key_is(k, "Name"))
+		return mp_bytes(v, f->name);
+	if (mpack_key_is(k, "Payload"))
+		return mp_bytes(v, f->payload);
+	if (mpack_key_is(k, "CC"))
+		return mpack_go_bool(v, f->cc);
+	return true;
+}
+
+int serf_decode_user_event(const msgpack_object *o, uint64_t *ltime,
+			   struct wire_bytes *name, struct wire_bytes *payload, bool *cc)
+{
+	struct user_event_fields f = {ltime, name, payload, cc};
 	*ltime = 0;
 	*cc = false;
 	name->p = payload->p = NULL;
 	name->len = payload->len = 0;
-	if (!mpack_map(o, &kv, &n))
+	if (serf_decode_fields(o, user_event_field, &f) != SERF_OK)
 		return SERF_EFORMAT;
-	for (uint32_t i = 0; i < n; i++) {
-		bool ok = true;
-		if (mpack_key_is(&kv[i].key, "LTime"))
-			ok = mpack_go_uint(&kv[i].val, UINT64_MAX, ltime);
-		else if (mpack_key_is(&kv[i].key, "Name"))
-			ok = mp_bytes(&kv[i].val, name);
-		else if (mpack_key_is(&kv[i].key, "Payload"))
-			ok = mp_bytes(&kv[i].val, payload);
-		else if (mpack_key_is(&kv[i].key, "CC"))
-			ok = mpack_go_bool(&kv[i].val, cc);
-		if (!ok)
-			return SERF_EFORMAT;
-	}
 	if (name->len && memchr(name->p, 0, name->len))
 		return SERF_EFORMAT;
 	return SERF_OK;
 }
-

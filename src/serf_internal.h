@@ -161,6 +161,11 @@ int serf_tags_copy(const struct vigil_tag *in, size_t n, struct vigil_tag **out,
  * into e (initialised here; freed here on failure). */
 int serf_encode_intent(struct mpack_enc *e, uint8_t type, uint64_t ltime, const char *node,
 		       bool prune);
+/* A serf message body, a Go struct as a map: each entry goes to field
+ * (with out), which ignores keys it does not know by returning true, and
+ * refuses a value by returning false (then SERF_EFORMAT). */
+typedef bool (*serf_field_fn)(void *out, const msgpack_object *key, const msgpack_object *val);
+int serf_decode_fields(const msgpack_object *o, serf_field_fn field, void *out);
 /* An intent's body; node gets the member name (WIRE_NAME_MAX + 1 bytes). */
 int serf_decode_intent(const msgpack_object *o, uint64_t *ltime, char *node, bool *prune);
 /* A user event's body, as views into o. */

@@ -111,67 +111,63 @@ static bool name_bytes_ok(const struct wire_bytes *b)
 	return b->len <= WIRE_NAME_MAX && (b->len == 0 || !memchr(b->p, 0, b->len));
 }
 
+static bool query_field(void *out, const msgpack_object *k, const msgpack_object *val)
+{
+	struct query_msg *q = out;
+	uint64_t v = 0;
+	bool ok = true;
+	if (decode_query_common(k, val, &q->ltime, &q->id, &q->flags, &q->payload, &ok))
+		return ok;
+	if (mpack_key_is(k, "Addr")) {
+		ok = mp_bytes(val, &q->addr);
+	} else if (mpack_key_is(k, "Port")) {
+		ok = mpack_go_uint(val, UINT16_MAX, &v);
+		q->port = (uint16_t)v;
+	} else if (mpack_key_is(k, "SourceNode")) {
+		ok = mp_bytes(val, &q->source_node);
+	} else if (mpack_key_is(k, "Filters")) {
+		ok = mpack_go_array(val, &q->filters, &q->n_filters);
+		for (uint32_t j = 0; ok && j < q->n_filters; j++) {
+			struct wire_bytes b = {NULL, 0};
+			ok = mp_bytes(&q->filters[j], &b);
+		}
+	} else if (mpack_key_is(k, "RelayFactor")) {
+		ok = mpack_go_uint(val, UINT8_MAX, &v);
+		q->relay_factor = (uint8_t)v;
+	} else if (mpack_key_is(k, "Timeout")) {
+		ok = mpack_go_int(val, &q->timeout_ns);
+	} else if (mpack_key_is(k, "Name")) {
+		ok = mp_bytes(val, &q->name);
+	}
+	return ok;
+}
+
 static int decode_query(const msgpack_object *o, struct query_msg *q)
 {
-	const msgpack_object_kv *kv;
-	uint32_t n;
-	uint64_t v = 0;
-
 	memset(q, 0, sizeof *q);
-	if (!mpack_map(o, &kv, &n))
+	if (serf_decode_fields(o, query_field, q) != SERF_OK)
 		return SERF_EFORMAT;
-	for (uint32_t i = 0; i < n; i++) {
-		const msgpack_object *k = &kv[i].key, *val = &kv[i].val;
-		bool ok = true;
-		if (decode_query_common(k, val, &q->ltime, &q->id, &q->flags, &q->payload, &ok)) {
-			/* decoded */
-		} else if (mpack_key_is(k, "Addr")) {
-			ok = mp_bytes(val, &q->addr);
-		} else if (mpack_key_is(k, "Port")) {
-			ok = mpack_go_uint(val, UINT16_MAX, &v);
-			q->port = (uint16_t)v;
-		} else if (mpack_key_is(k, "SourceNode")) {
-			ok = mp_bytes(val, &q->source_node);
-		} else if (mpack_key_is(k, "Filters")) {
-			ok = mpack_go_array(val, &q->filters, &q->n_filters);
-			for (uint32_t j = 0; ok && j < q->n_filters; j++) {
-				struct wire_bytes b = {NULL, 0};
-				ok = mp_bytes(&q->filters[j], &b);
-			}
-		} else if (mpack_key_is(k, "RelayFactor")) {
-			ok = mpack_go_uint(val, UINT8_MAX, &v);
-			q->relay_factor = (uint8_t)v;
-		} else if (mpack_key_is(k, "Timeout")) {
-			ok = mpack_go_int(val, &q->timeout_ns);
-		} else if (mpack_key_is(k, "Name")) {
-			ok = mp_bytes(val, &q->name);
-		}
-		if (!ok)
-			return SERF_EFORMAT;
-	}
 	/* Names become C strings for the application. */
 	if ((q->name.len && memchr(q->name.p, 0, q->name.len)) || !name_bytes_ok(&q->source_node))
 		return SERF_EFORMAT;
 	return SERF_OK;
 }
 
+static bool query_resp_field(void *out, const msgpack_object *k, const msgpack_object *val)
+{
+	struct query_resp_msg *r = out;
+	bool ok = true;
+	if (!decode_query_common(k, val, &r->ltime, &r->id, &r->flags, &r->payload, &ok) &&
+	    mpack_key_is(k, "From"))
+		ok = mp_bytes(val, &r->from);
+	return ok;
+}
+
 static int decode_query_resp(const msgpack_object *o, struct query_resp_msg *r)
 {
-	const msgpack_object_kv *kv;
-	uint32_t n;
-
 	memset(r, 0, sizeof *r);
-	if (!mpack_map(o, &kv, &n))
+	if (serf_decode_fields(o, query_resp_field, r) != SERF_OK)
 		return SERF_EFORMAT;
-	for (uint32_t i = 0; i < n; i++) {
-		const msgpack_object *k = &kv[i].key, *val = &kv[i].val;
-		bool ok = true;
-		if (!decode_query_common(k, val, &r->ltime, &r->id, &r->flags, &r->payload, &ok) &&
-		    mpack_key_is(k, "From"))
-			ok = mp_bytes(val, &r->from);
-		if (!ok)
-			return SERF_EFORMAT;
-	}
 	return name_bytes_ok(&r->from) ? SERF_OK : SERF_EFORMAT;
 }
 
