@@ -2,8 +2,8 @@
  * mpack.h — the one family of msgpack helpers, over msgpack-c, for every
  * part of vigil that reads or writes msgpack by hand: the Serf layer
  * (serf.c, serf_query.c, serf_codec.c), its key manager (keymanager.c),
- * wills (will.c),
- * the packet codec (wire.c) and the agent (agent/mp.c forwards here).
+ * wills (will.c), the packet codec (wire.c) and the agent (agent/mp.c
+ * forwards here).
  *
  * Map keys.  Go's msgpack codec, as serf and memberlist use it, writes a
  * struct's field names as strings — the old spec's "raw" family, which
