@@ -1,8 +1,14 @@
-/* mp.c — msgpack framing and accessors; see mp.h for why framing is manual. */
+/*
+ * mp.c — msgpack framing and accessors; see mp.h for why framing is manual.
+ * The accessors are the agent's names for the library's msgpack helpers
+ * (src/mpack.h), so that RPC requests read keys and values by the same
+ * rules as the gossip layer does (str or bin keys).
+ */
 #include "mp.h"
 
 #include <string.h>
 
+#include "mpack.h"
 #include "wire.h"
 
 int mp_frame_len(const uint8_t *buf, size_t len, size_t *out)
@@ -45,41 +51,12 @@ bool mp_decode(msgpack_unpacked *res, const uint8_t *buf, size_t len)
 
 bool mp_as_bytes(const msgpack_object *o, const char **p, size_t *n)
 {
-	if (!o)
-		return false;
-	switch (o->type) {
-	case MSGPACK_OBJECT_STR:
-		*p = o->via.str.ptr;
-		*n = o->via.str.size;
-		return true;
-	case MSGPACK_OBJECT_BIN:
-		*p = o->via.bin.ptr;
-		*n = o->via.bin.size;
-		return true;
-	case MSGPACK_OBJECT_NIL:
-		*p = "";
-		*n = 0;
-		return true;
-	default:
-		return false;
-	}
+	return o && mpack_go_text(o, p, n);
 }
 
 const msgpack_object *mp_get(const msgpack_object *map, const char *key)
 {
-	if (!map || map->type != MSGPACK_OBJECT_MAP)
-		return NULL;
-	size_t kl = strlen(key);
-	for (uint32_t i = 0; i < map->via.map.size; i++) {
-		const char *p;
-		size_t n;
-		const msgpack_object_kv *kv = &map->via.map.ptr[i];
-		if (kv->key.type == MSGPACK_OBJECT_NIL)
-			continue;
-		if (mp_as_bytes(&kv->key, &p, &n) && n == kl && memcmp(p, key, n) == 0)
-			return &kv->val;
-	}
-	return NULL;
+	return mpack_map_get(map, key);
 }
 
 bool mp_get_str(const msgpack_object *map, const char *key, char *buf, size_t len)
@@ -101,10 +78,10 @@ int mp_get_text(const msgpack_object *map, const char *key, char *buf, size_t le
 	buf[0] = '\0';
 	if (!o || o->type == MSGPACK_OBJECT_NIL)
 		return 0;
-	if (!mp_as_bytes(o, &p, &n) || n >= len || memchr(p, '\0', n))
+	if (!mp_as_bytes(o, &p, &n) || !mpack_text_copy((const uint8_t *)p, n, buf, len)) {
+		buf[0] = '\0';
 		return -1;
-	memcpy(buf, p, n);
-	buf[n] = '\0';
+	}
 	return 1;
 }
 
@@ -159,8 +136,7 @@ bool mp_get_bool(const msgpack_object *map, const char *key, bool *v)
 
 void mp_pack_strn(msgpack_packer *pk, const char *s, size_t n)
 {
-	msgpack_pack_str(pk, n);
-	msgpack_pack_str_body(pk, s, n);
+	mpack_pack_str(pk, s, n);
 }
 
 void mp_pack_cstr(msgpack_packer *pk, const char *s)
@@ -170,9 +146,7 @@ void mp_pack_cstr(msgpack_packer *pk, const char *s)
 
 void mp_pack_binn(msgpack_packer *pk, const void *p, size_t n)
 {
-	msgpack_pack_bin(pk, n);
-	if (n)
-		msgpack_pack_bin_body(pk, p, n);
+	mpack_pack_bin(pk, p, n);
 }
 
 void mp_pack_kstr(msgpack_packer *pk, const char *key, const char *val)
@@ -190,10 +164,7 @@ void mp_pack_kuint(msgpack_packer *pk, const char *key, uint64_t v)
 void mp_pack_kbool(msgpack_packer *pk, const char *key, bool v)
 {
 	mp_pack_cstr(pk, key);
-	if (v)
-		msgpack_pack_true(pk);
-	else
-		msgpack_pack_false(pk);
+	mpack_pack_bool(pk, v);
 }
 
 msgpack_packer *mp_body_map(struct mp_body *b, size_t n)

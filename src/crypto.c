@@ -163,6 +163,18 @@ static long keyring_find(const struct vigil_keyring *kr, const uint8_t *key, siz
 	return -1;
 }
 
+/* The slot of an installed key: VIGIL_CRYPTO_OK with *i, or why not. */
+static int keyring_locate(const struct vigil_keyring *kr, const uint8_t *key, size_t len,
+			  long *i)
+{
+	if (!kr || !key)
+		return VIGIL_CRYPTO_EINVAL;
+	if (!key_len_ok(len))
+		return VIGIL_CRYPTO_EKEYLEN;
+	*i = keyring_find(kr, key, len);
+	return *i < 0 ? VIGIL_CRYPTO_ENOKEY : VIGIL_CRYPTO_OK;
+}
+
 int vigil_keyring_add(struct vigil_keyring *kr, const uint8_t *key, size_t len)
 {
 	if (!kr || !key)
@@ -195,14 +207,10 @@ int vigil_keyring_use(struct vigil_keyring *kr, const uint8_t *key, size_t len)
 {
 	struct vigil_key k;
 	long i;
+	int rc = keyring_locate(kr, key, len, &i);
 
-	if (!kr || !key)
-		return VIGIL_CRYPTO_EINVAL;
-	if (!key_len_ok(len))
-		return VIGIL_CRYPTO_EKEYLEN;
-	i = keyring_find(kr, key, len);
-	if (i < 0)
-		return VIGIL_CRYPTO_ENOKEY;
+	if (rc != VIGIL_CRYPTO_OK)
+		return rc;
 	/* memberlist installKeys: new primary first, the rest in their old order. */
 	k = kr->k[i];
 	memmove(&kr->k[1], &kr->k[0], (size_t)i * sizeof kr->k[0]);
@@ -214,14 +222,10 @@ int vigil_keyring_use(struct vigil_keyring *kr, const uint8_t *key, size_t len)
 int vigil_keyring_remove(struct vigil_keyring *kr, const uint8_t *key, size_t len)
 {
 	long i;
+	int rc = keyring_locate(kr, key, len, &i);
 
-	if (!kr || !key)
-		return VIGIL_CRYPTO_EINVAL;
-	if (!key_len_ok(len))
-		return VIGIL_CRYPTO_EKEYLEN;
-	i = keyring_find(kr, key, len);
-	if (i < 0)
-		return VIGIL_CRYPTO_ENOKEY;
+	if (rc != VIGIL_CRYPTO_OK)
+		return rc;
 	/* Dropping the primary would leave nothing to encrypt with. */
 	if (i == 0)
 		return VIGIL_CRYPTO_EPRIMARY;

@@ -1,5 +1,8 @@
 /*
- * serf.c — the Serf gossip layer (see serf.h).
+ * serf.c — the Serf gossip layer (see serf.h): its core — Lamport clocks,
+ * the member table and join/leave intents, user events, push-pull, timers.
+ * Queries are in serf_query.c, the encoding of serf's other messages and of
+ * tags in serf_codec.c; serf_internal.h holds what they share.
  *
  * Wire facts come from serf 0.9.4 (messages.go, serf.go, delegate.go,
  * query.go, internal_query.go); the code is our own.  Serf encodes with
@@ -10,148 +13,31 @@
  * the smallest form.  We encode exactly that and decode leniently (str or
  * bin, nil as the zero value, unknown keys ignored) like go-msgpack does.
  */
-#include "serf.h"
-#include "goregex.h"
+#include "serf_internal.h"
+#include "logline.h"
+#include "mpack.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <math.h>
 #include <msgpack.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* serf's UserEventSizeLimit: the hard cap on name + payload. */
-#define SL_USER_EVENT_HARD_LIMIT (9 * 1024)
-/*
- * Bounds on tables a peer can grow.  Serf has none; we cap them so a
- * hostile or buggy peer cannot exhaust memory.  Refusing (rather than
- * evicting) keeps dedup sound: an event we refuse is not delivered and not
- * rebroadcast, so it cannot loop.
- */
-#define SL_INTENTS_MAX 8192
-#define SL_SLOT_EVENTS_MAX 128   /* user events per Lamport time */
-#define SL_SLOT_QUERIES_MAX 128  /* query ids per Lamport time */
-#define SL_INQUERIES_MAX 1024    /* incoming queries awaiting a response */
-#define SL_MYQUERIES_MAX 256     /* our own open queries */
-#define SL_QUERY_TIMEOUT_MAX_MS (24LL * 3600 * 1000)
-
-enum sl_state { SL_ALIVE, SL_LEAVING };
-
-struct sl_member {
-	struct vigil_member m;  /* what listings and events show */
-	struct wire_addr addr;
-	uint64_t status_ltime;  /* Lamport time of the last intent applied */
-	int64_t leave_time;     /* when it became failed/left (ms) */
-	int64_t prune_at;       /* force-leave prune of a leaving member; 0 = none */
-};
-
-struct sl_intent {
-	char name[WIRE_NAME_MAX + 1];
-	uint8_t type;           /* SERF_MSG_JOIN or SERF_MSG_LEAVE */
-	uint64_t ltime;
-	int64_t wall;
-};
-
-struct sl_uevent {
-	char *name;
-	uint8_t *payload;
-	size_t len;
-};
-
-struct sl_event_slot {
-	bool used;
-	uint64_t ltime;
-	size_t n;
-	struct sl_uevent *ev;
-};
-
-struct sl_query_slot {
-	bool used;
-	uint64_t ltime;
-	size_t n;
-	uint32_t *ids;
-};
-
-/* One of our own queries, collecting acks and responses. */
-struct sl_myquery {
-	uint64_t ltime;
-	uint32_t id;
-	char *name;
-	int64_t deadline;
-	bool ack;
-	char **acks;
-	size_t n_acks;
-	char **resps;
-	size_t n_resps;
-	serf_query_result_fn cb;
-	void *cb_ctx;
-};
-
-/* A query someone else started that we may still respond to. */
-struct sl_inquery {
-	uint32_t id;
-	uint64_t ltime;
-	struct wire_addr addr;
-	char source[WIRE_NAME_MAX + 1];
-	uint8_t relay_factor;
-	int64_t deadline;
-};
-
-struct serf_layer {
-	struct serf_layer_config cfg;   /* cfg.tags points at our copy */
-	struct vigil_tag *tags;
-	size_t n_tags;
-	enum sl_state state;
-
-	uint64_t clock, event_clock, query_clock;
-	uint64_t event_min_time, query_min_time;
-	bool join_ignore_old;        /* we are joining without -replay */
-
-	struct sl_member **members;     /* sorted by name */
-	size_t n_members, cap_members;
-
-	struct sl_intent *intents;      /* sorted by name */
-	size_t n_intents, cap_intents;
-
-	struct sl_event_slot *events;   /* cfg.event_buffer slots */
-	struct sl_query_slot *queries;  /* cfg.query_buffer slots */
-
-	struct sl_myquery *myq;
-	size_t n_myq, cap_myq;
-	struct sl_inquery *inq;
-	size_t n_inq, cap_inq;
-
-	struct serf_extension ext;
-	bool have_ext;
-
-	bool armed;
-	int64_t next_reap, next_reconnect;
-	uint64_t rng;
-	struct serf_stats stats;
-};
-
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
 
 __attribute__((format(printf, 3, 4)))
-static void sl_log(const struct serf_layer *sl, int level, const char *fmt, ...)
+void sl_log(const struct serf_layer *sl, int level, const char *fmt, ...)
 {
-	char buf[384];
 	va_list ap;
-	if (!sl->cfg.out.log)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
+	logline_vemit(sl->cfg.out.log, sl->cfg.out.ctx, NULL, 0, 384, level, fmt, ap);
 	va_end(ap);
-	sl->cfg.out.log(sl->cfg.out.ctx, level, buf);
 }
 
-static uint64_t sl_rand(struct serf_layer *sl)
+uint64_t sl_rand(struct serf_layer *sl)
 {
 	/* splitmix64: deterministic under the simulator's seed. */
 	uint64_t z = (sl->rng += 0x9e3779b97f4a7c15ULL);
@@ -161,7 +47,7 @@ static uint64_t sl_rand(struct serf_layer *sl)
 }
 
 /* LamportClock.Witness: make sure we are at least one past v. */
-static void clock_witness(uint64_t *c, uint64_t v)
+void sl_clock_witness(uint64_t *c, uint64_t v)
 {
 	if (v < *c)
 		return;
@@ -169,7 +55,7 @@ static void clock_witness(uint64_t *c, uint64_t v)
 }
 
 /* LamportClock.Increment: the current time, then one more; never wraps. */
-static uint64_t clock_tick(uint64_t *c)
+uint64_t sl_clock_tick(uint64_t *c)
 {
 	uint64_t v = *c;
 	if (v != UINT64_MAX)
@@ -189,43 +75,13 @@ static uint64_t clock_tick(uint64_t *c)
  */
 #define LTIME_AHEAD_MAX (UINT64_C(1) << 32)
 
-static bool ltime_plausible(struct serf_layer *sl, uint64_t clock, uint64_t ltime)
+bool sl_ltime_plausible(struct serf_layer *sl, uint64_t clock, uint64_t ltime)
 {
 	if (ltime <= clock || ltime - clock <= LTIME_AHEAD_MAX)
 		return true;
 	sl->stats.ltime_refused++;
 	sl_log(sl, 0, "serf: refused Lamport time %" PRIu64 " (ours: %" PRIu64 ")", ltime, clock);
 	return false;
-}
-
-static bool bytes_eq_str(const uint8_t *p, size_t len, const char *s)
-{
-	return strlen(s) == len && (len == 0 || memcmp(p, s, len) == 0);
-}
-
-/* Copy bytes into a NUL-terminated buffer; false if too long or has NUL. */
-static bool bytes_to_cstr(const uint8_t *p, size_t len, char *out, size_t cap)
-{
-	if (len >= cap || (len && memchr(p, 0, len)))
-		return false;
-	if (len)
-		memcpy(out, p, len);
-	out[len] = '\0';
-	return true;
-}
-
-static char *dup_bytes_cstr(const uint8_t *p, size_t len)
-{
-	char *s;
-	if (len && memchr(p, 0, len))
-		return NULL;
-	s = malloc(len + 1);
-	if (!s)
-		return NULL;
-	if (len)
-		memcpy(s, p, len);
-	s[len] = '\0';
-	return s;
 }
 
 static void addr_to_text(const struct wire_addr *a, char *out, size_t cap)
@@ -243,25 +99,6 @@ static void addr_to_text(const struct wire_addr *a, char *out, size_t cap)
 	}
 }
 
-/* Raw IP bytes as serf carries them (4 or 16) into a wire_addr. */
-static bool make_addr(const uint8_t *ip, size_t len, uint16_t port, struct wire_addr *a)
-{
-	static const uint8_t v4m[12] = {0,0,0,0,0,0,0,0,0,0,0xff,0xff};
-	memset(a, 0, sizeof *a);
-	if (len == 16 && memcmp(ip, v4m, 12) == 0) {
-		/* Normalise v4-mapped to 4 bytes so the transport picks IPv4. */
-		memcpy(a->ip, ip + 12, 4);
-		a->ip_len = 4;
-	} else if (len == 4 || len == 16) {
-		memcpy(a->ip, ip, len);
-		a->ip_len = (uint8_t)len;
-	} else {
-		return false;
-	}
-	a->port = port;
-	return true;
-}
-
 /* ------------------------------------------------------------------ */
 /* msgpack: bounds pre-check, decoding views, encoding                 */
 
@@ -269,7 +106,7 @@ static bool make_addr(const uint8_t *ip, size_t len, uint16_t port, struct wire_
  * Unpack one msgpack value from p; *used gets its length.  On failure u is
  * left destroyed; on success the caller destroys it.
  */
-static int mp_unpack(const uint8_t *p, size_t len, msgpack_unpacked *u, size_t *used)
+int sl_unpack(const uint8_t *p, size_t len, msgpack_unpacked *u, size_t *used)
 {
 	msgpack_unpacked_init(u);
 	int rc = wire_msgpack_unpack(p, len, SIZE_MAX, u, used);
@@ -279,391 +116,19 @@ static int mp_unpack(const uint8_t *p, size_t len, msgpack_unpacked *u, size_t *
 	return rc == WIRE_ENOMEM ? SERF_ENOMEM : SERF_EFORMAT;
 }
 
-static bool mp_key_is(const msgpack_object *k, const char *name)
-{
-	if (k->type == MSGPACK_OBJECT_STR)
-		return bytes_eq_str((const uint8_t *)k->via.str.ptr, k->via.str.size, name);
-	if (k->type == MSGPACK_OBJECT_BIN)
-		return bytes_eq_str((const uint8_t *)k->via.bin.ptr, k->via.bin.size, name);
-	return false;
-}
-
-static bool mp_u64(const msgpack_object *o, uint64_t max, uint64_t *v)
-{
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*v = 0;
-		return true;
-	}
-	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
-		return false;
-	*v = o->via.u64;
-	return true;
-}
-
-static bool mp_i64(const msgpack_object *o, int64_t *v)
-{
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*v = 0;
-		return true;
-	}
-	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-		*v = o->via.i64;
-		return true;
-	}
-	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > INT64_MAX)
-		return false;
-	*v = (int64_t)o->via.u64;
-	return true;
-}
-
-static bool mp_bool(const msgpack_object *o, bool *v)
-{
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*v = false;
-		return true;
-	}
-	if (o->type != MSGPACK_OBJECT_BOOLEAN)
-		return false;
-	*v = o->via.boolean;
-	return true;
-}
-
-static bool mp_bytes(const msgpack_object *o, struct wire_bytes *b)
-{
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		b->p = NULL;
-		b->len = 0;
-		return true;
-	}
-	if (o->type == MSGPACK_OBJECT_STR) {
-		b->p = (const uint8_t *)o->via.str.ptr;
-		b->len = o->via.str.size;
-		return true;
-	}
-	if (o->type == MSGPACK_OBJECT_BIN) {
-		b->p = (const uint8_t *)o->via.bin.ptr;
-		b->len = o->via.bin.size;
-		return true;
-	}
-	return false;
-}
-
-/* Arrays and maps may be nil (Go nil slice/map). */
-static bool mp_array(const msgpack_object *o, const msgpack_object **items, uint32_t *n)
-{
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*items = NULL;
-		*n = 0;
-		return true;
-	}
-	if (o->type != MSGPACK_OBJECT_ARRAY)
-		return false;
-	*items = o->via.array.ptr;
-	*n = o->via.array.size;
-	return true;
-}
-
-static bool mp_map(const msgpack_object *o, const msgpack_object_kv **kv, uint32_t *n)
-{
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*kv = NULL;
-		*n = 0;
-		return true;
-	}
-	if (o->type != MSGPACK_OBJECT_MAP)
-		return false;
-	*kv = o->via.map.ptr;
-	*n = o->via.map.size;
-	return true;
-}
-
-/* An encoder: type byte (optional) + msgpack into an sbuffer. */
-struct enc {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	int err;
-};
-
-static void enc_init(struct enc *e, int type)
-{
-	msgpack_sbuffer_init(&e->sb);
-	msgpack_packer_init(&e->pk, &e->sb, msgpack_sbuffer_write);
-	e->err = 0;
-	if (type >= 0) {
-		char t = (char)type;
-		e->err |= msgpack_sbuffer_write(&e->sb, &t, 1);
-	}
-}
-
-static void enc_free(struct enc *e)
-{
-	msgpack_sbuffer_destroy(&e->sb);
-}
-
-/* go-msgpack writes both string and []byte as the old raw type. */
-static void enc_raw(struct enc *e, const void *p, size_t len)
-{
-	e->err |= msgpack_pack_v4raw(&e->pk, len);
-	if (len)
-		e->err |= msgpack_pack_v4raw_body(&e->pk, p, len);
-}
-
-static void enc_str(struct enc *e, const char *s)
-{
-	enc_raw(e, s, strlen(s));
-}
-
-/* A []byte field: nil when empty, as an unset Go slice encodes. */
-static void enc_bytes(struct enc *e, const void *p, size_t len)
-{
-	if (len == 0)
-		e->err |= msgpack_pack_nil(&e->pk);
-	else
-		enc_raw(e, p, len);
-}
-
-static void enc_u64(struct enc *e, uint64_t v)
-{
-	e->err |= msgpack_pack_uint64(&e->pk, v);
-}
-
-static void enc_i64(struct enc *e, int64_t v)
-{
-	e->err |= msgpack_pack_int64(&e->pk, v);
-}
-
-static void enc_bool(struct enc *e, bool v)
-{
-	e->err |= v ? msgpack_pack_true(&e->pk) : msgpack_pack_false(&e->pk);
-}
-
-static void enc_map(struct enc *e, size_t n)
-{
-	e->err |= msgpack_pack_map(&e->pk, n);
-}
-
-static void enc_array(struct enc *e, size_t n)
-{
-	e->err |= msgpack_pack_array(&e->pk, n);
-}
-
-/* ------------------------------------------------------------------ */
-/* tags                                                                */
-
-static int tag_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct vigil_tag *)a)->key, ((const struct vigil_tag *)b)->key);
-}
-
-void serf_tags_free(struct vigil_tag *tags, size_t n)
-{
-	if (!tags)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		free(tags[i].key);
-		free(tags[i].value);
-	}
-	free(tags);
-}
-
-/* Deep copy, sorted by key, last duplicate wins (as a Go map would). */
-static int tags_copy(const struct vigil_tag *in, size_t n, struct vigil_tag **out, size_t *nout)
-{
-	struct vigil_tag *t;
-	size_t k = 0;
-
-	*out = NULL;
-	*nout = 0;
-	if (n == 0)
-		return SERF_OK;
-	if (n > VIGIL_MAX_TAGS)
-		return SERF_ETOOBIG;
-	t = calloc(n, sizeof *t);
-	if (!t)
-		return SERF_ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		size_t j;
-		if (!in[i].key || !in[i].value) {
-			serf_tags_free(t, k);
-			return SERF_EINVAL;
-		}
-		for (j = 0; j < k && strcmp(t[j].key, in[i].key) != 0; j++)
-			;
-		char *v = strdup(in[i].value);
-		if (!v) {
-			serf_tags_free(t, k);
-			return SERF_ENOMEM;
-		}
-		if (j < k) {
-			free(t[j].value);
-			t[j].value = v;
-			continue;
-		}
-		t[k].key = strdup(in[i].key);
-		t[k].value = v;
-		if (!t[k].key) {
-			free(v);
-			serf_tags_free(t, k);
-			return SERF_ENOMEM;
-		}
-		k++;
-	}
-	qsort(t, k, sizeof *t, tag_cmp);
-	*out = t;
-	*nout = k;
-	return SERF_OK;
-}
-
-int serf_encode_tags(const struct vigil_tag *tags, size_t n, int protocol_version,
-		     uint8_t *out, size_t cap)
-{
-	struct vigil_tag *t;
-	size_t nt;
-	struct enc e;
-	int rc;
-
-	if (protocol_version == 0)
-		protocol_version = 4;
-	rc = tags_copy(tags, n, &t, &nt);
-	if (rc)
-		return rc;
-	if (protocol_version < 3) {
-		/* serf's role-only compatibility: meta is the "role" tag. */
-		const char *role = "";
-		for (size_t i = 0; i < nt; i++)
-			if (strcmp(t[i].key, "role") == 0)
-				role = t[i].value;
-		size_t l = strlen(role);
-		if (l > cap) {
-			serf_tags_free(t, nt);
-			return SERF_ETOOBIG;
-		}
-		memcpy(out, role, l);
-		serf_tags_free(t, nt);
-		return (int)l;
-	}
-	enc_init(&e, SERF_TAG_MAGIC);
-	enc_map(&e, nt);
-	for (size_t i = 0; i < nt; i++) {
-		enc_str(&e, t[i].key);
-		enc_str(&e, t[i].value);
-	}
-	serf_tags_free(t, nt);
-	if (e.err) {
-		enc_free(&e);
-		return SERF_ENOMEM;
-	}
-	if (e.sb.size > cap || e.sb.size > INT_MAX) {
-		enc_free(&e);
-		return SERF_ETOOBIG;
-	}
-	memcpy(out, e.sb.data, e.sb.size);
-	rc = (int)e.sb.size;
-	enc_free(&e);
-	return rc;
-}
-
-int serf_decode_tags(const uint8_t *meta, size_t len, struct vigil_tag **out, size_t *n)
-{
-	msgpack_unpacked u;
-	const msgpack_object_kv *kv;
-	uint32_t nkv;
-	struct vigil_tag *t;
-	size_t k = 0;
-	int rc;
-
-	*out = NULL;
-	*n = 0;
-	if (len == 0 || meta[0] != SERF_TAG_MAGIC) {
-		/* Pre-protocol-3 members carry just a role string. */
-		t = calloc(1, sizeof *t);
-		if (!t)
-			return SERF_ENOMEM;
-		t->key = strdup("role");
-		t->value = dup_bytes_cstr(meta, len);
-		if (!t->key || !t->value) {
-			int err = t->key && len && memchr(meta, 0, len) ? SERF_EFORMAT : SERF_ENOMEM;
-			serf_tags_free(t, 1);
-			return err;
-		}
-		*out = t;
-		*n = 1;
-		return SERF_OK;
-	}
-	rc = mp_unpack(meta + 1, len - 1, &u, NULL);
-	if (rc)
-		return rc;
-	if (!mp_map(&u.data, &kv, &nkv) || nkv > VIGIL_MAX_TAGS * 4) {
-		msgpack_unpacked_destroy(&u);
-		return SERF_EFORMAT;
-	}
-	t = nkv ? calloc(nkv, sizeof *t) : NULL;
-	if (nkv && !t) {
-		msgpack_unpacked_destroy(&u);
-		return SERF_ENOMEM;
-	}
-	rc = SERF_OK;
-	for (uint32_t i = 0; i < nkv && rc == SERF_OK; i++) {
-		struct wire_bytes kb, vb;
-		size_t j;
-		if (!mp_bytes(&kv[i].key, &kb) || !mp_bytes(&kv[i].val, &vb)) {
-			rc = SERF_EFORMAT;
-			break;
-		}
-		char *key = dup_bytes_cstr(kb.p, kb.len);
-		char *val = dup_bytes_cstr(vb.p, vb.len);
-		if (!key || !val) {
-			rc = (kb.len && memchr(kb.p, 0, kb.len)) ||
-			     (vb.len && memchr(vb.p, 0, vb.len)) ? SERF_EFORMAT : SERF_ENOMEM;
-			free(key);
-			free(val);
-			break;
-		}
-		for (j = 0; j < k && strcmp(t[j].key, key) != 0; j++)
-			;
-		if (j < k) {                 /* duplicate key: last wins */
-			free(t[j].value);
-			t[j].value = val;
-			free(key);
-		} else {
-			t[k].key = key;
-			t[k].value = val;
-			k++;
-		}
-	}
-	msgpack_unpacked_destroy(&u);
-	if (rc) {
-		serf_tags_free(t, k);
-		return rc;
-	}
-	if (k > VIGIL_MAX_TAGS) {
-		serf_tags_free(t, k);
-		return SERF_ETOOBIG;
-	}
-	if (k)
-		qsort(t, k, sizeof *t, tag_cmp);
-	*out = t;
-	*n = k;
-	return SERF_OK;
-}
-
-static const char *tag_get(const struct vigil_tag *t, size_t n, const char *key)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(t[i].key, key) == 0)
-			return t[i].value;
-	return NULL;
-}
-
 /* ------------------------------------------------------------------ */
 /* member table (sorted by name for bsearch)                           */
 
-static size_t member_pos(const struct serf_layer *sl, const char *name, bool *found)
+/* Binary search of a table sorted by name, of n entries read through
+ * name_at: where name is (*found) or would go. */
+static size_t name_pos(const struct serf_layer *sl, size_t n,
+		       const char *(*name_at)(const struct serf_layer *sl, size_t i),
+		       const char *name, bool *found)
 {
-	size_t lo = 0, hi = sl->n_members;
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(sl->members[mid]->m.name, name);
+		int c = strcmp(name_at(sl, mid), name);
 		if (c == 0) {
 			*found = true;
 			return mid;
@@ -677,7 +142,17 @@ static size_t member_pos(const struct serf_layer *sl, const char *name, bool *fo
 	return lo;
 }
 
-static struct sl_member *member_find(const struct serf_layer *sl, const char *name)
+static const char *member_name_at(const struct serf_layer *sl, size_t i)
+{
+	return sl->members[i]->m.name;
+}
+
+static size_t member_pos(const struct serf_layer *sl, const char *name, bool *found)
+{
+	return name_pos(sl, sl->n_members, member_name_at, name, found);
+}
+
+struct sl_member *sl_member_find(const struct serf_layer *sl, const char *name)
 {
 	bool found;
 	size_t i = member_pos(sl, name, &found);
@@ -717,7 +192,7 @@ static void member_free(struct sl_member *m)
 	free(m);
 }
 
-static void emit(struct serf_layer *sl, const struct vigil_event *ev)
+void sl_emit(struct serf_layer *sl, const struct vigil_event *ev)
 {
 	if (sl->cfg.on_event)
 		sl->cfg.on_event(sl->cfg.event_ctx, ev);
@@ -730,7 +205,7 @@ static void emit_member(struct serf_layer *sl, enum vigil_event_type t,
 	memset(&ev, 0, sizeof ev);
 	ev.type = t;
 	ev.member = &m->m;
-	emit(sl, &ev);
+	sl_emit(sl, &ev);
 }
 
 /* serf eraseNode: drop the member and announce the reap. */
@@ -778,23 +253,14 @@ static void member_absorb(struct serf_layer *sl, struct sl_member *sm,
 /* ------------------------------------------------------------------ */
 /* recent intents (join/leave seen before memberlist knows the node)   */
 
+static const char *intent_name_at(const struct serf_layer *sl, size_t i)
+{
+	return sl->intents[i].name;
+}
+
 static size_t intent_pos(const struct serf_layer *sl, const char *name, bool *found)
 {
-	size_t lo = 0, hi = sl->n_intents;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(sl->intents[mid].name, name);
-		if (c == 0) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = false;
-	return lo;
+	return name_pos(sl, sl->n_intents, intent_name_at, name, found);
 }
 
 /* upsertIntent: true if this is news (so the caller rebroadcasts). */
@@ -898,7 +364,7 @@ struct serf_layer *serf_layer_new(const struct serf_layer_config *cfg)
 #undef DEF
 	if (sl->cfg.protocol_version < 2 || sl->cfg.protocol_version > 5 ||
 	    sl->cfg.user_event_size_limit > SL_USER_EVENT_HARD_LIMIT ||
-	    tags_copy(cfg->tags, cfg->n_tags, &sl->tags, &sl->n_tags) != SERF_OK ||
+	    serf_tags_copy(cfg->tags, cfg->n_tags, &sl->tags, &sl->n_tags) != SERF_OK ||
 	    serf_encode_tags(sl->tags, sl->n_tags, sl->cfg.protocol_version, meta,
 			     sizeof meta) < 0) {
 		serf_tags_free(sl->tags, sl->n_tags);
@@ -917,17 +383,6 @@ struct serf_layer *serf_layer_new(const struct serf_layer_config *cfg)
 	/* serf.Create increments every clock once. */
 	sl->clock = sl->event_clock = sl->query_clock = 1;
 	return sl;
-}
-
-static void myquery_free(struct sl_myquery *q)
-{
-	for (size_t i = 0; i < q->n_acks; i++)
-		free(q->acks[i]);
-	for (size_t i = 0; i < q->n_resps; i++)
-		free(q->resps[i]);
-	free(q->acks);
-	free(q->resps);
-	free(q->name);
 }
 
 static void event_slot_clear(struct sl_event_slot *s)
@@ -952,19 +407,12 @@ void serf_layer_free(struct serf_layer *sl)
 		for (int i = 0; i < sl->cfg.event_buffer; i++)
 			event_slot_clear(&sl->events[i]);
 	free(sl->events);
-	if (sl->queries)
-		for (int i = 0; i < sl->cfg.query_buffer; i++)
-			free(sl->queries[i].ids);
-	free(sl->queries);
-	for (size_t i = 0; i < sl->n_myq; i++)
-		myquery_free(&sl->myq[i]);
-	free(sl->myq);
-	free(sl->inq);
+	serf_query_free_all(sl);
 	serf_tags_free(sl->tags, sl->n_tags);
 	free(sl);
 }
 
-static void arm(struct serf_layer *sl, int64_t now)
+void sl_arm(struct serf_layer *sl, int64_t now)
 {
 	if (sl->armed)
 		return;
@@ -976,7 +424,7 @@ static void arm(struct serf_layer *sl, int64_t now)
 /* ------------------------------------------------------------------ */
 /* outbound helpers                                                    */
 
-static void out_broadcast(struct serf_layer *sl, const uint8_t *p, size_t len)
+void sl_broadcast(struct serf_layer *sl, const uint8_t *p, size_t len)
 {
 	if (sl->cfg.out.broadcast)
 		sl->cfg.out.broadcast(sl->cfg.out.ctx, p, len);
@@ -991,26 +439,6 @@ static bool has_alive_members(const struct serf_layer *sl)
 	return false;
 }
 
-static int encode_intent(struct enc *e, uint8_t type, uint64_t ltime, const char *node,
-			 bool prune)
-{
-	enc_init(e, type);
-	enc_map(e, type == SERF_MSG_LEAVE ? 3 : 2);
-	enc_str(e, "LTime");
-	enc_u64(e, ltime);
-	enc_str(e, "Node");
-	enc_str(e, node);
-	if (type == SERF_MSG_LEAVE) {
-		enc_str(e, "Prune");
-		enc_bool(e, prune);
-	}
-	if (e->err) {
-		enc_free(e);
-		return SERF_ENOMEM;
-	}
-	return SERF_OK;
-}
-
 /* ------------------------------------------------------------------ */
 /* intents                                                             */
 
@@ -1019,16 +447,16 @@ static bool handle_join_intent(struct serf_layer *sl, uint64_t ltime, const char
 
 static int broadcast_join(struct serf_layer *sl, uint64_t ltime, int64_t now)
 {
-	struct enc e;
+	struct mpack_enc e;
 	int rc;
 
-	clock_witness(&sl->clock, ltime);
+	sl_clock_witness(&sl->clock, ltime);
 	handle_join_intent(sl, ltime, sl->cfg.name, now);
-	rc = encode_intent(&e, SERF_MSG_JOIN, ltime, sl->cfg.name, false);
+	rc = serf_encode_intent(&e, SERF_MSG_JOIN, ltime, sl->cfg.name, false);
 	if (rc)
 		return rc;
-	out_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
-	enc_free(&e);
+	sl_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
+	mpack_enc_free(&e);
 	return SERF_OK;
 }
 
@@ -1054,10 +482,10 @@ static bool handle_leave_intent(struct serf_layer *sl, uint64_t ltime, const cha
 {
 	struct sl_member *m;
 
-	if (!ltime_plausible(sl, sl->clock, ltime))
+	if (!sl_ltime_plausible(sl, sl->clock, ltime))
 		return false;
-	clock_witness(&sl->clock, ltime);
-	m = member_find(sl, node);
+	sl_clock_witness(&sl->clock, ltime);
+	m = sl_member_find(sl, node);
 	if (!m)
 		return intent_upsert(sl, node, SERF_MSG_LEAVE, ltime, now);
 	if (ltime <= m->status_ltime)
@@ -1102,10 +530,10 @@ static bool handle_join_intent(struct serf_layer *sl, uint64_t ltime, const char
 {
 	struct sl_member *m;
 
-	if (!ltime_plausible(sl, sl->clock, ltime))
+	if (!sl_ltime_plausible(sl, sl->clock, ltime))
 		return false;
-	clock_witness(&sl->clock, ltime);
-	m = member_find(sl, node);
+	sl_clock_witness(&sl->clock, ltime);
+	m = sl_member_find(sl, node);
 	if (!m)
 		return intent_upsert(sl, node, SERF_MSG_JOIN, ltime, now);
 	if (ltime <= m->status_ltime)
@@ -1122,7 +550,7 @@ static bool handle_join_intent(struct serf_layer *sl, uint64_t ltime, const char
 
 static void handle_node_join(struct serf_layer *sl, const struct swim_member *n)
 {
-	struct sl_member *m = member_find(sl, n->name);
+	struct sl_member *m = sl_member_find(sl, n->name);
 
 	if (!m) {
 		uint64_t lt;
@@ -1151,7 +579,7 @@ static void handle_node_join(struct serf_layer *sl, const struct swim_member *n)
 
 static void handle_node_leave(struct serf_layer *sl, const struct swim_member *n, int64_t now)
 {
-	struct sl_member *m = member_find(sl, n->name);
+	struct sl_member *m = sl_member_find(sl, n->name);
 
 	if (!m)
 		return;
@@ -1177,7 +605,7 @@ static void handle_node_leave(struct serf_layer *sl, const struct swim_member *n
 
 static void handle_node_update(struct serf_layer *sl, const struct swim_member *n)
 {
-	struct sl_member *m = member_find(sl, n->name);
+	struct sl_member *m = sl_member_find(sl, n->name);
 
 	if (!m)
 		return;
@@ -1193,7 +621,7 @@ void serf_layer_on_member(struct serf_layer *sl, enum swim_member_event ev,
 
 	if (!sl || !m || !memchr(m->name, 0, sizeof m->name) || !m->name[0])
 		return;
-	arm(sl, now);
+	sl_arm(sl, now);
 	switch (ev) {
 	case SWIM_EV_JOIN:
 		handle_node_join(sl, m);
@@ -1206,7 +634,7 @@ void serf_layer_on_member(struct serf_layer *sl, enum swim_member_event ev,
 		break;
 	case SWIM_EV_REAP:
 		/* swim forgot the tombstone; nothing is left to reconnect to. */
-		sm = member_find(sl, m->name);
+		sm = sl_member_find(sl, m->name);
 		if (sm && (sm->m.status == VIGIL_STATUS_FAILED ||
 			   sm->m.status == VIGIL_STATUS_LEFT))
 			member_erase(sl, m->name);
@@ -1226,9 +654,9 @@ static bool handle_user_event(struct serf_layer *sl, uint64_t ltime, const uint8
 	struct sl_uevent *ue, *nv;
 	struct vigil_event ev;
 
-	if (!ltime_plausible(sl, sl->event_clock, ltime))
+	if (!sl_ltime_plausible(sl, sl->event_clock, ltime))
 		return false;
-	clock_witness(&sl->event_clock, ltime);
+	sl_clock_witness(&sl->event_clock, ltime);
 	if (ltime < sl->event_min_time)
 		return false;
 	cur = sl->event_clock;
@@ -1261,7 +689,7 @@ static bool handle_user_event(struct serf_layer *sl, uint64_t ltime, const uint8
 		return false;
 	slot->ev = nv;
 	ue = &slot->ev[slot->n];
-	ue->name = dup_bytes_cstr(name, name_len);
+	ue->name = mpack_text_dup(name, name_len);
 	ue->payload = len ? malloc(len) : NULL;
 	ue->len = len;
 	if (!ue->name || (len && !ue->payload)) {
@@ -1281,954 +709,52 @@ static bool handle_user_event(struct serf_layer *sl, uint64_t ltime, const uint8
 	ev.payload_len = len;
 	ev.ltime = ltime;
 	ev.coalesce = cc;
-	emit(sl, &ev);
+	sl_emit(sl, &ev);
 	return true;
 }
 
 int serf_layer_user_event(struct serf_layer *sl, const char *name,
 			  const uint8_t *payload, size_t len, bool coalesce, int64_t now)
 {
-	struct enc e;
+	struct mpack_enc e;
 	uint64_t ltime;
 	size_t nlen;
 
 	if (!sl || !name || (len && !payload))
 		return SERF_EINVAL;
-	arm(sl, now);
+	sl_arm(sl, now);
 	nlen = strlen(name);
 	if (nlen + len > (size_t)sl->cfg.user_event_size_limit ||
 	    nlen + len > SL_USER_EVENT_HARD_LIMIT)
 		return SERF_ETOOBIG;
 	ltime = sl->event_clock;
-	enc_init(&e, SERF_MSG_USER_EVENT);
-	enc_map(&e, 4);
-	enc_str(&e, "CC");
-	enc_bool(&e, coalesce);
-	enc_str(&e, "LTime");
-	enc_u64(&e, ltime);
-	enc_str(&e, "Name");
-	enc_raw(&e, name, nlen);
-	enc_str(&e, "Payload");
-	enc_bytes(&e, payload, len);
+	mpack_enc_init(&e, SERF_MSG_USER_EVENT);
+	mpack_enc_map(&e, 4);
+	mpack_enc_gostr(&e, "CC");
+	mpack_enc_bool(&e, coalesce);
+	mpack_enc_gostr(&e, "LTime");
+	mpack_enc_u64(&e, ltime);
+	mpack_enc_gostr(&e, "Name");
+	mpack_enc_goraw(&e, name, nlen);
+	mpack_enc_gostr(&e, "Payload");
+	mpack_enc_gobytes(&e, payload, len);
 	if (e.err) {
-		enc_free(&e);
+		mpack_enc_free(&e);
 		return SERF_ENOMEM;
 	}
 	if (e.sb.size > (size_t)sl->cfg.user_event_size_limit) {
-		enc_free(&e);
+		mpack_enc_free(&e);
 		return SERF_ETOOBIG;
 	}
-	clock_tick(&sl->event_clock);
+	sl_clock_tick(&sl->event_clock);
 	handle_user_event(sl, ltime, (const uint8_t *)name, nlen, payload, len, coalesce);
-	out_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
-	enc_free(&e);
-	return SERF_OK;
-}
-
-/* ------------------------------------------------------------------ */
-/* queries                                                             */
-
-struct query_msg {
-	uint64_t ltime;
-	uint32_t id;
-	struct wire_bytes addr;
-	uint16_t port;
-	struct wire_bytes source_node;
-	const msgpack_object *filters;  /* each STR/BIN (checked) */
-	uint32_t n_filters;
-	uint32_t flags;
-	uint8_t relay_factor;
-	int64_t timeout_ns;
-	struct wire_bytes name;
-	struct wire_bytes payload;
-};
-
-struct query_resp_msg {
-	uint64_t ltime;
-	uint32_t id;
-	struct wire_bytes from;
-	uint32_t flags;
-	struct wire_bytes payload;
-};
-
-static int decode_query(const msgpack_object *o, struct query_msg *q)
-{
-	const msgpack_object_kv *kv;
-	uint32_t n;
-	uint64_t v = 0;
-
-	memset(q, 0, sizeof *q);
-	if (o->type != MSGPACK_OBJECT_MAP || !mp_map(o, &kv, &n))
-		return SERF_EFORMAT;
-	for (uint32_t i = 0; i < n; i++) {
-		const msgpack_object *k = &kv[i].key, *val = &kv[i].val;
-		bool ok = true;
-		if (mp_key_is(k, "LTime")) {
-			ok = mp_u64(val, UINT64_MAX, &q->ltime);
-		} else if (mp_key_is(k, "ID")) {
-			ok = mp_u64(val, UINT32_MAX, &v);
-			q->id = (uint32_t)v;
-		} else if (mp_key_is(k, "Addr")) {
-			ok = mp_bytes(val, &q->addr);
-		} else if (mp_key_is(k, "Port")) {
-			ok = mp_u64(val, UINT16_MAX, &v);
-			q->port = (uint16_t)v;
-		} else if (mp_key_is(k, "SourceNode")) {
-			ok = mp_bytes(val, &q->source_node);
-		} else if (mp_key_is(k, "Filters")) {
-			ok = mp_array(val, &q->filters, &q->n_filters);
-			for (uint32_t j = 0; ok && j < q->n_filters; j++) {
-				struct wire_bytes b = {NULL, 0};
-				ok = mp_bytes(&q->filters[j], &b);
-			}
-		} else if (mp_key_is(k, "Flags")) {
-			ok = mp_u64(val, UINT32_MAX, &v);
-			q->flags = (uint32_t)v;
-		} else if (mp_key_is(k, "RelayFactor")) {
-			ok = mp_u64(val, UINT8_MAX, &v);
-			q->relay_factor = (uint8_t)v;
-		} else if (mp_key_is(k, "Timeout")) {
-			ok = mp_i64(val, &q->timeout_ns);
-		} else if (mp_key_is(k, "Name")) {
-			ok = mp_bytes(val, &q->name);
-		} else if (mp_key_is(k, "Payload")) {
-			ok = mp_bytes(val, &q->payload);
-		}
-		if (!ok)
-			return SERF_EFORMAT;
-	}
-	/* Names become C strings for the application. */
-	if ((q->name.len && memchr(q->name.p, 0, q->name.len)) ||
-	    q->source_node.len > WIRE_NAME_MAX ||
-	    (q->source_node.len && memchr(q->source_node.p, 0, q->source_node.len)))
-		return SERF_EFORMAT;
-	return SERF_OK;
-}
-
-static int decode_query_resp(const msgpack_object *o, struct query_resp_msg *r)
-{
-	const msgpack_object_kv *kv;
-	uint32_t n;
-	uint64_t v = 0;
-
-	memset(r, 0, sizeof *r);
-	if (o->type != MSGPACK_OBJECT_MAP || !mp_map(o, &kv, &n))
-		return SERF_EFORMAT;
-	for (uint32_t i = 0; i < n; i++) {
-		const msgpack_object *k = &kv[i].key, *val = &kv[i].val;
-		bool ok = true;
-		if (mp_key_is(k, "LTime")) {
-			ok = mp_u64(val, UINT64_MAX, &r->ltime);
-		} else if (mp_key_is(k, "ID")) {
-			ok = mp_u64(val, UINT32_MAX, &v);
-			r->id = (uint32_t)v;
-		} else if (mp_key_is(k, "From")) {
-			ok = mp_bytes(val, &r->from);
-		} else if (mp_key_is(k, "Flags")) {
-			ok = mp_u64(val, UINT32_MAX, &v);
-			r->flags = (uint32_t)v;
-		} else if (mp_key_is(k, "Payload")) {
-			ok = mp_bytes(val, &r->payload);
-		}
-		if (!ok)
-			return SERF_EFORMAT;
-	}
-	if (r->from.len > WIRE_NAME_MAX || (r->from.len && memchr(r->from.p, 0, r->from.len)))
-		return SERF_EFORMAT;
-	return SERF_OK;
-}
-
-/*
- * serf's regexp.MatchString(expr, value), with Go's syntax (goregex.h).
- * *budget is shared by the filters of one query, so a query full of
- * costly expressions costs no more than one (issue 15: glibc spent 1.6 s
- * of vigil_step on one 27-byte filter).  A pattern Go would refuse, or
- * one over the budget, admits nobody, as serf's compile error does.
- */
-static bool filter_match(const struct serf_layer *sl, const struct wire_bytes *expr,
-			 const char *value, size_t *budget)
-{
-	char err[160];
-	struct goregex *re = goregex_compile((const char *)expr->p, expr->len, budget, err,
-					     sizeof err);
-	if (!re) {
-		sl_log(sl, 2, "serf: failed to compile filter regex (%.*s): %s",
-		       (int)(expr->len > 64 ? 64 : expr->len), expr->p ? (const char *)expr->p : "",
-		       err);
-		return false;
-	}
-	bool match = goregex_match(re, value, strlen(value));
-	goregex_free(re);
-	return match;
-}
-
-/* shouldProcessQuery: every filter must admit us. */
-static bool should_process(const struct serf_layer *sl, const struct query_msg *q)
-{
-	size_t budget = GOREGEX_BUDGET;
-	for (uint32_t i = 0; i < q->n_filters; i++) {
-		struct wire_bytes f = {NULL, 0};
-		msgpack_unpacked u;
-		bool ok = false;
-
-		mp_bytes(&q->filters[i], &f);
-		/* serf indexes filter[0] unchecked (and panics); we refuse. */
-		if (f.len < 1)
-			return false;
-		if (mp_unpack(f.p + 1, f.len - 1, &u, NULL) != SERF_OK)
-			return false;
-		if (f.p[0] == 0) {             /* filterNodeType: []string */
-			const msgpack_object *it;
-			uint32_t n;
-			if (mp_array(&u.data, &it, &n)) {
-				for (uint32_t j = 0; j < n && !ok; j++) {
-					struct wire_bytes b = {NULL, 0};
-					if (!mp_bytes(&it[j], &b))
-						break;
-					ok = bytes_eq_str(b.p, b.len, sl->cfg.name);
-				}
-			}
-		} else if (f.p[0] == 1) {      /* filterTagType: {Tag, Expr} */
-			const msgpack_object_kv *kv;
-			uint32_t n;
-			struct wire_bytes tag = {NULL, 0}, expr = {NULL, 0};
-			bool good = u.data.type == MSGPACK_OBJECT_MAP && mp_map(&u.data, &kv, &n);
-			for (uint32_t j = 0; good && j < n; j++) {
-				if (mp_key_is(&kv[j].key, "Tag"))
-					good = mp_bytes(&kv[j].val, &tag);
-				else if (mp_key_is(&kv[j].key, "Expr"))
-					good = mp_bytes(&kv[j].val, &expr);
-			}
-			if (good) {
-				char key[256];
-				const char *val = NULL;
-				if (bytes_to_cstr(tag.p, tag.len, key, sizeof key))
-					val = tag_get(sl->tags, sl->n_tags, key);
-				/* a missing tag reads as "" (Go map zero value) */
-				ok = filter_match(sl, &expr, val ? val : "", &budget);
-			}
-		}
-		msgpack_unpacked_destroy(&u);
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
-static int encode_query_resp(struct enc *e, int outer_type, uint64_t ltime, uint32_t id,
-			     const char *from, uint32_t flags, const uint8_t *p, size_t len)
-{
-	enc_init(e, outer_type);
-	enc_map(e, 5);
-	enc_str(e, "Flags");
-	enc_u64(e, flags);
-	enc_str(e, "From");
-	enc_str(e, from);
-	enc_str(e, "ID");
-	enc_u64(e, id);
-	enc_str(e, "LTime");
-	enc_u64(e, ltime);
-	enc_str(e, "Payload");
-	enc_bytes(e, p, len);
-	if (e->err) {
-		enc_free(e);
-		return SERF_ENOMEM;
-	}
-	return SERF_OK;
-}
-
-static void handle_query_response(struct serf_layer *sl, const struct query_resp_msg *r,
-				  int64_t now);
-
-/* Deliver a serf message to a querier: ourselves directly, others by UDP. */
-static void send_to_node(struct serf_layer *sl, const struct wire_addr *to, const char *node,
-			 const uint8_t *msg, size_t len, int64_t now)
-{
-	if (strcmp(node, sl->cfg.name) == 0 && msg[0] == SERF_MSG_QUERY_RESPONSE) {
-		msgpack_unpacked u;
-		struct query_resp_msg r;
-		if (mp_unpack(msg + 1, len - 1, &u, NULL) == SERF_OK) {
-			if (decode_query_resp(&u.data, &r) == SERF_OK)
-				handle_query_response(sl, &r, now);
-			msgpack_unpacked_destroy(&u);
-		}
-		return;
-	}
-	if (sl->cfg.out.send_to && to->ip_len)
-		sl->cfg.out.send_to(sl->cfg.out.ctx, to, msg, len);
-}
-
-/*
- * relayResponse: also send the response through up to relay_factor random
- * alive members (memberlist protocol max >= 5) wrapped in messageRelay.
- */
-static void relay_response(struct serf_layer *sl, uint8_t relay_factor,
-			   const struct wire_addr *dest, const char *dest_name,
-			   uint64_t ltime, uint32_t id, uint32_t flags,
-			   const uint8_t *payload, size_t len)
-{
-	struct enc e;
-	struct sl_member **chosen;
-	size_t k = 0, n = sl->n_members;
-	uint8_t ip[16];
-
-	if (relay_factor == 0 || n < (size_t)relay_factor + 1)
-		return;
-	enc_init(&e, SERF_MSG_RELAY);
-	enc_map(&e, 2);
-	enc_str(&e, "DestAddr");
-	enc_map(&e, 3);                  /* net.UDPAddr{IP, Port, Zone} */
-	enc_str(&e, "IP");
-	memcpy(ip, dest->ip, dest->ip_len);
-	enc_raw(&e, ip, dest->ip_len);
-	enc_str(&e, "Port");
-	enc_i64(&e, dest->port);
-	enc_str(&e, "Zone");
-	enc_str(&e, "");
-	enc_str(&e, "DestName");
-	enc_str(&e, dest_name);
-	{
-		char t = SERF_MSG_QUERY_RESPONSE;
-		e.err |= msgpack_sbuffer_write(&e.sb, &t, 1);
-	}
-	enc_map(&e, 5);
-	enc_str(&e, "Flags");
-	enc_u64(&e, flags);
-	enc_str(&e, "From");
-	enc_str(&e, sl->cfg.name);
-	enc_str(&e, "ID");
-	enc_u64(&e, id);
-	enc_str(&e, "LTime");
-	enc_u64(&e, ltime);
-	enc_str(&e, "Payload");
-	enc_bytes(&e, payload, len);
-	if (e.err || e.sb.size > (size_t)sl->cfg.query_response_size_limit) {
-		sl_log(sl, 3, "serf: relayed response exceeds limit of %d bytes",
-		       sl->cfg.query_response_size_limit);
-		enc_free(&e);
-		return;
-	}
-	chosen = calloc(relay_factor, sizeof *chosen);
-	if (!chosen) {
-		enc_free(&e);
-		return;
-	}
-	/* kRandomMembers: up to 3n random draws, skipping unfit and repeats. */
-	for (size_t i = 0; i < 3 * n && k < relay_factor; i++) {
-		struct sl_member *m = sl->members[sl_rand(sl) % n];
-		bool dup = false;
-		if (m->m.status != VIGIL_STATUS_ALIVE || m->m.vsn[1] < 5 ||
-		    strcmp(m->m.name, sl->cfg.name) == 0)
-			continue;
-		for (size_t j = 0; j < k; j++)
-			dup |= chosen[j] == m;
-		if (!dup)
-			chosen[k++] = m;
-	}
-	for (size_t j = 0; j < k; j++)
-		if (sl->cfg.out.send_to && chosen[j]->addr.ip_len)
-			sl->cfg.out.send_to(sl->cfg.out.ctx, &chosen[j]->addr,
-					    (const uint8_t *)e.sb.data, e.sb.size);
-	sl->stats.relays += k;
-	free(chosen);
-	enc_free(&e);
-}
-
-static struct sl_inquery *inq_find(struct serf_layer *sl, uint32_t id, size_t *idx)
-{
-	/* Newest first: ids are random, a clash would favour the live one. */
-	for (size_t i = sl->n_inq; i-- > 0;)
-		if (sl->inq[i].id == id) {
-			*idx = i;
-			return &sl->inq[i];
-		}
-	return NULL;
-}
-
-static void inq_remove(struct serf_layer *sl, size_t i)
-{
-	memmove(&sl->inq[i], &sl->inq[i + 1], (sl->n_inq - i - 1) * sizeof *sl->inq);
-	sl->n_inq--;
-}
-
-static int respond_inq(struct serf_layer *sl, size_t idx, const uint8_t *payload,
-		       size_t len, int64_t now)
-{
-	struct sl_inquery q = sl->inq[idx];
-	struct enc e;
-	int rc;
-
-	if (now > q.deadline) {
-		inq_remove(sl, idx);
-		return SERF_ESTATE;
-	}
-	rc = encode_query_resp(&e, SERF_MSG_QUERY_RESPONSE, q.ltime, q.id, sl->cfg.name, 0,
-			       payload, len);
-	if (rc)
-		return rc;
-	if (e.sb.size > (size_t)sl->cfg.query_response_size_limit) {
-		enc_free(&e);
-		return SERF_ETOOBIG;
-	}
-	/* Remove first: the callbacks below may re-enter. */
-	inq_remove(sl, idx);
-	send_to_node(sl, &q.addr, q.source, (const uint8_t *)e.sb.data, e.sb.size, now);
-	relay_response(sl, q.relay_factor, &q.addr, q.source, q.ltime, q.id, 0, payload, len);
-	sl->stats.responses_sent++;
-	enc_free(&e);
-	return SERF_OK;
-}
-
-int serf_layer_respond(struct serf_layer *sl, uint32_t id, const uint8_t *payload,
-		       size_t len, int64_t now)
-{
-	size_t idx;
-
-	if (!sl || (len && !payload))
-		return SERF_EINVAL;
-	if (!inq_find(sl, id, &idx))
-		return SERF_ENOTFOUND;
-	return respond_inq(sl, idx, payload, len, now);
-}
-
-/* Member as go-msgpack encodes serf.Member (the conflict response body). */
-static void enc_member(struct enc *e, const struct sl_member *m)
-{
-	/* vsn[] is pmin pmax pcur dmin dmax dcur; fields go in name order */
-	enc_map(e, 11);
-	enc_str(e, "Addr");
-	enc_bytes(e, m->addr.ip, m->addr.ip_len);
-	enc_str(e, "DelegateCur");
-	enc_u64(e, m->m.vsn[5]);
-	enc_str(e, "DelegateMax");
-	enc_u64(e, m->m.vsn[4]);
-	enc_str(e, "DelegateMin");
-	enc_u64(e, m->m.vsn[3]);
-	enc_str(e, "Name");
-	enc_str(e, m->m.name);
-	enc_str(e, "Port");
-	enc_u64(e, m->m.port);
-	enc_str(e, "ProtocolCur");
-	enc_u64(e, m->m.vsn[2]);
-	enc_str(e, "ProtocolMax");
-	enc_u64(e, m->m.vsn[1]);
-	enc_str(e, "ProtocolMin");
-	enc_u64(e, m->m.vsn[0]);
-	enc_str(e, "Status");
-	enc_i64(e, (int64_t)m->m.status);
-	enc_str(e, "Tags");
-	enc_map(e, m->m.n_tags);
-	for (size_t i = 0; i < m->m.n_tags; i++) {
-		enc_str(e, m->m.tags[i].key);
-		enc_str(e, m->m.tags[i].value);
-	}
-}
-
-/* _serf_conflict: answer with who we think holds the name in the payload. */
-static void handle_conflict_query(struct serf_layer *sl, const struct query_msg *q,
-				  size_t idx, int64_t now)
-{
-	char node[WIRE_NAME_MAX + 1];
-	const struct sl_member *m = NULL;
-	struct enc e;
-
-	if (!bytes_to_cstr(q->payload.p, q->payload.len, node, sizeof node))
-		return;
-	if (strcmp(node, sl->cfg.name) == 0)
-		return;              /* never vote about ourselves */
-	m = member_find(sl, node);
-	enc_init(&e, SERF_MSG_CONFLICT_RESPONSE);
-	if (m)
-		enc_member(&e, m);
-	else
-		e.err |= msgpack_pack_nil(&e.pk);
-	if (!e.err)
-		respond_inq(sl, idx, (const uint8_t *)e.sb.data, e.sb.size, now);
-	enc_free(&e);
-}
-
-/* handleQuery; true = rebroadcast. */
-static bool handle_query(struct serf_layer *sl, const struct query_msg *q, int64_t now)
-{
-	uint64_t cur, nbuf = (uint64_t)sl->cfg.query_buffer;
-	struct sl_query_slot *slot;
-	uint32_t *nv;
-	bool rebroadcast;
-	struct wire_addr dest;
-	char source[WIRE_NAME_MAX + 1];
-	char *name;
-	int64_t timeout_ms;
-	size_t idx;
-
-	if (!ltime_plausible(sl, sl->query_clock, q->ltime))
-		return false;
-	clock_witness(&sl->query_clock, q->ltime);
-	if (q->ltime < sl->query_min_time)
-		return false;
-	cur = sl->query_clock;
-	if (cur > nbuf && q->ltime < cur - nbuf) {
-		sl->stats.queries_old++;
-		return false;
-	}
-	slot = &sl->queries[q->ltime % nbuf];
-	if (slot->used && slot->ltime == q->ltime) {
-		for (size_t i = 0; i < slot->n; i++)
-			if (slot->ids[i] == q->id) {
-				sl->stats.queries_dup++;
-				return false;
-			}
-	} else {
-		free(slot->ids);
-		memset(slot, 0, sizeof *slot);
-		slot->used = true;
-		slot->ltime = q->ltime;
-	}
-	if (slot->n >= SL_SLOT_QUERIES_MAX)
-		return false;
-	nv = realloc(slot->ids, (slot->n + 1) * sizeof *nv);
-	if (!nv)
-		return false;
-	slot->ids = nv;
-	slot->ids[slot->n++] = q->id;
-	sl->stats.queries_in++;
-
-	rebroadcast = !(q->flags & SERF_QUERY_FLAG_NO_BROADCAST);
-	/* Even a query we filter out is news to pass on. */
-	if (!should_process(sl, q))
-		return rebroadcast;
-
-	if (!make_addr(q->addr.p, q->addr.len, q->port, &dest))
-		memset(&dest, 0, sizeof dest);
-	bytes_to_cstr(q->source_node.p, q->source_node.len, source, sizeof source);
-
-	if (q->flags & SERF_QUERY_FLAG_ACK) {
-		struct enc e;
-		if (encode_query_resp(&e, SERF_MSG_QUERY_RESPONSE, q->ltime, q->id, sl->cfg.name,
-				      SERF_QUERY_FLAG_ACK, NULL, 0) == SERF_OK) {
-			send_to_node(sl, &dest, source, (const uint8_t *)e.sb.data, e.sb.size, now);
-			relay_response(sl, q->relay_factor, &dest, source, q->ltime, q->id,
-				       SERF_QUERY_FLAG_ACK, NULL, 0);
-			sl->stats.acks_sent++;
-			enc_free(&e);
-		}
-	}
-
-	/* Remember where to answer until the query's deadline. */
-	timeout_ms = q->timeout_ns / 1000000;
-	if (timeout_ms < 0)
-		timeout_ms = 0;
-	if (timeout_ms > SL_QUERY_TIMEOUT_MAX_MS)
-		timeout_ms = SL_QUERY_TIMEOUT_MAX_MS;
-	if (sl->n_inq == SL_INQUERIES_MAX)
-		inq_remove(sl, 0);       /* oldest goes */
-	if (sl->n_inq == sl->cap_inq) {
-		size_t nc = sl->cap_inq ? sl->cap_inq * 2 : 16;
-		struct sl_inquery *ni = realloc(sl->inq, nc * sizeof *ni);
-		if (!ni)
-			return rebroadcast;
-		sl->inq = ni;
-		sl->cap_inq = nc;
-	}
-	idx = sl->n_inq++;
-	sl->inq[idx].id = q->id;
-	sl->inq[idx].ltime = q->ltime;
-	sl->inq[idx].addr = dest;
-	memcpy(sl->inq[idx].source, source, sizeof source);
-	sl->inq[idx].relay_factor = q->relay_factor;
-	sl->inq[idx].deadline = now + timeout_ms;
-
-	name = dup_bytes_cstr(q->name.p, q->name.len);
-	if (!name)
-		return rebroadcast;
-	if (strncmp(name, SERF_INTERNAL_QUERY_PREFIX, strlen(SERF_INTERNAL_QUERY_PREFIX)) == 0) {
-		const char *sub = name + strlen(SERF_INTERNAL_QUERY_PREFIX);
-		if (strcmp(sub, "ping") == 0) {
-			/* the ack above is the whole answer */
-		} else if (strcmp(sub, "conflict") == 0) {
-			handle_conflict_query(sl, q, idx, now);
-		} else {
-			struct serf_query_in in = {
-				.name = name, .payload = q->payload.p,
-				.payload_len = q->payload.len, .ltime = q->ltime,
-				.id = q->id, .source_node = source,
-			};
-			if (!sl->cfg.internal_query ||
-			    !sl->cfg.internal_query(sl->cfg.internal_query_ctx, sl, &in, now))
-				sl_log(sl, 2, "serf: Unhandled internal query '%s'", sub);
-		}
-	} else {
-		struct vigil_event ev;
-		memset(&ev, 0, sizeof ev);
-		ev.type = VIGIL_EV_QUERY;
-		ev.name = name;
-		ev.payload = q->payload.p;
-		ev.payload_len = q->payload.len;
-		ev.ltime = q->ltime;
-		ev.id = q->id;
-		emit(sl, &ev);
-	}
-	free(name);
-	return rebroadcast;
-}
-
-static bool name_in(char **v, size_t n, const char *s)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i], s) == 0)
-			return true;
-	return false;
-}
-
-static bool name_push(char ***v, size_t *n, const char *s)
-{
-	char **nv = realloc(*v, (*n + 1) * sizeof *nv);
-	if (!nv)
-		return false;
-	*v = nv;
-	if (!(nv[*n] = strdup(s)))
-		return false;
-	(*n)++;
-	return true;
-}
-
-static void myq_emit(struct serf_layer *sl, const struct sl_myquery *q,
-		     struct vigil_event *ev)
-{
-	ev->name = q->name;
-	ev->id = q->id;
-	ev->ltime = q->ltime;
-	if (q->cb)
-		q->cb(q->cb_ctx, ev);
-	else
-		emit(sl, ev);
-}
-
-static void handle_query_response(struct serf_layer *sl, const struct query_resp_msg *r,
-				  int64_t now)
-{
-	struct sl_myquery *q = NULL;
-	char from[WIRE_NAME_MAX + 1];
-	struct vigil_event ev;
-	struct vigil_member tmp;
-	const struct sl_member *m;
-
-	for (size_t i = 0; i < sl->n_myq; i++)
-		if (sl->myq[i].ltime == r->ltime)
-			q = &sl->myq[i];
-	if (!q) {
-		sl_log(sl, 2, "serf: reply for non-running query (LTime: %" PRIu64 ", ID: %" PRIu32 ")",
-		       r->ltime, r->id);
-		return;
-	}
-	if (q->id != r->id) {
-		sl_log(sl, 2, "serf: query reply ID mismatch (Local: %" PRIu32 ", Response: %" PRIu32 ")",
-		       q->id, r->id);
-		return;
-	}
-	if (now > q->deadline)
-		return;
-	if (!bytes_to_cstr(r->from.p, r->from.len, from, sizeof from))
-		return;
-	memset(&ev, 0, sizeof ev);
-	m = member_find(sl, from);
-	if (!m) {
-		memset(&tmp, 0, sizeof tmp);
-		memcpy(tmp.name, from, sizeof from);
-		ev.member = &tmp;
-	} else {
-		ev.member = &m->m;
-	}
-	if (r->flags & SERF_QUERY_FLAG_ACK) {
-		/* serf has no ack channel unless acks were requested */
-		if (!q->ack || name_in(q->acks, q->n_acks, from))
-			return;
-		if (!name_push(&q->acks, &q->n_acks, from))
-			return;
-		ev.type = VIGIL_EV_QUERY_ACK;
-	} else {
-		if (name_in(q->resps, q->n_resps, from))
-			return;
-		if (!name_push(&q->resps, &q->n_resps, from))
-			return;
-		ev.type = VIGIL_EV_QUERY_RESPONSE;
-		ev.payload = r->payload.p;
-		ev.payload_len = r->payload.len;
-	}
-	myq_emit(sl, q, &ev);
-}
-
-static int encode_filter_nodes(struct enc *e, const char *const *nodes, size_t n)
-{
-	enc_init(e, 0);
-	enc_array(e, n);
-	for (size_t i = 0; i < n; i++)
-		enc_str(e, nodes[i]);
-	return e->err ? SERF_ENOMEM : SERF_OK;
-}
-
-static int encode_filter_tag(struct enc *e, const char *tag, const char *expr)
-{
-	enc_init(e, 1);
-	enc_map(e, 2);
-	enc_str(e, "Expr");
-	enc_str(e, expr);
-	enc_str(e, "Tag");
-	enc_str(e, tag);
-	return e->err ? SERF_ENOMEM : SERF_OK;
-}
-
-int serf_layer_query(struct serf_layer *sl, const char *name,
-		     const uint8_t *payload, size_t len,
-		     const struct vigil_query_params *p,
-		     serf_query_result_fn cb, void *cb_ctx,
-		     uint32_t *id_out, int64_t now)
-{
-	static const struct vigil_query_params none;
-	const struct sl_member *self;
-	struct query_msg q;
-	struct enc e, f;
-	int64_t timeout_ms;
-	uint32_t id;
-	size_t n_filters, alive = 0;
-	msgpack_unpacked u;
-	int rc;
-
-	if (!sl || !name || (len && !payload))
-		return SERF_EINVAL;
-	if (!p)
-		p = &none;
-	if ((p->n_filter_nodes && !p->filter_nodes) || (p->n_filter_tags & 1) ||
-	    (p->n_filter_tags && !p->filter_tags) || p->relay_factor < 0 ||
-	    p->relay_factor > 255 || p->timeout_ms < 0)
-		return SERF_EINVAL;
-	if (sl->cfg.protocol_version < 4)
-		return SERF_EPROTO;
-	self = member_find(sl, sl->cfg.name);
-	if (!self)
-		return SERF_ESTATE;   /* need our own address for replies */
-	if (sl->n_myq >= SL_MYQUERIES_MAX)
-		return SERF_ESTATE;
-	arm(sl, now);
-
-	timeout_ms = p->timeout_ms;
-	if (timeout_ms == 0) {
-		/* DefaultQueryTimeout: GossipInterval * mult * ceil(log10(N+1)) */
-		for (size_t i = 0; i < sl->n_members; i++)
-			if (sl->members[i]->m.status == VIGIL_STATUS_ALIVE ||
-			    sl->members[i]->m.status == VIGIL_STATUS_LEAVING)
-				alive++;
-		timeout_ms = (int64_t)sl->cfg.gossip_interval_ms * sl->cfg.query_timeout_mult *
-			     (int64_t)ceil(log10((double)alive + 1));
-	}
-	id = (uint32_t)(sl_rand(sl) & 0x7fffffff);   /* rand.Int31 */
-
-	enc_init(&e, SERF_MSG_QUERY);
-	n_filters = (p->n_filter_nodes ? 1 : 0) + p->n_filter_tags / 2;
-	enc_map(&e, 11);
-	enc_str(&e, "Addr");
-	enc_bytes(&e, self->addr.ip, self->addr.ip_len);
-	enc_str(&e, "Filters");
-	if (n_filters == 0) {
-		e.err |= msgpack_pack_nil(&e.pk);
-	} else {
-		enc_array(&e, n_filters);
-		if (p->n_filter_nodes) {
-			for (size_t i = 0; i < p->n_filter_nodes; i++)
-				if (!p->filter_nodes[i])
-					e.err = 1;
-			if (!e.err) {
-				rc = encode_filter_nodes(&f, p->filter_nodes, p->n_filter_nodes);
-				if (!rc)
-					enc_raw(&e, f.sb.data, f.sb.size);
-				e.err |= rc;
-				enc_free(&f);
-			}
-		}
-		for (size_t i = 0; i + 1 < p->n_filter_tags && !e.err; i += 2) {
-			if (!p->filter_tags[i] || !p->filter_tags[i + 1]) {
-				e.err = 1;
-				break;
-			}
-			rc = encode_filter_tag(&f, p->filter_tags[i], p->filter_tags[i + 1]);
-			if (!rc)
-				enc_raw(&e, f.sb.data, f.sb.size);
-			e.err |= rc;
-			enc_free(&f);
-		}
-	}
-	enc_str(&e, "Flags");
-	enc_u64(&e, p->request_ack ? SERF_QUERY_FLAG_ACK : 0);
-	enc_str(&e, "ID");
-	enc_u64(&e, id);
-	enc_str(&e, "LTime");
-	enc_u64(&e, sl->query_clock);
-	enc_str(&e, "Name");
-	enc_str(&e, name);
-	enc_str(&e, "Payload");
-	enc_bytes(&e, payload, len);
-	enc_str(&e, "Port");
-	enc_u64(&e, self->addr.port);
-	enc_str(&e, "RelayFactor");
-	enc_u64(&e, (uint64_t)p->relay_factor);
-	enc_str(&e, "SourceNode");
-	enc_str(&e, sl->cfg.name);
-	enc_str(&e, "Timeout");
-	enc_i64(&e, timeout_ms * 1000000);  /* time.Duration: nanoseconds */
-	if (e.err) {
-		enc_free(&e);
-		return SERF_EINVAL;
-	}
-	if (e.sb.size > (size_t)sl->cfg.query_size_limit) {
-		enc_free(&e);
-		return SERF_ETOOBIG;
-	}
-
-	/* Register before processing locally: we may answer ourselves. */
-	if (sl->n_myq == sl->cap_myq) {
-		size_t nc = sl->cap_myq ? sl->cap_myq * 2 : 8;
-		struct sl_myquery *nq = realloc(sl->myq, nc * sizeof *nq);
-		if (!nq) {
-			enc_free(&e);
-			return SERF_ENOMEM;
-		}
-		sl->myq = nq;
-		sl->cap_myq = nc;
-	}
-	struct sl_myquery *mq = &sl->myq[sl->n_myq];
-	memset(mq, 0, sizeof *mq);
-	mq->name = strdup(name);
-	if (!mq->name) {
-		enc_free(&e);
-		return SERF_ENOMEM;
-	}
-	mq->ltime = sl->query_clock;
-	mq->id = id;
-	mq->deadline = now + timeout_ms;
-	mq->ack = p->request_ack;
-	mq->cb = cb;
-	mq->cb_ctx = cb_ctx;
-	sl->n_myq++;
-	if (id_out)
-		*id_out = id;
-
-	/* Process it as any member would, from its own encoding. */
-	rc = mp_unpack((const uint8_t *)e.sb.data + 1, e.sb.size - 1, &u, NULL);
-	if (rc == SERF_OK) {
-		if (decode_query(&u.data, &q) == SERF_OK)
-			handle_query(sl, &q, now);
-		msgpack_unpacked_destroy(&u);
-	}
-	out_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
-	enc_free(&e);
+	sl_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
+	mpack_enc_free(&e);
 	return SERF_OK;
 }
 
 /* ------------------------------------------------------------------ */
 /* incoming user messages                                              */
-
-static int decode_intent(const msgpack_object *o, uint64_t *ltime, char *node, bool *prune)
-{
-	const msgpack_object_kv *kv;
-	uint32_t n;
-	struct wire_bytes nb = {NULL, 0};
-
-	*ltime = 0;
-	*prune = false;
-	if (o->type != MSGPACK_OBJECT_MAP || !mp_map(o, &kv, &n))
-		return SERF_EFORMAT;
-	for (uint32_t i = 0; i < n; i++) {
-		bool ok = true;
-		if (mp_key_is(&kv[i].key, "LTime"))
-			ok = mp_u64(&kv[i].val, UINT64_MAX, ltime);
-		else if (mp_key_is(&kv[i].key, "Node"))
-			ok = mp_bytes(&kv[i].val, &nb);
-		else if (mp_key_is(&kv[i].key, "Prune"))
-			ok = mp_bool(&kv[i].val, prune);
-		if (!ok)
-			return SERF_EFORMAT;
-	}
-	/* A name memberlist could never carry cannot be a member. */
-	if (nb.len == 0 || !bytes_to_cstr(nb.p, nb.len, node, WIRE_NAME_MAX + 1))
-		return SERF_EFORMAT;
-	return SERF_OK;
-}
-
-static int decode_user_event(const msgpack_object *o, uint64_t *ltime,
-			     struct wire_bytes *name, struct wire_bytes *payload, bool *cc)
-{
-	const msgpack_object_kv *kv;
-	uint32_t n;
-
-	*ltime = 0;
-	*cc = false;
-	name->p = payload->p = NULL;
-	name->len = payload->len = 0;
-	if (o->type != MSGPACK_OBJECT_MAP || !mp_map(o, &kv, &n))
-		return SERF_EFORMAT;
-	for (uint32_t i = 0; i < n; i++) {
-		bool ok = true;
-		if (mp_key_is(&kv[i].key, "LTime"))
-			ok = mp_u64(&kv[i].val, UINT64_MAX, ltime);
-		else if (mp_key_is(&kv[i].key, "Name"))
-			ok = mp_bytes(&kv[i].val, name);
-		else if (mp_key_is(&kv[i].key, "Payload"))
-			ok = mp_bytes(&kv[i].val, payload);
-		else if (mp_key_is(&kv[i].key, "CC"))
-			ok = mp_bool(&kv[i].val, cc);
-		if (!ok)
-			return SERF_EFORMAT;
-	}
-	if (name->len && memchr(name->p, 0, name->len))
-		return SERF_EFORMAT;
-	return SERF_OK;
-}
-
-/* messageRelay: relayHeader{DestAddr net.UDPAddr, DestName} + message. */
-static void handle_relay(struct serf_layer *sl, const uint8_t *p, size_t len, int64_t now)
-{
-	msgpack_unpacked u;
-	size_t used;
-	const msgpack_object_kv *kv, *akv;
-	uint32_t n, an;
-	struct wire_bytes ip = {NULL, 0}, dn = {NULL, 0};
-	uint64_t port = 0;
-	bool ok = true;
-	struct wire_addr to;
-	char dest_name[WIRE_NAME_MAX + 1];
-
-	if (mp_unpack(p, len, &u, &used) != SERF_OK) {
-		sl->stats.decode_errors++;
-		return;
-	}
-	ok = u.data.type == MSGPACK_OBJECT_MAP && mp_map(&u.data, &kv, &n);
-	for (uint32_t i = 0; ok && i < n; i++) {
-		if (mp_key_is(&kv[i].key, "DestAddr")) {
-			ok = kv[i].val.type == MSGPACK_OBJECT_MAP && mp_map(&kv[i].val, &akv, &an);
-			for (uint32_t j = 0; ok && j < an; j++) {
-				if (mp_key_is(&akv[j].key, "IP"))
-					ok = mp_bytes(&akv[j].val, &ip);
-				else if (mp_key_is(&akv[j].key, "Port"))
-					ok = mp_u64(&akv[j].val, UINT16_MAX, &port);
-			}
-		} else if (mp_key_is(&kv[i].key, "DestName")) {
-			ok = mp_bytes(&kv[i].val, &dn);
-		}
-	}
-	ok = ok && make_addr(ip.p, ip.len, (uint16_t)port, &to) &&
-	     bytes_to_cstr(dn.p, dn.len, dest_name, sizeof dest_name);
-	msgpack_unpacked_destroy(&u);
-	/*
-	 * serf forwards whatever follows; it only ever relays query
-	 * responses, so we forward nothing else (no open UDP reflector).
-	 */
-	if (!ok || used >= len || p[used] != SERF_MSG_QUERY_RESPONSE ||
-	    len - used > (size_t)sl->cfg.query_response_size_limit) {
-		sl->stats.decode_errors++;
-		return;
-	}
-	sl->stats.relays++;
-	send_to_node(sl, &to, dest_name, p + used, len - used, now);
-}
 
 void serf_layer_on_user_msg(struct serf_layer *sl, const uint8_t *p, size_t len, int64_t now)
 {
@@ -2238,7 +764,7 @@ void serf_layer_on_user_msg(struct serf_layer *sl, const uint8_t *p, size_t len,
 
 	if (!sl || !p || len == 0)
 		return;
-	arm(sl, now);
+	sl_arm(sl, now);
 	sl->stats.msgs_in++;
 	t = p[0];
 	if (t >= SERF_EXT_TYPE_MIN) {
@@ -2257,14 +783,14 @@ void serf_layer_on_user_msg(struct serf_layer *sl, const uint8_t *p, size_t len,
 	case SERF_MSG_QUERY_RESPONSE:
 		break;
 	case SERF_MSG_RELAY:
-		handle_relay(sl, p + 1, len - 1, now);
+		serf_query_on_relay(sl, p + 1, len - 1, now);
 		return;
 	default:
 		sl->stats.unknown_types++;
 		sl_log(sl, 2, "serf: Received message of unknown type: %d", t);
 		return;
 	}
-	if (mp_unpack(p + 1, len - 1, &u, NULL) != SERF_OK) {
+	if (sl_unpack(p + 1, len - 1, &u, NULL) != SERF_OK) {
 		sl->stats.decode_errors++;
 		return;
 	}
@@ -2274,7 +800,7 @@ void serf_layer_on_user_msg(struct serf_layer *sl, const uint8_t *p, size_t len,
 		uint64_t ltime;
 		char node[WIRE_NAME_MAX + 1];
 		bool prune;
-		if (decode_intent(&u.data, &ltime, node, &prune) != SERF_OK) {
+		if (serf_decode_intent(&u.data, &ltime, node, &prune) != SERF_OK) {
 			sl->stats.decode_errors++;
 			break;
 		}
@@ -2287,7 +813,7 @@ void serf_layer_on_user_msg(struct serf_layer *sl, const uint8_t *p, size_t len,
 		uint64_t ltime;
 		struct wire_bytes name, payload;
 		bool cc;
-		if (decode_user_event(&u.data, &ltime, &name, &payload, &cc) != SERF_OK) {
+		if (serf_decode_user_event(&u.data, &ltime, &name, &payload, &cc) != SERF_OK) {
 			sl->stats.decode_errors++;
 			break;
 		}
@@ -2296,21 +822,11 @@ void serf_layer_on_user_msg(struct serf_layer *sl, const uint8_t *p, size_t len,
 		break;
 	}
 	case SERF_MSG_QUERY: {
-		struct query_msg q;
-		if (decode_query(&u.data, &q) != SERF_OK) {
-			sl->stats.decode_errors++;
-			break;
-		}
-		rebroadcast = handle_query(sl, &q, now);
+		rebroadcast = serf_query_on_msg(sl, &u.data, now);
 		break;
 	}
 	case SERF_MSG_QUERY_RESPONSE: {
-		struct query_resp_msg r;
-		if (decode_query_resp(&u.data, &r) != SERF_OK) {
-			sl->stats.decode_errors++;
-			break;
-		}
-		handle_query_response(sl, &r, now);
+		serf_query_on_response(sl, &u.data, now);
 		break;
 	}
 	default:
@@ -2318,7 +834,7 @@ void serf_layer_on_user_msg(struct serf_layer *sl, const uint8_t *p, size_t len,
 	}
 	msgpack_unpacked_destroy(&u);
 	if (rebroadcast)
-		out_broadcast(sl, p, len);
+		sl_broadcast(sl, p, len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2341,7 +857,7 @@ int serf_ext_state_record(struct wbuf *out, uint8_t type, const uint8_t *p, uint
 
 void serf_layer_local_state(struct serf_layer *sl, bool join, struct wbuf *out)
 {
-	struct enc e;
+	struct mpack_enc e;
 	size_t n_left = 0, n_slots = 0;
 
 	if (!sl || !out)
@@ -2351,48 +867,48 @@ void serf_layer_local_state(struct serf_layer *sl, bool join, struct wbuf *out)
 	for (int i = 0; i < sl->cfg.event_buffer; i++)
 		n_slots += sl->events[i].used && sl->events[i].n > 0;
 
-	enc_init(&e, SERF_MSG_PUSH_PULL);
-	enc_map(&e, 6);
-	enc_str(&e, "EventLTime");
-	enc_u64(&e, sl->event_clock);
+	mpack_enc_init(&e, SERF_MSG_PUSH_PULL);
+	mpack_enc_map(&e, 6);
+	mpack_enc_gostr(&e, "EventLTime");
+	mpack_enc_u64(&e, sl->event_clock);
 	/* serf sends its whole ring with nil holes; the used slots suffice. */
-	enc_str(&e, "Events");
-	enc_array(&e, n_slots);
+	mpack_enc_gostr(&e, "Events");
+	mpack_enc_array(&e, n_slots);
 	for (int i = 0; i < sl->cfg.event_buffer; i++) {
 		const struct sl_event_slot *s = &sl->events[i];
 		if (!s->used || s->n == 0)
 			continue;
-		enc_map(&e, 2);
-		enc_str(&e, "Events");
-		enc_array(&e, s->n);
+		mpack_enc_map(&e, 2);
+		mpack_enc_gostr(&e, "Events");
+		mpack_enc_array(&e, s->n);
 		for (size_t j = 0; j < s->n; j++) {
-			enc_map(&e, 2);
-			enc_str(&e, "Name");
-			enc_str(&e, s->ev[j].name);
-			enc_str(&e, "Payload");
-			enc_bytes(&e, s->ev[j].payload, s->ev[j].len);
+			mpack_enc_map(&e, 2);
+			mpack_enc_gostr(&e, "Name");
+			mpack_enc_gostr(&e, s->ev[j].name);
+			mpack_enc_gostr(&e, "Payload");
+			mpack_enc_gobytes(&e, s->ev[j].payload, s->ev[j].len);
 		}
-		enc_str(&e, "LTime");
-		enc_u64(&e, s->ltime);
+		mpack_enc_gostr(&e, "LTime");
+		mpack_enc_u64(&e, s->ltime);
 	}
-	enc_str(&e, "LTime");
-	enc_u64(&e, sl->clock);
-	enc_str(&e, "LeftMembers");
-	enc_array(&e, n_left);
+	mpack_enc_gostr(&e, "LTime");
+	mpack_enc_u64(&e, sl->clock);
+	mpack_enc_gostr(&e, "LeftMembers");
+	mpack_enc_array(&e, n_left);
 	for (size_t i = 0; i < sl->n_members; i++)
 		if (sl->members[i]->m.status == VIGIL_STATUS_LEFT)
-			enc_str(&e, sl->members[i]->m.name);
-	enc_str(&e, "QueryLTime");
-	enc_u64(&e, sl->query_clock);
-	enc_str(&e, "StatusLTimes");
-	enc_map(&e, sl->n_members);
+			mpack_enc_gostr(&e, sl->members[i]->m.name);
+	mpack_enc_gostr(&e, "QueryLTime");
+	mpack_enc_u64(&e, sl->query_clock);
+	mpack_enc_gostr(&e, "StatusLTimes");
+	mpack_enc_map(&e, sl->n_members);
 	for (size_t i = 0; i < sl->n_members; i++) {
-		enc_str(&e, sl->members[i]->m.name);
-		enc_u64(&e, sl->members[i]->status_ltime);
+		mpack_enc_gostr(&e, sl->members[i]->m.name);
+		mpack_enc_u64(&e, sl->members[i]->status_ltime);
 	}
 	if (!e.err)
 		wbuf_append(out, e.sb.data, e.sb.size);
-	enc_free(&e);
+	mpack_enc_free(&e);
 	if (!e.err && sl->have_ext && sl->ext.local_state)
 		sl->ext.local_state(sl->ext.ctx, join, out);
 }
@@ -2437,72 +953,20 @@ void serf_layer_set_join_ignore(struct serf_layer *sl, bool ignore_old)
 		sl->join_ignore_old = ignore_old;
 }
 
-void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size_t len,
-				   bool join, int64_t now)
+/* A remote messagePushPull, validated: views into its unpacked msgpack,
+ * with sorted copies of its member names (st, lf: freed by the caller). */
+struct pushpull {
+	uint64_t ltime, eltime, qltime;
+	const msgpack_object *events;
+	uint32_t n_status, n_left, n_events;
+	struct name_lt *st;  /* StatusLTimes */
+	struct name_lt *lf;  /* LeftMembers */
+};
+
+/* The user events of Events ([]*userEvents, nil entries skipped): shape only. */
+static bool pp_events_ok(const msgpack_object *events, uint32_t n_events)
 {
-	msgpack_unpacked u;
-	size_t used;
-	const msgpack_object_kv *kv, *skv = NULL;
-	uint32_t n, n_status = 0, n_left = 0, n_events = 0;
-	const msgpack_object *left = NULL, *events = NULL;
-	uint64_t ltime = 0, eltime = 0, qltime = 0;
-	struct name_lt *st = NULL, *lf = NULL;
 	bool ok = true;
-
-	if (!sl || !p || len == 0) {
-		if (sl)
-			sl_log(sl, 3, "serf: Remote state is zero bytes");
-		return;
-	}
-	arm(sl, now);
-	if (p[0] != SERF_MSG_PUSH_PULL) {
-		sl->stats.decode_errors++;
-		sl_log(sl, 3, "serf: Remote state has bad type prefix: %d", p[0]);
-		return;
-	}
-	if (mp_unpack(p + 1, len - 1, &u, &used) != SERF_OK) {
-		sl->stats.decode_errors++;
-		return;
-	}
-	used += 1;
-
-	/* Validate everything before touching state. */
-	ok = u.data.type == MSGPACK_OBJECT_MAP && mp_map(&u.data, &kv, &n);
-	for (uint32_t i = 0; ok && i < n; i++) {
-		const msgpack_object *k = &kv[i].key, *v = &kv[i].val;
-		if (mp_key_is(k, "LTime"))
-			ok = mp_u64(v, UINT64_MAX, &ltime);
-		else if (mp_key_is(k, "StatusLTimes"))
-			ok = mp_map(v, &skv, &n_status);
-		else if (mp_key_is(k, "LeftMembers"))
-			ok = mp_array(v, &left, &n_left);
-		else if (mp_key_is(k, "EventLTime"))
-			ok = mp_u64(v, UINT64_MAX, &eltime);
-		else if (mp_key_is(k, "Events"))
-			ok = mp_array(v, &events, &n_events);
-		else if (mp_key_is(k, "QueryLTime"))
-			ok = mp_u64(v, UINT64_MAX, &qltime);
-	}
-	if (ok && n_status) {
-		st = calloc(n_status, sizeof *st);
-		ok = st != NULL;
-	}
-	for (uint32_t i = 0; ok && i < n_status; i++) {
-		struct wire_bytes b = {NULL, 0};
-		ok = mp_bytes(&skv[i].key, &b) && mp_u64(&skv[i].val, UINT64_MAX, &st[i].ltime);
-		st[i].p = b.p;
-		st[i].len = b.len;
-	}
-	if (ok && n_left) {
-		lf = calloc(n_left, sizeof *lf);
-		ok = lf != NULL;
-	}
-	for (uint32_t i = 0; ok && i < n_left; i++) {
-		struct wire_bytes b = {NULL, 0};
-		ok = mp_bytes(&left[i], &b);
-		lf[i].p = b.p;
-		lf[i].len = b.len;
-	}
 	for (uint32_t i = 0; ok && i < n_events; i++) {
 		const msgpack_object_kv *ekv = NULL;
 		uint32_t en = 0;
@@ -2511,32 +975,78 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 		uint32_t nev;
 		if (events[i].type == MSGPACK_OBJECT_NIL)
 			continue;
-		ok = events[i].type == MSGPACK_OBJECT_MAP && mp_map(&events[i], &ekv, &en);
+		ok = mpack_map(&events[i], &ekv, &en);
 		for (uint32_t j = 0; ok && j < en; j++) {
-			if (mp_key_is(&ekv[j].key, "LTime")) {
-				ok = mp_u64(&ekv[j].val, UINT64_MAX, &lt);
-			} else if (mp_key_is(&ekv[j].key, "Events")) {
-				ok = mp_array(&ekv[j].val, &evs, &nev);
+			if (mpack_key_is(&ekv[j].key, "LTime")) {
+				ok = mpack_go_uint(&ekv[j].val, UINT64_MAX, &lt);
+			} else if (mpack_key_is(&ekv[j].key, "Events")) {
+				ok = mpack_go_array(&ekv[j].val, &evs, &nev);
 				for (uint32_t m = 0; ok && m < nev; m++) {
 					const msgpack_object_kv *ukv = NULL;
 					uint32_t un = 0;
 					struct wire_bytes b = {NULL, 0};
-					ok = evs[m].type == MSGPACK_OBJECT_MAP &&
-					     mp_map(&evs[m], &ukv, &un);
+					ok = mpack_map(&evs[m], &ukv, &un);
 					for (uint32_t x = 0; ok && x < un; x++)
-						if (mp_key_is(&ukv[x].key, "Name") ||
-						    mp_key_is(&ukv[x].key, "Payload"))
+						if (mpack_key_is(&ukv[x].key, "Name") ||
+						    mpack_key_is(&ukv[x].key, "Payload"))
 							ok = mp_bytes(&ukv[x].val, &b);
 				}
 			}
 		}
 	}
-	ok = ok && ext_trailer_ok(p + used, len - used);
-	if (!ok) {
-		sl->stats.decode_errors++;
-		sl_log(sl, 3, "serf: Failed to decode remote state");
-		goto out;
+	return ok;
+}
+
+/* Validate a push-pull body o into pp; false: malformed or out of memory. */
+static bool pp_decode(const msgpack_object *o, struct pushpull *pp)
+{
+	const msgpack_object_kv *kv, *skv = NULL;
+	const msgpack_object *left = NULL;
+	uint32_t n;
+	bool ok = mpack_map(o, &kv, &n);
+	for (uint32_t i = 0; ok && i < n; i++) {
+		const msgpack_object *k = &kv[i].key, *v = &kv[i].val;
+		if (mpack_key_is(k, "LTime"))
+			ok = mpack_go_uint(v, UINT64_MAX, &pp->ltime);
+		else if (mpack_key_is(k, "StatusLTimes"))
+			ok = mpack_go_map(v, &skv, &pp->n_status);
+		else if (mpack_key_is(k, "LeftMembers"))
+			ok = mpack_go_array(v, &left, &pp->n_left);
+		else if (mpack_key_is(k, "EventLTime"))
+			ok = mpack_go_uint(v, UINT64_MAX, &pp->eltime);
+		else if (mpack_key_is(k, "Events"))
+			ok = mpack_go_array(v, &pp->events, &pp->n_events);
+		else if (mpack_key_is(k, "QueryLTime"))
+			ok = mpack_go_uint(v, UINT64_MAX, &pp->qltime);
 	}
+	if (ok && pp->n_status) {
+		pp->st = calloc(pp->n_status, sizeof *pp->st);
+		ok = pp->st != NULL;
+	}
+	for (uint32_t i = 0; ok && i < pp->n_status; i++) {
+		struct wire_bytes b = {NULL, 0};
+		ok = mp_bytes(&skv[i].key, &b) &&
+		     mpack_go_uint(&skv[i].val, UINT64_MAX, &pp->st[i].ltime);
+		pp->st[i].p = b.p;
+		pp->st[i].len = b.len;
+	}
+	if (ok && pp->n_left) {
+		pp->lf = calloc(pp->n_left, sizeof *pp->lf);
+		ok = pp->lf != NULL;
+	}
+	for (uint32_t i = 0; ok && i < pp->n_left; i++) {
+		struct wire_bytes b = {NULL, 0};
+		ok = mp_bytes(&left[i], &b);
+		pp->lf[i].p = b.p;
+		pp->lf[i].len = b.len;
+	}
+	return ok && pp_events_ok(pp->events, pp->n_events);
+}
+
+/* The remote clocks, witnessed (and, joining without -replay, the
+ * horizon below which events and queries are old news). */
+static void pp_witness_clocks(struct serf_layer *sl, const struct pushpull *pp, bool join)
+{
 	/*
 	 * A joiner's first state is how it learns the cluster's clocks, however
 	 * far ahead of its own; after that they are held to LTIME_AHEAD_MAX.
@@ -2550,20 +1060,28 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 	 * everything up to the cluster's current clocks is old news.
 	 */
 	if (join && sl->join_ignore_old) {
-		if (eltime > sl->event_min_time)
-			sl->event_min_time = eltime;
-		if (qltime > sl->query_min_time)
-			sl->query_min_time = qltime;
+		if (pp->eltime > sl->event_min_time)
+			sl->event_min_time = pp->eltime;
+		if (pp->qltime > sl->query_min_time)
+			sl->query_min_time = pp->qltime;
 	}
 
 	/* Witness, one below: no message at those times was sent yet. */
-	if (ltime > 0 && (learn_clocks || ltime_plausible(sl, sl->clock, ltime - 1)))
-		clock_witness(&sl->clock, ltime - 1);
-	if (eltime > 0 && (learn_clocks || ltime_plausible(sl, sl->event_clock, eltime - 1)))
-		clock_witness(&sl->event_clock, eltime - 1);
-	if (qltime > 0 && (learn_clocks || ltime_plausible(sl, sl->query_clock, qltime - 1)))
-		clock_witness(&sl->query_clock, qltime - 1);
+	if (pp->ltime > 0 && (learn_clocks || sl_ltime_plausible(sl, sl->clock, pp->ltime - 1)))
+		sl_clock_witness(&sl->clock, pp->ltime - 1);
+	if (pp->eltime > 0 &&
+	    (learn_clocks || sl_ltime_plausible(sl, sl->event_clock, pp->eltime - 1)))
+		sl_clock_witness(&sl->event_clock, pp->eltime - 1);
+	if (pp->qltime > 0 &&
+	    (learn_clocks || sl_ltime_plausible(sl, sl->query_clock, pp->qltime - 1)))
+		sl_clock_witness(&sl->query_clock, pp->qltime - 1);
+}
 
+/* The remote member intents: leaves, then joins. */
+static void pp_apply_members(struct serf_layer *sl, struct pushpull *pp, int64_t now)
+{
+	struct name_lt *st = pp->st, *lf = pp->lf;
+	uint32_t n_status = pp->n_status, n_left = pp->n_left;
 	/*
 	 * Left members first, at one past their status time (the leave must
 	 * have been accepted after the join recorded there).  Sorted copies
@@ -2577,7 +1095,7 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 		char node[WIRE_NAME_MAX + 1];
 		struct name_lt *hit = n_status ? bsearch(&lf[i], st, n_status, sizeof *st,
 							 name_lt_cmp) : NULL;
-		if (!bytes_to_cstr(lf[i].p, lf[i].len, node, sizeof node) || !node[0])
+		if (!mpack_text_copy(lf[i].p, lf[i].len, node, sizeof node) || !node[0])
 			continue;
 		uint64_t lt = hit ? hit->ltime : 0;
 		handle_leave_intent(sl, lt == UINT64_MAX ? lt : lt + 1, node, false, now);
@@ -2586,12 +1104,17 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 		char node[WIRE_NAME_MAX + 1];
 		if (n_left && bsearch(&st[i], lf, n_left, sizeof *lf, name_lt_cmp))
 			continue;
-		if (!bytes_to_cstr(st[i].p, st[i].len, node, sizeof node) || !node[0])
+		if (!mpack_text_copy(st[i].p, st[i].len, node, sizeof node) || !node[0])
 			continue;
 		handle_join_intent(sl, st[i].ltime, node, now);
 	}
+}
 
-	for (uint32_t i = 0; i < n_events; i++) {
+/* The remote's recent user events, replayed (pp_events_ok checked them). */
+static void pp_replay_events(struct serf_layer *sl, const struct pushpull *pp)
+{
+	const msgpack_object *events = pp->events;
+	for (uint32_t i = 0; i < pp->n_events; i++) {
 		const msgpack_object_kv *ekv = NULL;
 		uint32_t en = 0;
 		uint64_t lt = 0;
@@ -2599,22 +1122,22 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 		uint32_t nev = 0;
 		if (events[i].type == MSGPACK_OBJECT_NIL)
 			continue;
-		mp_map(&events[i], &ekv, &en);
+		mpack_go_map(&events[i], &ekv, &en);
 		for (uint32_t j = 0; j < en; j++) {
-			if (mp_key_is(&ekv[j].key, "LTime"))
-				mp_u64(&ekv[j].val, UINT64_MAX, &lt);
-			else if (mp_key_is(&ekv[j].key, "Events"))
-				mp_array(&ekv[j].val, &evs, &nev);
+			if (mpack_key_is(&ekv[j].key, "LTime"))
+				mpack_go_uint(&ekv[j].val, UINT64_MAX, &lt);
+			else if (mpack_key_is(&ekv[j].key, "Events"))
+				mpack_go_array(&ekv[j].val, &evs, &nev);
 		}
 		for (uint32_t m = 0; m < nev; m++) {
 			const msgpack_object_kv *ukv = NULL;
 			uint32_t un = 0;
 			struct wire_bytes name = {NULL, 0}, payload = {NULL, 0};
-			mp_map(&evs[m], &ukv, &un);
+			mpack_go_map(&evs[m], &ukv, &un);
 			for (uint32_t x = 0; x < un; x++) {
-				if (mp_key_is(&ukv[x].key, "Name"))
+				if (mpack_key_is(&ukv[x].key, "Name"))
 					mp_bytes(&ukv[x].val, &name);
-				else if (mp_key_is(&ukv[x].key, "Payload"))
+				else if (mpack_key_is(&ukv[x].key, "Payload"))
 					mp_bytes(&ukv[x].val, &payload);
 			}
 			if (name.len && memchr(name.p, 0, name.len))
@@ -2623,20 +1146,59 @@ void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size
 			handle_user_event(sl, lt, name.p, name.len, payload.p, payload.len, false);
 		}
 	}
+}
 
-	if (sl->have_ext && sl->ext.merge_state) {
-		size_t off = used;
-		while (off < len) {
-			uint8_t t = p[off];
-			uint32_t l = (uint32_t)p[off + 1] << 24 | (uint32_t)p[off + 2] << 16 |
-				     (uint32_t)p[off + 3] << 8 | p[off + 4];
-			sl->ext.merge_state(sl->ext.ctx, t, p + off + 5, l, join, now);
-			off += 5 + (size_t)l;
-		}
+/* The extension records after the push-pull body (ext_trailer_ok checked). */
+static void pp_merge_extensions(struct serf_layer *sl, const uint8_t *p, size_t off,
+				size_t len, bool join, int64_t now)
+{
+	if (!sl->have_ext || !sl->ext.merge_state)
+		return;
+	while (off < len) {
+		uint8_t t = p[off];
+		uint32_t l = (uint32_t)p[off + 1] << 24 | (uint32_t)p[off + 2] << 16 |
+			     (uint32_t)p[off + 3] << 8 | p[off + 4];
+		sl->ext.merge_state(sl->ext.ctx, t, p + off + 5, l, join, now);
+		off += 5 + (size_t)l;
 	}
-out:
-	free(st);
-	free(lf);
+}
+
+void serf_layer_merge_remote_state(struct serf_layer *sl, const uint8_t *p, size_t len,
+				   bool join, int64_t now)
+{
+	msgpack_unpacked u;
+	size_t used;
+	struct pushpull pp = {0};
+
+	if (!sl || !p || len == 0) {
+		if (sl)
+			sl_log(sl, 3, "serf: Remote state is zero bytes");
+		return;
+	}
+	sl_arm(sl, now);
+	if (p[0] != SERF_MSG_PUSH_PULL) {
+		sl->stats.decode_errors++;
+		sl_log(sl, 3, "serf: Remote state has bad type prefix: %d", p[0]);
+		return;
+	}
+	if (sl_unpack(p + 1, len - 1, &u, &used) != SERF_OK) {
+		sl->stats.decode_errors++;
+		return;
+	}
+	used += 1;
+
+	/* Validate everything before touching state. */
+	if (!pp_decode(&u.data, &pp) || !ext_trailer_ok(p + used, len - used)) {
+		sl->stats.decode_errors++;
+		sl_log(sl, 3, "serf: Failed to decode remote state");
+	} else {
+		pp_witness_clocks(sl, &pp, join);
+		pp_apply_members(sl, &pp, now);
+		pp_replay_events(sl, &pp);
+		pp_merge_extensions(sl, p, used, len, join, now);
+	}
+	free(pp.st);
+	free(pp.lf);
 	msgpack_unpacked_destroy(&u);
 }
 
@@ -2647,7 +1209,7 @@ int serf_layer_broadcast_join(struct serf_layer *sl, int64_t now)
 {
 	if (!sl)
 		return SERF_EINVAL;
-	arm(sl, now);
+	sl_arm(sl, now);
 	return broadcast_join(sl, sl->clock, now);
 }
 
@@ -2678,7 +1240,7 @@ static void notify_leave_directly(struct serf_layer *sl, const uint8_t *msg, siz
 
 int serf_layer_leave(struct serf_layer *sl, int64_t now)
 {
-	struct enc e;
+	struct mpack_enc e;
 	uint64_t ltime;
 	int rc;
 
@@ -2686,40 +1248,40 @@ int serf_layer_leave(struct serf_layer *sl, int64_t now)
 		return SERF_EINVAL;
 	if (sl->state == SL_LEAVING)
 		return SERF_OK;
-	arm(sl, now);
+	sl_arm(sl, now);
 	sl->state = SL_LEAVING;
-	ltime = clock_tick(&sl->clock);
+	ltime = sl_clock_tick(&sl->clock);
 	handle_leave_intent(sl, ltime, sl->cfg.name, false, now);
 	/* Only worth gossiping if someone else is there to hear it. */
 	if (!has_alive_members(sl))
 		return SERF_OK;
-	rc = encode_intent(&e, SERF_MSG_LEAVE, ltime, sl->cfg.name, false);
+	rc = serf_encode_intent(&e, SERF_MSG_LEAVE, ltime, sl->cfg.name, false);
 	if (rc)
 		return rc;
-	out_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
+	sl_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
 	notify_leave_directly(sl, (const uint8_t *)e.sb.data, e.sb.size);
-	enc_free(&e);
+	mpack_enc_free(&e);
 	return SERF_OK;
 }
 
 int serf_layer_force_leave(struct serf_layer *sl, const char *node, bool prune, int64_t now)
 {
-	struct enc e;
+	struct mpack_enc e;
 	uint64_t ltime;
 	int rc;
 
 	if (!sl || !node || !node[0] || strlen(node) > WIRE_NAME_MAX)
 		return SERF_EINVAL;
-	arm(sl, now);
-	ltime = clock_tick(&sl->clock);
+	sl_arm(sl, now);
+	ltime = sl_clock_tick(&sl->clock);
 	handle_leave_intent(sl, ltime, node, prune, now);
 	if (!has_alive_members(sl))
 		return SERF_OK;
-	rc = encode_intent(&e, SERF_MSG_LEAVE, ltime, node, prune);
+	rc = serf_encode_intent(&e, SERF_MSG_LEAVE, ltime, node, prune);
 	if (rc)
 		return rc;
-	out_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
-	enc_free(&e);
+	sl_broadcast(sl, (const uint8_t *)e.sb.data, e.sb.size);
+	mpack_enc_free(&e);
 	return SERF_OK;
 }
 
@@ -2732,7 +1294,7 @@ int serf_layer_set_tags(struct serf_layer *sl, const struct vigil_tag *tags, siz
 
 	if (!sl || (n && !tags))
 		return SERF_EINVAL;
-	rc = tags_copy(tags, n, &t, &nt);
+	rc = serf_tags_copy(tags, n, &t, &nt);
 	if (rc)
 		return rc;
 	len = serf_encode_tags(t, nt, sl->cfg.protocol_version, meta, sizeof meta);
@@ -2814,7 +1376,7 @@ void serf_layer_tick(struct serf_layer *sl, int64_t now)
 {
 	if (!sl)
 		return;
-	arm(sl, now);
+	sl_arm(sl, now);
 	/* Forced prunes of members that were still leaving. */
 	for (size_t i = 0; i < sl->n_members;) {
 		struct sl_member *m = sl->members[i];
@@ -2833,29 +1395,7 @@ void serf_layer_tick(struct serf_layer *sl, int64_t now)
 		reconnect(sl);
 		sl->next_reconnect = now + sl->cfg.reconnect_interval_ms;
 	}
-	/* Close our queries whose time is up (one at a time: callbacks may
-	 * start new queries and move the array). */
-	for (size_t i = 0; i < sl->n_myq;) {
-		if (now > sl->myq[i].deadline) {
-			struct sl_myquery q = sl->myq[i];
-			struct vigil_event ev;
-			memmove(&sl->myq[i], &sl->myq[i + 1], (sl->n_myq - i - 1) * sizeof *sl->myq);
-			sl->n_myq--;
-			memset(&ev, 0, sizeof ev);
-			ev.type = VIGIL_EV_QUERY_DONE;
-			myq_emit(sl, &q, &ev);
-			myquery_free(&q);
-			continue;
-		}
-		i++;
-	}
-	for (size_t i = 0; i < sl->n_inq;) {
-		if (now > sl->inq[i].deadline) {
-			inq_remove(sl, i);
-			continue;
-		}
-		i++;
-	}
+	serf_query_expire(sl, now);
 }
 
 int64_t serf_layer_next_deadline(const struct serf_layer *sl)
@@ -2868,14 +1408,7 @@ int64_t serf_layer_next_deadline(const struct serf_layer *sl)
 	for (size_t i = 0; i < sl->n_members; i++)
 		if (sl->members[i]->prune_at && sl->members[i]->prune_at < d)
 			d = sl->members[i]->prune_at;
-	/* "Past the deadline" means strictly after it, hence the +1. */
-	for (size_t i = 0; i < sl->n_myq; i++)
-		if (sl->myq[i].deadline + 1 < d)
-			d = sl->myq[i].deadline + 1;
-	for (size_t i = 0; i < sl->n_inq; i++)
-		if (sl->inq[i].deadline + 1 < d)
-			d = sl->inq[i].deadline + 1;
-	return d;
+	return serf_query_next_deadline(sl, d);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2886,7 +1419,7 @@ enum vigil_status serf_layer_member_status(const struct serf_layer *sl, const ch
 	const struct sl_member *m;
 	if (!sl || !name)
 		return VIGIL_STATUS_NONE;
-	m = member_find(sl, name);
+	m = sl_member_find(sl, name);
 	return m ? m->m.status : VIGIL_STATUS_NONE;
 }
 
@@ -2920,7 +1453,7 @@ int serf_layer_members(const struct serf_layer *sl, struct vigil_member **out, s
 		v[i] = *src;
 		v[i].tags = NULL;
 		v[i].n_tags = 0;
-		if (tags_copy(src->tags, src->n_tags, &v[i].tags, &v[i].n_tags) != SERF_OK) {
+		if (serf_tags_copy(src->tags, src->n_tags, &v[i].tags, &v[i].n_tags) != SERF_OK) {
 			serf_layer_members_free(v, i);
 			return SERF_ENOMEM;
 		}
@@ -2947,7 +1480,7 @@ int serf_layer_ext_broadcast(struct serf_layer *sl, const uint8_t *msg, size_t l
 {
 	if (!sl || !msg || len == 0 || msg[0] < SERF_EXT_TYPE_MIN)
 		return SERF_EINVAL;
-	out_broadcast(sl, msg, len);
+	sl_broadcast(sl, msg, len);
 	return SERF_OK;
 }
 
@@ -2990,9 +1523,9 @@ void serf_layer_restore_clocks(struct serf_layer *sl, uint64_t member, uint64_t 
 		sl->event_min_time = emin;
 	if (qmin > sl->query_min_time)
 		sl->query_min_time = qmin;
-	clock_witness(&sl->clock, member);
-	clock_witness(&sl->event_clock, event);
-	clock_witness(&sl->query_clock, query);
+	sl_clock_witness(&sl->clock, member);
+	sl_clock_witness(&sl->event_clock, event);
+	sl_clock_witness(&sl->query_clock, query);
 }
 
 bool serf_layer_is_leaving(const struct serf_layer *sl)

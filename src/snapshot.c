@@ -3,6 +3,7 @@
  * See snapshot.h for the format and the reading rules.
  */
 #include "snapshot.h"
+#include "logline.h"
 #include "safefile.h"
 
 #include <arpa/inet.h>
@@ -18,17 +19,6 @@
 #include <libdeflate.h>
 
 int (*snap_before_rename_hook)(const char *tmp_path, const char *path);
-
-__attribute__((format(printf, 3, 4)))
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ------------------------------------------------------------ validation */
 
@@ -478,15 +468,15 @@ int snap_parse(const char *buf, size_t len, bool rejoin_after_leave,
 	       struct snap_state *out, char *err, size_t errlen)
 {
 	if (!out || (!buf && len)) {
-		set_err(err, errlen, "bad arguments");
+		errtext_set(err, errlen, "bad arguments");
 		return SNAP_EINVAL;
 	}
 	memset(out, 0, sizeof *out);
-	set_err(err, errlen, "ok");
+	errtext_set(err, errlen, "ok");
 	if (len == 0)
 		return SNAP_OK;
 	if (len > SNAP_MAX_BYTES) {
-		set_err(err, errlen, "%zu bytes is larger than the %u byte limit", len,
+		errtext_set(err, errlen, "%zu bytes is larger than the %u byte limit", len,
 			SNAP_MAX_BYTES);
 		return SNAP_ECORRUPT;
 	}
@@ -498,7 +488,7 @@ int snap_parse(const char *buf, size_t len, bool rejoin_after_leave,
 		/* vigil format: the last line must be "# end <bytes> <crc32>" */
 		out->vigil_format = true;
 		if (buf[len - 1] != '\n') {
-			set_err(err, errlen, "truncated: the last line is incomplete");
+			errtext_set(err, errlen, "truncated: the last line is incomplete");
 			return SNAP_ECORRUPT;
 		}
 		size_t ls = len - 1;
@@ -510,18 +500,18 @@ int snap_parse(const char *buf, size_t len, bool rejoin_after_leave,
 		uint32_t crc = libdeflate_crc32(0, buf, ls);
 		int wl = snprintf(want, sizeof want, "# end %zu %08x", ls, (unsigned)crc);
 		if (ls < hl || !starts_with(tl, tn, "# end ")) {
-			set_err(err, errlen, "truncated: no end marker");
+			errtext_set(err, errlen, "truncated: no end marker");
 			return SNAP_ECORRUPT;
 		}
 		if ((size_t)wl != tn || memcmp(tl, want, tn) != 0) {
-			set_err(err, errlen, "end marker does not match the contents "
+			errtext_set(err, errlen, "end marker does not match the contents "
 				"(truncated or modified)");
 			return SNAP_ECORRUPT;
 		}
 		start = hl;
 		end = ls;
 	} else if (len < hl && memcmp(buf, SNAP_HEADER, len) == 0) {
-		set_err(err, errlen, "truncated inside the header");
+		errtext_set(err, errlen, "truncated inside the header");
 		return SNAP_ECORRUPT;
 	} else if (buf[len - 1] != '\n') {
 		size_t ls = len;
@@ -543,7 +533,7 @@ int snap_parse(const char *buf, size_t len, bool rejoin_after_leave,
 		const char *why = "";
 		line++;
 		if (!parse_line(&ps, buf + off, n, &why)) {
-			set_err(err, errlen, "line %zu: %s", line, why);
+			errtext_set(err, errlen, "line %zu: %s", line, why);
 			rc = SNAP_ECORRUPT;
 			break;
 		}
@@ -552,7 +542,7 @@ int snap_parse(const char *buf, size_t len, bool rejoin_after_leave,
 	}
 	if (rc == SNAP_OK && frag) {
 		if (!plausible_fragment(buf + end, frag)) {
-			set_err(err, errlen, "line %zu: garbage at the end of the file", line + 1);
+			errtext_set(err, errlen, "line %zu: garbage at the end of the file", line + 1);
 			rc = SNAP_ECORRUPT;
 		} else {
 			out->dropped_partial = true;
@@ -563,7 +553,7 @@ int snap_parse(const char *buf, size_t len, bool rejoin_after_leave,
 	map_free(&ps.map);
 	if (rc != SNAP_OK) {
 		if (rc == SNAP_ENOMEM)
-			set_err(err, errlen, "out of memory");
+			errtext_set(err, errlen, "out of memory");
 		snap_state_free(out);
 	}
 	return rc;
@@ -575,27 +565,27 @@ int snap_load(const char *path, bool rejoin_after_leave, struct snap_state *out,
 	if (out)
 		memset(out, 0, sizeof *out);
 	if (!path || !out) {
-		set_err(err, errlen, "bad arguments");
+		errtext_set(err, errlen, "bad arguments");
 		return SNAP_EINVAL;
 	}
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		set_err(err, errlen, "%s", strerror(errno));
+		errtext_set(err, errlen, "%s", strerror(errno));
 		return errno == ENOENT ? SNAP_ENOENT : SNAP_EIO;
 	}
 	struct stat st;
 	if (fstat(fd, &st) != 0) {
-		set_err(err, errlen, "%s", strerror(errno));
+		errtext_set(err, errlen, "%s", strerror(errno));
 		close(fd);
 		return SNAP_EIO;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		set_err(err, errlen, "not a regular file");
+		errtext_set(err, errlen, "not a regular file");
 		close(fd);
 		return SNAP_EIO;
 	}
 	if ((uint64_t)st.st_size > SNAP_MAX_BYTES) {
-		set_err(err, errlen, "%lld bytes is larger than the %u byte limit",
+		errtext_set(err, errlen, "%lld bytes is larger than the %u byte limit",
 			(long long)st.st_size, SNAP_MAX_BYTES);
 		close(fd);
 		return SNAP_ECORRUPT;
@@ -604,7 +594,7 @@ int snap_load(const char *path, bool rejoin_after_leave, struct snap_state *out,
 	char *buf = malloc(cap);
 	if (!buf) {
 		close(fd);
-		set_err(err, errlen, "out of memory");
+		errtext_set(err, errlen, "out of memory");
 		return SNAP_ENOMEM;
 	}
 	/* read to EOF (the size is only a hint), but never past the limit */
@@ -613,7 +603,7 @@ int snap_load(const char *path, bool rejoin_after_leave, struct snap_state *out,
 			if (cap > SNAP_MAX_BYTES) {
 				free(buf);
 				close(fd);
-				set_err(err, errlen, "larger than the %u byte limit",
+				errtext_set(err, errlen, "larger than the %u byte limit",
 					SNAP_MAX_BYTES);
 				return SNAP_ECORRUPT;
 			}
@@ -621,7 +611,7 @@ int snap_load(const char *path, bool rejoin_after_leave, struct snap_state *out,
 			if (!nb) {
 				free(buf);
 				close(fd);
-				set_err(err, errlen, "out of memory");
+				errtext_set(err, errlen, "out of memory");
 				return SNAP_ENOMEM;
 			}
 			buf = nb;
@@ -631,7 +621,7 @@ int snap_load(const char *path, bool rejoin_after_leave, struct snap_state *out,
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0) {
-			set_err(err, errlen, "%s", strerror(errno));
+			errtext_set(err, errlen, "%s", strerror(errno));
 			free(buf);
 			close(fd);
 			return SNAP_EIO;
@@ -749,7 +739,7 @@ int snap_render(const struct snap_image *img, char **out, size_t *len)
 int snap_write_file(const char *path, const char *data, size_t len, char *err, size_t errlen)
 {
 	if (!path || !*path || (!data && len)) {
-		set_err(err, errlen, "bad arguments");
+		errtext_set(err, errlen, "bad arguments");
 		return SNAP_EINVAL;
 	}
 	struct safefile_part part = {data, len};

@@ -10,6 +10,7 @@
  */
 #include "transport.h"
 
+#include "logline.h"
 #include "ratelimit.h"
 
 #include <arpa/inet.h>
@@ -83,15 +84,10 @@ struct transport {
 __attribute__((format(printf, 4, 5)))
 static void tlog_to(struct transport *t, struct ratelimit *rl, int level, const char *fmt, ...)
 {
-	char msg[600];
 	va_list ap;
-	if (!t->hooks.log)
-		return;
 	va_start(ap, fmt);
-	bool ok = ratelimit_vformat(rl, fmt, level, t->now, msg, sizeof msg, fmt, ap);
+	logline_vemit(t->hooks.log, t->hooks.ctx, rl, t->now, LOGLINE_MAX, level, fmt, ap);
 	va_end(ap);
-	if (ok)
-		t->hooks.log(t->hooks.ctx, level, msg);
 }
 
 #define tlog(t, level, ...) tlog_to((t), NULL, (level), __VA_ARGS__)

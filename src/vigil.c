@@ -1,23 +1,14 @@
 /*
  * vigil.c — the public API (include/vigil.h): glue between the transport
  * (sockets), the keyring (crypto.h), the SWIM state machine (swim.h) and the
- * serf layer (serf.h).
- *
- * Data path, as memberlist does it (net.go):
- *   UDP out:  swim packet -> encrypt(whole packet, primary key, no AAD)
- *             when a keyring exists and gossip_verify_outgoing.
- *   UDP in:   decrypt with any key; on failure drop it if
- *             gossip_verify_incoming, else treat it as plaintext.
- *   TCP out:  [10][u32 len][encrypt(msg, AAD = those 5 bytes)] likewise.
- *   TCP in:   an encrypt frame is decrypted (and refused without a
- *             keyring); a plaintext frame is refused when
- *             gossip_verify_incoming.
- * Anything malformed is dropped and counted, never trusted.
+ * serf layer (serf.h).  The encrypted data path between SWIM and the
+ * sockets is in datapath.c, joining in join.c, serf's key manager in
+ * keymanager.c; vigil_internal.h is the handle they share.
  *
  * Time is CLOCK_MONOTONIC in milliseconds, read once per API entry point
  * and handed to every layer, so all layers agree on "now" within a step.
  */
-#include "vigil.h"
+#include "vigil_internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -31,125 +22,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <msgpack.h>
-
-#include "coordinate.h"
-#include "crypto.h"
-#include "errors.h"
-#include "evqueue.h"
-#include "resolve.h"
-#include "ratelimit.h"
+#include "datapath.h"
+#include "join.h"
+#include "keymanager.h"
+#include "logline.h"
 #include "safefile.h"
-#include "serf.h"
-#include "snapshot.h"
-#include "swim.h"
-#include "transport.h"
-#include "will.h"
-#include "wire.h"
 
 /* serf's BroadcastTimeout: longest we wait for our leave intent to gossip. */
 #define LEAVE_BROADCAST_MAX_MS 5000
 /* Step cadence when vigil_pollfds could not report every fd. */
 #define TRUNCATED_POLL_MS 10
 
-enum leave_phase {
-	LEAVE_NONE,
-	LEAVE_INTENT,  /* serf leave intent broadcast; waiting to call swim_leave */
-	LEAVE_SWIM,    /* swim_leave called; done when swim_leave_done */
-};
-
-struct key_op;
-static void keys_free_all(struct vigil *v);
-static bool keys_ready(const struct vigil *v);
-static void keys_dispatch(struct vigil *v);
-static void join_resolved(struct vigil *v);
-
-#define JOINS_TRACKED_MAX 64
-/* Every seed's push-pull ends by the TCP timeout; a seed the library could
- * not even start (no stream slot) never reports, so decide by then anyway. */
-#define JOIN_DECIDE_MS (TRANSPORT_TCP_TIMEOUT_MS + 1000)
-
-/*
- * One vigil_join_begin call: its seeds, and how many of them have finished
- * their join push-pull (and how many of those answered), so a caller can
- * report like serf's Join: the number of nodes contacted, or failure as soon
- * as every seed has failed.
- */
-struct join_batch {
-	uint32_t id;
-	int64_t deadline;            /* decided by then even if a seed never reports */
-	struct wire_addr *seeds;     /* a name being resolved has port 0 here */
-	bool *finished;
-	size_t n, n_finished;
-	size_t n_resolving;          /* host names not resolved yet */
-	int n_ok;
-};
-
-struct vigil {
-	struct vigil_config cfg;     /* copy; pointer members cleared (not owned) */
-	char *keyring_file;
-
-	struct transport *tr;
-	struct swim *sw;
-	struct serf_layer *sl;
-	struct will *will;           /* last wills (serf extension) */
-	char *will_path;             /* its state file, or NULL */
-	struct snapshotter *snap;    /* -snapshot, or NULL */
-	struct coord_client *coords; /* serf's Vivaldi client, NULL if disabled */
-	struct snap_node *rejoin;    /* previously alive nodes (serf handleRejoin) */
-	size_t n_rejoin, rejoin_next;
-	bool rejoin_active;          /* a re-join attempt is in flight */
-	struct wire_addr rejoin_addr;
-	bool ready;                  /* vigil_create finished */
-	struct evqueue held;         /* events raised outside vigil_step (v_on_event) */
-	bool in_step;                /* inside vigil_step */
-	bool in_callback;            /* inside the caller's on_event */
-	struct vigil_errbuf eb;      /* vigil_last_error */
-	struct resolver *res;        /* host names given to vigil_join* */
-	struct vigil_keyring *kr;    /* NULL: plaintext cluster */
-	int enc_version;             /* memberlist encryptionVersion() */
-
-	int64_t now;                 /* clock at the current API entry */
-	int64_t last_step;           /* clock at the previous vigil_step */
-	int64_t last_step_boot;      /* CLOCK_BOOTTIME at the previous vigil_step */
-	int64_t expected_wake_boot;  /* latest BOOTTIME by which we expect the next step */
-	bool pollfds_truncated;
-
-	bool join_broadcast_pending; /* serf Join: broadcast intent after a join works */
-	size_t joins_in_flight;      /* seeds whose join push-pull has not finished */
-	struct join_batch *joins;    /* vigil_join_begin calls being tracked */
-	size_t n_joins;
-	uint32_t next_join_id;
-	enum leave_phase leave;
-	int64_t leave_swim_at;
-
-	/* Cluster-wide key operations we started (serf KeyManager queries). */
-	struct key_op *key_ops;      /* in start order */
-	struct key_op *key_ready;    /* complete, callbacks running */
-	struct key_op *key_starting; /* inside serf_layer_query */
-
-	uint8_t *crypt_buf;          /* UDP decrypt scratch (see h_send_packet) */
-	size_t crypt_cap;
-
-	/* Drops, by reason; reported by vigil_stats. */
-	uint64_t udp_decrypt_failed;   /* verify_incoming on and not decryptable */
-	uint64_t udp_drop_plaintext;   /*   of those: a valid plaintext memberlist packet */
-	uint64_t udp_drop_malformed;   /*   of those: neither encrypted nor plaintext */
-	uint64_t udp_plain_accepted;   /* verify_incoming off: taken as plaintext */
-	uint64_t udp_empty;
-	uint64_t tcp_decrypt_failed;
-	uint64_t tcp_plain_dropped;    /* plaintext stream while verify_incoming */
-	uint64_t tcp_encrypted_no_key; /* encrypted stream but no keyring */
-	uint64_t stream_malformed;     /* swim rejected the stream message */
-	uint64_t encrypt_failed;
-
-	/* Log lines any peer can cause at packet rate go through this. */
-	struct ratelimit log_rl;
-};
-
 /* ------------------------------------------------------------------ util */
 
-static int64_t clock_ms(void)
+int64_t clock_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -169,28 +55,13 @@ static int64_t boot_clock_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* One log function; rl NULL = always, else the shared limiter decides. */
-__attribute__((format(printf, 4, 5)))
-static void vlog_to(struct vigil *v, struct ratelimit *rl, int level, const char *fmt, ...)
+void vlog_to(struct vigil *v, struct ratelimit *rl, int level, const char *fmt, ...)
 {
-	char msg[600];
 	va_list ap;
-	if (!v->cfg.on_log)
-		return;
 	va_start(ap, fmt);
-	bool ok = ratelimit_vformat(rl, fmt, level, v->now, msg, sizeof msg, fmt, ap);
+	logline_vemit(v->cfg.on_log, v->cfg.ctx, rl, v->now, LOGLINE_MAX, level, fmt, ap);
 	va_end(ap);
-	if (ok)
-		v->cfg.on_log(v->cfg.ctx, level, msg);
 }
-
-#define vlog(v, level, ...) vlog_to((v), NULL, (level), __VA_ARGS__)
-/*
- * For lines a remote peer can trigger once per datagram or connection
- * (undecryptable packets, plaintext into an encrypted cluster, bad stream
- * messages): a flood must not turn into a flood of log lines.
- */
-#define vlog_rl(v, level, ...) vlog_to((v), &(v)->log_rl, (level), __VA_ARGS__)
 
 static void layer_log(void *ctx, int level, const char *msg)
 {
@@ -199,28 +70,12 @@ static void layer_log(void *ctx, int level, const char *msg)
 		v->cfg.on_log(v->cfg.ctx, level, msg);
 }
 
-__attribute__((format(printf, 3, 4)))
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static uint64_t random_seed(void)
 {
 	uint64_t s = 0;
 	if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s || s == 0)
 		s = (uint64_t)clock_ms() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
 	return s ? s : 1;
-}
-
-static bool encrypt_out(const struct vigil *v)
-{
-	return v->kr && v->cfg.gossip_verify_outgoing;
 }
 
 const char *vigil_status_name(enum vigil_status s)
@@ -257,60 +112,7 @@ const char *vigil_event_name(enum vigil_event_type t)
 	return "unknown";
 }
 
-static bool key_query(void *ctx, struct serf_layer *sl, const struct serf_query_in *q,
-		      int64_t now);
-
 /* ------------------------------------------------------------- swim hooks */
-
-static void h_send_packet(void *ctx, const struct wire_addr *to, const uint8_t *pkt, size_t len)
-{
-	struct vigil *v = ctx;
-	if (!encrypt_out(v)) {
-		transport_send_packet(v->tr, to, pkt, len);
-		return;
-	}
-	/* Not into crypt_buf: we may be sending (an ack, a query response)
-	 * while a packet decrypted there is still being handled, and
-	 * overwriting it garbled whatever of it was still to be read or
-	 * rebroadcast (the serf query we just answered, say). */
-	size_t need = vigil_encrypted_len(v->enc_version, len);
-	size_t out_len = 0;
-	uint8_t *buf = need && need <= v->crypt_cap ? malloc(need) : NULL;
-	if (!buf || vigil_encrypt(v->kr, v->enc_version, NULL, 0, pkt, len, buf, need,
-				  &out_len) != VIGIL_CRYPTO_OK) {
-		free(buf);
-		v->encrypt_failed++;
-		vlog(v, 3, "vigil: failed to encrypt a %zu byte packet", len);
-		return;
-	}
-	transport_send_packet(v->tr, to, buf, out_len);
-	free(buf);
-}
-
-static void h_send_stream(void *ctx, const struct wire_addr *to, const uint8_t *msg,
-			  size_t len, uint64_t cookie)
-{
-	struct vigil *v = ctx;
-	if (!encrypt_out(v)) {
-		transport_send_stream(v->tr, to, msg, len, cookie, v->now);
-		return;
-	}
-	size_t cap = VIGIL_CRYPTO_STREAM_HDR + vigil_encrypted_len(v->enc_version, len);
-	uint8_t *buf = malloc(cap);
-	size_t out_len = 0;
-	int rc = buf ? vigil_encrypt_stream(v->kr, v->enc_version, msg, len, buf, cap, &out_len)
-		     : VIGIL_CRYPTO_ENOMEM;
-	if (rc != VIGIL_CRYPTO_OK) {
-		v->encrypt_failed++;
-		vlog(v, 3, "vigil: failed to encrypt stream: %s", vigil_crypto_strerror(rc));
-		/* An empty message fails in the transport and is reported to
-		 * swim asynchronously, as swim expects. */
-		transport_send_stream(v->tr, to, NULL, 0, cookie, v->now);
-	} else {
-		transport_send_stream(v->tr, to, buf, out_len, cookie, v->now);
-	}
-	free(buf);
-}
 
 static void h_on_member(void *ctx, enum swim_member_event ev, const struct swim_member *m)
 {
@@ -375,32 +177,9 @@ static void h_merge_remote_state(void *ctx, const uint8_t *p, size_t len, bool j
 		serf_layer_merge_remote_state(v->sl, p, len, join, v->now);
 }
 
-/* The oldest tracked join still waiting for this seed counts its result. */
-static void join_batch_note(struct vigil *v, const struct wire_addr *seed, bool ok)
-{
-	for (size_t b = 0; b < v->n_joins; b++) {
-		struct join_batch *jb = &v->joins[b];
-		for (size_t i = 0; i < jb->n; i++) {
-			if (jb->finished[i] || !transport_addr_equal(&jb->seeds[i], seed))
-				continue;
-			jb->finished[i] = true;
-			jb->n_finished++;
-			jb->n_ok += ok;
-			return;
-		}
-	}
-}
-
-static void join_batch_free(struct join_batch *jb)
-{
-	free(jb->seeds);
-	free(jb->finished);
-}
-
 static void h_join_result(void *ctx, const struct wire_addr *seed, bool ok)
 {
 	struct vigil *v = ctx;
-	char a[80];
 	if (v->rejoin_active && transport_addr_equal(seed, &v->rejoin_addr)) {
 		/* serf handleRejoin: a plain memberlist join, one node at a time */
 		const struct snap_node *nd = &v->rejoin[v->rejoin_next - 1];
@@ -416,16 +195,7 @@ static void h_join_result(void *ctx, const struct wire_addr *seed, bool ok)
 		}
 		return;
 	}
-	vlog(v, ok ? 1 : 2, "vigil: join via %s %s",
-	     transport_format_addr(seed, a, sizeof a), ok ? "succeeded" : "failed");
-	join_batch_note(v, seed, ok);
-	if (v->joins_in_flight > 0 && --v->joins_in_flight == 0 && v->sl)
-		serf_layer_set_join_ignore(v->sl, false);
-	/* serf.Join broadcasts one join intent once memberlist joined anyone */
-	if (ok && v->join_broadcast_pending && v->sl) {
-		v->join_broadcast_pending = false;
-		serf_layer_broadcast_join(v->sl, v->now);
-	}
+	join_seed_result(v, seed, ok);
 }
 
 /* -------------------------------------------------------------- snapshot */
@@ -576,210 +346,6 @@ static int w_user_event(void *ctx, const char *name, const uint8_t *payload, siz
 	return v->sl ? serf_layer_user_event(v->sl, name, payload, len, false, now) : -1;
 }
 
-/* ------------------------------------------------------- transport hooks */
-
-/* Only for counting drops: does an undecryptable datagram parse as a
- * plaintext memberlist packet (a node without the key, say)?  Each message
- * must decode and its msgpack body span it exactly, so the random bytes of
- * a wrongly keyed packet (whose version byte 0/1 reads as a ping type) are
- * not mistaken for one.  Nothing of it is used. */
-struct plain_probe {
-	size_t ok, bad;
-};
-
-static void plain_probe_msg(void *ctx, const uint8_t *msg, size_t len)
-{
-	struct plain_probe *pp = ctx;
-	struct wire_msg m;
-	size_t body = 0;
-	if (wire_decode(msg, len, &m) != WIRE_OK)
-		pp->bad++;
-	else if (m.type == WIRE_USER) {
-		/* raw payload: proves nothing either way */
-	} else if (wire_msgpack_span(msg + 1, len - 1, len - 1, &body) == WIRE_OK && body == len - 1)
-		pp->ok++;
-	else
-		pp->bad++;
-}
-
-static bool looks_plaintext(const uint8_t *pkt, size_t len)
-{
-	struct plain_probe pp = {0, 0};
-	if (wire_unwrap_packet(pkt, len, plain_probe_msg, &pp) != WIRE_OK)
-		return false;
-	return pp.ok > 0 && pp.bad == 0;
-}
-
-static void t_on_packet(void *ctx, const struct wire_addr *from, const uint8_t *pkt, size_t len)
-{
-	struct vigil *v = ctx;
-	if (len == 0) {
-		/* counted as malformed, before decryption would call it a
-		 * decrypt failure */
-		v->udp_empty++;
-		return;
-	}
-	if (v->kr) {
-		size_t plen = 0;
-		int rc = vigil_decrypt(v->kr, NULL, 0, pkt, len, v->crypt_buf, v->crypt_cap, &plen);
-		if (rc == VIGIL_CRYPTO_OK) {
-			pkt = v->crypt_buf;
-			len = plen;
-		} else if (v->cfg.gossip_verify_incoming) {
-			char a[80];
-			v->udp_decrypt_failed++;
-			if (looks_plaintext(pkt, len))
-				v->udp_drop_plaintext++;
-			else if (rc != VIGIL_CRYPTO_EAUTH && rc != VIGIL_CRYPTO_EPAD)
-				v->udp_drop_malformed++;
-			vlog_rl(v, 3, "vigil: decrypt packet failed: %s from=%s",
-			     vigil_crypto_strerror(rc), transport_format_addr(from, a, sizeof a));
-			return;
-		} else {
-			/* memberlist: not verifying, so treat it as plaintext */
-			v->udp_plain_accepted++;
-		}
-	}
-	if (len == 0) {
-		v->udp_empty++; /* an encrypted empty message */
-		return;
-	}
-	swim_handle_packet(v->sw, from, pkt, len, v->now);
-}
-
-/*
- * Turn a received stream message into plaintext according to the keyring
- * and verify_incoming.  Returns the plaintext (msg itself or *owned, which
- * the caller frees) or NULL when the message must be dropped; then *why
- * is memberlist's error text for it (readStream's), or NULL.
- */
-static const uint8_t *stream_plain(struct vigil *v, const struct wire_addr *from,
-				   const uint8_t *msg, size_t len, size_t *plen,
-				   uint8_t **owned, const char **why)
-{
-	char a[80];
-	*owned = NULL;
-	*why = NULL;
-	if (len && msg[0] == VIGIL_CRYPTO_ENCRYPT_MSG) {
-		if (!v->kr) {
-			v->tcp_encrypted_no_key++;
-			vlog_rl(v, 3, "vigil: remote state from %s is encrypted and encryption "
-			     "is not configured", transport_format_addr(from, a, sizeof a));
-			*why = "Remote state is encrypted and encryption is not configured";
-			return NULL;
-		}
-		uint8_t *out = malloc(len);
-		if (!out)
-			return NULL;
-		int rc = vigil_decrypt_stream(v->kr, msg, len, out, len, plen, NULL);
-		if (rc != VIGIL_CRYPTO_OK || *plen == 0) {
-			free(out);
-			v->tcp_decrypt_failed++;
-			vlog_rl(v, 3, "vigil: decrypt stream from %s failed: %s",
-			     transport_format_addr(from, a, sizeof a),
-			     rc ? vigil_crypto_strerror(rc) : "empty plaintext");
-			*why = "No installed keys could decrypt the message";
-			return NULL;
-		}
-		*owned = out;
-		return out;
-	}
-	if (v->kr && v->cfg.gossip_verify_incoming) {
-		v->tcp_plain_dropped++;
-		vlog_rl(v, 3, "vigil: encryption is configured but remote state from %s "
-		     "is not encrypted", transport_format_addr(from, a, sizeof a));
-		*why = "Encryption is configured but remote state is not encrypted";
-		return NULL;
-	}
-	*plen = len;
-	return msg;
-}
-
-/* Append a stream message to reply, encrypted when we encrypt (memberlist
- * rawSendMsgStream). */
-static void stream_reply(struct vigil *v, const struct wbuf *out, struct wbuf *reply)
-{
-	if (out->len && !out->oom) {
-		if (encrypt_out(v)) {
-			size_t cap = VIGIL_CRYPTO_STREAM_HDR +
-				     vigil_encrypted_len(v->enc_version, out->len);
-			uint8_t *buf = malloc(cap);
-			size_t elen = 0;
-			if (buf && vigil_encrypt_stream(v->kr, v->enc_version, out->p, out->len,
-							buf, cap, &elen) == VIGIL_CRYPTO_OK) {
-				wbuf_append(reply, buf, elen);
-			} else {
-				v->encrypt_failed++;
-				vlog(v, 3, "vigil: failed to encrypt stream reply");
-			}
-			free(buf);
-		} else {
-			wbuf_append(reply, out->p, out->len);
-		}
-	}
-}
-
-static void t_on_stream(void *ctx, const struct wire_addr *from, const uint8_t *msg,
-			size_t len, struct wbuf *reply)
-{
-	struct vigil *v = ctx;
-	uint8_t *owned;
-	size_t plen;
-	const char *why;
-	const uint8_t *plain = stream_plain(v, from, msg, len, &plen, &owned, &why);
-	struct wbuf out;
-	wbuf_init(&out);
-	if (!plain) {
-		/* memberlist handleConn: tell the peer why (an errMsg), so a
-		 * joiner with the wrong key sees that rather than EOF */
-		if (why) {
-			struct wire_msg e;
-			memset(&e, 0, sizeof e);
-			e.type = WIRE_ERR;
-			e.u.err.error = (struct wire_bytes){ (const uint8_t *)why, (uint32_t)strlen(why) };
-			wire_encode(&out, &e);
-			stream_reply(v, &out, reply);
-		}
-		wbuf_free(&out);
-		return;
-	}
-	int rc = swim_handle_stream(v->sw, from, plain, plen, &out, v->now);
-	free(owned);
-	if (rc != WIRE_OK) {
-		char a[80];
-		v->stream_malformed++;
-		vlog_rl(v, 2, "vigil: bad stream message from %s: %s",
-		     transport_format_addr(from, a, sizeof a), wire_strerror(rc));
-	}
-	stream_reply(v, &out, reply);
-	wbuf_free(&out);
-}
-
-static void t_on_unreachable(void *ctx, const struct wire_addr *to)
-{
-	struct vigil *v = ctx;
-	if (v->sw)
-		swim_hint_unreachable(v->sw, to, v->now);
-}
-
-static void t_on_stream_reply(void *ctx, uint64_t cookie, const uint8_t *msg, size_t len)
-{
-	struct vigil *v = ctx;
-	if (!msg) {
-		swim_handle_stream_reply(v->sw, cookie, NULL, 0, v->now);
-		return;
-	}
-	/* The reply comes from the address we dialled; only used for logs. */
-	struct wire_addr unknown;
-	memset(&unknown, 0, sizeof unknown);
-	uint8_t *owned;
-	size_t plen;
-	const char *why; /* logged by stream_plain */
-	const uint8_t *plain = stream_plain(v, &unknown, msg, len, &plen, &owned, &why);
-	swim_handle_stream_reply(v->sw, cookie, plain, plain ? plen : 0, v->now);
-	free(owned);
-}
-
 /* ------------------------------------------------------- create/destroy */
 
 /*
@@ -890,6 +456,185 @@ static int setup_keyring(struct vigil *v, const struct vigil_config *cfg,
 	return 0;
 }
 
+/* vigil_create's sockets, and the address we advertise (memberlist
+ * FinalAdvertiseAddr); 0 or an error code, err filled. */
+static int create_transport(struct vigil *v, const struct vigil_config *cfg,
+			    struct wire_addr *bound, struct wire_addr *adv, char *err, size_t errlen)
+{
+	struct transport_config tc;
+	transport_config_default(&tc);
+	snprintf(tc.bind_addr, sizeof tc.bind_addr, "%s", cfg->bind_addr[0] ? cfg->bind_addr : "0.0.0.0");
+	tc.bind_port = cfg->bind_port;
+	struct transport_hooks th = {
+		.ctx = v,
+		.on_packet = datapath_on_packet,
+		.on_stream = datapath_on_stream,
+		.on_stream_reply = datapath_on_stream_reply,
+		.on_unreachable = datapath_on_unreachable,
+		.log = layer_log,
+	};
+	if (transport_open(&tc, &th, &v->tr, err, errlen) != 0) {
+		/* a bind address that is no IP literal, or a socket that failed */
+		struct wire_addr ba;
+		return transport_parse_addr(tc.bind_addr, 0, false, &ba) == 0 ? VIGIL_ERR_SOCKET
+									      : VIGIL_ERR_ADDRESS;
+	}
+
+	transport_local_addr(v->tr, bound);
+	if (cfg->advertise_addr[0]) {
+		if (transport_parse_addr(cfg->advertise_addr, bound->port, true, adv) != 0)
+			return err_to_buf(err, errlen, VIGIL_ERR_ADDRESS, "bad advertise address %s",
+					  cfg->advertise_addr);
+	} else if (is_wildcard(bound)) {
+		transport_default_advertise(adv);
+	} else {
+		*adv = *bound;
+	}
+	adv->port = cfg->advertise_port ? cfg->advertise_port : bound->port;
+	if (adv->ip_len == 16 && transport_family(v->tr) == AF_INET)
+		vlog(v, 2, "vigil: advertising IPv6 while bound to IPv4 only");
+	return 0;
+}
+
+/* The SWIM layer's configuration from the caller's; 0 or an error code. */
+static int swim_config_for(struct vigil *v, const struct vigil_config *cfg,
+			   const struct wire_addr *adv, struct swim_config *sc, char *err,
+			   size_t errlen)
+{
+	int pv = v->cfg.protocol_version;
+	swim_config_default(sc);
+	snprintf(sc->name, sizeof sc->name, "%s", cfg->name);
+	sc->addr = *adv;
+	int ml = serf_encode_tags(cfg->tags, cfg->n_tags, pv, sc->meta, sizeof sc->meta);
+	if (ml < 0)
+		return err_to_buf(err, errlen, VIGIL_ERR_TOO_LARGE,
+				  "tags do not fit in %d bytes of node meta", WIRE_META_MAX);
+	sc->meta_len = (uint16_t)ml;
+	sc->vsn[5] = (uint8_t)pv; /* DelegateProtocolVersion = serf protocol */
+#define TAKE(field) if (cfg->field > 0) sc->field = cfg->field
+	TAKE(probe_interval_ms);
+	TAKE(probe_timeout_ms);
+	TAKE(gossip_interval_ms);
+	TAKE(gossip_nodes);
+	TAKE(indirect_checks);
+	TAKE(retransmit_mult);
+	TAKE(suspicion_mult);
+	TAKE(suspicion_max_timeout_mult);
+	TAKE(awareness_max_multiplier);
+	TAKE(reap_interval_ms);
+#undef TAKE
+	/* 0 is meaningful here: it disables periodic push-pull */
+	if (cfg->push_pull_interval_ms >= 0)
+		sc->push_pull_interval_ms = cfg->push_pull_interval_ms;
+	if (v->kr && cfg->gossip_verify_outgoing) {
+		/* memberlist shrinks its packets by the encryption overhead */
+		sc->udp_buffer_size -= (int)(vigil_encrypted_len(
+			vigil_encryption_version(sc->vsn[2]), 0));
+	}
+	sc->seed = random_seed();
+	v->enc_version = vigil_encryption_version(sc->vsn[2]);
+	return 0;
+}
+
+/* The serf layer over SWIM; 0 or an error code. */
+static int create_serf_layer(struct vigil *v, const struct vigil_config *cfg,
+			     int gossip_interval_ms, char *err, size_t errlen)
+{
+	int pv = v->cfg.protocol_version;
+	struct serf_layer_config lc;
+	serf_layer_config_default(&lc);
+	snprintf(lc.name, sizeof lc.name, "%s", cfg->name);
+	lc.tags = cfg->tags;
+	lc.n_tags = cfg->n_tags;
+	lc.protocol_version = pv;
+	lc.on_event = cfg->on_event ? v_on_event : NULL;
+	lc.event_ctx = v;
+	lc.out = (struct serf_outbox){
+		.ctx = v,
+		.broadcast = o_broadcast,
+		.send_to = o_send_to,
+		.set_meta = o_set_meta,
+		.reconnect = o_reconnect,
+		.log = layer_log,
+	};
+	lc.gossip_interval_ms = gossip_interval_ms;
+	lc.internal_query = keymanager_query;
+	lc.internal_query_ctx = v;
+	if (cfg->reap_interval_ms > 0) {
+		lc.reconnect_timeout_ms = cfg->reap_interval_ms;
+		lc.tombstone_timeout_ms = cfg->reap_interval_ms;
+	}
+	lc.seed = random_seed();
+	v->sl = serf_layer_new(&lc);
+	if (!v->sl)
+		return err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the serf layer");
+	return 0;
+}
+
+/* Last wills, riding on serf extension messages, their state next to the
+ * snapshot; 0 or an error code. */
+static int create_will(struct vigil *v, const struct vigil_config *cfg, char *err,
+		       size_t errlen)
+{
+	struct will_config wc;
+	will_config_default(&wc);
+	snprintf(wc.name, sizeof wc.name, "%s", cfg->name);
+	if (cfg->reap_interval_ms > 0)
+		wc.reap_interval_ms = cfg->reap_interval_ms;
+	/* The will state lives next to the snapshot: same lifetime, same dir. */
+	if (cfg->snapshot_path && cfg->snapshot_path[0]) {
+		size_t pl = strlen(cfg->snapshot_path) + sizeof ".will";
+		if (!(v->will_path = malloc(pl)))
+			return err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "out of memory");
+		snprintf(v->will_path, pl, "%s.will", cfg->snapshot_path);
+	}
+	wc.state_path = v->will_path;
+	wc.key_path = cfg->will_key_file; /* else next to the will state */
+	if (cfg->will_key_seed) {
+		wc.has_key_seed = true;
+		memcpy(wc.key_seed, cfg->will_key_seed, sizeof wc.key_seed);
+	}
+	wc.on_event = cfg->on_event ? v_on_event : NULL;
+	wc.event_ctx = v;
+	wc.out = (struct will_outbox){
+		.ctx = v,
+		.broadcast = w_broadcast,
+		.send_to = w_send_to,
+		.user_event = w_user_event,
+		.log = layer_log,
+	};
+	v->will = will_new(&wc, v->now);
+	if (!v->will) {
+		/* with a state file, its signing key lives next to it: a
+		 * directory we cannot write is the usual cause */
+		return v->will_path
+			? err_to_buf(err, errlen, VIGIL_ERR_IO, "cannot create the will component "
+				     "for %s (its signing key file: see the log)", v->will_path)
+			: err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the will component "
+				     "(out of memory)");
+	}
+	if (v->will_path) {
+		int wr = will_load(v->will, v->will_path);
+		if (wr == WILL_EFORMAT) {
+			/* Corrupt: start fresh, but keep the evidence out of the
+			 * way of the next save (as the snapshot does). */
+			char *aside = safefile_move_aside(v->will_path, ".corrupt");
+			vlog(v, 3, "vigil: will state %s is corrupt; %s%s, starting fresh",
+			     v->will_path, aside ? "moved it to " : "could not move it aside: ",
+			     aside ? aside : strerror(errno));
+			free(aside);
+		} else if (wr != WILL_OK && wr != WILL_ENOENT) {
+			/* unreadable (I/O, memory): fresh state; say so, keep going */
+			vlog(v, 3, "vigil: will state %s unreadable (%d); starting fresh",
+			     v->will_path, wr);
+		}
+	}
+	struct serf_extension ext;
+	will_extension(v->will, &ext);
+	serf_layer_set_extension(v->sl, &ext);
+	return 0;
+}
+
 int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_t errlen)
 {
 	int rc;
@@ -936,85 +681,18 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 	if ((rc = setup_keyring(v, cfg, err, errlen)) != 0)
 		goto fail;
 
-	/* --- sockets --- */
-	struct transport_config tc;
-	transport_config_default(&tc);
-	snprintf(tc.bind_addr, sizeof tc.bind_addr, "%s", cfg->bind_addr[0] ? cfg->bind_addr : "0.0.0.0");
-	tc.bind_port = cfg->bind_port;
-	struct transport_hooks th = {
-		.ctx = v,
-		.on_packet = t_on_packet,
-		.on_stream = t_on_stream,
-		.on_stream_reply = t_on_stream_reply,
-		.on_unreachable = t_on_unreachable,
-		.log = layer_log,
-	};
-	if (transport_open(&tc, &th, &v->tr, err, errlen) != 0) {
-		/* a bind address that is no IP literal, or a socket that failed */
-		struct wire_addr ba;
-		rc = transport_parse_addr(tc.bind_addr, 0, false, &ba) == 0 ? VIGIL_ERR_SOCKET
-									   : VIGIL_ERR_ADDRESS;
-		goto fail;
-	}
-
-	/* --- advertise address (memberlist FinalAdvertiseAddr) --- */
 	struct wire_addr bound, adv;
-	transport_local_addr(v->tr, &bound);
-	if (cfg->advertise_addr[0]) {
-		if (transport_parse_addr(cfg->advertise_addr, bound.port, true, &adv) != 0) {
-			rc = err_to_buf(err, errlen, VIGIL_ERR_ADDRESS, "bad advertise address %s",
-					cfg->advertise_addr);
-			goto fail;
-		}
-	} else if (is_wildcard(&bound)) {
-		transport_default_advertise(&adv);
-	} else {
-		adv = bound;
-	}
-	adv.port = cfg->advertise_port ? cfg->advertise_port : bound.port;
-	if (adv.ip_len == 16 && transport_family(v->tr) == AF_INET)
-		vlog(v, 2, "vigil: advertising IPv6 while bound to IPv4 only");
+	if ((rc = create_transport(v, cfg, &bound, &adv, err, errlen)) != 0)
+		goto fail;
 
 	/* --- swim --- */
 	struct swim_config sc;
-	swim_config_default(&sc);
-	snprintf(sc.name, sizeof sc.name, "%s", cfg->name);
-	sc.addr = adv;
-	int ml = serf_encode_tags(cfg->tags, cfg->n_tags, pv, sc.meta, sizeof sc.meta);
-	if (ml < 0) {
-		rc = err_to_buf(err, errlen, VIGIL_ERR_TOO_LARGE,
-				"tags do not fit in %d bytes of node meta", WIRE_META_MAX);
+	if ((rc = swim_config_for(v, cfg, &adv, &sc, err, errlen)) != 0)
 		goto fail;
-	}
-	sc.meta_len = (uint16_t)ml;
-	sc.vsn[5] = (uint8_t)pv; /* DelegateProtocolVersion = serf protocol */
-#define TAKE(field) if (cfg->field > 0) sc.field = cfg->field
-	TAKE(probe_interval_ms);
-	TAKE(probe_timeout_ms);
-	TAKE(gossip_interval_ms);
-	TAKE(gossip_nodes);
-	TAKE(indirect_checks);
-	TAKE(retransmit_mult);
-	TAKE(suspicion_mult);
-	TAKE(suspicion_max_timeout_mult);
-	TAKE(awareness_max_multiplier);
-	TAKE(reap_interval_ms);
-#undef TAKE
-	/* 0 is meaningful here: it disables periodic push-pull */
-	if (cfg->push_pull_interval_ms >= 0)
-		sc.push_pull_interval_ms = cfg->push_pull_interval_ms;
-	if (v->kr && cfg->gossip_verify_outgoing) {
-		/* memberlist shrinks its packets by the encryption overhead */
-		sc.udp_buffer_size -= (int)(vigil_encrypted_len(
-			vigil_encryption_version(sc.vsn[2]), 0));
-	}
-	sc.seed = random_seed();
-	v->enc_version = vigil_encryption_version(sc.vsn[2]);
-
 	struct swim_hooks sh = {
 		.ctx = v,
-		.send_packet = h_send_packet,
-		.send_stream = h_send_stream,
+		.send_packet = datapath_send_packet,
+		.send_stream = datapath_send_stream,
 		.on_member = h_on_member,
 		.on_user_msg = h_on_user_msg,
 		.local_state = h_local_state,
@@ -1029,7 +707,7 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		if (!v->coords || coord_client_init(v->coords, &cc, random_seed()) != 0) {
 			free(v->coords);
 			v->coords = NULL;
-			set_err(err, errlen, "Failed to create coordinate client");
+			errtext_set(err, errlen, "Failed to create coordinate client");
 			goto fail;
 		}
 		sh.ack_payload = h_ack_payload;
@@ -1043,36 +721,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		goto fail;
 	}
 
-	/* --- serf layer --- */
-	struct serf_layer_config lc;
-	serf_layer_config_default(&lc);
-	snprintf(lc.name, sizeof lc.name, "%s", cfg->name);
-	lc.tags = cfg->tags;
-	lc.n_tags = cfg->n_tags;
-	lc.protocol_version = pv;
-	lc.on_event = cfg->on_event ? v_on_event : NULL;
-	lc.event_ctx = v;
-	lc.out = (struct serf_outbox){
-		.ctx = v,
-		.broadcast = o_broadcast,
-		.send_to = o_send_to,
-		.set_meta = o_set_meta,
-		.reconnect = o_reconnect,
-		.log = layer_log,
-	};
-	lc.gossip_interval_ms = sc.gossip_interval_ms;
-	lc.internal_query = key_query;
-	lc.internal_query_ctx = v;
-	if (cfg->reap_interval_ms > 0) {
-		lc.reconnect_timeout_ms = cfg->reap_interval_ms;
-		lc.tombstone_timeout_ms = cfg->reap_interval_ms;
-	}
-	lc.seed = random_seed();
-	v->sl = serf_layer_new(&lc);
-	if (!v->sl) {
-		rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the serf layer");
+	if ((rc = create_serf_layer(v, cfg, sc.gossip_interval_ms, err, errlen)) != 0)
 		goto fail;
-	}
 	/* --- snapshot: clocks before any traffic, rejoin at the end --- */
 	if (cfg->snapshot_path && cfg->snapshot_path[0]) {
 		snapshot_open(v, cfg);
@@ -1081,66 +731,8 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 			goto fail;
 		}
 	}
-	/* --- last wills, riding on serf extension messages --- */
-	struct will_config wc;
-	will_config_default(&wc);
-	snprintf(wc.name, sizeof wc.name, "%s", cfg->name);
-	if (cfg->reap_interval_ms > 0)
-		wc.reap_interval_ms = cfg->reap_interval_ms;
-	/* The will state lives next to the snapshot: same lifetime, same dir. */
-	if (cfg->snapshot_path && cfg->snapshot_path[0]) {
-		size_t pl = strlen(cfg->snapshot_path) + sizeof ".will";
-		if (!(v->will_path = malloc(pl))) {
-			rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "out of memory");
-			goto fail;
-		}
-		snprintf(v->will_path, pl, "%s.will", cfg->snapshot_path);
-	}
-	wc.state_path = v->will_path;
-	wc.key_path = cfg->will_key_file; /* else next to the will state */
-	if (cfg->will_key_seed) {
-		wc.has_key_seed = true;
-		memcpy(wc.key_seed, cfg->will_key_seed, sizeof wc.key_seed);
-	}
-	wc.on_event = cfg->on_event ? v_on_event : NULL;
-	wc.event_ctx = v;
-	wc.out = (struct will_outbox){
-		.ctx = v,
-		.broadcast = w_broadcast,
-		.send_to = w_send_to,
-		.user_event = w_user_event,
-		.log = layer_log,
-	};
-	v->will = will_new(&wc, v->now);
-	if (!v->will) {
-		/* with a state file, its signing key lives next to it: a
-		 * directory we cannot write is the usual cause */
-		rc = v->will_path
-			? err_to_buf(err, errlen, VIGIL_ERR_IO, "cannot create the will component "
-				     "for %s (its signing key file: see the log)", v->will_path)
-			: err_to_buf(err, errlen, VIGIL_ERR_NOMEM, "cannot create the will component "
-				     "(out of memory)");
+	if ((rc = create_will(v, cfg, err, errlen)) != 0)
 		goto fail;
-	}
-	if (v->will_path) {
-		int wr = will_load(v->will, v->will_path);
-		if (wr == WILL_EFORMAT) {
-			/* Corrupt: start fresh, but keep the evidence out of the
-			 * way of the next save (as the snapshot does). */
-			char *aside = safefile_move_aside(v->will_path, ".corrupt");
-			vlog(v, 3, "vigil: will state %s is corrupt; %s%s, starting fresh",
-			     v->will_path, aside ? "moved it to " : "could not move it aside: ",
-			     aside ? aside : strerror(errno));
-			free(aside);
-		} else if (wr != WILL_OK && wr != WILL_ENOENT) {
-			/* unreadable (I/O, memory): fresh state; say so, keep going */
-			vlog(v, 3, "vigil: will state %s unreadable (%d); starting fresh",
-			     v->will_path, wr);
-		}
-	}
-	struct serf_extension ext;
-	will_extension(v->will, &ext);
-	serf_layer_set_extension(v->sl, &ext);
 
 	/* swim_new already announced ourselves; let the layers know. */
 	for (size_t i = 0; i < swim_member_count(v->sw); i++) {
@@ -1174,7 +766,7 @@ void vigil_destroy(vigil_t *v)
 {
 	if (!v)
 		return;
-	keys_free_all(v);
+	keymanager_free_all(v);
 	if (v->snap && v->ready) {
 		/* serf flushes its snapshot at shutdown */
 		v->now = clock_ms();
@@ -1184,9 +776,7 @@ void vigil_destroy(vigil_t *v)
 	free(v->rejoin);
 	evqueue_free(&v->held);
 	resolver_free(v->res);
-	for (size_t i = 0; i < v->n_joins; i++)
-		join_batch_free(&v->joins[i]);
-	free(v->joins);
+	join_batches_free(v);
 	will_free(v->will);
 	serf_layer_free(v->sl);
 	swim_free(v->sw);
@@ -1254,7 +844,7 @@ int vigil_timeout_ms(vigil_t *v)
 	int64_t now = clock_ms();
 	int64_t d = next_deadline(v);
 	int64_t ms;
-	if (keys_ready(v) || v->held.head)
+	if (keymanager_ready(v) || v->held.head)
 		d = now;   /* a key operation's callback or held events are due */
 	if (d == INT64_MAX)
 		ms = -1;
@@ -1348,7 +938,7 @@ void vigil_step(vigil_t *v)
 	if (will_next_deadline(v->will) <= now)
 		will_tick(v->will, now);
 	leave_progress(v);
-	keys_dispatch(v);
+	keymanager_dispatch(v);
 	if (v->snap) {
 		uint64_t c, e, q;
 		serf_layer_clocks(v->sl, &c, &e, &q);
@@ -1396,219 +986,6 @@ int vigil_version(const char **str)
 }
 
 /* ------------------------------------------------------------ membership */
-
-int vigil_join(vigil_t *v, const char *const *addrs, size_t n)
-{
-	return vigil_join_ex(v, addrs, n, false);
-}
-
-int vigil_join_ex(vigil_t *v, const char *const *addrs, size_t n, bool replay)
-{
-	return vigil_join_begin(v, addrs, n, replay, NULL);
-}
-
-/* Track the k parsed seeds of a join under a new id (false: out of memory). */
-static bool join_batch_add(struct vigil *v, const struct wire_addr *seeds, size_t k,
-			   uint32_t *id)
-{
-	struct join_batch jb = { .n = k };
-	jb.seeds = malloc(k * sizeof *jb.seeds);
-	jb.finished = calloc(k, sizeof *jb.finished);
-	struct join_batch *nj = realloc(v->joins, (v->n_joins + 1) * sizeof *nj);
-	if (!jb.seeds || !jb.finished || !nj) {
-		join_batch_free(&jb);
-		if (nj)
-			v->joins = nj;
-		return false;
-	}
-	memcpy(jb.seeds, seeds, k * sizeof *seeds);
-	jb.deadline = v->now + JOIN_DECIDE_MS;
-	if (++v->next_join_id == 0) /* 0 means "not tracked" */
-		v->next_join_id = 1;
-	jb.id = v->next_join_id;
-	v->joins = nj;
-	/* A join nobody polls (or whose seeds never finish) must not pile up:
-	 * past JOINS_TRACKED_MAX the oldest is forgotten. */
-	if (v->n_joins == JOINS_TRACKED_MAX) {
-		join_batch_free(&v->joins[0]);
-		memmove(v->joins, v->joins + 1, (v->n_joins - 1) * sizeof *v->joins);
-		v->n_joins--;
-	}
-	v->joins[v->n_joins++] = jb;
-	*id = jb.id;
-	return true;
-}
-
-int vigil_join_poll(vigil_t *v, uint32_t join_id, int *joined)
-{
-	if (!v)
-		return VIGIL_ERR_INVALID;
-	for (size_t b = 0; b < v->n_joins; b++) {
-		struct join_batch *jb = &v->joins[b];
-		if (jb->id != join_id)
-			continue;
-		/* A name still resolving keeps the join open past the deadline:
-		 * the deadline restarts once it resolves (join_resolved). */
-		if (jb->n_finished < jb->n && (jb->n_resolving || clock_ms() < jb->deadline))
-			return 0;
-		if (joined)
-			*joined = jb->n_ok;
-		join_batch_free(jb);
-		memmove(jb, jb + 1, (v->n_joins - b - 1) * sizeof *jb);
-		v->n_joins--;
-		return 1;
-	}
-	return errbuf_set(&v->eb, VIGIL_ERR_NOT_FOUND, "vigil_join_poll: no join %u "
-			  "(finished and polled already, or one of more than %d)",
-			  join_id, JOINS_TRACKED_MAX);
-}
-
-/* A seed of a join is over without a push-pull (its name did not resolve). */
-static void join_seed_failed(struct vigil *v, struct join_batch *jb, size_t slot)
-{
-	if (jb && !jb->finished[slot]) {
-		jb->finished[slot] = true;
-		jb->n_finished++;
-	}
-	if (v->joins_in_flight > 0 && --v->joins_in_flight == 0)
-		serf_layer_set_join_ignore(v->sl, false);
-}
-
-static struct join_batch *join_batch_find(struct vigil *v, uint32_t id)
-{
-	for (size_t b = 0; id && b < v->n_joins; b++)
-		if (v->joins[b].id == id)
-			return &v->joins[b];
-	return NULL;
-}
-
-/*
- * Host names of vigil_join_begin come back from the resolver threads here
- * (from vigil_step): join the address, or count the seed as failed.  The
- * tag is the join's id (0: untracked) and the seed's slot in it.
- */
-static void join_resolved(struct vigil *v)
-{
-	uint64_t tag;
-	bool ok;
-	struct wire_addr addr;
-	while (resolver_take(v->res, &tag, &ok, &addr)) {
-		struct join_batch *jb = join_batch_find(v, (uint32_t)(tag >> 32));
-		size_t slot = (size_t)(tag & 0xffffffffu);
-		if (jb && slot >= jb->n)
-			jb = NULL;
-		if (jb) {
-			jb->n_resolving--;
-			jb->deadline = v->now + JOIN_DECIDE_MS;
-		}
-		if (!ok) {
-			vlog(v, 2, "vigil: join: cannot resolve seed %u of join %u",
-			     (unsigned)slot + 1, (unsigned)(tag >> 32));
-			join_seed_failed(v, jb, slot);
-			continue;
-		}
-		if (jb)
-			jb->seeds[slot] = addr;
-		swim_join(v->sw, &addr, 1, v->now);
-	}
-}
-
-/* memberlist resolveAddr: "NODE/ADDR" names the node expected at ADDR
- * (serf's own join tests use it); the address is what matters to us.
- * NULL for an empty node name, which memberlist refuses. */
-static const char *join_addr_part(const char *s)
-{
-	const char *slash = strchr(s, '/');
-	if (!slash)
-		return s;
-	return slash == s ? NULL : slash + 1;
-}
-
-int vigil_join_begin(vigil_t *v, const char *const *addrs, size_t n, bool replay,
-		     uint32_t *join_id)
-{
-	if (join_id)
-		*join_id = 0;
-	if (!v)
-		return VIGIL_ERR_INVALID;
-	if (!addrs && n)
-		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_join: addrs is NULL");
-	v->now = clock_ms();
-	/* Parse everything first: a join with nothing usable changes nothing. */
-	struct wire_addr *seeds = calloc(n ? n : 1, sizeof *seeds);
-	bool *is_name = calloc(n ? n : 1, sizeof *is_name);
-	if (!seeds || !is_name) {
-		free(seeds);
-		free(is_name);
-		return errbuf_set(&v->eb, VIGIL_ERR_NOMEM, "vigil_join: out of memory");
-	}
-	size_t k = 0, n_names = 0;
-	const char *bad = NULL;
-	const char **names = calloc(n ? n : 1, sizeof *names);
-	for (size_t i = 0; names && i < n; i++) {
-		/* serf's "NAME/ADDR" form: the address part is what we dial */
-		const char *a = addrs[i] ? join_addr_part(addrs[i]) : NULL;
-		if (a && transport_parse_addr(a, TRANSPORT_DEFAULT_PORT, false, &seeds[k]) == 0) {
-			k++;
-		} else if (a && resolver_is_hostname(a)) {
-			is_name[k] = true;
-			names[k++] = a;
-			n_names++;
-		} else {
-			bad = addrs[i] ? addrs[i] : "(null)";
-			vlog(v, 2, "vigil: cannot parse join address %s", bad);
-		}
-	}
-	int rc = (int)k;
-	if (!names) {
-		rc = errbuf_set(&v->eb, VIGIL_ERR_NOMEM, "vigil_join: out of memory");
-	} else if (n_names > (size_t)(RESOLVE_MAX_PENDING - resolver_pending(v->res))) {
-		rc = errbuf_set(&v->eb, VIGIL_ERR_RANGE, "vigil_join: %zu host names to "
-				"resolve; at most %d at a time", n_names, RESOLVE_MAX_PENDING);
-	} else if (k == 0) {
-		rc = bad ? errbuf_set(&v->eb, VIGIL_ERR_ADDRESS, "vigil_join: no valid address "
-				      "(\"%.100s\" is neither host[:port] nor ip[:port])", bad)
-			 : errbuf_set(&v->eb, VIGIL_ERR_ADDRESS, "vigil_join: no addresses given");
-	}
-	if (rc <= 0)
-		goto out;
-	struct join_batch *jb = NULL;
-	if (join_id) {
-		if (join_batch_add(v, seeds, k, join_id)) {
-			jb = &v->joins[v->n_joins - 1];
-			jb->n_resolving = n_names;
-		} else {
-			vlog(v, 2, "vigil: out of memory tracking a join; its result is not reported");
-		}
-	}
-	v->join_broadcast_pending = true;
-	v->joins_in_flight += k;
-	serf_layer_set_join_ignore(v->sl, !replay);
-	/* Names first: a numeric seed's result may come back within the step. */
-	for (size_t i = 0; i < k; i++) {
-		if (!is_name[i])
-			continue;
-		uint64_t tag = (uint64_t)(jb ? jb->id : 0) << 32 | i;
-		if (resolver_submit(v->res, names[i], TRANSPORT_DEFAULT_PORT, tag) != 0) {
-			vlog(v, 3, "vigil: join: cannot start resolving %s", names[i]);
-			if (jb)
-				jb->n_resolving--;
-			join_seed_failed(v, jb, i);
-		}
-	}
-	/* Numeric seeds go to swim together, packed (names' slots skipped). */
-	size_t m = 0;
-	for (size_t i = 0; i < k; i++)
-		if (!is_name[i])
-			seeds[m++] = seeds[i];
-	if (m)
-		swim_join(v->sw, seeds, m, v->now);
-out:
-	free(seeds);
-	free(is_name);
-	free(names);
-	return rc;
-}
 
 int vigil_leave(vigil_t *v)
 {
@@ -1862,700 +1239,6 @@ void vigil_will_list_free(struct vigil_will_info *list, size_t n)
 {
 	(void)n;   /* one allocation today; n keeps the door open */
 	free(list);
-}
-
-/* ------------------------------------------------------------------ keys */
-
-/*
- * serf's key management (keymanager.go, internal_query.go).  An operator's
- * `serf keys -install K` sends the internal query "_serf_install-key" with
- * payload [messageKeyRequestType=7] + msgpack {Key: raw bytes}; every
- * member (the sender included) changes its keyring and answers
- * [messageKeyResponseType=8] + {Result, Message, Keys, PrimaryKey}.  We
- * answer those queries from real serf agents, and vigil_keys_op starts the
- * same queries and tallies the answers as serf's KeyManager does, so either
- * side can rotate (and list) keys for the whole cluster.
- */
-#define KEY_REQUEST_TYPE 7
-#define KEY_RESPONSE_TYPE 8
-
-/* go-msgpack (old spec) writers: strings and []byte are "raw" (no str8). */
-static void mp_raw(struct wbuf *b, const void *p, size_t n)
-{
-	uint8_t h[5];
-	size_t hl;
-	if (n < 32) {
-		h[0] = (uint8_t)(0xa0 | n);
-		hl = 1;
-	} else if (n < 65536) {
-		h[0] = 0xda;
-		h[1] = (uint8_t)(n >> 8);
-		h[2] = (uint8_t)n;
-		hl = 3;
-	} else {
-		h[0] = 0xdb;
-		h[1] = (uint8_t)(n >> 24);
-		h[2] = (uint8_t)(n >> 16);
-		h[3] = (uint8_t)(n >> 8);
-		h[4] = (uint8_t)n;
-		hl = 5;
-	}
-	wbuf_append(b, h, hl);
-	if (n)
-		wbuf_append(b, p, n);
-}
-
-static void mp_cstr(struct wbuf *b, const char *s)
-{
-	mp_raw(b, s, strlen(s));
-}
-
-static void mp_byte(struct wbuf *b, uint8_t x)
-{
-	wbuf_append(b, &x, 1);
-}
-
-/* nodeKeyResponse; keys == NULL encodes Go's nil slice. */
-static void encode_key_response(struct wbuf *b, bool result, const char *message,
-				char (*keys)[VIGIL_KEY_B64_SIZE], size_t n_keys,
-				const char *primary)
-{
-	mp_byte(b, KEY_RESPONSE_TYPE);
-	mp_byte(b, 0x84);
-	mp_cstr(b, "Result");
-	mp_byte(b, result ? 0xc3 : 0xc2);
-	mp_cstr(b, "Message");
-	mp_cstr(b, message ? message : "");
-	mp_cstr(b, "Keys");
-	if (!keys) {
-		mp_byte(b, 0xc0);
-	} else {
-		if (n_keys < 16) {
-			mp_byte(b, (uint8_t)(0x90 | n_keys));
-		} else {
-			mp_byte(b, 0xdc);
-			mp_byte(b, (uint8_t)(n_keys >> 8));
-			mp_byte(b, (uint8_t)n_keys);
-		}
-		for (size_t i = 0; i < n_keys; i++)
-			mp_cstr(b, keys[i]);
-	}
-	mp_cstr(b, "PrimaryKey");
-	mp_cstr(b, primary ? primary : "");
-}
-
-/* Key from a keyRequest payload; 0 or -1 (malformed / no key). */
-static int decode_key_request(const uint8_t *p, size_t len, uint8_t *key, size_t *key_len)
-{
-	msgpack_unpacked u;
-	int rc = -1;
-	if (len < 2)
-		return -1;
-	msgpack_unpacked_init(&u);
-	/* serf skips the type byte without looking at it; so do we */
-	if (wire_msgpack_unpack(p + 1, len - 1, SIZE_MAX, &u, NULL) == WIRE_OK &&
-	    u.data.type == MSGPACK_OBJECT_MAP) {
-		const msgpack_object_map *m = &u.data.via.map;
-		for (uint32_t i = 0; i < m->size; i++) {
-			const msgpack_object *k = &m->ptr[i].key, *val = &m->ptr[i].val;
-			if (k->type != MSGPACK_OBJECT_STR || k->via.str.size != 3 ||
-			    memcmp(k->via.str.ptr, "Key", 3) != 0)
-				continue;
-			const char *kp = NULL;
-			uint32_t kl = 0;
-			if (val->type == MSGPACK_OBJECT_STR) {
-				kp = val->via.str.ptr;
-				kl = val->via.str.size;
-			} else if (val->type == MSGPACK_OBJECT_BIN) {
-				kp = val->via.bin.ptr;
-				kl = val->via.bin.size;
-			}
-			if (kp && kl <= VIGIL_KEY_MAX) {
-				memcpy(key, kp, kl);
-				*key_len = kl;
-				rc = 0;
-			}
-		}
-	}
-	msgpack_unpacked_destroy(&u);
-	return rc;
-}
-
-static void save_keyring(struct vigil *v, const char **message)
-{
-	if (!v->keyring_file || !v->kr)
-		return;
-	int rc = vigil_keyring_save_file(v->kr, v->keyring_file);
-	if (rc != VIGIL_CRYPTO_OK) {
-		vlog(v, 3, "serf: Failed to write keyring file: %s", vigil_crypto_strerror(rc));
-		*message = "failed to write keyring file";
-	}
-}
-
-/* serf_internal_query_fn: the _serf_*-key queries. */
-static bool key_query(void *ctx, struct serf_layer *sl, const struct serf_query_in *q,
-		      int64_t now)
-{
-	struct vigil *v = ctx;
-	const char *sub = q->name + strlen(SERF_INTERNAL_QUERY_PREFIX);
-	bool install = strcmp(sub, "install-key") == 0, use = strcmp(sub, "use-key") == 0;
-	bool remove = strcmp(sub, "remove-key") == 0, list = strcmp(sub, "list-keys") == 0;
-	if (!install && !use && !remove && !list)
-		return false;
-
-	struct wbuf out;
-	wbuf_init(&out);
-	bool result = false;
-	const char *message = "";
-	uint8_t key[VIGIL_KEY_MAX];
-	size_t key_len = 0;
-
-	if (list) {
-		char (*b64)[VIGIL_KEY_B64_SIZE] = NULL;
-		size_t n = 0;
-		if (!v->kr) {
-			message = "Keyring is empty (encryption not enabled)";
-			vlog(v, 3, "serf: %s", message);
-			encode_key_response(&out, false, message, NULL, 0, "");
-		} else if (!(b64 = calloc(VIGIL_KEYRING_MAX, sizeof *b64)) ||
-			   vigil_keyring_list(v->kr, b64, VIGIL_KEYRING_MAX, &n) != VIGIL_CRYPTO_OK) {
-			encode_key_response(&out, false, "out of memory", NULL, 0, "");
-		} else {
-			vlog(v, 1, "serf: Received list-keys query");
-			/* serf trims the list until the response fits the size limit */
-			char msg[96] = "";
-			for (size_t k = n + 1; k-- > 0;) {
-				wbuf_reset(&out);
-				if (k < n)
-					snprintf(msg, sizeof msg, "truncated key list response, "
-						 "showing first %zu of %zu keys", k, n);
-				encode_key_response(&out, true, msg, b64, k, b64[0]);
-				if (out.oom)
-					break;
-				int rc = serf_layer_respond(sl, q->id, out.p, out.len, now);
-				if (rc != SERF_ETOOBIG) {
-					if (k < n)
-						vlog(v, 2, "serf: %s", msg);
-					break;
-				}
-			}
-			free(b64);
-			wbuf_free(&out);
-			return true;
-		}
-		free(b64);
-		goto send;
-	}
-
-	if (decode_key_request(q->payload, q->payload_len, key, &key_len) != 0) {
-		vlog(v, 3, "serf: Failed to decode key request");
-		message = "failed to decode key request";
-		goto encode;
-	}
-	if (!v->kr) {
-		message = "No keyring to modify (encryption not enabled)";
-		vlog(v, 3, "serf: %s", message);
-		goto encode;
-	}
-	vlog(v, 1, "serf: Received %s query", sub);
-	int rc = install ? vigil_keyring_add(v->kr, key, key_len)
-		 : use   ? vigil_keyring_use(v->kr, key, key_len)
-			 : vigil_keyring_remove(v->kr, key, key_len);
-	/* memberlist's RemoveKey succeeds for a key that is not installed */
-	if (remove && rc == VIGIL_CRYPTO_ENOKEY)
-		rc = VIGIL_CRYPTO_OK;
-	if (rc != VIGIL_CRYPTO_OK) {
-		/* memberlist's wording where a serf operator would see it */
-		message = rc == VIGIL_CRYPTO_EPRIMARY ? "Removing the primary key is not allowed"
-			  : rc == VIGIL_CRYPTO_ENOKEY ? "Requested key is not in the keyring"
-			  : rc == VIGIL_CRYPTO_EKEYLEN ? "key size must be 16, 24 or 32 bytes"
-						       : vigil_crypto_strerror(rc);
-		vlog(v, 3, "serf: Failed to %s: %s", sub, message);
-		goto encode;
-	}
-	result = true;
-	save_keyring(v, &message);
-	if (*message)
-		result = false;
-encode:
-	encode_key_response(&out, result, message, NULL, 0, "");
-send:
-	if (!out.oom && serf_layer_respond(sl, q->id, out.p, out.len, now) != SERF_OK)
-		vlog(v, 3, "serf: Failed to respond to key query");
-	wbuf_free(&out);
-	return true;
-}
-
-/*
- * Cluster-wide key operations we started: KeyManager.handleKeyRequest and
- * streamKeyResp.  Each op lives from vigil_keys_op until its callback runs;
- * the serf layer's query may outlive it (answers after completion are
- * ignored, as serf stops reading the response channel).
- */
-struct key_msg {
-	char *node, *msg;
-};
-struct key_cnt {
-	char *key;
-	int n;
-};
-struct key_op {
-	struct key_op *next;
-	uint32_t id;
-	enum vigil_keys_opcode op;
-	vigil_keys_done_fn cb;
-	void *ctx;
-	bool done;             /* complete; cb runs from the next vigil_step */
-	bool oom;
-	int num_nodes, num_resp, num_err;
-	struct key_msg *msgs;
-	size_t n_msgs;
-	struct key_cnt *keys, *primary;
-	size_t n_keys, n_primary;
-};
-
-const char *vigil_keys_op_name(enum vigil_keys_opcode op)
-{
-	switch (op) {
-	case VIGIL_KEYS_INSTALL: return "install-key";
-	case VIGIL_KEYS_USE: return "use-key";
-	case VIGIL_KEYS_REMOVE: return "remove-key";
-	case VIGIL_KEYS_LIST: return "list-keys";
-	}
-	return "?";
-}
-
-static void key_op_free(struct key_op *op)
-{
-	if (!op)
-		return;
-	for (size_t i = 0; i < op->n_msgs; i++) {
-		free(op->msgs[i].node);
-		free(op->msgs[i].msg);
-	}
-	for (size_t i = 0; i < op->n_keys; i++)
-		free(op->keys[i].key);
-	for (size_t i = 0; i < op->n_primary; i++)
-		free(op->primary[i].key);
-	free(op->msgs);
-	free(op->keys);
-	free(op->primary);
-	free(op);
-}
-
-/* resp.Messages[node] = msg (a Go map: the last write wins). */
-static void key_op_message(struct key_op *op, const char *node, const char *msg, size_t len)
-{
-	char *m = strndup(msg, len);
-	if (!m) {
-		op->oom = true;
-		return;
-	}
-	for (size_t i = 0; i < op->n_msgs; i++) {
-		if (strcmp(op->msgs[i].node, node) == 0) {
-			free(op->msgs[i].msg);
-			op->msgs[i].msg = m;
-			return;
-		}
-	}
-	struct key_msg *nm = realloc(op->msgs, (op->n_msgs + 1) * sizeof *nm);
-	char *n = strdup(node);
-	if (nm)
-		op->msgs = nm;
-	if (!nm || !n) {
-		free(m);
-		free(n);
-		op->oom = true;
-		return;
-	}
-	op->msgs[op->n_msgs++] = (struct key_msg){n, m};
-}
-
-/* counts[key]++ */
-static void key_count(struct key_op *op, struct key_cnt **arr, size_t *n, const char *key,
-		      size_t len)
-{
-	for (size_t i = 0; i < *n; i++) {
-		if (strlen((*arr)[i].key) == len && memcmp((*arr)[i].key, key, len) == 0) {
-			(*arr)[i].n++;
-			return;
-		}
-	}
-	struct key_cnt *na = realloc(*arr, (*n + 1) * sizeof *na);
-	char *k = strndup(key, len);
-	if (na)
-		*arr = na;
-	if (!na || !k) {
-		free(k);
-		op->oom = true;
-		return;
-	}
-	(*arr)[(*n)++] = (struct key_cnt){k, 1};
-}
-
-/* Go's %v of a []byte: "[8 132 166 ...]". */
-static void key_op_bad_payload(struct key_op *op, const char *node, const char *what,
-			       const uint8_t *p, size_t len)
-{
-	size_t cap = strlen(what) + 3 + len * 4;
-	char *s = malloc(cap);
-	if (!s) {
-		op->oom = true;
-		return;
-	}
-	size_t o = (size_t)snprintf(s, cap, "%s[", what);
-	for (size_t i = 0; i < len; i++)
-		o += (size_t)snprintf(s + o, cap - o, i ? " %u" : "%u", p[i]);
-	snprintf(s + o, cap - o, "]");
-	key_op_message(op, node, s, strlen(s));
-	free(s);
-}
-
-static bool mp_is_key(const msgpack_object *k, const char *name)
-{
-	size_t n = strlen(name);
-	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-	       memcmp(k->via.str.ptr, name, n) == 0;
-}
-
-/* A string as go-msgpack decodes one into a Go string (nil = ""). */
-static bool mp_as_str(const msgpack_object *o, const char **p, size_t *n)
-{
-	if (o->type == MSGPACK_OBJECT_NIL) {
-		*p = "";
-		*n = 0;
-		return true;
-	}
-	if (o->type == MSGPACK_OBJECT_STR) {
-		*p = o->via.str.ptr;
-		*n = o->via.str.size;
-		return true;
-	}
-	if (o->type == MSGPACK_OBJECT_BIN) {
-		*p = o->via.bin.ptr;
-		*n = o->via.bin.size;
-		return true;
-	}
-	return false;
-}
-
-/* One node's nodeKeyResponse, tallied as streamKeyResp does. */
-static void key_op_response(struct vigil *v, struct key_op *op, const char *from,
-			    const uint8_t *p, size_t len)
-{
-	op->num_resp++;
-	if (len < 1 || p[0] != KEY_RESPONSE_TYPE) {
-		key_op_bad_payload(op, from, "Invalid key query response type: ", p, len);
-		op->num_err++;
-		return;
-	}
-	msgpack_unpacked u;
-	bool ok = false, result = false;
-	const char *msg = "", *pk = "";
-	size_t msg_len = 0, pk_len = 0;
-	const msgpack_object *keys = NULL;
-	msgpack_unpacked_init(&u);
-	if (len > 1 && wire_msgpack_unpack(p + 1, len - 1, SIZE_MAX, &u, NULL) == WIRE_OK &&
-	    u.data.type == MSGPACK_OBJECT_MAP) {
-		const msgpack_object_map *m = &u.data.via.map;
-		ok = true;
-		for (uint32_t i = 0; i < m->size && ok; i++) {
-			const msgpack_object *k = &m->ptr[i].key, *val = &m->ptr[i].val;
-			if (mp_is_key(k, "Result")) {
-				if (val->type == MSGPACK_OBJECT_BOOLEAN)
-					result = val->via.boolean;
-				else
-					ok = val->type == MSGPACK_OBJECT_NIL;
-			} else if (mp_is_key(k, "Message")) {
-				ok = mp_as_str(val, &msg, &msg_len);
-			} else if (mp_is_key(k, "PrimaryKey")) {
-				ok = mp_as_str(val, &pk, &pk_len);
-			} else if (mp_is_key(k, "Keys")) {
-				if (val->type == MSGPACK_OBJECT_ARRAY) {
-					keys = val;
-					for (uint32_t j = 0; j < val->via.array.size && ok; j++) {
-						const char *kp = "";
-						size_t kl = 0;
-						ok = mp_as_str(&val->via.array.ptr[j], &kp, &kl);
-					}
-				} else {
-					ok = val->type == MSGPACK_OBJECT_NIL;
-				}
-			}
-		}
-	}
-	if (!ok) {
-		key_op_bad_payload(op, from, "Failed to decode key query response: ", p, len);
-		op->num_err++;
-		msgpack_unpacked_destroy(&u);
-		return;
-	}
-	if (!result) {
-		key_op_message(op, from, msg, msg_len);
-		op->num_err++;
-		vlog(v, 1, "serf: %s failed on %s: %.*s", vigil_keys_op_name(op->op), from,
-		     (int)msg_len, msg);
-	} else if (msg_len) {
-		key_op_message(op, from, msg, msg_len);
-		vlog(v, 2, "serf: %.*s", (int)msg_len, msg);
-	}
-	for (uint32_t j = 0; keys && j < keys->via.array.size; j++) {
-		const char *kp = "";
-		size_t kl = 0;
-		if (mp_as_str(&keys->via.array.ptr[j], &kp, &kl))
-			key_count(op, &op->keys, &op->n_keys, kp, kl);
-	}
-	key_count(op, &op->primary, &op->n_primary, pk, pk_len);
-	msgpack_unpacked_destroy(&u);
-}
-
-/* serf_query_result_fn for the key queries we started. */
-static void key_result(void *ctx, const struct vigil_event *ev)
-{
-	struct vigil *v = ctx;
-	struct key_op *op = v->key_ops;
-	while (op && op->id != ev->id)
-		op = op->next;
-	if (!op && v->key_starting) {
-		/* our own answer, from inside serf_layer_query */
-		op = v->key_starting;
-		op->id = ev->id;
-	}
-	if (!op || op->done)
-		return;
-	if (ev->type == VIGIL_EV_QUERY_RESPONSE) {
-		vlog(v, 0, "serf: %s response from %s", vigil_keys_op_name(op->op),
-		     ev->member ? ev->member->name : "?");
-		key_op_response(v, op, ev->member ? ev->member->name : "", ev->payload,
-				ev->payload_len);
-		/* return early once everybody answered */
-		if (op->num_resp == op->num_nodes)
-			op->done = true;
-	} else if (ev->type == VIGIL_EV_QUERY_DONE) {
-		op->done = true;
-	}
-}
-
-/* vigil_keys_op reports its failures both ways: err buffer and last error. */
-static int keys_op_fail(struct vigil *v, char *err, size_t errlen, int code, const char *msg)
-{
-	errbuf_set(&v->eb, code, "vigil_keys_op: %s", msg);
-	set_err(err, errlen, "%s", msg);
-	return code;
-}
-
-int vigil_keys_op(vigil_t *v, enum vigil_keys_opcode op, const char *b64key,
-		  vigil_keys_done_fn cb, void *ctx, char *err, size_t errlen)
-{
-	uint8_t key[VIGIL_KEY_MAX];
-	size_t key_len = 0;
-	int rc;
-	if (!v) {
-		set_err(err, errlen, "invalid argument");
-		return VIGIL_ERR_INVALID;
-	}
-	if (!cb || (op != VIGIL_KEYS_LIST && !b64key) || (unsigned)op > VIGIL_KEYS_LIST)
-		return keys_op_fail(v, err, errlen, VIGIL_ERR_INVALID, "invalid argument");
-	/* serf fails only on bad base64 before asking the cluster; vigil also
-	 * refuses a key of the wrong size, which every node would refuse */
-	if (op != VIGIL_KEYS_LIST && (rc = vigil_key_parse(b64key, key, &key_len)) != VIGIL_CRYPTO_OK)
-		return keys_op_fail(v, err, errlen, VIGIL_ERR_KEY, rc == VIGIL_CRYPTO_EKEYLEN
-					    ? "key size must be 16, 24 or 32 bytes"
-					    : vigil_crypto_strerror(rc));
-	struct key_op *ko = calloc(1, sizeof *ko);
-	struct wbuf req;
-	wbuf_init(&req);
-	mp_byte(&req, KEY_REQUEST_TYPE);
-	mp_byte(&req, 0x81);
-	mp_cstr(&req, "Key");
-	mp_raw(&req, key, key_len);
-	if (!ko || req.oom) {
-		free(ko);
-		wbuf_free(&req);
-		return keys_op_fail(v, err, errlen, VIGIL_ERR_NOMEM, "out of memory");
-	}
-	ko->op = op;
-	ko->cb = cb;
-	ko->ctx = ctx;
-	/* memberlist's NumMembers: alive and suspect, ourselves included */
-	ko->num_nodes = (int)swim_alive_count(v->sw);
-
-	char name[64];
-	snprintf(name, sizeof name, "%s%s", SERF_INTERNAL_QUERY_PREFIX, vigil_keys_op_name(op));
-	v->now = clock_ms();
-	/* We answer our own query from inside serf_layer_query. */
-	v->key_starting = ko;
-	rc = serf_layer_query(v->sl, name, req.p, req.len, NULL, key_result, v, &ko->id, v->now);
-	v->key_starting = NULL;
-	wbuf_free(&req);
-	if (rc != SERF_OK) {
-		key_op_free(ko);
-		if (rc == SERF_ETOOBIG)
-			return keys_op_fail(v, err, errlen, VIGIL_ERR_TOO_LARGE,
-					    "query exceeds limit of 1024 bytes");
-		char msg[128];
-		snprintf(msg, sizeof msg, "cannot start %s query: %s", vigil_keys_op_name(op),
-			 vigil_strerror(vigil_err_from_serf(rc)));
-		return keys_op_fail(v, err, errlen, vigil_err_from_serf(rc), msg);
-	}
-	struct key_op **pp = &v->key_ops;
-	while (*pp)
-		pp = &(*pp)->next;
-	*pp = ko;
-	return 0;
-}
-
-static void key_op_report(struct vigil *v, struct key_op *op)
-{
-	char error[96] = "";
-	if (op->num_err)
-		snprintf(error, sizeof error, "%d/%d nodes reported failure", op->num_err,
-			 op->num_nodes);
-	else if (op->num_resp != op->num_nodes)
-		snprintf(error, sizeof error, "%d/%d nodes reported success", op->num_resp,
-			 op->num_nodes);
-	else if (op->oom)
-		snprintf(error, sizeof error, "out of memory collecting key query responses");
-	vlog(v, error[0] ? 2 : 1, "serf: %s: %d/%d nodes responded, %d failed", vigil_keys_op_name(op->op),
-	     op->num_resp, op->num_nodes, op->num_err);
-
-	struct vigil_keys_message *msgs = calloc(op->n_msgs + 1, sizeof *msgs);
-	struct vigil_keys_count *keys = calloc(op->n_keys + 1, sizeof *keys);
-	struct vigil_keys_count *primary = calloc(op->n_primary + 1, sizeof *primary);
-	struct vigil_keys_result r = {
-		.op = op->op,
-		.num_nodes = op->num_nodes,
-		.num_resp = op->num_resp,
-		.num_err = op->num_err,
-		.error = error[0] ? error : NULL,
-	};
-	if (!msgs || !keys || !primary) {
-		r.error = r.error ? r.error : "out of memory";
-	} else {
-		for (size_t i = 0; i < op->n_msgs; i++)
-			msgs[i] = (struct vigil_keys_message){op->msgs[i].node, op->msgs[i].msg};
-		for (size_t i = 0; i < op->n_keys; i++)
-			keys[i] = (struct vigil_keys_count){op->keys[i].key, op->keys[i].n};
-		for (size_t i = 0; i < op->n_primary; i++)
-			primary[i] = (struct vigil_keys_count){op->primary[i].key, op->primary[i].n};
-		r.messages = msgs;
-		r.n_messages = op->n_msgs;
-		r.keys = keys;
-		r.n_keys = op->n_keys;
-		r.primary_keys = primary;
-		r.n_primary_keys = op->n_primary;
-	}
-	/* events raised by calls from this callback are held (v_on_event) */
-	bool was = v->in_callback;
-	v->in_callback = true;
-	op->cb(op->ctx, &r);
-	v->in_callback = was;
-	free(msgs);
-	free(keys);
-	free(primary);
-}
-
-static bool keys_ready(const struct vigil *v)
-{
-	for (const struct key_op *op = v->key_ops; op; op = op->next)
-		if (op->done)
-			return true;
-	return false;
-}
-
-/* Run the callbacks of the completed operations (from vigil_step).  Ones
- * that complete meanwhile (a callback starting another) wait for the next
- * step. */
-static void keys_dispatch(struct vigil *v)
-{
-	struct key_op **tail = &v->key_ready;
-	while (*tail)
-		tail = &(*tail)->next;
-	for (struct key_op **pp = &v->key_ops; *pp;) {
-		struct key_op *op = *pp;
-		if (!op->done) {
-			pp = &op->next;
-			continue;
-		}
-		*pp = op->next;
-		op->next = NULL;
-		*tail = op;
-		tail = &op->next;
-	}
-	while (v->key_ready) {
-		struct key_op *op = v->key_ready;
-		v->key_ready = op->next;
-		key_op_report(v, op);
-		key_op_free(op);
-	}
-}
-
-void vigil_keys_cancel(vigil_t *v, void *ctx)
-{
-	if (!v)
-		return;
-	struct key_op **lists[] = {&v->key_ops, &v->key_ready};
-	for (size_t l = 0; l < 2; l++) {
-		for (struct key_op **pp = lists[l]; *pp;) {
-			struct key_op *op = *pp;
-			if (op->ctx == ctx) {
-				*pp = op->next;
-				key_op_free(op);
-			} else {
-				pp = &op->next;
-			}
-		}
-	}
-}
-
-static void keys_free_all(struct vigil *v)
-{
-	struct key_op *lists[] = {v->key_ops, v->key_ready};
-	for (size_t l = 0; l < 2; l++) {
-		while (lists[l]) {
-			struct key_op *op = lists[l];
-			lists[l] = op->next;
-			key_op_free(op);
-		}
-	}
-	v->key_ops = v->key_ready = NULL;
-}
-
-/* This node's own keyring, primary first (vigil_keys_op LIST asks everyone). */
-int vigil_keys_list(vigil_t *v, char ***keys_out, size_t *n)
-{
-	if (!v)
-		return VIGIL_ERR_INVALID;
-	if (!keys_out || !n)
-		return errbuf_set(&v->eb, VIGIL_ERR_INVALID, "vigil_keys_list: keys_out or n is NULL");
-	*keys_out = NULL;
-	*n = 0;
-	if (!v->kr)
-		return VIGIL_OK;
-	char (*b64)[VIGIL_KEY_B64_SIZE] = calloc(VIGIL_KEYRING_MAX, sizeof *b64);
-	size_t cnt = 0;
-	char **keys = NULL;
-	if (!b64 || vigil_keyring_list(v->kr, b64, VIGIL_KEYRING_MAX, &cnt) != VIGIL_CRYPTO_OK ||
-	    !(keys = calloc(cnt ? cnt : 1, sizeof *keys)))
-		goto oom;
-	for (size_t i = 0; i < cnt; i++)
-		if (!(keys[i] = strdup(b64[i])))
-			goto oom;
-	free(b64);
-	*keys_out = keys;
-	*n = cnt;
-	return VIGIL_OK;
-oom:
-	vigil_keys_list_free(keys, cnt);
-	free(b64);
-	return errbuf_set(&v->eb, VIGIL_ERR_NOMEM, "vigil_keys_list: out of memory");
-}
-
-void vigil_keys_list_free(char **keys, size_t n)
-{
-	for (size_t i = 0; keys && i < n; i++)
-		free(keys[i]);
-	free(keys);
 }
 
 /* ----------------------------------------------------------------- stats */

@@ -32,6 +32,8 @@
 #include <msgpack.h>
 #include <libdeflate.h>
 
+#include "logline.h"
+#include "mpack.h"
 #include "will_key.h"
 
 #define NEVER INT64_MAX
@@ -143,14 +145,10 @@ struct will {
 __attribute__((format(printf, 3, 4)))
 static void logf_(const struct will *w, int level, const char *fmt, ...)
 {
-	char buf[512];
 	va_list ap;
-	if (!w->cfg.out.log)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
+	logline_vemit(w->cfg.out.log, w->cfg.out.ctx, NULL, 0, 512, level, fmt, ap);
 	va_end(ap);
-	w->cfg.out.log(w->cfg.out.ctx, level, buf);
 }
 
 static bool is_self(const struct will *w, const char *name)
@@ -467,42 +465,6 @@ static void persist(struct will *w)
 
 /* ------------------------------------------------------------ encoding */
 
-struct enc {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-};
-
-static void enc_init(struct enc *e, int type)
-{
-	msgpack_sbuffer_init(&e->sb);
-	msgpack_packer_init(&e->pk, &e->sb, msgpack_sbuffer_write);
-	if (type >= 0) {
-		char t = (char)type;
-		msgpack_sbuffer_write(&e->sb, &t, 1);
-	}
-}
-
-static void enc_str(struct enc *e, const char *s)
-{
-	size_t n = strlen(s);
-	msgpack_pack_str(&e->pk, n);
-	msgpack_pack_str_body(&e->pk, s, n);
-}
-
-static void enc_bool(struct enc *e, bool b)
-{
-	if (b)
-		msgpack_pack_true(&e->pk);
-	else
-		msgpack_pack_false(&e->pk);
-}
-
-static void enc_bin(struct enc *e, const uint8_t *p, size_t n)
-{
-	msgpack_pack_bin(&e->pk, n);
-	msgpack_pack_bin_body(&e->pk, p, n);
-}
-
 struct pver {
 	char owner[WIRE_NAME_MAX + 1];
 	uint64_t seq;
@@ -535,62 +497,62 @@ static void pver_of(const struct wrec *r, struct pver *v)
  * names as str), so a receiver re-encodes what it decoded and checks the
  * signature over exactly these bytes.
  */
-static void enc_version_fields(struct enc *e, const struct pver *v, uint32_t extra)
+static void enc_version_fields(struct mpack_enc *e, const struct pver *v, uint32_t extra)
 {
 	msgpack_pack_array(&e->pk, 7 + extra);
-	enc_str(e, v->owner);
+	mpack_enc_str(e, v->owner);
 	msgpack_pack_uint64(&e->pk, v->seq);
-	enc_bool(e, v->tomb);
+	mpack_enc_bool(e, v->tomb);
 	msgpack_pack_uint8(&e->pk, v->tomb ? 0 : v->kind);
-	enc_str(e, v->tomb ? "" : v->target);
+	mpack_enc_str(e, v->tomb ? "" : v->target);
 	msgpack_pack_int64(&e->pk, v->tomb ? 0 : v->delay);
-	enc_bin(e, v->payload, v->tomb ? 0 : v->plen);
+	mpack_enc_bin(e, v->payload, v->tomb ? 0 : v->plen);
 }
 
 /* [owner, seq, tomb, kind, target, delay_ms, payload, pubkey, sig] */
-static void enc_version(struct enc *e, const struct wrec *r, const uint8_t *pub)
+static void enc_version(struct mpack_enc *e, const struct wrec *r, const uint8_t *pub)
 {
 	struct pver v;
 	pver_of(r, &v);
 	enc_version_fields(e, &v, 2);
-	enc_bin(e, pub, WILL_KEY_LEN);
-	enc_bin(e, r->sig, WILL_SIG_LEN);
+	mpack_enc_bin(e, pub, WILL_KEY_LEN);
+	mpack_enc_bin(e, r->sig, WILL_SIG_LEN);
 }
 
 /* The signed fields of a DONE: [owner, inc, seq, kind, by]. */
-static void enc_done_fields(struct enc *e, const char *owner, uint32_t inc, uint64_t seq,
+static void enc_done_fields(struct mpack_enc *e, const char *owner, uint32_t inc, uint64_t seq,
 			    uint8_t kind, const char *by, uint32_t extra)
 {
 	msgpack_pack_array(&e->pk, 5 + extra);
-	enc_str(e, owner);
+	mpack_enc_str(e, owner);
 	msgpack_pack_uint32(&e->pk, inc);
 	msgpack_pack_uint64(&e->pk, seq);
 	msgpack_pack_uint8(&e->pk, kind);
-	enc_str(e, by);
+	mpack_enc_str(e, by);
 }
 
 /* [owner, inc, seq, kind, by, by's pubkey, by's sig] */
-static void enc_done(struct enc *e, const char *owner, uint32_t inc, uint64_t seq,
+static void enc_done(struct mpack_enc *e, const char *owner, uint32_t inc, uint64_t seq,
 		     uint8_t kind, const char *by, const uint8_t *pub, const uint8_t *sig)
 {
 	enc_done_fields(e, owner, inc, seq, kind, by, 2);
-	enc_bin(e, pub, WILL_KEY_LEN);
-	enc_bin(e, sig, WILL_SIG_LEN);
+	mpack_enc_bin(e, pub, WILL_KEY_LEN);
+	mpack_enc_bin(e, sig, WILL_SIG_LEN);
 }
 
 /* The signed fields of a DUE: [owner, inc, by]. */
-static void enc_due_fields(struct enc *e, const char *owner, uint32_t inc, const char *by,
+static void enc_due_fields(struct mpack_enc *e, const char *owner, uint32_t inc, const char *by,
 			   uint32_t extra)
 {
 	msgpack_pack_array(&e->pk, 3 + extra);
-	enc_str(e, owner);
+	mpack_enc_str(e, owner);
 	msgpack_pack_uint32(&e->pk, inc);
-	enc_str(e, by);
+	mpack_enc_str(e, by);
 }
 
 /* tag | type | fields: what a signature covers (the type byte keeps a
  * signature for one message kind from passing as another's). */
-static uint8_t *signed_bytes(uint8_t type, const struct enc *fields, size_t *n)
+static uint8_t *signed_bytes(uint8_t type, const struct mpack_enc *fields, size_t *n)
 {
 	*n = SIG_TAG_LEN + 1 + fields->sb.size;
 	uint8_t *m = malloc(*n);
@@ -603,7 +565,7 @@ static uint8_t *signed_bytes(uint8_t type, const struct enc *fields, size_t *n)
 }
 
 /* Sign fields (consumed) with our key. */
-static bool sign_fields(const struct will *w, uint8_t type, struct enc *fields,
+static bool sign_fields(const struct will *w, uint8_t type, struct mpack_enc *fields,
 			uint8_t sig[WILL_SIG_LEN])
 {
 	size_t n;
@@ -619,10 +581,10 @@ static bool sign_fields(const struct will *w, uint8_t type, struct enc *fields,
 /* Our version of our own will: sign what r now holds. */
 static void sign_rec(const struct will *w, struct wrec *r)
 {
-	struct enc f;
+	struct mpack_enc f;
 	struct pver v;
 	pver_of(r, &v);
-	enc_init(&f, -1);
+	mpack_enc_init(&f, -1);
 	enc_version_fields(&f, &v, 0);
 	sign_fields(w, WILL_MSG_VERSION, &f, r->sig);
 }
@@ -630,8 +592,8 @@ static void sign_rec(const struct will *w, struct wrec *r)
 static bool sign_done(const struct will *w, const char *owner, uint32_t inc, uint64_t seq,
 		      uint8_t kind, uint8_t sig[WILL_SIG_LEN])
 {
-	struct enc f;
-	enc_init(&f, -1);
+	struct mpack_enc f;
+	mpack_enc_init(&f, -1);
 	enc_done_fields(&f, owner, inc, seq, kind, w->cfg.name, 0);
 	return sign_fields(w, WILL_MSG_DONE, &f, sig);
 }
@@ -644,7 +606,7 @@ static bool sign_done(const struct will *w, const char *owner, uint32_t inc, uin
  * counted; it is logged at debug level only: a flood must not flood the log.
  */
 static bool check_sig(struct will *w, const char *signer, const uint8_t *pub, uint8_t type,
-		      struct enc *fields, const uint8_t *sig, bool may_bind)
+		      struct mpack_enc *fields, const uint8_t *sig, bool may_bind)
 {
 	const uint8_t *bound = key_of(w, signer);
 	bool ok = false;
@@ -675,7 +637,7 @@ static bool check_sig(struct will *w, const char *signer, const uint8_t *pub, ui
 	return ok;
 }
 
-static void out_broadcast(struct will *w, struct enc *e)
+static void out_broadcast(struct will *w, struct mpack_enc *e)
 {
 	if (w->cfg.out.broadcast && e->sb.size > 0)
 		w->cfg.out.broadcast(w->cfg.out.ctx, (const uint8_t *)e->sb.data, e->sb.size);
@@ -686,8 +648,8 @@ static void broadcast_version(struct will *w, const struct wrec *r)
 	const uint8_t *pub = key_of(w, r->owner);
 	if (!pub)
 		return;
-	struct enc e;
-	enc_init(&e, WILL_MSG_VERSION);
+	struct mpack_enc e;
+	mpack_enc_init(&e, WILL_MSG_VERSION);
 	enc_version(&e, r, pub);
 	out_broadcast(w, &e);
 	msgpack_sbuffer_destroy(&e.sb);
@@ -706,10 +668,10 @@ static void broadcast_version(struct will *w, const struct wrec *r)
 static void send_done(struct will *w, const char *owner, uint32_t inc, uint64_t seq,
 		      uint8_t kind, const struct wire_addr *also_to, bool fanout)
 {
-	struct enc e;
+	struct mpack_enc e;
 	uint8_t sig[WILL_SIG_LEN];
 	sign_done(w, owner, inc, seq, kind, sig);
-	enc_init(&e, WILL_MSG_DONE);
+	mpack_enc_init(&e, WILL_MSG_DONE);
 	enc_done(&e, owner, inc, seq, kind, w->cfg.name, w->pub, sig);
 	out_broadcast(w, &e);
 	if (w->cfg.out.send_to) {
@@ -746,51 +708,21 @@ static bool mp_unpack_all(const uint8_t *p, size_t len, msgpack_unpacked *u)
 	return wire_msgpack_unpack(p, len, SIZE_MAX, u, &n) == WIRE_OK && n == len;
 }
 
-static bool get_uint(const msgpack_object *o, uint64_t max, uint64_t *v)
-{
-	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
-		return false;
-	*v = o->via.u64;
-	return true;
-}
-
 /* A name: str or bin, no NUL, at most WIRE_NAME_MAX bytes; may be empty. */
 static bool get_name(const msgpack_object *o, char out[WIRE_NAME_MAX + 1])
 {
-	const char *p;
+	const uint8_t *p;
 	uint32_t n;
-	if (o->type == MSGPACK_OBJECT_STR) {
-		p = o->via.str.ptr;
-		n = o->via.str.size;
-	} else if (o->type == MSGPACK_OBJECT_BIN) {
-		p = o->via.bin.ptr;
-		n = o->via.bin.size;
-	} else {
-		return false;
-	}
-	if (n > WIRE_NAME_MAX || (n && memchr(p, 0, n)))
-		return false;
-	if (n)
-		memcpy(out, p, n);
-	out[n] = '\0';
-	return true;
+	return mpack_view(o, &p, &n) && mpack_text_copy(p, n, out, WIRE_NAME_MAX + 1);
 }
 
 static bool get_bytes(const msgpack_object *o, size_t max, const uint8_t **p, size_t *n)
 {
-	if (o->type == MSGPACK_OBJECT_BIN) {
-		*p = (const uint8_t *)o->via.bin.ptr;
-		*n = o->via.bin.size;
-	} else if (o->type == MSGPACK_OBJECT_STR) {
-		*p = (const uint8_t *)o->via.str.ptr;
-		*n = o->via.str.size;
-	} else if (o->type == MSGPACK_OBJECT_NIL) {
-		*p = NULL;
-		*n = 0;
-	} else {
+	uint32_t len;
+	if (!mpack_go_bytes(o, p, &len))
 		return false;
-	}
-	return *n <= max;
+	*n = len;
+	return len <= max;
 }
 
 static const msgpack_object *arr(const msgpack_object *o, uint32_t n)
@@ -837,9 +769,9 @@ static bool dec_fields(const msgpack_object *a, struct pver *v)
 {
 	uint64_t kind, delay;
 	if (!get_name(&a[0], v->owner) || !v->owner[0] ||
-	    !get_uint(&a[1], UINT64_MAX, &v->seq) ||
-	    a[2].type != MSGPACK_OBJECT_BOOLEAN || !get_uint(&a[3], KIND_EVENT, &kind) ||
-	    !get_name(&a[4], v->target) || !get_uint(&a[5], DELAY_MAX_MS, &delay) ||
+	    !mpack_uint(&a[1], UINT64_MAX, &v->seq) ||
+	    a[2].type != MSGPACK_OBJECT_BOOLEAN || !mpack_uint(&a[3], KIND_EVENT, &kind) ||
+	    !get_name(&a[4], v->target) || !mpack_uint(&a[5], DELAY_MAX_MS, &delay) ||
 	    !get_bytes(&a[6], VIGIL_WILL_MAX, &v->payload, &v->plen))
 		return false;
 	v->tomb = a[2].via.boolean;
@@ -864,16 +796,16 @@ static bool dec_done(struct will *w, const msgpack_object *o, struct pdone *d)
 {
 	const msgpack_object *a = arr_signed(w, o, 7, 5);
 	return a && get_name(&a[0], d->owner) && d->owner[0] &&
-	       get_uint(&a[1], UINT32_MAX, &d->inc) && get_uint(&a[2], UINT64_MAX, &d->seq) &&
-	       get_uint(&a[3], KIND_EVENT, &d->kind) && get_name(&a[4], d->by) && d->by[0] &&
+	       mpack_uint(&a[1], UINT32_MAX, &d->inc) && mpack_uint(&a[2], UINT64_MAX, &d->seq) &&
+	       mpack_uint(&a[3], KIND_EVENT, &d->kind) && get_name(&a[4], d->by) && d->by[0] &&
 	       get_fixed(&a[5], WILL_KEY_LEN, &d->pub) && get_fixed(&a[6], WILL_SIG_LEN, &d->sig);
 }
 
 /* Is v signed by its owner (binding the owner's key on first sight)? */
 static bool verify_version(struct will *w, const struct pver *v, bool may_bind)
 {
-	struct enc f;
-	enc_init(&f, -1);
+	struct mpack_enc f;
+	mpack_enc_init(&f, -1);
 	enc_version_fields(&f, v, 0);
 	return check_sig(w, v->owner, v->pub, WILL_MSG_VERSION, &f, v->sig, may_bind);
 }
@@ -1052,12 +984,12 @@ static void send_deliver(struct will *w, struct wrec *r, const struct wmember *t
 	const uint8_t *pub = key_of(w, r->owner);
 	if (!pub)
 		return;
-	struct enc e;
-	enc_init(&e, WILL_MSG_DELIVER);
+	struct mpack_enc e;
+	mpack_enc_init(&e, WILL_MSG_DELIVER);
 	msgpack_pack_array(&e.pk, 3);
 	enc_version(&e, r, pub);
 	msgpack_pack_uint32(&e.pk, r->death_inc);
-	enc_str(&e, w->cfg.name);
+	mpack_enc_str(&e, w->cfg.name);
 	if (w->cfg.out.send_to)
 		w->cfg.out.send_to(w->cfg.out.ctx, &to->addr, (const uint8_t *)e.sb.data,
 				   e.sb.size);
@@ -1129,15 +1061,15 @@ static int64_t rec_due(const struct will *w, const struct wrec *r)
 /* [owner, inc, by, pubkey, sig] */
 static void broadcast_due(struct will *w, const char *owner, uint32_t inc)
 {
-	struct enc e, f;
+	struct mpack_enc e, f;
 	uint8_t sig[WILL_SIG_LEN];
-	enc_init(&f, -1);
+	mpack_enc_init(&f, -1);
 	enc_due_fields(&f, owner, inc, w->cfg.name, 0);
 	sign_fields(w, WILL_MSG_DUE, &f, sig);
-	enc_init(&e, WILL_MSG_DUE);
+	mpack_enc_init(&e, WILL_MSG_DUE);
 	enc_due_fields(&e, owner, inc, w->cfg.name, 2);
-	enc_bin(&e, w->pub, WILL_KEY_LEN);
-	enc_bin(&e, sig, WILL_SIG_LEN);
+	mpack_enc_bin(&e, w->pub, WILL_KEY_LEN);
+	mpack_enc_bin(&e, sig, WILL_SIG_LEN);
 	out_broadcast(w, &e);
 	msgpack_sbuffer_destroy(&e.sb);
 }
@@ -1510,6 +1442,31 @@ int64_t will_next_deadline(const struct will *w)
 	return t;
 }
 
+/* Our own record and, in v, the next version of our will (owner and seq
+ * set, the rest zero); NULL when out of memory. */
+static struct wrec *own_next_version(struct will *w, struct pver *v)
+{
+	struct wrec *r = rec_get(w, w->cfg.name);
+	if (!r)
+		return NULL;
+	memset(v, 0, sizeof *v);
+	snprintf(v->owner, sizeof v->owner, "%s", w->cfg.name);
+	v->seq = w->own_hi + 1;
+	return r;
+}
+
+/* Keep v as our will (set here, so authoritative), save and gossip it. */
+static int own_commit(struct will *w, struct wrec *r, const struct pver *v)
+{
+	if (!store_version(w, r, v))
+		return WILL_ENOMEM;
+	w->own_hi = v->seq;
+	w->own_auth = true;
+	persist(w);
+	broadcast_version(w, r);
+	return WILL_OK;
+}
+
 int will_set(struct will *w, const char *recipient, const char *event, int64_t delay_ms,
 	     const uint8_t *payload, size_t len, int64_t now)
 {
@@ -1524,25 +1481,16 @@ int will_set(struct will *w, const char *recipient, const char *event, int64_t d
 		return WILL_ETOOBIG;
 	if ((to_member && is_self(w, target)) || w->own_hi >= WILL_SEQ_MAX)
 		return WILL_EINVAL;
-	struct wrec *r = rec_get(w, w->cfg.name);
+	struct pver v;
+	struct wrec *r = own_next_version(w, &v);
 	if (!r)
 		return WILL_ENOMEM;
-	struct pver v;
-	memset(&v, 0, sizeof v);
-	snprintf(v.owner, sizeof v.owner, "%s", w->cfg.name);
-	v.seq = w->own_hi + 1;
 	v.kind = to_member ? KIND_MEMBER : KIND_EVENT;
 	snprintf(v.target, sizeof v.target, "%s", target);
 	v.delay = delay_ms;
 	v.payload = payload;
 	v.plen = len;
-	if (!store_version(w, r, &v))
-		return WILL_ENOMEM;
-	w->own_hi = v.seq;
-	w->own_auth = true;
-	persist(w);
-	broadcast_version(w, r);
-	return WILL_OK;
+	return own_commit(w, r, &v);
 }
 
 int will_clear(struct will *w, int64_t now)
@@ -1550,22 +1498,13 @@ int will_clear(struct will *w, int64_t now)
 	(void)now;
 	if (!w || w->own_hi >= WILL_SEQ_MAX)
 		return WILL_EINVAL;
-	struct wrec *r = rec_get(w, w->cfg.name);
+	struct pver v;
+	struct wrec *r = own_next_version(w, &v);
 	if (!r)
 		return WILL_ENOMEM;
-	struct pver v;
-	memset(&v, 0, sizeof v);
-	snprintf(v.owner, sizeof v.owner, "%s", w->cfg.name);
-	v.seq = w->own_hi + 1;
 	v.tomb = true;
-	if (!store_version(w, r, &v))
-		return WILL_ENOMEM;
-	w->own_hi = v.seq;
-	w->own_auth = true;
-	persist(w);
 	/* Even with nothing set, gossip the tombstone: peers may hold an old copy. */
-	broadcast_version(w, r);
-	return WILL_OK;
+	return own_commit(w, r, &v);
 }
 
 int will_list(const struct will *w, const char *owner, struct vigil_will_info **out,
@@ -1631,7 +1570,7 @@ static int handle_deliver(struct will *w, const msgpack_object *o, int64_t now)
 	char sender[WIRE_NAME_MAX + 1];
 	uint64_t inc;
 	struct pver v;
-	if (!a || !dec_version(w, &a[0], &v) || !get_uint(&a[1], UINT32_MAX, &inc) ||
+	if (!a || !dec_version(w, &a[0], &v) || !mpack_uint(&a[1], UINT32_MAX, &inc) ||
 	    !get_name(&a[2], sender))
 		return WILL_EFORMAT;
 	if (v.tomb || v.kind != KIND_MEMBER || !is_self(w, v.target) || is_self(w, v.owner))
@@ -1687,8 +1626,8 @@ static bool apply_done(struct will *w, const struct pdone *d)
 		      d->owner, (unsigned)d->inc, d->by);
 		return false;
 	}
-	struct enc f;
-	enc_init(&f, -1);
+	struct mpack_enc f;
+	mpack_enc_init(&f, -1);
 	enc_done_fields(&f, d->owner, (uint32_t)d->inc, d->seq, (uint8_t)d->kind, d->by, 0);
 	if (!check_sig(w, d->by, d->pub, WILL_MSG_DONE, &f, d->sig, true))
 		return false;
@@ -1713,8 +1652,8 @@ static int handle_done(struct will *w, const msgpack_object *o)
 		return WILL_EFORMAT;
 	if (apply_done(w, &d)) {
 		/* News: gossip it on once, so holders that missed it stop. */
-		struct enc e;
-		enc_init(&e, WILL_MSG_DONE);
+		struct mpack_enc e;
+		mpack_enc_init(&e, WILL_MSG_DONE);
 		enc_done(&e, d.owner, (uint32_t)d.inc, d.seq, (uint8_t)d.kind, d.by, d.pub, d.sig);
 		out_broadcast(w, &e);
 		msgpack_sbuffer_destroy(&e.sb);
@@ -1734,15 +1673,15 @@ static int handle_due(struct will *w, const msgpack_object *o, int64_t now)
 	char owner[WIRE_NAME_MAX + 1], by[WIRE_NAME_MAX + 1];
 	uint64_t inc;
 	const uint8_t *pub, *sig;
-	if (!a || !get_name(&a[0], owner) || !owner[0] || !get_uint(&a[1], UINT32_MAX, &inc) ||
+	if (!a || !get_name(&a[0], owner) || !owner[0] || !mpack_uint(&a[1], UINT32_MAX, &inc) ||
 	    !get_name(&a[2], by) || !by[0] || !get_fixed(&a[3], WILL_KEY_LEN, &pub) ||
 	    !get_fixed(&a[4], WILL_SIG_LEN, &sig))
 		return WILL_EFORMAT;
 	struct wrec *r = rec_find(w, owner);
 	if (!(r && r->trig == T_ARMED && r->death_inc == inc && r->has_version && !r->tomb))
 		return WILL_OK;
-	struct enc f;
-	enc_init(&f, -1);
+	struct mpack_enc f;
+	mpack_enc_init(&f, -1);
 	enc_due_fields(&f, owner, (uint32_t)inc, by, 0);
 	if (check_sig(w, by, pub, WILL_MSG_DUE, &f, sig, true))
 		release(w, r, now);
@@ -1773,7 +1712,7 @@ int will_handle_msg(struct will *w, const uint8_t *p, size_t len, int64_t now)
 }
 
 /* Push-pull record: [type][len u32 BE][msgpack]. */
-static void put_record(struct wbuf *out, uint8_t type, const struct enc *e)
+static void put_record(struct wbuf *out, uint8_t type, const struct mpack_enc *e)
 {
 	uint8_t h[5] = { type, (uint8_t)(e->sb.size >> 24), (uint8_t)(e->sb.size >> 16),
 			 (uint8_t)(e->sb.size >> 8), (uint8_t)e->sb.size };
@@ -1786,11 +1725,11 @@ void will_local_state(struct will *w, bool join, struct wbuf *out)
 	(void)join;
 	if (!w || !out)
 		return;
-	struct enc e;
+	struct mpack_enc e;
 	size_t nv = 0, na = 0;
 	for (size_t i = 0; i < w->n_rec; i++)
 		nv += w->rec[i]->has_version && key_of(w, w->rec[i]->owner);
-	enc_init(&e, -1);
+	mpack_enc_init(&e, -1);
 	msgpack_pack_array(&e.pk, (uint32_t)nv);
 	for (size_t i = 0; i < w->n_rec; i++) {
 		const uint8_t *pub = key_of(w, w->rec[i]->owner);
@@ -1803,7 +1742,7 @@ void will_local_state(struct will *w, bool join, struct wbuf *out)
 	/* Acks travel with their signer's signature, so others check them too. */
 	for (size_t i = 0; i < w->n_ack; i++)
 		na += w->ack[i].has_sig && key_of(w, w->ack[i].by);
-	enc_init(&e, -1);
+	mpack_enc_init(&e, -1);
 	msgpack_pack_array(&e.pk, (uint32_t)na);
 	for (size_t i = 0; i < w->n_ack; i++) {
 		const struct ackrec *a = &w->ack[i];
@@ -1874,8 +1813,8 @@ int will_save(const struct will *w, const char *path)
 {
 	if (!w || !path)
 		return WILL_EINVAL;
-	struct enc e;
-	enc_init(&e, -1);
+	struct mpack_enc e;
+	mpack_enc_init(&e, -1);
 	msgpack_pack_array(&e.pk, 6);
 	msgpack_pack_uint32(&e.pk, STATE_VERSION);
 	msgpack_pack_uint64(&e.pk, w->own_hi);
@@ -1887,31 +1826,31 @@ int will_save(const struct will *w, const char *path)
 	msgpack_pack_array(&e.pk, (uint32_t)w->n_rx);
 	for (size_t i = 0; i < w->n_rx; i++) {
 		msgpack_pack_array(&e.pk, 5);
-		enc_str(&e, w->rx[i].owner);
+		mpack_enc_str(&e, w->rx[i].owner);
 		msgpack_pack_uint32(&e.pk, w->rx[i].inc);
 		msgpack_pack_uint64(&e.pk, w->rx[i].seq);
 		msgpack_pack_uint32(&e.pk, w->rx[i].returned_inc);
-		enc_bool(&e, w->rx[i].revoked);
+		mpack_enc_bool(&e, w->rx[i].revoked);
 	}
 	msgpack_pack_array(&e.pk, (uint32_t)w->n_ack);
 	for (size_t i = 0; i < w->n_ack; i++) {
 		msgpack_pack_array(&e.pk, 7);
-		enc_str(&e, w->ack[i].owner);
+		mpack_enc_str(&e, w->ack[i].owner);
 		msgpack_pack_uint32(&e.pk, w->ack[i].inc);
 		msgpack_pack_uint64(&e.pk, w->ack[i].seq);
 		msgpack_pack_uint8(&e.pk, w->ack[i].kind);
-		enc_bool(&e, w->ack[i].mine);
-		enc_str(&e, w->ack[i].by);
+		mpack_enc_bool(&e, w->ack[i].mine);
+		mpack_enc_str(&e, w->ack[i].by);
 		if (w->ack[i].has_sig)
-			enc_bin(&e, w->ack[i].sig, WILL_SIG_LEN);
+			mpack_enc_bin(&e, w->ack[i].sig, WILL_SIG_LEN);
 		else
 			msgpack_pack_nil(&e.pk);
 	}
 	msgpack_pack_array(&e.pk, (uint32_t)w->n_bind);
 	for (size_t i = 0; i < w->n_bind; i++) {
 		msgpack_pack_array(&e.pk, 2);
-		enc_str(&e, w->bind[i].name);
-		enc_bin(&e, w->bind[i].pub, WILL_KEY_LEN);
+		mpack_enc_str(&e, w->bind[i].name);
+		mpack_enc_bin(&e, w->bind[i].pub, WILL_KEY_LEN);
 	}
 	size_t blen = e.sb.size;
 	uint32_t crc = libdeflate_crc32(0, e.sb.data, blen);
@@ -1952,9 +1891,9 @@ static int load_body(struct will *w, const uint8_t *p, size_t len)
 	struct ackrec *ak = NULL;
 	struct wbind *bd = NULL;
 	if (!mp_unpack_all(p, len, &u) || u.data.type != MSGPACK_OBJECT_ARRAY ||
-	    u.data.via.array.size < 1 || !get_uint(&u.data.via.array.ptr[0], 2, &ver) ||
+	    u.data.via.array.size < 1 || !mpack_uint(&u.data.via.array.ptr[0], 2, &ver) ||
 	    ver < 1 || !(a = arr(&u.data, ver == 1 ? 5 : 6)) ||
-	    !get_uint(&a[1], UINT64_MAX, &own_hi) || a[3].type != MSGPACK_OBJECT_ARRAY ||
+	    !mpack_uint(&a[1], UINT64_MAX, &own_hi) || a[3].type != MSGPACK_OBJECT_ARRAY ||
 	    a[4].type != MSGPACK_OBJECT_ARRAY ||
 	    (ver >= 2 && a[5].type != MSGPACK_OBJECT_ARRAY))
 		goto out;
@@ -1984,8 +1923,8 @@ static int load_body(struct will *w, const uint8_t *p, size_t len)
 		const msgpack_object *e = arr(&rxa[i], 5);
 		uint64_t inc, seq, ret;
 		ok = e && get_name(&e[0], rx[i].owner) && rx[i].owner[0] &&
-		     get_uint(&e[1], UINT32_MAX, &inc) && get_uint(&e[2], UINT64_MAX, &seq) &&
-		     get_uint(&e[3], UINT32_MAX, &ret) && e[4].type == MSGPACK_OBJECT_BOOLEAN;
+		     mpack_uint(&e[1], UINT32_MAX, &inc) && mpack_uint(&e[2], UINT64_MAX, &seq) &&
+		     mpack_uint(&e[3], UINT32_MAX, &ret) && e[4].type == MSGPACK_OBJECT_BOOLEAN;
 		if (ok) {
 			rx[i].inc = (uint32_t)inc;
 			rx[i].seq = seq;
@@ -1998,8 +1937,8 @@ static int load_body(struct will *w, const uint8_t *p, size_t len)
 		const uint8_t *sig = NULL;
 		uint64_t inc, seq, kind;
 		ok = e && get_name(&e[0], ak[i].owner) && ak[i].owner[0] &&
-		     get_uint(&e[1], UINT32_MAX, &inc) && get_uint(&e[2], UINT64_MAX, &seq) &&
-		     get_uint(&e[3], KIND_EVENT, &kind) && e[4].type == MSGPACK_OBJECT_BOOLEAN &&
+		     mpack_uint(&e[1], UINT32_MAX, &inc) && mpack_uint(&e[2], UINT64_MAX, &seq) &&
+		     mpack_uint(&e[3], KIND_EVENT, &kind) && e[4].type == MSGPACK_OBJECT_BOOLEAN &&
 		     (ver == 1 || (get_name(&e[5], ak[i].by) &&
 				   (e[6].type == MSGPACK_OBJECT_NIL ||
 				    get_fixed(&e[6], WILL_SIG_LEN, &sig))));

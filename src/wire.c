@@ -34,6 +34,7 @@
 #include <libdeflate.h>
 
 #include "wire.h"
+#include "mpack.h"
 
 /* Envelopes (hasCrc, compress, compound) peeled for one packet at most. */
 #define WIRE_NEST_MAX 4
@@ -292,26 +293,6 @@ struct span {
 	const uint8_t *lo, *hi;
 };
 
-/* Always inlined: name is a literal, so its strlen folds to a constant
- * (decoding compares every key of every message against several). */
-static inline __attribute__((always_inline)) bool key_is(const msgpack_object *k,
-							 const char *name)
-{
-	const char *p;
-	uint32_t n;
-	if (k->type == MSGPACK_OBJECT_STR) {
-		p = k->via.str.ptr;
-		n = k->via.str.size;
-	} else if (k->type == MSGPACK_OBJECT_BIN) {
-		p = k->via.bin.ptr;
-		n = k->via.bin.size;
-	} else {
-		return false;
-	}
-	size_t l = strlen(name);
-	return n == l && memcmp(p, name, l) == 0;
-}
-
 /* Unsigned field: any integer encoding, nil means zero, negatives refused. */
 static int get_uint(const msgpack_object *o, uint64_t max, uint64_t *v)
 {
@@ -458,15 +439,15 @@ static int dec_ping(const msgpack_object *o, const struct span *in, struct wire_
 {
 	FOR_EACH_KV(o, kv) {
 		const msgpack_object *v = &kv->val;
-		if (key_is(&kv->key, "SeqNo"))
+		if (mpack_key_is(&kv->key, "SeqNo"))
 			TRY(get_u32(v, &m->seq));
-		else if (key_is(&kv->key, "Node"))
+		else if (mpack_key_is(&kv->key, "Node"))
 			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->node));
-		else if (key_is(&kv->key, "SourceAddr"))
+		else if (mpack_key_is(&kv->key, "SourceAddr"))
 			TRY(get_ip(v, in, &m->source));
-		else if (key_is(&kv->key, "SourcePort"))
+		else if (mpack_key_is(&kv->key, "SourcePort"))
 			TRY(get_u16(v, &m->source.port));
-		else if (key_is(&kv->key, "SourceNode"))
+		else if (mpack_key_is(&kv->key, "SourceNode"))
 			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->source_node));
 	}
 	return WIRE_OK;
@@ -477,21 +458,21 @@ static int dec_indirect(const msgpack_object *o, const struct span *in,
 {
 	FOR_EACH_KV(o, kv) {
 		const msgpack_object *v = &kv->val;
-		if (key_is(&kv->key, "SeqNo"))
+		if (mpack_key_is(&kv->key, "SeqNo"))
 			TRY(get_u32(v, &m->seq));
-		else if (key_is(&kv->key, "Target"))
+		else if (mpack_key_is(&kv->key, "Target"))
 			TRY(get_ip(v, in, &m->target));
-		else if (key_is(&kv->key, "Port"))
+		else if (mpack_key_is(&kv->key, "Port"))
 			TRY(get_u16(v, &m->target.port));
-		else if (key_is(&kv->key, "Node"))
+		else if (mpack_key_is(&kv->key, "Node"))
 			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->node));
-		else if (key_is(&kv->key, "Nack"))
+		else if (mpack_key_is(&kv->key, "Nack"))
 			TRY(get_bool(v, &m->nack));
-		else if (key_is(&kv->key, "SourceAddr"))
+		else if (mpack_key_is(&kv->key, "SourceAddr"))
 			TRY(get_ip(v, in, &m->source));
-		else if (key_is(&kv->key, "SourcePort"))
+		else if (mpack_key_is(&kv->key, "SourcePort"))
 			TRY(get_u16(v, &m->source.port));
-		else if (key_is(&kv->key, "SourceNode"))
+		else if (mpack_key_is(&kv->key, "SourceNode"))
 			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->source_node));
 	}
 	return WIRE_OK;
@@ -500,9 +481,9 @@ static int dec_indirect(const msgpack_object *o, const struct span *in,
 static int dec_ack(const msgpack_object *o, const struct span *in, struct wire_ack *m)
 {
 	FOR_EACH_KV(o, kv) {
-		if (key_is(&kv->key, "SeqNo"))
+		if (mpack_key_is(&kv->key, "SeqNo"))
 			TRY(get_u32(&kv->val, &m->seq));
-		else if (key_is(&kv->key, "Payload"))
+		else if (mpack_key_is(&kv->key, "Payload"))
 			TRY(get_bytes(&kv->val, in, 0, &m->payload));
 	}
 	return WIRE_OK;
@@ -511,7 +492,7 @@ static int dec_ack(const msgpack_object *o, const struct span *in, struct wire_a
 static int dec_nack(const msgpack_object *o, struct wire_nack *m)
 {
 	FOR_EACH_KV(o, kv) {
-		if (key_is(&kv->key, "SeqNo"))
+		if (mpack_key_is(&kv->key, "SeqNo"))
 			TRY(get_u32(&kv->val, &m->seq));
 	}
 	return WIRE_OK;
@@ -520,7 +501,7 @@ static int dec_nack(const msgpack_object *o, struct wire_nack *m)
 static int dec_err(const msgpack_object *o, const struct span *in, struct wire_err *m)
 {
 	FOR_EACH_KV(o, kv) {
-		if (key_is(&kv->key, "Error"))
+		if (mpack_key_is(&kv->key, "Error"))
 			TRY(get_bytes(&kv->val, in, 0, &m->error));
 	}
 	return WIRE_OK;
@@ -530,11 +511,11 @@ static int dec_accuse(const msgpack_object *o, const struct span *in, struct wir
 {
 	FOR_EACH_KV(o, kv) {
 		const msgpack_object *v = &kv->val;
-		if (key_is(&kv->key, "Incarnation"))
+		if (mpack_key_is(&kv->key, "Incarnation"))
 			TRY(get_u32(v, &m->incarnation));
-		else if (key_is(&kv->key, "Node"))
+		else if (mpack_key_is(&kv->key, "Node"))
 			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->node));
-		else if (key_is(&kv->key, "From"))
+		else if (mpack_key_is(&kv->key, "From"))
 			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->from));
 	}
 	return WIRE_OK;
@@ -544,17 +525,17 @@ static int dec_alive(const msgpack_object *o, const struct span *in, struct wire
 {
 	FOR_EACH_KV(o, kv) {
 		const msgpack_object *v = &kv->val;
-		if (key_is(&kv->key, "Incarnation"))
+		if (mpack_key_is(&kv->key, "Incarnation"))
 			TRY(get_u32(v, &m->incarnation));
-		else if (key_is(&kv->key, "Node"))
+		else if (mpack_key_is(&kv->key, "Node"))
 			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->node));
-		else if (key_is(&kv->key, "Addr"))
+		else if (mpack_key_is(&kv->key, "Addr"))
 			TRY(get_ip(v, in, &m->addr));
-		else if (key_is(&kv->key, "Port"))
+		else if (mpack_key_is(&kv->key, "Port"))
 			TRY(get_u16(v, &m->addr.port));
-		else if (key_is(&kv->key, "Meta"))
+		else if (mpack_key_is(&kv->key, "Meta"))
 			TRY(get_bytes(v, in, WIRE_META_MAX, &m->meta));
-		else if (key_is(&kv->key, "Vsn"))
+		else if (mpack_key_is(&kv->key, "Vsn"))
 			TRY(get_vsn(v, in, m->vsn, &m->vsn_len));
 	}
 	return WIRE_OK;
@@ -565,22 +546,22 @@ static int dec_node_state(const msgpack_object *o, const struct span *in,
 {
 	FOR_EACH_KV(o, kv) {
 		const msgpack_object *v = &kv->val;
-		if (key_is(&kv->key, "Name")) {
+		if (mpack_key_is(&kv->key, "Name")) {
 			TRY(get_bytes(v, in, WIRE_NAME_MAX, &m->name));
-		} else if (key_is(&kv->key, "Addr")) {
+		} else if (mpack_key_is(&kv->key, "Addr")) {
 			TRY(get_ip(v, in, &m->addr));
-		} else if (key_is(&kv->key, "Port")) {
+		} else if (mpack_key_is(&kv->key, "Port")) {
 			TRY(get_u16(v, &m->addr.port));
-		} else if (key_is(&kv->key, "Meta")) {
+		} else if (mpack_key_is(&kv->key, "Meta")) {
 			TRY(get_bytes(v, in, WIRE_META_MAX, &m->meta));
-		} else if (key_is(&kv->key, "Incarnation")) {
+		} else if (mpack_key_is(&kv->key, "Incarnation")) {
 			TRY(get_u32(v, &m->incarnation));
-		} else if (key_is(&kv->key, "State")) {
+		} else if (mpack_key_is(&kv->key, "State")) {
 			uint64_t s;
 			/* Unknown states would be misread by every consumer. */
 			TRY(get_uint(v, WIRE_STATE_LEFT, &s));
 			m->state = (uint8_t)s;
-		} else if (key_is(&kv->key, "Vsn")) {
+		} else if (mpack_key_is(&kv->key, "Vsn")) {
 			TRY(get_vsn(v, in, m->vsn, &m->vsn_len));
 		}
 	}
@@ -1015,9 +996,9 @@ static int decompress_bounded(const uint8_t *buf, size_t len, struct wbuf *out,
 		rc = WIRE_EFORMAT;
 	if (rc == WIRE_OK) {
 		FOR_EACH_KV(&u.data, kv) {
-			if (key_is(&kv->key, "Algo"))
+			if (mpack_key_is(&kv->key, "Algo"))
 				rc = get_uint(&kv->val, UINT64_MAX, &algo);
-			else if (key_is(&kv->key, "Buf")) {
+			else if (mpack_key_is(&kv->key, "Buf")) {
 				rc = get_bytes(&kv->val, &in, 0, &data);
 				have_buf = true;
 			}
@@ -1251,13 +1232,13 @@ static int dec_stream_hdr(const uint8_t *p, size_t len, size_t limit, bool push,
 	if (rc == WIRE_OK) {
 		FOR_EACH_KV(&u.data, kv) {
 			if (!push) {
-				if (key_is(&kv->key, "UserMsgLen"))
+				if (mpack_key_is(&kv->key, "UserMsgLen"))
 					rc = get_uint(&kv->val, UINT64_MAX, &h->user_len);
-			} else if (key_is(&kv->key, "Nodes")) {
+			} else if (mpack_key_is(&kv->key, "Nodes")) {
 				rc = get_uint(&kv->val, UINT64_MAX, &h->nodes);
-			} else if (key_is(&kv->key, "UserStateLen")) {
+			} else if (mpack_key_is(&kv->key, "UserStateLen")) {
 				rc = get_uint(&kv->val, UINT64_MAX, &h->user_len);
-			} else if (key_is(&kv->key, "Join")) {
+			} else if (mpack_key_is(&kv->key, "Join")) {
 				rc = get_bool(&kv->val, &h->join);
 			}
 			if (rc != WIRE_OK)
