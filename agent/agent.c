@@ -17,6 +17,7 @@
  *           and tags are updated.
  */
 #include "agent.h"
+#include "agent_state.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,19 +50,6 @@
 /* After this long the agent's start-up (config, banner, startup join) is
  * over and its pages are dropped (memtrim.c). */
 #define STARTUP_TRIM_DELAY_MS 10000
-#define RPC_LEAVE_TIMEOUT_MS 5000 /* serf's BroadcastTimeout default */
-
-int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-const char *agent_event_name(enum vigil_event_type t)
-{
-	return vigil_event_name(t);
-}
 
 static const char agent_help[] =
 	"Usage: vigil agent [options]\n"
@@ -555,16 +543,6 @@ static void log_to_rpc(void *ctx, int lv, const char *line)
 	struct agent *a = ctx;
 	if (a->rpc)
 		rpc_on_log(a->rpc, lv, line);
-}
-
-void agent_begin_leave(struct agent *a)
-{
-	if (a->leaving)
-		return;
-	alog(LV_INFO, "agent: requesting graceful leave from Serf");
-	a->leaving = true;
-	a->leave_deadline_ms = now_ms() + RPC_LEAVE_TIMEOUT_MS;
-	vigil_leave(a->v);
 }
 
 /*

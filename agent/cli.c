@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "agent_state.h"
 #include "coordinate.h"
 #include "flags.h"
 #include "mp.h"

@@ -16,7 +16,7 @@
 #include <poll.h>
 #include <stdbool.h>
 
-#include "agent.h"
+#include "agent_state.h"
 
 struct handler_filter {
 	char event[32]; /* "*", "user", "member-join", ... */

@@ -16,7 +16,7 @@
 #include <poll.h>
 #include <stddef.h>
 
-#include "agent.h"
+#include "agent_state.h"
 
 struct metrics_server;
 

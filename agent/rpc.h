@@ -13,7 +13,7 @@
 #include <poll.h>
 #include <stddef.h>
 
-#include "agent.h"
+#include "agent_state.h"
 
 struct rpc_server *rpc_create(struct agent *a, const char *addr, const char *auth,
 			      char *err, size_t errlen);
