@@ -799,13 +799,15 @@ void handlers_reap(struct handlers *h)
 	}
 }
 
-int handlers_nfds(struct handlers *h)
+int handlers_nfds(void *handlers)
 {
+	struct handlers *h = handlers;
 	return h ? 2 : 0;
 }
 
-int handlers_pollfds(struct handlers *h, struct pollfd *fds, int max)
+int handlers_pollfds(void *handlers, struct pollfd *fds, int max)
 {
+	struct handlers *h = handlers;
 	int n = 0;
 	if (!h)
 		return 0;
@@ -819,8 +821,9 @@ int handlers_pollfds(struct handlers *h, struct pollfd *fds, int max)
 	return n;
 }
 
-void handlers_handle(struct handlers *h, const struct pollfd *fds, int n)
+void handlers_handle(void *handlers, const struct pollfd *fds, int n)
 {
+	struct handlers *h = handlers;
 	if (!h)
 		return;
 	struct running *r = h->run;
@@ -851,8 +854,9 @@ void handlers_handle(struct handlers *h, const struct pollfd *fds, int n)
 	start_next(h);
 }
 
-int handlers_timeout_ms(struct handlers *h)
+int handlers_timeout_ms(void *handlers)
 {
+	struct handlers *h = handlers;
 	if (!h)
 		return -1;
 	if (h->head && !h->run)

@@ -872,13 +872,15 @@ void metrics_destroy(struct metrics_server *m)
 	free(m);
 }
 
-int metrics_nfds(const struct metrics_server *m)
+int metrics_nfds(void *server)
 {
+	const struct metrics_server *m = server;
 	return m ? 1 + (int)m->nconns : 0;
 }
 
-int metrics_pollfds(struct metrics_server *m, struct pollfd *fds, int max)
+int metrics_pollfds(void *server, struct pollfd *fds, int max)
 {
+	struct metrics_server *m = server;
 	int n = 0;
 	if (!m)
 		return 0;
@@ -898,8 +900,9 @@ int metrics_pollfds(struct metrics_server *m, struct pollfd *fds, int max)
 	return n;
 }
 
-void metrics_handle(struct metrics_server *m, const struct pollfd *fds, int n)
+void metrics_handle(void *server, const struct pollfd *fds, int n)
 {
+	struct metrics_server *m = server;
 	if (!m)
 		return;
 	for (struct conn *c = m->conns; c; c = c->next) {
@@ -932,8 +935,9 @@ void metrics_handle(struct metrics_server *m, const struct pollfd *fds, int n)
 	m->lidx = -1;
 }
 
-int metrics_timeout_ms(const struct metrics_server *m)
+int metrics_timeout_ms(void *server)
 {
+	const struct metrics_server *m = server;
 	if (!m || !m->conns)
 		return -1;
 	int64_t now = now_ms(), soonest = -1;

@@ -589,13 +589,15 @@ int rpc_adopt_client(struct rpc_server *s, int fd)
 	return client_add(s, fd, &ss);
 }
 
-int rpc_nfds(struct rpc_server *s)
+int rpc_nfds(void *server)
 {
+	struct rpc_server *s = server;
 	return 1 + (int)s->nclients;
 }
 
-int rpc_pollfds(struct rpc_server *s, struct pollfd *fds, int max)
+int rpc_pollfds(void *server, struct pollfd *fds, int max)
 {
+	struct rpc_server *s = server;
 	int n = 0;
 	if (n < max)
 		fds[n++] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
@@ -611,8 +613,9 @@ int rpc_pollfds(struct rpc_server *s, struct pollfd *fds, int max)
 	return n;
 }
 
-void rpc_handle(struct rpc_server *s, const struct pollfd *fds, int n)
+void rpc_handle(void *server, const struct pollfd *fds, int n)
 {
+	struct rpc_server *s = server;
 	for (int i = 0; i < n; i++) {
 		if (!fds[i].revents)
 			continue;
@@ -670,8 +673,9 @@ void rpc_handle(struct rpc_server *s, const struct pollfd *fds, int n)
 	alog_rl_flush();
 }
 
-int rpc_timeout_ms(struct rpc_server *s)
+int rpc_timeout_ms(void *server)
 {
+	struct rpc_server *s = server;
 	int64_t now = now_ms(), best = -1;
 	for (size_t i = 0; i < s->noq; i++) {
 		int64_t d = s->oq[i].deadline - now;
