@@ -86,6 +86,9 @@ void kv_free(struct kv *arr, size_t n);
 int strlist_add(struct strlist *l, const char *s);
 void strlist_free(struct strlist *l);
 
+/* A malloc'd copy of p[0..n); NULL when n is 0 or memory is short. */
+uint8_t *agent_memdup(const void *p, size_t n);
+
 /* "user", "member-join", ..., also vigil's own event names. */
 const char *agent_event_name(enum vigil_event_type t);
 

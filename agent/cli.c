@@ -29,22 +29,37 @@ static int cmd_version(int argc, char **argv)
 
 /* --------------------------------------------------------------- dispatch */
 
+/* One `vigil <name>` subcommand. */
+struct command {
+	const char *name;
+	const char *synopsis;
+	int (*run)(int argc, char **argv);
+	const char *help; /* NULL: the command prints its own */
+};
+
 static int run_agent(int argc, char **argv)
 {
 	return agent_main(argc, argv);
 }
 
-static const struct cli_command agent_command = {"agent", "Runs a vigil agent", run_agent, NULL};
-static const struct cli_command version_command = {"version", "Prints the vigil version",
-						   cmd_version, NULL};
-
-/* In the order `vigil --help` lists them. */
-static const struct cli_command *const commands[] = {
-	&agent_command, &cli_event_command, &cli_force_leave_command, &cli_info_command,
-	&cli_join_command, &cli_keygen_command, &cli_keys_command, &cli_leave_command,
-	&cli_members_command, &cli_monitor_command, &cli_query_command,
-	&cli_reachability_command, &cli_rtt_command, &cli_tags_command, &version_command,
-	&cli_will_command,
+static const struct command commands[] = {
+	{"agent", "Runs a vigil agent", run_agent, NULL},
+	{"event", "Send a custom event through the cluster", cli_cmd_event, cli_event_help},
+	{"force-leave", "Forces a member of the cluster to enter the \"left\" state",
+	 cli_cmd_force_leave, cli_force_leave_help},
+	{"info", "Provides debugging information for operators", cli_cmd_info, cli_info_help},
+	{"join", "Tell the agent to join cluster", cli_cmd_join, cli_join_help},
+	{"keygen", "Generates a new encryption key", cli_cmd_keygen, cli_keygen_help},
+	{"keys", "Manipulate the internal encryption keyring", cli_cmd_keys, cli_keys_help},
+	{"leave", "Gracefully leaves the cluster and shuts down", cli_cmd_leave, cli_leave_help},
+	{"members", "Lists the members of a cluster", cli_cmd_members, cli_members_help},
+	{"monitor", "Stream logs from an agent", cli_cmd_monitor, cli_monitor_help},
+	{"query", "Send a query to the cluster", cli_cmd_query, cli_query_help},
+	{"reachability", "Test network reachability", cli_cmd_reachability, cli_reachability_help},
+	{"rtt", "Estimates network round trip time between nodes", cli_cmd_rtt, cli_rtt_help},
+	{"tags", "Modify tags of a running agent", cli_cmd_tags, cli_tags_help},
+	{"version", "Prints the vigil version", cmd_version, NULL},
+	{"will", "Set, show or clear this node's last will", cli_cmd_will, cli_will_help},
 };
 
 static void usage(FILE *f)
@@ -52,7 +67,7 @@ static void usage(FILE *f)
 	fprintf(f, "Usage: vigil [--version] [--help] <command> [<args>]\n\n"
 		   "Available commands are:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-		fprintf(f, "    %-15s %s\n", commands[i]->name, commands[i]->synopsis);
+		fprintf(f, "    %-15s %s\n", commands[i].name, commands[i].synopsis);
 	fputc('\n', f);
 }
 
@@ -72,21 +87,21 @@ int cli_main(int argc, char **argv)
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-		if (strcmp(commands[i]->name, sub) != 0)
+		if (strcmp(commands[i].name, sub) != 0)
 			continue;
 		for (int k = 2; k < argc; k++) {
 			if (strcmp(argv[k], "--") == 0)
 				break;
 			if (strcmp(argv[k], "-h") == 0 || strcmp(argv[k], "-help") == 0 ||
 			    strcmp(argv[k], "--help") == 0) {
-				if (commands[i]->help)
-					fprintf(stderr, "%s\n", commands[i]->help);
-				else if (commands[i]->run == run_agent)
+				if (commands[i].help)
+					fprintf(stderr, "%s\n", commands[i].help);
+				else if (commands[i].run == run_agent)
 					return agent_main(1, (char *[]){"--help", NULL});
 				return 0;
 			}
 		}
-		return commands[i]->run(argc - 2, argv + 2);
+		return commands[i].run(argc - 2, argv + 2);
 	}
 	usage(stderr);
 	return 127;

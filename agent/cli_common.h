@@ -16,19 +16,29 @@
 #include "mp.h"
 #include "rpcclient.h"
 
-/* One `vigil <name>` subcommand (cli.c lists them for dispatch and usage). */
-struct cli_command {
-	const char *name;
-	const char *synopsis;
-	int (*run)(int argc, char **argv); /* argv[0] is the first argument */
-	const char *help;                  /* NULL: the command prints its own */
-};
-
-extern const struct cli_command cli_members_command, cli_join_command, cli_leave_command,
-	cli_force_leave_command, cli_tags_command, cli_info_command, cli_rtt_command;
-extern const struct cli_command cli_event_command, cli_query_command, cli_monitor_command,
-	cli_reachability_command;
-extern const struct cli_command cli_keys_command, cli_keygen_command, cli_will_command;
+/* The commands, by group: `vigil NAME` runs cli_cmd_NAME (argv[0] is its
+ * first argument; the exit status), cli_NAME_help is its help text. */
+/* cli_members.c */
+int cli_cmd_members(int argc, char **argv);
+int cli_cmd_join(int argc, char **argv);
+int cli_cmd_leave(int argc, char **argv);
+int cli_cmd_force_leave(int argc, char **argv);
+int cli_cmd_tags(int argc, char **argv);
+int cli_cmd_info(int argc, char **argv);
+int cli_cmd_rtt(int argc, char **argv);
+/* cli_events.c */
+int cli_cmd_event(int argc, char **argv);
+int cli_cmd_query(int argc, char **argv);
+int cli_cmd_monitor(int argc, char **argv);
+int cli_cmd_reachability(int argc, char **argv);
+/* cli_keys.c */
+int cli_cmd_keys(int argc, char **argv);
+int cli_cmd_keygen(int argc, char **argv);
+int cli_cmd_will(int argc, char **argv);
+extern const char cli_members_help[], cli_join_help[], cli_leave_help[], cli_force_leave_help[],
+	cli_tags_help[], cli_info_help[], cli_rtt_help[], cli_event_help[], cli_query_help[],
+	cli_monitor_help[], cli_reachability_help[], cli_keys_help[], cli_keygen_help[],
+	cli_will_help[];
 
 /* The common flags in the commands' help texts. */
 #define RPC_ADDR_HELP "  -rpc-addr=127.0.0.1:7373  RPC address of the agent.\n"

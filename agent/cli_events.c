@@ -12,7 +12,7 @@
 
 /* ----------------------------------------------------------------- event */
 
-static const char event_help[] =
+const char cli_event_help[] =
 	"Usage: vigil event [options] name payload\n"
 	"\n"
 	"  Dispatches a custom event across the cluster.\n"
@@ -25,18 +25,18 @@ static const char event_help[] =
 	"                            one received. Default is true.\n"
 	RPC_FLAGS_HELP;
 
-static int cmd_event(int argc, char **argv)
+int cli_cmd_event(int argc, char **argv)
 {
 	bool coalesce = true;
 	struct cmdflags f = {0};
 	int rest, rc;
 	cli_flag(&f, "coalesce", FLAG_BOOL, &coalesce);
-	if ((rc = cli_parse_flags(&f, event_help, argc, argv, &rest)) != CLI_PARSED)
+	if ((rc = cli_parse_flags(&f, cli_event_help, argc, argv, &rest)) != CLI_PARSED)
 		return rc;
 	int nargs = argc - rest;
 	const char *bad = cli_name_payload_error(nargs, "An event name must be specified.");
 	if (bad)
-		return cli_usage_error(bad, event_help);
+		return cli_usage_error(bad, cli_event_help);
 	struct mp_body b;
 	msgpack_packer *pk = mp_body_map(&b, 3);
 	mp_pack_kstr(pk, "Name", argv[rest]);
@@ -48,11 +48,9 @@ static int cmd_event(int argc, char **argv)
 	return 0;
 }
 
-const struct cli_command cli_event_command = {"event", "Send a custom event through the cluster", cmd_event, event_help};
-
 /* ----------------------------------------------------------------- query */
 
-static const char query_help[] =
+const char cli_query_help[] =
 	"Usage: vigil query [options] name payload\n"
 	"\n"
 	"  Dispatches a query to the cluster.\n"
@@ -174,7 +172,7 @@ static void query_print(void *ctx, const char *type, const char *from, const cha
 	}
 }
 
-static int cmd_query(int argc, char **argv)
+int cli_cmd_query(int argc, char **argv)
 {
 	bool noack = false;
 	struct flag_list nodes = {0}, tags = {0};
@@ -189,7 +187,7 @@ static int cmd_query(int argc, char **argv)
 	cli_flag(&f, "no-ack", FLAG_BOOL, &noack);
 	cli_flag(&f, "format", FLAG_STRING, &format);
 	cli_flag(&f, "relay-factor", FLAG_INT, &relay);
-	rc = cli_parse_flags(&f, query_help, argc, argv, &rest);
+	rc = cli_parse_flags(&f, cli_query_help, argc, argv, &rest);
 	json_t *ftags = NULL;
 	if (rc == CLI_PARSED && cli_parse_tags(&tags, &ftags) != 0)
 		rc = 1;
@@ -202,7 +200,7 @@ static int cmd_query(int argc, char **argv)
 	const char *bad = cli_name_payload_error(nargs, "A query name must be specified.");
 	struct rpcc c;
 	if (bad) {
-		rc = cli_usage_error(bad, query_help);
+		rc = cli_usage_error(bad, cli_query_help);
 	} else if (relay > 255 || relay < 0) {
 		fprintf(stdout, "Relay factor must be between 0 and 255\n");
 		rc = 1;
@@ -268,11 +266,9 @@ static int cmd_query(int argc, char **argv)
 	return 0;
 }
 
-const struct cli_command cli_query_command = {"query", "Send a query to the cluster", cmd_query, query_help};
-
 /* --------------------------------------------------------------- monitor */
 
-static const char monitor_help[] =
+const char cli_monitor_help[] =
 	"Usage: vigil monitor [options]\n"
 	"\n"
 	"  Shows recent log messages of an agent, and attaches to the agent,\n"
@@ -328,13 +324,13 @@ static void gosyntax(FILE *f, const msgpack_object *o)
 	}
 }
 
-static int cmd_monitor(int argc, char **argv)
+int cli_cmd_monitor(int argc, char **argv)
 {
 	const char *level = "INFO";
 	struct cmdflags f = {0};
 	int rest, rc;
 	cli_flag(&f, "log-level", FLAG_STRING, &level);
-	if ((rc = cli_parse_flags(&f, monitor_help, argc, argv, &rest)) != CLI_PARSED)
+	if ((rc = cli_parse_flags(&f, cli_monitor_help, argc, argv, &rest)) != CLI_PARSED)
 		return rc;
 	struct rpcc c;
 	if (cli_connect(&c, &f) != 0)
@@ -418,11 +414,9 @@ static int cmd_monitor(int argc, char **argv)
 	return 1;
 }
 
-const struct cli_command cli_monitor_command = {"monitor", "Stream logs from an agent", cmd_monitor, monitor_help};
-
 /* ---------------------------------------------------------- reachability */
 
-static const char reachability_help[] =
+const char cli_reachability_help[] =
 	"Usage: vigil reachability [options]\n"
 	"\n"
 	"  Tests the network reachability of this node\n"
@@ -468,13 +462,13 @@ static void reach_ack(void *ctx, const char *type, const char *from, const char 
 
 /* serf's reachability: an acked "_serf_ping" query to everyone, compared
  * with the live members; same output, same exit codes. */
-static int cmd_reachability(int argc, char **argv)
+int cli_cmd_reachability(int argc, char **argv)
 {
 	struct reach r = { 0 };
 	struct cmdflags f = {0};
 	int rest, rc;
 	cli_flag(&f, "verbose", FLAG_BOOL, &r.verbose);
-	if ((rc = cli_parse_flags(&f, reachability_help, argc, argv, &rest)) != CLI_PARSED)
+	if ((rc = cli_parse_flags(&f, cli_reachability_help, argc, argv, &rest)) != CLI_PARSED)
 		return rc;
 	msgpack_unpacked u;
 	if (cli_request(&f, "members", NULL, &u, "Error getting members") != 0)
@@ -552,4 +546,3 @@ static int cmd_reachability(int argc, char **argv)
 	return exit_code;
 }
 
-const struct cli_command cli_reachability_command = {"reachability", "Test network reachability", cmd_reachability, reachability_help};

@@ -14,7 +14,7 @@
 
 /* ------------------------------------------------------------------ keys */
 
-static const char keys_help[] =
+const char cli_keys_help[] =
 	"Usage: vigil keys [options]...\n"
 	"\n"
 	"  Manage the internal encryption keyring used by the cluster. Modifications\n"
@@ -65,7 +65,7 @@ static void print_failures(const msgpack_object *resp)
 	cli_print_columns(&l, false);
 }
 
-static int cmd_keys(int argc, char **argv)
+int cli_cmd_keys(int argc, char **argv)
 {
 	const char *install = "", *use = "", *remove_ = "";
 	bool list = false;
@@ -75,7 +75,7 @@ static int cmd_keys(int argc, char **argv)
 	cli_flag(&f, "use", FLAG_STRING, &use);
 	cli_flag(&f, "remove", FLAG_STRING, &remove_);
 	cli_flag(&f, "list", FLAG_BOOL, &list);
-	if ((rc = cli_parse_flags(&f, keys_help, argc, argv, &rest)) != CLI_PARSED)
+	if ((rc = cli_parse_flags(&f, cli_keys_help, argc, argv, &rest)) != CLI_PARSED)
 		return rc;
 	bool found = list;
 	const char *args[] = {install, use, remove_};
@@ -87,7 +87,7 @@ static int cmd_keys(int argc, char **argv)
 		found = found || *args[i];
 	}
 	if (!found)
-		return cli_usage_error(NULL, keys_help);
+		return cli_usage_error(NULL, cli_keys_help);
 	/* the agent answers once the whole cluster did or the key query timed
 	 * out (serf's default: 3.2 s up to 9 nodes, more for bigger clusters);
 	 * serf's client waits as long as it takes */
@@ -144,22 +144,20 @@ static int cmd_keys(int argc, char **argv)
 	return 0;
 }
 
-const struct cli_command cli_keys_command = {"keys", "Manipulate the internal encryption keyring", cmd_keys, keys_help};
-
 /* ---------------------------------------------------------------- keygen */
 
-static const char keygen_help[] =
+const char cli_keygen_help[] =
 	"Usage: vigil keygen\n"
 	"\n"
 	"  Generates a new encryption key that can be used to configure the\n"
 	"  agent to encrypt traffic. The output of this command is already\n"
 	"  in the proper format that the agent expects.";
 
-static int cmd_keygen(int argc, char **argv)
+int cli_cmd_keygen(int argc, char **argv)
 {
 	struct flag_def none[1];
 	int rest, rc;
-	if ((rc = cli_parse_or_usage(none, 0, keygen_help, argc, argv, &rest)) != CLI_PARSED)
+	if ((rc = cli_parse_or_usage(none, 0, cli_keygen_help, argc, argv, &rest)) != CLI_PARSED)
 		return rc;
 	unsigned char key[32];
 	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -195,11 +193,9 @@ static int cmd_keygen(int argc, char **argv)
 	return 0;
 }
 
-const struct cli_command cli_keygen_command = {"keygen", "Generates a new encryption key", cmd_keygen, keygen_help};
-
 /* ------------------------------------------------------------------ will */
 
-static const char will_help[] =
+const char cli_will_help[] =
 	"Usage: vigil will set (--to MEMBER | --event NAME) [--delay 30s] PAYLOAD|-\n"
 	"       vigil will show [MEMBER]\n"
 	"       vigil will clear\n"
@@ -228,12 +224,12 @@ static int will_set(int argc, char **argv)
 	cli_flag(&f, "to", FLAG_STRING, &to);
 	cli_flag(&f, "event", FLAG_STRING, &event);
 	cli_flag(&f, "delay", FLAG_DURATION, &delay);
-	if ((rc = cli_parse_flags(&f, will_help, argc, argv, &rest)) != CLI_PARSED)
+	if ((rc = cli_parse_flags(&f, cli_will_help, argc, argv, &rest)) != CLI_PARSED)
 		return rc;
 	if ((*to != '\0') == (*event != '\0'))
-		return cli_usage_error("Exactly one of --to or --event must be given.", will_help);
+		return cli_usage_error("Exactly one of --to or --event must be given.", cli_will_help);
 	if (argc - rest != 1)
-		return cli_usage_error("A payload (or - to read it from stdin) must be specified.", will_help);
+		return cli_usage_error("A payload (or - to read it from stdin) must be specified.", cli_will_help);
 	if (delay < 0) {
 		fprintf(stdout, "The delay must not be negative.\n");
 		return 1;
@@ -285,10 +281,10 @@ static int will_show(int argc, char **argv)
 {
 	struct cmdflags f = {0};
 	int rest, rc;
-	if ((rc = cli_parse_flags(&f, will_help, argc, argv, &rest)) != CLI_PARSED)
+	if ((rc = cli_parse_flags(&f, cli_will_help, argc, argv, &rest)) != CLI_PARSED)
 		return rc;
 	if (argc - rest > 1)
-		return cli_usage_error("At most one member name may be given.", will_help);
+		return cli_usage_error("At most one member name may be given.", cli_will_help);
 	struct mp_body b;
 	mp_pack_kstr(mp_body_map(&b, 1), "Owner", argc - rest == 1 ? argv[rest] : "");
 	msgpack_unpacked u;
@@ -339,7 +335,7 @@ static int will_clear(int argc, char **argv)
 {
 	struct cmdflags f = {0};
 	int rest, rc;
-	if ((rc = cli_parse_flags(&f, will_help, argc, argv, &rest)) != CLI_PARSED)
+	if ((rc = cli_parse_flags(&f, cli_will_help, argc, argv, &rest)) != CLI_PARSED)
 		return rc;
 	if (cli_request(&f, "will-clear", NULL, NULL, "Error clearing will") != 0)
 		return 1;
@@ -347,10 +343,10 @@ static int will_clear(int argc, char **argv)
 	return 0;
 }
 
-static int cmd_will(int argc, char **argv)
+int cli_cmd_will(int argc, char **argv)
 {
 	if (argc < 1)
-		return cli_usage_error(NULL, will_help);
+		return cli_usage_error(NULL, cli_will_help);
 	if (strcmp(argv[0], "set") == 0)
 		return will_set(argc - 1, argv + 1);
 	if (strcmp(argv[0], "show") == 0)
@@ -358,7 +354,6 @@ static int cmd_will(int argc, char **argv)
 	if (strcmp(argv[0], "clear") == 0)
 		return will_clear(argc - 1, argv + 1);
 	printf("Unknown will subcommand: %s\n\n", argv[0]);
-	return cli_usage_error(NULL, will_help);
+	return cli_usage_error(NULL, cli_will_help);
 }
 
-const struct cli_command cli_will_command = {"will", "Set, show or clear this node's last will", cmd_will, will_help};

@@ -12,7 +12,7 @@
 
 /* --------------------------------------------------------------- members */
 
-static const char members_help[] =
+const char cli_members_help[] =
 	"Usage: vigil members [options]\n"
 	"\n"
 	"  Outputs the members of a running vigil (or Serf) agent.\n"
@@ -69,7 +69,7 @@ static int cmp_cstr(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int cmd_members(int argc, char **argv)
+int cli_cmd_members(int argc, char **argv)
 {
 	bool detailed = false;
 	const char *role = "", *status = "", *name = "", *format = "text";
@@ -82,7 +82,7 @@ static int cmd_members(int argc, char **argv)
 	cli_flag(&f, "format", FLAG_STRING, &format);
 	cli_flag(&f, "tag", FLAG_LIST, &tags);
 	cli_flag(&f, "name", FLAG_STRING, &name);
-	if ((rc = cli_parse_flags(&f, members_help, argc, argv, &rest)) != CLI_PARSED) {
+	if ((rc = cli_parse_flags(&f, cli_members_help, argc, argv, &rest)) != CLI_PARSED) {
 		flag_list_free(&tags);
 		return rc;
 	}
@@ -203,11 +203,9 @@ static int cmd_members(int argc, char **argv)
 	return rc;
 }
 
-const struct cli_command cli_members_command = {"members", "Lists the members of a cluster", cmd_members, members_help};
-
 /* ------------------------------------------------------------------ join */
 
-static const char join_help[] =
+const char cli_join_help[] =
 	"Usage: vigil join [options] address ...\n"
 	"\n"
 	"  Tells a running agent (with \"vigil agent\") to join the cluster\n"
@@ -218,16 +216,16 @@ static const char join_help[] =
 	"  -replay                   Replay past user events.\n"
 	RPC_FLAGS_HELP;
 
-static int cmd_join(int argc, char **argv)
+int cli_cmd_join(int argc, char **argv)
 {
 	bool replay = false;
 	struct cmdflags f = {0};
 	int rest, rc;
 	cli_flag(&f, "replay", FLAG_BOOL, &replay);
-	if ((rc = cli_parse_flags(&f, join_help, argc, argv, &rest)) != CLI_PARSED)
+	if ((rc = cli_parse_flags(&f, cli_join_help, argc, argv, &rest)) != CLI_PARSED)
 		return rc;
 	if (rest >= argc)
-		return cli_usage_error("At least one address to join must be specified.", join_help);
+		return cli_usage_error("At least one address to join must be specified.", cli_join_help);
 	struct mp_body b;
 	msgpack_packer *pk = mp_body_map(&b, 2);
 	mp_pack_cstr(pk, "Existing");
@@ -245,11 +243,9 @@ static int cmd_join(int argc, char **argv)
 	return 0;
 }
 
-const struct cli_command cli_join_command = {"join", "Tell the agent to join cluster", cmd_join, join_help};
-
 /* ----------------------------------------------------------------- leave */
 
-static const char leave_help[] =
+const char cli_leave_help[] =
 	"Usage: vigil leave\n"
 	"\n"
 	"  Causes the agent to gracefully leave the cluster and shutdown.\n"
@@ -258,11 +254,11 @@ static const char leave_help[] =
 	"\n"
 	RPC_FLAGS_HELP;
 
-static int cmd_leave(int argc, char **argv)
+int cli_cmd_leave(int argc, char **argv)
 {
 	struct cmdflags f = {0};
 	int rest, rc;
-	if ((rc = cli_parse_flags(&f, leave_help, argc, argv, &rest)) != CLI_PARSED)
+	if ((rc = cli_parse_flags(&f, cli_leave_help, argc, argv, &rest)) != CLI_PARSED)
 		return rc;
 	f.timeout_ms = 30000; /* the agent answers after the leave finished */
 	if (cli_request(&f, "leave", NULL, NULL, "Error leaving") != 0)
@@ -271,11 +267,9 @@ static int cmd_leave(int argc, char **argv)
 	return 0;
 }
 
-const struct cli_command cli_leave_command = {"leave", "Gracefully leaves the cluster and shuts down", cmd_leave, leave_help};
-
 /* ----------------------------------------------------------- force-leave */
 
-static const char force_leave_help[] =
+const char cli_force_leave_help[] =
 	"Usage: vigil force-leave [options] name\n"
 	"\n"
 	"  Forces a member of the cluster to enter the \"left\" state. Note\n"
@@ -290,16 +284,16 @@ static const char force_leave_help[] =
 	RPC_FLAGS_HELP "\n"
 	"  -prune                    Remove agent forcibly from list of members";
 
-static int cmd_force_leave(int argc, char **argv)
+int cli_cmd_force_leave(int argc, char **argv)
 {
 	bool prune = false;
 	struct cmdflags f = {0};
 	int rest, rc;
 	cli_flag(&f, "prune", FLAG_BOOL, &prune);
-	if ((rc = cli_parse_flags(&f, force_leave_help, argc, argv, &rest)) != CLI_PARSED)
+	if ((rc = cli_parse_flags(&f, cli_force_leave_help, argc, argv, &rest)) != CLI_PARSED)
 		return rc;
 	if (argc - rest != 1)
-		return cli_usage_error("A node name must be specified to force leave.", force_leave_help);
+		return cli_usage_error("A node name must be specified to force leave.", cli_force_leave_help);
 	struct mp_body b;
 	msgpack_packer *pk = mp_body_map(&b, 2);
 	mp_pack_kstr(pk, "Node", argv[rest]);
@@ -307,11 +301,9 @@ static int cmd_force_leave(int argc, char **argv)
 	return cli_request(&f, "force-leave", &b, NULL, "Error force leaving");
 }
 
-const struct cli_command cli_force_leave_command = {"force-leave", "Forces a member of the cluster to enter the \"left\" state", cmd_force_leave, force_leave_help};
-
 /* ------------------------------------------------------------------ tags */
 
-static const char tags_help[] =
+const char cli_tags_help[] =
 	"Usage: vigil tags [options] ...\n"
 	"\n"
 	"  Modifies tags on a running agent.\n"
@@ -323,16 +315,16 @@ static const char tags_help[] =
 	"  -set key=value            Creates or modifies the value of a tag\n"
 	"  -delete key               Removes a tag, if present";
 
-static int cmd_tags(int argc, char **argv)
+int cli_cmd_tags(int argc, char **argv)
 {
 	struct flag_list set = {0}, del = {0};
 	struct cmdflags f = {0};
 	int rest, rc;
 	cli_flag(&f, "set", FLAG_LIST, &set);
 	cli_flag(&f, "delete", FLAG_LIST, &del);
-	rc = cli_parse_flags(&f, tags_help, argc, argv, &rest);
+	rc = cli_parse_flags(&f, cli_tags_help, argc, argv, &rest);
 	if (rc == CLI_PARSED && set.n == 0 && del.n == 0)
-		rc = cli_usage_error(NULL, tags_help);
+		rc = cli_usage_error(NULL, cli_tags_help);
 	json_t *tags = NULL;
 	struct rpcc c;
 	if (rc == CLI_PARSED && cli_connect(&c, &f) != 0)
@@ -361,11 +353,9 @@ static int cmd_tags(int argc, char **argv)
 	return 0;
 }
 
-const struct cli_command cli_tags_command = {"tags", "Modify tags of a running agent", cmd_tags, tags_help};
-
 /* ------------------------------------------------------------------ info */
 
-static const char info_help[] =
+const char cli_info_help[] =
 	"Usage: vigil info [options]\n"
 	"\n"
 	"\tProvides debugging information for operators\n"
@@ -418,13 +408,13 @@ static void free_pairs(struct kvs *r, size_t n)
 	free(r);
 }
 
-static int cmd_info(int argc, char **argv)
+int cli_cmd_info(int argc, char **argv)
 {
 	const char *format = "text";
 	struct cmdflags f = {0};
 	int rest, rc;
 	cli_flag(&f, "format", FLAG_STRING, &format);
-	if ((rc = cli_parse_flags(&f, info_help, argc, argv, &rest)) != CLI_PARSED)
+	if ((rc = cli_parse_flags(&f, cli_info_help, argc, argv, &rest)) != CLI_PARSED)
 		return rc;
 	msgpack_unpacked u;
 	if (cli_request(&f, "stats", NULL, &u, "Error querying agent") != 0)
@@ -461,11 +451,9 @@ static int cmd_info(int argc, char **argv)
 	return rc;
 }
 
-const struct cli_command cli_info_command = {"info", "Provides debugging information for operators", cmd_info, info_help};
-
 /* ------------------------------------------------------------------- rtt */
 
-static const char rtt_help[] =
+const char cli_rtt_help[] =
 	"Usage: vigil rtt [options] node1 [node2]\n"
 	"\n"
 	"  Estimates the round trip time between two nodes using vigil's network\n"
@@ -502,11 +490,11 @@ static int fetch_coordinate(struct cmdflags *f, const char *node, struct vigil_c
 }
 
 /* serf's rtt command: same arguments, same output. */
-static int cmd_rtt(int argc, char **argv)
+int cli_cmd_rtt(int argc, char **argv)
 {
 	struct cmdflags f = {0};
 	int rest, rc;
-	if ((rc = cli_parse_flags(&f, rtt_help, argc, argv, &rest)) != CLI_PARSED)
+	if ((rc = cli_parse_flags(&f, cli_rtt_help, argc, argv, &rest)) != CLI_PARSED)
 		return rc;
 	char self[VIGIL_NAME_MAX + 1];
 	const char *nodes[2] = { NULL, NULL };
@@ -520,7 +508,7 @@ static int cmd_rtt(int argc, char **argv)
 		msgpack_unpacked_destroy(&u);
 		nodes[1] = self;
 	} else if (argc - rest != 2) {
-		printf("One or two node names must be specified\n\n%s\n", rtt_help);
+		printf("One or two node names must be specified\n\n%s\n", cli_rtt_help);
 		return 1;
 	} else {
 		nodes[1] = argv[rest + 1];
@@ -540,4 +528,3 @@ static int cmd_rtt(int argc, char **argv)
 	return 0;
 }
 
-const struct cli_command cli_rtt_command = {"rtt", "Estimates network round trip time between nodes", cmd_rtt, rtt_help};

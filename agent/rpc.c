@@ -57,13 +57,9 @@ static int wbuf_write(void *data, const char *buf, size_t len)
 	return 0;
 }
 
-void rpc_client_packer(struct client *c, msgpack_packer *pk)
+void rpc_reply_body(struct client *c, msgpack_packer *pk, uint64_t seq, const char *err)
 {
 	msgpack_packer_init(pk, c, wbuf_write);
-}
-
-void rpc_pack_header(msgpack_packer *pk, uint64_t seq, const char *err)
-{
 	msgpack_pack_map(pk, 2);
 	mp_pack_kuint(pk, "Seq", seq);
 	mp_pack_kstr(pk, "Error", err ? err : "");
@@ -73,8 +69,7 @@ void rpc_pack_header(msgpack_packer *pk, uint64_t seq, const char *err)
 void rpc_reply(struct client *c, uint64_t seq, const char *err)
 {
 	msgpack_packer pk;
-	rpc_client_packer(c, &pk);
-	rpc_pack_header(&pk, seq, err);
+	rpc_reply_body(c, &pk, seq, err);
 }
 
 struct client *rpc_find_client(struct rpc_server *s, uint64_t id)
@@ -142,8 +137,7 @@ static void try_flush(struct client *c)
 static void rpc_cmd_handshake(struct rpc_server *s, struct client *c, uint64_t seq,
 		    const msgpack_object *b, const char *cmd)
 {
-	(void)s;
-	(void)cmd;
+	(void)s, (void)cmd;
 	int64_t ver = 0;
 	mp_get_int(b, "Version", &ver);
 	if (ver < 1 || ver > 1)

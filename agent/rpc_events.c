@@ -47,8 +47,7 @@ void rpc_cmd_event(struct rpc_server *s, struct client *c, uint64_t seq,
 void rpc_cmd_stream(struct rpc_server *s, struct client *c, uint64_t seq,
 		    const msgpack_object *b, const char *cmd)
 {
-	(void)s;
-	(void)cmd;
+	(void)s, (void)cmd;
 	char type[1024];
 	const msgpack_object *to = mp_get(b, "Type");
 	bool bad = false;
@@ -94,8 +93,7 @@ static void send_log(struct client *c, const char *line)
 	if (c->wlen > WBUF_STREAM_LIMIT)
 		return; /* slow monitor: drop (serf: "Dropping logs") */
 	msgpack_packer pk;
-	rpc_client_packer(c, &pk);
-	rpc_pack_header(&pk, c->mon_seq, "");
+	rpc_reply_body(c, &pk, c->mon_seq, "");
 	msgpack_pack_map(&pk, 1);
 	mp_pack_kstr(&pk, "Log", line);
 }
@@ -110,8 +108,7 @@ static void replay_log(void *ctx, int lv, const char *line)
 void rpc_cmd_monitor(struct rpc_server *s, struct client *c, uint64_t seq,
 		    const msgpack_object *b, const char *cmd)
 {
-	(void)s;
-	(void)cmd;
+	(void)s, (void)cmd;
 	char lvl[32];
 	if (!mp_get_str(b, "LogLevel", lvl, sizeof lvl))
 		lvl[0] = '\0';
@@ -140,8 +137,7 @@ void rpc_cmd_monitor(struct rpc_server *s, struct client *c, uint64_t seq,
 void rpc_cmd_stop(struct rpc_server *s, struct client *c, uint64_t seq,
 		    const msgpack_object *b, const char *cmd)
 {
-	(void)s;
-	(void)cmd;
+	(void)s, (void)cmd;
 	uint64_t stop = 0;
 	mp_get_uint(b, "Stop", &stop);
 	if (c->monitor && c->mon_seq == stop)
@@ -165,8 +161,7 @@ void rpc_send_query_record(struct client *c, uint64_t seq, const char *type,
 	if (c->wlen > WBUF_STREAM_LIMIT)
 		return;
 	msgpack_packer pk;
-	rpc_client_packer(c, &pk);
-	rpc_pack_header(&pk, seq, "");
+	rpc_reply_body(c, &pk, seq, "");
 	msgpack_pack_map(&pk, 3);
 	mp_pack_kstr(&pk, "Type", type);
 	mp_pack_kstr(&pk, "From", from);
@@ -341,8 +336,7 @@ static void send_member_event(struct client *c, uint64_t seq, const struct vigil
 		n = 1;
 	}
 	msgpack_packer pk;
-	rpc_client_packer(c, &pk);
-	rpc_pack_header(&pk, seq, "");
+	rpc_reply_body(c, &pk, seq, "");
 	msgpack_pack_map(&pk, 2);
 	mp_pack_kstr(&pk, "Event", agent_event_name(ev->type));
 	mp_pack_cstr(&pk, "Members");
@@ -370,8 +364,7 @@ static void send_event(struct rpc_server *s, struct client *c, uint64_t seq,
 		send_member_event(c, seq, ev, members, nmembers);
 		return;
 	case VIGIL_EV_USER:
-		rpc_client_packer(c, &pk);
-		rpc_pack_header(&pk, seq, "");
+		rpc_reply_body(c, &pk, seq, "");
 		msgpack_pack_map(&pk, 5);
 		mp_pack_kstr(&pk, "Event", "user");
 		mp_pack_kuint(&pk, "LTime", ev->ltime);
@@ -389,8 +382,7 @@ static void send_event(struct rpc_server *s, struct client *c, uint64_t seq,
 			c->pr[c->npr++] = (struct pending_respond){ev->id, qid,
 								   now_ms() + RESPOND_WINDOW_MS};
 		}
-		rpc_client_packer(c, &pk);
-		rpc_pack_header(&pk, seq, "");
+		rpc_reply_body(c, &pk, seq, "");
 		msgpack_pack_map(&pk, 5);
 		mp_pack_kstr(&pk, "Event", "query");
 		mp_pack_kuint(&pk, "ID", qid);
@@ -402,8 +394,7 @@ static void send_event(struct rpc_server *s, struct client *c, uint64_t seq,
 	}
 	default:
 		/* vigil's own events: only to streams that asked for them */
-		rpc_client_packer(c, &pk);
-		rpc_pack_header(&pk, seq, "");
+		rpc_reply_body(c, &pk, seq, "");
 		msgpack_pack_map(&pk, 7);
 		mp_pack_kstr(&pk, "Event", agent_event_name(ev->type));
 		mp_pack_kstr(&pk, "Member", ev->member ? ev->member->name : "");
@@ -434,13 +425,8 @@ void rpc_on_event(struct rpc_server *s, const struct vigil_event *ev,
 			st->type = ev->type;
 			st->id = ev->id;
 			snprintf(st->from, sizeof st->from, "%s", from);
-			if (ev->payload_len) {
-				st->payload = malloc(ev->payload_len);
-				if (st->payload) {
-					memcpy(st->payload, ev->payload, ev->payload_len);
-					st->len = ev->payload_len;
-				}
-			}
+			st->payload = agent_memdup(ev->payload, ev->payload_len);
+			st->len = st->payload ? ev->payload_len : 0;
 			return;
 		}
 		outq_event(s, ev->type, ev->id, from, ev->payload, ev->payload_len);

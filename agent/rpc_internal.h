@@ -175,9 +175,9 @@ struct rpc_server {
 
 /* ------------------------------------------------ server (rpc.c) */
 
-/* A packer appending to c's write buffer (bounded: WBUF_HARD_LIMIT). */
-void rpc_client_packer(struct client *c, msgpack_packer *pk);
-void rpc_pack_header(msgpack_packer *pk, uint64_t seq, const char *err);
+/* The response header {Seq, Error} to c, and pk set up to pack its body
+ * next into c's write buffer (bounded: WBUF_HARD_LIMIT). */
+void rpc_reply_body(struct client *c, msgpack_packer *pk, uint64_t seq, const char *err);
 /* Header-only response. */
 void rpc_reply(struct client *c, uint64_t seq, const char *err);
 /* The live client with this id, or NULL (it may have gone meanwhile). */

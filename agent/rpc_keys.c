@@ -19,8 +19,7 @@ static void key_reply(struct client *c, uint64_t seq, const char *err, bool list
 		      const struct vigil_keys_result *r)
 {
 	msgpack_packer pk;
-	rpc_client_packer(c, &pk);
-	rpc_pack_header(&pk, seq, err);
+	rpc_reply_body(c, &pk, seq, err);
 	msgpack_pack_map(&pk, 5);
 	mp_pack_cstr(&pk, "Messages");
 	msgpack_pack_map(&pk, r ? r->n_messages : 0);
@@ -148,8 +147,7 @@ void rpc_cmd_will_set(struct rpc_server *s, struct client *c, uint64_t seq,
 void rpc_cmd_will_clear(struct rpc_server *s, struct client *c, uint64_t seq,
 		    const msgpack_object *b, const char *cmd)
 {
-	(void)b;
-	(void)cmd;
+	(void)b, (void)cmd;
 	if (vigil_will_clear(s->a->v) != 0) {
 		rpc_reply(c, seq, "failed to clear will");
 		return;
@@ -168,16 +166,14 @@ void rpc_cmd_will_list(struct rpc_server *s, struct client *c, uint64_t seq,
 	size_t n = 0;
 	if (vigil_will_list(s->a->v, have ? owner : NULL, &w, &n) != 0) {
 		msgpack_packer pk;
-		rpc_client_packer(c, &pk);
-		rpc_pack_header(&pk, seq, "failed to list wills");
+		rpc_reply_body(c, &pk, seq, "failed to list wills");
 		msgpack_pack_map(&pk, 1);
 		mp_pack_cstr(&pk, "Wills");
 		msgpack_pack_array(&pk, 0);
 		return;
 	}
 	msgpack_packer pk;
-	rpc_client_packer(c, &pk);
-	rpc_pack_header(&pk, seq, "");
+	rpc_reply_body(c, &pk, seq, "");
 	msgpack_pack_map(&pk, 1);
 	mp_pack_cstr(&pk, "Wills");
 	msgpack_pack_array(&pk, n);

@@ -84,8 +84,7 @@ void rpc_cmd_force_leave(struct rpc_server *s, struct client *c, uint64_t seq,
 static void join_reply(struct client *c, uint64_t seq, const char *err, int num)
 {
 	msgpack_packer pk;
-	rpc_client_packer(c, &pk);
-	rpc_pack_header(&pk, seq, err);
+	rpc_reply_body(c, &pk, seq, err);
 	msgpack_pack_map(&pk, 1);
 	mp_pack_cstr(&pk, "Num");
 	msgpack_pack_int32(&pk, num);
@@ -292,8 +291,7 @@ void rpc_cmd_members(struct rpc_server *s, struct client *c, uint64_t seq,
 	}
 	if (!err[0]) {
 		msgpack_packer pk;
-		rpc_client_packer(c, &pk);
-		rpc_pack_header(&pk, seq, "");
+		rpc_reply_body(c, &pk, seq, "");
 		msgpack_pack_map(&pk, 1);
 		mp_pack_cstr(&pk, "Members");
 		msgpack_pack_array(&pk, keep ? nkeep : 0);
@@ -312,8 +310,7 @@ out:
 		rpc_client_kill(c, why);
 	} else if (err[0]) {
 		msgpack_packer pk;
-		rpc_client_packer(c, &pk);
-		rpc_pack_header(&pk, seq, err);
+		rpc_reply_body(c, &pk, seq, err);
 		msgpack_pack_map(&pk, 1);
 		mp_pack_cstr(&pk, "Members");
 		msgpack_pack_array(&pk, 0);
@@ -331,8 +328,7 @@ out:
 void rpc_cmd_leave(struct rpc_server *s, struct client *c, uint64_t seq,
 		    const msgpack_object *b, const char *cmd)
 {
-	(void)b;
-	(void)cmd;
+	(void)b, (void)cmd;
 	alog(LV_INFO, "agent.ipc: Graceful leave triggered");
 	struct leaver *n = realloc(s->leavers, (s->nleavers + 1) * sizeof *n);
 	if (!n) {
@@ -418,8 +414,7 @@ void rpc_cmd_tags(struct rpc_server *s, struct client *c, uint64_t seq,
 void rpc_cmd_stats(struct rpc_server *s, struct client *c, uint64_t seq,
 		    const msgpack_object *b, const char *cmd)
 {
-	(void)b;
-	(void)cmd;
+	(void)b, (void)cmd;
 	struct agent *a = s->a;
 	struct vigil_member *ms = NULL;
 	size_t n = 0;
@@ -504,8 +499,7 @@ void rpc_cmd_stats(struct rpc_server *s, struct client *c, uint64_t seq,
 		fclose(ps);
 
 	msgpack_packer pk;
-	rpc_client_packer(c, &pk);
-	rpc_pack_header(&pk, seq, "");
+	rpc_reply_body(c, &pk, seq, "");
 	msgpack_pack_map(&pk, 5);
 	mp_pack_cstr(&pk, "agent");
 	msgpack_pack_map(&pk, 1);
@@ -558,8 +552,7 @@ void rpc_cmd_get_coordinate(struct rpc_server *s, struct client *c, uint64_t seq
 	if (!ok)
 		memset(&co, 0, sizeof co);
 	msgpack_packer pk;
-	rpc_client_packer(c, &pk);
-	rpc_pack_header(&pk, seq, "");
+	rpc_reply_body(c, &pk, seq, "");
 	msgpack_pack_map(&pk, 2);
 	mp_pack_cstr(&pk, "Coord");
 	coord_pack(&pk, &co);

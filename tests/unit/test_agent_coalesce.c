@@ -52,10 +52,17 @@ static void offer_user(struct coalescer *c, const char *name, uint64_t ltime, in
 	coalescer_offer(c, &ev, now);
 }
 
+/* serf agent's windows (3 s, quiescent 1 s), recording into s. */
+static struct coalescer *serf_coalescer(struct seen *s)
+{
+	memset(s, 0, sizeof *s);
+	return coalescer_create(record, s, COALESCE_PERIOD_MS, QUIESCENT_PERIOD_MS);
+}
+
 TEST(member_events_batch_per_type_after_quiet_period)
 {
-	struct seen s = {0};
-	struct coalescer *c = coalescer_create(record, &s, COALESCE_PERIOD_MS, QUIESCENT_PERIOD_MS);
+	struct seen s;
+	struct coalescer *c = serf_coalescer(&s);
 	REQUIRE(c);
 	offer_member(c, VIGIL_EV_MEMBER_JOIN, "a", 0);
 	offer_member(c, VIGIL_EV_MEMBER_JOIN, "b", 100);
@@ -78,8 +85,8 @@ TEST(member_events_batch_per_type_after_quiet_period)
 
 TEST(window_closes_at_coalesce_period_despite_traffic)
 {
-	struct seen s = {0};
-	struct coalescer *c = coalescer_create(record, &s, COALESCE_PERIOD_MS, QUIESCENT_PERIOD_MS);
+	struct seen s;
+	struct coalescer *c = serf_coalescer(&s);
 	REQUIRE(c);
 	for (int64_t t = 0; t < COALESCE_PERIOD_MS; t += 500)
 		offer_member(c, VIGIL_EV_MEMBER_UPDATE, "a", t);
@@ -94,8 +101,8 @@ TEST(window_closes_at_coalesce_period_despite_traffic)
 
 TEST(latest_event_per_member_wins_and_repeats_are_dropped)
 {
-	struct seen s = {0};
-	struct coalescer *c = coalescer_create(record, &s, COALESCE_PERIOD_MS, QUIESCENT_PERIOD_MS);
+	struct seen s;
+	struct coalescer *c = serf_coalescer(&s);
 	REQUIRE(c);
 	offer_member(c, VIGIL_EV_MEMBER_JOIN, "a", 0);
 	offer_member(c, VIGIL_EV_MEMBER_FAILED, "a", 10);
@@ -118,8 +125,8 @@ TEST(latest_event_per_member_wins_and_repeats_are_dropped)
 
 TEST(user_events_keep_only_newest_ltime_per_name)
 {
-	struct seen s = {0};
-	struct coalescer *c = coalescer_create(record, &s, COALESCE_PERIOD_MS, QUIESCENT_PERIOD_MS);
+	struct seen s;
+	struct coalescer *c = serf_coalescer(&s);
 	REQUIRE(c);
 	offer_user(c, "deploy", 5, 0);
 	offer_user(c, "deploy", 7, 1);
@@ -138,8 +145,8 @@ TEST(user_events_keep_only_newest_ltime_per_name)
 
 TEST(uncoalesced_events_pass_straight_through)
 {
-	struct seen s = {0};
-	struct coalescer *c = coalescer_create(record, &s, COALESCE_PERIOD_MS, QUIESCENT_PERIOD_MS);
+	struct seen s;
+	struct coalescer *c = serf_coalescer(&s);
 	REQUIRE(c);
 	struct vigil_event ev = {.type = VIGIL_EV_USER, .name = "now", .coalesce = false};
 	coalescer_offer(c, &ev, 0);
