@@ -363,19 +363,13 @@ int cli_cmd_monitor(int argc, char **argv)
 		}
 		if (r != 0)
 			break;
-		if (got == sseq && !sinit) {
-			sinit = true;
+		/* the first answer to each request says whether it started */
+		bool *started = got == sseq && !sinit ? &sinit : got == mseq && !minit ? &minit : NULL;
+		if (started) {
+			*started = true;
 			if (err[0]) {
-				fprintf(stdout, "Error starting stream: %s\n", err);
-				rpcc_close(&c);
-				return 1;
-			}
-			continue;
-		}
-		if (got == mseq && !minit) {
-			minit = true;
-			if (err[0]) {
-				fprintf(stdout, "Error starting monitor: %s\n", err);
+				fprintf(stdout, "Error starting %s: %s\n", started == &sinit ? "stream" : "monitor",
+					err);
 				rpcc_close(&c);
 				return 1;
 			}

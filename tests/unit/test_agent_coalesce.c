@@ -64,9 +64,15 @@ TEST(member_events_batch_per_type_after_quiet_period)
 	struct seen s;
 	struct coalescer *c = serf_coalescer(&s);
 	REQUIRE(c);
-	offer_member(c, VIGIL_EV_MEMBER_JOIN, "a", 0);
-	offer_member(c, VIGIL_EV_MEMBER_JOIN, "b", 100);
-	offer_member(c, VIGIL_EV_MEMBER_FAILED, "c", 200);
+	static const struct {
+		enum vigil_event_type type;
+		const char *member;
+		int64_t at;
+	} events[] = {{VIGIL_EV_MEMBER_JOIN, "a", 0},
+		      {VIGIL_EV_MEMBER_JOIN, "b", 100},
+		      {VIGIL_EV_MEMBER_FAILED, "c", 200}};
+	for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
+		offer_member(c, events[i].type, events[i].member, events[i].at);
 	CHECK_EQ_INT(s.n, 0);
 	/* quiet for 1 s after the last event closes the window */
 	CHECK_EQ_INT(coalescer_timeout_ms(c, 200), QUIESCENT_PERIOD_MS);
