@@ -2,9 +2,10 @@
  * agent.c — `vigil agent`: a drop-in for `serf agent`.
  *
  * Flags and JSON config keys are serf's (cmd/serf/command/agent/command.go
- * and config.go).  One thread runs one poll loop over: a signal self-pipe,
- * the library's sockets (vigil_pollfds), the RPC listener and clients, and
- * the running event handler's pipes.
+ * and config.go).  One thread runs one poll loop over a registry of poll
+ * sources (poll_sources.h): a signal self-pipe, the agent's timers, the
+ * library's sockets (vigil_pollfds), the coalescer, the RPC listener and
+ * clients, the running event handler's pipes and the metrics endpoint.
  *
  * Signals, as serf handles them (command.go handleSignals):
  *   SIGINT  graceful leave (unless skip_leave_on_interrupt), then exit 0;

@@ -90,7 +90,7 @@ void rpc_client_kill(struct client *c, const char *why)
 }
 
 /* Handshaken, and authenticated if the agent wants a token. */
-bool rpc_client_ready(const struct rpc_server *s, const struct client *c)
+static bool client_ready(const struct rpc_server *s, const struct client *c)
 {
 	return c->version != 0 && (!s->auth || !*s->auth || c->authed);
 }
@@ -391,7 +391,7 @@ static bool make_room(struct rpc_server *s, const char *host)
 		if (c->dead)
 			continue;
 		live++;
-		if (rpc_client_ready(s, c)) {
+		if (client_ready(s, c)) {
 			/* nothing subscribed, nothing owed: an idle connection */
 			if (!c->monitor && !c->nstreams && !c->wlen && !c->rlen &&
 			    now - c->last_req >= IDLE_EVICT_MS &&
@@ -645,7 +645,7 @@ void rpc_handle(void *server, const struct pollfd *fds, int n)
 			else
 				i++;
 		}
-		if (!c->dead && !rpc_client_ready(s, c) && now - c->born >= PREAUTH_TIMEOUT_MS)
+		if (!c->dead && !client_ready(s, c) && now - c->born >= PREAUTH_TIMEOUT_MS)
 			rpc_client_kill(c, "closed: no handshake/auth within the time allowed");
 		if (c->overflow)
 			rpc_client_kill(c, "output buffer overflow");
@@ -686,7 +686,7 @@ int rpc_timeout_ms(void *server)
 			continue;
 		if (c->more)
 			d = 0; /* requests held back by REQ_BUDGET */
-		else if (!rpc_client_ready(s, c))
+		else if (!client_ready(s, c))
 			d = c->born + PREAUTH_TIMEOUT_MS - now;
 		if (d < 0 && d != -1)
 			d = 0;

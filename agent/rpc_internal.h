@@ -171,8 +171,6 @@ struct rpc_server {
 	size_t freed_big; /* bytes of big buffers freed since the last trim */
 };
 
-/* ---------------------------------------------------------------- output */
-
 /* ------------------------------------------------ server (rpc.c) */
 
 /* The response header {Seq, Error} to c, and pk set up to pack its body
@@ -184,8 +182,6 @@ void rpc_reply(struct client *c, uint64_t seq, const char *err);
 struct client *rpc_find_client(struct rpc_server *s, uint64_t id);
 /* Mark c for closing; why (if any) is logged. */
 void rpc_client_kill(struct client *c, const char *why);
-/* Handshaken, and authenticated if the agent wants a token. */
-bool rpc_client_ready(const struct rpc_server *s, const struct client *c);
 
 /* ------------------------------------------------ command handlers */
 
