@@ -1,7 +1,8 @@
 # vigil — GNU make build.
 #
 #   make            build/libvigil.a, build/libvigil.so* (src/*.c but the
-#                   simulator) and build/vigil (agent/*.c)
+#                   simulator) and build/vigil (agent/main.c linked against
+#                   build/libvigil-agent.a: every other agent/*.c)
 #   make install    PREFIX=/usr/local DESTDIR= LIBDIR=$(PREFIX)/lib: header,
 #                   libraries, vigil.pc, the vigil binary, man pages, systemd unit
 #   make uninstall  the same files removed
@@ -16,7 +17,11 @@
 #
 # Sources are found by wildcard, so new files are picked up automatically.
 # Each test binary is built from exactly one tests/unit/test_*.c and linked
-# against the internal archive (below), not the installed library.
+# against the agent archive and the internal archive (below), not the
+# installed library; the linker takes only the objects a test uses.
+#
+# libvigil-agent.a holds the agent and CLI (agent/*.c but main.c), so unit
+# tests can link the agent's modules; build/vigil is main.o + that archive.
 #
 # Three archives are built from the library objects:
 #   libvigil-internal.a  every object as compiled; tests, benchmarks and the
@@ -85,6 +90,8 @@ define variant
 $(1)_LIB_OBJS   := $$(LIB_SRCS:%.c=$(1)/%.o) $$(LIB_CXX_SRCS:%.cc=$(1)/%.o)
 $(1)_SIM_OBJS   := $$(SIM_SRCS:%.c=$(1)/%.o)
 $(1)_AGENT_OBJS := $$(AGENT_SRCS:%.c=$(1)/%.o)
+$(1)_AGENT_MAIN := $(1)/agent/main.o
+$(1)_AGENT_LIB_OBJS := $$(filter-out $$($(1)_AGENT_MAIN),$$($(1)_AGENT_OBJS))
 $(1)_TEST_OBJS  := $$(TEST_SRCS:%.c=$(1)/%.o)
 $(1)_TESTS      := $$(patsubst tests/unit/%.c,$(1)/tests/%,$$(TEST_SRCS))
 $(1)_AGENT      := $$(if $$(AGENT_SRCS),$(1)/vigil)
@@ -121,9 +128,14 @@ $(1)/$$(SO_REAL): $$($(1)_LIB_OBJS) $(1)/.lib-objs
 	ln -sf $$(SO_REAL) $(1)/$$(SO_NAME)
 	ln -sf $$(SO_NAME) $(1)/libvigil.so
 
-$(1)/vigil: $$($(1)_AGENT_OBJS) $(1)/libvigil-internal.a $(1)/.agent-objs
+$(1)/libvigil-agent.a: $$($(1)_AGENT_LIB_OBJS) $(1)/.agent-objs
 	@rm -f $$@
-	$$(CC) $(2) $(3) $$(LDFLAGS) -o $$@ $$($(1)_AGENT_OBJS) $(1)/libvigil-internal.a $$(LDLIBS) \
+	$$(AR) rcs $$@ $$($(1)_AGENT_LIB_OBJS)
+
+$(1)/vigil: $$($(1)_AGENT_MAIN) $(1)/libvigil-agent.a $(1)/libvigil-internal.a
+	@rm -f $$@
+	$$(CC) $(2) $(3) $$(LDFLAGS) -o $$@ $$($(1)_AGENT_MAIN) $(1)/libvigil-agent.a \
+		$(1)/libvigil-internal.a $$(LDLIBS) \
 		2>&1 | { grep -v 'statically linked applications requires at runtime\|in function' >&2 || true; }; \
 		test -x $$@
 
@@ -141,11 +153,12 @@ $(1)/agent/%.o: agent/%.c
 
 $(1)/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $$(@D)
-	$$(CC) $(2) -Itests/unit $$(CPPFLAGS) -MMD -MP -c -o $$@ $$<
+	$$(CC) $(2) -Itests/unit -Iagent $$(CPPFLAGS) -MMD -MP -c -o $$@ $$<
 
-$(1)/tests/test_%: $(1)/tests/unit/test_%.o $(1)/libvigil-sim.a $(1)/libvigil-internal.a
-	$$(CC) $(2) $$(LDFLAGS) -o $$@ $$< $(1)/libvigil-sim.a $(1)/libvigil-internal.a \
-		$$(TEST_LDLIBS)
+$(1)/tests/test_%: $(1)/tests/unit/test_%.o $(1)/libvigil-agent.a $(1)/libvigil-sim.a \
+		$(1)/libvigil-internal.a
+	$$(CC) $(2) $$(LDFLAGS) -o $$@ $$< $(1)/libvigil-agent.a $(1)/libvigil-sim.a \
+		$(1)/libvigil-internal.a $$(TEST_LDLIBS)
 
 -include $$($(1)_LIB_OBJS:.o=.d) $$($(1)_SIM_OBJS:.o=.d) $$($(1)_AGENT_OBJS:.o=.d) \
 	$$($(1)_TEST_OBJS:.o=.d)

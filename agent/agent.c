@@ -2,9 +2,10 @@
  * agent.c — `vigil agent`: a drop-in for `serf agent`.
  *
  * Flags and JSON config keys are serf's (cmd/serf/command/agent/command.go
- * and config.go).  One thread runs one poll loop over: a signal self-pipe,
- * the library's sockets (vigil_pollfds), the RPC listener and clients, and
- * the running event handler's pipes.
+ * and config.go).  One thread runs one poll loop over a registry of poll
+ * sources (poll_sources.h): a signal self-pipe, the agent's timers, the
+ * library's sockets (vigil_pollfds), the coalescer, the RPC listener and
+ * clients, the running event handler's pipes and the metrics endpoint.
  *
  * Signals, as serf handles them (command.go handleSignals):
  *   SIGINT  graceful leave (unless skip_leave_on_interrupt), then exit 0;
@@ -17,6 +18,7 @@
  *           and tags are updated.
  */
 #include "agent.h"
+#include "agent_state.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +41,7 @@
 #include "log.h"
 #include "memtrim.h"
 #include "metrics.h"
+#include "poll_sources.h"
 #include "rpc.h"
 #include "sdnotify.h"
 #include "tagsfile.h"
@@ -49,19 +52,8 @@
 /* After this long the agent's start-up (config, banner, startup join) is
  * over and its pages are dropped (memtrim.c). */
 #define STARTUP_TRIM_DELAY_MS 10000
-#define RPC_LEAVE_TIMEOUT_MS 5000 /* serf's BroadcastTimeout default */
-
-int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-const char *agent_event_name(enum vigil_event_type t)
-{
-	return vigil_event_name(t);
-}
+/* The loop wakes at least this often, whatever its sources say. */
+#define LOOP_MAX_WAIT_MS 60000
 
 static const char agent_help[] =
 	"Usage: vigil agent [options]\n"
@@ -557,16 +549,6 @@ static void log_to_rpc(void *ctx, int lv, const char *line)
 		rpc_on_log(a->rpc, lv, line);
 }
 
-void agent_begin_leave(struct agent *a)
-{
-	if (a->leaving)
-		return;
-	alog(LV_INFO, "agent: requesting graceful leave from Serf");
-	a->leaving = true;
-	a->leave_deadline_ms = now_ms() + RPC_LEAVE_TIMEOUT_MS;
-	vigil_leave(a->v);
-}
-
 /*
  * serf's retryJoin: join the -retry-join addresses; on failure try again
  * after -retry-interval, up to -retry-max attempts (0 = forever).  false:
@@ -685,20 +667,12 @@ static void apply_profile(struct vigil_config *vc, const char *profile)
 	}
 }
 
-int agent_main(int argc, char **argv)
-{
-	struct agent A;
-	struct agent *a = &A;
-	memset(a, 0, sizeof *a);
-	int rc = read_config(argc, argv, &a->cfg, false);
-	if (rc != 0) {
-		config_free(&a->cfg);
-		return rc == 2 ? 0 : 1;
-	}
-	struct agent_config *cfg = &a->cfg;
-	int exit_code = 1;
-	struct metrics_server *metrics = NULL;
+/* ------------------------------------------------------------ start-up */
 
+/* The checks serf makes before it creates anything; sets the log level and
+ * syslog on the way.  0, or 1 after printing why. */
+static int check_config(const struct agent_config *cfg)
+{
 	int lv = log_level_parse(cfg->log_level);
 	if (lv < 0) {
 		char up[64];
@@ -707,7 +681,6 @@ int agent_main(int argc, char **argv)
 			if (*p >= 'a' && *p <= 'z')
 				*p = (char)(*p - 'a' + 'A');
 		fprintf(stderr, "==> Invalid log level: %s. Valid log levels are: [TRACE DEBUG INFO WARN ERR]\n", up);
-		config_free(cfg);
 		return 1;
 	}
 	log_set_level(lv);
@@ -717,61 +690,62 @@ int agent_main(int argc, char **argv)
 		 * success, so refuse. */
 		fprintf(stderr, "==> mDNS discovery (-discover / \"discover\") is not supported by vigil; "
 				"use -join or -retry-join\n");
-		config_free(cfg);
 		return 1;
 	}
 	if (cfg->enable_syslog && log_enable_syslog(cfg->syslog_facility) != 0) {
 		fprintf(stderr, "==> Syslog setup failed: Unknown facility '%s'\n", cfg->syslog_facility);
-		config_free(cfg);
 		return 1;
 	}
 
 	if (strcmp(cfg->profile, "lan") != 0 && strcmp(cfg->profile, "wan") != 0 &&
 	    strcmp(cfg->profile, "local") != 0) {
 		fprintf(stderr, "==> Unknown profile: %s\n", cfg->profile);
-		config_free(cfg);
 		return 1;
 	}
-
-	struct vigil_config vc;
-	vigil_config_default(&vc);
-	char err[512];
 	if (strlen(cfg->node_name) > VIGIL_NAME_MAX) {
 		fprintf(stderr, "==> Node name is longer than %d bytes\n", VIGIL_NAME_MAX);
-		config_free(cfg);
 		return 1;
 	}
-	snprintf(vc.name, sizeof vc.name, "%s", cfg->node_name);
-	if (addr_parts(cfg->bind, vc.bind_addr, sizeof vc.bind_addr, &vc.bind_port, err,
+	return 0;
+}
+
+/* -bind, -iface and -advertise into vc.  0, or 1 after printing why. */
+static int config_addresses(const struct agent_config *cfg, struct vigil_config *vc)
+{
+	char err[512];
+	if (addr_parts(cfg->bind, vc->bind_addr, sizeof vc->bind_addr, &vc->bind_port, err,
 		       sizeof err) != 0) {
 		fprintf(stderr, "==> Invalid bind address: %s\n", err);
-		config_free(cfg);
 		return 1;
 	}
 	if (cfg->interface && *cfg->interface) {
 		bool picked;
 		if (!iface_exists(cfg->interface)) {
 			fprintf(stderr, "==> Invalid network interface: route ip+net: no such network interface\n");
-			config_free(cfg);
 			return 1;
 		}
-		if (iface_bind_ip(cfg->interface, vc.bind_addr, sizeof vc.bind_addr, &picked, err,
+		if (iface_bind_ip(cfg->interface, vc->bind_addr, sizeof vc->bind_addr, &picked, err,
 				  sizeof err) != 0) {
 			fprintf(stderr, "==> %s\n", err);
-			config_free(cfg);
 			return 1;
 		}
 		if (picked)
-			printf("==> Using interface '%s' address '%s'\n", cfg->interface, vc.bind_addr);
+			printf("==> Using interface '%s' address '%s'\n", cfg->interface, vc->bind_addr);
 	}
 	if (cfg->advertise && *cfg->advertise &&
-	    addr_parts(cfg->advertise, vc.advertise_addr, sizeof vc.advertise_addr,
-		       &vc.advertise_port, err, sizeof err) != 0) {
+	    addr_parts(cfg->advertise, vc->advertise_addr, sizeof vc->advertise_addr,
+		       &vc->advertise_port, err, sizeof err) != 0) {
 		fprintf(stderr, "==> Invalid advertise address: %s\n", err);
-		config_free(cfg);
 		return 1;
 	}
-	const char *keys[1];
+	return 0;
+}
+
+/* -encrypt and -keyring-file into vc (keys[0] holds the key: it must live
+ * as long as vc).  0, or 1 after printing why. */
+static int config_keys(struct agent *a, struct vigil_config *vc, const char *keys[1])
+{
+	const struct agent_config *cfg = &a->cfg;
 	if (cfg->encrypt_key && *cfg->encrypt_key) {
 		size_t bad_at;
 		long kl = go_b64_decoded_len(cfg->encrypt_key, &bad_at);
@@ -779,126 +753,131 @@ int agent_main(int argc, char **argv)
 			/* Go's base64 error, as serf prints it */
 			fprintf(stderr, "==> Invalid encryption key: illegal base64 data at input byte %zu\n",
 				bad_at);
-			config_free(cfg);
 			return 1;
 		}
 		if (kl != 16 && kl != 24 && kl != 32) {
 			/* serf finds this only when memberlist is created */
 			fprintf(stderr, "==> Failed to start the Serf agent: Error creating Serf: Failed to create memberlist: key size must be 16, 24 or 32 bytes\n");
-			config_free(cfg);
 			return 1;
 		}
 		if (cfg->keyring_file && *cfg->keyring_file && access(cfg->keyring_file, F_OK) == 0) {
 			/* serf refuses the combination once a keyring exists */
 			fprintf(stderr, "==> Failed to setup the agent: Encryption key not allowed while using a keyring\n");
-			config_free(cfg);
 			return 1;
 		}
 		keys[0] = cfg->encrypt_key;
-		vc.keys = keys;
-		vc.n_keys = 1;
+		vc->keys = keys;
+		vc->n_keys = 1;
 	}
-	vc.keyring_file = cfg->keyring_file && *cfg->keyring_file ? cfg->keyring_file : NULL;
-	if (vc.keyring_file && !vc.n_keys && access(vc.keyring_file, F_OK) != 0) {
+	vc->keyring_file = cfg->keyring_file && *cfg->keyring_file ? cfg->keyring_file : NULL;
+	if (vc->keyring_file && !vc->n_keys && access(vc->keyring_file, F_OK) != 0) {
 		/* serf refuses to start on a missing keyring; running without
 		 * encryption instead would be a silent downgrade */
 		fprintf(stderr, "==> Failed to start the vigil agent: keyring file %s: %s\n",
-			vc.keyring_file, strerror(errno));
-		config_free(cfg);
+			vc->keyring_file, strerror(errno));
 		return 1;
 	}
-	a->encrypted = vc.n_keys > 0 || (vc.keyring_file && access(vc.keyring_file, F_OK) == 0);
+	a->encrypted = vc->n_keys > 0 || (vc->keyring_file && access(vc->keyring_file, F_OK) == 0);
+	return 0;
+}
+
+/* -tags-file (restored into cfg) and the tags into vc: *tags is the array
+ * vc->tags points to, the caller frees it.  0, or 1 after printing why. */
+static int config_tags(struct agent_config *cfg, struct vigil_config *vc,
+		       struct vigil_tag **tags)
+{
+	char err[512];
 	if (cfg->tags_file && *cfg->tags_file) {
 		/* serf loadTagsFile: the file is the tags' only source */
 		if (cfg->n_tags > 0) {
 			fprintf(stderr, "==> Failed to setup the Serf agent: Tags config not allowed while using tag files\n");
-			config_free(cfg);
 			return 1;
 		}
 		if (tagsfile_load(cfg->tags_file, &cfg->tags, &cfg->n_tags, err, sizeof err) != 0) {
 			fprintf(stderr, "==> Failed to setup the Serf agent: %s\n", err);
-			config_free(cfg);
 			return 1;
 		}
 		if (cfg->n_tags)
 			printf("==> Restored %zu tag(s) from %s\n", cfg->n_tags, cfg->tags_file);
 	}
-	struct vigil_tag *tags = calloc(cfg->n_tags + 1, sizeof *tags);
-	for (size_t i = 0; tags && i < cfg->n_tags; i++) {
-		tags[i].key = cfg->tags[i].key;
-		tags[i].value = cfg->tags[i].value;
+	*tags = calloc(cfg->n_tags + 1, sizeof **tags);
+	for (size_t i = 0; *tags && i < cfg->n_tags; i++) {
+		(*tags)[i].key = cfg->tags[i].key;
+		(*tags)[i].value = cfg->tags[i].value;
 	}
-	vc.tags = tags;
-	vc.n_tags = tags ? cfg->n_tags : 0;
-	if (cfg->protocol > 0)
-		vc.protocol_version = cfg->protocol;
-	vc.snapshot_path = cfg->snapshot_path;
-	vc.rejoin_after_leave = cfg->rejoin_after_leave;
-	vc.disable_coordinates = cfg->disable_coordinates;
-	apply_profile(&vc, cfg->profile);
-	vc.on_event = on_lib_event;
-	vc.on_log = on_lib_log;
-	vc.ctx = a;
+	vc->tags = *tags;
+	vc->n_tags = *tags ? cfg->n_tags : 0;
+	return 0;
+}
 
+/* Signals, event handlers, the coalescer and the library itself.  0, or 1
+ * after printing why (what was created is destroyed again). */
+static int start_agent(struct agent *a, const struct vigil_config *vc)
+{
+	char err[512];
 	if (setup_signals() != 0) {
 		fprintf(stderr, "==> Failed to set up signal handling: %s\n", strerror(errno));
-		free(tags);
-		config_free(cfg);
 		return 1;
 	}
-	a->hs = handlers_create(a, &cfg->event_handlers, err, sizeof err);
+	a->hs = handlers_create(a, &a->cfg.event_handlers, err, sizeof err);
 	if (!a->hs) {
 		fprintf(stderr, "==> %s\n", err);
-		free(tags);
-		config_free(cfg);
 		return 1;
 	}
 
 	a->co = coalescer_create(dispatch_event, a, COALESCE_PERIOD_MS, QUIESCENT_PERIOD_MS);
 	if (!a->co) {
 		fprintf(stderr, "==> out of memory\n");
-		free(tags);
 		handlers_destroy(a->hs);
-		config_free(cfg);
 		return 1;
 	}
 	printf("==> Starting vigil agent...\n");
 	fflush(stdout);
 	alog(LV_INFO, "agent: vigil agent starting");
-	if (vigil_create(&vc, &a->v, err, sizeof err) != 0) {
+	if (vigil_create(vc, &a->v, err, sizeof err) != 0) {
 		fprintf(stderr, "==> Failed to start the vigil agent: Error creating vigil: %s\n", err);
-		free(tags);
 		coalescer_destroy(a->co);
 		handlers_destroy(a->hs);
-		config_free(cfg);
 		return 1;
 	}
-	free(tags);
+	return 0;
+}
 
+/* The RPC listener and, with -metrics-addr, the metrics endpoint.  0, or
+ * -1 after printing why. */
+static int start_servers(struct agent *a, struct metrics_server **metrics)
+{
+	char err[512];
+	const struct agent_config *cfg = &a->cfg;
 	printf("==> Starting vigil agent RPC...\n");
 	a->rpc = rpc_create(a, cfg->rpc_addr, cfg->rpc_auth, err, sizeof err);
 	if (!a->rpc) {
 		fprintf(stderr, "==> Error starting RPC listener: %s\n", err);
-		goto out;
+		return -1;
 	}
 	log_set_sink(log_to_rpc, a);
 	if (cfg->metrics_addr && *cfg->metrics_addr) {
-		metrics = metrics_create(a, cfg->metrics_addr, err, sizeof err);
-		if (!metrics) {
+		*metrics = metrics_create(a, cfg->metrics_addr, err, sizeof err);
+		if (!*metrics) {
 			fprintf(stderr, "==> Error starting metrics listener: %s\n", err);
-			goto out;
+			return -1;
 		}
 	}
+	return 0;
+}
 
+static void print_banner(const struct agent *a, const struct vigil_config *vc, bool metrics)
+{
+	const struct agent_config *cfg = &a->cfg;
 	printf("==> vigil agent running!\n");
 	printf("                  Node name: '%s'\n", cfg->node_name);
-	if (strchr(vc.bind_addr, ':'))
-		printf("                  Bind addr: '[%s]:%u'\n", vc.bind_addr, vc.bind_port);
+	if (strchr(vc->bind_addr, ':'))
+		printf("                  Bind addr: '[%s]:%u'\n", vc->bind_addr, vc->bind_port);
 	else
-		printf("                  Bind addr: '%s:%u'\n", vc.bind_addr, vc.bind_port);
+		printf("                  Bind addr: '%s:%u'\n", vc->bind_addr, vc->bind_port);
 	if (cfg->advertise && *cfg->advertise)
-		printf("             Advertise addr: '%s:%u'\n", vc.advertise_addr,
-		       vc.advertise_port ? vc.advertise_port : vc.bind_port);
+		printf("             Advertise addr: '%s:%u'\n", vc->advertise_addr,
+		       vc->advertise_port ? vc->advertise_port : vc->bind_port);
 	printf("                   RPC addr: '%s'\n", cfg->rpc_addr);
 	if (metrics)
 		printf("               Metrics addr: 'http://%s/metrics'\n", cfg->metrics_addr);
@@ -908,202 +887,265 @@ int agent_main(int argc, char **argv)
 	/* vigil decompresses what it receives but never compresses */
 	printf("Message Compression Enabled: false\n");
 	fflush(stdout);
+}
 
-	/* Startup join.  The library joins asynchronously; vigil_join_poll
-	 * says when every seed is done and how many answered (serf's "Synced
-	 * with N").  serf exits when the startup join fails, and so do we. */
-	uint32_t start_join_id = 0;
-	if (cfg->start_join.n) {
-		printf("==> Joining cluster...(replay: %s)\n", cfg->replay_on_join ? "true" : "false");
-		fflush(stdout);
-		int n = vigil_join_begin(a->v, (const char *const *)cfg->start_join.v,
-					 cfg->start_join.n, cfg->replay_on_join, &start_join_id);
-		if (n <= 0 || !start_join_id) {
-			fprintf(stderr, "==> Error joining the cluster: %s\n",
-				n <= 0 ? "no valid address in -join" : "out of memory");
-			goto out;
-		}
-	}
-	printf("\n==> Log data will now stream in as it occurs:\n\n");
+/* ----------------------------------------------------------- main loop */
+
+/* What the main loop's own sources share with it. */
+struct agent_loop {
+	struct agent *a;
+	int argc;           /* the agent's arguments, for SIGHUP's reload */
+	char **argv;
+	uint32_t start_join_id; /* -join in progress (vigil_join_begin), 0 = none */
+	int64_t trim_at;    /* when start-up's pages are given back; 0 = done */
+	bool signal_leave;  /* leave started by SIGINT/SIGTERM */
+	bool stop;          /* leave the loop now (a signal said so) */
+	int exit_code;
+};
+
+/* Startup join.  The library joins asynchronously; vigil_join_poll says when
+ * every seed is done and how many answered (serf's "Synced with N").  serf
+ * exits when the startup join fails, and so do we.  -1 after printing why. */
+static int begin_start_join(struct agent_loop *L)
+{
+	const struct agent_config *cfg = &L->a->cfg;
+	if (!cfg->start_join.n)
+		return 0;
+	printf("==> Joining cluster...(replay: %s)\n", cfg->replay_on_join ? "true" : "false");
 	fflush(stdout);
-	/* systemd Type=notify: gossip sockets and the RPC listener are open */
-	sd_notify_state("READY=1");
-	if (cfg->retry_join.n) {
-		a->next_retry_ms = now_ms();
-	} else {
-		a->retry_done = true;
+	int n = vigil_join_begin(L->a->v, (const char *const *)cfg->start_join.v, cfg->start_join.n,
+				 cfg->replay_on_join, &L->start_join_id);
+	if (n <= 0 || !L->start_join_id) {
+		fprintf(stderr, "==> Error joining the cluster: %s\n",
+			n <= 0 ? "no valid address in -join" : "out of memory");
+		return -1;
 	}
+	return 0;
+}
 
-	/* start-up's pages are given back once it is over (memtrim.c) */
-	int64_t trim_at = now_ms() + STARTUP_TRIM_DELAY_MS;
-	bool signal_leave = false;      /* leave started by SIGINT/SIGTERM */
-	struct pollfd *fds = NULL;
-	size_t fds_cap = 0;
-	exit_code = 0;
-	for (;;) {
-		int64_t now = now_ms();
-		/* --- state machines --- */
-		int joined = 0;
-		if (start_join_id && vigil_join_poll(a->v, start_join_id, &joined) != 0) {
-			start_join_id = 0;
-			if (joined > 0) {
-				alog(LV_INFO, "agent: Join completed. Synced with %d initial agents",
-				     joined);
-			} else {
-				fprintf(stderr, "==> Error joining the cluster: no member of [");
-				for (size_t i = 0; i < cfg->start_join.n; i++)
-					fprintf(stderr, "%s%s", i ? " " : "", cfg->start_join.v[i]);
-				fprintf(stderr, "] answered\n");
-				exit_code = 1;
-				break;
-			}
+/* false: the startup join failed (the loop ends with status 1). */
+static bool start_join_step(struct agent_loop *L)
+{
+	const struct agent_config *cfg = &L->a->cfg;
+	int joined = 0;
+	if (!L->start_join_id || vigil_join_poll(L->a->v, L->start_join_id, &joined) == 0)
+		return true;
+	L->start_join_id = 0;
+	if (joined > 0) {
+		alog(LV_INFO, "agent: Join completed. Synced with %d initial agents", joined);
+		return true;
+	}
+	fprintf(stderr, "==> Error joining the cluster: no member of [");
+	for (size_t i = 0; i < cfg->start_join.n; i++)
+		fprintf(stderr, "%s%s", i ? " " : "", cfg->start_join.v[i]);
+	fprintf(stderr, "] answered\n");
+	return false;
+}
+
+/* A graceful leave that is over (done, or past its deadline) ends the loop;
+ * false then, with the exit status set. */
+static bool leave_step(struct agent_loop *L, int64_t now)
+{
+	struct agent *a = L->a;
+	if (!a->leaving)
+		return true;
+	bool done = vigil_leave_done(a->v);
+	if (!done && now < a->leave_deadline_ms)
+		return true;
+	a->leaving = false;
+	/* done means a live member acked it, or none could be */
+	bool unheard = done && vigil_leave_reached(a->v) == 0;
+	if (!done)
+		alog(LV_WARN, "agent: graceful leave timed out");
+	else if (unheard)
+		alog(LV_WARN, "agent: graceful leave: no live member could be "
+		     "reached; others will see this node fail, not leave");
+	rpc_leave_done(a->rpc, !done ? "leave timed out"
+		       : unheard ? "no live member could be reached" : "");
+	if (L->signal_leave)
+		L->exit_code = done ? 0 : 1;
+	else
+		L->exit_code = 0;
+	return false;
+}
+
+/* The agent's own state machines, once per round before polling; false:
+ * leave the loop (L->exit_code says how). */
+static bool agent_step(struct agent_loop *L)
+{
+	struct agent *a = L->a;
+	int64_t now = now_ms();
+	if (!start_join_step(L) || !retry_join_step(a, &a->cfg, now)) {
+		L->exit_code = 1;
+		return false;
+	}
+	if (!leave_step(L, now) || a->quit)
+		return false;
+	if (L->trim_at && now >= L->trim_at && !L->start_join_id) {
+		memtrim_startup_pages();
+		L->trim_at = 0;
+	}
+	return true;
+}
+
+/* Poll source "timers": the deadlines of agent_step()'s state machines. */
+static int agent_timers_timeout(void *loop)
+{
+	struct agent_loop *L = loop;
+	struct agent *a = L->a;
+	int64_t now = now_ms(), timeout = -1;
+	/* joins and leave progress are polled */
+	if (L->start_join_id || a->retry_join_id || a->leaving)
+		timeout = 100;
+	if (!a->retry_done && !a->retry_join_id) {
+		int64_t d = a->next_retry_ms - now;
+		if (d < 0)
+			d = 0;
+		if (timeout < 0 || d < timeout)
+			timeout = d;
+	}
+	if (L->trim_at && (timeout < 0 || L->trim_at - now < timeout))
+		timeout = L->trim_at > now ? L->trim_at - now : 0;
+	return timeout > INT_MAX ? INT_MAX : (int)timeout;
+}
+
+/* Poll source "signals": the self-pipe on_signal() writes to. */
+static int signals_nfds(void *loop)
+{
+	(void)loop;
+	return 1;
+}
+
+static int signals_fill(void *loop, struct pollfd *fds, int max)
+{
+	(void)loop, (void)max;
+	fds[0] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
+	return 1;
+}
+
+static void signals_handle(void *loop, const struct pollfd *fds, int n)
+{
+	struct agent_loop *L = loop;
+	struct agent *a = L->a;
+	(void)fds, (void)n; /* the pipe is non-blocking: just read it */
+	unsigned char sigs[64];
+	ssize_t ns = read(sig_pipe[0], sigs, sizeof sigs);
+	for (ssize_t i = 0; i < ns; i++) {
+		int sig = sigs[i];
+		if (sig == SIGCHLD) {
+			handlers_reap(a->hs);
+			continue;
 		}
-		if (!retry_join_step(a, cfg, now)) {
-			exit_code = 1;
+		const char *sname = sig == SIGINT ? "interrupt" : sig == SIGTERM ? "terminated" : "hangup";
+		printf("==> Caught signal: %s\n", sname);
+		fflush(stdout);
+		if (sig == SIGHUP) {
+			reload(a, L->argc, L->argv);
+			continue;
+		}
+		bool graceful = (sig == SIGINT && !a->cfg.skip_leave_on_interrupt) ||
+				(sig == SIGTERM && a->cfg.leave_on_terminate);
+		/* a second signal during a graceful leave gives up */
+		if ((a->leaving && L->signal_leave) || !graceful) {
+			L->exit_code = 1;
+			L->stop = true;
+			return;
+		}
+		printf("==> Gracefully shutting down agent...\n");
+		fflush(stdout);
+		sd_notify_state("STOPPING=1");
+		L->signal_leave = true;
+		agent_begin_leave(a);
+		a->leave_deadline_ms = now_ms() + GRACEFUL_TIMEOUT_MS;
+	}
+}
+
+/* Poll source "library": vigil's sockets; vigil_step does its work. */
+static int library_nfds(void *v)
+{
+	return vigil_pollfds(v, NULL, 0);
+}
+
+static int library_fill(void *v, struct pollfd *fds, int max)
+{
+	return vigil_pollfds(v, fds, max);
+}
+
+static int library_timeout(void *v)
+{
+	return vigil_timeout_ms(v);
+}
+
+static void library_handle(void *v, const struct pollfd *fds, int n)
+{
+	(void)fds, (void)n; /* the library polls its own sockets */
+	vigil_step(v);
+}
+
+/* Poll source "coalescer": its windows close on time. */
+static int coalescer_timeout(void *co)
+{
+	return coalescer_timeout_ms(co, now_ms());
+}
+
+static void coalescer_handle(void *co, const struct pollfd *fds, int n)
+{
+	(void)fds, (void)n;
+	coalescer_tick(co, now_ms(), false);
+}
+
+/* Every source, in the order they are handled each round: a signal first
+ * (it may end the loop before anything else runs), then the library (its
+ * events reach the coalescer, handlers and RPC streams), then the rest. */
+static void register_sources(struct poll_sources *ps, struct agent_loop *L,
+			     struct metrics_server *metrics)
+{
+	struct agent *a = L->a;
+	const struct poll_source sources[] = {
+		{"signals", L, signals_nfds, signals_fill, NULL, signals_handle},
+		{"timers", L, NULL, NULL, agent_timers_timeout, NULL},
+		{"library", a->v, library_nfds, library_fill, library_timeout, library_handle},
+		{"coalescer", a->co, NULL, NULL, coalescer_timeout, coalescer_handle},
+		{"rpc", a->rpc, rpc_nfds, rpc_pollfds, rpc_timeout_ms, rpc_handle},
+		{"handlers", a->hs, handlers_nfds, handlers_pollfds, handlers_timeout_ms,
+		 handlers_handle},
+		{"metrics", metrics, metrics_nfds, metrics_pollfds, metrics_timeout_ms,
+		 metrics_handle},
+	};
+	for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++)
+		if (sources[i].ctx)
+			poll_sources_add(ps, &sources[i]);
+}
+
+/* Until a leave, a signal or a failed join ends it; the exit status. */
+static int run_loop(struct agent_loop *L, struct metrics_server *metrics)
+{
+	struct poll_sources ps;
+	poll_sources_init(&ps, &L->stop);
+	register_sources(&ps, L, metrics);
+	L->exit_code = 0;
+	while (agent_step(L)) {
+		if (poll_sources_fill(&ps) != 0) {
+			alog(LV_ERR, "agent: out of memory");
+			L->exit_code = 1;
 			break;
 		}
-		if (a->leaving) {
-			bool done = vigil_leave_done(a->v);
-			if (done || now >= a->leave_deadline_ms) {
-				a->leaving = false;
-				/* done means a live member acked it, or none could be */
-				bool unheard = done && vigil_leave_reached(a->v) == 0;
-				if (!done)
-					alog(LV_WARN, "agent: graceful leave timed out");
-				else if (unheard)
-					alog(LV_WARN, "agent: graceful leave: no live member could be "
-					     "reached; others will see this node fail, not leave");
-				rpc_leave_done(a->rpc, !done ? "leave timed out"
-					       : unheard ? "no live member could be reached" : "");
-				if (signal_leave)
-					exit_code = done ? 0 : 1;
-				else
-					exit_code = 0;
-				break;
-			}
-		}
-		if (a->quit)
-			break;
-		if (trim_at && now >= trim_at && !start_join_id) {
-			memtrim_startup_pages();
-			trim_at = 0;
-		}
-
-		/* --- poll set --- */
-		/* the library says how many slots it needs (never truncated) */
-		int lib_need = vigil_pollfds(a->v, NULL, 0);
-		if (lib_need < 0)
-			lib_need = 0;
-		size_t need = 1 + (size_t)lib_need + (size_t)rpc_nfds(a->rpc) +
-			      (size_t)handlers_nfds(a->hs) + (size_t)metrics_nfds(metrics);
-		if (need > fds_cap) {
-			struct pollfd *nf = realloc(fds, need * sizeof *nf);
-			if (!nf) {
-				alog(LV_ERR, "agent: out of memory");
-				exit_code = 1;
-				break;
-			}
-			fds = nf;
-			fds_cap = need;
-		}
-		int n = 0;
-		fds[n++] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
-		int lib_off = n, lib_n = vigil_pollfds(a->v, fds + n, lib_need);
-		if (lib_n > lib_need)
-			lib_n = lib_need;
-		n += lib_n;
-		int rpc_off = n, rpc_n = rpc_pollfds(a->rpc, fds + n, (int)(fds_cap - (size_t)n));
-		n += rpc_n;
-		int h_off = n, h_n = handlers_pollfds(a->hs, fds + n, (int)(fds_cap - (size_t)n));
-		n += h_n;
-		int m_off = n, m_n = metrics_pollfds(metrics, fds + n, (int)(fds_cap - (size_t)n));
-		n += m_n;
-		(void)lib_off;
-
-		int64_t timeout = vigil_timeout_ms(a->v);
-		int t2 = rpc_timeout_ms(a->rpc), t3 = handlers_timeout_ms(a->hs);
-		int t4 = coalescer_timeout_ms(a->co, now);
-		int t5 = metrics_timeout_ms(metrics);
-		if (t5 >= 0 && (timeout < 0 || t5 < timeout))
-			timeout = t5;
-		if (t4 >= 0 && (timeout < 0 || t4 < timeout))
-			timeout = t4;
-		if (t2 >= 0 && (timeout < 0 || t2 < timeout))
-			timeout = t2;
-		if (t3 >= 0 && (timeout < 0 || t3 < timeout))
-			timeout = t3;
-		/* our own timers: joins and leave progress are polled */
-		if ((start_join_id || a->retry_join_id || a->leaving) &&
-		    (timeout < 0 || timeout > 100))
-			timeout = 100;
-		if (!a->retry_done && !a->retry_join_id) {
-			int64_t d = a->next_retry_ms - now;
-			if (d < 0)
-				d = 0;
-			if (timeout < 0 || d < timeout)
-				timeout = d;
-		}
-		if (trim_at && (timeout < 0 || trim_at - now < timeout))
-			timeout = trim_at > now ? trim_at - now : 0;
-		if (timeout > 60000 || timeout < 0)
-			timeout = 60000;
-
-		int pr = poll(fds, (nfds_t)n, (int)timeout);
-		if (pr < 0 && errno != EINTR) {
+		if (poll_sources_wait(&ps, poll_sources_timeout(&ps, LOOP_MAX_WAIT_MS)) < 0 &&
+		    errno != EINTR) {
 			alog(LV_ERR, "agent: poll: %s", strerror(errno));
-			exit_code = 1;
+			L->exit_code = 1;
 			break;
 		}
-
-		/* --- signals --- */
-		unsigned char sigs[64];
-		ssize_t ns = read(sig_pipe[0], sigs, sizeof sigs);
-		bool stop = false;
-		for (ssize_t i = 0; i < ns; i++) {
-			int sig = sigs[i];
-			if (sig == SIGCHLD) {
-				handlers_reap(a->hs);
-				continue;
-			}
-			const char *sname = sig == SIGINT ? "interrupt" : sig == SIGTERM ? "terminated" : "hangup";
-			printf("==> Caught signal: %s\n", sname);
-			fflush(stdout);
-			if (sig == SIGHUP) {
-				reload(a, argc, argv);
-				continue;
-			}
-			if (a->leaving && signal_leave) {
-				/* second signal during a graceful leave: give up */
-				exit_code = 1;
-				stop = true;
-				break;
-			}
-			bool graceful = (sig == SIGINT && !cfg->skip_leave_on_interrupt) ||
-					(sig == SIGTERM && cfg->leave_on_terminate);
-			if (!graceful) {
-				exit_code = 1;
-				stop = true;
-				break;
-			}
-			printf("==> Gracefully shutting down agent...\n");
-			fflush(stdout);
-			sd_notify_state("STOPPING=1");
-			signal_leave = true;
-			agent_begin_leave(a);
-			a->leave_deadline_ms = now_ms() + GRACEFUL_TIMEOUT_MS;
-		}
-		if (stop)
+		poll_sources_dispatch(&ps);
+		if (L->stop)
 			break;
-
-		vigil_step(a->v);
-		coalescer_tick(a->co, now_ms(), false);
-		rpc_handle(a->rpc, fds + rpc_off, rpc_n);
-		handlers_handle(a->hs, fds + h_off, h_n);
-		metrics_handle(metrics, fds + m_off, m_n);
 	}
-	free(fds);
+	poll_sources_free(&ps);
+	return L->exit_code;
+}
 
-out:
+static void shutdown_agent(struct agent *a, struct metrics_server *metrics)
+{
 	log_set_sink(NULL, NULL);
 	if (a->rpc) {
 		/* let pending replies (a "leave" answer, say) reach the client */
@@ -1121,6 +1163,66 @@ out:
 	a->co = NULL;
 	alog(LV_INFO, "agent: shutdown complete");
 	log_ring_clear();
-	config_free(cfg);
+	config_free(&a->cfg);
+}
+
+int agent_main(int argc, char **argv)
+{
+	struct agent A;
+	struct agent *a = &A;
+	memset(a, 0, sizeof *a);
+	int rc = read_config(argc, argv, &a->cfg, false);
+	if (rc != 0) {
+		config_free(&a->cfg);
+		return rc == 2 ? 0 : 1;
+	}
+	struct agent_config *cfg = &a->cfg;
+	struct vigil_config vc;
+	const char *keys[1];
+	struct vigil_tag *tags = NULL;
+	vigil_config_default(&vc);
+	if (check_config(cfg) != 0 || config_addresses(cfg, &vc) != 0 ||
+	    config_keys(a, &vc, keys) != 0 || config_tags(cfg, &vc, &tags) != 0) {
+		config_free(cfg);
+		return 1;
+	}
+	snprintf(vc.name, sizeof vc.name, "%s", cfg->node_name);
+	if (cfg->protocol > 0)
+		vc.protocol_version = cfg->protocol;
+	vc.snapshot_path = cfg->snapshot_path;
+	vc.rejoin_after_leave = cfg->rejoin_after_leave;
+	vc.disable_coordinates = cfg->disable_coordinates;
+	apply_profile(&vc, cfg->profile);
+	vc.on_event = on_lib_event;
+	vc.on_log = on_lib_log;
+	vc.ctx = a;
+
+	rc = start_agent(a, &vc);
+	free(tags);
+	if (rc != 0) {
+		config_free(cfg);
+		return 1;
+	}
+
+	struct metrics_server *metrics = NULL;
+	struct agent_loop L = {.a = a, .argc = argc, .argv = argv};
+	int exit_code = 1;
+	if (start_servers(a, &metrics) == 0) {
+		print_banner(a, &vc, metrics != NULL);
+		if (begin_start_join(&L) == 0) {
+			printf("\n==> Log data will now stream in as it occurs:\n\n");
+			fflush(stdout);
+			/* systemd Type=notify: gossip sockets and the RPC listener are open */
+			sd_notify_state("READY=1");
+			if (cfg->retry_join.n)
+				a->next_retry_ms = now_ms();
+			else
+				a->retry_done = true;
+			/* start-up's pages are given back once it is over (memtrim.c) */
+			L.trim_at = now_ms() + STARTUP_TRIM_DELAY_MS;
+			exit_code = run_loop(&L, metrics);
+		}
+	}
+	shutdown_agent(a, metrics);
 	return exit_code;
 }

@@ -1,89 +1,9 @@
 /*
- * agent.h — state shared by the vigil agent's modules (agent.c: config and
- * main loop, rpc.c: serf's RPC protocol, handlers.c: event scripts).
- * Everything runs on one thread inside one poll loop.
+ * agent.h — `vigil agent`, the daemon (agent.c: flags, config, main loop).
+ * The state its modules share is in agent_state.h.
  */
 #ifndef VIGIL_AGENT_AGENT_H
 #define VIGIL_AGENT_AGENT_H
-
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include "vigil.h"
-
-/* The agent carries the library's version (include/vigil.h). */
-#define VIGIL_VERSION VIGIL_VERSION_STRING
-
-struct kv {
-	char *key;
-	char *value;
-};
-
-struct strlist {
-	char **v;
-	size_t n;
-};
-
-/* serf's agent Config, restricted to what vigil understands.  Field names
- * follow the JSON keys (config.go). */
-struct agent_config {
-	char *node_name, *role, *bind, *advertise, *encrypt_key, *keyring_file;
-	char *log_level, *rpc_addr, *rpc_auth, *profile, *snapshot_path, *tags_file;
-	char *metrics_addr;           /* vigil: Prometheus endpoint; NULL/"" = off */
-	char *interface;              /* serf -iface / "interface": bind its address */
-	char *syslog_facility, *discover;
-	bool enable_syslog;           /* serf -syslog */
-	struct kv *tags;
-	size_t n_tags;
-	struct strlist start_join, retry_join, event_handlers;
-	int protocol;                 /* <= 0: default */
-	bool replay_on_join, leave_on_terminate, skip_leave_on_interrupt;
-	bool rejoin_after_leave;
-	bool disable_coordinates;     /* serf disable_coordinates */
-	int retry_max_attempts;
-	int64_t retry_interval_ns;    /* 0: default 30s */
-	int64_t broadcast_timeout_ns; /* 0: default 5s */
-	int64_t handler_timeout_ns;   /* vigil: kill event scripts after this */
-};
-
-struct rpc_server;
-struct handlers;
-struct coalescer;
-
-struct agent {
-	vigil_t *v;
-	struct agent_config cfg;
-	struct rpc_server *rpc;
-	struct handlers *hs;
-	struct coalescer *co; /* serf agent's event coalescing */
-	bool encrypted;
-	bool quit;          /* leave the main loop */
-	int exit_code;
-	bool leaving;       /* graceful leave in progress */
-	int64_t leave_deadline_ms;
-	bool shutdown_after_leave;
-	/* retry-join state */
-	int retry_attempts;
-	int64_t next_retry_ms;
-	int64_t retry_started_ms;
-	uint32_t retry_join_id;  /* attempt in flight (vigil_join_begin), 0 = none */
-	bool retry_done;
-};
-
-int64_t now_ms(void);
-
-/* Start a graceful leave (idempotent); the loop shuts down when it ends. */
-void agent_begin_leave(struct agent *a);
-
-/* Tag helpers */
-void kv_set(struct kv **arr, size_t *n, const char *k, const char *v);
-void kv_free(struct kv *arr, size_t n);
-int strlist_add(struct strlist *l, const char *s);
-void strlist_free(struct strlist *l);
-
-/* "user", "member-join", ..., also vigil's own event names. */
-const char *agent_event_name(enum vigil_event_type t);
 
 int agent_main(int argc, char **argv); /* `vigil agent ...` */
 

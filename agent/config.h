@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "agent.h"
+#include "agent_state.h"
 
 void config_init(struct agent_config *c);
 void config_free(struct agent_config *c);

@@ -329,31 +329,41 @@ struct envb {
 	bool oom;
 };
 
-static void env_add(struct envb *e, const char *k, const char *val)
+/* Append s (malloc'd, ours now; NULL = out of memory) to the environment. */
+static void env_push(struct envb *e, char *s)
 {
-	if (e->oom)
+	if (e->oom || !s) {
+		free(s);
+		e->oom = true;
 		return;
+	}
 	if (e->n + 2 > e->cap) {
 		size_t nc = e->cap ? e->cap * 2 : 64;
 		char **nv = realloc(e->v, nc * sizeof *nv);
 		if (!nv) {
+			free(s);
 			e->oom = true;
 			return;
 		}
 		e->v = nv;
 		e->cap = nc;
 	}
-	size_t kl = strlen(k), vl = strlen(val);
-	char *s = malloc(kl + vl + 2);
-	if (!s) {
-		e->oom = true;
-		return;
-	}
-	memcpy(s, k, kl);
-	s[kl] = '=';
-	memcpy(s + kl + 1, val, vl + 1);
 	e->v[e->n++] = s;
 	e->v[e->n] = NULL;
+}
+
+static void env_add(struct envb *e, const char *k, const char *val)
+{
+	if (e->oom)
+		return;
+	size_t kl = strlen(k), vl = strlen(val);
+	char *s = malloc(kl + vl + 2);
+	if (s) {
+		memcpy(s, k, kl);
+		s[kl] = '=';
+		memcpy(s + kl + 1, val, vl + 1);
+	}
+	env_push(e, s);
 }
 
 /* Both SERF_x and VIGIL_x, so serf scripts and vigil-aware ones work. */
@@ -426,40 +436,17 @@ static uint8_t *payload_stdin(const uint8_t *p, size_t n, size_t *len)
 	return b;
 }
 
-static struct job *make_job(struct handlers *h, const struct script *sc,
-			    const struct vigil_event *ev, const struct vigil_member *members,
-			    size_t nmembers)
+/* The agent's environment without the variables the script gets from us. */
+static void env_inherit(struct envb *e)
 {
-	struct job *j = calloc(1, sizeof *j);
-	struct envb e = {0};
-	char num[32];
-	if (!j)
-		return NULL;
-	j->script = strdup(sc->script);
-	snprintf(j->evname, sizeof j->evname, "%s", agent_event_name(ev->type));
+	for (char **p = environ; p && *p && !e->oom; p++)
+		if (!env_ours(*p))
+			env_push(e, strdup(*p));
+}
 
-	for (char **p = environ; p && *p; p++) {
-		if (env_ours(*p))
-			continue;
-		if (e.n + 2 > e.cap) {
-			size_t nc = e.cap ? e.cap * 2 : 64;
-			char **nv = realloc(e.v, nc * sizeof *nv);
-			if (!nv) {
-				e.oom = true;
-				break;
-			}
-			e.v = nv;
-			e.cap = nc;
-		}
-		e.v[e.n] = strdup(*p);
-		if (!e.v[e.n]) {
-			e.oom = true;
-			break;
-		}
-		e.v[++e.n] = NULL;
-	}
-	env_both(&e, "EVENT", j->evname);
-
+/* SELF_NAME, SELF_ROLE and TAG_* (env_both): the local member. */
+static void env_self(struct handlers *h, struct envb *e)
+{
 	/* the local member: name, role and tags.  Events can arrive from
 	 * inside vigil_create() (our own member-join), before a->v is set:
 	 * then the configuration is the truth. */
@@ -488,7 +475,7 @@ static struct job *make_job(struct handlers *h, const struct script *sc,
 		tags = cfgtags;
 		ntags = cfgtags ? h->a->cfg.n_tags : 0;
 	}
-	env_both(&e, "SELF_NAME", self);
+	env_both(e, "SELF_NAME", self);
 	const char *role = "";
 	for (size_t t = 0; t < ntags; t++) {
 		char k[256];
@@ -504,23 +491,32 @@ static struct job *make_job(struct handlers *h, const struct script *sc,
 		k[kl] = '\0';
 		char full[270];
 		snprintf(full, sizeof full, "TAG_%s", k);
-		env_both(&e, full, tags[t].value);
+		env_both(e, full, tags[t].value);
 		if (strcmp(tags[t].key, "role") == 0)
 			role = tags[t].value;
 	}
-	env_both(&e, "SELF_ROLE", role);
+	env_both(e, "SELF_ROLE", role);
 
+	vigil_members_free(ms, n);
+	free(cfgtags);
+}
+
+/* The event's own variables, and what the script reads on stdin. */
+static void job_event_input(struct job *j, struct envb *e, const struct vigil_event *ev,
+			    const struct vigil_member *members, size_t nmembers)
+{
+	char num[32];
 	switch (ev->type) {
 	case VIGIL_EV_USER:
-		env_both(&e, "USER_EVENT", ev->name ? ev->name : "");
+		env_both(e, "USER_EVENT", ev->name ? ev->name : "");
 		snprintf(num, sizeof num, "%llu", (unsigned long long)ev->ltime);
-		env_both(&e, "USER_LTIME", num);
+		env_both(e, "USER_LTIME", num);
 		j->in = payload_stdin(ev->payload, ev->payload_len, &j->in_len);
 		break;
 	case VIGIL_EV_QUERY:
-		env_both(&e, "QUERY_NAME", ev->name ? ev->name : "");
+		env_both(e, "QUERY_NAME", ev->name ? ev->name : "");
 		snprintf(num, sizeof num, "%llu", (unsigned long long)ev->ltime);
-		env_both(&e, "QUERY_LTIME", num);
+		env_both(e, "QUERY_LTIME", num);
 		j->in = payload_stdin(ev->payload, ev->payload_len, &j->in_len);
 		j->is_query = true;
 		j->query_id = ev->id;
@@ -528,29 +524,24 @@ static struct job *make_job(struct handlers *h, const struct script *sc,
 	case VIGIL_EV_MEMBER_WILL:
 	case VIGIL_EV_WILL_REVOKED:
 	case VIGIL_EV_WILL_UNDELIVERABLE:
-		env_add(&e, "VIGIL_WILL_OWNER", ev->member ? ev->member->name : "");
+		env_add(e, "VIGIL_WILL_OWNER", ev->member ? ev->member->name : "");
 		snprintf(num, sizeof num, "%u", ev->incarnation);
-		env_add(&e, "VIGIL_WILL_INCARNATION", num);
+		env_add(e, "VIGIL_WILL_INCARNATION", num);
 		snprintf(num, sizeof num, "%llu", (unsigned long long)ev->will_seq);
-		env_add(&e, "VIGIL_WILL_SEQ", num);
+		env_add(e, "VIGIL_WILL_SEQ", num);
 		if (ev->name)
-			env_add(&e, "VIGIL_WILL_EVENT", ev->name);
+			env_add(e, "VIGIL_WILL_EVENT", ev->name);
 		/* the payload is raw: a will may carry binary data */
-		if (ev->payload_len) {
-			j->in = malloc(ev->payload_len);
-			if (j->in) {
-				memcpy(j->in, ev->payload, ev->payload_len);
-				j->in_len = ev->payload_len;
-			}
-		}
+		j->in = agent_memdup(ev->payload, ev->payload_len);
+		j->in_len = j->in ? ev->payload_len : 0;
 		break;
 	case VIGIL_EV_LOCAL_STALL:
 		snprintf(num, sizeof num, "%lld", (long long)ev->duration_ms);
-		env_add(&e, "VIGIL_STALL_MS", num);
+		env_add(e, "VIGIL_STALL_MS", num);
 		break;
 	case VIGIL_EV_MEMBER_RETURNED:
 		snprintf(num, sizeof num, "%lld", (long long)ev->duration_ms);
-		env_add(&e, "VIGIL_DEAD_MS", num);
+		env_add(e, "VIGIL_DEAD_MS", num);
 		if (ev->member)
 			j->in = (uint8_t *)member_line(ev->member, &j->in_len);
 		break;
@@ -576,8 +567,24 @@ static struct job *make_job(struct handlers *h, const struct script *sc,
 		break;
 	}
 	}
-	vigil_members_free(ms, n);
-	free(cfgtags);
+}
+
+static struct job *make_job(struct handlers *h, const struct script *sc,
+			    const struct vigil_event *ev, const struct vigil_member *members,
+			    size_t nmembers)
+{
+	struct job *j = calloc(1, sizeof *j);
+	struct envb e = {0};
+	if (!j)
+		return NULL;
+	j->script = strdup(sc->script);
+	snprintf(j->evname, sizeof j->evname, "%s", agent_event_name(ev->type));
+
+	env_inherit(&e);
+	env_both(&e, "EVENT", j->evname);
+
+	env_self(h, &e);
+	job_event_input(j, &e, ev, members, nmembers);
 	j->env = e.v;
 	if (e.oom || !j->script || !j->env) {
 		if (!j->env) {
@@ -799,13 +806,15 @@ void handlers_reap(struct handlers *h)
 	}
 }
 
-int handlers_nfds(struct handlers *h)
+int handlers_nfds(void *handlers)
 {
+	struct handlers *h = handlers;
 	return h ? 2 : 0;
 }
 
-int handlers_pollfds(struct handlers *h, struct pollfd *fds, int max)
+int handlers_pollfds(void *handlers, struct pollfd *fds, int max)
 {
+	struct handlers *h = handlers;
 	int n = 0;
 	if (!h)
 		return 0;
@@ -819,8 +828,9 @@ int handlers_pollfds(struct handlers *h, struct pollfd *fds, int max)
 	return n;
 }
 
-void handlers_handle(struct handlers *h, const struct pollfd *fds, int n)
+void handlers_handle(void *handlers, const struct pollfd *fds, int n)
 {
+	struct handlers *h = handlers;
 	if (!h)
 		return;
 	struct running *r = h->run;
@@ -851,8 +861,9 @@ void handlers_handle(struct handlers *h, const struct pollfd *fds, int n)
 	start_next(h);
 }
 
-int handlers_timeout_ms(struct handlers *h)
+int handlers_timeout_ms(void *handlers)
 {
+	struct handlers *h = handlers;
 	if (!h)
 		return -1;
 	if (h->head && !h->run)

@@ -16,7 +16,7 @@
 #include <poll.h>
 #include <stdbool.h>
 
-#include "agent.h"
+#include "agent_state.h"
 
 struct handler_filter {
 	char event[32]; /* "*", "user", "member-join", ... */
@@ -40,10 +40,11 @@ int handlers_update(struct handlers *h, const struct strlist *specs, char *err, 
 /* members[0..n): the batch of a (coalesced) member event; else n == 0. */
 void handlers_on_event(struct handlers *h, const struct vigil_event *ev,
 		       const struct vigil_member *members, size_t n);
-int handlers_nfds(struct handlers *h);
-int handlers_pollfds(struct handlers *h, struct pollfd *fds, int max);
-void handlers_handle(struct handlers *h, const struct pollfd *fds, int n);
-int handlers_timeout_ms(struct handlers *h);
+/* Poll source callbacks (poll_sources.h), given the struct handlers *. */
+int handlers_nfds(void *handlers);
+int handlers_pollfds(void *handlers, struct pollfd *fds, int max);
+void handlers_handle(void *handlers, const struct pollfd *fds, int n);
+int handlers_timeout_ms(void *handlers);
 /* Reap exited children (call after SIGCHLD, or any time). */
 void handlers_reap(struct handlers *h);
 /* Kill running scripts (shutdown). */

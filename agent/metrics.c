@@ -446,6 +446,118 @@ static bool list_has_token(const char *v, size_t n, const char *tok)
 	return false;
 }
 
+/* No complete line yet: garbage or an oversized head is refused at once
+ * (the whole input is taken, as bad_request answers), else wait (0). */
+static size_t head_incomplete(struct conn *c, const char *p, const char *end)
+{
+	for (const char *q = p; q < end; q++)
+		if (!head_byte_ok((unsigned char)*q)) {
+			bad_request(c);
+			return c->in_len;
+		}
+	if (c->in_len >= REQ_MAX) {
+		bad_request(c);
+		return c->in_len;
+	}
+	return 0;
+}
+
+/* METHOD SP TARGET SP HTTP/1.x into method[16], target[2048]; false if
+ * malformed. */
+static bool parse_request_line(const char *line, long ln, char method[16], char target[2048],
+			       int *minor)
+{
+	const char *sp1 = memchr(line, ' ', (size_t)ln);
+	const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(line + ln - sp1 - 1)) : NULL;
+	size_t ml = sp1 ? (size_t)(sp1 - line) : 0;
+	size_t tl = sp2 ? (size_t)(sp2 - sp1 - 1) : 0;
+	size_t vl = sp2 ? (size_t)(line + ln - sp2 - 1) : 0;
+	bool ok = sp1 && sp2 && ml > 0 && ml < 16 && tl > 0 && tl < 2048 && vl == 8 &&
+		  memcmp(sp2 + 1, "HTTP/1.", 7) == 0 && sp2[8] >= '0' && sp2[8] <= '9';
+	for (size_t i = 0; ok && i < ml; i++)
+		ok = is_tchar((unsigned char)line[i]);
+	for (size_t i = 0; ok && i < tl; i++)
+		ok = sp1[1 + i] > 0x20 && sp1[1 + i] < 0x7f;
+	if (!ok)
+		return false;
+	memcpy(method, line, ml);
+	method[ml] = '\0';
+	memcpy(target, sp1 + 1, tl);
+	target[tl] = '\0';
+	*minor = sp2[8] - '0';
+	return true;
+}
+
+/* What the request's headers say that matters here. */
+struct req_head {
+	bool conn_close, conn_keep, have_cl;
+	unsigned long long content_length;
+};
+
+/* One header line into h; false if it is malformed or refused. */
+static bool parse_header(const char *line, long hl, struct req_head *h)
+{
+	const char *colon = memchr(line, ':', (size_t)hl);
+	bool ok = colon && colon > line;
+	for (const char *q = line; ok && q < colon; q++)
+		ok = is_tchar((unsigned char)*q); /* also rejects obs-fold and "Name :" */
+	for (const char *q = line; ok && q < line + hl; q++)
+		ok = head_byte_ok((unsigned char)*q) && *q != '\r';
+	if (!ok)
+		return false;
+	size_t nl = (size_t)(colon - line);
+	const char *v = colon + 1, *ve = line + hl;
+	while (v < ve && (*v == ' ' || *v == '\t'))
+		v++;
+	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+		ve--;
+	size_t vl = (size_t)(ve - v);
+	if (nl == 10 && strncasecmp(line, "Connection", 10) == 0) {
+		h->conn_close |= list_has_token(v, vl, "close");
+		h->conn_keep |= list_has_token(v, vl, "keep-alive");
+	} else if (nl == 14 && strncasecmp(line, "Content-Length", 14) == 0) {
+		unsigned long long cl = 0;
+		bool digits = vl > 0 && vl <= 18;
+		for (size_t i = 0; digits && i < vl; i++) {
+			digits = v[i] >= '0' && v[i] <= '9';
+			cl = cl * 10 + (unsigned)(v[i] - '0');
+		}
+		if (!digits || (h->have_cl && cl != h->content_length))
+			return false;
+		h->have_cl = true;
+		h->content_length = cl;
+	} else if (nl == 17 && strncasecmp(line, "Transfer-Encoding", 17) == 0) {
+		/* no request bodies of unknown length here */
+		return false;
+	}
+	return true;
+}
+
+/* The answer to a well-formed request for target (query string cut off). */
+static void answer(struct metrics_server *m, struct conn *c, const char *method, char *target)
+{
+	char *q = strchr(target, '?');
+	if (q)
+		*q = '\0';
+	bool head = strcmp(method, "HEAD") == 0;
+	if (strcmp(target, "/metrics") != 0) {
+		simple_response(c, 404, "Not Found", NULL, head);
+	} else if (!head && strcmp(method, "GET") != 0) {
+		simple_response(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", false);
+	} else {
+		size_t blen = 0;
+		char *body = metrics_render(m->a, &blen);
+		if (!body) {
+			c->close_after = true;
+			simple_response(c, 500, "Internal Server Error", NULL, head);
+		} else {
+			set_response(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL,
+				     body, blen, head);
+			free(body);
+		}
+	}
+}
+
 /*
  * Look at what has been received.  Returns 0 when more bytes are needed,
  * else the number of bytes the request took (the answer is then set).
@@ -468,135 +580,39 @@ static size_t try_request(struct metrics_server *m, struct conn *c)
 	}
 	const char *line;
 	long ln = next_line(&p, end, &line);
-	if (ln < 0) {
-		/* no complete request line yet: reject garbage early */
-		for (const char *q = p; q < end; q++)
-			if (!head_byte_ok((unsigned char)*q)) {
-				bad_request(c);
-				return c->in_len;
-			}
-		if (c->in_len >= REQ_MAX) {
-			bad_request(c);
-			return c->in_len;
-		}
-		return 0;
-	}
-
-	/* request line: METHOD SP TARGET SP HTTP/1.x */
+	if (ln < 0)
+		return head_incomplete(c, p, end);
 	char method[16], target[2048];
 	int minor = -1;
-	{
-		const char *sp1 = memchr(line, ' ', (size_t)ln);
-		const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(line + ln - sp1 - 1)) : NULL;
-		size_t ml = sp1 ? (size_t)(sp1 - line) : 0;
-		size_t tl = sp2 ? (size_t)(sp2 - sp1 - 1) : 0;
-		size_t vl = sp2 ? (size_t)(line + ln - sp2 - 1) : 0;
-		bool ok = sp1 && sp2 && ml > 0 && ml < sizeof method && tl > 0 && tl < sizeof target &&
-			  vl == 8 && memcmp(sp2 + 1, "HTTP/1.", 7) == 0 && sp2[8] >= '0' &&
-			  sp2[8] <= '9';
-		for (size_t i = 0; ok && i < ml; i++)
-			ok = is_tchar((unsigned char)line[i]);
-		for (size_t i = 0; ok && i < tl; i++)
-			ok = sp1[1 + i] > 0x20 && sp1[1 + i] < 0x7f;
-		if (!ok) {
-			bad_request(c);
-			return c->in_len;
-		}
-		memcpy(method, line, ml);
-		method[ml] = '\0';
-		memcpy(target, sp1 + 1, tl);
-		target[tl] = '\0';
-		minor = sp2[8] - '0';
+	if (!parse_request_line(line, ln, method, target, &minor)) {
+		bad_request(c);
+		return c->in_len;
 	}
 
 	/* headers up to an empty line */
-	bool conn_close_hdr = false, conn_keep = false, have_cl = false;
-	unsigned long long content_length = 0;
+	struct req_head h = {0};
 	for (;;) {
 		long hl = next_line(&p, end, &line);
-		if (hl < 0) {
-			for (const char *q = p; q < end; q++)
-				if (!head_byte_ok((unsigned char)*q)) {
-					bad_request(c);
-					return c->in_len;
-				}
-			if (c->in_len >= REQ_MAX) {
-				bad_request(c);
-				return c->in_len;
-			}
-			return 0;
-		}
+		if (hl < 0)
+			return head_incomplete(c, p, end);
 		if (hl == 0)
 			break;
-		const char *colon = memchr(line, ':', (size_t)hl);
-		bool ok = colon && colon > line;
-		for (const char *q = line; ok && q < colon; q++)
-			ok = is_tchar((unsigned char)*q); /* also rejects obs-fold and "Name :" */
-		for (const char *q = line; ok && q < line + hl; q++)
-			ok = head_byte_ok((unsigned char)*q) && *q != '\r';
-		if (!ok) {
-			bad_request(c);
-			return c->in_len;
-		}
-		size_t nl = (size_t)(colon - line);
-		const char *v = colon + 1, *ve = line + hl;
-		while (v < ve && (*v == ' ' || *v == '\t'))
-			v++;
-		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-			ve--;
-		size_t vl = (size_t)(ve - v);
-		if (nl == 10 && strncasecmp(line, "Connection", 10) == 0) {
-			conn_close_hdr |= list_has_token(v, vl, "close");
-			conn_keep |= list_has_token(v, vl, "keep-alive");
-		} else if (nl == 14 && strncasecmp(line, "Content-Length", 14) == 0) {
-			unsigned long long cl = 0;
-			bool digits = vl > 0 && vl <= 18;
-			for (size_t i = 0; digits && i < vl; i++) {
-				digits = v[i] >= '0' && v[i] <= '9';
-				cl = cl * 10 + (unsigned)(v[i] - '0');
-			}
-			if (!digits || (have_cl && cl != content_length)) {
-				bad_request(c);
-				return c->in_len;
-			}
-			have_cl = true;
-			content_length = cl;
-		} else if (nl == 17 && strncasecmp(line, "Transfer-Encoding", 17) == 0) {
-			/* no request bodies of unknown length here */
+		if (!parse_header(line, hl, &h)) {
 			bad_request(c);
 			return c->in_len;
 		}
 	}
 	size_t head_len = (size_t)(p - buf);
-	if (content_length > (unsigned long long)(REQ_MAX - head_len)) {
+	if (h.content_length > (unsigned long long)(REQ_MAX - head_len)) {
 		bad_request(c);
 		return c->in_len;
 	}
-	size_t total = head_len + (size_t)content_length;
+	size_t total = head_len + (size_t)h.content_length;
 	if (c->in_len < total)
 		return 0; /* body still coming; it is ignored */
 
-	c->close_after = minor == 0 ? !conn_keep || conn_close_hdr : conn_close_hdr;
-	char *q = strchr(target, '?');
-	if (q)
-		*q = '\0';
-	bool head = strcmp(method, "HEAD") == 0;
-	if (strcmp(target, "/metrics") != 0) {
-		simple_response(c, 404, "Not Found", NULL, head);
-	} else if (!head && strcmp(method, "GET") != 0) {
-		simple_response(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", false);
-	} else {
-		size_t blen = 0;
-		char *body = metrics_render(m->a, &blen);
-		if (!body) {
-			c->close_after = true;
-			simple_response(c, 500, "Internal Server Error", NULL, head);
-		} else {
-			set_response(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL,
-				     body, blen, head);
-			free(body);
-		}
-	}
+	c->close_after = minor == 0 ? !h.conn_keep || h.conn_close : h.conn_close;
+	answer(m, c, method, target);
 	return total;
 }
 
@@ -872,13 +888,15 @@ void metrics_destroy(struct metrics_server *m)
 	free(m);
 }
 
-int metrics_nfds(const struct metrics_server *m)
+int metrics_nfds(void *server)
 {
+	const struct metrics_server *m = server;
 	return m ? 1 + (int)m->nconns : 0;
 }
 
-int metrics_pollfds(struct metrics_server *m, struct pollfd *fds, int max)
+int metrics_pollfds(void *server, struct pollfd *fds, int max)
 {
+	struct metrics_server *m = server;
 	int n = 0;
 	if (!m)
 		return 0;
@@ -898,8 +916,9 @@ int metrics_pollfds(struct metrics_server *m, struct pollfd *fds, int max)
 	return n;
 }
 
-void metrics_handle(struct metrics_server *m, const struct pollfd *fds, int n)
+void metrics_handle(void *server, const struct pollfd *fds, int n)
 {
+	struct metrics_server *m = server;
 	if (!m)
 		return;
 	for (struct conn *c = m->conns; c; c = c->next) {
@@ -932,8 +951,9 @@ void metrics_handle(struct metrics_server *m, const struct pollfd *fds, int n)
 	m->lidx = -1;
 }
 
-int metrics_timeout_ms(const struct metrics_server *m)
+int metrics_timeout_ms(void *server)
 {
+	const struct metrics_server *m = server;
 	if (!m || !m->conns)
 		return -1;
 	int64_t now = now_ms(), soonest = -1;

@@ -16,7 +16,7 @@
 #include <poll.h>
 #include <stddef.h>
 
-#include "agent.h"
+#include "agent_state.h"
 
 struct metrics_server;
 
@@ -25,13 +25,14 @@ struct metrics_server *metrics_create(struct agent *a, const char *addr, char *e
 				      size_t errlen);
 void metrics_destroy(struct metrics_server *m);
 
+/* Poll source callbacks (poll_sources.h), given the struct metrics_server *. */
 /* Number of pollfds metrics_pollfds() may fill. */
-int metrics_nfds(const struct metrics_server *m);
-int metrics_pollfds(struct metrics_server *m, struct pollfd *fds, int max);
+int metrics_nfds(void *server);
+int metrics_pollfds(void *server, struct pollfd *fds, int max);
 /* fds/n: exactly the slice metrics_pollfds filled (with revents). */
-void metrics_handle(struct metrics_server *m, const struct pollfd *fds, int n);
+void metrics_handle(void *server, const struct pollfd *fds, int n);
 /* Milliseconds until the next connection deadline; -1 = none. */
-int metrics_timeout_ms(const struct metrics_server *m);
+int metrics_timeout_ms(void *server);
 
 /* The exposition text, as GET /metrics returns it (malloc'd; NULL on OOM). */
 char *metrics_render(struct agent *a, size_t *len);

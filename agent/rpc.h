@@ -13,7 +13,7 @@
 #include <poll.h>
 #include <stddef.h>
 
-#include "agent.h"
+#include "agent_state.h"
 
 struct rpc_server *rpc_create(struct agent *a, const char *addr, const char *auth,
 			      char *err, size_t errlen);
@@ -26,12 +26,13 @@ void rpc_destroy(struct rpc_server *s);
  * when it cannot be taken (too many clients, out of memory: then -1). */
 int rpc_adopt_client(struct rpc_server *s, int fd);
 
+/* Poll source callbacks (poll_sources.h), given the struct rpc_server *. */
 /* Number of pollfds rpc_pollfds() may fill. */
-int rpc_nfds(struct rpc_server *s);
-int rpc_pollfds(struct rpc_server *s, struct pollfd *fds, int max);
+int rpc_nfds(void *server);
+int rpc_pollfds(void *server, struct pollfd *fds, int max);
 /* fds/n: exactly the slice rpc_pollfds filled (with revents). */
-void rpc_handle(struct rpc_server *s, const struct pollfd *fds, int n);
-int rpc_timeout_ms(struct rpc_server *s);
+void rpc_handle(void *server, const struct pollfd *fds, int n);
+int rpc_timeout_ms(void *server);
 
 /* members[0..n): the batch of a (coalesced) member event; else n == 0. */
 void rpc_on_event(struct rpc_server *s, const struct vigil_event *ev,

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "agent.h"
+#include "agent_state.h"
 
 /*
  * Load `path` into *tags (appended).  A missing file is not an error (the

@@ -1,12 +1,11 @@
 /*
  * test_flags.c — agent/flags.c must accept and reject exactly what Go's
  * `flag` package does, because vigil replaces serf whose users type Go
- * flag syntax.  flags.c has no library dependencies, so it is compiled
- * straight into this test.
+ * flag syntax.  It links flags.o from build/libvigil-agent.a.
  */
 #include "testlib.h"
 
-#include "../../agent/flags.c"
+#include "flags.h"
 
 #define ARGV(...) ((char *[]){__VA_ARGS__, NULL})
 #define ARGC(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
