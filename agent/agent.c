@@ -42,6 +42,7 @@
 #include "memtrim.h"
 #include "metrics.h"
 #include "poll_sources.h"
+#include "discover_join.h"
 #include "rpc.h"
 #include "sdnotify.h"
 #include "tagsfile.h"
@@ -124,7 +125,9 @@ static const char agent_help[] =
 	"  -syslog                  Also log to syslog (facility: syslog_facility, LOCAL0).\n"
 	"  -disable-compression     Do not compress outgoing messages (vigil never does).\n"
 	"  -disable-coordinates     Keep no network coordinates (serf: disable_coordinates).\n"
-	"  -discover=cluster        mDNS discovery: not implemented by vigil, refused.\n"
+	"  -discover=cluster        A cluster name used to discovery peers. On\n"
+	"                           networks that support multicast, this can be used to have\n"
+	"                           peers join each other without an explicit join.\n"
 	"\n"
 	"Event handlers:\n"
 	"\n"
@@ -684,14 +687,6 @@ static int check_config(const struct agent_config *cfg)
 		return 1;
 	}
 	log_set_level(lv);
-	if (cfg->discover && *cfg->discover) {
-		/* serf announces and browses _serf_<cluster>._tcp over mDNS;
-		 * vigil has no mDNS, and joining nothing would look like
-		 * success, so refuse. */
-		fprintf(stderr, "==> mDNS discovery (-discover / \"discover\") is not supported by vigil; "
-				"use -join or -retry-join\n");
-		return 1;
-	}
 	if (cfg->enable_syslog && log_enable_syslog(cfg->syslog_facility) != 0) {
 		fprintf(stderr, "==> Syslog setup failed: Unknown facility '%s'\n", cfg->syslog_facility);
 		return 1;
@@ -856,6 +851,14 @@ static int start_servers(struct agent *a, struct metrics_server **metrics)
 		return -1;
 	}
 	log_set_sink(log_to_rpc, a);
+	if (cfg->discover && *cfg->discover) {
+		a->mdns = discover_join_start(a->v, cfg->discover, cfg->interface,
+					      cfg->replay_on_join, err, sizeof err);
+		if (!a->mdns) {
+			fprintf(stderr, "==> Error starting mDNS listener: %s\n", err);
+			return -1;
+		}
+	}
 	if (cfg->metrics_addr && *cfg->metrics_addr) {
 		*metrics = metrics_create(a, cfg->metrics_addr, err, sizeof err);
 		if (!*metrics) {
@@ -886,6 +889,8 @@ static void print_banner(const struct agent *a, const struct vigil_config *vc, b
 	printf("                    Profile: %s\n", cfg->profile);
 	/* vigil decompresses what it receives but never compresses */
 	printf("Message Compression Enabled: false\n");
+	if (cfg->discover && *cfg->discover)
+		printf("               mDNS cluster: %s\n", cfg->discover);
 	fflush(stdout);
 }
 
@@ -1111,6 +1116,8 @@ static void register_sources(struct poll_sources *ps, struct agent_loop *L,
 		 handlers_handle},
 		{"metrics", metrics, metrics_nfds, metrics_pollfds, metrics_timeout_ms,
 		 metrics_handle},
+		{"mdns", a->mdns, discover_join_nfds, discover_join_fill, discover_join_timeout_ms,
+		 discover_join_handle},
 	};
 	for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++)
 		if (sources[i].ctx)
@@ -1152,6 +1159,8 @@ static void shutdown_agent(struct agent *a, struct metrics_server *metrics)
 		rpc_flush(a->rpc, 1000);
 	}
 	metrics_destroy(metrics);
+	discover_join_free(a->mdns);
+	a->mdns = NULL;
 	alog(LV_INFO, "agent: requesting serf shutdown");
 	handlers_destroy(a->hs);
 	a->hs = NULL;

@@ -52,6 +52,7 @@ struct agent_config {
 struct rpc_server;
 struct handlers;
 struct coalescer;
+struct discover_join;
 
 struct agent {
 	vigil_t *v;
@@ -59,6 +60,7 @@ struct agent {
 	struct rpc_server *rpc;
 	struct handlers *hs;
 	struct coalescer *co; /* serf agent's event coalescing */
+	struct discover_join *mdns; /* -discover, NULL without */
 	bool encrypted;
 	bool quit;          /* leave the main loop */
 	int exit_code;

@@ -8,7 +8,11 @@
 #      found becomes a member of serf's cluster;
 #  (b) `serf agent -discover=B` finds the announcement the module makes
 #      for a running vigil agent (started without -discover) and joins it;
-#  (c) two instances of the module find each other.
+#  (c) two instances of the module find each other;
+#  (d) `vigil agent -discover=D` started first: `serf agent -discover=D`
+#      finds it and joins it (the agent announces itself);
+#  (e) `serf agent -discover=E` started first: `vigil agent -discover=E`
+#      finds it and joins it (the agent browses and joins).
 # Needs root (ip netns), serf, cc and build/vigil; otherwise one SKIP line.
 set -u
 
@@ -71,7 +75,7 @@ start_probe() {
 probe_found() { grep -qx "peer $2" "$VIGIL_TMP/$1.log"; }
 stats_of() { grep '^# stats' "$VIGIL_TMP/$1.log" | sed 's/^# //'; }
 
-read -r PS1 RS1 PV1 RV1 PS2 RS2 PV2 RV2 PX PY < <(free_ports 10)
+read -r PS1 RS1 PV1 RV1 PS2 RS2 PV2 RV2 PX PY PS3 RS3 PV3 RV3 PS4 RS4 PV4 RV4 < <(free_ports 18)
 
 # (a) vigil's module finds serf's announcement
 start_serf s1 "$PS1" "$RS1" -discover=clusterA
@@ -121,4 +125,27 @@ done
 check "no packet seen by the probes was malformed" \
     bash -c '! grep -h "^# stats" "$@" | grep -qv " malformed=0 "' _ \
     "$VIGIL_TMP/probe_a.log" "$VIGIL_TMP/announce_b.log" "$VIGIL_TMP/probe_c.log"
+
+# (d) the vigil agent's own announcement: serf joins it
+start_vigil v3 "$PV3" "$RV3" -discover=clusterD
+wait_ready "$RV3"
+check "the agent's banner names its mDNS cluster" \
+    grep -q "mDNS cluster: clusterD" "$(log_of v3)"
+start_serf s3 "$PS3" "$RS3" -discover=clusterD
+wait_ready "$RS3"
+check "serf agent -discover=clusterD joins vigil agent -discover=clusterD" \
+    wait_until 20 members_have "$RS3" v3 alive
+check "... and the vigil agent lists serf alive" wait_until 10 members_have "$RV3" s3 alive
+
+# (e) the vigil agent's browsing: it joins serf
+start_serf s4 "$PS4" "$RS4" -discover=clusterE
+wait_ready "$RS4"
+start_vigil v4 "$PV4" "$RV4" -discover=clusterE
+wait_ready "$RV4"
+check "vigil agent -discover=clusterE joins serf agent -discover=clusterE" \
+    wait_until 20 members_have "$RV4" s4 alive
+check "the vigil agent logs its mDNS join as serf does" \
+    wait_until 5 grep -q "agent.mdns: Joined 1 hosts" "$(log_of v4)"
+lists_none_of() { ! members_of "$1" | awk '{print $1}' | grep -qx "$2"; }
+check "no cross-talk: clusterE's vigil agent never lists clusterD's" lists_none_of "$RV4" v3
 finish

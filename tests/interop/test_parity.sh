@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_parity.sh — serf parity against the real serf agent (issue 17):
 # network coordinates both ways (serf rtt / vigil rtt / RPC get-coordinate),
-# -disable-coordinates; -tags-file, -iface, -syslog, -discover.
+# -disable-coordinates; -tags-file, -iface, -syslog, -discover's errors.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -101,9 +101,12 @@ echo '{"interface": "nosuch0"}' >"$cfg"
 out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:"$PX" -rpc-addr=127.0.0.1:"$RX" -config-file="$cfg" 2>&1); rc=$?
 check config_interface_key_honoured bash -c "[ $rc -ne 0 ] && grep -q 'Invalid network interface' <<<'$out'"
 
-# ---- -discover: no mDNS in vigil, so a clear refusal, never a silent no-op
-out=$(timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:"$PX" -rpc-addr=127.0.0.1:"$RX" -discover=cluster 2>&1); rc=$?
-check discover_refused_clearly bash -c "[ $rc -eq 1 ] && grep -q 'mDNS discovery.*not supported' <<<'$out'"
+# ---- -discover works (tests/interop/test_discover.sh, with serf, in a
+# namespace); a cluster name that makes no DNS name is refused clearly
+long=$(printf 'x%.0s' $(seq 70))
+timeout 10 "$VIGIL_BIN" agent -node=x -bind=127.0.0.1:"$PX" -rpc-addr=127.0.0.1:"$RX" -discover="$long" \
+    >"$VIGIL_TMP/discover_bad.out" 2>&1; rc=$?
+check discover_bad_cluster_name_refused_clearly bash -c "[ $rc -eq 1 ] && grep -q 'Error starting mDNS listener: .*valid DNS name' $VIGIL_TMP/discover_bad.out"
 
 # ---- -syslog: lines reach syslog.  /dev/log is redirected, in a private
 # mount namespace, to a socket this script listens on.
