@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bcast_queue.h"
 #include "sim.h"
 
 static double clock_s(clockid_t id)
@@ -170,7 +171,7 @@ static void spread(struct sim *s, struct watch *w, int alive, int round_ms, int 
 	double pittel = log((double)n) / log(b + 1.0) + log((double)n) / b;
 	printf("%s: n=%d, log2(n)=%.1f, expected ~%.1f gossip rounds (fanout %d); "
 	       "each member relays it at most %d times\n", what, n, lg, pittel, b,
-	       4 * (int)ceil(log10(n + 1.0)));
+	       bcast_retransmit_limit(4, (size_t)n));
 	int r50 = -1, r99 = -1, r100 = -1;
 	for (int r = 0; r <= max_rounds; r++) {
 		sim_run_until(s, t0 + (int64_t)r * round_ms);

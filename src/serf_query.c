@@ -4,12 +4,12 @@
  * that decide whether we answer, relayed responses, our answers, and
  * the acks and responses we collect for our own queries.
  */
+#include "bcast_queue.h"
 #include "serf_internal.h"
 #include "goregex.h"
 #include "mpack.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -753,7 +753,7 @@ int serf_layer_query(struct serf_layer *sl, const char *name,
 			    sl->members[i]->m.status == VIGIL_STATUS_LEAVING)
 				alive++;
 		timeout_ms = (int64_t)sl->cfg.gossip_interval_ms * sl->cfg.query_timeout_mult *
-			     (int64_t)ceil(log10((double)alive + 1));
+			     bcast_node_scale(alive);
 	}
 	id = (uint32_t)(sl_rand(sl) & 0x7fffffff);   /* rand.Int31 */
 

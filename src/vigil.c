@@ -707,7 +707,9 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		if (!v->coords || coord_client_init(v->coords, &cc, random_seed()) != 0) {
 			free(v->coords);
 			v->coords = NULL;
-			errtext_set(err, errlen, "Failed to create coordinate client");
+			/* rc is 0 here: a failure must not look like success */
+			rc = err_to_buf(err, errlen, VIGIL_ERR_NOMEM,
+					"Failed to create coordinate client");
 			goto fail;
 		}
 		sh.ack_payload = h_ack_payload;
