@@ -235,9 +235,12 @@ FUZZ_TARGETS := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRCS))
 FUZZ_CXX    ?= clang++
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/%.o) $(LIB_CXX_SRCS:%.cc=$(FUZZ_DIR)/%.o) \
                  $(SIM_SRCS:%.c=$(FUZZ_DIR)/%.o)
-# Agent files some targets link (only those that exist are used).
+# Agent files some targets link (only those that exist are used): the
+# config and flag parsers, msgpack, and mDNS discovery with its DNS codec
+# (fuzz_mdns).
 FUZZ_AGENT_OBJS := $(patsubst %.c,$(FUZZ_DIR)/%.o,\
-                   $(wildcard agent/config.c agent/flags.c agent/mp.c))
+                   $(wildcard agent/config.c agent/flags.c agent/mp.c \
+                              agent/discover.c agent/dns_wire.c))
 FUZZ_LDLIBS := $(TEST_LDLIBS)
 
 .PHONY: fuzz fuzz-seeds fuzz-smoke fuzz-clean
@@ -281,7 +284,7 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/fuzz/fuzz_%.o $(FUZZ_DIR)/libvigil-fuzz.a
 
 # fuzz_rpc_dispatch runs agent/rpc.c on a real agent, so it also links the
 # other agent objects (not main.c: its main() would clash with libFuzzer's;
-# config, flags and mp are in the archive already), and it fences the
+# the FUZZ_AGENT_OBJS are in the archive already), and it fences the
 # network and fixes vigil's random seed with --wrap (see the comment at the
 # top of fuzz/fuzz_rpc_dispatch.c).
 # Only this target; the others link as above.

@@ -1,16 +1,20 @@
 /*
- * fuzz_mdns — agent/discover.c's DNS decoding (serf -discover's mDNS):
+ * fuzz_mdns — agent/discover.c's and dns_wire.c's DNS decoding (serf
+ * -discover's mDNS):
  *   - the input as a response: discover_take_response refuses it (-1) or
  *     queues at most one peer per record looked at; every queued address
  *     is a NUL-terminated "ip:port" or "[ip6]:port";
  *   - the input as a query: an answer, if any, fits the buffer and is
  *     itself well-formed: a second module decodes it without refusal.
  *
- * The module is included, not linked: libvigil-fuzz.a holds no agent/
- * objects but config, flags and mp (see the Makefile's FUZZ_AGENT_OBJS).
+ * discover.o and dns_wire.o are linked from libvigil-fuzz.a (the
+ * Makefile's FUZZ_AGENT_OBJS).
  */
-#include "../agent/discover.c"
+#include "discover_internal.h"
+#include "dns_wire.h"
 #include "fuzz_common.h"
+
+#include <string.h>
 
 static struct discover *module_for(const char *node, const char *ip)
 {
@@ -51,9 +55,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = discover_answer_query(me, data, size, true, &unicast, out, sizeof out);
 	FUZZ_ASSERT(len <= sizeof out);
 	if (len > 0) {
-		uint64_t malformed = peer->stats.malformed;
+		uint64_t malformed = discover_get_stats(peer)->malformed;
 		FUZZ_ASSERT(discover_take_response(peer, out, len) >= 0);
-		FUZZ_ASSERT(peer->stats.malformed == malformed);
+		FUZZ_ASSERT(discover_get_stats(peer)->malformed == malformed);
 		while (discover_next_peer(peer, addr, sizeof addr))
 			FUZZ_ASSERTF(strcmp(addr, "10.0.0.1:7946") == 0, "peer '%s'", addr);
 	}

@@ -9,7 +9,7 @@
  *
  *   discover_probe CLUSTER NODE IP PORT SECONDS [-expect ADDR] [-iface IFACE]
  *
- * Built by the script with cc from agent/discover.c.
+ * Built by the script with cc from agent/discover.c and agent/dns_wire.c.
  */
 #include "discover.h"
 

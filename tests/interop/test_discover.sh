@@ -58,7 +58,7 @@ need_serf discover
 PROBE=$VIGIL_TMP/discover_probe
 if ! cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I"$VIGIL_ROOT/include" -I"$VIGIL_ROOT/agent" \
         -o "$PROBE" "$VIGIL_ROOT/tests/interop/discover_probe.c" "$VIGIL_ROOT/agent/discover.c" \
-        2>"$VIGIL_TMP/cc.out"; then
+        "$VIGIL_ROOT/agent/dns_wire.c" 2>"$VIGIL_TMP/cc.out"; then
     not_ok "discover_probe builds" "$(sed 's/^/# /' "$VIGIL_TMP/cc.out")"
     finish
 fi

@@ -1,17 +1,21 @@
 /*
- * test_discover.c — agent/discover.c's DNS encoding and decoding, the
- * answers it gives serf's queries, the peers it takes from responses
- * (hashicorp/mdns's layout, compressed as miekg/dns compresses), and its
- * handling of malformed packets: compression loops, truncations, bad
- * lengths, oversized names.
+ * test_discover.c — agent/discover.c and agent/dns_wire.c: DNS encoding
+ * and decoding, the answers discover gives serf's queries, the peers it
+ * takes from responses (hashicorp/mdns's layout, compressed as miekg/dns
+ * compresses), and its handling of malformed packets: compression loops,
+ * truncations, bad lengths, oversized names.
  *
- * The Makefile links unit tests against build/libvigil-internal.a only,
- * not the agent's objects, so the module is included here; once the agent
- * is a linkable library this should link against it instead.
+ * It links discover.o and dns_wire.o from build/libvigil-agent.a; the
+ * names discover builds and its peer queue are read from struct discover
+ * (discover_internal.h), the packets are crafted with dns_wire's writer.
  */
 #include "testlib.h"
 
-#include "../../agent/discover.c"
+#include "discover_internal.h"
+#include "dns_wire.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 /* ------------------------------------------------ crafting packets */
 
@@ -29,7 +33,7 @@ static void packet_start(struct packet *p)
 static void packet_copy(struct packet *dst, const struct packet *src)
 {
 	packet_start(dst);
-	put_bytes(&dst->w, src->b, src->w.len);
+	dns_put_bytes(&dst->w, src->b, src->w.len);
 }
 
 /* labels of a dotted name, without the final zero (so a pointer or the
@@ -37,29 +41,29 @@ static void packet_copy(struct packet *dst, const struct packet *src)
 static void p_labels(struct packet *p, const char *dotted)
 {
 	struct dns_name n;
-	if (name_from_dotted(&n, dotted) != 0)
+	if (dns_name_from_dotted(&n, dotted) != 0)
 		abort();
-	put_bytes(&p->w, n.wire, n.len - 1u);
+	dns_put_bytes(&p->w, n.wire, n.len - 1u);
 }
 
 static void p_name(struct packet *p, const char *dotted)
 {
 	p_labels(p, dotted);
-	put_bytes(&p->w, "", 1);
+	dns_put_bytes(&p->w, "", 1);
 }
 
 static void p_pointer(struct packet *p, size_t offset)
 {
-	put_u16(&p->w, (uint16_t)(0xC000 | offset));
+	dns_put_u16(&p->w, (uint16_t)(0xC000 | offset));
 }
 
 /* type, class IN, ttl, rdlength: after the owner name */
 static void p_rr_fixed(struct packet *p, uint16_t type, uint32_t ttl, uint16_t rdlength)
 {
-	put_u16(&p->w, type);
-	put_u16(&p->w, DNS_CLASS_IN);
-	put_u32(&p->w, ttl);
-	put_u16(&p->w, rdlength);
+	dns_put_u16(&p->w, type);
+	dns_put_u16(&p->w, DNS_CLASS_IN);
+	dns_put_u32(&p->w, ttl);
+	dns_put_u16(&p->w, rdlength);
 }
 
 /* set while a test expects discover_create to refuse */
@@ -92,7 +96,7 @@ static struct discover *make_me(void)
 static void start_response(struct packet *p, uint16_t answers)
 {
 	packet_start(p);
-	put_header(&p->w, 0, DNS_FLAG_RESPONSE, 0, answers);
+	dns_put_header(&p->w, 0, DNS_FLAG_RESPONSE, 0, answers);
 }
 
 /* The rest of an A record of 10.0.0.2 after its owner name, with the
@@ -100,7 +104,7 @@ static void start_response(struct packet *p, uint16_t answers)
 static void a_rdata(struct packet *p, uint16_t rdlength)
 {
 	p_rr_fixed(p, DNS_TYPE_A, 120, rdlength);
-	put_u32(&p->w, 0x0a000002);
+	dns_put_u32(&p->w, 0x0a000002);
 }
 
 /* An SRV record of instance s1 for box:7950, uncompressed, with the
@@ -109,9 +113,9 @@ static void srv_record(struct packet *p, uint16_t rdlength)
 {
 	p_name(p, "s1._serf_test._tcp.local");
 	p_rr_fixed(p, DNS_TYPE_SRV, 120, rdlength);
-	put_u16(&p->w, 10);
-	put_u16(&p->w, 1);
-	put_u16(&p->w, 7950);
+	dns_put_u16(&p->w, 10);
+	dns_put_u16(&p->w, 1);
+	dns_put_u16(&p->w, 7950);
 	p_name(p, "box");
 }
 
@@ -123,7 +127,7 @@ static void srv_record(struct packet *p, uint16_t rdlength)
 static void serf_response(struct packet *p, const uint8_t ip[4], uint16_t port, uint32_t ttl)
 {
 	packet_start(p);
-	put_header(&p->w, 0, DNS_FLAG_RESPONSE | DNS_FLAG_AUTHORITATIVE, 0, 4);
+	dns_put_header(&p->w, 0, DNS_FLAG_RESPONSE | DNS_FLAG_AUTHORITATIVE, 0, 4);
 	size_t service = p->w.len; /* 12 */
 	p_name(p, "_serf_test._tcp.local");
 	p_rr_fixed(p, DNS_TYPE_PTR, ttl, 5);
@@ -132,17 +136,17 @@ static void serf_response(struct packet *p, const uint8_t ip[4], uint16_t port, 
 	p_pointer(p, service);
 	p_pointer(p, instance); /* SRV owner */
 	p_rr_fixed(p, DNS_TYPE_SRV, ttl, 6 + 5);
-	put_u16(&p->w, 10);
-	put_u16(&p->w, 1);
-	put_u16(&p->w, port);
+	dns_put_u16(&p->w, 10);
+	dns_put_u16(&p->w, 1);
+	dns_put_u16(&p->w, port);
 	size_t host = p->w.len;
 	p_name(p, "box");
 	p_pointer(p, host); /* A owner */
 	p_rr_fixed(p, DNS_TYPE_A, ttl, 4);
-	put_bytes(&p->w, ip, 4);
+	dns_put_bytes(&p->w, ip, 4);
 	p_pointer(p, instance); /* TXT owner */
 	p_rr_fixed(p, DNS_TYPE_TXT, ttl, 17);
-	put_bytes(&p->w, "\x10Serf 'test' clus", 17);
+	dns_put_bytes(&p->w, "\x10Serf 'test' clus", 17);
 }
 
 /* ------------------------------------------------------------ names */
@@ -171,8 +175,8 @@ TEST(dotted_node_names_become_several_labels)
 	static const uint8_t instance[] = "\x03web\x01\x31\x0a_serf_test\x04_tcp\x05local";
 	CHECK_EQ_INT(d->instance.len, sizeof instance);
 	CHECK_MEM(d->instance.wire, instance, sizeof instance);
-	CHECK(name_is_instance_of(&d->instance, &d->service));
-	CHECK(!name_is_instance_of(&d->service, &d->service));
+	CHECK(dns_name_is_instance_of(&d->instance, &d->service));
+	CHECK(!dns_name_is_instance_of(&d->service, &d->service));
 	discover_free(d);
 }
 
@@ -196,9 +200,9 @@ TEST(invalid_names_and_addresses_are_refused)
 	expect_refusal = false;
 	struct dns_name n;
 	long_label[63] = '\0';
-	CHECK_EQ_INT(name_from_dotted(&n, long_label), 0); /* 63 is the limit */
+	CHECK_EQ_INT(dns_name_from_dotted(&n, long_label), 0); /* 63 is the limit */
 	CHECK_EQ_INT(n.len, 65);
-	CHECK_EQ_INT(name_from_dotted(&n, "."), -1);
+	CHECK_EQ_INT(dns_name_from_dotted(&n, "."), -1);
 }
 
 /* ---------------------------------------------------------- queries */
@@ -221,10 +225,10 @@ TEST(query_is_a_ptr_question_for_the_service)
 static void query_for(struct packet *p, uint16_t id, const char *name, uint16_t type, uint16_t klass)
 {
 	packet_start(p);
-	put_header(&p->w, id, 0, 1, 0);
+	dns_put_header(&p->w, id, 0, 1, 0);
 	p_name(p, name);
-	put_u16(&p->w, type);
-	put_u16(&p->w, klass);
+	dns_put_u16(&p->w, type);
+	dns_put_u16(&p->w, klass);
 }
 
 /* Decodes every answer record of response pkt into out (up to max). */
@@ -236,7 +240,7 @@ static int decode_answers(const uint8_t *pkt, size_t len, struct dns_record *out
 	size_t pos = DNS_HEADER_LEN;
 	for (int i = 0; i < h.questions; i++) {
 		struct dns_question q;
-		if (dns_read_question(pkt, len, &pos, &q.name, &q.type, &q.klass) != 0)
+		if (dns_read_question(pkt, len, &pos, &q) != 0)
 			return -1;
 	}
 	int n = 0;
@@ -270,15 +274,15 @@ TEST(service_query_gets_ptr_srv_a_txt)
 	struct dns_record r[4];
 	REQUIRE(decode_answers(out, len, r, 4) == 4);
 	CHECK_EQ_INT(r[0].type, DNS_TYPE_PTR);
-	CHECK(name_equal(&r[0].owner, &d->service));
-	CHECK(name_equal(&r[0].target, &d->instance));
+	CHECK(dns_name_equal(&r[0].owner, &d->service));
+	CHECK(dns_name_equal(&r[0].target, &d->instance));
 	CHECK_EQ_INT(r[1].type, DNS_TYPE_SRV);
-	CHECK(name_equal(&r[1].owner, &d->instance));
+	CHECK(dns_name_equal(&r[1].owner, &d->instance));
 	CHECK_EQ_INT(r[1].port, 7946);
-	CHECK(name_equal(&r[1].target, &d->host));
+	CHECK(dns_name_equal(&r[1].target, &d->host));
 	CHECK_EQ_INT(r[1].ttl, 120);
 	CHECK_EQ_INT(r[2].type, DNS_TYPE_A);
-	CHECK(name_equal(&r[2].owner, &d->host));
+	CHECK(dns_name_equal(&r[2].owner, &d->host));
 	CHECK_MEM(r[2].addr, "\x0a\x00\x00\x01", 4);
 	CHECK_EQ_INT(r[3].type, DNS_TYPE_TXT);
 	/* the TXT rdata: one character-string */
@@ -357,7 +361,7 @@ TEST(unicast_bit_class_and_flags_are_honoured)
 		q.b[3] = (uint8_t)flags[i];
 		CHECK_EQ_INT(discover_answer_query(d, q.b, q.w.len, false, &unicast, out, sizeof out), 0);
 	}
-	CHECK_EQ_INT(d->stats.malformed, 0);
+	CHECK_EQ_INT(discover_get_stats(d)->malformed, 0);
 	discover_free(d);
 }
 
@@ -401,8 +405,8 @@ TEST(serf_response_yields_its_address_once)
 	/* serf joins each address once; so do we */
 	CHECK_EQ_INT(discover_take_response(d, p.b, p.w.len), 0);
 	CHECK(!discover_next_peer(d, addr, sizeof addr));
-	CHECK_EQ_INT(d->stats.peers_found, 1);
-	CHECK_EQ_INT(d->stats.malformed, 0);
+	CHECK_EQ_INT(discover_get_stats(d)->peers_found, 1);
+	CHECK_EQ_INT(discover_get_stats(d)->malformed, 0);
 	discover_free(d);
 }
 
@@ -430,7 +434,7 @@ TEST(our_own_answer_goodbyes_and_other_clusters_are_not_peers)
 	CHECK_EQ_INT(discover_take_response(d, out, len), 0);
 	char addr[DISCOVER_ADDR_MAX];
 	CHECK(!discover_next_peer(d, addr, sizeof addr));
-	CHECK_EQ_INT(d->stats.malformed, 0);
+	CHECK_EQ_INT(discover_get_stats(d)->malformed, 0);
 	discover_free(d);
 }
 
@@ -441,7 +445,7 @@ TEST(srv_without_an_address_in_the_packet_is_skipped)
 	start_response(&p, 1);
 	srv_record(&p, 6 + 5);
 	CHECK_EQ_INT(discover_take_response(d, p.b, p.w.len), 0);
-	CHECK_EQ_INT(d->stats.malformed, 0);
+	CHECK_EQ_INT(discover_get_stats(d)->malformed, 0);
 	discover_free(d);
 }
 
@@ -477,7 +481,7 @@ static void expect_malformed(const struct packet *p, const char *what)
 	if (r != -1)
 		printf("# %s: discover_take_response returned %d\n", what, r);
 	CHECK_EQ_INT(r, -1);
-	CHECK_EQ_INT(d->stats.malformed, 1);
+	CHECK_EQ_INT(discover_get_stats(d)->malformed, 1);
 	CHECK_EQ_INT(d->queue_len, 0);
 	discover_free(d);
 }
@@ -487,7 +491,7 @@ TEST(compression_loops_are_refused)
 	struct packet p;
 	packet_start(&p);
 	/* an owner name that is a pointer to itself */
-	put_header(&p.w, 0, DNS_FLAG_RESPONSE, 0, 1);
+	dns_put_header(&p.w, 0, DNS_FLAG_RESPONSE, 0, 1);
 	p_pointer(&p, DNS_HEADER_LEN);
 	a_rdata(&p, 4);
 	expect_malformed(&p, "self pointer");
@@ -557,13 +561,13 @@ TEST(pointer_chains_and_long_names_are_bounded)
 	p.b[7] = 1;
 	for (int i = 0; i < 5; i++)
 		p_labels(&p, "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij");
-	put_bytes(&p.w, "", 1);
+	dns_put_bytes(&p.w, "", 1);
 	a_rdata(&p, 4);
 	expect_malformed(&p, "name over 255 bytes");
 
 	/* extended label types (0x40, 0x80) */
 	p.w.len = DNS_HEADER_LEN;
-	put_bytes(&p.w, "\x41", 1);
+	dns_put_bytes(&p.w, "\x41", 1);
 	p_rr_fixed(&p, DNS_TYPE_A, 120, 4);
 	expect_malformed(&p, "label type 0x40");
 }
@@ -580,7 +584,7 @@ TEST(bad_lengths_are_refused)
 	start_response(&p, 1);
 	p_name(&p, "box");
 	p_rr_fixed(&p, DNS_TYPE_A, 120, 5);
-	put_bytes(&p.w, "\x0a\0\0\x02\x09", 5);
+	dns_put_bytes(&p.w, "\x0a\0\0\x02\x09", 5);
 	expect_malformed(&p, "A of 5 bytes");
 	/* an SRV whose target runs past its rdata */
 	start_response(&p, 1);
@@ -590,7 +594,7 @@ TEST(bad_lengths_are_refused)
 	start_response(&p, 1);
 	p_name(&p, "s1._serf_test._tcp.local");
 	p_rr_fixed(&p, DNS_TYPE_SRV, 120, 4);
-	put_u32(&p.w, 0);
+	dns_put_u32(&p.w, 0);
 	expect_malformed(&p, "SRV of 4 bytes");
 	/* more records announced than present */
 	start_response(&p, 3);
@@ -599,7 +603,7 @@ TEST(bad_lengths_are_refused)
 	expect_malformed(&p, "missing records");
 	/* too many questions for a response */
 	packet_start(&p);
-	put_header(&p.w, 0, DNS_FLAG_RESPONSE, 1000, 0);
+	dns_put_header(&p.w, 0, DNS_FLAG_RESPONSE, 1000, 0);
 	expect_malformed(&p, "1000 questions");
 	/* a header cut short */
 	p.w.len = 7;
@@ -622,7 +626,7 @@ TEST(every_truncation_of_a_response_is_refused)
 		CHECK_EQ_INT(r, -1);
 	}
 	CHECK_EQ_INT(d->queue_len, 0);
-	CHECK_EQ_INT(d->stats.malformed, full.w.len);
+	CHECK_EQ_INT(discover_get_stats(d)->malformed, full.w.len);
 	discover_free(d);
 }
 
@@ -635,23 +639,23 @@ TEST(malformed_queries_are_counted_and_unanswered)
 	bool unicast;
 	for (size_t len = 0; len < q.w.len; len++)
 		CHECK_EQ_INT(discover_answer_query(d, q.b, len, false, &unicast, out, sizeof out), 0);
-	CHECK_EQ_INT(d->stats.malformed, q.w.len);
+	CHECK_EQ_INT(discover_get_stats(d)->malformed, q.w.len);
 	/* a question whose name loops */
-	uint64_t before = d->stats.malformed;
+	uint64_t before = discover_get_stats(d)->malformed;
 	packet_start(&q);
-	put_header(&q.w, 1, 0, 1, 0);
+	dns_put_header(&q.w, 1, 0, 1, 0);
 	p_labels(&q, "_serf_test");
 	p_pointer(&q, DNS_HEADER_LEN);
-	put_u16(&q.w, DNS_TYPE_PTR);
-	put_u16(&q.w, DNS_CLASS_IN);
+	dns_put_u16(&q.w, DNS_TYPE_PTR);
+	dns_put_u16(&q.w, DNS_CLASS_IN);
 	CHECK_EQ_INT(discover_answer_query(d, q.b, q.w.len, false, &unicast, out, sizeof out), 0);
-	CHECK_EQ_INT(d->stats.malformed, before + 1);
+	CHECK_EQ_INT(discover_get_stats(d)->malformed, before + 1);
 	discover_free(d);
 }
 
 /* Deterministic byte flips over a valid response and a valid query: no
- * crash, no read outside the packet (run under ASan by `make asan-tests`
- * once it links), every result either a clean parse or a refusal. */
+ * crash, no read outside the packet (run under ASan by `make asan-tests`),
+ * every result either a clean parse or a refusal. */
 TEST(random_corruption_never_crashes)
 {
 	struct discover *d = make_me();
