@@ -1032,7 +1032,9 @@ static void signals_handle(void *loop, const struct pollfd *fds, int n)
 {
 	struct agent_loop *L = loop;
 	struct agent *a = L->a;
-	(void)fds, (void)n; /* the pipe is non-blocking: just read it */
+	/* handlers run every round: read only when there is something */
+	if (n < 1 || !(fds[0].revents & POLLIN))
+		return;
 	unsigned char sigs[64];
 	ssize_t ns = read(sig_pipe[0], sigs, sizeof sigs);
 	for (ssize_t i = 0; i < ns; i++) {
