@@ -72,6 +72,7 @@ bool leave_ack(struct swim *sw, uint32_t seq)
  */
 void swim_leave(struct swim *sw, int64_t now)
 {
+	sw->clock = now;
 	if (sw->leaving)
 		return;
 	sw->leaving = true;

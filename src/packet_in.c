@@ -141,6 +141,7 @@ void swim_handle_packet(struct swim *sw, const struct wire_addr *from,
 			const uint8_t *pkt, size_t len, int64_t now)
 {
 	struct packet_ctx pc = { sw, from, now };
+	sw->clock = now;
 	sw->cur_from = from;
 	sw->stats.packets_in++;
 	sw->stats.bytes_in += len;

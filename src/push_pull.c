@@ -170,6 +170,7 @@ void start_push_pull(struct swim *sw, const struct wire_addr *to, bool join)
 int swim_handle_stream(struct swim *sw, const struct wire_addr *from,
 		       const uint8_t *msg, size_t len, struct wbuf *reply, int64_t now)
 {
+	sw->clock = now;
 	if (len == 0)
 		return WIRE_ETRUNC;
 	sw->stats.bytes_in += len;
@@ -239,6 +240,7 @@ int swim_handle_stream(struct swim *sw, const struct wire_addr *from,
 void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 			      const uint8_t *msg, size_t len, int64_t now)
 {
+	sw->clock = now;
 	size_t i;
 	for (i = 0; i < sw->n_streams; i++)
 		if (sw->streams[i].cookie == cookie)
@@ -278,7 +280,7 @@ void swim_handle_stream_reply(struct swim *sw, uint64_t cookie,
 
 void swim_join(struct swim *sw, const struct wire_addr *seeds, size_t n, int64_t now)
 {
-	(void)now;
+	sw->clock = now;
 	for (size_t i = 0; i < n; i++)
 		start_push_pull(sw, &seeds[i], true);
 }

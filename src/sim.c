@@ -913,6 +913,11 @@ bool sim_step(struct sim *s)
 
 void sim_run_until(struct sim *s, int64_t t)
 {
+	/* A test may have called a node's swim directly (swim_broadcast_user):
+	 * its deadline may be earlier now, as an embedder asks again after
+	 * every call (vigil_timeout_ms). */
+	for (int i = 0; i < s->n_nodes; i++)
+		arm(s, s->nodes[i]);
 	while (s->hlen && s->heap[0].t <= t) {
 		struct qent e = heap_pop(s);
 		if (e.t > s->now)

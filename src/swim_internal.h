@@ -118,6 +118,7 @@ struct swim {
 	int64_t last_hint_probe;     /* when a hint last moved a probe forward */
 
 	int64_t next_gossip, next_push_pull, next_reconnect, next_reap;
+	int64_t clock;               /* the latest `now` any entry point was given */
 	uint32_t seq;
 
 	struct relay *relays;        /* grown on demand up to MAX_RELAYS */

@@ -890,7 +890,8 @@ static void note_expected_wake(struct vigil *v, int64_t now)
 
 /*
  * Stall awareness.  We told the embedder when to call us next (our next
- * deadline is never far away: gossip runs every 200 ms); if the call comes
+ * deadline is never far away: a probe round every second while we have
+ * peers, the reaper's tick otherwise); if the call comes
  * more than 3 probe intervals after that, the process was frozen (SIGSTOP,
  * VM pause, suspend, a blocked embedder).  Timers that expired meanwhile
  * would make us accuse healthy peers on stale information, and the cluster
