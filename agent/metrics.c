@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "strbuf.h"
 
 #define MAX_CONNS 64         /* concurrent clients; more are turned away */
 #define REQ_MAX 8192         /* request line + headers + body */
@@ -68,44 +69,6 @@ struct metrics_server {
 
 /* ------------------------------------------------------------ rendering */
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-__attribute__((format(printf, 2, 3)))
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	if (b->oom)
-		return;
-	for (;;) {
-		va_list ap;
-		va_start(ap, fmt);
-		size_t room = b->cap - b->len;
-		int n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = true;
-			return;
-		}
-		if ((size_t)n < room) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t ncap = b->cap ? b->cap * 2 : 4096;
-		while (ncap < b->len + (size_t)n + 1)
-			ncap *= 2;
-		char *np = realloc(b->p, ncap);
-		if (!np) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-}
-
 static void fmt_value(char *out, size_t n, double v)
 {
 	if (isnan(v))
@@ -118,20 +81,20 @@ static void fmt_value(char *out, size_t n, double v)
 		snprintf(out, n, "%.17g", v);
 }
 
-static void family(struct sbuf *b, const char *name, const char *type, const char *help)
+static void family(struct strbuf *b, const char *name, const char *type, const char *help)
 {
-	sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* labels: NULL or `key="value",...` (values here are fixed strings). */
-static void sample(struct sbuf *b, const char *name, const char *labels, double v)
+static void sample(struct strbuf *b, const char *name, const char *labels, double v)
 {
 	char val[64];
 	fmt_value(val, sizeof val, v);
 	if (labels)
-		sb_printf(b, "%s{%s} %s\n", name, labels, val);
+		strbuf_printf(b, "%s{%s} %s\n", name, labels, val);
 	else
-		sb_printf(b, "%s %s\n", name, val);
+		strbuf_printf(b, "%s %s\n", name, val);
 }
 
 struct stats {
@@ -200,7 +163,7 @@ static const struct simple_metric simple_metrics[] = {
 char *metrics_render(struct agent *a, size_t *len)
 {
 	struct stats *s = calloc(1, sizeof *s);
-	struct sbuf b = {0};
+	struct strbuf b = {0};
 	if (!s)
 		return NULL;
 	s->n = vigil_stats(a->v, s->st, STATS_MAX);
@@ -326,7 +289,7 @@ char *metrics_render(struct agent *a, size_t *len)
 
 	free(s);
 	if (b.oom) {
-		free(b.p);
+		strbuf_free(&b);
 		return NULL;
 	}
 	*len = b.len;
@@ -346,8 +309,8 @@ static void conn_close(struct conn *c)
 static void set_response(struct conn *c, int code, const char *reason, const char *ctype,
 			 const char *extra_hdrs, const char *body, size_t body_len, bool head)
 {
-	struct sbuf b = {0};
-	sb_printf(&b,
+	struct strbuf b = {0};
+	strbuf_printf(&b,
 		  "HTTP/1.1 %d %s\r\n"
 		  "Content-Type: %s\r\n"
 		  "Content-Length: %zu\r\n"
@@ -375,7 +338,7 @@ static void set_response(struct conn *c, int code, const char *reason, const cha
 	c->out = NULL;
 	c->out_len = c->out_off = 0;
 	if (b.oom) {
-		free(b.p);
+		strbuf_free(&b);
 		conn_close(c);
 		return;
 	}

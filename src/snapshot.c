@@ -5,6 +5,7 @@
 #include "snapshot.h"
 #include "logline.h"
 #include "safefile.h"
+#include "strbuf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -638,45 +639,7 @@ int snap_load(const char *path, bool rejoin_after_leave, struct snap_state *out,
 
 /* --------------------------------------------------------------- render */
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-__attribute__((format(printf, 2, 3)))
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	if (b->oom)
-		return;
-	for (;;) {
-		size_t room = b->cap - b->len;
-		va_start(ap, fmt);
-		int k = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
-		va_end(ap);
-		if (k < 0) {
-			b->oom = true;
-			return;
-		}
-		if ((size_t)k < room) {
-			b->len += (size_t)k;
-			return;
-		}
-		size_t nc = b->cap ? b->cap * 2 : 4096;
-		while (nc < b->len + (size_t)k + 1)
-			nc *= 2;
-		char *np = realloc(b->p, nc);
-		if (!np) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = nc;
-	}
-}
-
-static void render_alive(struct sbuf *b, const struct snap_node *v, size_t n)
+static void render_alive(struct strbuf *b, const struct snap_node *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct snap_node *nd = &v[i];
@@ -685,7 +648,7 @@ static void render_alive(struct sbuf *b, const struct snap_node *v, size_t n)
 		if (nl == sizeof nd->name || al == sizeof nd->addr ||
 		    !valid_name(nd->name, nl) || !valid_addr(nd->addr, al))
 			continue;
-		sb_printf(b, "alive: %s %s\n", nd->name, nd->addr);
+		strbuf_printf(b, "alive: %s %s\n", nd->name, nd->addr);
 	}
 }
 
@@ -697,36 +660,36 @@ int snap_render(const struct snap_image *img, char **out, size_t *len)
 		return SNAP_EINVAL;
 	*out = NULL;
 	*len = 0;
-	struct sbuf b = {0};
-	sb_printf(&b, "%s", SNAP_HEADER);
+	struct strbuf b = {0};
+	strbuf_printf(&b, "%s", SNAP_HEADER);
 	if (img->has_prefix) {
 		render_alive(&b, img->pre_alive, img->n_pre_alive);
-		sb_printf(&b, "clock: %llu\n", (unsigned long long)img->pre_clock);
-		sb_printf(&b, "event-clock: %llu\n", (unsigned long long)img->pre_event_clock);
-		sb_printf(&b, "query-clock: %llu\n", (unsigned long long)img->pre_query_clock);
-		sb_printf(&b, "leave\n");
+		strbuf_printf(&b, "clock: %llu\n", (unsigned long long)img->pre_clock);
+		strbuf_printf(&b, "event-clock: %llu\n", (unsigned long long)img->pre_event_clock);
+		strbuf_printf(&b, "query-clock: %llu\n", (unsigned long long)img->pre_query_clock);
+		strbuf_printf(&b, "leave\n");
 	}
 	render_alive(&b, img->alive, img->n_alive);
 	for (size_t i = 0; i < img->n_not_alive; i++) {
 		const char *nm = img->not_alive[i];
 		if (!nm || !valid_name(nm, strnlen(nm, VIGIL_NAME_MAX + 1)))
 			continue;
-		sb_printf(&b, "not-alive: %s\n", nm);
+		strbuf_printf(&b, "not-alive: %s\n", nm);
 	}
-	sb_printf(&b, "clock: %llu\n", (unsigned long long)img->clock);
-	sb_printf(&b, "event-clock: %llu\n", (unsigned long long)img->event_clock);
-	sb_printf(&b, "query-clock: %llu\n", (unsigned long long)img->query_clock);
+	strbuf_printf(&b, "clock: %llu\n", (unsigned long long)img->clock);
+	strbuf_printf(&b, "event-clock: %llu\n", (unsigned long long)img->event_clock);
+	strbuf_printf(&b, "query-clock: %llu\n", (unsigned long long)img->query_clock);
 	if (img->leave) {
-		sb_printf(&b, "leave\n");
-		sb_printf(&b, "clock: %llu\n", (unsigned long long)img->clock_after_leave);
+		strbuf_printf(&b, "leave\n");
+		strbuf_printf(&b, "clock: %llu\n", (unsigned long long)img->clock_after_leave);
 	}
 	if (!b.oom) {
 		size_t body = b.len;
 		uint32_t crc = libdeflate_crc32(0, b.p, body);
-		sb_printf(&b, "# end %zu %08x\n", body, (unsigned)crc);
+		strbuf_printf(&b, "# end %zu %08x\n", body, (unsigned)crc);
 	}
 	if (b.oom) {
-		free(b.p);
+		strbuf_free(&b);
 		return SNAP_ENOMEM;
 	}
 	*out = b.p;
