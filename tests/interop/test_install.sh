@@ -35,7 +35,7 @@ major=${ver%%.*}
 missing=
 for f in include/vigil.h lib/libvigil.so."$ver" lib/libvigil.so."$major" lib/libvigil.so \
          lib/libvigil.a lib/pkgconfig/vigil.pc bin/vigil share/man/man1/vigil.1 \
-         share/man/man3/libvigil.3 lib/systemd/system/vigil.service; do
+         share/man/man3/libvigil.3 lib/systemd/system/vigil.service share/doc/vigil/copyright; do
     [ -e "$dest$prefix/$f" ] || missing="$missing $f"
 done
 if [ -z "$missing" ]; then ok install_files; else not_ok install_files "missing:$missing"; fi
@@ -216,7 +216,8 @@ fi
 files_ok=1
 for f in /usr/include/vigil.h /usr/lib/libvigil.so."$ver" /usr/lib/libvigil.so."$major" \
          /usr/lib/libvigil.a /usr/lib/pkgconfig/vigil.pc /usr/bin/vigil \
-         /usr/share/man/man3/libvigil.3.gz /lib/systemd/system/vigil.service; do
+         /usr/share/man/man3/libvigil.3.gz /lib/systemd/system/vigil.service \
+         /usr/share/doc/vigil/copyright; do
     [ -e "$f" ] || { files_ok=0; not_ok deb_files "missing $f"; }
 done
 [ "$files_ok" = 1 ] && ok deb_files
