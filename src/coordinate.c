@@ -5,6 +5,7 @@
  */
 #include "coordinate.h"
 #include "wire.h"
+#include "grow.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -310,14 +311,10 @@ static struct coord_node *node_get(struct coord_client *cl, const char *name)
 	struct coord_node *n = node_find(cl, name);
 	if (n)
 		return n;
-	if (cl->n_nodes == cl->cap_nodes) {
-		size_t cap = cl->cap_nodes ? cl->cap_nodes * 2 : 8;
-		struct coord_node *p = realloc(cl->nodes, cap * sizeof *p);
-		if (!p)
-			return NULL;
-		cl->nodes = p;
-		cl->cap_nodes = cap;
-	}
+	struct coord_node *p = array_grow(cl->nodes, &cl->cap_nodes, cl->n_nodes + 1, sizeof *p, 8);
+	if (!p)
+		return NULL;
+	cl->nodes = p;
 	char *dup = strdup(name);
 	if (!dup)
 		return NULL;

@@ -16,6 +16,7 @@
 #include "serf_internal.h"
 #include "logline.h"
 #include "mpack.h"
+#include "grow.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -167,14 +168,11 @@ static struct sl_member *member_add(struct serf_layer *sl, const char *name)
 
 	if (found)
 		return sl->members[i];
-	if (sl->n_members == sl->cap_members) {
-		size_t nc = sl->cap_members ? sl->cap_members * 2 : 16;
-		struct sl_member **nv = realloc(sl->members, nc * sizeof *nv);
-		if (!nv)
-			return NULL;
-		sl->members = nv;
-		sl->cap_members = nc;
-	}
+	struct sl_member **nv = array_grow(sl->members, &sl->cap_members, sl->n_members + 1,
+					   sizeof *nv, 16);
+	if (!nv)
+		return NULL;
+	sl->members = nv;
 	m = calloc(1, sizeof *m);
 	if (!m)
 		return NULL;
@@ -280,14 +278,11 @@ static bool intent_upsert(struct serf_layer *sl, const char *name, uint8_t type,
 			sl->stats.intents_dropped++;
 			return false;
 		}
-		if (sl->n_intents == sl->cap_intents) {
-			size_t nc = sl->cap_intents ? sl->cap_intents * 2 : 16;
-			struct sl_intent *nv = realloc(sl->intents, nc * sizeof *nv);
-			if (!nv)
-				return false;
-			sl->intents = nv;
-			sl->cap_intents = nc;
-		}
+		struct sl_intent *nv = array_grow(sl->intents, &sl->cap_intents, sl->n_intents + 1,
+						  sizeof *nv, 16);
+		if (!nv)
+			return false;
+		sl->intents = nv;
 		memmove(&sl->intents[i + 1], &sl->intents[i],
 			(sl->n_intents - i) * sizeof *sl->intents);
 		sl->n_intents++;

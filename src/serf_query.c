@@ -8,6 +8,7 @@
 #include "serf_internal.h"
 #include "goregex.h"
 #include "mpack.h"
+#include "grow.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -556,14 +557,10 @@ static bool handle_query(struct serf_layer *sl, const struct query_msg *q, int64
 		timeout_ms = SL_QUERY_TIMEOUT_MAX_MS;
 	if (sl->n_inq == SL_INQUERIES_MAX)
 		inq_remove(sl, 0);       /* oldest goes */
-	if (sl->n_inq == sl->cap_inq) {
-		size_t nc = sl->cap_inq ? sl->cap_inq * 2 : 16;
-		struct sl_inquery *ni = realloc(sl->inq, nc * sizeof *ni);
-		if (!ni)
-			return rebroadcast;
-		sl->inq = ni;
-		sl->cap_inq = nc;
-	}
+	struct sl_inquery *ni = array_grow(sl->inq, &sl->cap_inq, sl->n_inq + 1, sizeof *ni, 16);
+	if (!ni)
+		return rebroadcast;
+	sl->inq = ni;
 	idx = sl->n_inq++;
 	sl->inq[idx].id = q->id;
 	sl->inq[idx].ltime = q->ltime;
@@ -819,16 +816,12 @@ int serf_layer_query(struct serf_layer *sl, const char *name,
 	}
 
 	/* Register before processing locally: we may answer ourselves. */
-	if (sl->n_myq == sl->cap_myq) {
-		size_t nc = sl->cap_myq ? sl->cap_myq * 2 : 8;
-		struct sl_myquery *nq = realloc(sl->myq, nc * sizeof *nq);
-		if (!nq) {
-			mpack_enc_free(&e);
-			return SERF_ENOMEM;
-		}
-		sl->myq = nq;
-		sl->cap_myq = nc;
+	struct sl_myquery *nq = array_grow(sl->myq, &sl->cap_myq, sl->n_myq + 1, sizeof *nq, 8);
+	if (!nq) {
+		mpack_enc_free(&e);
+		return SERF_ENOMEM;
 	}
+	sl->myq = nq;
 	struct sl_myquery *mq = &sl->myq[sl->n_myq];
 	memset(mq, 0, sizeof *mq);
 	mq->name = strdup(name);

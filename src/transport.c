@@ -12,6 +12,7 @@
 
 #include "logline.h"
 #include "ratelimit.h"
+#include "grow.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -755,17 +756,13 @@ static int conn_add(struct transport *t, struct conn *c)
 
 static void queue_failure(struct transport *t, uint64_t cookie)
 {
-	if (t->n_fail == t->cap_fail) {
-		size_t nc = t->cap_fail ? t->cap_fail * 2 : 8;
-		uint64_t *p = realloc(t->fail_q, nc * sizeof *p);
-		if (!p) {
-			/* Nothing we can do; swim times the exchange out itself. */
-			tlog(t, 3, "transport: out of memory queueing a stream failure");
-			return;
-		}
-		t->fail_q = p;
-		t->cap_fail = nc;
+	uint64_t *p = array_grow(t->fail_q, &t->cap_fail, t->n_fail + 1, sizeof *p, 8);
+	if (!p) {
+		/* Nothing we can do; swim times the exchange out itself. */
+		tlog(t, 3, "transport: out of memory queueing a stream failure");
+		return;
 	}
+	t->fail_q = p;
 	t->fail_q[t->n_fail++] = cookie;
 }
 

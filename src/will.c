@@ -35,6 +35,7 @@
 #include "logline.h"
 #include "mpack.h"
 #include "will_key.h"
+#include "grow.h"
 
 #define NEVER INT64_MAX
 #define KIND_MEMBER 0
@@ -158,16 +159,10 @@ static bool is_self(const struct will *w, const char *name)
 
 static bool grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-	if (need <= *cap)
-		return true;
-	size_t nc = *cap ? *cap * 2 : 8;
-	while (nc < need)
-		nc *= 2;
-	void *np = realloc(*p, nc * elem);
+	void *np = array_grow(*p, cap, need, elem, 8);
 	if (!np)
 		return false;
 	*p = np;
-	*cap = nc;
 	return true;
 }
 

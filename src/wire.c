@@ -35,6 +35,7 @@
 
 #include "wire.h"
 #include "mpack.h"
+#include "grow.h"
 
 /* Envelopes (hasCrc, compress, compound) peeled for one packet at most. */
 #define WIRE_NEST_MAX 4
@@ -1065,14 +1066,10 @@ static int unwrap_push(struct unwrap *u, const uint8_t *p, size_t len)
 
 static struct wbuf *unwrap_newbuf(struct unwrap *u)
 {
-	if (u->nbufs == u->capbufs) {
-		size_t cap = u->capbufs ? u->capbufs * 2 : 4;
-		struct wbuf *b = realloc(u->bufs, cap * sizeof *b);
-		if (!b)
-			return NULL;
-		u->bufs = b;
-		u->capbufs = cap;
-	}
+	struct wbuf *grown = array_grow(u->bufs, &u->capbufs, u->nbufs + 1, sizeof *grown, 4);
+	if (!grown)
+		return NULL;
+	u->bufs = grown;
 	struct wbuf *b = &u->bufs[u->nbufs++];
 	wbuf_init(b);
 	return b;
