@@ -393,7 +393,7 @@ static bool apply_version(struct will *w, const struct pver *v, bool may_bind)
 	if (v->seq > WILL_SEQ_MAX || (held && v->seq - r->seq > WILL_SEQ_JUMP_MAX)) {
 		w->stats.seq_refused++;
 		will_logf(w, 0, "will: %s's version %llu is an implausible jump: refused", v->owner,
-		      (unsigned long long)v->seq);
+			  (unsigned long long)v->seq);
 		return false;
 	}
 	if (!will_is_self(w, v->owner) &&
@@ -403,8 +403,8 @@ static bool apply_version(struct will *w, const struct pver *v, bool may_bind)
 		uint64_t k = ++w->stats.over_budget;
 		if ((k & (k - 1)) == 0)
 			will_logf(w, 2, "will: holding %zu bytes of wills (the limit): %s's refused, "
-			      "%llu so far", w->held_bytes, v->owner,
-			      (unsigned long long)w->stats.over_budget);
+				  "%llu so far", w->held_bytes, v->owner,
+				  (unsigned long long)w->stats.over_budget);
 		return false;
 	}
 	if (!will_verify_version(w, v, may_bind))
@@ -425,7 +425,7 @@ static bool apply_version(struct will *w, const struct pver *v, bool may_bind)
 			persist(w);
 			will_broadcast_version(w, r);
 			will_logf(w, 1, "will: re-issued our will above an old copy (seq %llu)",
-			      (unsigned long long)r->seq);
+				  (unsigned long long)r->seq);
 			return false;
 		}
 	}
@@ -466,7 +466,7 @@ static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uin
 		if (will_alive_state(om->state))
 			w->stats.deliveries_owner_alive++;
 		will_logf(w, 1, "will: delivery of %s's will while it is not dead here: dropped",
-		      owner);
+			  owner);
 		return;
 	}
 	/* Which death this is is ours to say too: a sender's (or forger's)
@@ -527,7 +527,7 @@ static void send_deliver(struct will *w, struct wrec *r, const struct wmember *t
 static void publish(struct will *w, struct wrec *r, int64_t now)
 {
 	will_logf(w, 1, "will: publishing %s's will as event %s (rank %u since %lld, released %lld)",
-	      r->owner, r->target, r->rank, (long long)r->rank_t, (long long)r->release_t);
+		  r->owner, r->target, r->rank, (long long)r->rank_t, (long long)r->release_t);
 	ack_note(w, r->owner, r->death_inc, r->seq, KIND_EVENT, true, w->cfg.name, NULL);
 	persist(w);
 	int rc = w->cfg.out.user_event ?
@@ -536,7 +536,7 @@ static void publish(struct will *w, struct wrec *r, int64_t now)
 	if (rc != 0) {
 		/* Every other member would fail the same way: ack anyway. */
 		will_logf(w, 3, "will: cannot publish %s's will as event %s (%d)", r->owner,
-		      r->target, rc);
+			  r->target, rc);
 		w->stats.undeliverable++;
 		emit(w, VIGIL_EV_WILL_UNDELIVERABLE, r->owner, r->death_inc, r->seq,
 		     r->payload, r->plen, 0);
@@ -609,7 +609,7 @@ static void broadcast_due(struct will *w, const char *owner, uint32_t inc)
 static void release(struct will *w, struct wrec *r, int64_t now)
 {
 	will_logf(w, 0, "will: %s's will released (death inc %u at %lld)", r->owner, r->death_inc,
-	      (long long)r->death_t);
+		  (long long)r->death_t);
 	r->trig = T_RELEASED;
 	r->release_t = now;
 	r->base = now;
@@ -710,7 +710,7 @@ static bool load_key(struct will *w, const struct will_config *cfg)
 	} else {
 		w->key = will_key_generate();
 		will_logf(w, 1, "will: no key file: this member's will key lasts this run only, "
-		      "restarted it is a new identity (docs/SECURITY.md)");
+			  "restarted it is a new identity (docs/SECURITY.md)");
 	}
 	free(path);
 	return w->key != NULL;
@@ -1107,7 +1107,7 @@ static int handle_deliver(struct will *w, const msgpack_object *o, int64_t now)
 		if (!will_pub_of(w, v.owner)) {
 			w->stats.sig_refused++;
 			will_logf(w, 1, "will: delivery of %s's will, whose key we never saw: dropped",
-			      v.owner);
+				  v.owner);
 			return WILL_OK;
 		}
 		if (!apply_version(w, &v, false))
@@ -1149,7 +1149,7 @@ static bool apply_done(struct will *w, const struct pdone *d)
 	     (r->kind != KIND_MEMBER || strcmp(r->target, d->by) != 0))) {
 		w->stats.view_refused++;
 		will_logf(w, 0, "will: %s's will (inc %u) marked done by %s: not so here, ignored",
-		      d->owner, (unsigned)d->inc, d->by);
+			  d->owner, (unsigned)d->inc, d->by);
 		return false;
 	}
 	struct mpack_enc f;
@@ -1161,7 +1161,7 @@ static bool apply_done(struct will *w, const struct pdone *d)
 		      d->sig))
 		return false;
 	will_logf(w, 0, "will: %s's will (inc %u) %s by %s", d->owner, (unsigned)d->inc,
-	      d->kind == KIND_EVENT ? "published" : "delivered", d->by);
+		  d->kind == KIND_EVENT ? "published" : "delivered", d->by);
 	struct wrec *rr = will_rec_find(w, d->owner);
 	if (rr && (rr->trig == T_ARMED || rr->trig == T_RELEASED) && rr->death_inc <= d->inc) {
 		rr->acked = true;

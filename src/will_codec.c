@@ -62,7 +62,7 @@ void will_enc_version(struct mpack_enc *e, const struct wrec *r, const uint8_t *
 
 /* The signed fields of a DONE: [owner, inc, seq, kind, by]. */
 void will_enc_done_fields(struct mpack_enc *e, const char *owner, uint32_t inc, uint64_t seq,
-			    uint8_t kind, const char *by, uint32_t extra)
+			  uint8_t kind, const char *by, uint32_t extra)
 {
 	msgpack_pack_array(&e->pk, 5 + extra);
 	mpack_enc_str(e, owner);
@@ -74,7 +74,7 @@ void will_enc_done_fields(struct mpack_enc *e, const char *owner, uint32_t inc, 
 
 /* [owner, inc, seq, kind, by, by's pubkey, by's sig] */
 void will_enc_done(struct mpack_enc *e, const char *owner, uint32_t inc, uint64_t seq,
-		     uint8_t kind, const char *by, const uint8_t *pub, const uint8_t *sig)
+		   uint8_t kind, const char *by, const uint8_t *pub, const uint8_t *sig)
 {
 	will_enc_done_fields(e, owner, inc, seq, kind, by, 2);
 	mpack_enc_bin(e, pub, WILL_KEY_LEN);
@@ -83,7 +83,7 @@ void will_enc_done(struct mpack_enc *e, const char *owner, uint32_t inc, uint64_
 
 /* The signed fields of a DUE: [owner, inc, by]. */
 void will_enc_due_fields(struct mpack_enc *e, const char *owner, uint32_t inc, const char *by,
-			   uint32_t extra)
+			 uint32_t extra)
 {
 	msgpack_pack_array(&e->pk, 3 + extra);
 	mpack_enc_str(e, owner);
@@ -131,7 +131,7 @@ void will_sign_rec(const struct will *w, struct wrec *r)
 }
 
 bool will_sign_done(const struct will *w, const char *owner, uint32_t inc, uint64_t seq,
-		      uint8_t kind, uint8_t sig[WILL_SIG_LEN])
+		    uint8_t kind, uint8_t sig[WILL_SIG_LEN])
 {
 	struct mpack_enc f;
 	mpack_enc_init(&f, -1);
@@ -147,18 +147,18 @@ bool will_sign_done(const struct will *w, const char *owner, uint32_t inc, uint6
  * counted; it is logged at debug level only: a flood must not flood the log.
  */
 bool will_check_sig(struct will *w, const char *signer, const uint8_t *pub, uint8_t type,
-		      struct mpack_enc *fields, const uint8_t *sig, bool may_bind)
+		    struct mpack_enc *fields, const uint8_t *sig, bool may_bind)
 {
 	const uint8_t *bound = will_pub_of(w, signer);
 	bool ok = false;
 	if (bound && memcmp(bound, pub, WILL_KEY_LEN) != 0) {
 		w->stats.key_conflicts++;
 		will_logf(w, 0, "will: %s message signed by a key that is not %s's: refused",
-		      type == WILL_MSG_VERSION ? "version" : "marker", signer);
+			  type == WILL_MSG_VERSION ? "version" : "marker", signer);
 	} else if (!bound && (!may_bind || !will_mem_find(w, signer))) {
 		w->stats.sig_refused++;
 		will_logf(w, 0, "will: message signed by %s, whose key we do not know: refused",
-		      signer);
+			  signer);
 	} else {
 		size_t n;
 		uint8_t *m = signed_bytes(type, fields, &n);
@@ -207,7 +207,7 @@ void will_broadcast_version(struct will *w, const struct wrec *r)
  * a takeover candidate can miss it and act a second time.
  */
 void will_send_done(struct will *w, const char *owner, uint32_t inc, uint64_t seq,
-		      uint8_t kind, const struct wire_addr *also_to, bool fanout)
+		    uint8_t kind, const struct wire_addr *also_to, bool fanout)
 {
 	struct mpack_enc e;
 	uint8_t sig[WILL_SIG_LEN];
