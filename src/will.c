@@ -15,146 +15,31 @@
  * proven sane by wire_msgpack_span() (msgpack-c would otherwise allocate whatever a
  * container header claims), decoded completely into temporaries, and only
  * then applied — a malformed message changes nothing.
+ *
+ * This file is the state machine; the bytes are elsewhere (will_internal.h):
+ * will_codec.c encodes, signs, decodes and checks messages, will_store.c
+ * reads and writes the state file.
  */
-#include "will.h"
-#include "safefile.h"
+#include "will_internal.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <msgpack.h>
-#include <libdeflate.h>
 
 #include "logline.h"
-#include "mpack.h"
-#include "will_key.h"
 #include "grow.h"
-
-#define NEVER INT64_MAX
-#define KIND_MEMBER 0
-#define KIND_EVENT 1
-#define DELAY_MAX_MS VIGIL_WILL_DELAY_MAX_MS /* a year; sanity bound */
-#define STATE_MAGIC "VWIL"
-#define STATE_VERSION 2 /* 1: before signed wills (no key bindings, unsigned acks) */
-#define SIG_TAG "vigil-will-v1" /* signed bytes: tag | type | msgpack fields */
-#define SIG_TAG_LEN (sizeof SIG_TAG - 1)
-/* What one held will costs against WILL_HOLD_MAX_BYTES: payload plus its
- * names, key, signature and bookkeeping (struct wrec is ~400 bytes). */
-#define REC_COST(plen) ((size_t)(plen) + 512)
-#define STATE_MAX (64u * 1024 * 1024)
-
-enum trig {
-	T_NONE,     /* owner not dead (as far as we know) */
-	T_ARMED,    /* owner dead, delay running */
-	T_RELEASED, /* delay passed: delivering / publishing */
-	T_DONE,     /* delivered, published, or seen acked */
-	T_GAVEUP,   /* undeliverable (or no will) after the reap interval */
-};
-
-struct wmember {
-	char name[WIRE_NAME_MAX + 1];
-	struct wire_addr addr;
-	enum swim_state state;
-	uint32_t inc;
-};
-
-struct wrec {
-	char owner[WIRE_NAME_MAX + 1];
-	/* newest version held (has_version false: only death progress) */
-	bool has_version;
-	uint64_t seq;
-	bool tomb;
-	uint8_t kind;
-	char target[WIRE_NAME_MAX + 1];
-	int64_t delay;
-	uint8_t *payload;
-	size_t plen;
-	/* the owner's current death, as this member saw it */
-	enum trig trig;
-	bool acked;         /* a DONE for this death was seen */
-	uint32_t death_inc;
-	int64_t death_t, release_t;
-	int64_t base;       /* when sending could start (release, recipient back) */
-	unsigned rank;      /* our place among the senders / publishers ... */
-	int64_t rank_t;     /* ... since this time */
-	int64_t last_send, gap;
-	unsigned attempts;
-	uint8_t sig[WILL_SIG_LEN]; /* the owner's signature of the version held */
-};
-
-/* Recipient-side dedup: one per owner, persisted. */
-struct rxrec {
-	char owner[WIRE_NAME_MAX + 1];
-	uint32_t inc;          /* owner incarnation of the death delivered */
-	uint64_t seq;
-	uint32_t returned_inc; /* owner seen alive at this inc since (0 = no) */
-	bool revoked;
-};
-
-/* Newest DONE per owner (delivered or published), persisted. */
-struct ackrec {
-	char owner[WIRE_NAME_MAX + 1];
-	uint32_t inc;
-	uint64_t seq;
-	uint8_t kind;
-	bool mine; /* we published it */
-	/* who said so, and its signature (has_sig false: from a version-1 state
-	 * file; such an ack is used here but not passed on) */
-	char by[WIRE_NAME_MAX + 1];
-	bool has_sig;
-	uint8_t sig[WILL_SIG_LEN];
-};
-
-/* A member name bound to the first public key seen for it (TOFU). */
-struct wbind {
-	char name[WIRE_NAME_MAX + 1];
-	uint8_t pub[WILL_KEY_LEN];
-};
-
-struct will {
-	struct will_config cfg;
-	char *state_path;
-	struct wmember *mem;
-	size_t n_mem, cap_mem;
-	struct wrec **rec;
-	size_t n_rec, cap_rec;
-	struct rxrec *rx;
-	size_t n_rx, cap_rx;
-	struct ackrec *ack;
-	size_t n_ack, cap_ack;
-	struct wbind *bind;
-	size_t n_bind, cap_bind;
-	uint64_t own_hi;  /* highest seq of our own will seen anywhere */
-	bool own_auth;    /* our will was set/cleared here or loaded from file */
-	struct will_key *key;
-	uint8_t pub[WILL_KEY_LEN];
-	size_t held_bytes; /* REC_COST of the versions held for others */
-	bool announced;    /* our version was broadcast since the start */
-	bool dirty;        /* a new key binding waits for will_tick to save it */
-	struct will_stats stats;
-};
 
 /* ------------------------------------------------------------ helpers */
 
 __attribute__((format(printf, 3, 4)))
-static void logf_(const struct will *w, int level, const char *fmt, ...)
+void will_logf(const struct will *w, int level, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	logline_vemit(w->cfg.out.log, w->cfg.out.ctx, NULL, 0, 512, level, fmt, ap);
 	va_end(ap);
-}
-
-static bool is_self(const struct will *w, const char *name)
-{
-	return strcmp(w->cfg.name, name) == 0;
 }
 
 static bool grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -164,11 +49,6 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elem)
 		return false;
 	*p = np;
 	return true;
-}
-
-static bool alive_state(enum swim_state s)
-{
-	return s == SWIM_ALIVE || s == SWIM_SUSPECT;
 }
 
 /* ------------------------------------------------------------ members */
@@ -190,7 +70,7 @@ static long mem_index(const struct will *w, const char *name)
 	return -(long)lo - 1;
 }
 
-static struct wmember *mem_find(const struct will *w, const char *name)
+struct wmember *will_mem_find(const struct will *w, const char *name)
 {
 	long i = mem_index(w, name);
 	return i >= 0 ? &w->mem[i] : NULL;
@@ -233,7 +113,7 @@ static unsigned my_rank(const struct will *w, const char *skip1, const char *ski
 		const struct wmember *m = &w->mem[i];
 		if (strcmp(m->name, w->cfg.name) >= 0)
 			break; /* sorted: the rest are after us */
-		if (!alive_state(m->state))
+		if (!will_alive_state(m->state))
 			continue;
 		if ((skip1 && strcmp(m->name, skip1) == 0) ||
 		    (skip2 && strcmp(m->name, skip2) == 0))
@@ -261,7 +141,7 @@ static void rerank(const struct will *w, struct wrec *r, int64_t now, bool force
 
 /* -------------------------------------------------------------- tables */
 
-static struct wrec *rec_find(const struct will *w, const char *owner)
+struct wrec *will_rec_find(const struct will *w, const char *owner)
 {
 	for (size_t i = 0; i < w->n_rec; i++)
 		if (strcmp(w->rec[i]->owner, owner) == 0)
@@ -269,9 +149,9 @@ static struct wrec *rec_find(const struct will *w, const char *owner)
 	return NULL;
 }
 
-static struct wrec *rec_get(struct will *w, const char *owner)
+struct wrec *will_rec_get(struct will *w, const char *owner)
 {
-	struct wrec *r = rec_find(w, owner);
+	struct wrec *r = will_rec_find(w, owner);
 	if (r)
 		return r;
 	if (!grow((void **)&w->rec, &w->cap_rec, w->n_rec + 1, sizeof *w->rec))
@@ -288,7 +168,7 @@ static void rec_drop(struct will *w, struct wrec *r)
 {
 	for (size_t i = 0; i < w->n_rec; i++) {
 		if (w->rec[i] == r) {
-			if (r->has_version && !is_self(w, r->owner))
+			if (r->has_version && !will_is_self(w, r->owner))
 				w->held_bytes -= REC_COST(r->plen);
 			w->rec[i] = w->rec[--w->n_rec];
 			free(r->payload);
@@ -301,9 +181,9 @@ static void rec_drop(struct will *w, struct wrec *r)
 /* ------------------------------------------------------ key bindings */
 
 /* The public key bound to `name` (ours for our name), or NULL. */
-static const uint8_t *key_of(const struct will *w, const char *name)
+const uint8_t *will_pub_of(const struct will *w, const char *name)
 {
-	if (is_self(w, name))
+	if (will_is_self(w, name))
 		return w->pub;
 	for (size_t i = 0; i < w->n_bind; i++)
 		if (strcmp(w->bind[i].name, name) == 0)
@@ -311,14 +191,14 @@ static const uint8_t *key_of(const struct will *w, const char *name)
 	return NULL;
 }
 
-static bool bind_add(struct will *w, const char *name, const uint8_t pub[WILL_KEY_LEN])
+bool will_bind_add(struct will *w, const char *name, const uint8_t pub[WILL_KEY_LEN])
 {
 	struct wbind *b = NULL;
 	if (w->n_bind >= WILL_BINDINGS_MAX) {
 		/* Full: reuse the binding of a name that is neither a member nor
 		 * holds a will here (gone while we were down: never reaped here). */
 		for (size_t i = 0; i < w->n_bind && !b; i++)
-			if (!mem_find(w, w->bind[i].name) && !rec_find(w, w->bind[i].name))
+			if (!will_mem_find(w, w->bind[i].name) && !will_rec_find(w, w->bind[i].name))
 				b = &w->bind[i];
 		if (!b)
 			return false;
@@ -359,8 +239,6 @@ static struct ackrec *ack_find(const struct will *w, const char *owner)
 	return NULL;
 }
 
-static bool sign_done(const struct will *w, const char *owner, uint32_t inc, uint64_t seq,
-		      uint8_t kind, uint8_t sig[WILL_SIG_LEN]);
 
 /* Would a DONE for this death (ours: mine) tell more than ack `a`? */
 static bool ack_news(const struct ackrec *a, uint32_t inc, bool mine)
@@ -398,7 +276,7 @@ static bool ack_note(struct will *w, const char *owner, uint32_t inc, uint64_t s
 		memcpy(a->sig, sig, WILL_SIG_LEN);
 		a->has_sig = true;
 	} else {
-		a->has_sig = sign_done(w, owner, inc, seq, kind, a->sig);
+		a->has_sig = will_sign_done(w, owner, inc, seq, kind, a->sig);
 	}
 	return true;
 }
@@ -418,7 +296,7 @@ static void emit(struct will *w, enum vigil_event_type type, const char *owner,
 {
 	struct vigil_member vm;
 	struct vigil_event ev;
-	const struct wmember *m = mem_find(w, owner);
+	const struct wmember *m = will_mem_find(w, owner);
 
 	if (!w->cfg.on_event)
 		return;
@@ -432,7 +310,7 @@ static void emit(struct will *w, enum vigil_event_type type, const char *owner,
 			inet_ntop(AF_INET6, m->addr.ip, vm.addr, sizeof vm.addr);
 		vm.port = m->addr.port;
 		vm.incarnation = m->inc;
-		vm.status = alive_state(m->state) ? VIGIL_STATUS_ALIVE :
+		vm.status = will_alive_state(m->state) ? VIGIL_STATUS_ALIVE :
 			    m->state == SWIM_LEFT ? VIGIL_STATUS_LEFT : VIGIL_STATUS_FAILED;
 	}
 	memset(&ev, 0, sizeof ev);
@@ -454,361 +332,14 @@ static void persist(struct will *w)
 	int rc = will_save(w, w->state_path);
 	if (rc != WILL_OK) {
 		w->stats.save_errors++;
-		logf_(w, 3, "will: cannot save state to %s (%d)", w->state_path, rc);
+		will_logf(w, 3, "will: cannot save state to %s (%d)", w->state_path, rc);
 	}
-}
-
-/* ------------------------------------------------------------ encoding */
-
-struct pver {
-	char owner[WIRE_NAME_MAX + 1];
-	uint64_t seq;
-	bool tomb;
-	uint8_t kind;
-	char target[WIRE_NAME_MAX + 1];
-	int64_t delay;
-	const uint8_t *payload;
-	size_t plen;
-	const uint8_t *pub, *sig; /* signer's key and signature (decoded only) */
-};
-
-static void pver_of(const struct wrec *r, struct pver *v)
-{
-	memset(v, 0, sizeof *v);
-	snprintf(v->owner, sizeof v->owner, "%s", r->owner);
-	v->seq = r->seq;
-	v->tomb = r->tomb;
-	v->kind = r->kind;
-	snprintf(v->target, sizeof v->target, "%s", r->target);
-	v->delay = r->delay;
-	v->payload = r->payload;
-	v->plen = r->plen;
-}
-
-/*
- * The signed fields of a version, [owner, seq, tomb, kind, target,
- * delay_ms, payload], as the head of an array of 7 + extra elements.  The
- * encoding is canonical (msgpack-c packs every integer in its shortest form,
- * names as str), so a receiver re-encodes what it decoded and checks the
- * signature over exactly these bytes.
- */
-static void enc_version_fields(struct mpack_enc *e, const struct pver *v, uint32_t extra)
-{
-	msgpack_pack_array(&e->pk, 7 + extra);
-	mpack_enc_str(e, v->owner);
-	msgpack_pack_uint64(&e->pk, v->seq);
-	mpack_enc_bool(e, v->tomb);
-	msgpack_pack_uint8(&e->pk, v->tomb ? 0 : v->kind);
-	mpack_enc_str(e, v->tomb ? "" : v->target);
-	msgpack_pack_int64(&e->pk, v->tomb ? 0 : v->delay);
-	mpack_enc_bin(e, v->payload, v->tomb ? 0 : v->plen);
-}
-
-/* [owner, seq, tomb, kind, target, delay_ms, payload, pubkey, sig] */
-static void enc_version(struct mpack_enc *e, const struct wrec *r, const uint8_t *pub)
-{
-	struct pver v;
-	pver_of(r, &v);
-	enc_version_fields(e, &v, 2);
-	mpack_enc_bin(e, pub, WILL_KEY_LEN);
-	mpack_enc_bin(e, r->sig, WILL_SIG_LEN);
-}
-
-/* The signed fields of a DONE: [owner, inc, seq, kind, by]. */
-static void enc_done_fields(struct mpack_enc *e, const char *owner, uint32_t inc, uint64_t seq,
-			    uint8_t kind, const char *by, uint32_t extra)
-{
-	msgpack_pack_array(&e->pk, 5 + extra);
-	mpack_enc_str(e, owner);
-	msgpack_pack_uint32(&e->pk, inc);
-	msgpack_pack_uint64(&e->pk, seq);
-	msgpack_pack_uint8(&e->pk, kind);
-	mpack_enc_str(e, by);
-}
-
-/* [owner, inc, seq, kind, by, by's pubkey, by's sig] */
-static void enc_done(struct mpack_enc *e, const char *owner, uint32_t inc, uint64_t seq,
-		     uint8_t kind, const char *by, const uint8_t *pub, const uint8_t *sig)
-{
-	enc_done_fields(e, owner, inc, seq, kind, by, 2);
-	mpack_enc_bin(e, pub, WILL_KEY_LEN);
-	mpack_enc_bin(e, sig, WILL_SIG_LEN);
-}
-
-/* The signed fields of a DUE: [owner, inc, by]. */
-static void enc_due_fields(struct mpack_enc *e, const char *owner, uint32_t inc, const char *by,
-			   uint32_t extra)
-{
-	msgpack_pack_array(&e->pk, 3 + extra);
-	mpack_enc_str(e, owner);
-	msgpack_pack_uint32(&e->pk, inc);
-	mpack_enc_str(e, by);
-}
-
-/* tag | type | fields: what a signature covers (the type byte keeps a
- * signature for one message kind from passing as another's). */
-static uint8_t *signed_bytes(uint8_t type, const struct mpack_enc *fields, size_t *n)
-{
-	*n = SIG_TAG_LEN + 1 + fields->sb.size;
-	uint8_t *m = malloc(*n);
-	if (m) {
-		memcpy(m, SIG_TAG, SIG_TAG_LEN);
-		m[SIG_TAG_LEN] = type;
-		memcpy(m + SIG_TAG_LEN + 1, fields->sb.data, fields->sb.size);
-	}
-	return m;
-}
-
-/* Sign fields (consumed) with our key. */
-static bool sign_fields(const struct will *w, uint8_t type, struct mpack_enc *fields,
-			uint8_t sig[WILL_SIG_LEN])
-{
-	size_t n;
-	uint8_t *m = signed_bytes(type, fields, &n);
-	bool ok = m && will_key_sign(w->key, m, n, sig);
-	free(m);
-	msgpack_sbuffer_destroy(&fields->sb);
-	if (!ok)
-		memset(sig, 0, WILL_SIG_LEN);
-	return ok;
-}
-
-/* Our version of our own will: sign what r now holds. */
-static void sign_rec(const struct will *w, struct wrec *r)
-{
-	struct mpack_enc f;
-	struct pver v;
-	pver_of(r, &v);
-	mpack_enc_init(&f, -1);
-	enc_version_fields(&f, &v, 0);
-	sign_fields(w, WILL_MSG_VERSION, &f, r->sig);
-}
-
-static bool sign_done(const struct will *w, const char *owner, uint32_t inc, uint64_t seq,
-		      uint8_t kind, uint8_t sig[WILL_SIG_LEN])
-{
-	struct mpack_enc f;
-	mpack_enc_init(&f, -1);
-	enc_done_fields(&f, owner, inc, seq, kind, w->cfg.name, 0);
-	return sign_fields(w, WILL_MSG_DONE, &f, sig);
-}
-
-/*
- * Did `signer` sign fields (consumed)?  `pub` is the key the message came
- * with: it must be the key bound to signer, or, for a member we know (swim
- * reported it) and have no key for yet, it becomes the binding once the
- * signature checks out (trust on first use, when may_bind).  A refusal is
- * counted; it is logged at debug level only: a flood must not flood the log.
- */
-static bool check_sig(struct will *w, const char *signer, const uint8_t *pub, uint8_t type,
-		      struct mpack_enc *fields, const uint8_t *sig, bool may_bind)
-{
-	const uint8_t *bound = key_of(w, signer);
-	bool ok = false;
-	if (bound && memcmp(bound, pub, WILL_KEY_LEN) != 0) {
-		w->stats.key_conflicts++;
-		logf_(w, 0, "will: %s message signed by a key that is not %s's: refused",
-		      type == WILL_MSG_VERSION ? "version" : "marker", signer);
-	} else if (!bound && (!may_bind || !mem_find(w, signer))) {
-		w->stats.sig_refused++;
-		logf_(w, 0, "will: message signed by %s, whose key we do not know: refused",
-		      signer);
-	} else {
-		size_t n;
-		uint8_t *m = signed_bytes(type, fields, &n);
-		ok = m && will_key_verify(pub, m, n, sig);
-		free(m);
-		if (!ok) {
-			w->stats.sig_refused++;
-			logf_(w, 0, "will: bad signature on a message from %s: refused", signer);
-		} else if (!bound) {
-			if (bind_add(w, signer, pub))
-				w->dirty = true;
-			else
-				ok = false; /* over WILL_BINDINGS_MAX */
-		}
-	}
-	msgpack_sbuffer_destroy(&fields->sb);
-	return ok;
-}
-
-static void out_broadcast(struct will *w, struct mpack_enc *e)
-{
-	if (w->cfg.out.broadcast && e->sb.size > 0)
-		w->cfg.out.broadcast(w->cfg.out.ctx, (const uint8_t *)e->sb.data, e->sb.size);
-}
-
-static void broadcast_version(struct will *w, const struct wrec *r)
-{
-	const uint8_t *pub = key_of(w, r->owner);
-	if (!pub)
-		return;
-	struct mpack_enc e;
-	mpack_enc_init(&e, WILL_MSG_VERSION);
-	enc_version(&e, r, pub);
-	out_broadcast(w, &e);
-	msgpack_sbuffer_destroy(&e.sb);
-}
-
-#define DONE_FANOUT 8 /* lowest-named members told directly */
-
-/*
- * Broadcast a DONE (and send it straight to `also_to`, the sender of a
- * delivery).  With `fanout`, also send it twice directly to the lowest-named
- * alive members: they are the next senders/publishers in line, and gossip
- * alone is not enough — memberlist retransmits a rumour only a few times
- * (retransmit_mult * log10(n+1) packets, some of them to dead members), so
- * a takeover candidate can miss it and act a second time.
- */
-static void send_done(struct will *w, const char *owner, uint32_t inc, uint64_t seq,
-		      uint8_t kind, const struct wire_addr *also_to, bool fanout)
-{
-	struct mpack_enc e;
-	uint8_t sig[WILL_SIG_LEN];
-	sign_done(w, owner, inc, seq, kind, sig);
-	mpack_enc_init(&e, WILL_MSG_DONE);
-	enc_done(&e, owner, inc, seq, kind, w->cfg.name, w->pub, sig);
-	out_broadcast(w, &e);
-	if (w->cfg.out.send_to) {
-		const uint8_t *p = (const uint8_t *)e.sb.data;
-		if (also_to)
-			w->cfg.out.send_to(w->cfg.out.ctx, also_to, p, e.sb.size);
-		for (size_t i = 0, k = 0; fanout && i < w->n_mem && k < DONE_FANOUT; i++) {
-			const struct wmember *m = &w->mem[i];
-			if (!alive_state(m->state) || is_self(w, m->name) ||
-			    strcmp(m->name, owner) == 0)
-				continue;
-			w->cfg.out.send_to(w->cfg.out.ctx, &m->addr, p, e.sb.size);
-			w->cfg.out.send_to(w->cfg.out.ctx, &m->addr, p, e.sb.size);
-			k++;
-		}
-	}
-	msgpack_sbuffer_destroy(&e.sb);
-}
-
-/* ------------------------------------------------------------ decoding */
-
-static uint64_t rd_be(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/* Unpack exactly one object filling p[0..len) (no trailing bytes). */
-static bool mp_unpack_all(const uint8_t *p, size_t len, msgpack_unpacked *u)
-{
-	size_t n;
-	return wire_msgpack_unpack(p, len, SIZE_MAX, u, &n) == WIRE_OK && n == len;
-}
-
-/* A name: str or bin, no NUL, at most WIRE_NAME_MAX bytes; may be empty. */
-static bool get_name(const msgpack_object *o, char out[WIRE_NAME_MAX + 1])
-{
-	const uint8_t *p;
-	uint32_t n;
-	return mpack_view(o, &p, &n) && mpack_text_copy(p, n, out, WIRE_NAME_MAX + 1);
-}
-
-static bool get_bytes(const msgpack_object *o, size_t max, const uint8_t **p, size_t *n)
-{
-	uint32_t len;
-	if (!mpack_go_bytes(o, p, &len))
-		return false;
-	*n = len;
-	return len <= max;
-}
-
-static const msgpack_object *arr(const msgpack_object *o, uint32_t n)
-{
-	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n)
-		return NULL;
-	return o->via.array.ptr;
-}
-
-/* A bin of exactly n bytes (a key or a signature). */
-static bool get_fixed(const msgpack_object *o, size_t n, const uint8_t **p)
-{
-	if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size != n)
-		return false;
-	*p = (const uint8_t *)o->via.bin.ptr;
-	return true;
-}
-
-/* An array of n elements, or of the unsigned protocol's `old_n` (counted:
- * every node of a cluster must run signed wills). */
-static const msgpack_object *arr_signed(struct will *w, const msgpack_object *o, uint32_t n,
-					uint32_t old_n)
-{
-	if (w && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == old_n)
-		w->stats.unsigned_refused++;
-	return arr(o, n);
-}
-
-/*
- * [owner, seq, tomb, kind, target, delay_ms, payload, pubkey, sig].  Seq 0
- * is only a tombstone: a member's "no will, and this is my key" record.
- */
-static bool dec_fields(const msgpack_object *a, struct pver *v);
-
-static bool dec_version(struct will *w, const msgpack_object *o, struct pver *v)
-{
-	const msgpack_object *a = arr_signed(w, o, 9, 7);
-	return a && get_fixed(&a[7], WILL_KEY_LEN, &v->pub) &&
-	       get_fixed(&a[8], WILL_SIG_LEN, &v->sig) && dec_fields(a, v);
-}
-
-/* The 7 signed fields (also a version-1 state file's own will, unsigned). */
-static bool dec_fields(const msgpack_object *a, struct pver *v)
-{
-	uint64_t kind, delay;
-	if (!get_name(&a[0], v->owner) || !v->owner[0] ||
-	    !mpack_uint(&a[1], UINT64_MAX, &v->seq) ||
-	    a[2].type != MSGPACK_OBJECT_BOOLEAN || !mpack_uint(&a[3], KIND_EVENT, &kind) ||
-	    !get_name(&a[4], v->target) || !mpack_uint(&a[5], DELAY_MAX_MS, &delay) ||
-	    !get_bytes(&a[6], VIGIL_WILL_MAX, &v->payload, &v->plen))
-		return false;
-	v->tomb = a[2].via.boolean;
-	v->kind = (uint8_t)kind;
-	v->delay = (int64_t)delay;
-	if ((!v->tomb && !v->target[0]) || (v->seq == 0 && !v->tomb))
-		return false;
-	if (!v->tomb && v->kind == KIND_MEMBER && strcmp(v->target, v->owner) == 0)
-		return false;
-	return true;
-}
-
-struct pdone {
-	char owner[WIRE_NAME_MAX + 1];
-	uint64_t inc, seq, kind;
-	char by[WIRE_NAME_MAX + 1];
-	const uint8_t *pub, *sig;
-};
-
-/* [owner, inc, seq, kind, by, pubkey, sig] */
-static bool dec_done(struct will *w, const msgpack_object *o, struct pdone *d)
-{
-	const msgpack_object *a = arr_signed(w, o, 7, 5);
-	return a && get_name(&a[0], d->owner) && d->owner[0] &&
-	       mpack_uint(&a[1], UINT32_MAX, &d->inc) && mpack_uint(&a[2], UINT64_MAX, &d->seq) &&
-	       mpack_uint(&a[3], KIND_EVENT, &d->kind) && get_name(&a[4], d->by) && d->by[0] &&
-	       get_fixed(&a[5], WILL_KEY_LEN, &d->pub) && get_fixed(&a[6], WILL_SIG_LEN, &d->sig);
-}
-
-/* Is v signed by its owner (binding the owner's key on first sight)? */
-static bool verify_version(struct will *w, const struct pver *v, bool may_bind)
-{
-	struct mpack_enc f;
-	mpack_enc_init(&f, -1);
-	enc_version_fields(&f, v, 0);
-	return check_sig(w, v->owner, v->pub, WILL_MSG_VERSION, &f, v->sig, may_bind);
 }
 
 /* ---------------------------------------------------- applying versions */
 
 /* Store v in r; a version of ours is (re)signed, another's keeps v's signature. */
-static bool store_version(struct will *w, struct wrec *r, const struct pver *v)
+bool will_rec_set_version(struct will *w, struct wrec *r, const struct pver *v)
 {
 	uint8_t *np = NULL;
 	if (!v->tomb && v->plen) {
@@ -817,7 +348,7 @@ static bool store_version(struct will *w, struct wrec *r, const struct pver *v)
 			return false;
 		memcpy(np, v->payload, v->plen);
 	}
-	bool mine = is_self(w, r->owner);
+	bool mine = will_is_self(w, r->owner);
 	if (r->has_version && !mine)
 		w->held_bytes -= REC_COST(r->plen);
 	free(r->payload);
@@ -832,7 +363,7 @@ static bool store_version(struct will *w, struct wrec *r, const struct pver *v)
 	snprintf(r->target, sizeof r->target, "%s", v->tomb ? "" : v->target);
 	r->delay = v->tomb ? 0 : v->delay;
 	if (mine)
-		sign_rec(w, r);
+		will_sign_rec(w, r);
 	else if (v->sig)
 		memcpy(r->sig, v->sig, WILL_SIG_LEN);
 	return true;
@@ -853,36 +384,36 @@ static bool store_version(struct will *w, struct wrec *r, const struct pver *v)
  */
 static bool apply_version(struct will *w, const struct pver *v, bool may_bind)
 {
-	struct wrec *r = rec_find(w, v->owner);
+	struct wrec *r = will_rec_find(w, v->owner);
 	bool held = r && r->has_version;
-	if ((held && v->seq <= r->seq) || (is_self(w, v->owner) && v->seq == 0)) {
+	if ((held && v->seq <= r->seq) || (will_is_self(w, v->owner) && v->seq == 0)) {
 		w->stats.versions_stale++;
 		return false;
 	}
 	if (v->seq > WILL_SEQ_MAX || (held && v->seq - r->seq > WILL_SEQ_JUMP_MAX)) {
 		w->stats.seq_refused++;
-		logf_(w, 0, "will: %s's version %llu is an implausible jump: refused", v->owner,
-		      (unsigned long long)v->seq);
+		will_logf(w, 0, "will: %s's version %llu is an implausible jump: refused", v->owner,
+			  (unsigned long long)v->seq);
 		return false;
 	}
-	if (!is_self(w, v->owner) &&
+	if (!will_is_self(w, v->owner) &&
 	    w->held_bytes - (held ? REC_COST(r->plen) : 0) + REC_COST(v->tomb ? 0 : v->plen) >
 	    WILL_HOLD_MAX_BYTES) {
 		/* Logged at the 1st, 2nd, 4th, 8th... refusal: seen, not a flood. */
 		uint64_t k = ++w->stats.over_budget;
 		if ((k & (k - 1)) == 0)
-			logf_(w, 2, "will: holding %zu bytes of wills (the limit): %s's refused, "
-			      "%llu so far", w->held_bytes, v->owner,
-			      (unsigned long long)w->stats.over_budget);
+			will_logf(w, 2, "will: holding %zu bytes of wills (the limit): %s's refused, "
+				  "%llu so far", w->held_bytes, v->owner,
+				  (unsigned long long)w->stats.over_budget);
 		return false;
 	}
-	if (!verify_version(w, v, may_bind))
+	if (!will_verify_version(w, v, may_bind))
 		return false;
-	if (is_self(w, v->owner)) {
+	if (will_is_self(w, v->owner)) {
 		if (v->seq > w->own_hi)
 			w->own_hi = v->seq;
 		if (w->own_auth) {
-			r = rec_get(w, v->owner);
+			r = will_rec_get(w, v->owner);
 			if (!r)
 				return false;
 			if (!r->has_version) { /* authoritative "no will" */
@@ -890,19 +421,19 @@ static bool apply_version(struct will *w, const struct pver *v, bool may_bind)
 				r->tomb = true;
 			}
 			r->seq = ++w->own_hi;
-			sign_rec(w, r);
+			will_sign_rec(w, r);
 			persist(w);
-			broadcast_version(w, r);
-			logf_(w, 1, "will: re-issued our will above an old copy (seq %llu)",
-			      (unsigned long long)r->seq);
+			will_broadcast_version(w, r);
+			will_logf(w, 1, "will: re-issued our will above an old copy (seq %llu)",
+				  (unsigned long long)r->seq);
 			return false;
 		}
 	}
-	r = rec_get(w, v->owner);
-	if (!r || !store_version(w, r, v))
+	r = will_rec_get(w, v->owner);
+	if (!r || !will_rec_set_version(w, r, v))
 		return false;
 	w->stats.versions_new++;
-	if (is_self(w, v->owner)) {
+	if (will_is_self(w, v->owner)) {
 		w->own_auth = true;
 		persist(w);
 	}
@@ -925,17 +456,17 @@ static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uin
 			    const struct wire_addr *sender, int64_t now)
 {
 	(void)now;
-	const struct wmember *om = mem_find(w, owner);
+	const struct wmember *om = will_mem_find(w, owner);
 	if (om && om->state != SWIM_DEAD) {
 		/* Our own view decides (DESIGN.md "Last will"): the owner is alive,
 		 * suspect or gracefully gone here, so this is no death of ours to
 		 * act on — a stale copy, one from across a partition, or forged.
 		 * A sender that is right retries and gets through once we agree. */
 		w->stats.view_refused++;
-		if (alive_state(om->state))
+		if (will_alive_state(om->state))
 			w->stats.deliveries_owner_alive++;
-		logf_(w, 1, "will: delivery of %s's will while it is not dead here: dropped",
-		      owner);
+		will_logf(w, 1, "will: delivery of %s's will while it is not dead here: dropped",
+			  owner);
 		return;
 	}
 	/* Which death this is is ours to say too: a sender's (or forger's)
@@ -945,7 +476,7 @@ static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uin
 	struct rxrec *rx = rx_find(w, owner);
 	if (rx && !(rx->returned_inc > rx->inc && inc >= rx->returned_inc)) {
 		w->stats.deliveries_dup++;
-		send_done(w, owner, rx->inc, rx->seq, KIND_MEMBER, sender, false);
+		will_send_done(w, owner, rx->inc, rx->seq, KIND_MEMBER, sender, false);
 		return;
 	}
 	if (!rx) {
@@ -963,8 +494,8 @@ static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uin
 	persist(w);
 	w->stats.delivered++;
 	emit(w, VIGIL_EV_MEMBER_WILL, owner, inc, seq, payload, plen, 0);
-	send_done(w, owner, inc, seq, KIND_MEMBER, sender, true);
-	struct wrec *r = rec_find(w, owner);
+	will_send_done(w, owner, inc, seq, KIND_MEMBER, sender, true);
+	struct wrec *r = will_rec_find(w, owner);
 	if (r && r->trig != T_NONE && r->death_inc <= inc) {
 		r->acked = true;
 		if (r->trig == T_ARMED || r->trig == T_RELEASED)
@@ -976,13 +507,13 @@ static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uin
  * signature itself, so a holder can pass the will on but not change it. */
 static void send_deliver(struct will *w, struct wrec *r, const struct wmember *to)
 {
-	const uint8_t *pub = key_of(w, r->owner);
+	const uint8_t *pub = will_pub_of(w, r->owner);
 	if (!pub)
 		return;
 	struct mpack_enc e;
 	mpack_enc_init(&e, WILL_MSG_DELIVER);
 	msgpack_pack_array(&e.pk, 3);
-	enc_version(&e, r, pub);
+	will_enc_version(&e, r, pub);
 	msgpack_pack_uint32(&e.pk, r->death_inc);
 	mpack_enc_str(&e, w->cfg.name);
 	if (w->cfg.out.send_to)
@@ -995,8 +526,8 @@ static void send_deliver(struct will *w, struct wrec *r, const struct wmember *t
 /* Publish an event will: note it (durably) first, then publish and ack. */
 static void publish(struct will *w, struct wrec *r, int64_t now)
 {
-	logf_(w, 1, "will: publishing %s's will as event %s (rank %u since %lld, released %lld)",
-	      r->owner, r->target, r->rank, (long long)r->rank_t, (long long)r->release_t);
+	will_logf(w, 1, "will: publishing %s's will as event %s (rank %u since %lld, released %lld)",
+		  r->owner, r->target, r->rank, (long long)r->rank_t, (long long)r->release_t);
 	ack_note(w, r->owner, r->death_inc, r->seq, KIND_EVENT, true, w->cfg.name, NULL);
 	persist(w);
 	int rc = w->cfg.out.user_event ?
@@ -1004,15 +535,15 @@ static void publish(struct will *w, struct wrec *r, int64_t now)
 		 -1;
 	if (rc != 0) {
 		/* Every other member would fail the same way: ack anyway. */
-		logf_(w, 3, "will: cannot publish %s's will as event %s (%d)", r->owner,
-		      r->target, rc);
+		will_logf(w, 3, "will: cannot publish %s's will as event %s (%d)", r->owner,
+			  r->target, rc);
 		w->stats.undeliverable++;
 		emit(w, VIGIL_EV_WILL_UNDELIVERABLE, r->owner, r->death_inc, r->seq,
 		     r->payload, r->plen, 0);
 	} else {
 		w->stats.published++;
 	}
-	send_done(w, r->owner, r->death_inc, r->seq, KIND_EVENT, NULL, true);
+	will_send_done(w, r->owner, r->death_inc, r->seq, KIND_EVENT, NULL, true);
 	r->acked = true;
 	r->trig = T_DONE;
 }
@@ -1038,10 +569,10 @@ static int64_t rec_due(const struct will *w, const struct wrec *r)
 			int64_t t = r->rank_t + (int64_t)r->rank * w->cfg.takeover_ms;
 			return t < giveup ? t : giveup;
 		}
-		if (is_self(w, r->target))
+		if (will_is_self(w, r->target))
 			return r->release_t;
-		const struct wmember *m = mem_find(w, r->target);
-		if (!m || !alive_state(m->state))
+		const struct wmember *m = will_mem_find(w, r->target);
+		if (!m || !will_alive_state(m->state))
 			return giveup;
 		int64_t first = r->base > r->rank_t ? r->base : r->rank_t;
 		int64_t t = r->attempts == 0 ?
@@ -1059,13 +590,13 @@ static void broadcast_due(struct will *w, const char *owner, uint32_t inc)
 	struct mpack_enc e, f;
 	uint8_t sig[WILL_SIG_LEN];
 	mpack_enc_init(&f, -1);
-	enc_due_fields(&f, owner, inc, w->cfg.name, 0);
-	sign_fields(w, WILL_MSG_DUE, &f, sig);
+	will_enc_due_fields(&f, owner, inc, w->cfg.name, 0);
+	will_sign_fields(w, WILL_MSG_DUE, &f, sig);
 	mpack_enc_init(&e, WILL_MSG_DUE);
-	enc_due_fields(&e, owner, inc, w->cfg.name, 2);
+	will_enc_due_fields(&e, owner, inc, w->cfg.name, 2);
 	mpack_enc_bin(&e, w->pub, WILL_KEY_LEN);
 	mpack_enc_bin(&e, sig, WILL_SIG_LEN);
-	out_broadcast(w, &e);
+	will_out_broadcast(w, &e);
 	msgpack_sbuffer_destroy(&e.sb);
 }
 
@@ -1077,8 +608,8 @@ static void broadcast_due(struct will *w, const char *owner, uint32_t inc)
  */
 static void release(struct will *w, struct wrec *r, int64_t now)
 {
-	logf_(w, 0, "will: %s's will released (death inc %u at %lld)", r->owner, r->death_inc,
-	      (long long)r->death_t);
+	will_logf(w, 0, "will: %s's will released (death inc %u at %lld)", r->owner, r->death_inc,
+		  (long long)r->death_t);
 	r->trig = T_RELEASED;
 	r->release_t = now;
 	r->base = now;
@@ -1115,7 +646,7 @@ static void rec_step(struct will *w, struct wrec *r, int64_t now)
 			publish(w, r, now);
 		return;
 	}
-	if (is_self(w, r->target)) {
+	if (will_is_self(w, r->target)) {
 		accept_delivery(w, r->owner, r->death_inc, r->seq, r->payload, r->plen,
 				NULL, now);
 		r->acked = true;
@@ -1125,13 +656,13 @@ static void rec_step(struct will *w, struct wrec *r, int64_t now)
 	if (giveup) {
 		w->stats.undeliverable++;
 		r->trig = T_GAVEUP;
-		logf_(w, 2, "will: %s's will for %s is undeliverable", r->owner, r->target);
+		will_logf(w, 2, "will: %s's will for %s is undeliverable", r->owner, r->target);
 		emit(w, VIGIL_EV_WILL_UNDELIVERABLE, r->owner, r->death_inc, r->seq,
 		     r->payload, r->plen, 0);
 		return;
 	}
-	const struct wmember *m = mem_find(w, r->target);
-	if (!m || !alive_state(m->state))
+	const struct wmember *m = will_mem_find(w, r->target);
+	if (!m || !will_alive_state(m->state))
 		return;
 	if (now < rec_due(w, r))
 		return;
@@ -1147,12 +678,12 @@ static void rec_step(struct will *w, struct wrec *r, int64_t now)
 /* ------------------------------------------------------------- public */
 
 /* Our version says "no will" (seq 0): a fresh start, or a corrupt file. */
-static bool own_identity(struct will *w)
+bool will_own_identity(struct will *w)
 {
-	struct wrec *own = rec_get(w, w->cfg.name);
+	struct wrec *own = will_rec_get(w, w->cfg.name);
 	struct pver v = { .tomb = true };
 	snprintf(v.owner, sizeof v.owner, "%s", w->cfg.name);
-	return own && store_version(w, own, &v);
+	return own && will_rec_set_version(w, own, &v);
 }
 
 /*
@@ -1175,11 +706,11 @@ static bool load_key(struct will *w, const struct will_config *cfg)
 			p = path;
 		}
 		if (will_key_load_or_create(p, &w->key, err, sizeof err) != 0)
-			logf_(w, 3, "will: %s", err);
+			will_logf(w, 3, "will: %s", err);
 	} else {
 		w->key = will_key_generate();
-		logf_(w, 1, "will: no key file: this member's will key lasts this run only, "
-		      "restarted it is a new identity (docs/SECURITY.md)");
+		will_logf(w, 1, "will: no key file: this member's will key lasts this run only, "
+			  "restarted it is a new identity (docs/SECURITY.md)");
 	}
 	free(path);
 	return w->key != NULL;
@@ -1231,7 +762,7 @@ struct will *will_new(const struct will_config *cfg, int64_t now)
 	/* Even without a will we have a version: seq 0 "no will", which carries
 	 * our key to the others (push-pull, and the broadcast at our first
 	 * peer), so they can check our markers and bind our name to it. */
-	if (!own_identity(w)) {
+	if (!will_own_identity(w)) {
 		will_free(w);
 		return NULL;
 	}
@@ -1319,9 +850,9 @@ static void on_member(struct will *w, enum swim_member_event ev,
 {
 	if (ev == SWIM_EV_REAP) {
 		mem_remove(w, m->name);
-		struct wrec *r = rec_find(w, m->name);
+		struct wrec *r = will_rec_find(w, m->name);
 		/* Keep a will whose delivery is still in progress. */
-		if (r && !is_self(w, m->name) && r->trig != T_ARMED && r->trig != T_RELEASED) {
+		if (r && !will_is_self(w, m->name) && r->trig != T_ARMED && r->trig != T_RELEASED) {
 			rec_drop(w, r);
 			r = NULL;
 		}
@@ -1338,20 +869,20 @@ static void on_member(struct will *w, enum swim_member_event ev,
 	struct wmember *wm = mem_upsert(w, m->name);
 	if (!wm)
 		return;
-	bool was_alive = alive_state(wm->state);
+	bool was_alive = will_alive_state(wm->state);
 	wm->addr = m->addr;
 	wm->inc = m->incarnation;
 	wm->state = m->state;
-	if (is_self(w, m->name))
+	if (will_is_self(w, m->name))
 		return;
-	if (!w->announced && alive_state(m->state)) {
+	if (!w->announced && will_alive_state(m->state)) {
 		/* Our first peer: tell the cluster our key (and will) right away
 		 * rather than at the next push-pull. */
 		w->announced = true;
-		broadcast_version(w, rec_find(w, w->cfg.name));
+		will_broadcast_version(w, will_rec_find(w, w->cfg.name));
 	}
 
-	struct wrec *r = rec_find(w, m->name);
+	struct wrec *r = will_rec_find(w, m->name);
 	if (ev == SWIM_EV_UPDATE && was_alive)
 		revoke_if_returned(w, m); /* a delivery we never saw the death for */
 	if (ev == SWIM_EV_JOIN || (ev == SWIM_EV_UPDATE && !was_alive)) {
@@ -1396,7 +927,7 @@ static void on_member(struct will *w, enum swim_member_event ev,
 	if (m->state != SWIM_DEAD)
 		return;
 	if (!r)
-		r = rec_get(w, m->name); /* a version may still arrive by push-pull */
+		r = will_rec_get(w, m->name); /* a version may still arrive by push-pull */
 	if (!r || r->trig == T_ARMED || r->trig == T_RELEASED)
 		return;
 	r->trig = T_ARMED;
@@ -1441,7 +972,7 @@ int64_t will_next_deadline(const struct will *w)
  * set, the rest zero); NULL when out of memory. */
 static struct wrec *own_next_version(struct will *w, struct pver *v)
 {
-	struct wrec *r = rec_get(w, w->cfg.name);
+	struct wrec *r = will_rec_get(w, w->cfg.name);
 	if (!r)
 		return NULL;
 	memset(v, 0, sizeof *v);
@@ -1453,12 +984,12 @@ static struct wrec *own_next_version(struct will *w, struct pver *v)
 /* Keep v as our will (set here, so authoritative), save and gossip it. */
 static int own_commit(struct will *w, struct wrec *r, const struct pver *v)
 {
-	if (!store_version(w, r, v))
+	if (!will_rec_set_version(w, r, v))
 		return WILL_ENOMEM;
 	w->own_hi = v->seq;
 	w->own_auth = true;
 	persist(w);
-	broadcast_version(w, r);
+	will_broadcast_version(w, r);
 	return WILL_OK;
 }
 
@@ -1474,7 +1005,7 @@ int will_set(struct will *w, const char *recipient, const char *event, int64_t d
 		return WILL_EINVAL;
 	if (len > VIGIL_WILL_MAX || strlen(target) > WIRE_NAME_MAX)
 		return WILL_ETOOBIG;
-	if ((to_member && is_self(w, target)) || w->own_hi >= WILL_SEQ_MAX)
+	if ((to_member && will_is_self(w, target)) || w->own_hi >= WILL_SEQ_MAX)
 		return WILL_EINVAL;
 	struct pver v;
 	struct wrec *r = own_next_version(w, &v);
@@ -1547,10 +1078,10 @@ int will_list(const struct will *w, const char *owner, struct vigil_will_info **
 static int handle_version(struct will *w, const msgpack_object *o)
 {
 	struct pver v;
-	if (!dec_version(w, o, &v))
+	if (!will_dec_version(w, o, &v))
 		return WILL_EFORMAT;
 	if (apply_version(w, &v, true))
-		broadcast_version(w, rec_find(w, v.owner)); /* gossip it on once */
+		will_broadcast_version(w, will_rec_find(w, v.owner)); /* gossip it on once */
 	return WILL_OK;
 }
 
@@ -1561,36 +1092,36 @@ static int handle_version(struct will *w, const msgpack_object *o)
  */
 static int handle_deliver(struct will *w, const msgpack_object *o, int64_t now)
 {
-	const msgpack_object *a = arr_signed(w, o, 3, 6);
+	const msgpack_object *a = will_array_signed(w, o, 3, 6);
 	char sender[WIRE_NAME_MAX + 1];
 	uint64_t inc;
 	struct pver v;
-	if (!a || !dec_version(w, &a[0], &v) || !mpack_uint(&a[1], UINT32_MAX, &inc) ||
-	    !get_name(&a[2], sender))
+	if (!a || !will_dec_version(w, &a[0], &v) || !mpack_uint(&a[1], UINT32_MAX, &inc) ||
+	    !will_get_name(&a[2], sender))
 		return WILL_EFORMAT;
-	if (v.tomb || v.kind != KIND_MEMBER || !is_self(w, v.target) || is_self(w, v.owner))
+	if (v.tomb || v.kind != KIND_MEMBER || !will_is_self(w, v.target) || will_is_self(w, v.owner))
 		return WILL_EINVAL; /* not for us: ignore */
 	w->stats.deliveries_in++;
-	struct wrec *r = rec_find(w, v.owner);
+	struct wrec *r = will_rec_find(w, v.owner);
 	if (!(r && r->has_version && v.seq <= r->seq)) {
-		if (!key_of(w, v.owner)) {
+		if (!will_pub_of(w, v.owner)) {
 			w->stats.sig_refused++;
-			logf_(w, 1, "will: delivery of %s's will, whose key we never saw: dropped",
-			      v.owner);
+			will_logf(w, 1, "will: delivery of %s's will, whose key we never saw: dropped",
+				  v.owner);
 			return WILL_OK;
 		}
 		if (!apply_version(w, &v, false))
 			return WILL_OK;
-		r = rec_find(w, v.owner);
-	} else if (!verify_version(w, &v, false)) {
+		r = will_rec_find(w, v.owner);
+	} else if (!will_verify_version(w, &v, false)) {
 		/* Even a stale copy must be the owner's: a forged one would still
 		 * make us deliver ours, earlier than our own delay says. */
 		return WILL_OK;
 	}
 	/* What we deliver is our own copy: the newest version its owner signed. */
-	if (!r || !r->has_version || r->tomb || r->kind != KIND_MEMBER || !is_self(w, r->target))
+	if (!r || !r->has_version || r->tomb || r->kind != KIND_MEMBER || !will_is_self(w, r->target))
 		return WILL_OK;
-	const struct wmember *sm = sender[0] ? mem_find(w, sender) : NULL;
+	const struct wmember *sm = sender[0] ? will_mem_find(w, sender) : NULL;
 	struct wire_addr saddr;
 	if (sm)
 		saddr = sm->addr;
@@ -1609,29 +1140,29 @@ static bool apply_done(struct will *w, const struct pdone *d)
 {
 	if (!ack_news(ack_find(w, d->owner), (uint32_t)d->inc, false))
 		return false; /* not news: skip the signature check */
-	const struct wmember *om = mem_find(w, d->owner);
-	const struct wrec *r = rec_find(w, d->owner);
+	const struct wmember *om = will_mem_find(w, d->owner);
+	const struct wrec *r = will_rec_find(w, d->owner);
 	/* An owner we know nothing of has no will here to mark: such markers
 	 * would only fill the ack table (and our push-pull) for free. */
-	if ((!om && !r) || (om && alive_state(om->state) && om->inc <= d->inc) ||
+	if ((!om && !r) || (om && will_alive_state(om->state) && om->inc <= d->inc) ||
 	    (d->kind == KIND_MEMBER && r && r->has_version && !r->tomb &&
 	     (r->kind != KIND_MEMBER || strcmp(r->target, d->by) != 0))) {
 		w->stats.view_refused++;
-		logf_(w, 0, "will: %s's will (inc %u) marked done by %s: not so here, ignored",
-		      d->owner, (unsigned)d->inc, d->by);
+		will_logf(w, 0, "will: %s's will (inc %u) marked done by %s: not so here, ignored",
+			  d->owner, (unsigned)d->inc, d->by);
 		return false;
 	}
 	struct mpack_enc f;
 	mpack_enc_init(&f, -1);
-	enc_done_fields(&f, d->owner, (uint32_t)d->inc, d->seq, (uint8_t)d->kind, d->by, 0);
-	if (!check_sig(w, d->by, d->pub, WILL_MSG_DONE, &f, d->sig, true))
+	will_enc_done_fields(&f, d->owner, (uint32_t)d->inc, d->seq, (uint8_t)d->kind, d->by, 0);
+	if (!will_check_sig(w, d->by, d->pub, WILL_MSG_DONE, &f, d->sig, true))
 		return false;
 	if (!ack_note(w, d->owner, (uint32_t)d->inc, d->seq, (uint8_t)d->kind, false, d->by,
 		      d->sig))
 		return false;
-	logf_(w, 0, "will: %s's will (inc %u) %s by %s", d->owner, (unsigned)d->inc,
-	      d->kind == KIND_EVENT ? "published" : "delivered", d->by);
-	struct wrec *rr = rec_find(w, d->owner);
+	will_logf(w, 0, "will: %s's will (inc %u) %s by %s", d->owner, (unsigned)d->inc,
+		  d->kind == KIND_EVENT ? "published" : "delivered", d->by);
+	struct wrec *rr = will_rec_find(w, d->owner);
 	if (rr && (rr->trig == T_ARMED || rr->trig == T_RELEASED) && rr->death_inc <= d->inc) {
 		rr->acked = true;
 		if (rr->trig == T_RELEASED)
@@ -1643,14 +1174,14 @@ static bool apply_done(struct will *w, const struct pdone *d)
 static int handle_done(struct will *w, const msgpack_object *o)
 {
 	struct pdone d;
-	if (!dec_done(w, o, &d))
+	if (!will_dec_done(w, o, &d))
 		return WILL_EFORMAT;
 	if (apply_done(w, &d)) {
 		/* News: gossip it on once, so holders that missed it stop. */
 		struct mpack_enc e;
 		mpack_enc_init(&e, WILL_MSG_DONE);
-		enc_done(&e, d.owner, (uint32_t)d.inc, d.seq, (uint8_t)d.kind, d.by, d.pub, d.sig);
-		out_broadcast(w, &e);
+		will_enc_done(&e, d.owner, (uint32_t)d.inc, d.seq, (uint8_t)d.kind, d.by, d.pub, d.sig);
+		will_out_broadcast(w, &e);
 		msgpack_sbuffer_destroy(&e.sb);
 	}
 	return WILL_OK;
@@ -1664,21 +1195,21 @@ static int handle_done(struct will *w, const msgpack_object *o)
  */
 static int handle_due(struct will *w, const msgpack_object *o, int64_t now)
 {
-	const msgpack_object *a = arr_signed(w, o, 5, 2);
+	const msgpack_object *a = will_array_signed(w, o, 5, 2);
 	char owner[WIRE_NAME_MAX + 1], by[WIRE_NAME_MAX + 1];
 	uint64_t inc;
 	const uint8_t *pub, *sig;
-	if (!a || !get_name(&a[0], owner) || !owner[0] || !mpack_uint(&a[1], UINT32_MAX, &inc) ||
-	    !get_name(&a[2], by) || !by[0] || !get_fixed(&a[3], WILL_KEY_LEN, &pub) ||
-	    !get_fixed(&a[4], WILL_SIG_LEN, &sig))
+	if (!a || !will_get_name(&a[0], owner) || !owner[0] || !mpack_uint(&a[1], UINT32_MAX, &inc) ||
+	    !will_get_name(&a[2], by) || !by[0] || !will_get_fixed(&a[3], WILL_KEY_LEN, &pub) ||
+	    !will_get_fixed(&a[4], WILL_SIG_LEN, &sig))
 		return WILL_EFORMAT;
-	struct wrec *r = rec_find(w, owner);
+	struct wrec *r = will_rec_find(w, owner);
 	if (!(r && r->trig == T_ARMED && r->death_inc == inc && r->has_version && !r->tomb))
 		return WILL_OK;
 	struct mpack_enc f;
 	mpack_enc_init(&f, -1);
-	enc_due_fields(&f, owner, (uint32_t)inc, by, 0);
-	if (check_sig(w, by, pub, WILL_MSG_DUE, &f, sig, true))
+	will_enc_due_fields(&f, owner, (uint32_t)inc, by, 0);
+	if (will_check_sig(w, by, pub, WILL_MSG_DUE, &f, sig, true))
 		release(w, r, now);
 	return WILL_OK;
 }
@@ -1691,7 +1222,7 @@ int will_handle_msg(struct will *w, const uint8_t *p, size_t len, int64_t now)
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
 	int rc = WILL_EFORMAT;
-	if (mp_unpack_all(p + 1, len - 1, &u)) {
+	if (will_unpack_all(p + 1, len - 1, &u)) {
 		switch (p[0]) {
 		case WILL_MSG_VERSION: rc = handle_version(w, &u.data); break;
 		case WILL_MSG_DELIVER: rc = handle_deliver(w, &u.data, now); break;
@@ -1706,49 +1237,6 @@ int will_handle_msg(struct will *w, const uint8_t *p, size_t len, int64_t now)
 	return rc;
 }
 
-/* Push-pull record: [type][len u32 BE][msgpack]. */
-static void put_record(struct wbuf *out, uint8_t type, const struct mpack_enc *e)
-{
-	uint8_t h[5] = { type, (uint8_t)(e->sb.size >> 24), (uint8_t)(e->sb.size >> 16),
-			 (uint8_t)(e->sb.size >> 8), (uint8_t)e->sb.size };
-	wbuf_append(out, h, sizeof h);
-	wbuf_append(out, e->sb.data, e->sb.size);
-}
-
-void will_local_state(struct will *w, bool join, struct wbuf *out)
-{
-	(void)join;
-	if (!w || !out)
-		return;
-	struct mpack_enc e;
-	size_t nv = 0, na = 0;
-	for (size_t i = 0; i < w->n_rec; i++)
-		nv += w->rec[i]->has_version && key_of(w, w->rec[i]->owner);
-	mpack_enc_init(&e, -1);
-	msgpack_pack_array(&e.pk, (uint32_t)nv);
-	for (size_t i = 0; i < w->n_rec; i++) {
-		const uint8_t *pub = key_of(w, w->rec[i]->owner);
-		if (w->rec[i]->has_version && pub)
-			enc_version(&e, w->rec[i], pub);
-	}
-	put_record(out, WILL_MSG_VERSION, &e);
-	msgpack_sbuffer_destroy(&e.sb);
-
-	/* Acks travel with their signer's signature, so others check them too. */
-	for (size_t i = 0; i < w->n_ack; i++)
-		na += w->ack[i].has_sig && key_of(w, w->ack[i].by);
-	mpack_enc_init(&e, -1);
-	msgpack_pack_array(&e.pk, (uint32_t)na);
-	for (size_t i = 0; i < w->n_ack; i++) {
-		const struct ackrec *a = &w->ack[i];
-		const uint8_t *pub = key_of(w, a->by);
-		if (a->has_sig && pub)
-			enc_done(&e, a->owner, a->inc, a->seq, a->kind, a->by, pub, a->sig);
-	}
-	put_record(out, WILL_MSG_DONE, &e);
-	msgpack_sbuffer_destroy(&e.sb);
-}
-
 int will_merge_state(struct will *w, uint8_t type, const uint8_t *p, size_t len, bool join,
 		     int64_t now)
 {
@@ -1761,7 +1249,7 @@ int will_merge_state(struct will *w, uint8_t type, const uint8_t *p, size_t len,
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
 	int rc = WILL_EFORMAT;
-	if (!mp_unpack_all(p, len, &u) || u.data.type != MSGPACK_OBJECT_ARRAY)
+	if (!will_unpack_all(p, len, &u) || u.data.type != MSGPACK_OBJECT_ARRAY)
 		goto out;
 	uint32_t n = u.data.via.array.size;
 	const msgpack_object *a = u.data.via.array.ptr;
@@ -1769,19 +1257,19 @@ int will_merge_state(struct will *w, uint8_t type, const uint8_t *p, size_t len,
 	if (type == WILL_MSG_VERSION) {
 		struct pver v;
 		for (uint32_t i = 0; i < n; i++)
-			if (!dec_version(w, &a[i], &v))
+			if (!will_dec_version(w, &a[i], &v))
 				goto out;
 		for (uint32_t i = 0; i < n; i++) {
-			dec_version(NULL, &a[i], &v);
+			will_dec_version(NULL, &a[i], &v);
 			apply_version(w, &v, true);
 		}
 	} else {
 		struct pdone d;
 		for (uint32_t i = 0; i < n; i++)
-			if (!dec_done(w, &a[i], &d))
+			if (!will_dec_done(w, &a[i], &d))
 				goto out;
 		for (uint32_t i = 0; i < n; i++) {
-			dec_done(NULL, &a[i], &d);
+			will_dec_done(NULL, &a[i], &d);
 			apply_done(w, &d);
 		}
 	}
@@ -1790,254 +1278,6 @@ out:
 	msgpack_unpacked_destroy(&u);
 	if (rc != WILL_OK)
 		w->stats.decode_errors++;
-	return rc;
-}
-
-/* ------------------------------------------------------- persistence */
-
-/*
- * File: "VWIL" | body length u32 BE | body | crc32(body) u32 BE, body =
- * msgpack [2, own_hi, own will version or nil,
- *          [[owner, inc, seq, returned_inc, revoked]...],   (rx)
- *          [[owner, inc, seq, kind, mine, by, sig]...],     (acks)
- *          [[name, pubkey]...]]                             (key bindings)
- * Version 1 (before signed wills) had no bindings, acks without by/sig and
- * an unsigned own version; it still loads.
- */
-int will_save(const struct will *w, const char *path)
-{
-	if (!w || !path)
-		return WILL_EINVAL;
-	struct mpack_enc e;
-	mpack_enc_init(&e, -1);
-	msgpack_pack_array(&e.pk, 6);
-	msgpack_pack_uint32(&e.pk, STATE_VERSION);
-	msgpack_pack_uint64(&e.pk, w->own_hi);
-	const struct wrec *own = rec_find(w, w->cfg.name);
-	if (own && own->has_version)
-		enc_version(&e, own, w->pub);
-	else
-		msgpack_pack_nil(&e.pk);
-	msgpack_pack_array(&e.pk, (uint32_t)w->n_rx);
-	for (size_t i = 0; i < w->n_rx; i++) {
-		msgpack_pack_array(&e.pk, 5);
-		mpack_enc_str(&e, w->rx[i].owner);
-		msgpack_pack_uint32(&e.pk, w->rx[i].inc);
-		msgpack_pack_uint64(&e.pk, w->rx[i].seq);
-		msgpack_pack_uint32(&e.pk, w->rx[i].returned_inc);
-		mpack_enc_bool(&e, w->rx[i].revoked);
-	}
-	msgpack_pack_array(&e.pk, (uint32_t)w->n_ack);
-	for (size_t i = 0; i < w->n_ack; i++) {
-		msgpack_pack_array(&e.pk, 7);
-		mpack_enc_str(&e, w->ack[i].owner);
-		msgpack_pack_uint32(&e.pk, w->ack[i].inc);
-		msgpack_pack_uint64(&e.pk, w->ack[i].seq);
-		msgpack_pack_uint8(&e.pk, w->ack[i].kind);
-		mpack_enc_bool(&e, w->ack[i].mine);
-		mpack_enc_str(&e, w->ack[i].by);
-		if (w->ack[i].has_sig)
-			mpack_enc_bin(&e, w->ack[i].sig, WILL_SIG_LEN);
-		else
-			msgpack_pack_nil(&e.pk);
-	}
-	msgpack_pack_array(&e.pk, (uint32_t)w->n_bind);
-	for (size_t i = 0; i < w->n_bind; i++) {
-		msgpack_pack_array(&e.pk, 2);
-		mpack_enc_str(&e, w->bind[i].name);
-		mpack_enc_bin(&e, w->bind[i].pub, WILL_KEY_LEN);
-	}
-	size_t blen = e.sb.size;
-	uint32_t crc = libdeflate_crc32(0, e.sb.data, blen);
-	uint8_t head[8] = { 'V', 'W', 'I', 'L', (uint8_t)(blen >> 24), (uint8_t)(blen >> 16),
-			    (uint8_t)(blen >> 8), (uint8_t)blen };
-	uint8_t tail[4] = { (uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8),
-			    (uint8_t)crc };
-
-	const struct safefile_part parts[3] = {
-		{ head, sizeof head }, { e.sb.data, blen }, { tail, sizeof tail } };
-	int rc = safefile_write(path, parts, 3, NULL, NULL, 0) == 0 ? WILL_OK
-		 : errno == ENOMEM ? WILL_ENOMEM : WILL_EIO;
-	msgpack_sbuffer_destroy(&e.sb);
-	return rc;
-}
-
-/* Forget everything will_load would have restored. */
-static void reset_durable(struct will *w)
-{
-	w->own_hi = 0;
-	w->own_auth = false;
-	own_identity(w);
-	w->n_rx = 0;
-	w->n_ack = 0;
-	w->n_bind = 0;
-}
-
-static int load_body(struct will *w, const uint8_t *p, size_t len)
-{
-	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
-	int rc = WILL_EFORMAT;
-	const msgpack_object *a, *rxa, *aka, *bda = NULL;
-	uint64_t ver, own_hi;
-	struct pver own;
-	bool have_own = false;
-	struct rxrec *rx = NULL;
-	struct ackrec *ak = NULL;
-	struct wbind *bd = NULL;
-	if (!mp_unpack_all(p, len, &u) || u.data.type != MSGPACK_OBJECT_ARRAY ||
-	    u.data.via.array.size < 1 || !mpack_uint(&u.data.via.array.ptr[0], 2, &ver) ||
-	    ver < 1 || !(a = arr(&u.data, ver == 1 ? 5 : 6)) ||
-	    !mpack_uint(&a[1], UINT64_MAX, &own_hi) || a[3].type != MSGPACK_OBJECT_ARRAY ||
-	    a[4].type != MSGPACK_OBJECT_ARRAY ||
-	    (ver >= 2 && a[5].type != MSGPACK_OBJECT_ARRAY))
-		goto out;
-	if (a[2].type != MSGPACK_OBJECT_NIL) {
-		const msgpack_object *f = ver == 1 ? arr(&a[2], 7) : NULL;
-		if (!(f ? dec_fields(f, &own) : dec_version(NULL, &a[2], &own)) ||
-		    strcmp(own.owner, w->cfg.name) != 0 || own.seq > own_hi)
-			goto out;
-		have_own = true; /* re-signed with our key as it is stored */
-	}
-	rxa = a[3].via.array.ptr;
-	aka = a[4].via.array.ptr;
-	uint32_t nrx = a[3].via.array.size, nak = a[4].via.array.size, nbd = 0;
-	if (ver >= 2) {
-		bda = a[5].via.array.ptr;
-		nbd = a[5].via.array.size;
-	}
-	rx = nrx ? calloc(nrx, sizeof *rx) : NULL;
-	ak = nak ? calloc(nak, sizeof *ak) : NULL;
-	bd = nbd ? calloc(nbd, sizeof *bd) : NULL;
-	if ((nrx && !rx) || (nak && !ak) || (nbd && !bd) || nbd > WILL_BINDINGS_MAX) {
-		rc = nbd > WILL_BINDINGS_MAX ? WILL_EFORMAT : WILL_ENOMEM;
-		goto out;
-	}
-	bool ok = true;
-	for (uint32_t i = 0; i < nrx && ok; i++) {
-		const msgpack_object *e = arr(&rxa[i], 5);
-		uint64_t inc, seq, ret;
-		ok = e && get_name(&e[0], rx[i].owner) && rx[i].owner[0] &&
-		     mpack_uint(&e[1], UINT32_MAX, &inc) && mpack_uint(&e[2], UINT64_MAX, &seq) &&
-		     mpack_uint(&e[3], UINT32_MAX, &ret) && e[4].type == MSGPACK_OBJECT_BOOLEAN;
-		if (ok) {
-			rx[i].inc = (uint32_t)inc;
-			rx[i].seq = seq;
-			rx[i].returned_inc = (uint32_t)ret;
-			rx[i].revoked = e[4].via.boolean;
-		}
-	}
-	for (uint32_t i = 0; i < nak && ok; i++) {
-		const msgpack_object *e = arr(&aka[i], ver == 1 ? 5 : 7);
-		const uint8_t *sig = NULL;
-		uint64_t inc, seq, kind;
-		ok = e && get_name(&e[0], ak[i].owner) && ak[i].owner[0] &&
-		     mpack_uint(&e[1], UINT32_MAX, &inc) && mpack_uint(&e[2], UINT64_MAX, &seq) &&
-		     mpack_uint(&e[3], KIND_EVENT, &kind) && e[4].type == MSGPACK_OBJECT_BOOLEAN &&
-		     (ver == 1 || (get_name(&e[5], ak[i].by) &&
-				   (e[6].type == MSGPACK_OBJECT_NIL ||
-				    get_fixed(&e[6], WILL_SIG_LEN, &sig))));
-		if (ok) {
-			ak[i].inc = (uint32_t)inc;
-			ak[i].seq = seq;
-			ak[i].kind = (uint8_t)kind;
-			ak[i].mine = e[4].via.boolean;
-			ak[i].has_sig = sig != NULL;
-			if (sig)
-				memcpy(ak[i].sig, sig, WILL_SIG_LEN);
-		}
-	}
-	for (uint32_t i = 0; i < nbd && ok; i++) {
-		const msgpack_object *e = arr(&bda[i], 2);
-		const uint8_t *pub;
-		ok = e && get_name(&e[0], bd[i].name) && bd[i].name[0] &&
-		     get_fixed(&e[1], WILL_KEY_LEN, &pub);
-		if (ok)
-			memcpy(bd[i].pub, pub, WILL_KEY_LEN);
-	}
-	if (!ok)
-		goto out;
-	/* All valid: replace. */
-	reset_durable(w);
-	free(w->rx);
-	free(w->ack);
-	free(w->bind);
-	w->rx = rx;
-	w->n_rx = w->cap_rx = nrx;
-	w->ack = ak;
-	w->n_ack = w->cap_ack = nak;
-	w->bind = bd;
-	w->n_bind = w->cap_bind = nbd;
-	rx = NULL;
-	ak = NULL;
-	bd = NULL;
-	w->own_hi = own_hi;
-	w->own_auth = true;
-	if (have_own) {
-		struct wrec *r = rec_get(w, w->cfg.name);
-		if (!r || !store_version(w, r, &own)) {
-			rc = WILL_ENOMEM;
-			goto out;
-		}
-	}
-	rc = WILL_OK;
-out:
-	free(rx);
-	free(ak);
-	free(bd);
-	msgpack_unpacked_destroy(&u);
-	return rc;
-}
-
-int will_load(struct will *w, const char *path)
-{
-	if (!w || !path)
-		return WILL_EINVAL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? WILL_ENOENT : WILL_EIO;
-	struct stat st;
-	uint8_t *buf = NULL;
-	int rc = WILL_EIO;
-	if (fstat(fd, &st) != 0)
-		goto out;
-	rc = WILL_EFORMAT;
-	if (st.st_size < 12 || (uint64_t)st.st_size > STATE_MAX)
-		goto bad;
-	size_t n = (size_t)st.st_size, got = 0;
-	buf = malloc(n);
-	if (!buf) {
-		rc = WILL_ENOMEM;
-		goto out;
-	}
-	while (got < n) {
-		ssize_t k = read(fd, buf + got, n - got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		got += (size_t)k;
-	}
-	if (got != n)
-		goto bad;
-	uint64_t blen = rd_be(buf + 4, 4);
-	if (memcmp(buf, STATE_MAGIC, 4) != 0 || blen != n - 12)
-		goto bad;
-	uint32_t crc = libdeflate_crc32(0, buf + 8, blen);
-	if (crc != (uint32_t)rd_be(buf + 8 + blen, 4))
-		goto bad;
-	rc = load_body(w, buf + 8, (size_t)blen);
-	if (rc == WILL_OK)
-		goto out;
-bad:
-	/* A corrupt file: start fresh rather than half-trust it. */
-	logf_(w, 3, "will: state file %s is corrupt; starting fresh", path);
-	reset_durable(w);
-	if (rc != WILL_ENOMEM)
-		rc = WILL_EFORMAT;
-out:
-	free(buf);
-	close(fd);
 	return rc;
 }
 
