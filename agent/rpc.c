@@ -376,9 +376,25 @@ static void sweep(struct rpc_server *s)
 }
 
 /*
+ * Which of two unauthenticated clients goes first when room is needed: one
+ * that has not even sent its handshake before one that has (an operator's
+ * CLI handshakes at once; a connection held open to fill the table never
+ * does, and is reopened as soon as it is closed, so "oldest first" alone
+ * came round to the operator's connection before it could authenticate),
+ * then the older.
+ */
+static bool evict_before(const struct client *a, const struct client *b)
+{
+	bool a_silent = a->version == 0 && a->rlen == 0, b_silent = b->version == 0 && b->rlen == 0;
+	if (a_silent != b_silent)
+		return a_silent;
+	return a->born <= b->born;
+}
+
+/*
  * Whether a client connecting from `host` may have a slot, closing an idle
  * one if that is what it takes.  Only connections that have not finished
- * their handshake/auth are ever closed for room (oldest first): a
+ * their handshake/auth are ever closed for room (evict_before): a
  * connection costs an attacker nothing, so they must not lock out the
  * operator, while an authenticated client is never pushed out.
  */
@@ -402,9 +418,9 @@ static bool make_room(struct rpc_server *s, const char *host)
 		bool same = strcmp(c->host, host) == 0;
 		if (same)
 			from_host++;
-		if (!oldest || c->born <= oldest->born)
+		if (!oldest || evict_before(c, oldest))
 			oldest = c;
-		if (same && (!oldest_host || c->born <= oldest_host->born))
+		if (same && (!oldest_host || evict_before(c, oldest_host)))
 			oldest_host = c;
 	}
 	if (from_host >= MAX_PREAUTH_PER_SOURCE) {
