@@ -173,10 +173,12 @@ for i in "${!paths[@]}"; do
                 cat "$out"
             else
                 echo "---- failing tests ----"
-                # each "not ok" line plus the "#" diagnostics right before it
-                awk '/^# /{d[n++]=$0; next}
-                     /^not ok - /{for(i=0;i<n;i++)print d[i]; print; n=0; next}
-                     {n=0}' "$out" | tail -n 200
+                # each "not ok" line with the "#" diagnostics right before it
+                # (unit tests print them first) and right after it (the
+                # interop scripts' not_ok prints them second), at most 10
+                awk '/^# /{if (after > 0) {print; after--; next} d[n++]=$0; next}
+                     /^not ok - /{for(i=0;i<n;i++)print d[i]; print; n=0; after=10; next}
+                     {n=0; after=0}' "$out" | tail -n 200
                 echo "---- last $tail_lines lines of output ----"
                 tail -n "$tail_lines" "$out"
             fi
