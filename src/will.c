@@ -42,14 +42,6 @@ void will_logf(const struct will *w, int level, const char *fmt, ...)
 	va_end(ap);
 }
 
-static bool grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-	void *np = array_grow(*p, cap, need, elem, 8);
-	if (!np)
-		return false;
-	*p = np;
-	return true;
-}
 
 /* ------------------------------------------------------------ members */
 
@@ -81,8 +73,10 @@ static struct wmember *mem_upsert(struct will *w, const char *name)
 	long i = mem_index(w, name);
 	if (i >= 0)
 		return &w->mem[i];
-	if (!grow((void **)&w->mem, &w->cap_mem, w->n_mem + 1, sizeof *w->mem))
+	struct wmember *mem = array_grow(w->mem, &w->cap_mem, w->n_mem + 1, sizeof *mem, 8);
+	if (!mem)
 		return NULL;
+	w->mem = mem;
 	size_t at = (size_t)(-i - 1);
 	memmove(&w->mem[at + 1], &w->mem[at], (w->n_mem - at) * sizeof *w->mem);
 	w->n_mem++;
@@ -154,8 +148,10 @@ struct wrec *will_rec_get(struct will *w, const char *owner)
 	struct wrec *r = will_rec_find(w, owner);
 	if (r)
 		return r;
-	if (!grow((void **)&w->rec, &w->cap_rec, w->n_rec + 1, sizeof *w->rec))
+	struct wrec **rec = array_grow(w->rec, &w->cap_rec, w->n_rec + 1, sizeof *rec, 8);
+	if (!rec)
 		return NULL;
+	w->rec = rec;
 	r = calloc(1, sizeof *r);
 	if (!r)
 		return NULL;
@@ -202,10 +198,12 @@ bool will_bind_add(struct will *w, const char *name, const uint8_t pub[WILL_KEY_
 				b = &w->bind[i];
 		if (!b)
 			return false;
-	} else if (grow((void **)&w->bind, &w->cap_bind, w->n_bind + 1, sizeof *w->bind)) {
-		b = &w->bind[w->n_bind++];
 	} else {
-		return false;
+		struct wbind *binds = array_grow(w->bind, &w->cap_bind, w->n_bind + 1, sizeof *binds, 8);
+		if (!binds)
+			return false;
+		w->bind = binds;
+		b = &w->bind[w->n_bind++];
 	}
 	snprintf(b->name, sizeof b->name, "%s", name);
 	memcpy(b->pub, pub, WILL_KEY_LEN);
@@ -261,8 +259,10 @@ static bool ack_note(struct will *w, const char *owner, uint32_t inc, uint64_t s
 			w->stats.over_budget++;
 			return false;
 		}
-		if (!grow((void **)&w->ack, &w->cap_ack, w->n_ack + 1, sizeof *w->ack))
+		struct ackrec *acks = array_grow(w->ack, &w->cap_ack, w->n_ack + 1, sizeof *acks, 8);
+		if (!acks)
 			return false;
+		w->ack = acks;
 		a = &w->ack[w->n_ack++];
 		memset(a, 0, sizeof *a);
 		snprintf(a->owner, sizeof a->owner, "%s", owner);
@@ -480,8 +480,10 @@ static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uin
 		return;
 	}
 	if (!rx) {
-		if (!grow((void **)&w->rx, &w->cap_rx, w->n_rx + 1, sizeof *w->rx))
+		struct rxrec *rxs = array_grow(w->rx, &w->cap_rx, w->n_rx + 1, sizeof *rxs, 8);
+		if (!rxs)
 			return;
+		w->rx = rxs;
 		rx = &w->rx[w->n_rx++];
 		memset(rx, 0, sizeof *rx);
 		snprintf(rx->owner, sizeof rx->owner, "%s", owner);
