@@ -154,17 +154,19 @@ static void encode_send(struct swim *sw, const struct wire_addr *to,
  * A rumour was queued.  Gossip rounds with an empty queue are no deadline
  * (swim_next_deadline) and do not run, so an idle member sleeps through
  * them: 5 of the ~9 wake-ups a second of an idle agent, half its CPU.
- * The rounds keep their grid: if the queue was empty and rounds passed
- * meanwhile, the next round is the first point of the grid from the
- * latest `now` we were given on, where it would have been had we woken
- * for each of them (a user message queued between steps may so go out at
- * once: the grid point after the last step may have passed).
+ * News reaching an idle member goes out at once if its last round was at
+ * least an interval ago, and its rounds go on from there: rounds stay an
+ * interval apart, as memberlist's ticker keeps them, but a rumour no longer
+ * waits for the next point of a fixed grid at every hop (half an interval
+ * on average: a dead rumour took ~0.3 s to cross 32 agents, three or four
+ * hops, most of it waiting).  Within an interval of the last round it
+ * waits for the next one.  `clock` is the latest `now` we were given, so
+ * a user message queued between steps goes out at the next step.
  */
 static void queued_rumour(struct swim *sw)
 {
-	int64_t iv = sw->cfg.gossip_interval_ms > 0 ? sw->cfg.gossip_interval_ms : 1;
 	if (sw->bq.n == 1 && sw->clock > sw->next_gossip)
-		sw->next_gossip += (sw->clock - sw->next_gossip + iv - 1) / iv * iv;
+		sw->next_gossip = sw->clock;
 }
 
 static void encode_broadcast(struct swim *sw, struct member *about, const struct wire_msg *m)
