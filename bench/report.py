@@ -191,6 +191,18 @@ def render(r):
     return "\n".join(out)
 
 
+def replace_block(path, begin, end, text):
+    """Replace the text between the two marker lines of a document."""
+    with open(path) as fh:
+        doc = fh.read()
+    if begin not in doc or end not in doc:
+        sys.exit("report: markers %s ... %s not found in %s" % (begin, end, path))
+    a, rest = doc.split(begin, 1)
+    _, b = rest.split(end, 1)
+    with open(path, "w") as fh:
+        fh.write(a + begin + "\n" + text + "\n" + end + b)
+
+
 def main():
     if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
@@ -200,14 +212,7 @@ def main():
     if len(sys.argv) == 2:
         print(text)
         return
-    with open(sys.argv[2]) as fh:
-        doc = fh.read()
-    if BEGIN not in doc or END not in doc:
-        sys.exit("report.py: markers not found in %s" % sys.argv[2])
-    a, rest = doc.split(BEGIN, 1)
-    _, b = rest.split(END, 1)
-    with open(sys.argv[2], "w") as fh:
-        fh.write(a + BEGIN + "\n" + text + "\n" + END + b)
+    replace_block(sys.argv[2], BEGIN, END, text)
 
 
 if __name__ == "__main__":

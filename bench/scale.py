@@ -159,6 +159,48 @@ def table(res):
     return "\n".join(rows)
 
 
+SCALE_BEGIN = "<!-- scale-results:begin -->"
+SCALE_END = "<!-- scale-results:end -->"
+
+
+def render(res):
+    """The block docs/BENCHMARKS.md shows: where, what, the table."""
+    m, g, cfg = res["machine"], res["git"], res["config"]
+    out = ["Measured %s on %d × %s; vigil built from commit `%s`%s (%s), serf `%s`. "
+           "Command: `%s`. Sizes %s, one kind at a time, each agent joining a random earlier "
+           "one %g s after the previous; a size that does not converge within %.0f s ends "
+           "that kind's curve. RSS and CPU over a %g s window after %g s of settling; "
+           "%d kill -9 rounds per size."
+           % (res["started_utc"], m["nproc"], m["cpu_model"], g["commit"][:12],
+              " (+ uncommitted changes)" if g.get("dirty") else "",
+              (res.get("versions") or {}).get("vigil") or "?",
+              (res.get("versions") or {}).get("serf") or "?",
+              res.get("command", "bench/scale.py"), ", ".join(str(n) for n in cfg["sizes"]),
+              cfg["spawn_gap_s"], cfg["limit_s"], cfg["window_s"], cfg["settle_s"], cfg["kills"]),
+           ""]
+    if res.get("stopped"):
+        out += ["**Stopped early:** %s" % res["stopped"], ""]
+    out.append(table(res))
+    if res.get("plot"):
+        out += ["", "![scale curve](bench-scale.png)"]
+    return "\n".join(out)
+
+
+def publish(json_path, doc):
+    """Copy a run's results next to the document and render them into it."""
+    import report  # noqa: E402  (bench/report.py: the marker replacement)
+    with open(json_path) as f:
+        res = json.load(f)
+    docs = os.path.dirname(os.path.abspath(doc))
+    png = os.path.splitext(json_path)[0] + ".png"
+    if res.get("plot") and os.path.exists(png):
+        shutil.copyfile(png, os.path.join(docs, "bench-scale.png"))
+    dest = os.path.join(docs, "scale-results.json")
+    if os.path.abspath(json_path) != dest:
+        shutil.copyfile(json_path, dest)
+    report.replace_block(doc, SCALE_BEGIN, SCALE_END, render(res))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="sizes 4,8, 2 s windows, 1 kill: the harness only")
@@ -177,7 +219,18 @@ def main():
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--keep-logs", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--publish", metavar="DOC",
+                    help="after the run (or with --from, instead of one), put the results "
+                         "into DOC (docs/BENCHMARKS.md) between its scale-results markers, "
+                         "with docs/scale-results.json and docs/bench-scale.png")
+    ap.add_argument("--from", dest="from_json", metavar="JSON",
+                    help="with --publish: publish this earlier run's results")
     args = ap.parse_args()
+    if args.from_json:
+        if not args.publish:
+            ap.error("--from needs --publish")
+        publish(args.from_json, args.publish)
+        return 0
 
     q = args.quick
     dflt = lambda v, quick, full: v if v is not None else (quick if q else full)
@@ -201,6 +254,7 @@ def main():
     nofile = raise_fd_limit(3 * max(args.sizes) + 64)
     res = {
         "schema": 1,
+        "command": " ".join(["bench/scale.py"] + sys.argv[1:]),
         "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": bench.machine(),
         "git": {"commit": bench.git("rev-parse", "HEAD"),
@@ -244,6 +298,8 @@ def main():
         with open(args.out, "w") as f:
             json.dump(res, f, indent=1)
     print(table(res))
+    if args.publish and rc == 0:
+        publish(args.out, args.publish)
     return rc
 
 

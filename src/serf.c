@@ -17,6 +17,7 @@
 #include "logline.h"
 #include "mpack.h"
 #include "grow.h"
+#include "sorted.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -120,37 +121,15 @@ int sl_unpack(const uint8_t *p, size_t len, msgpack_unpacked *u, size_t *used)
 /* ------------------------------------------------------------------ */
 /* member table (sorted by name for bsearch)                           */
 
-/* Binary search of a table sorted by name, of n entries read through
- * name_at: where name is (*found) or would go. */
-static size_t name_pos(const struct serf_layer *sl, size_t n,
-		       const char *(*name_at)(const struct serf_layer *sl, size_t i),
-		       const char *name, bool *found)
+static const char *member_name_at(const void *table, size_t i)
 {
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(name_at(sl, mid), name);
-		if (c == 0) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = false;
-	return lo;
-}
-
-static const char *member_name_at(const struct serf_layer *sl, size_t i)
-{
+	const struct serf_layer *sl = table;
 	return sl->members[i]->m.name;
 }
 
 static size_t member_pos(const struct serf_layer *sl, const char *name, bool *found)
 {
-	return name_pos(sl, sl->n_members, member_name_at, name, found);
+	return sorted_name_pos(sl, sl->n_members, member_name_at, name, found);
 }
 
 struct sl_member *sl_member_find(const struct serf_layer *sl, const char *name)
@@ -251,14 +230,15 @@ static void member_absorb(struct serf_layer *sl, struct sl_member *sm,
 /* ------------------------------------------------------------------ */
 /* recent intents (join/leave seen before memberlist knows the node)   */
 
-static const char *intent_name_at(const struct serf_layer *sl, size_t i)
+static const char *intent_name_at(const void *table, size_t i)
 {
+	const struct serf_layer *sl = table;
 	return sl->intents[i].name;
 }
 
 static size_t intent_pos(const struct serf_layer *sl, const char *name, bool *found)
 {
-	return name_pos(sl, sl->n_intents, intent_name_at, name, found);
+	return sorted_name_pos(sl, sl->n_intents, intent_name_at, name, found);
 }
 
 /* upsertIntent: true if this is news (so the caller rebroadcasts). */
@@ -341,6 +321,7 @@ struct serf_layer *serf_layer_new(const struct serf_layer_config *cfg)
 	if (!sl)
 		return NULL;
 	sl->cfg = *cfg;
+	sl->next_prune = INT64_MAX;
 #define DEF(f) do { if (sl->cfg.f <= 0) sl->cfg.f = d.f; } while (0)
 	DEF(protocol_version);
 	DEF(event_buffer);
@@ -465,6 +446,8 @@ static void handle_prune(struct serf_layer *sl, struct sl_member *m, int64_t now
 		m->prune_at = now + sl->cfg.prune_delay_ms;
 		if (m->prune_at == 0)
 			m->prune_at = 1;
+		if (m->prune_at < sl->next_prune)
+			sl->next_prune = m->prune_at;
 		return;
 	}
 	sl_log(sl, 1, "serf: EventMemberReap (forced): %s %s", m->m.name, m->m.addr);
@@ -1373,14 +1356,20 @@ void serf_layer_tick(struct serf_layer *sl, int64_t now)
 		return;
 	sl_arm(sl, now);
 	/* Forced prunes of members that were still leaving. */
-	for (size_t i = 0; i < sl->n_members;) {
-		struct sl_member *m = sl->members[i];
-		if (m->prune_at && now >= m->prune_at) {
-			sl_log(sl, 1, "serf: EventMemberReap (forced): %s %s", m->m.name, m->m.addr);
-			member_erase(sl, m->m.name);
-			continue;
+	if (now >= sl->next_prune) {
+		sl->next_prune = INT64_MAX;
+		for (size_t i = 0; i < sl->n_members;) {
+			struct sl_member *m = sl->members[i];
+			if (m->prune_at && now >= m->prune_at) {
+				sl_log(sl, 1, "serf: EventMemberReap (forced): %s %s", m->m.name,
+				       m->m.addr);
+				member_erase(sl, m->m.name);
+				continue;
+			}
+			if (m->prune_at && m->prune_at < sl->next_prune)
+				sl->next_prune = m->prune_at;
+			i++;
 		}
-		i++;
 	}
 	if (now >= sl->next_reap) {
 		reap(sl, now);
@@ -1400,9 +1389,8 @@ int64_t serf_layer_next_deadline(const struct serf_layer *sl)
 	if (!sl || !sl->armed)
 		return INT64_MAX;
 	d = sl->next_reap < sl->next_reconnect ? sl->next_reap : sl->next_reconnect;
-	for (size_t i = 0; i < sl->n_members; i++)
-		if (sl->members[i]->prune_at && sl->members[i]->prune_at < d)
-			d = sl->members[i]->prune_at;
+	if (sl->next_prune < d)
+		d = sl->next_prune;
 	return serf_query_next_deadline(sl, d);
 }
 

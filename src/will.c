@@ -30,6 +30,7 @@
 
 #include "logline.h"
 #include "grow.h"
+#include "sorted.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -46,20 +47,18 @@ void will_logf(const struct will *w, int level, const char *fmt, ...)
 /* ------------------------------------------------------------ members */
 
 /* Index of name, or -(insertion point)-1. */
+static const char *mem_name_at(const void *table, size_t i)
+{
+	const struct will *w = table;
+	return w->mem[i].name;
+}
+
+/* The index of name in the sorted member table, or -(insertion point) - 1. */
 static long mem_index(const struct will *w, const char *name)
 {
-	size_t lo = 0, hi = w->n_mem;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(w->mem[mid].name, name);
-		if (c == 0)
-			return (long)mid;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -(long)lo - 1;
+	bool found;
+	size_t i = sorted_name_pos(w, w->n_mem, mem_name_at, name, &found);
+	return found ? (long)i : -(long)i - 1;
 }
 
 struct wmember *will_mem_find(const struct will *w, const char *name)
@@ -135,28 +134,42 @@ static void rerank(const struct will *w, struct wrec *r, int64_t now, bool force
 
 /* -------------------------------------------------------------- tables */
 
+/*
+ * The records are sorted by owner: a join's push-pull brings a record for
+ * every member of the cluster, each looked up here (a linear search made
+ * merging a 1,000-member exchange a million string compares).
+ */
+static const char *rec_owner_at(const void *table, size_t i)
+{
+	const struct will *w = table;
+	return w->rec[i]->owner;
+}
+
 struct wrec *will_rec_find(const struct will *w, const char *owner)
 {
-	for (size_t i = 0; i < w->n_rec; i++)
-		if (strcmp(w->rec[i]->owner, owner) == 0)
-			return w->rec[i];
-	return NULL;
+	bool found;
+	size_t i = sorted_name_pos(w, w->n_rec, rec_owner_at, owner, &found);
+	return found ? w->rec[i] : NULL;
 }
 
 struct wrec *will_rec_get(struct will *w, const char *owner)
 {
-	struct wrec *r = will_rec_find(w, owner);
-	if (r)
-		return r;
+	bool found;
+	size_t at = sorted_name_pos(w, w->n_rec, rec_owner_at, owner, &found);
+	if (found)
+		return w->rec[at];
 	struct wrec **rec = array_grow(w->rec, &w->cap_rec, w->n_rec + 1, sizeof *rec, 8);
 	if (!rec)
 		return NULL;
 	w->rec = rec;
-	r = calloc(1, sizeof *r);
+	struct wrec *r = calloc(1, sizeof *r);
 	if (!r)
 		return NULL;
 	snprintf(r->owner, sizeof r->owner, "%s", owner);
-	w->rec[w->n_rec++] = r;
+	memmove(&w->rec[at + 1], &w->rec[at], (w->n_rec - at) * sizeof *w->rec);
+	w->rec[at] = r;
+	w->n_rec++;
+	w->due_stale = true;
 	return r;
 }
 
@@ -166,7 +179,8 @@ static void rec_drop(struct will *w, struct wrec *r)
 		if (w->rec[i] == r) {
 			if (r->has_version && !will_is_self(w, r->owner))
 				w->held_bytes -= REC_COST(r->plen);
-			w->rec[i] = w->rec[--w->n_rec];
+			memmove(&w->rec[i], &w->rec[i + 1], (w->n_rec - i - 1) * sizeof *w->rec);
+			w->n_rec--;
 			free(r->payload);
 			free(r);
 			return;
@@ -768,6 +782,7 @@ struct will *will_new(const struct will_config *cfg, int64_t now)
 		will_free(w);
 		return NULL;
 	}
+	w->due_stale = true;
 	return w;
 }
 
@@ -820,6 +835,8 @@ static void on_member(struct will *w, enum swim_member_event ev,
 void will_on_member(struct will *w, enum swim_member_event ev, const struct swim_member *m,
 		    int64_t now)
 {
+	if (w)
+		w->due_stale = true; /* see struct will */
 	if (!w || !m || !m->name[0])
 		return;
 	on_member(w, ev, m, now);
@@ -949,25 +966,33 @@ void will_tick(struct will *w, int64_t now)
 		w->dirty = false;
 		persist(w);
 	}
+	if (!w->due_stale && now < w->due)
+		return;
+	/* cleared first: a step's event may reach an entry point again */
+	w->due_stale = false;
 	for (size_t i = 0; i < w->n_rec; i++) {
 		struct wrec *r = w->rec[i];
 		/* Each step changes state or pushes the due time; bound it anyway. */
 		for (int k = 0; k < 8 && rec_due(w, r) <= now; k++)
 			rec_step(w, r, now);
 	}
+	int64_t due = NEVER;
+	w->stats.due_scans++;
+	for (size_t i = 0; i < w->n_rec; i++) {
+		int64_t d = rec_due(w, w->rec[i]);
+		if (d < due)
+			due = d;
+	}
+	w->due = due;
 }
 
 int64_t will_next_deadline(const struct will *w)
 {
-	if (w && w->dirty && w->state_path)
+	if (!w)
+		return NEVER;
+	if ((w->dirty && w->state_path) || w->due_stale)
 		return 0; /* now: see will_tick */
-	int64_t t = NEVER;
-	for (size_t i = 0; w && i < w->n_rec; i++) {
-		int64_t d = rec_due(w, w->rec[i]);
-		if (d < t)
-			t = d;
-	}
-	return t;
+	return w->due;
 }
 
 /* Our own record and, in v, the next version of our will (owner and seq
@@ -998,6 +1023,8 @@ static int own_commit(struct will *w, struct wrec *r, const struct pver *v)
 int will_set(struct will *w, const char *recipient, const char *event, int64_t delay_ms,
 	     const uint8_t *payload, size_t len, int64_t now)
 {
+	if (w)
+		w->due_stale = true; /* see struct will */
 	(void)now;
 	bool to_member = recipient && recipient[0];
 	bool to_event = event && event[0];
@@ -1023,6 +1050,8 @@ int will_set(struct will *w, const char *recipient, const char *event, int64_t d
 
 int will_clear(struct will *w, int64_t now)
 {
+	if (w)
+		w->due_stale = true; /* see struct will */
 	(void)now;
 	if (!w || w->own_hi >= WILL_SEQ_MAX)
 		return WILL_EINVAL;
@@ -1218,6 +1247,8 @@ static int handle_due(struct will *w, const msgpack_object *o, int64_t now)
 
 int will_handle_msg(struct will *w, const uint8_t *p, size_t len, int64_t now)
 {
+	if (w)
+		w->due_stale = true; /* see struct will */
 	if (!w || !p || len < 2)
 		return WILL_EFORMAT;
 	w->stats.msgs_in++;
@@ -1242,6 +1273,8 @@ int will_handle_msg(struct will *w, const uint8_t *p, size_t len, int64_t now)
 int will_merge_state(struct will *w, uint8_t type, const uint8_t *p, size_t len, bool join,
 		     int64_t now)
 {
+	if (w)
+		w->due_stale = true; /* see struct will */
 	(void)join;
 	(void)now;
 	if (!w || (!p && len))

@@ -166,6 +166,7 @@ struct will_stats {
 	uint64_t unsigned_refused, sig_refused, key_conflicts, seq_refused;
 	uint64_t over_budget, view_refused;
 	uint64_t deliveries_owner_alive; /* copies dropped: we saw the owner not dead */
+	uint64_t due_scans; /* passes over every record for the next deadline */
 };
 
 struct will;
@@ -181,7 +182,10 @@ void will_extension(struct will *w, struct serf_extension *ext);
 void will_on_member(struct will *w, enum swim_member_event ev,
 		    const struct swim_member *m, int64_t now);
 void will_tick(struct will *w, int64_t now);
-int64_t will_next_deadline(const struct will *w); /* INT64_MAX = none */
+/* INT64_MAX = none; 0 after any other call changed the records: call
+ * will_tick, which brings it up to date (it is kept, not recomputed per
+ * call: the embedder's loop asks after every datagram) */
+int64_t will_next_deadline(const struct will *w);
 
 /* Our own will: exactly one of recipient/event non-empty. */
 int will_set(struct will *w, const char *recipient, const char *event,

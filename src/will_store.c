@@ -227,6 +227,7 @@ int will_load(struct will *w, const char *path)
 {
 	if (!w || !path)
 		return WILL_EINVAL;
+	w->due_stale = true; /* records may change: see struct will */
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? WILL_ENOENT : WILL_EIO;
