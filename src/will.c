@@ -169,7 +169,6 @@ struct wrec *will_rec_get(struct will *w, const char *owner)
 	memmove(&w->rec[at + 1], &w->rec[at], (w->n_rec - at) * sizeof *w->rec);
 	w->rec[at] = r;
 	w->n_rec++;
-	w->due_stale = true;
 	return r;
 }
 
@@ -836,12 +835,12 @@ void will_on_member(struct will *w, enum swim_member_event ev, const struct swim
 		    int64_t now)
 {
 	if (w)
-		w->due_stale = true; /* see struct will */
+		w->due_stale |= w->n_busy > 0; /* see struct will */
 	if (!w || !m || !m->name[0])
 		return;
 	on_member(w, ev, m, now);
 	/* Who is alive changed: so may our place in any sender order. */
-	for (size_t i = 0; i < w->n_rec; i++)
+	for (size_t i = 0; w->n_busy && i < w->n_rec; i++)
 		if (w->rec[i]->trig == T_RELEASED)
 			rerank(w, w->rec[i], now, false);
 }
@@ -923,7 +922,7 @@ static void on_member(struct will *w, enum swim_member_event ev,
 			rec_drop(w, r);
 		revoke_if_returned(w, m);
 		/* A recipient back from the dead: start sending to it afresh. */
-		for (size_t i = 0; i < w->n_rec; i++) {
+		for (size_t i = 0; w->n_busy && i < w->n_rec; i++) {
 			struct wrec *o = w->rec[i];
 			if (o->trig == T_RELEASED && o->kind == KIND_MEMBER &&
 			    strcmp(o->target, m->name) == 0) {
@@ -950,6 +949,8 @@ static void on_member(struct will *w, enum swim_member_event ev,
 	if (!r || r->trig == T_ARMED || r->trig == T_RELEASED)
 		return;
 	r->trig = T_ARMED;
+	w->n_busy++;
+	w->due_stale = true;
 	r->death_inc = m->incarnation;
 	r->death_t = now;
 	r->attempts = 0;
@@ -977,13 +978,16 @@ void will_tick(struct will *w, int64_t now)
 			rec_step(w, r, now);
 	}
 	int64_t due = NEVER;
+	size_t busy = 0;
 	w->stats.due_scans++;
 	for (size_t i = 0; i < w->n_rec; i++) {
+		busy += w->rec[i]->trig == T_ARMED || w->rec[i]->trig == T_RELEASED;
 		int64_t d = rec_due(w, w->rec[i]);
 		if (d < due)
 			due = d;
 	}
 	w->due = due;
+	w->n_busy = busy;
 }
 
 int64_t will_next_deadline(const struct will *w)
@@ -1024,7 +1028,7 @@ int will_set(struct will *w, const char *recipient, const char *event, int64_t d
 	     const uint8_t *payload, size_t len, int64_t now)
 {
 	if (w)
-		w->due_stale = true; /* see struct will */
+		w->due_stale |= w->n_busy > 0; /* see struct will */
 	(void)now;
 	bool to_member = recipient && recipient[0];
 	bool to_event = event && event[0];
@@ -1051,7 +1055,7 @@ int will_set(struct will *w, const char *recipient, const char *event, int64_t d
 int will_clear(struct will *w, int64_t now)
 {
 	if (w)
-		w->due_stale = true; /* see struct will */
+		w->due_stale |= w->n_busy > 0; /* see struct will */
 	(void)now;
 	if (!w || w->own_hi >= WILL_SEQ_MAX)
 		return WILL_EINVAL;
@@ -1248,7 +1252,7 @@ static int handle_due(struct will *w, const msgpack_object *o, int64_t now)
 int will_handle_msg(struct will *w, const uint8_t *p, size_t len, int64_t now)
 {
 	if (w)
-		w->due_stale = true; /* see struct will */
+		w->due_stale |= w->n_busy > 0; /* see struct will */
 	if (!w || !p || len < 2)
 		return WILL_EFORMAT;
 	w->stats.msgs_in++;
@@ -1274,7 +1278,7 @@ int will_merge_state(struct will *w, uint8_t type, const uint8_t *p, size_t len,
 		     int64_t now)
 {
 	if (w)
-		w->due_stale = true; /* see struct will */
+		w->due_stale |= w->n_busy > 0; /* see struct will */
 	(void)join;
 	(void)now;
 	if (!w || (!p && len))

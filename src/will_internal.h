@@ -130,10 +130,14 @@ struct will {
 	 * The earliest rec_due of any record, kept so that the embedder's
 	 * loop, which asks for the next deadline after every datagram, does
 	 * not scan every record each time (at 1,000 members that scan was a
-	 * third of an agent's CPU in a join storm).  Every entry point that
-	 * may change a record sets due_stale; will_tick recomputes it.
+	 * third of an agent's CPU in a join storm).  Only records a death has
+	 * armed or released have a due time; n_busy counts them (at most: it
+	 * is exact after each pass, and raised when a death arms one).  An
+	 * entry point that may change records sets due_stale while any is
+	 * busy, and will_tick then makes one pass.
 	 */
 	int64_t due;
+	size_t n_busy;
 	bool due_stale;
 	struct will_stats stats;
 };
