@@ -79,11 +79,31 @@ class ScaleHarness(bench.Harness):
         ok = left > 0 and self.hub.wait_for(lambda: self.converged(agents), left)
         dt = time.monotonic() - t0
         with self.hub.cond:
-            knows = sorted(a.n_alive for a in agents)
+            # what the agents still running know (an agent that exited,
+            # e.g. because its -join failed, is listed apart)
+            knows = sorted(a.n_alive for a in agents if a.running())
         exited = [a.name for a in agents if not a.running()]
         return agents, (dt if ok else None), {"least_known": knows[0] + 1 if knows else 0,
                                               "median_known": knows[len(knows) // 2] + 1 if knows else 0,
                                               "exited": exited}
+
+    def rpc_latency(self, kind, agents, rounds=5):
+        """Wall time of `members` over RPC against one agent of the settled
+        cluster (the CLI's own start-up included, the same for each size),
+        and whether its answer listed every member."""
+        times, complete = [], True
+        a = agents[len(agents) // 2]
+        for _ in range(rounds):
+            self.check_time(30)
+            t0 = time.monotonic()
+            r = subprocess.run([self.bins[kind], "members", "-rpc-addr=127.0.0.1:%d" % a.rpc],
+                               capture_output=True, text=True, timeout=30)
+            times.append(time.monotonic() - t0)
+            lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+            complete = complete and r.returncode == 0 and len(lines) >= len(agents)
+        times.sort()
+        return {"median_s": times[len(times) // 2], "max_s": times[-1], "rounds": rounds,
+                "lists_every_member": complete}
 
     def run_size(self, kind, n):
         self.loadavg("%s-%d start" % (kind, n))
@@ -99,6 +119,9 @@ class ScaleHarness(bench.Harness):
             bench.log("%s x%d: converged in %.1f s" % (kind, n, conv))
             out.update(self.window(kind, agents))
             self.loadavg("%s-%d after window" % (kind, n))
+            out["rpc_members"] = self.rpc_latency(kind, agents)
+            bench.log("%s x%d: members over RPC %.3f s (median), every member listed: %s" % (
+                kind, n, out["rpc_members"]["median_s"], out["rpc_members"]["lists_every_member"]))
             bench.log("%s x%d: rss %.0f kB, cpu %.4f cores/agent" % (
                 kind, n, out["rss_kb"]["mean"], out["cpu_pct_of_core_per_agent"] / 100))
             if self.args.kills:
@@ -142,20 +165,24 @@ def plot(res, path):
 
 
 def table(res):
-    rows = ["| kind | agents | converged in | RSS/agent | CPU/agent | kill -9 seen by all (median) |",
-            "|---|---:|---:|---:|---:|---:|"]
+    rows = ["| kind | agents | converged in | RSS/agent | CPU/agent (cores) | `members` over RPC | kill -9 seen by all (median) |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
     for kind, kr in res["kinds"].items():
         for c in kr["sizes"]:
             if not c["converged"]:
-                rows.append("| %s | %d | not within %.0f s (least-informed knew %d) | | | |"
-                            % (kind, c["agents"], res["config"]["limit_s"], c["least_known"]))
+                rows.append("| %s | %d | not within %.0f s (least-informed knew %d; %d exited) | | | | |"
+                            % (kind, c["agents"], res["config"]["limit_s"], c["least_known"],
+                               len(c.get("exited") or [])))
                 continue
             det = (c.get("detection") or {}).get("all_s")
-            rows.append("| %s | %d | %.1f s | %.2f MiB | %.4f | %s |" % (
+            rpc = c.get("rpc_members")
+            rows.append("| %s | %d | %.1f s | %.2f MiB | %.4f | %s | %s |" % (
                 kind, c["agents"], c["converge_s"], c["rss_kb"]["mean"] / 1024.0,
                 c["cpu_pct_of_core_per_agent"] / 100,
+                ("%.3f s%s" % (rpc["median_s"], "" if rpc["lists_every_member"] else " (incomplete)"))
+                if rpc else "-",
                 "%.2f s" % det["median"] if det else "-"))
-        rows.append("| %s | largest N converged: **%s** | | | | |" % (kind, kr["largest_converged"]))
+        rows.append("| %s | largest N converged: **%s** | | | | | |" % (kind, kr["largest_converged"]))
     return "\n".join(rows)
 
 
