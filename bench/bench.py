@@ -214,6 +214,7 @@ class NetCounters:
             self.error = "nft not installed (apt-get install nftables)"
             return
         self.nft = nft
+        self.sweep_orphans()
         lines = ["table inet %s {" % self.table]
         for kind in ranges:
             for proto in ("udp", "tcp"):
@@ -233,6 +234,21 @@ class NetCounters:
             self.error = "nft: " + r.stderr.strip()
             return
         self.ok = True
+
+    def sweep_orphans(self):
+        """Delete the tables of harnesses that no longer run: one killed
+        with SIGKILL (or whose run.sh was) never reached close()."""
+        r = subprocess.run([self.nft, "list", "tables"], capture_output=True, text=True)
+        for line in r.stdout.splitlines():
+            parts = line.split()
+            if len(parts) != 3 or parts[:2] != ["table", "inet"] or \
+                    not parts[2].startswith("vigil_bench_"):
+                continue
+            pid = parts[2][len("vigil_bench_"):]
+            if pid.isdigit() and not os.path.exists("/proc/%s" % pid):
+                subprocess.run([self.nft, "delete", "table", "inet", parts[2]],
+                               capture_output=True)
+                log("deleted %s, left behind by a harness that is gone" % parts[2])
 
     def read(self):
         if not self.ok:
