@@ -2,6 +2,9 @@
  * coalesce_user.go semantics onto the agent's poll loop). */
 #include "coalesce.h"
 
+#include "grow.h"
+#include "sorted.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +38,13 @@ struct coalescer {
 	int coalesce_ms, quiescent_ms;
 
 	struct window mw, uw;
+	/* both sorted by name: a join storm brings an event for each of
+	 * ~1,000 members into one window, and linear searches made that a
+	 * million string compares per window */
 	struct pending_member *pm; /* latest event per member in the window */
-	size_t npm;
+	size_t npm, cap_pm;
 	struct last_member *lm;    /* last type delivered per member (forever) */
-	size_t nlm;
+	size_t nlm, cap_lm;
 	struct pending_user *pu;   /* newest-LTime user events in the window */
 	size_t npu;
 };
@@ -128,31 +134,45 @@ static void touch(struct window *w, int64_t now, int coalesce_ms, int quiescent_
 	w->quiescent_end = now + quiescent_ms;
 }
 
+static const char *pending_name_at(const void *table, size_t i)
+{
+	const struct coalescer *c = table;
+	return c->pm[i].name;
+}
+
+static const char *last_name_at(const void *table, size_t i)
+{
+	const struct coalescer *c = table;
+	return c->lm[i].name;
+}
+
 static void offer_member(struct coalescer *c, const struct vigil_event *ev, int64_t now)
 {
 	const struct vigil_member *m = ev->member;
-	for (size_t i = 0; i < c->npm; i++) {
-		if (strcmp(c->pm[i].name, m->name) == 0) {
-			struct vigil_member copy;
-			if (!member_copy(&copy, m))
-				return;
-			member_clear(&c->pm[i].m);
-			c->pm[i].m = copy;
-			c->pm[i].type = ev->type;
-			touch(&c->mw, now, c->coalesce_ms, c->quiescent_ms);
+	bool found;
+	size_t at = sorted_name_pos(c, c->npm, pending_name_at, m->name, &found);
+	if (found) {
+		struct vigil_member copy;
+		if (!member_copy(&copy, m))
 			return;
-		}
+		member_clear(&c->pm[at].m);
+		c->pm[at].m = copy;
+		c->pm[at].type = ev->type;
+		touch(&c->mw, now, c->coalesce_ms, c->quiescent_ms);
+		return;
 	}
-	struct pending_member *n = realloc(c->pm, (c->npm + 1) * sizeof *n);
+	struct pending_member *n = array_grow(c->pm, &c->cap_pm, c->npm + 1, sizeof *n, 16);
 	if (!n)
 		return;
 	c->pm = n;
-	struct pending_member *p = &c->pm[c->npm];
-	memset(p, 0, sizeof *p);
-	if (!member_copy(&p->m, m))
+	struct pending_member p;
+	memset(&p, 0, sizeof p);
+	if (!member_copy(&p.m, m))
 		return;
-	snprintf(p->name, sizeof p->name, "%s", m->name);
-	p->type = ev->type;
+	snprintf(p.name, sizeof p.name, "%s", m->name);
+	p.type = ev->type;
+	memmove(&c->pm[at + 1], &c->pm[at], (c->npm - at) * sizeof *c->pm);
+	c->pm[at] = p;
 	c->npm++;
 	touch(&c->mw, now, c->coalesce_ms, c->quiescent_ms);
 }
@@ -232,23 +252,22 @@ static void flush_members(struct coalescer *c)
 	struct pending_member *pm = c->pm;
 	size_t npm = c->npm;
 	c->pm = NULL;
-	c->npm = 0;
+	c->npm = c->cap_pm = 0;
 	c->mw.open = false;
 	bool *send = calloc(npm ? npm : 1, sizeof *send);
 	for (size_t i = 0; send && i < npm; i++) {
 		/* serf: skip if the same event was delivered last time for this
 		 * member, unless it is an update */
-		size_t k;
-		for (k = 0; k < c->nlm; k++)
-			if (strcmp(c->lm[k].name, pm[i].name) == 0)
-				break;
-		if (k < c->nlm && c->lm[k].type == pm[i].type && pm[i].type != VIGIL_EV_MEMBER_UPDATE)
+		bool known;
+		size_t k = sorted_name_pos(c, c->nlm, last_name_at, pm[i].name, &known);
+		if (known && c->lm[k].type == pm[i].type && pm[i].type != VIGIL_EV_MEMBER_UPDATE)
 			continue;
-		if (k == c->nlm) {
-			struct last_member *n = realloc(c->lm, (c->nlm + 1) * sizeof *n);
+		if (!known) {
+			struct last_member *n = array_grow(c->lm, &c->cap_lm, c->nlm + 1, sizeof *n, 16);
 			if (!n)
 				continue;
 			c->lm = n;
+			memmove(&c->lm[k + 1], &c->lm[k], (c->nlm - k) * sizeof *c->lm);
 			snprintf(c->lm[k].name, sizeof c->lm[k].name, "%s", pm[i].name);
 			c->nlm++;
 		}
