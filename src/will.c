@@ -46,7 +46,6 @@ void will_logf(const struct will *w, int level, const char *fmt, ...)
 
 /* ------------------------------------------------------------ members */
 
-/* Index of name, or -(insertion point)-1. */
 static const char *mem_name_at(const void *table, size_t i)
 {
 	const struct will *w = table;
