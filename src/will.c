@@ -171,6 +171,20 @@ struct wrec *will_rec_get(struct will *w, const char *owner)
 	return r;
 }
 
+/* A death has armed or released r: it is on its way to delivery. */
+static bool rec_busy(const struct wrec *r)
+{
+	return r->trig == T_ARMED || r->trig == T_RELEASED;
+}
+
+/* An entry point may change records: the kept deadline is stale if any
+ * record has one (see struct will). */
+static void records_may_change(struct will *w)
+{
+	if (w)
+		w->due_stale |= w->n_busy > 0;
+}
+
 static void rec_drop(struct will *w, struct wrec *r)
 {
 	for (size_t i = 0; i < w->n_rec; i++) {
@@ -512,7 +526,7 @@ static void accept_delivery(struct will *w, const char *owner, uint32_t inc, uin
 	struct wrec *r = will_rec_find(w, owner);
 	if (r && r->trig != T_NONE && r->death_inc <= inc) {
 		r->acked = true;
-		if (r->trig == T_ARMED || r->trig == T_RELEASED)
+		if (rec_busy(r))
 			r->trig = T_DONE;
 	}
 }
@@ -833,8 +847,7 @@ static void on_member(struct will *w, enum swim_member_event ev,
 void will_on_member(struct will *w, enum swim_member_event ev, const struct swim_member *m,
 		    int64_t now)
 {
-	if (w)
-		w->due_stale |= w->n_busy > 0; /* see struct will */
+	records_may_change(w);
 	if (!w || !m || !m->name[0])
 		return;
 	on_member(w, ev, m, now);
@@ -869,7 +882,7 @@ static void on_member(struct will *w, enum swim_member_event ev,
 		mem_remove(w, m->name);
 		struct wrec *r = will_rec_find(w, m->name);
 		/* Keep a will whose delivery is still in progress. */
-		if (r && !will_is_self(w, m->name) && r->trig != T_ARMED && r->trig != T_RELEASED) {
+		if (r && !will_is_self(w, m->name) && !rec_busy(r)) {
 			rec_drop(w, r);
 			r = NULL;
 		}
@@ -945,7 +958,7 @@ static void on_member(struct will *w, enum swim_member_event ev,
 		return;
 	if (!r)
 		r = will_rec_get(w, m->name); /* a version may still arrive by push-pull */
-	if (!r || r->trig == T_ARMED || r->trig == T_RELEASED)
+	if (!r || rec_busy(r))
 		return;
 	r->trig = T_ARMED;
 	w->n_busy++;
@@ -980,7 +993,7 @@ void will_tick(struct will *w, int64_t now)
 	size_t busy = 0;
 	w->stats.due_scans++;
 	for (size_t i = 0; i < w->n_rec; i++) {
-		busy += w->rec[i]->trig == T_ARMED || w->rec[i]->trig == T_RELEASED;
+		busy += rec_busy(w->rec[i]);
 		int64_t d = rec_due(w, w->rec[i]);
 		if (d < due)
 			due = d;
@@ -1026,8 +1039,7 @@ static int own_commit(struct will *w, struct wrec *r, const struct pver *v)
 int will_set(struct will *w, const char *recipient, const char *event, int64_t delay_ms,
 	     const uint8_t *payload, size_t len, int64_t now)
 {
-	if (w)
-		w->due_stale |= w->n_busy > 0; /* see struct will */
+	records_may_change(w);
 	(void)now;
 	bool to_member = recipient && recipient[0];
 	bool to_event = event && event[0];
@@ -1053,8 +1065,7 @@ int will_set(struct will *w, const char *recipient, const char *event, int64_t d
 
 int will_clear(struct will *w, int64_t now)
 {
-	if (w)
-		w->due_stale |= w->n_busy > 0; /* see struct will */
+	records_may_change(w);
 	(void)now;
 	if (!w || w->own_hi >= WILL_SEQ_MAX)
 		return WILL_EINVAL;
@@ -1197,7 +1208,7 @@ static bool apply_done(struct will *w, const struct pdone *d)
 	will_logf(w, 0, "will: %s's will (inc %u) %s by %s", d->owner, (unsigned)d->inc,
 		  d->kind == KIND_EVENT ? "published" : "delivered", d->by);
 	struct wrec *rr = will_rec_find(w, d->owner);
-	if (rr && (rr->trig == T_ARMED || rr->trig == T_RELEASED) && rr->death_inc <= d->inc) {
+	if (rr && rec_busy(rr) && rr->death_inc <= d->inc) {
 		rr->acked = true;
 		if (rr->trig == T_RELEASED)
 			rr->trig = T_DONE;
@@ -1250,8 +1261,7 @@ static int handle_due(struct will *w, const msgpack_object *o, int64_t now)
 
 int will_handle_msg(struct will *w, const uint8_t *p, size_t len, int64_t now)
 {
-	if (w)
-		w->due_stale |= w->n_busy > 0; /* see struct will */
+	records_may_change(w);
 	if (!w || !p || len < 2)
 		return WILL_EFORMAT;
 	w->stats.msgs_in++;
@@ -1276,8 +1286,7 @@ int will_handle_msg(struct will *w, const uint8_t *p, size_t len, int64_t now)
 int will_merge_state(struct will *w, uint8_t type, const uint8_t *p, size_t len, bool join,
 		     int64_t now)
 {
-	if (w)
-		w->due_stale |= w->n_busy > 0; /* see struct will */
+	records_may_change(w);
 	(void)join;
 	(void)now;
 	if (!w || (!p && len))
