@@ -52,6 +52,11 @@ jobs=${VIGIL_TEST_JOBS:-$((2 * ncpu))}
 times_file=build/.test-times
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vigil-run.XXXXXX") || exit 2
+# One list of the loopback ports handed out to every script of the run
+# (tests/interop/lib.sh free_port): scripts run side by side, and a port one
+# of them picked but has not bound yet looks free to the others.
+export VIGIL_PORT_REGISTRY="$tmp/ports"
+: >"$VIGIL_PORT_REGISTRY"
 # Whatever ends the runner, its children (and their process groups) go too.
 cleanup() {
     local p

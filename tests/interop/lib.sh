@@ -52,30 +52,37 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 # free_port: print one loopback port that is free for both TCP and UDP
-# (memberlist uses the same number for both) and not handed out before by
-# this script.  Picks below the ephemeral range so outgoing connections
-# cannot steal it.
+# (memberlist uses the same number for both) and not handed out before.
+# Picks below the ephemeral range so outgoing connections cannot steal it.
+# "Before" means by any script of the run when tests/run.sh runs several at
+# once (VIGIL_PORT_REGISTRY, one file for the run, appended under a lock):
+# a script holds a port unbound between picking it and starting the agent
+# on it, sometimes for a minute, and a script running beside it found that
+# port free and took it (test_rpc.sh's config-dir agent failed to bind in a
+# CI run).  Alone, a script keeps its own list.
 free_port() {
-    python3 - "$VIGIL_TMP/ports" <<'PY'
-import random, socket, sys
-used = set(open(sys.argv[1]).read().split())
-for _ in range(1000):
-    p = random.randrange(20000, 32000)
-    if str(p) in used:
-        continue
-    try:
-        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-            s = socket.socket(socket.AF_INET, kind)
-            try:
-                s.bind(("127.0.0.1", p))
-            finally:
-                s.close()
-    except OSError:
-        continue
-    with open(sys.argv[1], "a") as f:
-        f.write("%d\n" % p)
-    print(p)
-    sys.exit(0)
+    python3 - "${VIGIL_PORT_REGISTRY:-$VIGIL_TMP/ports}" <<'PY'
+import fcntl, random, socket, sys
+with open(sys.argv[1], "a+") as reg:
+    fcntl.flock(reg, fcntl.LOCK_EX)
+    reg.seek(0)
+    used = set(reg.read().split())
+    for _ in range(1000):
+        p = random.randrange(20000, 32000)
+        if str(p) in used:
+            continue
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                s = socket.socket(socket.AF_INET, kind)
+                try:
+                    s.bind(("127.0.0.1", p))
+                finally:
+                    s.close()
+        except OSError:
+            continue
+        reg.write("%d\n" % p)
+        print(p)
+        sys.exit(0)
 sys.exit("free_port: no free port found")
 PY
 }
@@ -168,7 +175,9 @@ not_ok() {
     _VIGIL_FAILS=$((_VIGIL_FAILS + 1))
     echo "not ok - $1"
     shift
-    [ $# -gt 0 ] && echo "# $*"
+    # every line of the diagnostic marked, so tests/run.sh's summary of a
+    # failure shows all of it (a log tail is several lines)
+    [ $# -gt 0 ] && printf '%s\n' "$*" | sed 's/^/# /'
     return 0
 }
 
