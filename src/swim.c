@@ -281,8 +281,10 @@ void set_state(struct swim *sw, struct member *m, enum swim_state st, int64_t no
 	if (st != m->state)
 		m->state_since = now;
 	m->state = st;
-	if (was_gone != now_gone)
+	if (was_gone != now_gone) {
 		addr_index_update(sw, m);
+		probe_ring_touch(&sw->ring);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -581,6 +583,12 @@ static int64_t clock_us(struct swim *sw, int64_t now)
 	return sw->hooks.clock_us ? sw->hooks.clock_us(sw->hooks.ctx) : now * 1000;
 }
 
+/* The clock all members share, for the probe schedule (probe_ring.h). */
+static int64_t shared_clock_ms(struct swim *sw, int64_t now)
+{
+	return sw->hooks.shared_clock_ms ? sw->hooks.shared_clock_ms(sw->hooks.ctx) : now;
+}
+
 /* A ping for `node` that tells the receiver where to send the ack. */
 static void fill_ping(const struct swim *sw, struct wire_msg *msg, uint32_t seq,
 		      struct wire_bytes node)
@@ -693,6 +701,10 @@ static void probe_start(struct swim *sw, int64_t now)
 	sw->last_probe_buddy = target != NULL;
 	if (!target)
 		target = take_hinted(sw);
+	if (!target) {
+		target = probe_ring_target(sw, now, shared_clock_ms(sw, now));
+		sw->stats.scheduled_probes += target != NULL;
+	}
 	for (size_t scanned = 0; !target && scanned <= sw->probe_n; scanned++) {
 		if (sw->probe_pos >= sw->probe_n)
 			reshuffle(sw);
@@ -1458,6 +1470,7 @@ void swim_free(struct swim *sw)
 	free(sw->views);
 	free(sw->members);
 	free(sw->probe_order);
+	probe_ring_free(&sw->ring);
 	free(sw->suspects);
 	free(sw->buddies);
 	free(sw->climbs);

@@ -109,6 +109,11 @@ struct swim_hooks {
 	/* Optional finer clock for those RTTs, in microseconds (loopback RTTs
 	 * are well under the millisecond of `now`); NULL: now * 1000. */
 	int64_t (*clock_us)(void *ctx);
+	/* Optional clock in milliseconds that all members share (the wall
+	 * clock), from which the probe schedule numbers its periods so that
+	 * each member is probed once a period (probe_ring.h); NULL: `now`,
+	 * which the simulator's members share. */
+	int64_t (*shared_clock_ms)(void *ctx);
 };
 
 /* Counters for metrics; only ever increase. */
@@ -124,6 +129,7 @@ struct swim_stats {
 	uint64_t unreachable_hints;  /* hints that moved a probe forward */
 	uint64_t tcp_pings;          /* TCP fallback pings sent */
 	uint64_t tcp_fallback_acks;  /* probes answered over TCP only (UDP lost or filtered) */
+	uint64_t scheduled_probes;   /* probes of the member the shared schedule named */
 };
 
 struct swim;

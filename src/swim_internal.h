@@ -24,6 +24,7 @@
 #include "awareness.h"
 #include "bcast_queue.h"
 #include "members.h"
+#include "probe_ring.h"
 #include "suspicion.h"
 #include "swim.h"
 
@@ -100,7 +101,8 @@ struct swim {
 	size_t n_suspects, cap_suspects;
 	struct buddy_time *buddies;
 	size_t n_buddies, cap_buddies;
-	uint32_t *probe_order;       /* shuffled ids, rebuilt per round */
+	struct probe_ring ring;      /* the shared probe schedule (probe_ring.h) */
+	uint32_t *probe_order;       /* shuffled ids, rebuilt per round: the fallback */
 	size_t probe_n, probe_pos, probe_cap;
 
 	/* current probe */

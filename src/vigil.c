@@ -154,6 +154,17 @@ static int64_t h_clock_us(void *ctx)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The wall clock: what members on different hosts share, so their probe
+ * schedules agree on the period (probe_ring.h; NTP keeps it within a few
+ * ms, well inside the probe interval). */
+static int64_t h_shared_clock_ms(void *ctx)
+{
+	(void)ctx;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void rejoin_next(struct vigil *v);
 
 static void h_on_user_msg(void *ctx, const uint8_t *p, size_t len)
@@ -699,6 +710,7 @@ int vigil_create(const struct vigil_config *cfg, vigil_t **out, char *err, size_
 		.merge_remote_state = h_merge_remote_state,
 		.join_result = h_join_result,
 		.log = layer_log,
+		.shared_clock_ms = h_shared_clock_ms,
 	};
 	if (!cfg->disable_coordinates) {
 		struct coord_config cc;

@@ -861,6 +861,62 @@ TEST(unreachable_hint_probes_at_once)
 	CHECK(sum_hinted + CRASHES * 500 < sum_plain);
 }
 
+/*
+ * A hung member (no ICMP: the process is stopped, not gone) is first
+ * suspected within three probe intervals of the hang: the shared schedule
+ * (probe_ring.h) gives it one prober each period, so it is probed in the
+ * period it hung or the next, and that probe fails a period later.  With
+ * private shuffles a member went unprobed for a period with probability
+ * ~0.37, for two with ~0.14, and among 40 hangs several waited longer
+ * (the SIGSTOP tail of issue 14).  The pause ends at the first suspicion
+ * and the member refutes it, so nobody is declared dead.
+ */
+static bool pred_all_healthy(struct sim *s, void *ctx)
+{
+	(void)ctx;
+	for (int i = 0; i < sim_node_count(s); i++)
+		if (swim_health(sim_swim(s, i)) != 0)
+			return false;
+	return true;
+}
+
+TEST(hung_member_is_probed_within_two_periods)
+{
+	enum { HANGS = 40 };
+	int n = scaled_n(32, 12);
+	struct sim *s = converged_cluster(seed(305), n, NULL);
+	REQUIRE(s != NULL);
+	sim_set_latency(s, 1, 5);
+	int64_t worst = 0, sum = 0;
+	int late = 0;
+	for (int k = 0; k < HANGS; k++) {
+		int victim = 1 + k % (n - 1);
+		/* hang at an arbitrary point of the period */
+		sim_run_for(s, 37 * k % 1000);
+		int64_t t0 = sim_now(s);
+		sim_pause(s, victim);
+		int64_t t = sim_run_until_pred(s, pred_anyone_suspects, &victim, 1, t0 + 30000);
+		REQUIRE(t >= 0);
+		sim_resume(s, victim);
+		REQUIRE(sim_run_until_pred(s, sim_pred_all_alive, NULL, 100, sim_now(s) + 30000) >= 0);
+		/* the resumed member's local health is raised (stall awareness):
+		 * its probes that fail take a scaled interval, by design
+		 * (Lifeguard); the next hang waits until it is healthy again */
+		REQUIRE(sim_run_until_pred(s, pred_all_healthy, NULL, 100, sim_now(s) + 60000) >= 0);
+		int64_t after = t - t0;
+		sum += after;
+		worst = after > worst ? after : worst;
+		late += after > 3 * 1000 + 50;
+	}
+	printf("# %d hangs in %d members: first suspicion after %" PRId64 " ms on average, "
+	       "%" PRId64 " ms at worst, %d later than three periods\n",
+	       HANGS, n, sum / HANGS, worst, late);
+	CHECK_EQ_INT(late, 0);
+	CHECK(total_stat(s, offsetof(struct swim_stats, scheduled_probes)) > 0);
+	CHECK_EQ_INT(deaths_since(s, 0, 0), 0);
+	sim_free(s);
+}
+
 /* Hints that name no live member, or come too often, change nothing. */
 TEST(unreachable_hint_ignored_unless_useful)
 {
@@ -1072,5 +1128,6 @@ TEST_MAIN(idle_member_sleeps_through_empty_gossip_rounds, sim_basics, sim_loss_r
 	  partition_heal, return_after_reap, return_before_reap, determinism,
 	  lossy_no_false_deaths, isolated_accuser, leave_does_not_spin,
 	  stale_suspicion_answered, slow_members_lifeguard_vs_plain,
-	  unreachable_hint_probes_at_once, unreachable_hint_ignored_unless_useful,
+	  unreachable_hint_probes_at_once, hung_member_is_probed_within_two_periods,
+	  unreachable_hint_ignored_unless_useful,
 	  unreachable_hint_follows_membership, unreachable_hints_forged_do_no_harm)
