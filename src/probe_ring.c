@@ -13,20 +13,24 @@
 
 struct keyed {
 	uint64_t key;
+	const char *name;
 	uint32_t id;
 };
 
+/*
+ * The ring's order: the name's hash (the same function everywhere, no
+ * per-process seed), so that every member sorts alike; two names with one
+ * hash (about once in 2^64 pairs) by name, so that the order still does
+ * not depend on who sorts.
+ */
 static int keyed_cmp(const void *a, const void *b)
 {
 	const struct keyed *x = a, *y = b;
-	return x->key < y->key ? -1 : x->key > y->key;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return strcmp(x->name, y->name);
 }
 
-/*
- * The ring's order: the name's hash (the same function everywhere, no
- * per-process seed), so that every member sorts alike.  Two names with one
- * hash are ordered by name below (keys tie about once in 2^64 pairs).
- */
 static bool ring_build(struct swim *sw, struct probe_ring *r)
 {
 	struct keyed *tmp = malloc((sw->n_alive ? sw->n_alive : 1) * sizeof *tmp);
@@ -35,36 +39,26 @@ static bool ring_build(struct swim *sw, struct probe_ring *r)
 	size_t n = 0;
 	for (size_t i = 0; i < sw->n_members && n < sw->n_alive; i++) {
 		struct member *m = member_at(sw, i);
-		if (!is_gone(m))
-			tmp[n++] = (struct keyed){ hash_name(member_name(m)), sw->members[i] };
-	}
-	qsort(tmp, n, sizeof *tmp, keyed_cmp);
-	for (size_t i = 1; i < n; i++) {
-		/* equal keys: by name, so the order still does not depend on
-		 * who sorts (insertion sort of the tie run; runs are length 1) */
-		for (size_t j = i; j > 0 && tmp[j].key == tmp[j - 1].key &&
-				   strcmp(member_name(member_of(sw, tmp[j].id)),
-					  member_name(member_of(sw, tmp[j - 1].id))) < 0;
-		     j--) {
-			struct keyed t = tmp[j];
-			tmp[j] = tmp[j - 1];
-			tmp[j - 1] = t;
+		if (!is_gone(m)) {
+			const char *name = member_name(m);
+			tmp[n++] = (struct keyed){ hash_name(name), name, sw->members[i] };
 		}
 	}
+	qsort(tmp, n, sizeof *tmp, keyed_cmp);
 	if (!reserve(&r->ids, &r->cap, n ? n : 1, sizeof *r->ids)) {
 		free(tmp);
 		return false;
 	}
-	uint32_t self_id = NO_ID;
+	bool self_found = false;
 	for (size_t i = 0; i < n; i++) {
 		r->ids[i] = tmp[i].id;
 		if (member_of(sw, tmp[i].id) == sw->self) {
-			self_id = tmp[i].id;
+			self_found = true;
 			r->self_pos = i;
 		}
 	}
 	free(tmp);
-	r->n = self_id == NO_ID ? 0 : n; /* we are live while we probe; if not, no ring */
+	r->n = self_found ? n : 0; /* we are live while we probe; if not, no ring */
 	return true;
 }
 

@@ -41,7 +41,7 @@ struct swim;
 struct member;
 
 struct probe_ring {
-	uint32_t *ids;       /* member ids sorted by ring_key() */
+	uint32_t *ids;       /* live member ids in ring order (probe_ring.c keyed_cmp) */
 	size_t n, cap;
 	size_t self_pos;     /* our position in ids */
 	bool dirty;          /* a member became live or gone since the build */

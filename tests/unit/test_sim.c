@@ -861,6 +861,15 @@ TEST(unreachable_hint_probes_at_once)
 	CHECK(sum_hinted + CRASHES * 500 < sum_plain);
 }
 
+static bool pred_all_healthy(struct sim *s, void *ctx)
+{
+	(void)ctx;
+	for (int i = 0; i < sim_node_count(s); i++)
+		if (swim_health(sim_swim(s, i)) != 0)
+			return false;
+	return true;
+}
+
 /*
  * A hung member (no ICMP: the process is stopped, not gone) is first
  * suspected within three probe intervals of the hang: the shared schedule
@@ -871,15 +880,6 @@ TEST(unreachable_hint_probes_at_once)
  * (the SIGSTOP tail of issue 14).  The pause ends at the first suspicion
  * and the member refutes it, so nobody is declared dead.
  */
-static bool pred_all_healthy(struct sim *s, void *ctx)
-{
-	(void)ctx;
-	for (int i = 0; i < sim_node_count(s); i++)
-		if (swim_health(sim_swim(s, i)) != 0)
-			return false;
-	return true;
-}
-
 TEST(hung_member_is_probed_within_two_periods)
 {
 	enum { HANGS = 40 };
